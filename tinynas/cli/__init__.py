@@ -1,0 +1,1 @@
+"""Command-line interface: thin click wrappers that parse, call one library function, print."""

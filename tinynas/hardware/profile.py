@@ -1,0 +1,95 @@
+"""``HardwareProfile``: what one board or device class offers, as plain typed data.
+
+Profiles are TOML files (``hardware_profiles/<id>.toml``); ``tinynas.hardware.loader``
+reads and validates them into this record. The budgets every other stage checks
+(``sram_budget_bytes``, ``flash_budget_bytes``, ``latency_target_ms``) are derived
+here, so the subtraction of what the runtime already takes happens in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("mcu", "mobile", "gpu")
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Per-op-type cycles per MAC plus a fixed per-operator overhead (MicroNets' linear model).
+
+    ``cycles_per_mac`` keys are TFLite builtin op names (``CONV_2D``,
+    ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED``) plus ``default`` for any other
+    op with MACs; ``cycles_per_element`` prices ops without MACs (ADD, pools,
+    MEAN, SOFTMAX, RESHAPE) per output element. ``source`` names where the
+    coefficients come from.
+    """
+
+    cycles_per_mac: dict[str, float]
+    cycles_per_element: dict[str, float]
+    op_overhead_cycles: float
+    invoke_overhead_cycles: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    baud: int = 115200
+    usb_ids: tuple[tuple[int, int], ...] = ()  # (vid, pid) pairs, for `--port auto`
+    reset: str = "none"  # "none" | "dtr" | "rts": how to reset the board before measuring
+    boot_wait_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Ecosystem:
+    """Board ids in each ecosystem; empty where the ecosystem does not support the board."""
+
+    default_template: str
+    platformio_board: str = ""
+    platformio_platform: str = ""
+    arduino_fqbn: str = ""
+    zephyr_board: str = ""
+    espidf_target: str = ""
+    pico_board: str = ""
+    cmake_cpu: str = ""  # -mcpu for plain CMake builds, e.g. "cortex-m4"
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    id: str
+    name: str
+    kind: str  # one of KINDS
+    core: str  # e.g. "cortex-m4f", "cortex-m7", "xtensa-lx7", "cortex-a72"
+    clock_hz: int
+    sram_bytes: int
+    flash_bytes: int
+    reserved_sram_bytes: int  # taken by firmware, stacks, heap, serial buffers
+    runtime_flash_bytes: int  # TFLM (or LiteRT) code plus the application
+    kernel_library: str  # "reference" | "cmsis-nn" | "esp-nn" | "xnnpack" | "gpu-delegate" ...
+    runtime: str  # "tflm" | "litert"
+    latency: LatencyModel
+    serial: SerialSettings
+    ecosystem: Ecosystem
+    latency_target_ms: float | None = None  # default latency budget for searches; None: no limit
+    fpu: bool = False
+    simd: str = ""  # "dsp", "helium", "pie", "neon", ...
+    notes: str = ""
+    source_path: str = ""  # the file it was read from (for messages)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sram_budget_bytes(self) -> int:
+        """SRAM left for the tensor arena once the firmware's share is taken."""
+        return self.sram_bytes - self.reserved_sram_bytes
+
+    @property
+    def flash_budget_bytes(self) -> int:
+        """Flash left for the model once the runtime's code is taken."""
+        return self.flash_bytes - self.runtime_flash_bytes
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["serial"]["usb_ids"] = [f"{vid:04x}:{pid:04x}" for vid, pid in self.serial.usb_ids]
+        data["sram_budget_bytes"] = self.sram_budget_bytes
+        data["flash_budget_bytes"] = self.flash_budget_bytes
+        return data

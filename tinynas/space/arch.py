@@ -1,0 +1,88 @@
+"""``Arch``: the frozen genotype every strategy, cache and journal line works on.
+
+An Arch is a space name plus the value of each of that space's decisions, in the
+order the space lists them. Its id is a short hash of its canonical JSON, so the
+same architecture has the same id on every machine and in every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from tinynas.errors import SpaceError
+
+Scalar = int | float | str | bool
+
+
+def _check_scalar(name: str, value: Any) -> Scalar:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise SpaceError(
+        f"decision {name!r} must be an int, float, str or bool, got {type(value).__name__} {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A point of a search space: ``space`` and ``decisions`` as (name, value) pairs."""
+
+    space: str
+    decisions: tuple[tuple[str, Scalar], ...]
+
+    @classmethod
+    def from_dict(cls, space: str, decisions: Mapping[str, Any]) -> "Arch":
+        return cls(space=space, decisions=tuple((k, _check_scalar(k, v)) for k, v in decisions.items()))
+
+    def __getitem__(self, name: str) -> Scalar:
+        for key, value in self.decisions:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def as_dict(self) -> dict[str, Scalar]:
+        return dict(self.decisions)
+
+    def replace(self, **changes: Scalar) -> "Arch":
+        """A copy with some decisions changed (names must exist)."""
+        values = self.as_dict()
+        for key, value in changes.items():
+            if key not in values:
+                raise SpaceError(f"arch of space {self.space!r} has no decision {key!r}")
+            values[key] = _check_scalar(key, value)
+        return Arch.from_dict(self.space, values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": self.space, "decisions": self.as_dict()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Arch":
+        if not isinstance(data, Mapping) or "space" not in data or "decisions" not in data:
+            raise SpaceError(
+                "an arch must be a JSON object with 'space' and 'decisions' "
+                f"(as printed by `tinynas space sample`), got {str(data)[:120]!r}"
+            )
+        decisions = data["decisions"]
+        if not isinstance(decisions, Mapping):
+            raise SpaceError(f"arch 'decisions' must be an object of name: value, got {decisions!r}")
+        return cls.from_dict(str(data["space"]), decisions)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        """12 hex digits of the SHA-1 of the canonical JSON: stable across machines and runs."""
+        return hashlib.sha1(self.canonical_json().encode()).hexdigest()[:12]
+
+    def __str__(self) -> str:
+        inner = ",".join(f"{k}={v}" for k, v in self.decisions)
+        return f"{self.space}({inner})"

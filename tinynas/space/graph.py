@@ -1,0 +1,263 @@
+"""The framework-free graph IR shared by spaces, the cost model, the Keras builder
+and the ``.tflite`` reader.
+
+A ``Graph`` mirrors one TFLite subgraph after conversion: tensors with shapes and
+dtypes (batch dimension included, always 1), and operators named by their TFLite
+builtin name (``CONV_2D``, ``DEPTHWISE_CONV_2D``, ...). Constant tensors
+(weights, biases, shape and axis operands) live in flash; the rest are
+activations that TFLite Micro plans into its arena. Because the IR is what the
+converter produces, the cost model can count exactly what TFLM allocates, and a
+``.tflite`` file read back gives the same kind of Graph.
+
+Op attributes (``Op.attrs``), by kind:
+  CONV_2D / DEPTHWISE_CONV_2D: kernel (kh, kw), stride (sh, sw), padding
+    ("same"|"valid"), activation (None|"relu"|"relu6"), batch_norm (bool: the
+    Keras model has a BatchNormalization that the converter folds);
+    DEPTHWISE_CONV_2D also depth_multiplier.
+  FULLY_CONNECTED: units, activation.
+  MAX_POOL_2D / AVERAGE_POOL_2D: pool (ph, pw), stride, padding.
+  MEAN: axes, keepdims.   RESHAPE: shape.   SOFTMAX: beta.
+  ADD: activation.   RELU / RELU6: nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from tinynas.errors import SpaceError
+
+DTYPE_BYTES: dict[str, int] = {
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "int16": 2,
+    "float16": 2,
+    "int32": 4,
+    "float32": 4,
+    "int64": 8,
+    "float64": 8,
+}
+
+ACTIVATIONS = (None, "relu", "relu6")
+
+
+@dataclass(slots=True)
+class Tensor:
+    """One tensor: ``constant`` ones are stored in the model (flash), others planned in the arena.
+
+    ``quant_channels`` is how many (scale, zero point) pairs its quantization
+    carries: 1 per tensor, the channel count for per-channel conv weights and
+    biases, 0 for unquantized tensors (int32 shape operands).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "int8"
+    constant: bool = False
+    quant_channels: int = 1
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * DTYPE_BYTES[self.dtype]
+
+
+@dataclass(slots=True)
+class Op:
+    """One operator, named by its TFLite builtin name; inputs/outputs are tensor names."""
+
+    kind: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Graph:
+    """Tensors by name, operators in execution order, and the graph's input/output tensors."""
+
+    tensors: dict[str, Tensor]
+    ops: list[Op]
+    inputs: list[str]
+    outputs: list[str]
+    name: str = "model"
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def activation_inputs(self, op: Op) -> list[Tensor]:
+        return [self.tensors[n] for n in op.inputs if n and not self.tensors[n].constant]
+
+    def constant_inputs(self, op: Op) -> list[Tensor]:
+        return [self.tensors[n] for n in op.inputs if n and self.tensors[n].constant]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.tensors[self.inputs[0]].shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.tensors[self.outputs[0]].shape
+
+    def op_kinds(self) -> list[str]:
+        """Distinct builtin op kinds in first-use order (what an op resolver must register)."""
+        seen: dict[str, None] = {}
+        for op in self.ops:
+            seen.setdefault(op.kind, None)
+        return list(seen)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """TFLite's output size rule for SAME and VALID padding."""
+    if padding == "same":
+        return -(-size // stride)
+    if padding == "valid":
+        out = (size - kernel) // stride + 1
+        if out < 1:
+            raise SpaceError(f"kernel {kernel} with VALID padding does not fit an input of size {size}")
+        return out
+    raise SpaceError(f"padding must be 'same' or 'valid', got {padding!r}")
+
+
+class GraphBuilder:
+    """Builds a Graph the way the TFLite converter would lay out a Keras model.
+
+    Spaces call these methods on an input tensor name and get the output tensor
+    name back; each call adds the operator and its constant operands (int8
+    weights with per-channel quantization, int32 biases) as the converter does.
+    """
+
+    def __init__(self, *, input_shape: Sequence[int], name: str = "model") -> None:
+        if any(int(d) < 1 for d in input_shape):
+            raise SpaceError(f"input shape must be positive, got {tuple(input_shape)}")
+        self.name = name
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+        self._count = 0
+        self.input = self._tensor("input", (1, *(int(d) for d in input_shape)))
+
+    # -- plumbing -------------------------------------------------------------
+    def _tensor(self, stem: str, shape: tuple[int, ...], **kw: Any) -> str:
+        name = f"{stem}_{self._count}" if stem != "input" else "input"
+        self._count += 1
+        self.tensors[name] = Tensor(name=name, shape=tuple(int(d) for d in shape), **kw)
+        return name
+
+    def _op(self, kind: str, inputs: Iterable[str], out_shape: tuple[int, ...], **attrs: Any) -> str:
+        out = self._tensor(kind.lower(), out_shape)
+        self.ops.append(Op(kind=kind, inputs=tuple(inputs), outputs=(out,), attrs=attrs))
+        return out
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.tensors[name].shape
+
+    @staticmethod
+    def _check_activation(activation: str | None) -> None:
+        if activation not in ACTIVATIONS:
+            raise SpaceError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+    # -- layers ---------------------------------------------------------------
+    def conv2d(
+        self,
+        x: str,
+        *,
+        filters: int,
+        kernel: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: str = "same",
+        activation: str | None = "relu6",
+        batch_norm: bool = True,
+    ) -> str:
+        self._check_activation(activation)
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        _, h, w, c = self.shape(x)
+        oh, ow = conv_output_size(h, kh, sh, padding), conv_output_size(w, kw, sw, padding)
+        wt = self._tensor("conv_w", (filters, kh, kw, c), constant=True, quant_channels=filters)
+        b = self._tensor("conv_b", (filters,), dtype="int32", constant=True, quant_channels=filters)
+        return self._op(
+            "CONV_2D", (x, wt, b), (1, oh, ow, filters),
+            kernel=(kh, kw), stride=(sh, sw), padding=padding, activation=activation, batch_norm=batch_norm,
+        )
+
+    def depthwise_conv2d(
+        self,
+        x: str,
+        *,
+        kernel: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: str = "same",
+        depth_multiplier: int = 1,
+        activation: str | None = "relu6",
+        batch_norm: bool = True,
+    ) -> str:
+        self._check_activation(activation)
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        _, h, w, c = self.shape(x)
+        oc = c * depth_multiplier
+        oh, ow = conv_output_size(h, kh, sh, padding), conv_output_size(w, kw, sw, padding)
+        wt = self._tensor("dw_w", (1, kh, kw, oc), constant=True, quant_channels=oc)
+        b = self._tensor("dw_b", (oc,), dtype="int32", constant=True, quant_channels=oc)
+        return self._op(
+            "DEPTHWISE_CONV_2D", (x, wt, b), (1, oh, ow, oc),
+            kernel=(kh, kw), stride=(sh, sw), padding=padding, depth_multiplier=depth_multiplier,
+            activation=activation, batch_norm=batch_norm,
+        )
+
+    def pool2d(
+        self, x: str, *, kind: str = "max", pool: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None, padding: str = "valid",
+    ) -> str:
+        ph, pw = (pool, pool) if isinstance(pool, int) else pool
+        stride = (ph, pw) if stride is None else stride
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        _, h, w, c = self.shape(x)
+        oh, ow = conv_output_size(h, ph, sh, padding), conv_output_size(w, pw, sw, padding)
+        op_kind = {"max": "MAX_POOL_2D", "avg": "AVERAGE_POOL_2D"}.get(kind)
+        if op_kind is None:
+            raise SpaceError(f"pool kind must be 'max' or 'avg', got {kind!r}")
+        return self._op(op_kind, (x,), (1, oh, ow, c), pool=(ph, pw), stride=(sh, sw), padding=padding)
+
+    def global_avg_pool(self, x: str) -> str:
+        """Keras GlobalAveragePooling2D: the converter emits MEAN over axes (1, 2)."""
+        _, _, _, c = self.shape(x)
+        axes = self._tensor("axes", (2,), dtype="int32", constant=True, quant_channels=0)
+        return self._op("MEAN", (x, axes), (1, c), axes=(1, 2), keepdims=False)
+
+    def reshape(self, x: str, shape: Sequence[int]) -> str:
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) != self.tensors[x].size:
+            raise SpaceError(f"cannot reshape {self.shape(x)} to {shape}")
+        target = self._tensor("shape", (len(shape),), dtype="int32", constant=True, quant_channels=0)
+        return self._op("RESHAPE", (x, target), shape, shape=shape)
+
+    def flatten(self, x: str) -> str:
+        return self.reshape(x, (1, self.tensors[x].size))
+
+    def fully_connected(self, x: str, *, units: int, activation: str | None = None) -> str:
+        self._check_activation(activation)
+        n_in = self.shape(x)[-1]
+        wt = self._tensor("fc_w", (units, n_in), constant=True, quant_channels=1)
+        b = self._tensor("fc_b", (units,), dtype="int32", constant=True, quant_channels=1)
+        return self._op("FULLY_CONNECTED", (x, wt, b), (1, units), units=units, activation=activation)
+
+    def add(self, a: str, b: str, *, activation: str | None = None) -> str:
+        self._check_activation(activation)
+        if self.shape(a) != self.shape(b):
+            raise SpaceError(f"ADD needs equal shapes, got {self.shape(a)} and {self.shape(b)}")
+        return self._op("ADD", (a, b), self.shape(a), activation=activation)
+
+    def relu(self, x: str, *, max_value: float | None = None) -> str:
+        return self._op("RELU6" if max_value == 6 else "RELU", (x,), self.shape(x))
+
+    def softmax(self, x: str, *, beta: float = 1.0) -> str:
+        return self._op("SOFTMAX", (x,), self.shape(x), beta=beta)
+
+    def build(self, *, outputs: Sequence[str]) -> Graph:
+        return Graph(tensors=self.tensors, ops=self.ops, inputs=[self.input], outputs=list(outputs), name=self.name)
