@@ -1,0 +1,40 @@
+"""Shared test settings: quiet, single-threaded TensorFlow, and where the shared benchmarks are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYNAS_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_benchmarks() -> Path:
+    path = SHARED / "benchmarks"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing: the shared benchmarks sit beside the checkout as ../shared")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mlperf_models(shared_benchmarks: Path) -> dict[str, Path]:
+    base = shared_benchmarks / "mlperf_tiny"
+    return {
+        "kws": base / "kws_ref_model.tflite",
+        "ic": base / "pretrainedResnet_quant.tflite",
+        "vww": base / "vww_96_int8.tflite",
+        "ad": base / "ad01_int8.tflite",
+    }
