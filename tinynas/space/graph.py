@@ -10,7 +10,7 @@ converter produces, the cost model can count exactly what TFLM allocates, and a
 ``.tflite`` file read back gives the same kind of Graph.
 
 Op attributes (``Op.attrs``), by kind:
-  CONV_2D / DEPTHWISE_CONV_2D: kernel (kh, kw), stride (sh, sw), padding
+  CONV_2D / DEPTHWISE_CONV_2D: filters (CONV_2D only), kernel (kh, kw), stride (sh, sw), padding
     ("same"|"valid"), activation (None|"relu"|"relu6"), batch_norm (bool: the
     Keras model has a BatchNormalization that the converter folds);
     DEPTHWISE_CONV_2D also depth_multiplier.
@@ -182,7 +182,8 @@ class GraphBuilder:
         b = self._tensor("conv_b", (filters,), dtype="int32", constant=True, quant_channels=filters)
         return self._op(
             "CONV_2D", (x, wt, b), (1, oh, ow, filters),
-            kernel=(kh, kw), stride=(sh, sw), padding=padding, activation=activation, batch_norm=batch_norm,
+            filters=filters, kernel=(kh, kw), stride=(sh, sw), padding=padding, activation=activation,
+            batch_norm=batch_norm,
         )
 
     def depthwise_conv2d(

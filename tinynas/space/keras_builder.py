@@ -1,0 +1,97 @@
+"""Turn a framework-free ``Graph`` into a trainable ``keras.Model``.
+
+Every op kind of ``space/graph.py`` maps to the Keras layers that the TFLite
+converter turns back into that op: Conv2D(+BatchNormalization)(+ReLU/ReLU6)
+becomes one CONV_2D with a fused activation, GlobalAveragePooling2D becomes
+MEAN, Flatten/Reshape becomes RESHAPE. So the int8 model of what this builds
+reads back as the same Graph, and the cost model's figures are the converter's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinynas.errors import SpaceError
+from tinynas.space.graph import Graph, Op
+
+
+def _activation(keras: Any, name: str | None, x: Any, layer_name: str) -> Any:
+    if name is None:
+        return x
+    if name == "relu":
+        return keras.layers.ReLU(name=f"{layer_name}_relu")(x)
+    if name == "relu6":
+        return keras.layers.ReLU(max_value=6.0, name=f"{layer_name}_relu6")(x)
+    raise SpaceError(f"op {layer_name}: unknown activation {name!r}")
+
+
+def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
+    layers = keras.layers
+    a = op.attrs
+    kind = op.kind
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        bn = bool(a.get("batch_norm", False))
+        if kind == "CONV_2D":
+            layer = layers.Conv2D(
+                filters=op_out_channels(op, a), kernel_size=tuple(a["kernel"]), strides=tuple(a["stride"]),
+                padding=a["padding"], use_bias=not bn, name=name,
+            )
+        else:
+            layer = layers.DepthwiseConv2D(
+                kernel_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding=a["padding"],
+                depth_multiplier=int(a.get("depth_multiplier", 1)), use_bias=not bn, name=name,
+            )
+        x = layer(args[0])
+        if bn:
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return _activation(keras, a.get("activation"), x, name)
+    if kind == "FULLY_CONNECTED":
+        x = layers.Dense(int(a["units"]), name=name)(args[0])
+        return _activation(keras, a.get("activation"), x, name)
+    if kind == "ADD":
+        x = layers.Add(name=name)(args)
+        return _activation(keras, a.get("activation"), x, name)
+    if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        cls = layers.MaxPooling2D if kind == "MAX_POOL_2D" else layers.AveragePooling2D
+        return cls(pool_size=tuple(a["pool"]), strides=tuple(a["stride"]), padding=a["padding"], name=name)(args[0])
+    if kind == "MEAN":
+        if tuple(a.get("axes", (1, 2))) != (1, 2) or a.get("keepdims", False):
+            raise SpaceError(f"op {name}: only MEAN over axes (1, 2) without keepdims is supported")
+        return layers.GlobalAveragePooling2D(name=name)(args[0])
+    if kind == "RESHAPE":
+        return layers.Reshape(tuple(a["shape"])[1:], name=name)(args[0])
+    if kind == "SOFTMAX":
+        return layers.Softmax(name=name)(args[0])
+    if kind == "RELU":
+        return layers.ReLU(name=name)(args[0])
+    if kind == "RELU6":
+        return layers.ReLU(max_value=6.0, name=name)(args[0])
+    raise SpaceError(f"the Keras builder cannot build op {kind!r} (tensor {name})")
+
+
+def op_out_channels(op: Op, attrs: dict[str, Any]) -> int:
+    if "filters" in attrs:
+        return int(attrs["filters"])
+    raise SpaceError(f"CONV_2D op producing {op.outputs[0]} lacks its 'filters' attribute")
+
+
+def build_keras_model(graph: Graph, *, seed: int | None = None) -> Any:
+    """A ``keras.Model`` computing ``graph`` in float32 (batch dimension left free).
+
+    ``seed`` makes weight initialisation reproducible. Raises SpaceError for an
+    op kind the builder does not know.
+    """
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    if len(graph.inputs) != 1:
+        raise SpaceError(f"graph {graph.name!r} must have one input, has {len(graph.inputs)}")
+    inp = keras.Input(shape=graph.input_shape[1:], name="input", dtype="float32")
+    values: dict[str, Any] = {graph.inputs[0]: inp}
+    for op in graph.ops:
+        args = [values[n] for n in op.inputs if n and not graph.tensors[n].constant]
+        out = _apply(keras, op, args, op.outputs[0])
+        values[op.outputs[0]] = out
+    outputs = [values[n] for n in graph.outputs]
+    return keras.Model(inputs=inp, outputs=outputs[0] if len(outputs) == 1 else outputs, name=graph.name)
