@@ -8,8 +8,10 @@ here, so the subtraction of what the runtime already takes happens in one place.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from tinynas.errors import ProfileError
 
 KINDS = ("mcu", "mobile", "gpu")
 
@@ -30,6 +32,24 @@ class LatencyModel:
     op_overhead_cycles: float
     invoke_overhead_cycles: float = 0.0
     source: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "LatencyModel":
+        """The inverse of ``to_json`` (no range checks: TOML files go through the loader)."""
+        try:
+            return cls(
+                cycles_per_mac={str(k): float(v) for k, v in data["cycles_per_mac"].items()},
+                cycles_per_element={str(k): float(v) for k, v in data["cycles_per_element"].items()},
+                op_overhead_cycles=float(data["op_overhead_cycles"]),
+                invoke_overhead_cycles=float(data.get("invoke_overhead_cycles", 0.0)),
+                source=str(data.get("source", "")),
+            )
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
+            raise ProfileError(f"a latency model needs cycles_per_mac, cycles_per_element and "
+                               f"op_overhead_cycles as numbers: {exc!r} in {str(dict(data))[:160]}") from None
 
 
 @dataclass(frozen=True)
@@ -93,3 +113,22 @@ class HardwareProfile:
         data["sram_budget_bytes"] = self.sram_budget_bytes
         data["flash_budget_bytes"] = self.flash_budget_bytes
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "HardwareProfile":
+        """The inverse of ``to_json`` (for run directories that store the resolved profile)."""
+        try:
+            values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+            serial = dict(data["serial"])
+            serial["usb_ids"] = tuple(
+                (int(a, 16), int(b, 16)) for a, b in (str(u).split(":") for u in serial.get("usb_ids", ()))
+            )
+            values["serial"] = SerialSettings(**serial)
+            values["ecosystem"] = Ecosystem(**data["ecosystem"])
+            values["latency"] = LatencyModel.from_json(data["latency"])
+            values["extra"] = dict(data.get("extra", {}))
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(
+                f"not a hardware profile as written by HardwareProfile.to_json(): {exc!r}"
+            ) from None

@@ -1,1 +1,35 @@
-"""tinynas.measure"""
+"""Measurement on real boards: the serial protocol, port discovery, the latency runner, a board
+emulator, flashing, and calibration of a board's latency model from what was measured.
+
+The pipeline's last stage: after ``tinynas.deploy`` writes a firmware project,
+``flash_project`` puts it on the board, ``measure_latency`` measures it over
+serial (docs/protocol.md), and ``calibrate`` feeds the figures back into the
+profile's latency model that the cost model uses.
+"""
+
+from tinynas.measure.calibrate import CalibrationResult, calibrate, graph_features, model_features
+from tinynas.measure.emulator import BoardEmulator, Fault
+from tinynas.measure.flash import FlashResult, flash_project
+from tinynas.measure.ports import find_port, open_port
+from tinynas.measure.protocol import DeviceClient, DeviceInfo, InferResult
+from tinynas.measure.runner import LatencyReport, MeasurementFailed, WindowResult, measure_latency
+
+__all__ = [
+    "BoardEmulator",
+    "CalibrationResult",
+    "DeviceClient",
+    "DeviceInfo",
+    "Fault",
+    "FlashResult",
+    "InferResult",
+    "LatencyReport",
+    "MeasurementFailed",
+    "WindowResult",
+    "calibrate",
+    "find_port",
+    "flash_project",
+    "graph_features",
+    "measure_latency",
+    "model_features",
+    "open_port",
+]

@@ -1,1 +1,14 @@
-"""tinynas.proxies"""
+"""Zero-cost proxies: score an untrained architecture in one forward/backward pass.
+
+They sit between the cost model and the search: the prefilter drops what does
+not fit, ranks the rest with these scores and hands the top K to a strategy.
+"""
+
+from tinynas.proxies.net import Batch, GraphNet
+from tinynas.proxies.registry import ProxyInput, ProxySpec, get_proxy, proxy_names, register_proxy
+from tinynas.proxies.score import compute_proxy, score_arch, score_graph
+
+__all__ = [
+    "Batch", "GraphNet", "ProxyInput", "ProxySpec", "compute_proxy", "get_proxy", "proxy_names",
+    "register_proxy", "score_arch", "score_graph",
+]

@@ -18,6 +18,8 @@ Op attributes (``Op.attrs``), by kind:
   MAX_POOL_2D / AVERAGE_POOL_2D: pool (ph, pw), stride, padding.
   MEAN: axes, keepdims.   RESHAPE: shape.   SOFTMAX: beta.
   ADD: activation.   RELU / RELU6: nothing.
+  MUL: factor (a constant scalar operand; NAS-Bench-201 uses factor 0 for a cell whose
+    output node receives no edge, the 'none' op of the paper).
 """
 
 from __future__ import annotations
@@ -244,8 +246,9 @@ class GraphBuilder:
     def fully_connected(self, x: str, *, units: int, activation: str | None = None) -> str:
         self._check_activation(activation)
         n_in = self.shape(x)[-1]
-        wt = self._tensor("fc_w", (units, n_in), constant=True, quant_channels=1)
-        b = self._tensor("fc_b", (units,), dtype="int32", constant=True, quant_channels=1)
+        # The TF 2.21 converter quantizes FULLY_CONNECTED weights per output channel.
+        wt = self._tensor("fc_w", (units, n_in), constant=True, quant_channels=units)
+        b = self._tensor("fc_b", (units,), dtype="int32", constant=True, quant_channels=units)
         return self._op("FULLY_CONNECTED", (x, wt, b), (1, units), units=units, activation=activation)
 
     def add(self, a: str, b: str, *, activation: str | None = None) -> str:
@@ -253,6 +256,11 @@ class GraphBuilder:
         if self.shape(a) != self.shape(b):
             raise SpaceError(f"ADD needs equal shapes, got {self.shape(a)} and {self.shape(b)}")
         return self._op("ADD", (a, b), self.shape(a), activation=activation)
+
+    def scale(self, x: str, *, factor: float) -> str:
+        """Multiply by a constant scalar: TFLite MUL with a one-element constant operand."""
+        k = self._tensor("mul_k", (1,), constant=True, quant_channels=1)
+        return self._op("MUL", (x, k), self.shape(x), factor=float(factor))
 
     def relu(self, x: str, *, max_value: float | None = None) -> str:
         return self._op("RELU6" if max_value == 6 else "RELU", (x,), self.shape(x))

@@ -62,6 +62,9 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
         return layers.Reshape(tuple(a["shape"])[1:], name=name)(args[0])
     if kind == "SOFTMAX":
         return layers.Softmax(name=name)(args[0])
+    if kind == "MUL":
+        # Rescaling(scale) converts to one MUL by a constant scalar.
+        return layers.Rescaling(scale=float(a["factor"]), name=name)(args[0])
     if kind == "RELU":
         return layers.ReLU(name=name)(args[0])
     if kind == "RELU6":

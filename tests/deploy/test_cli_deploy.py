@@ -1,0 +1,86 @@
+"""``tinynas deploy`` on the command line: .keras and .tflite, --json, and errors as exit code 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from _deploy_support import digits_int8, float_only_tflite, trained_digits_keras
+from tinynas.cli.main import cli
+
+
+def _tinynas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "tinynas.cli.main", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_cli_deploy_keras_json(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(trained_digits_keras()), "--profile", "nucleo-l4r5zi",
+                                      "--dataset", "digits", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)
+    assert m == json.loads((out / "metrics.json").read_text())
+    assert m["profile_id"] == "nucleo-l4r5zi" and m["fits"] is True
+    assert abs(m["float_accuracy"] - m["int8_accuracy"]) <= 0.01
+    for name in ("model_int8.tflite", "model_data.h", "model_data.cc", "op_resolver.h"):
+        assert (out / name).is_file()
+    assert (out / "firmware" / m["template"]).is_dir()
+
+
+def test_cli_deploy_tflite_human_output(tmp_path):
+    src = tmp_path / "model.tflite"
+    src.write_bytes(digits_int8())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nucleo-l4r5zi", "--dataset", "digits",
+                                      "--out", str(out), "--template", "cmake-cortexm"])
+    assert result.exit_code == 0, result.output
+    assert "int8 in TFLite Micro" in result.output and "float n/a" in result.output
+    assert (out / "firmware" / "cmake-cortexm").is_dir()
+
+
+def test_cli_errors_exit_1_with_a_message(tmp_path):
+    """Through the real entry point: one line naming the file and the fix, exit code 1, nothing written."""
+    src = tmp_path / "float.tflite"
+    src.write_bytes(float_only_tflite())
+    proc = _tinynas("deploy", str(src), "--profile", "nucleo-l4r5zi", "--dataset", "digits", "--out", "out",
+                    cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "float.tflite" in proc.stderr and "int8" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_does_not_fit_on_a_tiny_board(tmp_path):
+    """A model whose weights (64 KiB) exceed the L010RB's 48 KiB flash budget: files written, exit 1, budgets listed."""
+    import keras
+
+    from tinynas.deploy.quantize import quantize_int8
+    from _deploy_support import digits
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inp)
+    x = keras.layers.Dense(1024, activation="relu")(x)
+    out_layer = keras.layers.Dense(10, activation="softmax")(x)
+    big = quantize_int8(keras.Model(inp, out_layer), representative=digits().x_train[:100])
+    src = tmp_path / "big.tflite"
+    src.write_bytes(big)
+    proc = _tinynas("deploy", str(src), "--profile", "nucleo-l010rb", "--dataset", "digits", "--out", "out",
+                    "--json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    m = json.loads(proc.stdout)
+    assert m["fits"] is False and m["flash_bytes"] == len(big) and m["flash_budget_bytes"] == 49_152
+    assert "does not fit nucleo-l010rb" in proc.stderr
+    assert f"need {len(big):,} B" in proc.stderr and "budget 49,152 B (48.0 KiB)" in proc.stderr
+    assert f"over by {len(big) - 49_152:,} B" in proc.stderr
+    assert str((tmp_path / "out").resolve()) in proc.stderr
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["fits"] is False

@@ -1,0 +1,160 @@
+"""tinynas.deploy.deployer: the whole deploy of a trained model, its outputs and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _deploy_support import digits, digits_int8, float_only_tflite, make_profile, small_cnn, trained_digits_keras
+from tinynas.deploy.arena import measure_arena_bytes
+from tinynas.deploy.deployer import DeployResult, deploy
+from tinynas.deploy.interpreter import int8_accuracy
+from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_deploy_keras_writes_a_complete_validated_build(tmp_path):
+    out = tmp_path / "deploy"
+    result = deploy(model_path=trained_digits_keras(), profile=make_profile(), dataset=digits(), out_dir=out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m == result.metrics
+    for name in ("model_int8.tflite", "model_data.h", "model_data.cc", "op_resolver.h", "metrics.json"):
+        assert (out / name).is_file(), name
+    project = out / "firmware" / "cmake-cortexm"
+    assert m["template"] == "cmake-cortexm" and (project / "CMakeLists.txt").is_file()
+    assert set(m["files"]) == {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    model_bytes = (out / "model_int8.tflite").read_bytes()
+    # The issue's bar: int8 in TFLM within 1 point of float; the arena is the interpreter's own figure.
+    assert m["float_accuracy"] > 0.9
+    assert abs(m["float_accuracy"] - m["int8_accuracy"]) <= 0.01
+    assert m["int8_accuracy"] == int8_accuracy(model_bytes, x=digits().x_test, y=digits().y_test)
+    assert m["arena_bytes"] == measure_arena_bytes(model_bytes)
+    assert m["flash_bytes"] == len(model_bytes)
+    assert m["fits"] is True and m["qat"]["applied"] is False
+    assert m["dataset"]["fingerprint"] == digits().fingerprint
+    assert f"{m['model_id']}" in (out / "model_data.h").read_text() + (out / "model_data.cc").read_text()
+    assert _listing(tmp_path) == sorted(["deploy", *(f"deploy/{p}" for p in _listing(out))])
+    assert DeployResult.load(out).metrics == m
+
+
+def test_deploy_int8_tflite_as_it_is(tmp_path):
+    src = tmp_path / "model_int8.tflite"
+    src.write_bytes(digits_int8())
+    out = tmp_path / "out"
+    result = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    m = result.metrics
+    assert (out / "model_int8.tflite").read_bytes() == digits_int8()
+    assert m["float_accuracy"] is None and m["source"]["format"] == "tflite"
+    assert m["int8_accuracy"] > 0.85 and m["template"] is None
+    assert not (out / "firmware").exists()
+    with pytest.raises(DeployError, match="--qat needs the float .keras model"):
+        deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "o2", qat=True)
+    assert not (tmp_path / "o2").exists()
+
+
+def test_bad_model_files_are_refused_and_leave_nothing(tmp_path):
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(digits_int8()[:1000])
+    floaty = tmp_path / "float.tflite"
+    floaty.write_bytes(float_only_tflite())
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    before = _listing(tmp_path)
+    with pytest.raises(ModelFileError, match="corrupt.tflite"):
+        deploy(model_path=corrupt, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "a")
+    with pytest.raises(ModelFileError, match=r"float.tflite: input is float32.*pass the .keras model"):
+        deploy(model_path=floaty, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "b")
+    with pytest.raises(ModelFileError, match="junk.keras: cannot load"):
+        deploy(model_path=junk, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "c")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        deploy(model_path=tmp_path / "missing.keras", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "d")
+    assert _listing(tmp_path) == before
+
+
+def test_shape_and_class_mismatches_are_refused(tmp_path):
+    from tinynas.data import load_dataset
+
+    src = tmp_path / "m.tflite"
+    src.write_bytes(digits_int8())
+    rgb = load_dataset("synthetic-image", image_size=8, channels=3, num_classes=10, num_samples=100)
+    with pytest.raises(DeployError, match=r"model's input is \(8, 8, 1\).*\(8, 8, 3\).*trained on"):
+        deploy(model_path=src, profile=make_profile(), dataset=rgb, out_dir=tmp_path / "a")
+    four = load_dataset("synthetic-image", image_size=8, channels=1, num_classes=4, num_samples=100)
+    with pytest.raises(DeployError, match="10 outputs but dataset 'synthetic-image' has 4 classes"):
+        deploy(model_path=src, profile=make_profile(), dataset=four, out_dir=tmp_path / "b")
+    assert _listing(tmp_path) == ["m.tflite"]
+
+
+def test_images_are_resized_to_the_model_input(tmp_path):
+    """A model built for 12x12 deploys on 8x8 digits: inputs are resized as the trainer does."""
+    model = small_cnn((12, 12, 1))
+    path = tmp_path / "m12.keras"
+    model.save(path)
+    result = deploy(model_path=path, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "o",
+                    qat=False, firmware=False)
+    m = result.metrics
+    assert m["dataset"]["model_input_shape"] == [12, 12, 1] and m["dataset"]["adapted_to_model"]
+    assert m["num_test_samples"] == len(digits().y_test)
+
+
+def test_existing_output_folder(tmp_path):
+    src = tmp_path / "m.tflite"
+    src.write_bytes(digits_int8())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(DeployError, match=r"out .*out already exists and holds other files \(notes.txt\).*"
+                                          r"choose another --out or remove it"):
+        deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    assert _listing(out) == ["notes.txt"]
+    # An empty folder is fine, and a second deploy of the same model replaces the first.
+    (out / "notes.txt").unlink()
+    first = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    again = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    assert again.metrics["int8_sha256"] == first.metrics["int8_sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite", "out"]
+    # ... but another model may not overwrite it.
+    other = tmp_path / "other.tflite"
+    other.write_bytes(digits_int8() + b"\0" * 16)
+    with pytest.raises(DeployError, match="not a deploy of this model"):
+        deploy(model_path=other, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    assert DeployResult.load(out).metrics == first.metrics
+
+
+def test_does_not_fit_writes_metrics_and_raises(tmp_path):
+    src = tmp_path / "m.tflite"
+    src.write_bytes(digits_int8())
+    arena = measure_arena_bytes(digits_int8())
+    small = make_profile(id="small-board", sram_bytes=arena + 4096 - 100, reserved_sram_bytes=4096)
+    out = tmp_path / "out"
+    with pytest.raises(DoesNotFitError) as info:
+        deploy(model_path=src, profile=small, dataset=digits(), out_dir=out)
+    msg = str(info.value)
+    assert "small-board" in msg and f"need {arena:,} B" in msg and "over by 100 B (0.1 KiB)" in msg
+    assert str(out) in msg
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fits"] is False and m["arena_bytes"] == arena
+    assert [c["fits"] for c in m["validation"]["checks"]] == [False, True]
+    assert (out / "firmware" / "cmake-cortexm").is_dir()
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path):
+    """The int8 model and C sources are already written when firmware generation fails: all are removed."""
+    src = tmp_path / "m.tflite"
+    src.write_bytes(digits_int8())
+    with pytest.raises(DeployError, match="unknown firmware template 'no-such-template'"):
+        deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "out",
+               template="no-such-template")
+    assert _listing(tmp_path) == ["m.tflite"]
+
+
+def test_invalid_qat_value(tmp_path):
+    with pytest.raises(DeployError, match="qat must be"):
+        deploy(model_path=tmp_path / "x.keras", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "o",
+               qat="yes")  # type: ignore[arg-type]

@@ -1,0 +1,76 @@
+"""tinynas.deploy.qat: fake-quant fine-tuning recovers accuracy that int8 PTQ loses.
+
+The case is built on purpose: a trained digits model whose last Dense layer gets
+a few huge weights on a dead hidden unit. The float model does not change (the
+unit is always 0), but the int8 weight scale of that layer becomes so coarse that
+PTQ rounds most of its weights to 0 or +-1 step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _deploy_support import digits, float_accuracy, make_profile, trained_digits_keras
+
+
+def _outlier_model():
+    import keras
+
+    model = keras.saving.load_model(trained_digits_keras())
+    hidden, last = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    # The least used hidden unit is switched off, so the float model barely changes.
+    acts = np.asarray(keras.Model(model.inputs, hidden.output)(digits().x_train))
+    unit = int(np.argmin(np.abs(acts).mean(axis=0) * np.abs(last.get_weights()[0]).sum(axis=1)))
+    k, b = hidden.get_weights()
+    k[:, unit], b[unit] = 0.0, -1.0  # the unit is dead: its ReLU always gives 0
+    hidden.set_weights([k, b])
+    k, b = last.get_weights()
+    k[unit, :] = np.where(np.arange(k.shape[1]) % 2 == 0, 60.0, -60.0)  # huge weights that never act in float
+    last.set_weights([k, b])
+    return model
+
+
+def test_qat_model_simulates_int8():
+    """The fake-quant model predicts what the int8 model in TFLM predicts (same argmax on nearly all samples)."""
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.deploy.qat import build_qat_model
+    from tinynas.deploy.quantize import quantize_int8
+
+    import keras
+
+    ds = digits()
+    model = keras.saving.load_model(trained_digits_keras())
+    qat_model, fqs = build_qat_model(model)
+    # input, conv1 (after BN+ReLU6), pool, conv2, flatten, dense 32, dense 10: BN and ReLU are fused away
+    assert len(fqs) == 7
+    for fq in fqs:
+        fq.calibrating = True
+    qat_model(ds.x_train[:200], training=False)
+    for fq in fqs:
+        fq.calibrating = False
+    sim = np.asarray(qat_model(ds.x_test, training=False)).argmax(axis=1)
+    tflm = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200])).predict_int8(ds.x_test).argmax(axis=1)
+    assert np.mean(sim == tflm) > 0.97
+
+
+@pytest.mark.slow
+def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
+    """deploy(qat="auto") sees PTQ lose > 1 point, runs QAT, and keeps the better int8 model."""
+    from tinynas.deploy.deployer import deploy
+
+    ds = digits()
+    model = _outlier_model()
+    path = tmp_path / "outlier.keras"
+    model.save(path)
+    result = deploy(model_path=path, profile=make_profile(), dataset=ds, out_dir=tmp_path / "out", qat="auto",
+                    firmware=False)
+    m = result.metrics
+    ptq, qat = m["qat"]["ptq_int8_accuracy"], m["qat"]["qat_int8_accuracy"]
+    print(f"outlier case: float {m['float_accuracy']:.4f}, PTQ int8 {ptq:.4f}, QAT int8 {qat:.4f}")
+    assert m["float_accuracy"] == pytest.approx(float_accuracy(model, ds.x_test, ds.y_test))
+    assert m["float_accuracy"] - ptq > 0.01  # the case really is one where PTQ loses accuracy
+    assert m["qat"]["applied"] and m["qat"]["used"]
+    assert qat > ptq + 0.03
+    assert m["int8_accuracy"] == qat
+    assert m["float_accuracy"] - qat < m["float_accuracy"] - ptq

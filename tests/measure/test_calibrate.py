@@ -1,0 +1,110 @@
+"""tinynas/measure/calibrate.py: recovering known latency coefficients from synthetic measurements,
+held-out error before and after, and the overlay that load_profile (and so the cost model) applies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinynas.errors import MeasureError
+from tinynas.measure.calibrate import calibrate, graph_features, predict_ms
+from tinynas.measure.runner import LatencyReport, WindowResult
+from tinynas.space.graph import GraphBuilder
+
+TRUTH = dict(
+    cycles_per_mac={"default": 4.0, "CONV_2D": 2.2, "DEPTHWISE_CONV_2D": 6.5, "FULLY_CONNECTED": 3.1},
+    cycles_per_element={"default": 1.5, "MEAN": 4.0, "SOFTMAX": 30.0, "MAX_POOL_2D": 2.5},
+    op_overhead_cycles=4500.0, invoke_overhead_cycles=20000.0,
+)
+
+
+def random_graph(rng: np.random.Generator, index: int):
+    """A small CNN with a random mix of the ops the models of a search space use."""
+    size = int(rng.choice([16, 24, 32, 48]))
+    b = GraphBuilder(input_shape=(size, size, int(rng.choice([1, 3]))), name=f"g{index}")
+    x = b.conv2d(b.input, filters=int(rng.choice([4, 8, 16])), kernel=3, stride=int(rng.choice([1, 2])))
+    for _ in range(int(rng.integers(0, 4))):
+        if rng.random() < 0.5:
+            x = b.depthwise_conv2d(x, kernel=int(rng.choice([3, 5])))
+        x = b.conv2d(x, filters=int(rng.choice([8, 16, 32])), kernel=int(rng.choice([1, 3])))
+        if rng.random() < 0.4 and b.shape(x)[1] >= 4:
+            x = b.pool2d(x, kind="max")
+    x = b.global_avg_pool(x)
+    for _ in range(int(rng.integers(1, 3))):
+        x = b.fully_connected(x, units=int(rng.choice([10, 32, 64])))
+    return b.build(outputs=[b.softmax(x)])
+
+
+def write_measurements(folder: Path, latency, *, clock_hz: int, count: int, seed: int = 0, noise: float = 0.0):
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        feats = graph_features(random_graph(rng, i))
+        ms = predict_ms(feats, latency, clock_hz=clock_hz) * (1 + noise * rng.standard_normal())
+        n = 200
+        windows = tuple(WindowResult(index=w, inferences=n, elapsed_us=round(ms * 1000 * n)) for w in range(5))
+        report = LatencyReport(port="/dev/ttyACM0", device={"name": "tinynas"}, profile_id="testboard",
+                               model_path=f"g{i}.tflite", model_sha1=None, windows=windows, inferences_per_window=n,
+                               warmup=1, min_window_s=1.0, upload_retries=0, upload_checked_by_crc=True,
+                               arena_used_bytes=1000, output_max_diff_int8=0, predicted_latency_ms=None,
+                               features=feats)
+        paths.append(report.save(folder / f"m{i}" / "measure" / "latency.json"))
+    return paths
+
+
+def test_recovers_known_coefficients_and_lowers_held_out_error(profile, profile_env, tmp_path):
+    truth = replace(profile.latency, **TRUTH)
+    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=40)
+    result = calibrate(profile="testboard", measurements=paths)
+    got = result.coefficients
+    # Every coefficient that carries more than ~1 % of the cycles (SOFTMAX over 10-64 outputs does not).
+    for key, want in [("macs:CONV_2D", 2.2), ("macs:DEPTHWISE_CONV_2D", 6.5), ("macs:FULLY_CONNECTED", 3.1),
+                      ("ops", 4500.0), ("elements:MAX_POOL_2D", 2.5),
+                      ("invokes", 20000.0)]:
+        assert got[key] == pytest.approx(want, rel=0.03), key
+    assert result.error_after_pct < 1.0 < result.error_before_pct
+    assert result.held_out == "5-fold cross-validation"
+    # The overlay is what load_profile now gives, so the cost model uses it.
+    from tinynas.hardware import load_profile
+
+    calibrated = load_profile("testboard")
+    assert Path(result.overlay_path).is_file()
+    assert calibrated.latency.cycles_per_mac["CONV_2D"] == pytest.approx(got["macs:CONV_2D"])
+    assert calibrated.latency.op_overhead_cycles == pytest.approx(got["ops"])
+    assert json.loads(json.dumps(result.to_json()))["measurements"] == 40
+
+
+def test_noisy_measurements_still_help(profile, profile_env, tmp_path):
+    truth = replace(profile.latency, **TRUTH)
+    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=25, seed=1, noise=0.03)
+    result = calibrate(profile=profile, measurements=paths, save=False)
+    assert result.overlay_path is None
+    assert result.error_after_pct < result.error_before_pct / 3
+    assert result.coefficients["macs:CONV_2D"] == pytest.approx(2.2, rel=0.1)
+
+
+def test_one_measurement_keeps_the_rest_of_the_model(profile, profile_env, tmp_path):
+    truth = replace(profile.latency, **TRUTH)
+    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=1)
+    result = calibrate(profile=profile, measurements=paths, save=False)
+    assert result.error_after_pct is None and "one measurement" in result.held_out
+    # Kinds the measurement never ran keep the profile's values.
+    assert result.latency["cycles_per_element"]["default"] == profile.latency.cycles_per_element["default"]
+
+
+def test_bad_measurement_files(profile, profile_env, tmp_path):
+    with pytest.raises(MeasureError, match="no such measurement file"):
+        calibrate(profile=profile, measurements=[tmp_path / "missing.json"], save=False)
+    report = LatencyReport(port="p", device={}, profile_id=None, model_path=str(tmp_path / "gone.tflite"),
+                           model_sha1=None, windows=(WindowResult(0, 1, 100),), inferences_per_window=1, warmup=0,
+                           min_window_s=0, upload_retries=0, upload_checked_by_crc=False, arena_used_bytes=None,
+                           output_max_diff_int8=None, predicted_latency_ms=None, features=None)
+    path = report.save(tmp_path / "nofeatures.json")
+    with pytest.raises(MeasureError, match=r"nofeatures.json: has no per-op features.*--model"):
+        calibrate(profile=profile, measurements=[path], save=False)
+    with pytest.raises(MeasureError, match="at least one measurement"):
+        calibrate(profile=profile, measurements=[], save=False)

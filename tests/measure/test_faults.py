@@ -1,0 +1,64 @@
+"""The emulator's faults against the measurement code: retries for a garbling link, clear
+errors (and kept partial windows) for a hang, a disconnect or a reboot; nothing blocks forever."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _measure_support import FAST
+from tinynas.errors import MeasureError
+from tinynas.measure.emulator import Fault
+from tinynas.measure.runner import MeasurementFailed, measure_latency, report_path
+
+
+@pytest.mark.parametrize("fault", ["garble", "drop", "garble:1"])
+@pytest.mark.timeout(60)
+def test_garbled_or_dropped_uploads_are_retried(emulator, kws_path, fault):
+    emu = emulator(faults=[fault])
+    report = measure_latency(port=emu.port, model=kws_path, **{**FAST, "timeout_s": 0.5})
+    assert report.complete
+    assert report.upload_retries == int(Fault.parse(fault).value)
+    # The retried upload is the input the device ran: its outputs match the host interpreter's.
+    assert report.output_max_diff_int8 == 0
+
+
+@pytest.mark.timeout(60)
+def test_valid_hex_garble_is_caught_by_the_crc(emulator, kws_path):
+    # garble:1 changes one hex digit into another one: only `db crc%` can see it.
+    emu = emulator(faults=["garble:1"])
+    report = measure_latency(port=emu.port, model=kws_path, **FAST)
+    assert report.upload_retries == 1 and report.upload_checked_by_crc
+
+
+@pytest.mark.timeout(60)
+def test_slow_link_still_measures(emulator, kws_path):
+    emu = emulator(faults=["slow:4000"])
+    report = measure_latency(port=emu.port, model=kws_path, **{**FAST, "windows": 2})
+    assert report.complete and len(report.windows) == 2
+
+
+@pytest.mark.parametrize("fault, seen", [
+    ("hang", r"no answer to 'infer \d+ 1%'.*m-lap-us-\d+"),
+    ("disconnect", r"port went away.*m-lap-us-\d+"),
+    ("reboot", r"rebooted while answering 'infer \d+ 1%'.*m-timestamp-mode-performance"),
+])
+@pytest.mark.timeout(30)
+def test_mid_window_failure_keeps_partial_windows(emulator, kws_path, tmp_path, fault, seen):
+    emu = emulator(faults=[fault])  # in the third infer command: the probe and one window finish
+    with pytest.raises(MeasurementFailed, match=seen) as info:
+        measure_latency(port=emu.port, model=kws_path, run_dir=tmp_path, **FAST)
+    assert emu.port in str(info.value)
+    partial = info.value.report
+    assert not partial.complete and len(partial.windows) == 1 and partial.latency_ms > 0
+    written = json.loads(report_path(tmp_path).read_text())
+    assert written["complete"] is False and len(written["windows"]) == 1
+    assert written["error"] == partial.error
+
+
+def test_unknown_fault_is_refused():
+    with pytest.raises(MeasureError, match="unknown emulator fault 'melt'.*garble"):
+        Fault.parse("melt")
+    with pytest.raises(MeasureError, match="must be a number"):
+        Fault.parse("hang:soon")

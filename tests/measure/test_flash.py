@@ -1,0 +1,94 @@
+"""tinynas/measure/flash.py: the ecosystem tool runs when installed (a stand-in script on PATH
+records what it was called with), otherwise the exact commands come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tinynas.errors import MeasureError
+from tinynas.measure.flash import STAMP, flash_project
+
+
+def make_project(folder: Path, *, template: str, build: str, flash: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / STAMP).write_text(json.dumps({"template": template, "build": build, "flash": flash}))
+    return folder
+
+
+def fake_tool(bin_dir: Path, name: str, *, exit_code: int = 0) -> Path:
+    """A stand-in for the ecosystem's CLI: logs its arguments (one call per line) and exits."""
+    bin_dir.mkdir(exist_ok=True)
+    log = bin_dir / f"{name}.log"
+    script = bin_dir / name
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\necho "{name} says hello"\nexit {exit_code}\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return log
+
+
+def test_missing_tool_gives_the_exact_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    project = make_project(tmp_path / "fw", template="platformio", build="pio run -e nano33ble",
+                           flash="pio run -e nano33ble -t upload")
+    result = flash_project(project=project, port="/dev/ttyACM0")
+    assert not result.ran and not result.tool_found and result.tool == "pio"
+    assert result.commands == ("pio run -e nano33ble", "pio run -e nano33ble -t upload --upload-port /dev/ttyACM0")
+
+
+def test_installed_tool_runs_with_the_port(tmp_path, monkeypatch):
+    log = fake_tool(tmp_path / "bin", "arduino-cli")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
+    project = make_project(tmp_path / "fw", template="arduino",
+                           build="arduino-cli compile --fqbn arduino:mbed_nano:nano33ble tinynas_bench",
+                           flash="arduino-cli upload --fqbn arduino:mbed_nano:nano33ble --port $PORT tinynas_bench")
+    result = flash_project(project=project, port="/dev/ttyACM9")
+    assert result.ran and result.returncode == 0 and "hello" in result.output_tail
+    assert log.read_text().splitlines() == [
+        "compile --fqbn arduino:mbed_nano:nano33ble tinynas_bench",
+        "upload --fqbn arduino:mbed_nano:nano33ble --port /dev/ttyACM9 tinynas_bench",
+    ]
+
+
+def test_failing_tool_is_an_error_with_its_output(tmp_path, monkeypatch):
+    fake_tool(tmp_path / "bin", "idf.py", exit_code=3)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
+    project = make_project(tmp_path / "fw", template="espidf", build="idf.py set-target esp32s3 build",
+                           flash="idf.py -p $PORT flash")
+    with pytest.raises(MeasureError, match=r"'idf.py set-target esp32s3 build' failed with exit code 3:\nidf.py says hello"):
+        flash_project(project=project, port="/dev/ttyUSB0")
+
+
+def test_unset_environment_variables_stop_before_running(tmp_path, monkeypatch):
+    fake_tool(tmp_path / "bin", "cmake")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.delenv("TFLM_DIR", raising=False)
+    project = make_project(tmp_path / "fw", template="cmake-cortexm",
+                           build="cmake -B build -DTFLM_DIR=$TFLM_DIR && cmake --build build",
+                           flash="pyocd flash build/app.elf")
+    result = flash_project(project=project, port="/dev/ttyACM0")
+    assert not result.ran
+    assert result.commands == ("cmake -B build -DTFLM_DIR=$TFLM_DIR", "cmake --build build", "pyocd flash build/app.elf")
+    assert any("TFLM_DIR" in n for n in result.notes) and any("debug probe" in n for n in result.notes)
+
+
+def test_generated_project(tmp_path, monkeypatch, profile, kws_bytes, kws_arena):
+    from tinynas.deploy.firmware import generate_firmware
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    project = generate_firmware(template="platformio" if profile.ecosystem.platformio_board else None,
+                                model_bytes=kws_bytes, profile=profile, out_dir=tmp_path / "fw",
+                                class_names=[f"c{i}" for i in range(12)], arena_bytes=kws_arena, model_id="kws")
+    result = flash_project(project=project, port="/dev/ttyACM0", run=False)
+    assert not result.ran and result.template == profile.ecosystem.default_template
+    assert result.commands and all("{{" not in c for c in result.commands)
+
+
+def test_not_a_project(tmp_path):
+    with pytest.raises(MeasureError, match="no such firmware project folder"):
+        flash_project(project=tmp_path / "nope")
+    with pytest.raises(MeasureError, match="not a firmware project tinynas knows"):
+        flash_project(project=tmp_path)

@@ -1,0 +1,71 @@
+"""Shape checks every space's Graph must pass: what the TFLite converter would
+produce, op by op (shared by the space tests; not a test module itself)."""
+
+from __future__ import annotations
+
+from tinynas.space.graph import Graph, conv_output_size
+
+
+def check_graph(graph: Graph, *, num_classes: int) -> None:
+    """Raise AssertionError when an op's operands or output do not fit its attributes."""
+    produced = set(graph.inputs)
+    assert len(graph.inputs) == 1 and len(graph.outputs) == 1
+    assert graph.input_shape[0] == 1, "batch dimension 1 included"
+    for op in graph.ops:
+        acts = graph.activation_inputs(op)
+        consts = graph.constant_inputs(op)
+        for t in acts:
+            assert t.name in produced, f"{op.kind} reads {t.name} before it is produced"
+        out = graph.tensor(op.outputs[0])
+        assert out.name not in produced, f"{out.name} produced twice"
+        assert not out.constant and out.dtype == "int8"
+        a = op.attrs
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            (x,) = acts
+            w, b = consts
+            _, h, wd, c = x.shape
+            kh, kw = a["kernel"]
+            sh, sw = a["stride"]
+            oc = a["filters"] if op.kind == "CONV_2D" else c * a["depth_multiplier"]
+            assert out.shape == (1, conv_output_size(h, kh, sh, a["padding"]),
+                                 conv_output_size(wd, kw, sw, a["padding"]), oc)
+            assert w.shape == ((oc, kh, kw, c) if op.kind == "CONV_2D" else (1, kh, kw, oc))
+            assert b.shape == (oc,) and b.dtype == "int32" and w.dtype == "int8"
+            assert w.quant_channels == oc
+            assert a["activation"] in (None, "relu", "relu6")
+        elif op.kind == "ADD":
+            x, y = acts
+            assert x.shape == y.shape == out.shape
+        elif op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            (x,) = acts
+            _, h, wd, c = x.shape
+            ph, pw = a["pool"]
+            sh, sw = a["stride"]
+            assert out.shape == (1, conv_output_size(h, ph, sh, a["padding"]),
+                                 conv_output_size(wd, pw, sw, a["padding"]), c)
+        elif op.kind == "MEAN":
+            (x,) = acts
+            (axes,) = consts
+            assert axes.dtype == "int32" and axes.shape == (2,)
+            assert out.shape == (1, x.shape[-1])
+        elif op.kind == "RESHAPE":
+            (x,) = acts
+            (shape,) = consts
+            assert shape.dtype == "int32" and shape.shape == (len(out.shape),)
+            assert x.size == out.size and tuple(a["shape"]) == out.shape
+        elif op.kind == "FULLY_CONNECTED":
+            (x,) = acts
+            w, b = consts
+            assert w.shape == (a["units"], x.shape[-1]) and b.shape == (a["units"],)
+            assert out.shape == (1, a["units"])
+        elif op.kind == "SOFTMAX":
+            (x,) = acts
+            assert x.shape == out.shape
+        else:
+            raise AssertionError(f"unexpected op {op.kind}")
+        produced.add(out.name)
+    assert graph.ops[-1].kind == "SOFTMAX"
+    assert graph.output_shape == (1, num_classes)
+    assert graph.outputs[0] == graph.ops[-1].outputs[0]
+    used = {n for op in graph.ops for n in op.inputs} | set(graph.outputs)
+    assert set(graph.tensors) <= used, "every tensor is used"

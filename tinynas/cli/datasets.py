@@ -1,0 +1,66 @@
+"""``tinynas datasets``: list the dataset sources and inspect one dataset."""
+
+from __future__ import annotations
+
+import click
+
+from tinynas.cli.common import echo_json
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("image_size=32", ...)`` -> ``{"image_size": "32"}`` (typed later by the loader's signature)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="-o/--option")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.group()
+def datasets() -> None:
+    """List and inspect datasets (built-in, downloads, folders, .npz, .csv)."""
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(as_json: bool) -> None:
+    """Every dataset name and the kinds of path --dataset accepts, with their options."""
+    from tinynas.data import dataset_sources
+
+    sources = [s.to_json() for s in dataset_sources()]
+    if as_json:
+        echo_json(sources)
+        return
+    for s in sources:
+        opts = ", ".join(f"{k}={v}" for k, v in s["options"].items())
+        click.echo(f"{s['name']:<16} {s['kind']:<10} {s['description']}" + (f"  [options: {opts}]" if opts else ""))
+
+
+@datasets.command("inspect")
+@click.argument("name_or_path")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A loader option, e.g. -o image_size=32 or -o label_column=activity (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json: bool) -> None:
+    """Sizes, input shape, classes, counts per class, input scaling and fingerprint of a dataset."""
+    from tinynas.data import coerce_options, inspect_dataset, resolve_source
+
+    source, _ = resolve_source(name_or_path)
+    info = inspect_dataset(name_or_path, seed=seed, **coerce_options(source, parse_options(options)))
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"dataset      {info['name']}")
+    click.echo(f"source       {info['source']}")
+    click.echo(f"input shape  {tuple(info['input_shape'])}")
+    click.echo(f"sizes        train {info['sizes']['train']}, val {info['sizes']['val']}, test {info['sizes']['test']}")
+    click.echo(f"scaling      {info['input_scaling']['description']} "
+               f"(x = raw * {info['input_scaling']['scale']:.6g} + {info['input_scaling']['offset']:.6g})")
+    click.echo(f"fingerprint  {info['fingerprint']}")
+    click.echo("classes      (train / val / test)")
+    for i, name in enumerate(info["class_names"]):
+        c = info["counts"]
+        click.echo(f"  {i:>3} {name:<20} {c['train'][i]:>6} {c['val'][i]:>6} {c['test'][i]:>6}")

@@ -1,0 +1,66 @@
+"""``tinynas deploy``: quantize a trained model to int8, check it in TFLite Micro, write C sources and firmware.
+
+A thin wrapper over ``tinynas.deploy.deployer.deploy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from tinynas.cli.common import echo_json
+
+
+@click.command("deploy")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--profile", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
+@click.option("--dataset", "dataset_name", required=True,
+              help="The dataset the model was trained on (name or path); its test split measures accuracy.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder; must not exist, be empty, or hold an earlier deploy of the same model.")
+@click.option("--template", default=None, help="Firmware template (default: the profile's own).")
+@click.option("--qat/--no-qat", default=None,
+              help="Force or forbid quantization-aware fine-tuning (default: only when int8 loses > 1 point).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Dataset split seed used in training.")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
+def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, template: str | None,
+           qat: bool | None, seed: int, as_json: bool) -> None:
+    """Quantize MODEL (.keras, or an int8 .tflite as it is) for a board and write everything to --out.
+
+    Writes model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
+    firmware/<template>/ and metrics.json (float and int8 accuracy,
+    arena_bytes, flash_bytes, fits). A model that does not fit the board is
+    still written (fits: false) and the command exits 1 listing each budget.
+    """
+    from tinynas.data import load_dataset
+    from tinynas.deploy.deployer import DeployResult, deploy as run_deploy
+    from tinynas.errors import DoesNotFitError
+    from tinynas.hardware import load_profile
+
+    profile = load_profile(profile_id)
+    dataset = load_dataset(dataset_name, seed=seed)
+    try:
+        # TensorFlow's converter prints progress with print(); keep stdout for the result (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_deploy(model_path=model, profile=profile, dataset=dataset, out_dir=out_dir,
+                                template=template, qat="auto" if qat is None else qat)
+    except DoesNotFitError:
+        if as_json:
+            echo_json(DeployResult.load(out_dir.resolve()).metrics)
+        raise
+    m = result.metrics
+    if as_json:
+        echo_json(m)
+        return
+    float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
+    click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
+    click.echo(f"  accuracy: float {float_acc}, int8 in TFLite Micro {100 * m['int8_accuracy']:.2f} % "
+               f"({m['num_test_samples']} test samples)"
+               + (", after QAT" if m["qat"].get("used") else ""))
+    click.echo(f"  arena {m['arena_bytes']:,} B of {m['sram_budget_bytes']:,} B SRAM budget; "
+               f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
+    if m.get("template"):
+        click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")

@@ -1,0 +1,145 @@
+"""``tinynas measure``, ``emulate``, ``flash`` and ``calibrate``: thin wrappers over ``tinynas.measure``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tinynas.cli.common import echo_json
+
+
+@click.command("measure")
+@click.option("--port", required=True, help="Device path (/dev/ttyACM0), pyserial URL (socket://host:port) or 'auto'.")
+@click.option("--profile", "profile_id", default=None, help="Hardware profile id: baud, USB ids, reset, prediction.")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The int8 .tflite on the board: input size, host outputs to compare, calibration features.")
+@click.option("--windows", type=click.IntRange(min=1), default=5, show_default=True, help="Measurement windows.")
+@click.option("--min-window-s", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Each window runs enough inferences to last at least this long (MLPerf Tiny uses 10 s).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Warm-up inferences before each window.")
+@click.option("--baud", type=click.IntRange(min=1), default=None, help="Baud rate (default: the profile's, or 115200).")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory: the result goes to RUN/measure/latency.json.")
+@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Longest silence allowed from the device beyond what a window should take.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def measure(port: str, profile_id: str | None, model: Path | None, windows: int, min_window_s: float, warmup: int,
+            baud: int | None, run_dir: Path | None, timeout_s: float, as_json: bool) -> None:
+    """Measure a model's latency on a board over serial (median of windows, like the MLPerf Tiny runner)."""
+    from tinynas.measure.runner import MeasurementFailed, measure_latency, summary_rows
+
+    try:
+        report = measure_latency(port=port, profile=profile_id, model=model, windows=windows,
+                                 min_window_s=min_window_s, warmup=warmup, baud=baud, run_dir=run_dir,
+                                 timeout_s=timeout_s)
+    except MeasurementFailed as exc:
+        if as_json:
+            echo_json(exc.report.to_json())  # the partial result, for scripts; the error goes to stderr
+        raise
+    if as_json:
+        echo_json(report.to_json())
+        return
+    for label, value in summary_rows(report):
+        click.echo(f"{label:<18} {value}")
+    for w in report.windows:
+        click.echo(f"  window {w.index}: {w.latency_ms:.3f} ms ({w.inferences} inferences, {w.elapsed_us} us)")
+    if run_dir is not None:
+        click.echo(f"written to {run_dir / 'measure' / 'latency.json'}")
+
+
+@click.command("emulate")
+@click.option("--model", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The int8 .tflite the emulated board runs.")
+@click.option("--profile", "profile_id", default=None, help="Hardware profile for predicted latency.")
+@click.option("--latency", type=click.Choice(["predicted", "host"]), default="predicted", show_default=True,
+              help="Report the cost model's prediction (deterministic) or host time.")
+@click.option("--tcp", "tcp_port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Serve on this TCP port (0: any free one) instead of a pseudo-terminal.")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:N]",
+              help="Inject a fault: garble, drop, slow, hang, disconnect, reboot (repeatable).")
+@click.option("--no-realtime", is_flag=True, help="Answer at once instead of taking as long as the latency reported.")
+@click.option("--json", "as_json", is_flag=True, help="Print the port and board facts as one JSON line.")
+def emulate(model: Path, profile_id: str | None, latency: str, tcp_port: int | None, faults: tuple[str, ...],
+            no_realtime: bool, as_json: bool) -> None:
+    """Serve a board emulator: prints the port to open (first line), serves until stopped (Ctrl-C)."""
+    from tinynas.measure.emulator import BoardEmulator
+
+    profile = None
+    if profile_id is not None:
+        from tinynas.hardware import load_profile
+
+        profile = load_profile(profile_id)
+    emu = BoardEmulator(model.read_bytes(), profile=profile, latency=latency, faults=faults, tcp_port=tcp_port,
+                        realtime=not no_realtime, source=str(model))
+    if as_json:
+        click.echo(json.dumps({"port": emu.port, "model_id": emu.model_id, "input_bytes": emu.input_bytes,
+                               "arena_used_bytes": emu.arena_used_bytes, "latency": latency,
+                               "predicted_latency_us": emu.latency_us}))
+    else:
+        click.echo(emu.port)
+        click.echo(f"emulating {model.name} ({latency} latency); measure with: tinynas measure --port {emu.port} "
+                   f"--model {model}; stop with Ctrl-C", err=True)
+    import sys
+
+    sys.stdout.flush()
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+
+
+@click.command("flash")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--port", default=None, help="Serial port to flash through (tools that use one).")
+@click.option("--no-build", is_flag=True, help="Flash only; the project is already built.")
+@click.option("--dry-run", is_flag=True, help="Only print the commands.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_json: bool) -> None:
+    """Build and flash a generated firmware project with its ecosystem's tool (or print the commands)."""
+    from tinynas.measure.flash import flash_project
+
+    result = flash_project(project=project, port=port, build=not no_build, run=not dry_run)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.ran:
+        click.echo(f"flashed {project} with {result.tool}")
+        return
+    why = "dry run" if dry_run else f"{result.tool} is not installed (or not on PATH)"
+    click.echo(f"{why}; run these in {project}:")
+    for line in result.commands:
+        click.echo(f"  {line}")
+
+
+@click.command("calibrate")
+@click.option("--profile", "profile_id", required=True, help="The board's hardware profile id.")
+@click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the calibration report (coefficients, errors) as JSON here.")
+@click.option("--dry-run", is_flag=True, help="Fit and report, but do not write the profile overlay.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def calibrate(profile_id: str, measurements: tuple[Path, ...], out: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Fit a board's latency model to measurement files and store it as the profile's user overlay."""
+    from tinynas.measure.calibrate import calibrate as fit
+
+    result = fit(profile=profile_id, measurements=list(measurements), save=not dry_run)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    if as_json:
+        echo_json(result.to_json())
+        return
+    after = "-" if result.error_after_pct is None else f"{result.error_after_pct:.1f} %"
+    click.echo(f"profile {result.profile_id}: {result.measurements} measurement(s)")
+    click.echo(f"error before {result.error_before_pct:.1f} %, after {after} (held out: {result.held_out})")
+    for key, value in sorted(result.coefficients.items()):
+        click.echo(f"  {key:<28} {value:.4g}")
+    if result.overlay_path:
+        click.echo(f"overlay written to {result.overlay_path}")

@@ -1,0 +1,216 @@
+"""``tinynas space``: list the search spaces, sample architectures with their cost,
+and build one architecture as a Keras model.
+
+Thin wrappers: each command parses its options, calls the library
+(``tinynas.space``, ``tinynas.cost.estimate``, ``tinynas.space.keras_builder``)
+and prints; errors are TinyNASError subclasses that ``tinynas.cli.main`` reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tinynas.cli.common import echo_json, parse_shape
+from tinynas.errors import SpaceError
+
+FALLBACK_INPUT_SHAPE = (32, 32, 3)
+
+
+def _shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    return None if value is None else parse_shape(value)
+
+
+def _default_shape(name: str) -> tuple[int, ...]:
+    from tinynas.space.base import SPACES
+
+    return tuple(getattr(SPACES.get(name), "default_input_shape", FALLBACK_INPUT_SHAPE))
+
+
+def _summary(space: Any, arch: Any) -> str:
+    summary = getattr(space, "summary", None)
+    return summary(arch) if callable(summary) else str(arch)
+
+
+@click.group("space")
+def space() -> None:
+    """List search spaces, sample architectures, build one in Keras."""
+
+
+@space.command("list")
+@click.option("--input-shape", "input_shape", callback=_shape_option, default=None,
+              help="Input shape for the sizes shown (default: each space's own, e.g. 32,32,3).")
+@click.option("--classes", "num_classes", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int, as_json: bool) -> None:
+    """Every registered space: description, decisions with options, and size."""
+    from tinynas.space import get_space, space_names
+    from tinynas.space.base import SPACES
+
+    described = []
+    for name in space_names():
+        shape = input_shape or _default_shape(name)
+        try:
+            described.append(get_space(name, input_shape=shape, num_classes=num_classes).describe())
+        except SpaceError as exc:  # this space cannot take the input: say why, list the others
+            described.append({"name": name, "description": SPACES.get(name).description,
+                              "input_shape": list(shape), "error": str(exc)})
+    if as_json:
+        echo_json(described)
+        return
+    for info in described:
+        shape = ",".join(str(d) for d in info["input_shape"])
+        if "error" in info:
+            click.echo(f"{info['name']}  (not available for input {shape}: {info['error']})")
+            click.echo(f"  {info['description']}\n")
+            continue
+        click.echo(f"{info['name']}  ({info['size']:.3g} architectures for input {shape})")
+        click.echo(f"  {info['description']}")
+        for label, options in _grouped_decisions(info["decisions"]):
+            text = ", ".join(str(o) for o in options)
+            click.echo(f"    {label:<22} {text if len(text) <= 70 else text[:67] + '...'}")
+        click.echo("")
+
+
+def _grouped_decisions(decisions: list[dict]) -> list[tuple[str, list]]:
+    """Decisions that differ only by stage/block number and share options, shown once (s*_b*_kernel x20)."""
+    import re
+
+    groups: dict[tuple[str, str], list] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for d in decisions:
+        key = (re.sub(r"\d+", "*", d["name"]), json.dumps(d["options"]))
+        groups.setdefault(key, d["options"])
+        counts[key] = counts.get(key, 0) + 1
+    return [(pattern if counts[(pattern, o)] == 1 else f"{pattern} (x{counts[(pattern, o)]})", opts)
+            for (pattern, o), opts in groups.items()]
+
+
+def _cost_json(cost: Any, with_profile: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "macs": cost.macs,
+        "params": cost.params,
+        "flash_bytes": cost.flash_bytes,
+        "arena_bytes": cost.arena_bytes,
+    }
+    if with_profile:
+        data["latency_ms"] = cost.latency_ms
+        data["profile"] = cost.profile_id
+    data["fits"] = cost.fits
+    return data
+
+
+@space.command("sample")
+@click.option("--space", "space_name", required=True, help="Space name (see `tinynas space list`).")
+@click.option("--input-shape", "input_shape", required=True, callback=_shape_option,
+              help="H,W,C for images and spectrograms, L,C for 1-D signals.")
+@click.option("--classes", "num_classes", type=int, required=True, help="Number of classes.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many archs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--profile", "profile_id", default=None, help="Hardware profile id or .toml path: adds latency and fits.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def sample(space_name: str, input_shape: tuple[int, ...], num_classes: int, n: int, seed: int,
+           profile_id: str | None, as_json: bool) -> None:
+    """Random architectures of a space with their cost (and fit on a profile)."""
+    import numpy as np
+
+    from tinynas.space import get_space
+
+    search_space = get_space(space_name, input_shape=input_shape, num_classes=num_classes)
+    profile = None
+    if profile_id is not None:
+        from tinynas.hardware import load_profile
+
+        profile = load_profile(profile_id)
+    from tinynas.cost import estimate
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        arch = search_space.sample(rng)
+        cost = estimate(search_space.graph(arch), profile=profile)
+        row = {"id": arch.id, "arch": arch.to_json(), "cost": _cost_json(cost, profile is not None)}
+        if as_json:
+            click.echo(json.dumps(row, separators=(",", ":")))
+        else:
+            rows.append((row, _summary(search_space, arch)))
+    if not as_json:
+        _print_table(rows, with_profile=profile is not None)
+
+
+def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) -> None:
+    header = f"{'id':<12}  {'MMACs':>8}  {'params':>8}  {'flash KiB':>9}  {'arena KiB':>9}"
+    if with_profile:
+        header += f"  {'ms':>8}  {'fits':<4}"
+    click.echo(header + "  arch")
+    for row, summary in rows:
+        c = row["cost"]
+        line = (f"{row['id']:<12}  {c['macs'] / 1e6:>8.2f}  {c['params']:>8d}  "
+                f"{c['flash_bytes'] / 1024:>9.1f}  {c['arena_bytes'] / 1024:>9.1f}")
+        if with_profile:
+            latency = "-" if c.get("latency_ms") is None else f"{c['latency_ms']:.2f}"
+            line += f"  {latency:>8}  {'yes' if c['fits'] else 'no':<4}"
+        click.echo(line + "  " + summary)
+
+
+def load_arch_file(path: Path) -> Any:
+    """The Arch in ``path``: one object as printed by `space sample` (with "arch") or a bare Arch."""
+    from tinynas.space import Arch
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot read the arch file ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpaceError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected one object as printed by "
+            "`tinynas space sample --json`"
+        ) from None
+    if isinstance(data, dict) and "arch" in data:
+        data = data["arch"]
+    try:
+        return Arch.from_json(data)
+    except SpaceError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
+
+
+@space.command("build")
+@click.argument("arch_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--input-shape", "input_shape", required=True, callback=_shape_option,
+              help="H,W,C or L,C: the dataset's input shape the arch was sampled for.")
+@click.option("--classes", "num_classes", type=int, required=True)
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the model (.keras).")
+@click.option("--seed", type=int, default=None, help="Seed for the weight initialisation.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def build(arch_file: Path, input_shape: tuple[int, ...], num_classes: int, out: Path, seed: int | None,
+          as_json: bool) -> None:
+    """Build the Keras model of one arch (ARCH_FILE as printed by `space sample`) and save it."""
+    from tinynas.space import get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    if out.suffix != ".keras":
+        raise SpaceError(f"--out {out}: the model file must end in .keras")
+    arch = load_arch_file(arch_file)
+    search_space = get_space(arch.space, input_shape=input_shape, num_classes=num_classes)
+    graph = search_space.graph(arch)
+    model = build_keras_model(graph, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    info = {
+        "id": arch.id,
+        "out": str(out),
+        "input_shape": list(graph.input_shape[1:]),
+        "output_shape": list(graph.output_shape[1:]),
+        "params": int(model.count_params()),
+    }
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(f"wrote {out}: {arch.space} arch {arch.id}, input {tuple(info['input_shape'])}, "
+                   f"{info['params']} parameters")

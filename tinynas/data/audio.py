@@ -1,0 +1,81 @@
+"""WAV folders (``root/<class>/*.wav``) turned into keyword-spotting features (MFCC or log-mel).
+
+Clips are mono, at one expected sample rate, padded or cropped to ``clip_ms``;
+features are standardized with one global mean and std, which ``input_scaling``
+records so the firmware can apply them to its own front end's output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinynas.data.base import RawData, register_path_kind
+from tinynas.data.features import log_mel_spectrogram, mfcc
+from tinynas.data.folders import checked_classes, has_class_folders
+from tinynas.data.types import InputScaling
+from tinynas.errors import DatasetError
+
+WAV_EXTENSIONS = (".wav",)
+
+
+def read_wav(path: Path, *, sample_rate_hz: int) -> np.ndarray:
+    """Mono float32 samples in -1..1; raises DatasetError for another sample rate or an unreadable file."""
+    from scipy.io import wavfile
+
+    try:
+        rate, data = wavfile.read(path)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable WAV file ({exc}); re-export it as PCM WAV") from None
+    if rate != sample_rate_hz:
+        raise DatasetError(
+            f"{path}: sample rate is {rate} Hz, expected {sample_rate_hz} Hz; resample the files "
+            f"(e.g. `sox in.wav -r {sample_rate_hz} out.wav`) or pass sample_rate_hz={rate} (-o sample_rate_hz={rate})"
+        )
+    if data.dtype == np.uint8:
+        x = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        x = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    else:
+        x = data.astype(np.float32)
+    if x.ndim == 2:  # several channels: a microphone front end records one, so average them
+        x = x.mean(axis=1)
+    return x
+
+
+@register_path_kind("wav-folder", matches=lambda p: has_class_folders(p, WAV_EXTENSIONS),
+                    description="a folder with one sub-folder of WAV clips per class -> MFCC 49x10x1 (keyword spotting)")
+def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
+                    frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
+                    normalize: bool = True) -> RawData:
+    """Features per clip: ``features="mfcc"`` gives (frames, num_mfcc, 1), ``"logmel"`` (frames, num_mel_bins, 1)."""
+    if features not in ("mfcc", "logmel"):
+        raise DatasetError(f"WAV folder option features must be 'mfcc' or 'logmel', got {features!r}")
+    if num_mfcc > num_mel_bins:
+        raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
+    classes = checked_classes(path, WAV_EXTENSIONS, "WAV")
+    clip_len = int(round(sample_rate_hz * clip_ms / 1000.0))
+    if clip_len < int(round(sample_rate_hz * frame_ms / 1000.0)):
+        raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
+    feats, labels = [], []
+    kwargs = dict(sample_rate_hz=sample_rate_hz, frame_ms=frame_ms, hop_ms=hop_ms, num_mel_bins=num_mel_bins)
+    for label, (_, files) in enumerate(classes.items()):
+        for f in files:
+            signal = read_wav(f, sample_rate_hz=sample_rate_hz)
+            clip = np.zeros(clip_len, dtype=np.float32)
+            clip[: min(clip_len, len(signal))] = signal[:clip_len]
+            fe = mfcc(clip, num_mfcc=num_mfcc, **kwargs) if features == "mfcc" else log_mel_spectrogram(clip, **kwargs)
+            feats.append(fe[..., None])
+            labels.append(label)
+    raw = np.stack(feats).astype(np.float32)
+    what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
+            f"{num_mel_bins} mel bands 20..4000 Hz" + (f", {num_mfcc} DCT coefficients)" if features == "mfcc" else ")"))
+    if normalize:
+        mean, std = float(raw.mean()), float(raw.std()) or 1.0
+        scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
+                               description=f"{what}, then (x - {mean:.6g}) / {std:.6g}")
+    else:
+        scaling = InputScaling(description=f"{what}, used as they are")
+    return RawData(x=scaling.apply(raw), y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes),
+                   scaling=scaling, source=f"WAV folder {path} ({len(labels)} clips)")

@@ -1,0 +1,268 @@
+"""The dataset registry and ``load_dataset``: one entry point for named and file datasets.
+
+A source is a function returning ``RawData`` (features already scaled, labels,
+class names, optional fixed test split). ``load_dataset`` validates it, splits
+it deterministically for a seed and fingerprints it, so every loader gets the
+same splits, checks and fingerprint for free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from tinynas.data.splits import stratified_split
+from tinynas.data.types import Dataset, InputScaling, fingerprint_arrays
+from tinynas.errors import DatasetError
+from tinynas.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RawData:
+    """What a loader returns before splitting: float32 features (scaled) and int labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+    scaling: InputScaling
+    source: str
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A registered loader. Named sources take only keyword options; path kinds take the path first."""
+
+    name: str
+    load: Callable[..., RawData]
+    kind: str  # "built-in", "synthetic", "download" or "path"
+    description: str
+    matches: Callable[[Path], bool] | None = None
+
+    def option_types(self) -> dict[str, Any]:
+        """Keyword options of the loader with their annotated types (what ``-o key=value`` may set)."""
+        hints = typing.get_type_hints(self.load)
+        params = inspect.signature(self.load).parameters
+        return {n: hints.get(n, str) for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def option_defaults(self) -> dict[str, Any]:
+        params = inspect.signature(self.load).parameters
+        return {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "options": {k: v for k, v in self.option_defaults().items()},
+        }
+
+
+DATASETS: Registry[DatasetSource] = Registry("dataset", error=DatasetError)
+PATH_KINDS: Registry[DatasetSource] = Registry("dataset path kind", error=DatasetError)
+
+_BUILTIN_MODULES = ("builtin", "downloads", "images", "audio", "tabular")
+
+
+def register_dataset(name: str, *, kind: str, description: str) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+    """Decorator: register a named loader ``f(*, option=default, ...) -> RawData``."""
+
+    def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
+        DATASETS.add(name, DatasetSource(name=name, load=fn, kind=kind, description=description))
+        return fn
+
+    return deco
+
+
+def register_path_kind(
+    name: str, *, matches: Callable[[Path], bool], description: str
+) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+    """Decorator: register a loader ``f(path, *, option=default, ...) -> RawData`` for paths ``matches`` accepts."""
+
+    def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
+        PATH_KINDS.add(name, DatasetSource(name=name, load=fn, kind="path", description=description, matches=matches))
+        return fn
+
+    return deco
+
+
+def _load_builtin_sources() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(f"tinynas.data.{module}")
+
+
+def dataset_names() -> list[str]:
+    """Names of the registered datasets (not the path kinds)."""
+    _load_builtin_sources()
+    return DATASETS.names()
+
+
+def dataset_sources() -> list[DatasetSource]:
+    """Every named source, then every path kind (what ``tinynas datasets list`` shows)."""
+    _load_builtin_sources()
+    return [DATASETS.get(n) for n in DATASETS.names()] + [PATH_KINDS.get(n) for n in PATH_KINDS.names()]
+
+
+def resolve_source(name_or_path: str | Path) -> tuple[DatasetSource, Path | None]:
+    """The source for a registered name, or the path kind that reads an existing path."""
+    _load_builtin_sources()
+    text = str(name_or_path)
+    if text in DATASETS:
+        return DATASETS.get(text), None
+    path = Path(text).expanduser()
+    if path.exists():
+        for kind in PATH_KINDS.names():
+            src = PATH_KINDS.get(kind)
+            assert src.matches is not None
+            if src.matches(path):
+                return src, path
+        raise DatasetError(
+            f"{path}: not a dataset tinynas can read; pass a folder with one sub-folder of images or "
+            "WAV files per class, a .npz file with arrays x and y, or a .csv file with a label column"
+        )
+    raise DatasetError(
+        f"unknown dataset {text!r} and no such file or folder; known datasets: {', '.join(DATASETS.names())}; "
+        "or pass a path to an image/WAV folder, a .npz or a .csv file"
+    )
+
+
+def coerce_options(source: DatasetSource, options: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``key=value`` strings (from the CLI) into the loader's typed options."""
+    types = source.option_types()
+    out: dict[str, Any] = {}
+    for key, text in options.items():
+        key = key.replace("-", "_")
+        if key not in types:
+            raise DatasetError(_unknown_option(source, key))
+        ann = types[key]
+        args = [a for a in typing.get_args(ann) if a is not type(None)] or [ann]
+        target = args[0]
+        if text.lower() in ("none", "") and type(None) in typing.get_args(ann):
+            out[key] = None
+            continue
+        try:
+            if target is bool:
+                if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(text)
+                out[key] = text.lower() in ("1", "true", "yes")
+            else:
+                out[key] = target(text)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"dataset option {key!r} of {source.name!r} must be a {getattr(target, '__name__', target)}, got {text!r}"
+            ) from None
+    return out
+
+
+def _unknown_option(source: DatasetSource, key: str) -> str:
+    known = ", ".join(f"{k}={v!r}" for k, v in source.option_defaults().items()) or "(none)"
+    return f"dataset {source.name!r} has no option {key!r}; its options: {known}"
+
+
+def _check_raw(raw: RawData, where: str) -> None:
+    for xs, ys, split in ((raw.x, raw.y, "x/y"), (raw.x_test, raw.y_test, "x_test/y_test")):
+        if xs is None:
+            continue
+        if ys is None or len(xs) != len(ys):
+            raise DatasetError(f"{where}: {split} have different lengths ({len(xs)} vs {None if ys is None else len(ys)})")
+        if xs.ndim not in (3, 4):
+            raise DatasetError(
+                f"{where}: features must be images (N,H,W,C) or sequences (N,L,C), got shape {xs.shape}"
+            )
+        if not np.all(np.isfinite(xs)):
+            raise DatasetError(f"{where}: features contain NaN or infinite values; clean or impute them first")
+        if len(ys) and (ys.min() < 0 or ys.max() >= len(raw.class_names)):
+            raise DatasetError(f"{where}: labels must lie in 0..{len(raw.class_names) - 1}")
+    if raw.x_test is not None and raw.x_test.shape[1:] != raw.x.shape[1:]:
+        raise DatasetError(f"{where}: x_test samples have shape {raw.x_test.shape[1:]}, x has {raw.x.shape[1:]}")
+    present = np.unique(raw.y)
+    if len(raw.class_names) < 2 or len(present) < 2:
+        raise DatasetError(
+            f"{where}: a classifier needs at least 2 classes, found {len(present)} "
+            f"({', '.join(raw.class_names[int(c)] for c in present)}); add samples of another class"
+        )
+
+
+def load_dataset(
+    name_or_path: str | Path,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    **options: Any,
+) -> Dataset:
+    """Load a registered dataset or a file/folder and split it deterministically for ``seed``.
+
+    Without a fixed test split the data is split stratified into
+    train / validation / test by ``val_fraction`` and ``test_fraction``; with
+    one (``x_test`` in a .npz, mnist1d, downloads) only validation is carved from
+    the training data. ``options`` are the loader's own keyword options (see
+    ``tinynas datasets list``). Raises DatasetError naming the file or option.
+    """
+    if not (0.0 < val_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
+        raise DatasetError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) and sum below 1"
+        )
+    source, path = resolve_source(name_or_path)
+    allowed = source.option_types()
+    for key in options:
+        if key not in allowed:
+            raise DatasetError(_unknown_option(source, key))
+    raw = source.load(path, **options) if path is not None else source.load(**options)
+    where = str(path) if path is not None else source.name
+    raw.x = np.ascontiguousarray(raw.x, dtype=np.float32)
+    raw.y = np.asarray(raw.y, dtype=np.int64)
+    if raw.x_test is not None:
+        raw.x_test = np.ascontiguousarray(raw.x_test, dtype=np.float32)
+        raw.y_test = np.asarray(raw.y_test, dtype=np.int64)
+    _check_raw(raw, where)
+
+    if raw.x_test is None:
+        test_idx, val_idx, train_idx = stratified_split(raw.y, (test_fraction, val_fraction), seed=seed)
+        x_test, y_test = raw.x[test_idx], raw.y[test_idx]
+    else:
+        val_idx, train_idx = stratified_split(raw.y, (val_fraction,), seed=seed)
+        x_test, y_test = raw.x_test, raw.y_test
+    arrays = {"x": raw.x, "y": raw.y}
+    if raw.x_test is not None:
+        arrays.update(x_test=raw.x_test, y_test=raw.y_test)
+    used = {**source.option_defaults(), **options}
+    meta = {
+        "loader": source.name,
+        "options": used,
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction) if raw.x_test is None else None,
+        "class_names": list(raw.class_names),
+        "scaling": raw.scaling.to_json(),
+    }
+    fingerprint = fingerprint_arrays(arrays, meta=meta)
+    ds = Dataset(
+        name=source.name if path is None else path.name,
+        x_train=raw.x[train_idx], y_train=raw.y[train_idx],
+        x_val=raw.x[val_idx], y_val=raw.y[val_idx],
+        x_test=x_test, y_test=y_test,
+        class_names=tuple(raw.class_names),
+        input_scaling=raw.scaling,
+        source=raw.source,
+        fingerprint=fingerprint,
+        options={k: v for k, v in used.items()},
+    )
+    log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
+             ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])
+    return ds
+
+
+def inspect_dataset(name_or_path: str | Path, *, seed: int = 0, **options: Any) -> dict[str, Any]:
+    """Sizes, shape, classes, counts per class, scaling and fingerprint of a dataset, as JSON."""
+    return load_dataset(name_or_path, seed=seed, **options).to_json()

@@ -1,0 +1,60 @@
+"""Keyword-spotting audio features in numpy: log-mel spectrograms and MFCCs.
+
+The MLPerf Tiny KWS / Hello Edge (Zhang et al. 2017) front end: 1 s of 16 kHz
+audio, 40 ms frames every 20 ms (49 frames), 40 mel bands over 20..4000 Hz,
+log, DCT-II keeping 10 coefficients -> a 49x10 "image" per clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: 2595 log10(1 + f/700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(*, num_mel_bins: int, fft_size: int, sample_rate_hz: int,
+                   lower_hz: float = 20.0, upper_hz: float = 4000.0) -> np.ndarray:
+    """Triangular mel filters as a ``(fft_size // 2 + 1, num_mel_bins)`` matrix."""
+    bins_hz = np.linspace(0.0, sample_rate_hz / 2.0, fft_size // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_mel_bins + 2))
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    f = bins_hz[:, None]
+    rising = (f - lower) / (center - lower)
+    falling = (upper - f) / (upper - center)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def frame_signal(signal: np.ndarray, *, frame_length: int, frame_step: int) -> np.ndarray:
+    """Non-padded frames ``(num_frames, frame_length)``: 1 + (n - frame_length) // frame_step of them."""
+    n = 1 + (len(signal) - frame_length) // frame_step
+    idx = np.arange(frame_length)[None, :] + frame_step * np.arange(n)[:, None]
+    return signal[idx]
+
+
+def log_mel_spectrogram(signal: np.ndarray, *, sample_rate_hz: int, frame_ms: float = 40.0, hop_ms: float = 20.0,
+                        num_mel_bins: int = 40, lower_hz: float = 20.0, upper_hz: float = 4000.0) -> np.ndarray:
+    """``(num_frames, num_mel_bins)`` log of mel-weighted magnitude spectra (Hann window, FFT to a power of 2)."""
+    frame_length = int(round(sample_rate_hz * frame_ms / 1000.0))
+    frame_step = int(round(sample_rate_hz * hop_ms / 1000.0))
+    fft_size = 1 << (frame_length - 1).bit_length()
+    frames = frame_signal(np.asarray(signal, dtype=np.float32), frame_length=frame_length, frame_step=frame_step)
+    window = np.hanning(frame_length + 1)[:-1].astype(np.float32)  # periodic Hann
+    magnitude = np.abs(np.fft.rfft(frames * window, n=fft_size, axis=-1)).astype(np.float32)
+    mel = magnitude @ mel_filterbank(num_mel_bins=num_mel_bins, fft_size=fft_size, sample_rate_hz=sample_rate_hz,
+                                     lower_hz=lower_hz, upper_hz=upper_hz)
+    return np.log(mel + 1e-6).astype(np.float32)
+
+
+def mfcc(signal: np.ndarray, *, sample_rate_hz: int, num_mfcc: int = 10, **log_mel_kwargs: float) -> np.ndarray:
+    """``(num_frames, num_mfcc)``: orthonormal DCT-II of the log-mel spectrogram, first ``num_mfcc`` kept."""
+    from scipy.fft import dct
+
+    log_mel = log_mel_spectrogram(signal, sample_rate_hz=sample_rate_hz, **log_mel_kwargs)
+    return dct(log_mel, type=2, norm="ortho", axis=-1)[:, :num_mfcc].astype(np.float32)

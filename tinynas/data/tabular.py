@@ -1,0 +1,138 @@
+"""Array files a user hands in: ``.npz`` (x, y, optional x_test, y_test) and ``.csv`` sensor windows.
+
+``.npz`` is read with ``allow_pickle=False``; a CSV holds one window per row,
+its feature columns in time-major order, and a label column.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from tinynas.data.base import RawData, register_path_kind
+from tinynas.data.types import InputScaling
+from tinynas.errors import DatasetError
+
+
+def _labels(y: np.ndarray, where: str, class_names: tuple[str, ...] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer labels and class names from ints or strings (strings become sorted class names)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DatasetError(f"{where}: labels must be one class per sample (shape (N,)), got shape {y.shape}; "
+                           "for one-hot labels store y.argmax(axis=1)")
+    if y.dtype.kind in "US":
+        names = class_names or tuple(sorted(set(y.astype(str).tolist())))
+        index = {n: i for i, n in enumerate(names)}
+        unknown = sorted(set(y.astype(str).tolist()) - set(index))
+        if unknown:
+            raise DatasetError(f"{where}: labels {unknown[:5]} are not among class_names {list(names)}")
+        return np.asarray([index[v] for v in y.astype(str).tolist()], dtype=np.int64), names
+    if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
+        raise DatasetError(f"{where}: labels must be integers or strings, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DatasetError(f"{where}: labels must be 0..K-1, found {int(y.min())}")
+    k = int(y.max()) + 1 if len(y) else 0
+    return y, class_names or tuple(str(i) for i in range(k))
+
+
+def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf b":
+        raise DatasetError(f"{where}: {key} must be numeric, got dtype {x.dtype}")
+    if x.ndim == 2:  # flat feature vectors -> sequences of one channel
+        x = x[..., None]
+    if x.ndim not in (3, 4):
+        raise DatasetError(
+            f"{where}: {key} must have shape (N,H,W,C) for images or (N,L,C) for sequences, got {x.shape}"
+        )
+    return x
+
+
+@register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
+                    description="a .npz with x (N,H,W,C or N,L,C), y, optional x_test/y_test and class_names")
+def load_npz(path: Path) -> RawData:
+    """uint8/integer features are taken as 0..255 pixels and divided by 255; floats are used as they are."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(x=..., y=...)") from None
+    missing = [k for k in ("x", "y") if k not in data]
+    if missing:
+        raise DatasetError(f"{path}: missing array(s) {missing}; found {sorted(data)}; "
+                           "save it with numpy.savez(path, x=features, y=labels[, x_test=..., y_test=...])")
+    if ("x_test" in data) != ("y_test" in data):
+        raise DatasetError(f"{path}: x_test and y_test must be given together; found {sorted(data)}")
+    names = tuple(str(s) for s in data["class_names"].tolist()) if "class_names" in data else None
+    x = _features(data["x"], str(path), "x")
+    y, names = _labels(data["y"], str(path), names)
+    x_test = y_test = None
+    if "x_test" in data:
+        x_test = _features(data["x_test"], str(path), "x_test")
+        y_test, names_t = _labels(data["y_test"], str(path), names)
+        if len(names_t) > len(names):
+            names = names_t
+    if data["x"].dtype.kind in "iu":
+        scaling = InputScaling(scale=1.0 / 255.0, description="integer values 0..255 divided by 255")
+    else:
+        scaling = InputScaling(description=f"values as stored in {path.name}, used as they are")
+    return RawData(x=scaling.apply(x), y=y, x_test=None if x_test is None else scaling.apply(x_test), y_test=y_test,
+                   class_names=names, scaling=scaling, source=f"npz file {path}")
+
+
+@register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",
+                    description="a .csv of sensor windows: one window per row, feature columns and a label column")
+def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True) -> RawData:
+    """Rows become sequences ``(features // channels, channels)`` (columns in time-major order).
+
+    With ``normalize`` the features are standardized with one global mean and
+    std, recorded in ``input_scaling`` for the firmware.
+    """
+    if channels < 1:
+        raise DatasetError(f"csv option channels must be a positive integer, got {channels}")
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the CSV file ({exc})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise DatasetError(f"{path}: needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if label_column not in header:
+        raise DatasetError(
+            f"{path}: no label column {label_column!r}; columns are {header[:12]}{' ...' if len(header) > 12 else ''}; "
+            f"name the column that holds the class with label_column=NAME (-o label_column=NAME) or add a "
+            f"'{label_column}' column"
+        )
+    li = header.index(label_column)
+    feature_cols = [i for i in range(len(header)) if i != li]
+    if not feature_cols or len(feature_cols) % channels:
+        raise DatasetError(f"{path}: {len(feature_cols)} feature columns cannot be split into {channels} channels")
+    values = np.empty((len(rows) - 1, len(feature_cols)), dtype=np.float32)
+    labels: list[str] = []
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DatasetError(f"{path}: line {r} has {len(row)} fields, the header has {len(header)}")
+        labels.append(row[li].strip())
+        for j, c in enumerate(feature_cols):
+            try:
+                values[r - 2, j] = float(row[c])
+            except ValueError:
+                raise DatasetError(f"{path}: line {r}, column {header[c]!r}: {row[c]!r} is not a number") from None
+    if all(lab.lstrip("-").isdigit() for lab in labels):
+        y, names = _labels(np.asarray([int(v) for v in labels]), str(path))
+    else:
+        y, names = _labels(np.asarray(labels), str(path))
+    raw = values.reshape(len(values), -1, channels)
+    if normalize:
+        mean, std = float(raw.mean()), float(raw.std()) or 1.0
+        scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
+                               description=f"sensor values, then (x - {mean:.6g}) / {std:.6g}")
+    else:
+        scaling = InputScaling(description="sensor values used as they are")
+    return RawData(x=scaling.apply(raw), y=y, class_names=names, scaling=scaling,
+                   source=f"csv file {path} ({len(y)} windows of {raw.shape[1]}x{channels}, label column {label_column!r})")

@@ -1,0 +1,120 @@
+"""The ``Dataset`` record every later stage reads: splits, input shape, classes, scaling.
+
+Loaders (``tinynas.data.sources``) produce it; the trainer trains on it, deploy
+writes its ``input_scaling`` into the firmware header, and caches key results
+on its ``fingerprint``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from tinynas.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class InputScaling:
+    """How a raw sensor/pixel value becomes the model's float input: ``x = raw * scale + offset``.
+
+    The firmware applies the same affine map before quantizing into the int8
+    input tensor, so ``description`` is written into the generated header.
+    """
+
+    scale: float = 1.0
+    offset: float = 0.0
+    description: str = "values used as they are"
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return (np.asarray(raw, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scale": float(self.scale), "offset": float(self.offset), "description": self.description}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "InputScaling":
+        try:
+            return cls(scale=float(data["scale"]), offset=float(data["offset"]), description=str(data["description"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"input_scaling needs scale, offset and description, got {data!r} ({exc})") from None
+
+
+def _counts(y: np.ndarray, num_classes: int) -> list[int]:
+    return np.bincount(y.astype(np.int64), minlength=num_classes).tolist() if len(y) else [0] * num_classes
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train/validation/test splits of one classification task.
+
+    Features are float32, images NHWC ``(N, H, W, C)`` and sequences ``(N, L, C)``;
+    labels are int64 class indices into ``class_names``. ``fingerprint`` is the
+    SHA-1 of the arrays, the split seed and the loader options: equal
+    fingerprints mean equal data, on any machine.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    input_scaling: InputScaling
+    source: str
+    fingerprint: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the arrays: what ``tinynas datasets inspect --json`` prints and runs record."""
+        k = self.num_classes
+        x = self.x_train
+        return {
+            "name": self.name,
+            "source": self.source,
+            "input_shape": list(self.input_shape),
+            "num_classes": k,
+            "class_names": list(self.class_names),
+            "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
+            "counts": {
+                "train": _counts(self.y_train, k),
+                "val": _counts(self.y_val, k),
+                "test": _counts(self.y_test, k),
+            },
+            "value_range": [float(x.min()), float(x.max())] if x.size else [0.0, 0.0],
+            "input_scaling": self.input_scaling.to_json(),
+            "fingerprint": self.fingerprint,
+            "options": dict(self.options),
+        }
+
+
+def fingerprint_arrays(arrays: Mapping[str, np.ndarray], *, meta: Mapping[str, Any]) -> str:
+    """SHA-1 over each array's dtype, shape and bytes plus canonical JSON of ``meta``.
+
+    ``meta`` holds the loader name, its options and the split seed, so the same
+    file split differently has another fingerprint.
+    """
+    h = hashlib.sha1()
+    h.update(json.dumps(dict(meta), sort_keys=True, default=str).encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()

@@ -1,0 +1,359 @@
+"""``deploy``: a trained model becomes a validated int8 build for one board, in one folder.
+
+The last stage before flashing: quantize (PTQ, QAT when int8 loses accuracy),
+validate in TFLite Micro against the board's budgets, then write the int8 model,
+the C sources, a firmware project and ``metrics.json``. Used by ``tinynas deploy``
+and by the pipeline's deploy stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tinynas.deploy.qat import QATSettings
+from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, does_not_fit_message
+from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
+from tinynas.hardware.profile import HardwareProfile
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model_int8.tflite"
+#: Written into metrics.json so a later deploy recognises its own output folder.
+TOOL_MARK = "tinynas deploy"
+
+QATMode = Literal["auto"] | bool
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """Where the deploy wrote its files and what it measured (the content of ``metrics.json``)."""
+
+    out_dir: Path
+    model_path: Path  # out_dir / model_int8.tflite
+    metrics: dict[str, Any]
+    files: tuple[str, ...]  # paths relative to out_dir
+
+    @property
+    def fits(self) -> bool:
+        return bool(self.metrics["fits"])
+
+    @property
+    def validation(self) -> ValidationReport:
+        return ValidationReport.from_json(self.metrics["validation"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "model_path": str(self.model_path), "files": list(self.files),
+                "metrics": self.metrics}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DeployResult":
+        return cls(out_dir=Path(data["out_dir"]), model_path=Path(data["model_path"]),
+                   metrics=dict(data["metrics"]), files=tuple(data["files"]))
+
+    @classmethod
+    def load(cls, out_dir: Path) -> "DeployResult":
+        """Read back a finished deploy folder (its ``metrics.json``)."""
+        out_dir = Path(out_dir)
+        path = out_dir / METRICS_FILE
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DeployError(f"{path}: not a finished deploy output ({exc}); run `tinynas deploy` again") from None
+        return cls(out_dir=out_dir, model_path=out_dir / MODEL_FILE, metrics=metrics,
+                   files=tuple(metrics.get("files", ())))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
+    """Refuse an existing folder unless it is empty or a previous deploy of the same model file."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DeployError(f"--out {out_dir} exists and is not a folder; choose another --out or remove it")
+    entries = sorted(p.name for p in out_dir.iterdir())
+    if not entries:
+        return
+    try:
+        previous = json.loads((out_dir / METRICS_FILE).read_text())
+        same = previous.get("tool") == TOOL_MARK and previous.get("source", {}).get("sha256") == source_sha256
+    except (OSError, ValueError, AttributeError):
+        same = False
+    if not same:
+        shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+        raise DeployError(
+            f"--out {out_dir} already exists and holds other files ({shown}) that are not a deploy of this "
+            "model; choose another --out or remove it"
+        )
+    log.info("replacing the previous deploy of the same model in %s", out_dir)
+
+
+def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
+    """('keras', model, file bytes) or ('tflite', None, int8 model bytes); ModelFileError otherwise."""
+    if not model_path.is_file():
+        raise ModelFileError(f"{model_path}: no such model file; pass a .keras or an int8 .tflite file")
+    data = model_path.read_bytes()
+    suffix = model_path.suffix.lower()
+    if suffix == ".tflite":
+        from tinynas.deploy.interpreter import require_int8
+
+        require_int8(data, source=str(model_path))
+        return "tflite", None, data
+    if suffix == ".keras":
+        import keras
+
+        try:
+            model = keras.saving.load_model(model_path, compile=False)
+        except Exception as exc:
+            raise ModelFileError(
+                f"{model_path}: cannot load this Keras model ({type(exc).__name__}: {str(exc)[:300]}); "
+                "save it with model.save('model.keras') from Keras 3"
+            ) from None
+        if isinstance(model.inputs, list) and len(model.inputs) != 1:
+            raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
+        return "keras", model, data
+    raise ModelFileError(f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras or .tflite file")
+
+
+def _fit_inputs(x: np.ndarray, *, model_shape: tuple[int, ...], dataset: Any, split: str,
+                model_path: Path) -> np.ndarray:
+    """A whole split laid out as the model expects it, exactly as the trainer feeds it
+    (same, images resized bilinearly, or sequences reshaped), so int8 accuracy is measured on what training saw."""
+    from tinynas.errors import TrainError
+    from tinynas.train import fit_inputs
+
+    try:
+        return np.asarray(fit_inputs(np.asarray(x, dtype=np.float32), tuple(model_shape), dataset=dataset.name,
+                                     fingerprint=str(getattr(dataset, "fingerprint", "")), split=split),
+                          dtype=np.float32)
+    except TrainError:
+        raise DeployError(
+            f"{model_path}: the model's input is {tuple(model_shape)} but dataset {dataset.name!r} gives samples "
+            f"of {tuple(x.shape[1:])}; deploy with the dataset the model was trained on "
+            "(only image height and width may differ)"
+        ) from None
+
+
+def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
+    return float(np.mean(pred.reshape(len(y), -1).argmax(axis=1) == np.asarray(y).reshape(-1)))
+
+
+def _output_units(kind: str, model: Any, model_bytes: bytes) -> int:
+    if kind == "keras":
+        return int(np.prod([d for d in model.output_shape[1:] if d is not None]))
+    from tinynas.deploy.interpreter import read_model_io
+
+    return int(np.prod(read_model_io(model_bytes).output.shape[1:]))
+
+
+def deploy(
+    *,
+    model_path: Path,
+    profile: HardwareProfile,
+    dataset: Any,
+    out_dir: Path,
+    template: str | None = None,
+    qat: QATMode = "auto",
+    model_id: str | None = None,
+    representative_samples: int = 200,
+    max_test_samples: int | None = None,
+    qat_settings: QATSettings = QATSettings(),
+    firmware: bool = True,
+) -> DeployResult:
+    """Quantize, validate and write a deployable int8 build of ``model_path`` for ``profile``.
+
+    ``model_path``: a ``.keras`` model (quantized here, full-integer PTQ with the
+    first ``representative_samples`` training samples) or an int8 ``.tflite``
+    (used as it is). ``qat``: True fine-tunes with QAT, "auto" only when int8
+    loses more than 1 point against float, False never; the better int8 model
+    is kept. ``model_id``: the Arch id, else the first 12 hex digits of the int8
+    model's SHA-1. ``out_dir`` gets ``model_int8.tflite``, ``model_data.h``,
+    ``model_data.cc``, ``op_resolver.h``, ``firmware/<template>/`` (unless
+    ``firmware`` is False) and ``metrics.json``; all are written in a temporary
+    sibling folder and moved into place only when complete.
+
+    Raises ModelFileError (missing, corrupt or float-only model), DeployError
+    (shape or class mismatch, ``out_dir`` holding other files, a failed step;
+    nothing is left behind) and DoesNotFitError when the model exceeds the
+    board's SRAM or flash budget: then the complete output is still written,
+    with ``"fits": false`` in metrics.json, and the message names the folder.
+    """
+    from tinynas.deploy.interpreter import read_model_io
+    from tinynas.deploy.validate import validate_int8
+
+    model_path = Path(model_path)
+    out_dir = Path(out_dir).resolve()
+    if qat not in ("auto", True, False):
+        raise DeployError(f"qat must be 'auto', True or False, got {qat!r}")
+    kind, keras_model, source_bytes = _load_source(model_path)
+    source_sha = _sha256(source_bytes)
+    _check_out_dir(out_dir, source_sha256=source_sha)
+
+    data_shape = tuple(int(d) for d in dataset.x_test.shape[1:])
+    if kind == "keras":
+        model_shape = tuple(int(d) for d in keras_model.input_shape[1:])
+    else:
+        model_shape = read_model_io(source_bytes).input.shape[1:]
+    units = _output_units(kind, keras_model, source_bytes)
+    if units != len(dataset.class_names):
+        raise DeployError(
+            f"{model_path}: the model has {units} outputs but dataset {dataset.name!r} has "
+            f"{len(dataset.class_names)} classes; deploy with the dataset the model was trained on"
+        )
+    fit = dict(model_shape=model_shape, dataset=dataset, model_path=model_path)
+    x_test = _fit_inputs(dataset.x_test, split="test", **fit)
+    y_test = np.asarray(dataset.y_test).reshape(-1)
+    if max_test_samples is not None:
+        x_test, y_test = x_test[:max_test_samples], y_test[:max_test_samples]
+    test_view = _Split(x_test=x_test, y_test=y_test)
+
+    qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
+    if kind == "keras":
+        from tinynas.deploy.quantize import quantize_int8
+
+        x_train = _fit_inputs(dataset.x_train, split="train", **fit)
+        x_rep = x_train[:representative_samples]
+        float_acc = _float_accuracy(keras_model, x_test, y_test)
+        model_bytes = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
+        report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
+        qat_record["ptq_int8_accuracy"] = report.int8_accuracy
+        drop = report.accuracy_drop or 0.0
+        if qat is True or (qat == "auto" and drop > MAX_INT8_DROP):
+            from tinynas.deploy.qat import qat_finetune
+
+            log.info("int8 loses %.2f points against float: fine-tuning with QAT", 100 * drop)
+            tuned = qat_finetune(keras_model, x_train=x_train, y_train=dataset.y_train, settings=qat_settings)
+            qat_bytes = quantize_int8(tuned, representative=x_rep, num_samples=representative_samples)
+            qat_report = validate_int8(qat_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
+            qat_record.update(applied=True, qat_int8_accuracy=qat_report.int8_accuracy,
+                              settings=qat_settings.to_json())
+            if qat_report.int8_accuracy >= report.int8_accuracy:
+                model_bytes, report = qat_bytes, qat_report
+                qat_record["used"] = True
+            else:
+                log.warning("QAT did not beat PTQ (%.4f < %.4f): keeping the PTQ model",
+                            qat_report.int8_accuracy, report.int8_accuracy)
+    else:
+        if qat is True:
+            raise DeployError(
+                f"{model_path}: --qat needs the float .keras model; an int8 .tflite cannot be fine-tuned"
+            )
+        model_bytes = source_bytes
+        report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=None,
+                               source=str(model_path))
+
+    model_id = model_id or hashlib.sha1(model_bytes).hexdigest()[:12]
+    metrics = {
+        "tool": TOOL_MARK,
+        "model_id": model_id,
+        "source": {"path": str(model_path.resolve()), "format": kind, "sha256": source_sha},
+        "profile_id": profile.id,
+        "dataset": {"name": dataset.name, "fingerprint": getattr(dataset, "fingerprint", None),
+                    "input_shape": list(data_shape), "model_input_shape": list(model_shape),
+                    "adapted_to_model": tuple(model_shape) != tuple(data_shape)},
+        "float_accuracy": report.float_accuracy,
+        "int8_accuracy": report.int8_accuracy,
+        "accuracy_drop": report.accuracy_drop,
+        "num_test_samples": report.num_test_samples,
+        "arena_bytes": report.arena_bytes,
+        "flash_bytes": report.flash_bytes,
+        "sram_budget_bytes": profile.sram_budget_bytes,
+        "flash_budget_bytes": profile.flash_budget_bytes,
+        "fits": report.fits,
+        "qat": qat_record,
+        "validation": report.to_json(),
+        "int8_sha256": _sha256(model_bytes),
+    }
+    result = _write_outputs(out_dir=out_dir, model_bytes=model_bytes, metrics=metrics, profile=profile,
+                            dataset=dataset, template=template, firmware=firmware)
+    if not report.fits:
+        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
+    return result
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The test split as validate_int8 reads it (resized to the model's input when needed)."""
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _scaling_text(dataset: Any) -> str | None:
+    scaling = getattr(dataset, "input_scaling", None)
+    if scaling is None:
+        return None
+    if isinstance(scaling, str):
+        return scaling
+    try:
+        return f"x = raw * {scaling.scale!r} + {scaling.offset!r} ({scaling.description})"
+    except AttributeError:
+        return str(scaling)
+
+
+def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
+                   dataset: Any, template: str | None, firmware: bool) -> DeployResult:
+    """Write everything into a sibling temp folder, then swap it into ``out_dir`` in two renames."""
+    from tinynas.deploy.codegen import write_model_sources
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        (tmp / MODEL_FILE).write_bytes(model_bytes)
+        class_names = [str(c) for c in dataset.class_names]
+        write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
+                            arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
+                            input_scaling=_scaling_text(dataset))
+        metrics["template"] = None
+        name = template or profile.ecosystem.default_template
+        if name == "none":  # mobile and GPU profiles: no firmware ecosystem (tinynas.hardware.schema.NO_TEMPLATE)
+            name = ""
+        if firmware and not name:
+            log.warning("profile %s names no default firmware template and none was given: no firmware/ written",
+                        profile.id)
+        elif firmware:
+            from tinynas.deploy.firmware import generate_firmware
+
+            generate_firmware(template=name, model_bytes=model_bytes, profile=profile,
+                              out_dir=tmp / "firmware" / name, class_names=class_names,
+                              arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
+                              input_scaling=_scaling_text(dataset))
+            metrics["template"] = name
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        metrics["files"] = files + [METRICS_FILE]
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("deploy written to %s", out_dir)
+    return DeployResult(out_dir=out_dir, model_path=out_dir / MODEL_FILE, metrics=metrics,
+                        files=tuple(metrics["files"]))
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old.rmdir()
+        out_dir.rename(old)
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            old.rename(out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)

@@ -1,0 +1,268 @@
+"""Quantization-aware fine-tuning for Keras 3, where tensorflow-model-optimization does not work.
+
+Deploy runs it when int8 post-training quantization loses more than a point of
+accuracy: the float model is fine-tuned with simulated int8 rounding, then the
+normal PTQ (``quantize.quantize_int8``) converts the fine-tuned float weights.
+Scheme: Jacob et al. 2018 ("Quantization and Training of Neural Networks for
+Efficient Integer-Arithmetic-Only Inference", sec. 3): weights fake-quantized
+per output channel, symmetric, as TFLite's int8 spec does; activations
+fake-quantized (asymmetric, 8 bit) at the tensors TFLite quantizes, with ranges
+from an exponential moving average; gradients pass straight through rounding
+(Bengio et al. 2013, straight-through estimator).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinynas.errors import DeployError
+
+log = logging.getLogger(__name__)
+
+# Layers the TFLite converter folds into the producing CONV_2D / DEPTHWISE_CONV_2D /
+# FULLY_CONNECTED / ADD: their input is never an int8 tensor, so it gets no fake-quant.
+_FUSED_FOLLOWERS = ("BatchNormalization", "ReLU")
+# Layers whose output TFLite quantizes with a fixed or inherited range (or that are no op).
+_NO_OUTPUT_QUANT = ("Softmax", "InputLayer", "Dropout")
+
+
+@dataclass(frozen=True)
+class QATSettings:
+    """Fine-tuning budget: a few epochs at a low learning rate on the training split."""
+
+    epochs: int = 8
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    ema_momentum: float = 0.99
+    calibration_samples: int = 200
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                "ema_momentum": self.ema_momentum, "calibration_samples": self.calibration_samples,
+                "seed": self.seed}
+
+
+def _fake_quant_layers() -> tuple[type, type]:
+    """The two Keras layers of the scheme, defined on first use so importing this module stays light."""
+    import keras
+    import tensorflow as tf
+
+    class ActivationFakeQuant(keras.layers.Layer):
+        """8-bit asymmetric fake-quant of a tensor, range = EMA of observed batch min/max (0 included).
+
+        ``calibrating``: pass the tensor through and record the plain min/max, like
+        PTQ's calibration, so fine-tuning starts from the ranges PTQ would use.
+        """
+
+        def __init__(self, *, momentum: float = 0.99, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.momentum = float(momentum)
+            self.calibrating = False
+
+        def build(self, input_shape: Any) -> None:
+            self.range_min = self.add_weight(name="range_min", shape=(), initializer="zeros", trainable=False)
+            self.range_max = self.add_weight(name="range_max", shape=(), initializer="zeros", trainable=False)
+            self.seen = self.add_weight(name="seen", shape=(), initializer="zeros", trainable=False)
+
+        def call(self, x: Any, training: bool | None = None) -> Any:
+            # The zero point must be representable, so every range includes 0 (TFLite does the same).
+            bmin = tf.minimum(tf.reduce_min(x), 0.0)
+            bmax = tf.maximum(tf.reduce_max(x), 0.0)
+            if self.calibrating:
+                first = tf.equal(self.seen, 0.0)
+                self.range_min.assign(tf.where(first, bmin, tf.minimum(self.range_min, bmin)))
+                self.range_max.assign(tf.where(first, bmax, tf.maximum(self.range_max, bmax)))
+                self.seen.assign_add(1.0)
+                return x
+            if training:
+                m = self.momentum
+                self.range_min.assign(m * self.range_min + (1.0 - m) * bmin)
+                self.range_max.assign(m * self.range_max + (1.0 - m) * bmax)
+            lo = tf.minimum(self.range_min, 0.0)
+            hi = tf.maximum(self.range_max, lo + 1e-6)
+            # fake_quant_with_min_max_vars nudges the range so 0 is exact and passes gradients
+            # straight through inside the range.
+            return tf.quantization.fake_quant_with_min_max_vars(x, lo, hi, num_bits=8, narrow_range=False)
+
+    class WeightFakeQuant(keras.layers.Layer):
+        """Runs a Conv2D / DepthwiseConv2D / Dense with its kernel fake-quantized to int8.
+
+        Symmetric, narrow range [-127, 127], one scale per output channel (the
+        TFLite int8 spec); the wrapped layer keeps its float variables, so the
+        fine-tuned weights stay in the original model. Per-channel symmetric
+        rounding commutes with a per-channel BatchNormalization scale, so
+        quantizing the unfolded kernel equals quantizing the folded one.
+        """
+
+        def __init__(self, inner: Any, **kw: Any) -> None:
+            super().__init__(name=inner.name + "_qat", **kw)
+            self.inner = inner
+            kind = type(inner).__name__
+            # Axes that share one scale: all but the output-channel axis.
+            self.kind = kind
+            if kind == "Dense":
+                self.reduce_axes = (0,)
+            elif kind == "DepthwiseConv2D":
+                self.reduce_axes = (0, 1)  # kernel (kh, kw, in, mult): channel = (in, mult)
+            else:
+                self.reduce_axes = (0, 1, 2)  # Conv2D kernel (kh, kw, in, out)
+
+        def _quantized_kernel(self) -> Any:
+            w = self.inner.kernel
+            scale = tf.stop_gradient(tf.reduce_max(tf.abs(w), axis=self.reduce_axes, keepdims=True) / 127.0)
+            scale = tf.maximum(scale, 1e-12)
+            q = tf.clip_by_value(tf.round(w / scale), -127.0, 127.0) * scale
+            return w + tf.stop_gradient(q - w)  # straight-through estimator
+
+        def call(self, x: Any) -> Any:
+            layer = self.inner
+            k = self._quantized_kernel()
+            if self.kind == "Dense":
+                y = keras.ops.matmul(x, k)
+            elif self.kind == "DepthwiseConv2D":
+                y = keras.ops.depthwise_conv(x, k, strides=layer.strides, padding=layer.padding,
+                                             dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+            else:
+                y = layer.convolution_op(x, k)
+            if layer.use_bias:
+                y = y + layer.bias
+            return layer.activation(y) if layer.activation is not None else y
+
+    return ActivationFakeQuant, WeightFakeQuant
+
+
+def _consumers(model: Any) -> dict[str, list[str]]:
+    """Class names of the layers that consume each layer's output, from the functional graph."""
+    out: dict[str, list[str]] = {}
+    for layer in model.layers:
+        names = []
+        for node in getattr(layer, "_outbound_nodes", []):
+            op = getattr(node, "operation", None)
+            if op is not None:
+                names.append(type(op).__name__)
+        out[layer.name] = names
+    return out
+
+
+def _output_is_probability(model: Any) -> bool:
+    last = model.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return True
+    act = getattr(last, "activation", None)
+    return getattr(act, "__name__", "") == "softmax"
+
+
+def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[Any]]:
+    """A model that shares ``model``'s variables and simulates int8 inference; plus its activation quantizers.
+
+    Only functional (or Sequential) Keras models of Conv2D, DepthwiseConv2D,
+    Dense and shape/pooling/activation layers are supported; anything else
+    raises DeployError naming the layer.
+    """
+    import keras
+
+    ActivationFakeQuant, WeightFakeQuant = _fake_quant_layers()
+    consumers = _consumers(model)
+    fqs: list[Any] = []
+    input_fq: dict[int, Any] = {}
+    wrapped_to_original: dict[str, str] = {}
+
+    def clone_function(layer: Any) -> Any:
+        kind = type(layer).__name__
+        if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            if kind == "Conv2D" and getattr(layer, "groups", 1) != 1:
+                raise DeployError(f"QAT does not support grouped Conv2D (layer {layer.name})")
+            wrapper = WeightFakeQuant(layer)
+            wrapped_to_original[wrapper.name] = layer.name
+            return wrapper
+        if kind == "BatchNormalization":
+            # Frozen: inference-mode statistics, as the converter folds them.
+            layer.trainable = False
+        return layer  # shared, not copied: fine-tuning updates the caller's variables
+
+    def new_fq(name: str) -> Any:
+        fq = ActivationFakeQuant(momentum=momentum, name=name)
+        fqs.append(fq)
+        return fq
+
+    def call_function(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(_quantize_inputs(a) for a in args)
+        out = layer(*args, **kwargs)
+        name = wrapped_to_original.get(layer.name, layer.name)
+        kind = type(layer.inner).__name__ if hasattr(layer, "inner") else type(layer).__name__
+        followers = consumers.get(name, [])
+        if kind in _NO_OUTPUT_QUANT or (followers and all(f in _FUSED_FOLLOWERS for f in followers)):
+            return out
+        return new_fq(f"{name}_act_fq")(out)
+
+    def _quantize_inputs(a: Any) -> Any:
+        if isinstance(a, (list, tuple)):
+            return type(a)(_quantize_inputs(v) for v in a)
+        history = getattr(a, "_keras_history", None)
+        if history is not None and type(history[0]).__name__ == "InputLayer":
+            if id(a) not in input_fq:
+                input_fq[id(a)] = new_fq(f"input_fq_{len(input_fq)}")(a)
+            return input_fq[id(a)]
+        return a
+
+    try:
+        qat_model = keras.models.clone_model(model, clone_function=clone_function, call_function=call_function)
+    except DeployError:
+        raise
+    except Exception as exc:
+        raise DeployError(
+            f"QAT cannot rebuild this model ({type(exc).__name__}: {exc}); it needs a functional Keras model "
+            "of standard layers; deploy it without --qat"
+        ) from exc
+    return qat_model, fqs
+
+
+def qat_finetune(
+    model: Any,
+    *,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    settings: QATSettings = QATSettings(),
+) -> Any:
+    """A float copy of ``model`` fine-tuned under simulated int8 inference; ``model`` is left unchanged.
+
+    Feed the result to ``quantize_int8`` as usual. The activation ranges start
+    from PTQ-style calibration on the first ``calibration_samples`` training
+    samples, then follow an EMA while the weights adapt to int8 rounding.
+    Raises DeployError for an unsupported model or mismatched data.
+    """
+    import keras
+
+    x = np.asarray(x_train, dtype=np.float32)
+    y = np.asarray(y_train).reshape(-1)
+    want = tuple(int(d) for d in model.input_shape[1:])
+    if x.shape[1:] != want:
+        raise DeployError(f"QAT data have samples of shape {x.shape[1:]}, the model expects {want}")
+    if len(x) != len(y) or len(x) == 0:
+        raise DeployError(f"QAT needs matching, non-empty inputs and labels, got {len(x)} and {len(y)}")
+
+    keras.utils.set_random_seed(int(settings.seed))
+    float_model = keras.models.clone_model(model)
+    float_model.set_weights(model.get_weights())
+    qat_model, fqs = build_qat_model(float_model, momentum=settings.ema_momentum)
+
+    for fq in fqs:
+        fq.calibrating = True
+    calib = x[: settings.calibration_samples]
+    for start in range(0, len(calib), settings.batch_size):
+        qat_model(calib[start : start + settings.batch_size], training=False)
+    for fq in fqs:
+        fq.calibrating = False
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not _output_is_probability(model))
+    qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=loss,
+                      metrics=["accuracy"], jit_compile=False)
+    history = qat_model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=0)
+    log.info("QAT fine-tuning: %d epochs, final loss %.4f, accuracy (simulated int8) %.4f",
+             settings.epochs, history.history["loss"][-1], history.history["accuracy"][-1])
+    return float_model

@@ -1,0 +1,106 @@
+"""Full-integer post-training quantization: a float Keras model becomes int8 ``.tflite`` bytes.
+
+The deploy stage and the cost-model benchmark call it; its output is what the
+TFLite Micro interpreter runs and what the C arrays embed. Recipe: REFERENCE.md
+section 2 (TFLiteConverter, TFLITE_BUILTINS_INT8, int8 input and output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from typing import Any, Iterator
+
+import numpy as np
+
+from tinynas.errors import DeployError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Silence the converter's C++ chatter, which writes straight to file descriptors 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            tail = sink.read()[-4000:].decode(errors="replace")
+            if tail.strip():
+                log.debug("converter output (tail):\n%s", tail)
+
+
+def _batch_one(keras: Any, model: Any, sample_shape: tuple[int, ...]) -> Any:
+    """The model called on a batch-1 input, so every shape in the converted graph is static.
+
+    With a free batch dimension the converter turns Keras Flatten/Reshape into
+    SHAPE + STRIDED_SLICE + PACK + RESHAPE; with batch 1 (what a microcontroller
+    runs) it emits one RESHAPE, as the Graph IR and TFLM's examples have it.
+    """
+    if len(getattr(model, "inputs", None) or []) != 1:
+        return model
+    inp = keras.Input(batch_shape=(1, *(int(d) for d in sample_shape)), name="input")
+    return keras.Model(inp, model(inp), name=getattr(model, "name", "model"))
+
+
+def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 200) -> bytes:
+    """The int8 ``.tflite`` flatbuffer of a float ``keras.Model`` (full-integer PTQ, int8 in/out).
+
+    ``representative`` holds input samples (batch first, the model's input shape
+    after it); the first ``num_samples`` of them calibrate the activation ranges,
+    fed one at a time as ``[x[i:i+1]]``. The same model and data give the same
+    bytes. Raises DeployError when the data do not match the model or the
+    converter cannot express an op in int8.
+    """
+    rep = np.asarray(representative)
+    if rep.ndim < 2 or rep.shape[0] < 1:
+        raise DeployError(f"representative data must be a batch of samples, got shape {rep.shape}")
+    want = tuple(int(d) for d in model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if want is not None and None not in want and tuple(rep.shape[1:]) != want:
+        raise DeployError(
+            f"representative data samples have shape {tuple(rep.shape[1:])}, the model expects {want}; "
+            "resize the data to the model's input"
+        )
+    if num_samples < 1:
+        raise DeployError(f"num_samples must be positive, got {num_samples}")
+    rep = rep[:num_samples].astype(np.float32)
+
+    import keras
+    import tensorflow as tf
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for i in range(rep.shape[0]):
+            yield [rep[i : i + 1]]
+
+    try:
+        with _quiet_fds():
+            converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(keras, model, rep.shape[1:]))
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+            data = converter.convert()
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        detail = msg[-1] if msg else type(exc).__name__
+        raise DeployError(
+            f"int8 quantization failed: {detail}. Every op must have an int8 TFLite builtin; "
+            "check the model's layers and that the representative data match its input"
+        ) from exc
+    return bytes(data)

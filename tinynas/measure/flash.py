@@ -1,0 +1,165 @@
+"""Flash a generated firmware project with its ecosystem's own tool, or say exactly what to run.
+
+Sits between firmware generation (``tinynas.deploy.firmware`` writes the project
+and its build/flash commands into ``.tinynas_firmware.json``) and ``tinynas
+measure``. The tools (arduino-cli, pio, west, idf.py, picotool) are never
+bundled: when one is missing the caller gets the command line to run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinynas.errors import MeasureError
+
+log = logging.getLogger(__name__)
+
+STAMP = ".tinynas_firmware.json"  # written by tinynas.deploy.firmware.generate_firmware
+
+#: How each tool takes the serial port, when the user names one (None: the tool finds the probe itself).
+PORT_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "arduino-cli": ("-p", "{port}"),
+    "pio": ("--upload-port", "{port}"),
+    "platformio": ("--upload-port", "{port}"),
+    "idf.py": ("-p", "{port}"),
+    "west": None,  # west flash uses the board's runner (J-Link, pyOCD, OpenOCD) over the debug probe
+    "picotool": None,  # USB BOOTSEL mode, no serial port
+    "pyocd": None,  # CMSIS-DAP / ST-Link debug probe
+}
+
+#: Projects without a stamp: guess the ecosystem from a marker file.
+_MARKERS: tuple[tuple[str, str, str], ...] = (
+    ("platformio.ini", "pio run", "pio run -t upload"),
+    ("main/idf_component.yml", "idf.py build", "idf.py flash"),
+    ("prj.conf", "west build", "west flash"),
+    ("pico_sdk_import.cmake", "cmake -S . -B build && cmake --build build", "picotool load -x build/*.uf2"),
+)
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    """What ``flash_project`` did: the commands, whether the tool was found and ran, and how it ended."""
+
+    project: str
+    template: str
+    tool: str
+    commands: tuple[str, ...]  # shell-ready lines, run in ``project``
+    tool_found: bool
+    ran: bool
+    returncode: int | None = None
+    output_tail: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": self.project, "template": self.template, "tool": self.tool,
+                "commands": list(self.commands), "tool_found": self.tool_found, "ran": self.ran,
+                "returncode": self.returncode, "output_tail": self.output_tail, "notes": list(self.notes)}
+
+
+def _split_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("&&", "\n").splitlines() if line.strip()]
+
+
+def plan_commands(project: Path) -> tuple[str, list[str], list[str]]:
+    """(template, build lines, flash lines) for a project: from its stamp, else from its marker files."""
+    stamp = project / STAMP
+    if stamp.is_file():
+        try:
+            data = json.loads(stamp.read_text(encoding="utf-8"))
+            return str(data.get("template", "")), _split_lines(str(data.get("build", ""))), \
+                _split_lines(str(data["flash"]))
+        except (ValueError, KeyError, OSError) as exc:
+            raise MeasureError(f"{stamp}: unreadable firmware stamp ({exc}); regenerate the project "
+                               "with `tinynas firmware generate`") from None
+    for marker, build, flash in _MARKERS:
+        if (project / marker).exists():
+            return marker, _split_lines(build), _split_lines(flash)
+    if any(project.glob("*.ino")):
+        raise MeasureError(
+            f"{project}: an Arduino sketch without a tinynas stamp: the board's FQBN is unknown; run "
+            "`arduino-cli compile --upload -b <FQBN> -p <PORT>` there, or regenerate it with `tinynas firmware generate`"
+        )
+    raise MeasureError(
+        f"{project}: not a firmware project tinynas knows (no {STAMP}, platformio.ini, prj.conf, "
+        "main/idf_component.yml or pico_sdk_import.cmake); pass the folder `tinynas firmware generate` wrote"
+    )
+
+
+_ENV_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _with_port(line: str, port: str | None, notes: list[str]) -> str:
+    """Put the port into a flash line: ``$PORT`` where the template has it, else the tool's own option."""
+    if "$PORT" in line or "${PORT}" in line:
+        if port is None:
+            notes.append("pass --port (or replace $PORT with the board's serial port)")
+            return line
+        return line.replace("${PORT}", shlex.quote(port)).replace("$PORT", shlex.quote(port))
+    words = shlex.split(line)
+    if not words or port is None:
+        return line
+    tool = Path(words[0]).name
+    option = PORT_OPTIONS.get(tool)
+    flashing = any(w in ("upload", "flash", "load", "-t", "--upload") for w in words[1:])
+    if option is None:
+        if flashing:
+            notes.append(f"{tool} flashes over the debug probe or USB boot mode; --port {port} is for measuring only")
+        return line
+    if not flashing or option[0] in words:
+        return line
+    return line + " " + " ".join(shlex.quote(o.format(port=port)) for o in option)
+
+
+def flash_project(*, project: str | Path, port: str | None = None, build: bool = True, run: bool = True,
+                  timeout_s: float = 1800.0) -> FlashResult:
+    """Build and flash ``project`` with its ecosystem tool when that tool is installed.
+
+    Returns a ``FlashResult`` with ``ran=False`` and the exact commands when a
+    tool is not on PATH, an environment variable the commands use is unset
+    (``$TFLM_DIR``, ``$PORT`` without ``port``), or ``run`` is False. Raises
+    ``MeasureError`` when the folder is not a firmware project or a tool fails
+    (with the end of its output).
+    """
+    folder = Path(project)
+    if not folder.is_dir():
+        raise MeasureError(f"no such firmware project folder {str(folder)!r}; generate one with `tinynas firmware generate`")
+    template, build_lines, flash_lines = plan_commands(folder)
+    notes: list[str] = []
+    lines = (build_lines if build else []) + [_with_port(x, port, notes) for x in flash_lines]
+    if not lines:
+        raise MeasureError(f"{folder}: the project names no flash command")
+    tools = [shlex.split(x)[0] for x in lines if shlex.split(x)]
+    missing = sorted({t for t in tools if shutil.which(t) is None})
+    unset = sorted({v for x in lines for v in _ENV_RE.findall(x) if not os.environ.get(v)})
+    for var in unset:
+        if var != "PORT":
+            notes.append(f"set the environment variable {var} first (see the project's README.md)")
+    tool = Path(shlex.split(flash_lines[-1])[0]).name if flash_lines else tools[0]
+    result = dict(project=str(folder), template=template, tool=tool, commands=tuple(lines), notes=tuple(notes))
+    if missing or unset or not run:
+        if missing:
+            log.info("%s: %s not installed; not flashing", folder, ", ".join(missing))
+        return FlashResult(**result, tool_found=not missing, ran=False)
+    output = ""
+    for line in lines:
+        log.info("%s: running %s", folder, line)
+        try:
+            # The lines come from the project's own stamp (like a Makefile): the shell expands $VARS and globs.
+            proc = subprocess.run(["/bin/sh", "-c", line], cwd=folder, capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise MeasureError(f"{folder}: '{line}' did not finish within {timeout_s:g} s") from None
+        output = (output + proc.stdout + proc.stderr)[-4000:]
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise MeasureError(f"{folder}: '{line}' failed with exit code {proc.returncode}:\n{tail}")
+    return FlashResult(**result, tool_found=True, ran=True, returncode=0, output_tail=output[-2000:])

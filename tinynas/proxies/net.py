@@ -1,0 +1,260 @@
+"""A small differentiable interpreter of a ``Graph``: what the zero-cost proxies compute on.
+
+Building a ``keras.Model`` costs 0.2-2 s per architecture, far more than one
+forward and backward pass of a tiny network, so the proxies run the Graph's ops
+directly with ``tf.nn`` in eager mode on weights held as numpy arrays. The
+weights either come from a fresh Keras-style initialisation (glorot-uniform
+kernels, zero biases, BN gamma 1 / beta 0 / mean 0 / var 1) or are copied out
+of a Keras model that ``build_keras_model`` made from the same Graph; either way
+nothing is ever written back, so a model given to a proxy stays unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from tinynas.errors import ProxyError
+from tinynas.space.graph import Graph
+
+BN_EPSILON = 1e-3  # Keras BatchNormalization's default
+BN_MODES = ("inference", "batch", "off")
+PARAMETRIC = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Inputs (N, *input_shape) float32 and integer labels (N,) for data-dependent proxies."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+def _glorot(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    # Glorot & Bengio 2010 uniform, fans as Keras computes them (receptive field x in/out channels).
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return ((rng.random(size=shape, dtype=np.float32) * 2.0 - 1.0) * np.float32(limit)).astype(np.float32)
+
+
+class GraphNet:
+    """Weights for every parametric op of ``graph`` plus a TF forward pass over the Graph's ops.
+
+    ``weights[op_output_name]`` holds ``kernel`` (TF layout: HWIO for CONV_2D,
+    HW C M for DEPTHWISE_CONV_2D, (in, units) for FULLY_CONNECTED) and either
+    ``bias`` or, with ``batch_norm``, ``gamma``/``beta``/``mean``/``var``.
+    """
+
+    def __init__(self, graph: Graph, *, seed: int = 0, weights: dict[str, dict[str, np.ndarray]] | None = None):
+        self.graph = graph
+        for op in graph.ops:
+            if op.kind not in _FORWARD:
+                raise ProxyError(
+                    f"zero-cost proxies cannot run op {op.kind!r} of graph {graph.name!r}; "
+                    f"supported: {', '.join(sorted(_FORWARD))}"
+                )
+        self.weights = weights if weights is not None else self._init(np.random.default_rng(seed))
+
+    def _init(self, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+        weights: dict[str, dict[str, np.ndarray]] = {}
+        for op in self.graph.ops:
+            if op.kind not in PARAMETRIC:
+                continue
+            cin = self.graph.tensors[op.inputs[0]].shape[-1]
+            a = op.attrs
+            if op.kind == "CONV_2D":
+                kh, kw = a["kernel"]
+                shape, cout = (kh, kw, cin, int(a["filters"])), int(a["filters"])
+            elif op.kind == "DEPTHWISE_CONV_2D":
+                kh, kw = a["kernel"]
+                dm = int(a.get("depth_multiplier", 1))
+                shape, cout = (kh, kw, cin, dm), cin * dm
+            else:
+                shape, cout = (cin, int(a["units"])), int(a["units"])
+            w = {"kernel": _glorot(rng, shape)}
+            if a.get("batch_norm", False):
+                w.update(gamma=np.ones(cout, np.float32), beta=np.zeros(cout, np.float32),
+                         mean=np.zeros(cout, np.float32), var=np.ones(cout, np.float32))
+            else:
+                w["bias"] = np.zeros(cout, np.float32)
+            weights[op.outputs[0]] = w
+        return weights
+
+    @classmethod
+    def from_keras(cls, model: Any, graph: Graph) -> "GraphNet":
+        """Copy (never alias) the weights of a model made by ``build_keras_model(graph)``.
+
+        Raises ProxyError when a layer the Graph needs is missing from the model.
+        """
+        weights: dict[str, dict[str, np.ndarray]] = {}
+        for op in graph.ops:
+            if op.kind not in PARAMETRIC:
+                continue
+            name = op.outputs[0]
+            try:
+                layer = model.get_layer(name)
+            except ValueError:
+                raise ProxyError(
+                    f"Keras model {model.name!r} has no layer {name!r}: score models built by "
+                    "tinynas.space.keras_builder.build_keras_model from the same Graph"
+                ) from None
+            vals = [np.array(v, dtype=np.float32, copy=True) for v in layer.get_weights()]
+            w = {"kernel": vals[0]}
+            if op.attrs.get("batch_norm", False):
+                g, b, m, v = (np.array(t, dtype=np.float32, copy=True) for t in model.get_layer(f"{name}_bn").get_weights())
+                w.update(gamma=g, beta=b, mean=m, var=v)
+            else:
+                w["bias"] = vals[1] if len(vals) > 1 else np.zeros(vals[0].shape[-1], np.float32)
+            weights[name] = w
+        return cls(graph, weights=weights)
+
+    def kernel_names(self) -> list[str]:
+        """The ops whose kernels the per-weight proxies score (conv, depthwise, dense: as in Abdelfattah et al.)."""
+        return list(self.weights)
+
+    def params(self, dtype: Any, *, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
+        """Fresh TF tensors of the weights in ``dtype`` (the numpy arrays are never modified)."""
+        import tensorflow as tf
+
+        out: dict[str, dict[str, Any]] = {}
+        for name, w in self.weights.items():
+            out[name] = {}
+            for key, value in w.items():
+                value = transform(value) if transform is not None and key == "kernel" else value
+                out[name][key] = tf.constant(value, dtype=dtype)
+        return out
+
+    def forward(
+        self,
+        x: Any,
+        params: dict[str, dict[str, Any]],
+        *,
+        bn: str = "inference",
+        taps: dict[str, list[Any]] | None = None,
+        linear: bool = False,
+    ) -> Any:
+        """Logits (the final SOFTMAX is skipped) of the batch ``x``.
+
+        ``bn``: ``inference`` uses the stored mean/var, ``batch`` the batch
+        statistics (training mode), ``off`` bypasses BatchNorm (SynFlow). With
+        ``taps`` given, fills ``pre_act`` (inputs of every ReLU), ``layer_out``
+        (every conv/dense output before BN), ``bn_var`` (batch variance per BN)
+        and ``features`` (the tensor entering the global pool). ``linear``
+        makes every ReLU/ReLU6 the identity: SynFlow's linearised network, where
+        all values are positive anyway and a ReLU6 would otherwise clip.
+        """
+        import tensorflow as tf
+
+        if bn not in BN_MODES:
+            raise ProxyError(f"bn must be one of {BN_MODES}, got {bn!r}")
+        ctx = {"bn": bn, "taps": taps, "linear": linear}
+        values: dict[str, Any] = {self.graph.inputs[0]: x}
+        out_name = self.graph.outputs[0]
+        for op in self.graph.ops:
+            args = [values[n] for n in op.inputs if n and not self.graph.tensors[n].constant]
+            if op.kind == "SOFTMAX" and op.outputs[0] == out_name:
+                values[out_name] = args[0]
+                continue
+            values[op.outputs[0]] = _FORWARD[op.kind](tf, op, args, params.get(op.outputs[0]), ctx)
+        return values[out_name]
+
+
+# -- one function per op kind -------------------------------------------------------
+
+def _act(tf: Any, y: Any, activation: str | None, ctx: dict) -> Any:
+    taps = ctx["taps"]
+    if activation is None or ctx["linear"]:
+        return y
+    if taps is not None:
+        taps.setdefault("pre_act", []).append(y)
+    return tf.nn.relu(y) if activation == "relu" else tf.clip_by_value(y, 0.0, 6.0) if activation == "relu6" else y
+
+
+def _bn(tf: Any, y: Any, w: dict, ctx: dict) -> Any:
+    mode, taps = ctx["bn"], ctx["taps"]
+    axes = list(range(len(y.shape) - 1))
+    if mode == "off":
+        return y
+    if mode == "batch":
+        mean, var = tf.nn.moments(y, axes=axes)
+        if taps is not None:
+            taps.setdefault("bn_var", []).append(var)
+    else:
+        mean, var = w["mean"], w["var"]
+    return tf.nn.batch_normalization(y, mean, var, w["beta"], w["gamma"], BN_EPSILON)
+
+
+def _conv(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
+    a = op.attrs
+    sh, sw = a["stride"]
+    if op.kind == "CONV_2D":
+        y = tf.nn.conv2d(args[0], w["kernel"], strides=[1, sh, sw, 1], padding=a["padding"].upper())
+    else:
+        y = tf.nn.depthwise_conv2d(args[0], w["kernel"], strides=[1, sh, sw, 1], padding=a["padding"].upper())
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("layer_out", []).append(y)
+    y = _bn(tf, y, w, ctx) if "gamma" in w else y + w["bias"]
+    return _act(tf, y, a.get("activation"), ctx)
+
+
+def _dense(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
+    y = tf.matmul(args[0], w["kernel"])
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("layer_out", []).append(y)
+    return _act(tf, y + w["bias"], op.attrs.get("activation"), ctx)
+
+
+def _pool(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    a = op.attrs
+    fn = tf.nn.max_pool2d if op.kind == "MAX_POOL_2D" else tf.nn.avg_pool2d
+    return fn(args[0], ksize=list(a["pool"]), strides=list(a["stride"]), padding=a["padding"].upper())
+
+
+def _mean(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("features", []).append(args[0])
+    return tf.reduce_mean(args[0], axis=list(op.attrs.get("axes", (1, 2))), keepdims=bool(op.attrs.get("keepdims")))
+
+
+def _reshape(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if ctx["taps"] is not None and len(args[0].shape) == 4:
+        ctx["taps"].setdefault("features", []).append(args[0])
+    return tf.reshape(args[0], (-1, *tuple(op.attrs["shape"])[1:]))
+
+
+def _add(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    y = args[0]
+    for other in args[1:]:
+        y = y + other
+    return _act(tf, y, op.attrs.get("activation"), ctx)
+
+
+def _mul(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return args[0] * float(op.attrs["factor"])
+
+
+def _relu(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return _act(tf, args[0], "relu6" if op.kind == "RELU6" else "relu", ctx)
+
+
+def _softmax(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return tf.nn.softmax(args[0] * float(op.attrs.get("beta", 1.0)))
+
+
+_FORWARD: dict[str, Callable[..., Any]] = {
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _conv,
+    "FULLY_CONNECTED": _dense,
+    "MAX_POOL_2D": _pool,
+    "AVERAGE_POOL_2D": _pool,
+    "MEAN": _mean,
+    "RESHAPE": _reshape,
+    "ADD": _add,
+    "MUL": _mul,
+    "RELU": _relu,
+    "RELU6": _relu,
+    "SOFTMAX": _softmax,
+}

@@ -1,0 +1,73 @@
+"""Train an architecture saved as JSON on a dataset: what ``tinynas train ARCH.json`` runs.
+
+Reads the arch (as ``tinynas space sample`` prints it), builds its space for
+the dataset's input shape and class count, trains, and saves ``model.keras``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tinynas.errors import SpaceError, TrainError
+from tinynas.space.arch import Arch
+from tinynas.train.budget import TrainBudget, TrainResult
+
+
+def read_arch_file(path: str | os.PathLike[str]) -> Arch:
+    """The Arch in ``path``: an object with an ``"arch"`` key, or a bare Arch object."""
+    path = Path(path)
+    try:
+        data: Any = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainError(f"{path}: no such arch file; write one with `tinynas space sample NAME --json > {path.name}`") from None
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{path}: not valid JSON ({exc}); write it with `tinynas space sample NAME --json`") from None
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise TrainError(f"{path}: holds {len(data)} archs; keep the one to train")
+        data = data[0]
+    if isinstance(data, dict) and "arch" in data:
+        data = data["arch"]
+    try:
+        return Arch.from_json(data)
+    except SpaceError as exc:
+        raise TrainError(f"{path}: {exc}") from None
+
+
+def train_arch_file(
+    arch_path: str | os.PathLike[str],
+    *,
+    dataset: str,
+    out: str | os.PathLike[str],
+    budget: TrainBudget = TrainBudget(),
+    seed: int = 0,
+    dataset_options: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train the arch in ``arch_path`` on ``dataset`` and save it to ``out`` (a ``.keras`` file).
+
+    Returns the result and a summary (arch, dataset facts, output path) for printing.
+    """
+    from tinynas.data import load_dataset
+    from tinynas.space import base as space_base
+    from tinynas.train.trainer import train_graph
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise TrainError(f"--out {out}: the trained model is saved as a .keras file; name it e.g. model.keras")
+    arch = read_arch_file(arch_path)
+    ds = load_dataset(dataset, seed=seed, **(dataset_options or {}))
+    space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes)
+    graph = space.graph(arch)
+    result = train_graph(graph, ds, budget=budget, seed=seed, arch_id=arch.id, save_path=out, cache_dir=cache_dir)
+    summary = {
+        "arch": arch.to_json(),
+        "arch_id": arch.id,
+        "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "input_shape": list(ds.input_shape),
+                    "num_classes": ds.num_classes, "input_scaling": ds.input_scaling.to_json()},
+        "model": str(out),
+    }
+    return result, summary
