@@ -156,6 +156,30 @@ static int hex_value(char c)
     return -1;
 }
 
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of one more byte; bitwise, no table in flash. */
+static uint32_t crc32_update(uint32_t crc, uint8_t byte)
+{
+    int k;
+    crc ^= byte;
+    for (k = 0; k < 8; ++k) {
+        crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return crc;
+}
+
+static void put_hex32(const tinynas_protocol *p, uint32_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char buf[9];
+    int k;
+    for (k = 7; k >= 0; --k) {
+        buf[k] = digits[v & 0xFu];
+        v >>= 4;
+    }
+    buf[8] = '\0';
+    put(p, buf);
+}
+
 /* Split cmd in place at spaces; returns the number of words (at most max). */
 static size_t split_words(char *cmd, char **words, size_t max)
 {
@@ -189,6 +213,7 @@ static void cmd_db_load(tinynas_protocol *p, const char *size_text)
     }
     p->load_expected = n;
     p->load_received = 0;
+    p->load_crc = 0xFFFFFFFFu;
     put(p, "m-[Expecting ");
     put_u64(p, (uint64_t)n);
     put_line(p, " bytes]");
@@ -221,11 +246,14 @@ static void cmd_db_data(tinynas_protocol *p, const char *hex)
         return;
     }
     for (i = 0; i < len; i += 2u) {
-        p->board->input[p->load_received++] =
-            (uint8_t)((hex_value(hex[i]) << 4) | hex_value(hex[i + 1u]));
+        const uint8_t byte = (uint8_t)((hex_value(hex[i]) << 4) | hex_value(hex[i + 1u]));
+        p->board->input[p->load_received++] = byte;
+        p->load_crc = crc32_update(p->load_crc, byte);
     }
     if (p->load_received == p->load_expected) {
         p->load_expected = p->load_received = 0;
+        p->last_crc = p->load_crc ^ 0xFFFFFFFFu;
+        p->have_crc = 1;
         put_line(p, "m-load-done");
     }
 }
@@ -239,13 +267,14 @@ static int run_once(const tinynas_protocol *p)
     return b->invoke(b->ctx);
 }
 
+/* `infer N W`: N >= 1 required; W defaults to 10 as in the MLPerf Tiny firmware. */
 static void cmd_infer(tinynas_protocol *p, char **words, size_t nwords)
 {
-    size_t iterations = 1, warmups = 0, i;
+    size_t iterations = 0, warmups = 10, i;
     uint64_t t0, t1;
-    if (nwords > 3u || (nwords >= 2u && parse_size(words[1], &iterations) != 0) ||
+    if (nwords < 2u || nwords > 3u || parse_size(words[1], &iterations) != 0 ||
         (nwords == 3u && parse_size(words[2], &warmups) != 0) || iterations < 1u) {
-        put_line(p, "e-[bad infer args]");
+        put_line(p, "e-[infer needs N >= 1 and W >= 0]");
         return;
     }
     put(p, "m-warmup-start-");
@@ -299,6 +328,14 @@ static void run_command(tinynas_protocol *p)
         put(p, p->board->model_id != NULL ? p->board->model_id : "unknown");
         put_line(p, "]");
         put_extension(p);
+    } else if (nwords == 2u && strcmp(words[0], "db") == 0 && strcmp(words[1], "crc") == 0) {
+        if (p->have_crc) {
+            put(p, "m-crc-[");
+            put_hex32(p, p->last_crc);
+            put_line(p, "]");
+        } else {
+            put_line(p, "e-[db crc no data]");
+        }
     } else if (nwords >= 1u && strcmp(words[0], "db") == 0) {
         if (nwords >= 2u && strcmp(words[1], "load") == 0) {
             cmd_db_load(p, nwords == 3u ? words[2] : NULL);
@@ -309,9 +346,7 @@ static void run_command(tinynas_protocol *p)
         cmd_infer(p, words, nwords);
     } else if (nwords == 1u && strcmp(words[0], "results") == 0) {
         if (p->have_results) {
-            put_results(p);
-        } else {
-            put_line(p, "e-[no results yet]");
+            put_results(p); /* before any inference there is no last line: only m-ready */
         }
     } else {
         put(p, "e-[unknown command: ");

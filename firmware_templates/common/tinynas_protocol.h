@@ -62,6 +62,9 @@ typedef struct tinynas_protocol {
     int cmd_overflow;        /* more than TINYNAS_CMD_MAX characters before '%' */
     size_t load_expected;    /* bytes announced by `db load N`; 0: no upload under way */
     size_t load_received;
+    uint32_t load_crc;       /* running CRC-32 of the upload under way */
+    uint32_t last_crc;       /* CRC-32 of the last complete upload (`db crc%`) */
+    int have_crc;            /* an upload has completed since boot */
     int have_results;        /* an inference has run since boot */
 } tinynas_protocol;
 

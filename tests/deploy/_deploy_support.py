@@ -10,7 +10,9 @@ import numpy as np
 
 from tinynas.hardware.profile import Ecosystem, HardwareProfile, LatencyModel, SerialSettings
 
-_WORK = Path(tempfile.mkdtemp(prefix="tinynas_deploy_tests_"))
+# Removed when the test process exits (TemporaryDirectory's finalizer).
+_WORK_DIR = tempfile.TemporaryDirectory(prefix="tinynas_deploy_tests_")
+_WORK = Path(_WORK_DIR.name)
 
 
 def make_profile(*, id: str = "test-board", sram_bytes: int = 256 * 1024, flash_bytes: int = 1024 * 1024,

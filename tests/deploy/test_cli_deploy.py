@@ -20,6 +20,8 @@ def _tinynas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tinynas.cli.main", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
 
+pytestmark = pytest.mark.usefixtures("deploy_digits_model")
+
 
 def test_cli_deploy_keras_json(tmp_path):
     out = tmp_path / "out"
@@ -44,6 +46,10 @@ def test_cli_deploy_tflite_human_output(tmp_path):
     assert result.exit_code == 0, result.output
     assert "int8 in TFLite Micro" in result.output and "float n/a" in result.output
     assert (out / "firmware" / "cmake-cortexm").is_dir()
+    again = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nucleo-l4r5zi", "--dataset", "digits",
+                                     "--out", str(tmp_path / "o2"), "--qat"])
+    assert again.exit_code != 0 and "--qat needs the float .keras model" in str(again.exception)
+    assert not (tmp_path / "o2").exists()
 
 
 def test_cli_errors_exit_1_with_a_message(tmp_path):

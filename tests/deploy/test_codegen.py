@@ -8,7 +8,6 @@ stand-in of TFLM's MicroMutableOpResolver that has the real method names (fake_t
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,23 +22,19 @@ from tinynas.deploy.codegen import (
 from tinynas.errors import DeployError, ModelFileError
 from tinynas.space.tflite_reader import tflite_info
 
+from _firmware_tools import require_tool
+
 HERE = Path(__file__).resolve().parent
 FAKE_TFLM = HERE / "fake_tflm"
 KWS_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 
 
 def _gxx() -> str:
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("no host C++ compiler (g++) on PATH")
-    return gxx
+    return require_tool("g++")
 
 
 def _arm_gxx() -> str:
-    gxx = shutil.which("arm-none-eabi-g++")
-    if gxx is None:
-        pytest.skip("arm-none-eabi-g++ missing: apt-get install gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib")
-    return gxx
+    return require_tool("arm-none-eabi-g++")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -138,14 +133,12 @@ def test_model_data_compiles_for_cortex_m_into_flash(tmp_path, mlperf_models, cp
     obj = tmp_path / "model_data.o"
     _run([gxx, f"-mcpu={cpu}", "-mthumb", *flags, "-std=c++17", "-Os", "-Wall", "-Werror", "-c",
           str(tmp_path / "model_data.cc"), "-o", str(obj)])
-    nm = shutil.which("arm-none-eabi-nm")
-    if nm is None:
-        pytest.skip("arm-none-eabi-nm missing (binutils-arm-none-eabi)")
+    nm = require_tool("arm-none-eabi-nm")
     symbols = {line.split()[-1]: line.split() for line in _run([nm, "-S", str(obj)]).stdout.splitlines()}
     addr, size, kind, _ = symbols["g_model_data"]
     assert kind == "R"  # read-only data: stays in flash, not copied to SRAM
     assert int(size, 16) == len(data) and int(addr, 16) % 16 == 0
-    readelf = _run(["arm-none-eabi-readelf", "-SW", str(obj)]).stdout
+    readelf = _run([require_tool("arm-none-eabi-readelf"), "-SW", str(obj)]).stdout
     rodata = next(ln for ln in readelf.splitlines() if "] .rodata" in ln)
     assert int(rodata.split()[-1]) >= 16  # section alignment keeps the 16-byte alignment after linking
 

@@ -18,6 +18,8 @@ from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
+pytestmark = pytest.mark.usefixtures("deploy_digits_model")
+
 
 def test_deploy_keras_writes_a_complete_validated_build(tmp_path):
     out = tmp_path / "deploy"
@@ -158,3 +160,25 @@ def test_invalid_qat_value(tmp_path):
     with pytest.raises(DeployError, match="qat must be"):
         deploy(model_path=tmp_path / "x.keras", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "o",
                qat="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_mnist1d_dscnn_int8_within_one_point(tmp_path):
+    """The issue's bar on mnist1d: a small DS-CNN from the space, trained by the trainer, loses <= 1 point in int8."""
+    from tinynas.data import load_dataset
+    from tinynas.space import Arch, get_space
+    from tinynas.train import TrainBudget, train_graph
+
+    ds = load_dataset("mnist1d")
+    space = get_space("dscnn", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    arch = Arch.from_dict("dscnn", {"blocks": 2, "channels": 32, "stem_kernel": "1x5", "stem_stride": "1x2"})
+    trained = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=15), save_path=tmp_path / "m.keras")
+    result = deploy(model_path=tmp_path / "m.keras", profile=make_profile(), dataset=ds, out_dir=tmp_path / "out",
+                    model_id=arch.id, firmware=False)
+    m = result.metrics
+    print(f"mnist1d dscnn: float {m['float_accuracy']:.4f}, int8 {m['int8_accuracy']:.4f}, "
+          f"arena {m['arena_bytes']} B, flash {m['flash_bytes']} B")
+    assert m["float_accuracy"] == pytest.approx(trained.test_accuracy, abs=1e-6)
+    assert m["float_accuracy"] > 0.8
+    assert abs(m["float_accuracy"] - m["int8_accuracy"]) <= 0.01
+    assert m["model_id"] == arch.id and m["num_test_samples"] == len(ds.y_test)

@@ -15,6 +15,8 @@ from tinynas.deploy.interpreter import (
 )
 from tinynas.errors import DeployError, ModelFileError
 
+pytestmark = pytest.mark.usefixtures("deploy_digits_model")
+
 
 def test_reads_io_of_mlperf_kws(mlperf_models):
     io = require_int8(mlperf_models["kws"].read_bytes())

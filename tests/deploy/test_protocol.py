@@ -12,12 +12,15 @@ import shutil
 import subprocess
 import sys
 import tty
+import zlib
 from pathlib import Path
 
 import pytest
 import serial
 
 from tinynas.resources import data_dir
+
+from _firmware_tools import require_tool
 
 HERE = Path(__file__).resolve().parent
 COMMON = data_dir("firmware_templates") / "common"
@@ -44,9 +47,7 @@ def _stub_outputs(data: bytes) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stub_exe(tmp_path_factory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("no host C compiler (gcc/cc) on PATH")
+    cc = require_tool("gcc")
     out = tmp_path_factory.mktemp("protocol") / "host_stub"
     subprocess.run(
         [cc, "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic",
@@ -115,13 +116,15 @@ def test_boot_banner_then_name_and_profile(board):
 
 def test_upload_in_31_byte_chunks_then_infer_and_results(board):
     board.read_answer()
-    assert board.ask("results%") == ["e-[no results yet]", "m-ready"]
+    assert board.ask("results%") == ["m-ready"]  # no inference yet: no last results line
+    assert board.ask("db crc%") == ["e-[db crc no data]", "m-ready"]
     data = bytes(range(7, 7 + INPUT_BYTES))
     assert board.ask(f"db load {INPUT_BYTES}%") == [f"m-[Expecting {INPUT_BYTES} bytes]", "m-ready"]
     chunks = _hex_chunks(data)
     assert len(chunks) == 2
     assert board.ask(chunks[0]) == ["m-ready"]  # nothing until the last byte arrives
     assert board.ask(chunks[1].upper().replace("DB", "db")) == ["m-load-done", "m-ready"]  # upper-case hex is hex
+    assert board.ask("db crc%") == [f"m-crc-[{zlib.crc32(data):08x}]", "m-ready"]
 
     answer = board.ask("infer 10 3%")
     assert answer[:3] == ["m-warmup-start-3", "m-warmup-done", "m-infer-start-10"]
@@ -184,11 +187,33 @@ def test_too_long_and_unknown_commands(board):
     assert board.ask("\r\nname%") == ["m-name-dut-[tinynas]", "m-ready"]
 
 
-@pytest.mark.parametrize("command", ["infer 0 1%", "infer x 1%", "infer 1 -1%", "infer 1 2 3%"])
+@pytest.mark.parametrize("command", ["infer%", "infer 0 1%", "infer x 1%", "infer 1 -1%", "infer 1 2 3%",
+                                     "infer 99999999999999999999999 1%"])
 def test_infer_argument_errors(board, command):
     board.read_answer()
-    assert board.ask(command) == ["e-[bad infer args]", "m-ready"]
-    assert board.ask("results%") == ["e-[no results yet]", "m-ready"]
+    assert board.ask(command) == ["e-[infer needs N >= 1 and W >= 0]", "m-ready"]
+    assert board.ask("results%") == ["m-ready"]
+
+
+def test_infer_warmups_default_to_ten_as_in_mlperf(board):
+    board.read_answer()
+    answer = board.ask("infer 4%")
+    assert answer[:3] == ["m-warmup-start-10", "m-warmup-done", "m-infer-start-4"]
+    t0, t1 = (int(line.removeprefix("m-lap-us-")) for line in answer[3:5])
+    assert t1 - t0 == 4 * US_PER_INFERENCE
+    assert answer[-2] == "m-results-[" + ",".join(_stub_outputs(bytes(INPUT_BYTES))) + "]"  # never loaded: zeros
+
+
+def test_crc_covers_the_last_complete_upload_only(board):
+    board.read_answer()
+    first = bytes([1, 2, 3])
+    board.ask("db load 3%")
+    assert board.ask(f"db {first.hex()}%") == ["m-load-done", "m-ready"]
+    board.ask("db load 4%")
+    board.ask("db 0909%")  # half of a second upload ...
+    assert board.ask("db crc%") == [f"m-crc-[{zlib.crc32(first):08x}]", "m-ready"]
+    assert board.ask("db 0909%") == ["m-load-done", "m-ready"]  # ... completed
+    assert board.ask("db crc%") == [f"m-crc-[{zlib.crc32(bytes([9, 9, 9, 9])):08x}]", "m-ready"]
 
 
 def test_commands_split_across_writes_byte_by_byte(board):
@@ -202,17 +227,152 @@ def test_commands_split_across_writes_byte_by_byte(board):
 
 @pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
 def test_protocol_compiles_for_cortex_m(tmp_path, cpu):
-    gcc = shutil.which("arm-none-eabi-gcc")
-    if gcc is None:
-        pytest.skip("arm-none-eabi-gcc missing: apt-get install gcc-arm-none-eabi")
+    gcc = require_tool("arm-none-eabi-gcc")
     obj = tmp_path / f"protocol_{cpu}.o"
     subprocess.run([gcc, "-std=c99", f"-mcpu={cpu}", "-mthumb", "-Os", "-Wall", "-Wextra", "-Werror",
                     "-pedantic", "-ffreestanding", "-c", str(COMMON / "tinynas_protocol.c"), "-o", str(obj)],
                    check=True, capture_output=True, text=True)
     assert obj.stat().st_size > 0
-    # no libc beyond string.h: no printf family, no malloc
-    nm = shutil.which("arm-none-eabi-nm")
-    if nm:
-        undefined = subprocess.run([nm, "-u", str(obj)], check=True, capture_output=True, text=True).stdout
-        names = {line.split()[-1] for line in undefined.splitlines() if line.strip()}
-        assert not {n for n in names if "printf" in n or "alloc" in n}, names
+    nm = require_tool("arm-none-eabi-nm")
+    undefined = subprocess.run([nm, "-u", str(obj)], check=True, capture_output=True, text=True).stdout
+    names = {line.split()[-1] for line in undefined.splitlines() if line.strip()}
+    # nothing from libc beyond <string.h>: no printf family, no malloc (__aeabi_*: the compiler's runtime)
+    assert {n for n in names if not n.startswith("__aeabi_")} <= {"strlen", "strcmp", "memcpy", "memset"}, names
+
+
+# ---------------------------------------------------------------------------------------------
+# The same protocol inside real firmware code: the shared TFLM runner, and the bare-metal template.
+
+KWS_OUT_SCALE, KWS_OUT_ZERO_POINT = 0.00390625, -128
+
+
+def _kws_outputs(data: bytes, count: int = 12) -> str:
+    total = sum(data)
+    values = []
+    for i in range(count):
+        q = (total + 31 * i) & 0xFF
+        q = q - 256 if q > 127 else q
+        values.append(f"{(q - KWS_OUT_ZERO_POINT) * KWS_OUT_SCALE:.6f}")
+    return "m-results-[" + ",".join(values) + "]"
+
+
+def test_tflm_runner_glue_over_a_pty(tmp_path, mlperf_models):
+    """tinynas_runner.cc + generated model sources + protocol, against fake_tflm's interpreter."""
+    from tinynas.deploy.codegen import write_model_sources
+    from tinynas.space.tflite_reader import tflite_info
+
+    gxx, gcc = require_tool("g++"), require_tool("gcc")
+    data = mlperf_models["kws"].read_bytes()
+    out = tflite_info(data).outputs[0]
+    assert (out.scale, out.zero_point) == (KWS_OUT_SCALE, KWS_OUT_ZERO_POINT)
+    src = tmp_path / "src"
+    write_model_sources(model_bytes=data, out_dir=src, class_names=[], arena_bytes=24_272, model_id="kws01")
+    for name in ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc"):
+        shutil.copy(COMMON / name, src / name)
+    proto_obj = tmp_path / "protocol.o"
+    subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
+                   check=True)
+    exe = tmp_path / "runner"
+    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490", "-DFAKE_OUTPUT_BYTES=12",
+                    "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
+                    str(src / "model_data.cc"), str(HERE / "host_runner_main.cc"), str(proto_obj), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    b = Board([str(exe)])
+    try:
+        boot = b.read_answer()
+        assert boot == ["m-timestamp-mode-performance",
+                        "m-tinynas-[arena_used_bytes=1502,model_id=kws01,input_bytes=490,output_bytes=12]",
+                        "m-init-done", "m-ready"]
+        upload = bytes((i * 7 + 3) & 0xFF for i in range(490))
+        assert b.ask("db load 490%") == ["m-[Expecting 490 bytes]", "m-ready"]
+        chunks = _hex_chunks(upload)
+        for chunk in chunks[:-1]:
+            assert b.ask(chunk) == ["m-ready"]
+        assert b.ask(chunks[-1]) == ["m-load-done", "m-ready"]
+        assert b.ask("db crc%") == [f"m-crc-[{zlib.crc32(upload):08x}]", "m-ready"]
+        # The fake Invoke() overwrites its input like TFLM may: every inference must get the upload again.
+        answer = b.ask("infer 3 2%")
+        t0, t1 = (int(line.removeprefix("m-lap-us-")) for line in answer[3:5])
+        assert t1 >= t0
+        assert answer[-2] == _kws_outputs(upload)
+        assert b.ask("results%") == [_kws_outputs(upload), "m-ready"]
+    finally:
+        b.close()
+
+
+def _qemu_profile():
+    """A profile for QEMU's lm3s6965evb: TI Stellaris LM3S6965, Cortex-M3, 256 KiB flash, 64 KiB SRAM."""
+    import dataclasses
+
+    from tinynas.hardware import load_profile
+
+    base = load_profile("nucleo-l4r5zi")
+    return dataclasses.replace(base, id="qemu-lm3s6965evb", name="QEMU lm3s6965evb", core="cortex-m3", fpu=False,
+                               clock_hz=12_000_000, sram_bytes=65_536, flash_bytes=262_144,
+                               ecosystem=dataclasses.replace(base.ecosystem, cmake_cpu="cortex-m3"))
+
+
+@pytest.mark.slow
+def test_cmake_cortexm_template_on_qemu(tmp_path, mlperf_models):
+    """The bare-metal template's own start-up, linker script, UART and timer, built with CMake for
+    the stub inference and run under qemu-system-arm; the host speaks to it over QEMU's pty."""
+    import re
+    import time
+
+    from tinynas.deploy.firmware import generate_firmware
+
+    for tool in ("qemu-system-arm", "cmake", "arm-none-eabi-gcc", "arm-none-eabi-g++"):
+        require_tool(tool)
+    data = mlperf_models["kws"].read_bytes()
+    project = generate_firmware(template="cmake-cortexm", model_bytes=data, profile=_qemu_profile(),
+                                out_dir=tmp_path / "fw", class_names=[], arena_bytes=24_272, model_id="kws01")
+    build = tmp_path / "build"
+    subprocess.run(["cmake", "-S", str(project), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake",
+                    "-DTINYNAS_PROTOCOL_ONLY=ON", "-DFLASH_ORIGIN=0x0", "-DTINYNAS_TIMER=systick"],
+                   check=True, capture_output=True, text=True, cwd=project)
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
+    elf = build / "tinynas_qemu_lm3s6965evb.elf"
+    # -S: start paused, so nothing is sent before the port is open; "cont" on the monitor starts it.
+    qemu = subprocess.Popen(["qemu-system-arm", "-M", "lm3s6965evb", "-display", "none", "-S", "-monitor", "stdio",
+                             "-serial", "pty", "-kernel", str(elf)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pty_path = None
+        deadline = time.monotonic() + 20
+        while pty_path is None and time.monotonic() < deadline:
+            line = qemu.stdout.readline()
+            match = re.search(r"(/dev/pts/\d+)", line)
+            pty_path = match.group(1) if match else None
+        assert pty_path, "qemu did not report its serial pty"
+        port = serial.Serial(pty_path, baudrate=115200, timeout=10)
+        try:
+            qemu.stdin.write("cont\n")
+            qemu.stdin.flush()
+            assert read_answer(port) == [
+                "m-timestamp-mode-performance",
+                "m-tinynas-[arena_used_bytes=0,model_id=kws01,input_bytes=490,output_bytes=12]",
+                "m-init-done", "m-ready"]
+            port.write(b"name%")
+            assert read_answer(port) == ["m-name-dut-[tinynas]", "m-ready"]
+            upload = bytes(range(256)) + bytes(234)
+            port.write(b"db load 490%")
+            assert read_answer(port) == ["m-[Expecting 490 bytes]", "m-ready"]
+            for chunk in _hex_chunks(upload):
+                port.write(chunk.encode())
+                answer = read_answer(port)
+            assert answer == ["m-load-done", "m-ready"]
+            port.write(b"infer 20 2%")
+            answer = read_answer(port)
+            assert answer[:3] == ["m-warmup-start-2", "m-warmup-done", "m-infer-start-20"]
+            t0, t1 = (int(line.removeprefix("m-lap-us-")) for line in answer[3:5])
+            assert t1 >= t0  # SysTick under QEMU: increasing, not a real latency
+            assert answer[-2] == _kws_outputs(upload)
+            port.write(b"db 0g%")
+            assert read_answer(port) == ["e-[db load first]", "m-ready"]
+            port.write(b"bogus%")
+            assert read_answer(port) == ["e-[unknown command: bogus]", "m-ready"]
+        finally:
+            port.close()
+    finally:
+        qemu.kill()
+        qemu.wait(timeout=10)

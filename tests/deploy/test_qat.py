@@ -20,7 +20,7 @@ def _outlier_model():
     model = keras.saving.load_model(trained_digits_keras())
     hidden, last = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     # The least used hidden unit is switched off, so the float model barely changes.
-    acts = np.asarray(keras.Model(model.inputs, hidden.output)(digits().x_train))
+    acts = np.asarray(keras.Model(model.input, hidden.output)(digits().x_train))
     unit = int(np.argmin(np.abs(acts).mean(axis=0) * np.abs(last.get_weights()[0]).sum(axis=1)))
     k, b = hidden.get_weights()
     k[:, unit], b[unit] = 0.0, -1.0  # the unit is dead: its ReLU always gives 0
@@ -29,6 +29,8 @@ def _outlier_model():
     k[unit, :] = np.where(np.arange(k.shape[1]) % 2 == 0, 60.0, -60.0)  # huge weights that never act in float
     last.set_weights([k, b])
     return model
+
+pytestmark = pytest.mark.usefixtures("deploy_digits_model")
 
 
 def test_qat_model_simulates_int8():
@@ -74,3 +76,4 @@ def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
     assert qat > ptq + 0.03
     assert m["int8_accuracy"] == qat
     assert m["float_accuracy"] - qat < m["float_accuracy"] - ptq
+    assert "model_qat.keras" in m["files"] and (tmp_path / "out" / "model_qat.keras").is_file()

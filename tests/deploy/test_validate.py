@@ -14,6 +14,8 @@ from tinynas.errors import DoesNotFitError, ModelFileError
 def arena_bytes() -> int:
     return measure_arena_bytes(digits_int8())
 
+pytestmark = pytest.mark.usefixtures("deploy_digits_model")
+
 
 def test_report_on_a_roomy_board(arena_bytes):
     data = digits_int8()

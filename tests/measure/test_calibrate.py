@@ -39,12 +39,16 @@ def random_graph(rng: np.random.Generator, index: int):
     return b.build(outputs=[b.softmax(x)])
 
 
-def write_measurements(folder: Path, latency, *, clock_hz: int, count: int, seed: int = 0, noise: float = 0.0):
+def write_measurements(folder: Path, board, *, count: int, seed: int = 0, noise: float = 0.0):
+    """Measurement files of ``count`` random graphs whose latency is the cost model's on ``board``."""
+    from tinynas.cost import estimate
+
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(count):
-        feats = graph_features(random_graph(rng, i))
-        ms = predict_ms(feats, latency, clock_hz=clock_hz) * (1 + noise * rng.standard_normal())
+        graph = random_graph(rng, i)
+        feats = graph_features(graph)
+        ms = estimate(graph, profile=board).latency_ms * (1 + noise * rng.standard_normal())
         n = 200
         windows = tuple(WindowResult(index=w, inferences=n, elapsed_us=round(ms * 1000 * n)) for w in range(5))
         report = LatencyReport(port="/dev/ttyACM0", device={"name": "tinynas"}, profile_id="testboard",
@@ -57,8 +61,8 @@ def write_measurements(folder: Path, latency, *, clock_hz: int, count: int, seed
 
 
 def test_recovers_known_coefficients_and_lowers_held_out_error(profile, profile_env, tmp_path):
-    truth = replace(profile.latency, **TRUTH)
-    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=40)
+    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
+    paths = write_measurements(tmp_path, truth, count=40)
     result = calibrate(profile="testboard", measurements=paths)
     got = result.coefficients
     # Every coefficient that carries more than ~1 % of the cycles (SOFTMAX over 10-64 outputs does not).
@@ -75,12 +79,18 @@ def test_recovers_known_coefficients_and_lowers_held_out_error(profile, profile_
     assert Path(result.overlay_path).is_file()
     assert calibrated.latency.cycles_per_mac["CONV_2D"] == pytest.approx(got["macs:CONV_2D"])
     assert calibrated.latency.op_overhead_cycles == pytest.approx(got["ops"])
+    from tinynas.cost import estimate
+
+    graph = random_graph(np.random.default_rng(99), 99)
+    want_ms = estimate(graph, profile=truth).latency_ms
+    assert estimate(graph, profile=calibrated).latency_ms == pytest.approx(want_ms, rel=0.01)
+    assert abs(estimate(graph, profile=profile).latency_ms - want_ms) > 0.05 * want_ms
     assert json.loads(json.dumps(result.to_json()))["measurements"] == 40
 
 
 def test_noisy_measurements_still_help(profile, profile_env, tmp_path):
-    truth = replace(profile.latency, **TRUTH)
-    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=25, seed=1, noise=0.03)
+    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
+    paths = write_measurements(tmp_path, truth, count=25, seed=1, noise=0.03)
     result = calibrate(profile=profile, measurements=paths, save=False)
     assert result.overlay_path is None
     assert result.error_after_pct < result.error_before_pct / 3
@@ -88,12 +98,22 @@ def test_noisy_measurements_still_help(profile, profile_env, tmp_path):
 
 
 def test_one_measurement_keeps_the_rest_of_the_model(profile, profile_env, tmp_path):
-    truth = replace(profile.latency, **TRUTH)
-    paths = write_measurements(tmp_path, truth, clock_hz=profile.clock_hz, count=1)
+    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
+    paths = write_measurements(tmp_path, truth, count=1)
     result = calibrate(profile=profile, measurements=paths, save=False)
     assert result.error_after_pct is None and "one measurement" in result.held_out
     # Kinds the measurement never ran keep the profile's values.
     assert result.latency["cycles_per_element"]["default"] == profile.latency.cycles_per_element["default"]
+
+
+def test_features_price_like_the_cost_model(profile, kws_path):
+    from tinynas.cost import estimate
+    from tinynas.space.tflite_reader import read_tflite
+
+    graphs = [read_tflite(kws_path)] + [random_graph(np.random.default_rng(s), s) for s in range(5)]
+    for graph in graphs:
+        want = estimate(graph, profile=profile).latency_ms
+        assert predict_ms(graph_features(graph), profile.latency, clock_hz=profile.clock_hz) == pytest.approx(want)
 
 
 def test_bad_measurement_files(profile, profile_env, tmp_path):

@@ -86,7 +86,8 @@ def test_calibrate_command(profile, profile_env, tmp_path):
     from test_calibrate import TRUTH, write_measurements
     from dataclasses import replace
 
-    paths = write_measurements(tmp_path / "m", replace(profile.latency, **TRUTH), clock_hz=profile.clock_hz, count=12)
+    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
+    paths = write_measurements(tmp_path / "m", truth, count=12)
     out = tmp_path / "calibration.json"
     result = CliRunner().invoke(cli, ["calibrate", "--profile", "testboard", *map(str, paths), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -95,6 +95,16 @@ def test_device_that_speaks_something_else():
 
 
 @pytest.mark.timeout(30)
+def test_chatty_device_that_never_says_ready():
+    dev = ForeignDevice(b"temperature=21.5\r\n" * 300)
+    try:
+        with pytest.raises(MeasureError, match=r"200 lines in answer to 'name%' and no 'm-ready' \(first: 'temperature"):
+            measure_latency(port=dev.port, **FAST)
+    finally:
+        dev.close()
+
+
+@pytest.mark.timeout(30)
 def test_silent_device():
     dev = ForeignDevice(None)
     try:
@@ -112,3 +122,23 @@ def test_mlperf_firmware_without_the_extension(emulator, kws_path):
     assert report.complete and report.arena_used_bytes is None
     assert not report.upload_checked_by_crc  # e-[unknown command: db crc]: byte count only
     assert report.output_max_diff_int8 == 0
+
+
+def test_reset_then_boot_banner(emulator, profile_env, caplog):
+    # Over TCP the emulator boots on every connection; sockets have no DTR line, so the reset is a
+    # no-op there and the runner reads the banner that a real reset would bring.
+    from tinynas.hardware import clear_cache, load_profile
+
+    from conftest import PROFILE_TOML
+
+    text = PROFILE_TOML.format(id="resetboard").replace('reset = "none"', 'reset = "dtr"')
+    (profile_env["profiles"] / "resetboard.toml").write_text(text)
+    clear_cache()
+    prof = load_profile("resetboard")
+    assert prof.serial.reset == "dtr"
+    emu = emulator(tcp_port=0, boot_delay_s=0.2)
+    with caplog.at_level("INFO", logger="tinynas.measure"):
+        report = measure_latency(port=emu.port, profile=prof, **FAST)
+    assert "cannot pulse DTR" not in caplog.text  # pyserial's socket:// ignores modem lines quietly
+    assert "no boot banner" not in caplog.text
+    assert report.complete and report.arena_used_bytes == emu.arena_used_bytes

@@ -20,7 +20,7 @@ from tinynas.cli.common import echo_json
 @click.option("--dataset", "dataset_name", required=True,
               help="The dataset the model was trained on (name or path); its test split measures accuracy.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output folder; must not exist, be empty, or hold an earlier deploy of the same model.")
+              help="Output folder: new, empty, or an earlier deploy of the same model (replaced).")
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
 @click.option("--qat/--no-qat", default=None,
               help="Force or forbid quantization-aware fine-tuning (default: only when int8 loses > 1 point).")

@@ -159,7 +159,7 @@ def coerce_options(source: DatasetSource, options: Mapping[str, str]) -> dict[st
                 out[key] = target(text)
         except (TypeError, ValueError):
             raise DatasetError(
-                f"dataset option {key!r} of {source.name!r} must be a {getattr(target, '__name__', target)}, got {text!r}"
+                f"dataset option {key!r} of {source.name!r} must be of type {getattr(target, '__name__', target)}, got {text!r}"
             ) from None
     return out
 

@@ -1,9 +1,6 @@
 """The int8 model as C++ sources for TFLite Micro: model_data.h/.cc and op_resolver.h.
 
-Deploy's last step before firmware rendering: it takes the exact ``.tflite`` bytes
-that were validated in the TFLM interpreter and writes them as a 16-byte aligned
-``const`` array (so it stays in flash), with the quantization constants, class
-labels, arena size and a ``MicroMutableOpResolver<N>`` holding exactly the model's ops.
+Deploy's step after validation in the TFLM interpreter and before firmware rendering (``firmware``).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model_int8.tflite"
+QAT_MODEL_FILE = "model_qat.keras"
 #: Written into metrics.json so a later deploy recognises its own output folder.
 TOOL_MARK = "tinynas deploy"
 
@@ -182,7 +183,8 @@ def deploy(
     is kept. ``model_id``: the Arch id, else the first 12 hex digits of the int8
     model's SHA-1. ``out_dir`` gets ``model_int8.tflite``, ``model_data.h``,
     ``model_data.cc``, ``op_resolver.h``, ``firmware/<template>/`` (unless
-    ``firmware`` is False) and ``metrics.json``; all are written in a temporary
+    ``firmware`` is False or the profile has no template), ``model_qat.keras``
+    (the fine-tuned float model, when QAT won) and ``metrics.json``; all are written in a temporary
     sibling folder and moved into place only when complete.
 
     Raises ModelFileError (missing, corrupt or float-only model), DeployError
@@ -221,6 +223,7 @@ def deploy(
     test_view = _Split(x_test=x_test, y_test=y_test)
 
     qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
+    tuned_model = None  # the QAT fine-tuned float model, when it is the one deployed
     if kind == "keras":
         from tinynas.deploy.quantize import quantize_int8
 
@@ -241,7 +244,7 @@ def deploy(
             qat_record.update(applied=True, qat_int8_accuracy=qat_report.int8_accuracy,
                               settings=qat_settings.to_json())
             if qat_report.int8_accuracy >= report.int8_accuracy:
-                model_bytes, report = qat_bytes, qat_report
+                model_bytes, report, tuned_model = qat_bytes, qat_report, tuned
                 qat_record["used"] = True
             else:
                 log.warning("QAT did not beat PTQ (%.4f < %.4f): keeping the PTQ model",
@@ -278,7 +281,7 @@ def deploy(
         "int8_sha256": _sha256(model_bytes),
     }
     result = _write_outputs(out_dir=out_dir, model_bytes=model_bytes, metrics=metrics, profile=profile,
-                            dataset=dataset, template=template, firmware=firmware)
+                            dataset=dataset, template=template, firmware=firmware, tuned_model=tuned_model)
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
@@ -305,7 +308,7 @@ def _scaling_text(dataset: Any) -> str | None:
 
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
-                   dataset: Any, template: str | None, firmware: bool) -> DeployResult:
+                   dataset: Any, template: str | None, firmware: bool, tuned_model: Any = None) -> DeployResult:
     """Write everything into a sibling temp folder, then swap it into ``out_dir`` in two renames."""
     from tinynas.deploy.codegen import write_model_sources
 
@@ -313,6 +316,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         (tmp / MODEL_FILE).write_bytes(model_bytes)
+        if tuned_model is not None:  # the float weights the int8 model came from, for later retraining
+            tuned_model.save(tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),

@@ -1,9 +1,6 @@
-"""Firmware projects: render a ``firmware_templates/<name>/`` folder for one model and one board.
+"""Firmware projects: ``firmware_templates/<name>/`` rendered for one model and one board.
 
-The step after code generation: each template is a complete project for one ecosystem's
-own build tool (Arduino, PlatformIO, Zephyr, ESP-IDF, Pico SDK, bare-metal CMake). It
-gets the model sources (``codegen``), the plain-C serial protocol and the shared TFLM
-runner, with the profile's board ids and compiler flags filled in.
+The last deploy step, after ``codegen``; ``tinynas flash`` and ``tinynas measure`` take over from here.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.toml"
 STAMP = ".tinynas_firmware.json"  # marks a folder this module created (and may replace)
 COMMON_FILES = ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc")
-_UNRENDERED = re.compile(r"\{\{|\{%|%\}|\}\}")
+_UNRENDERED = re.compile(r"\{\{|\{%|\{#|%\}|\}\}")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ class LatencyModel:
     ``cycles_per_mac`` keys are TFLite builtin op names (``CONV_2D``,
     ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED``) plus ``default`` for any other
     op with MACs; ``cycles_per_element`` prices ops without MACs (ADD, pools,
-    MEAN, SOFTMAX, RESHAPE) per output element. ``source`` names where the
-    coefficients come from.
+    MEAN, SOFTMAX, RESHAPE) per output element, so a pool's or MEAN's
+    coefficient covers the inputs it reads per output. ``source`` names where
+    the coefficients come from.
     """
 
     cycles_per_mac: dict[str, float]

@@ -23,49 +23,23 @@ from tinynas.errors import MeasureError
 
 log = logging.getLogger(__name__)
 
-#: Ops priced per MAC (the rest are priced per output element), as ``LatencyModel`` documents.
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
-#: Ops that move no data in TFLM (RESHAPE aliases its input): no element cost, only the op overhead.
-FEATURE_OPS = "ops"
-FEATURE_INVOKE = "invokes"
-
-
-def _op_macs(graph: Any, op: Any) -> int:
-    """MACs of one op, counted as the cost model counts them (output elements x reduction size)."""
-    out = graph.tensors[op.outputs[0]]
-    acts = graph.activation_inputs(op)
-    consts = graph.constant_inputs(op)
-    if op.kind == "CONV_2D":
-        w = consts[0].shape  # (O, kh, kw, I)
-        return out.size * w[1] * w[2] * w[3]
-    if op.kind == "DEPTHWISE_CONV_2D":
-        w = consts[0].shape  # (1, kh, kw, O)
-        return out.size * w[1] * w[2]
-    if op.kind == "FULLY_CONNECTED":
-        w = consts[0].shape if consts else acts[1].shape  # (units, in)
-        return out.size * w[-1]
-    if op.kind == "TRANSPOSE_CONV":
-        w = consts[0].shape if consts else (1, 1, 1, 1)
-        inp = acts[-1] if acts else out
-        return inp.size * w[0] * w[1] * w[2]
-    if op.kind == "BATCH_MATMUL" and len(acts) >= 2:
-        return out.size * acts[0].shape[-1]
-    return 0
+FEATURE_OPS = "ops"  # operator count: the per-operator overhead
+FEATURE_INVOKE = "invokes"  # always 1: the per-invoke overhead
 
 
 def graph_features(graph: Any) -> dict[str, float]:
-    """Per-op-kind totals that the latency model is linear in.
+    """Per-op-kind totals that the cost model's latency is linear in.
 
-    ``macs:<KIND>`` for ops priced per MAC, ``elements:<KIND>`` (output
-    elements) for the others, ``ops`` (operator count, for the per-operator
-    overhead) and ``invokes`` (1, for the per-invoke overhead).
+    ``macs:<KIND>`` for ops priced per MAC, ``elements:<KIND>`` for the others,
+    counted by the cost model itself (``tinynas.cost.counts.graph_work``, priced
+    as ``tinynas.cost.latency.op_cycles`` does), plus ``ops`` (operator count)
+    and ``invokes`` (1).
     """
+    from tinynas.cost.counts import graph_work
+
     feats: dict[str, float] = {FEATURE_OPS: float(len(graph.ops)), FEATURE_INVOKE: 1.0}
-    for op in graph.ops:
-        if op.kind in MAC_OPS:
-            key, value = f"macs:{op.kind}", _op_macs(graph, op)
-        else:
-            key, value = f"elements:{op.kind}", graph.tensors[op.outputs[0]].size
+    for work in graph_work(graph):
+        key, value = (f"macs:{work.kind}", work.macs) if work.macs else (f"elements:{work.kind}", work.elements)
         feats[key] = feats.get(key, 0.0) + float(value)
     return feats
 

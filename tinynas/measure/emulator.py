@@ -185,7 +185,8 @@ class BoardEmulator:
     time. ``realtime`` makes an ``infer`` take as long as it reports, like a
     board does. ``arena_used_bytes`` None: measured with the real interpreter.
     ``mlperf_only`` behaves like MLPerf Tiny reference firmware: no extension
-    line, no ``db crc%``.
+    line, no ``db crc%``. ``boot_delay_s``: how long booting takes before the
+    banner (a real board needs a second or two after a reset).
     """
 
     def __init__(
@@ -201,6 +202,7 @@ class BoardEmulator:
         arena_used_bytes: int | None = None,
         name: str = "tinynas",
         mlperf_only: bool = False,
+        boot_delay_s: float = 0.0,
         source: str = "model",
         seed: int = 0,
     ) -> None:
@@ -216,6 +218,7 @@ class BoardEmulator:
         self.realtime = realtime
         self.name = name
         self.mlperf_only = mlperf_only
+        self.boot_delay_s = float(boot_delay_s)
         self.model_id = hashlib.sha1(self.model_bytes).hexdigest()[:12]
         if arena_used_bytes is None:
             from tinynas.deploy.arena import measure_arena_bytes
@@ -318,6 +321,8 @@ class BoardEmulator:
 
     def _boot(self) -> None:
         self._boot_state()
+        if self.boot_delay_s:
+            self._stop.wait(self.boot_delay_s)
         for line in ("m-timestamp-mode-performance", self._extension_line(), "m-init-done", "m-ready"):
             if line.startswith("m-tinynas") and self.mlperf_only:
                 continue

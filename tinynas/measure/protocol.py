@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 BOOT_LINES = ("m-timestamp-mode-performance", "m-init-done")
 CHUNK_BYTES = 31  # bytes per `db <hex>%` command, as the MLPerf Tiny runner sends them
 MAX_COMMAND_CHARS = 80
+MAX_ANSWER_LINES = 200  # an answer is a handful of lines; a device that never says m-ready is not this protocol
 TIMER_WRAP_US = 1 << 32  # 32-bit microsecond timers (micros(), DWT-derived) wrap after ~71 minutes
 
 _EXT_RE = re.compile(r"^m-tinynas-\[(.*)\]$")
@@ -257,6 +258,12 @@ class DeviceClient:
                     f"{self.describe_last()}. Look for a watchdog, a brown-out or a crash (stack or arena too small)."
                 )
             lines.append(line)
+            if len(lines) >= MAX_ANSWER_LINES:
+                raise ProtocolMismatchError(
+                    f"{self.port_name}: {len(lines)} lines in answer to {waiting_for} and no 'm-ready' "
+                    f"(first: {lines[0]!r}); it does not speak the MLPerf Tiny / tinynas protocol, or prints "
+                    "debug output: flash the generated firmware or pick another port"
+                )
 
     # -- protocol -------------------------------------------------------------
     def wait_boot(self, *, timeout_s: float) -> bool:

@@ -250,11 +250,12 @@ def measure_latency(
     ser, name = open_port(port, baud=baud, usb_ids=usb_ids)
     try:
         client = DeviceClient(ser, port_name=name, timeout_s=timeout_s)
-        client.drain(quiet_s=0.1, max_s=1.0)  # stale output from before we opened the port
         if serial_cfg is not None and serial_cfg.reset != "none":
             reset_board(ser, how=serial_cfg.reset, port_name=name)
             if not client.wait_boot(timeout_s=max(serial_cfg.boot_wait_s, 0.1)):
                 log.info("%s: no boot banner within %.1f s after reset", name, serial_cfg.boot_wait_s)
+        else:
+            client.drain(quiet_s=0.1, max_s=1.0)  # stale output from before we opened the port
         return _measure(client, prof=prof, loaded=loaded, windows=windows, min_window_s=min_window_s,
                         warmup=warmup, run_dir=run_dir, retries=retries, seed=seed)
     finally:

@@ -235,6 +235,7 @@ def benchmark_trained(
     ensemble: RankEnsemble | None = None,
     progress: bool = False,
     cache_dir: str | Path | None = None,
+    max_train_samples: int | None = None,
 ) -> BenchmarkResult:
     """Sample ``n`` distinct archs, score them, train each for ``epochs`` with ``tinynas.train`` and correlate.
 
@@ -242,6 +243,7 @@ def benchmark_trained(
     """
     from tinynas.train import TrainBudget, train_graph  # type: ignore[attr-defined]
 
+    budget = TrainBudget(epochs=epochs, max_train_samples=max_train_samples, evaluate_test=False)
     rng = np.random.default_rng(seed)
     archs: list[Arch] = []
     seen: set[str] = set()
@@ -258,7 +260,7 @@ def benchmark_trained(
         for arch in _iterate(archs, progress, space.name):
             graph = space.graph(arch)
             s = score_graph(graph, proxies=proxies, batch=batch, seed=seed, timings=timings)
-            result = train_graph(graph, dataset, budget=TrainBudget(epochs=epochs), seed=seed, cache_dir=cache_dir)
+            result = train_graph(graph, dataset, budget=budget, seed=seed, cache_dir=cache_dir)
             scores.append(s)
             accs.append(_accuracy_of(result))
             done.append(arch.id)

@@ -111,6 +111,7 @@ class NasBench201Space(SearchSpace):
     """NAS-Bench-201: 6 edges x 5 ops = 15,625 cells in the paper's ResNet-like skeleton."""
 
     name = "nasbench201"
+    default_input_shape = (32, 32, 3)
     description = (
         "NAS-Bench-201 cell space (Dong & Yang 2020): 6 edges, ops none/skip/conv1x1/conv3x3/avgpool3x3; "
         "stem, 3 stages of N cells with residual reductions; trained accuracy published for every cell"
@@ -131,6 +132,10 @@ class NasBench201Space(SearchSpace):
 
     def _decisions_for_input(self) -> list[Decision]:
         return [Decision(name, OPS) for name in EDGE_NAMES]
+
+    def summary(self, arch: Arch) -> str:
+        """The paper's arch string: what NAS-Bench-201 users recognise."""
+        return arch_string(arch)
 
     def from_string(self, text: str) -> Arch:
         """``parse_arch_string`` checked against this space."""

@@ -9,7 +9,9 @@ archs, the hard feasibility filter, the seeded generator and ``state_dict``.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import itertools
 import logging
 from abc import ABC, abstractmethod
@@ -352,10 +354,25 @@ def strategy_names() -> list[str]:
     return STRATEGIES.names()
 
 
-def make_strategy(name: str, *, space: SearchSpace, seed: int = 0, **hyperparameters: Any) -> Strategy:
-    """``get_strategy(name)(space=..., seed=..., **hyperparameters)`` with a clear error for a bad keyword."""
+def strategy_hyperparameters(name: str) -> dict[str, Any]:
+    """The keyword hyperparameters of strategy ``name`` and their defaults (for help texts and configs)."""
     cls = get_strategy(name)
-    try:
-        return cls(space=space, seed=seed, **hyperparameters)
-    except TypeError as exc:
-        raise SearchError(f"strategy {name!r}: {exc}; see help(tinynas.strategies.get_strategy({name!r}))") from None
+    params = inspect.signature(cls.__init__).parameters
+    return {
+        p.name: p.default for p in params.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("space", "seed", "feasible")
+    }
+
+
+def make_strategy(name: str, *, space: SearchSpace, seed: int = 0, **hyperparameters: Any) -> Strategy:
+    """``get_strategy(name)(space=..., seed=..., **hyperparameters)``; an unknown keyword is a SearchError."""
+    cls = get_strategy(name)
+    known = strategy_hyperparameters(name)
+    for key in hyperparameters:
+        if key not in known and key != "feasible":
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SearchError(
+                f"strategy {name!r} has no hyperparameter {key!r}; {hint}known: {', '.join(known) or '(none)'}"
+            )
+    return cls(space=space, seed=seed, **hyperparameters)

@@ -119,16 +119,13 @@ class NanoNASHillClimb(Strategy):
         return out
 
     def _observe(self, arch: Arch, result: Observation) -> None:
-        cell = tuple(self.space.encode(arch))
         self._results[arch.id] = float(result.accuracy) if result.usable else None
         self._latency[arch.id] = result.latency_ms
-        if any(self._arch(c).id not in self._results for c in self._queue):
-            return  # this round is not complete yet
+        if not self._queue or any(self._arch(c).id not in self._results for c in self._queue):
+            return  # this round is not complete yet (or nothing was asked: just recorded)
         if self._current is None:
-            if cell != tuple(self._queue[0]) if self._queue else True:
-                return  # a result for an arch we did not ask about before the start: just recorded
-            self._current = tuple(cell)
-            self._current_accuracy = self._results[arch.id]
+            self._current = self._queue[0]  # the start network; a failed start climbs from -inf
+            self._current_accuracy = self._results[self._arch(self._current).id]
         else:
             self._step()
         self._next_round()

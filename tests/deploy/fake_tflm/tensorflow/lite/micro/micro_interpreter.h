@@ -14,8 +14,8 @@
 #endif
 
 struct TfLiteTensor {
-  union {
-    void* raw;
+  union {  // TfLitePtrUnion: raw is char* in TFLM
+    char* raw;
     int8_t* int8;
     float* f;
   } data;
@@ -32,9 +32,9 @@ class MicroInterpreter {
 
   TfLiteStatus AllocateTensors() {
     if (model_ == nullptr || arena_size_ < FAKE_INPUT_BYTES + FAKE_OUTPUT_BYTES) return kTfLiteError;
-    input_.data.raw = arena_;
+    input_.data.raw = reinterpret_cast<char*>(arena_);
     input_.bytes = FAKE_INPUT_BYTES;
-    output_.data.raw = arena_ + FAKE_INPUT_BYTES;
+    output_.data.raw = reinterpret_cast<char*>(arena_ + FAKE_INPUT_BYTES);
     output_.bytes = FAKE_OUTPUT_BYTES;
     return kTfLiteOk;
   }
@@ -44,9 +44,10 @@ class MicroInterpreter {
 
   TfLiteStatus Invoke() {
     uint32_t sum = 0;
-    for (size_t i = 0; i < input_.bytes; ++i) sum += static_cast<uint8_t*>(input_.data.raw)[i];
+    uint8_t* in = reinterpret_cast<uint8_t*>(input_.data.raw);
+    for (size_t i = 0; i < input_.bytes; ++i) sum += in[i];
     // Overwrite the input, as TFLM may when it reuses the input's arena bytes for activations.
-    for (size_t i = 0; i < input_.bytes; ++i) static_cast<uint8_t*>(input_.data.raw)[i] = 0xA5;
+    for (size_t i = 0; i < input_.bytes; ++i) in[i] = 0xA5;
     for (size_t i = 0; i < output_.bytes; ++i) {
       output_.data.int8[i] = static_cast<int8_t>(static_cast<uint8_t>((sum + 31u * i) & 0xFFu));
     }

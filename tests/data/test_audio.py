@@ -1,0 +1,65 @@
+"""WAV folders become MFCC features like a keyword spotter's front end (49x10 for 1 s at 16 kHz)."""
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from tinynas.data import load_dataset
+from tinynas.data.features import log_mel_spectrogram, mel_filterbank, mfcc
+from tinynas.errors import DatasetError
+
+
+def _wav_folder(root, rate=16000, n=8, seconds=1.0):
+    rng = np.random.default_rng(0)
+    t = np.arange(int(rate * seconds)) / rate
+    for name, freq in (("low", 300.0), ("high", 2500.0)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            tone = 0.5 * np.sin(2 * np.pi * (freq + 20 * i) * t) + 0.05 * rng.normal(size=t.shape)
+            wavfile.write(root / name / f"{i}.wav", rate, (tone * 32767).astype(np.int16))
+    return root
+
+
+def test_mfcc_shape_matches_kws_front_end():
+    x = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    assert mfcc(x, sample_rate_hz=16000).shape == (49, 10)
+    assert log_mel_spectrogram(x, sample_rate_hz=16000).shape == (49, 40)
+    fb = mel_filterbank(num_mel_bins=40, fft_size=1024, sample_rate_hz=16000)
+    assert fb.shape == (513, 40) and fb.min() >= 0 and np.all(fb.max(axis=0) > 0)
+
+
+def test_tone_frequency_lands_in_the_right_mel_band():
+    t = np.arange(16000) / 16000
+    low = log_mel_spectrogram(np.sin(2 * np.pi * 300 * t), sample_rate_hz=16000).mean(axis=0)
+    high = log_mel_spectrogram(np.sin(2 * np.pi * 2500 * t), sample_rate_hz=16000).mean(axis=0)
+    assert np.argmax(low) < np.argmax(high)
+
+
+def test_wav_folder_to_mfcc(tmp_path):
+    root = _wav_folder(tmp_path / "kws")
+    ds = load_dataset(root)
+    assert ds.input_shape == (49, 10, 1) and ds.class_names == ("high", "low")
+    assert "mfcc" in ds.input_scaling.description and "16000 Hz" in ds.input_scaling.description
+    logmel = load_dataset(root, features="logmel")
+    assert logmel.input_shape == (49, 40, 1)
+    assert logmel.fingerprint != ds.fingerprint
+
+
+def test_short_clips_are_padded(tmp_path):
+    root = _wav_folder(tmp_path / "kws", seconds=0.5)
+    assert load_dataset(root).input_shape == (49, 10, 1)
+
+
+def test_wav_of_another_sample_rate_is_refused(tmp_path):
+    root = _wav_folder(tmp_path / "kws", rate=8000, n=3)
+    with pytest.raises(DatasetError, match=r"\.wav: sample rate is 8000 Hz, expected 16000 Hz.*sample_rate_hz=8000"):
+        load_dataset(root)
+    assert load_dataset(root, sample_rate_hz=8000).input_shape == (49, 10, 1)
+
+
+def test_wav_folder_with_one_class_is_refused(tmp_path):
+    root = tmp_path / "kws"
+    (root / "yes").mkdir(parents=True)
+    wavfile.write(root / "yes" / "a.wav", 16000, np.zeros(16000, np.int16))
+    with pytest.raises(DatasetError, match="only one class folder"):
+        load_dataset(root)

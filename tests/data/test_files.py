@@ -1,0 +1,133 @@
+"""Each user-data loader on files the test writes: image folders, .npz, .csv."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinynas.data import load_dataset
+from tinynas.errors import DatasetError
+
+
+def _image_folder(root, classes=("cat", "dog"), n=6, size=(10, 8), mode="L"):
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+            a = (rng.integers(0, 60, size=shape) + 150 * ci).astype(np.uint8)
+            Image.fromarray(a, mode=None).save(root / c / f"{i}.png")
+    return root
+
+
+def test_image_folder_grey(tmp_path):
+    root = _image_folder(tmp_path / "imgs")
+    ds = load_dataset(root)
+    assert ds.input_shape == (8, 10, 1)  # H, W, C
+    assert ds.class_names == ("cat", "dog")
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 12
+    assert ds.x_train.max() <= 1.0 and ds.input_scaling.scale == pytest.approx(1 / 255)
+    # pixel values survive: class 'dog' images are bright
+    all_x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    all_y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+    assert all_x[all_y == 1].min() >= 150 / 255 - 1e-6
+    assert load_dataset(root).fingerprint == ds.fingerprint
+
+
+def test_image_folder_rgb_resized(tmp_path):
+    root = _image_folder(tmp_path / "imgs", classes=("a", "b", "c"), mode="RGB")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "a" / "big.png")
+    with pytest.raises(DatasetError, match=r"big.png: image is 20x20 .* image_size=N"):
+        load_dataset(root)
+    ds = load_dataset(root, image_size=16)
+    assert ds.input_shape == (16, 16, 3) and ds.num_classes == 3
+
+
+def test_image_folder_with_one_class_is_refused(tmp_path):
+    root = _image_folder(tmp_path / "imgs", classes=("only",))
+    with pytest.raises(DatasetError, match=r"only one class folder \('only'\).*at least two"):
+        load_dataset(root)
+
+
+def test_image_folder_with_an_empty_class_is_refused(tmp_path):
+    root = _image_folder(tmp_path / "imgs")
+    (root / "empty").mkdir()
+    with pytest.raises(DatasetError, match="'empty' hold no image files"):
+        load_dataset(root)
+
+
+def test_npz_with_and_without_test_split(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.integers(0, 256, size=(100, 6, 6, 1)).astype(np.uint8), y=np.arange(100) % 4,
+             x_test=rng.integers(0, 256, size=(20, 6, 6, 1)).astype(np.uint8), y_test=np.arange(20) % 4,
+             class_names=np.array(["w", "x", "y", "z"]))
+    ds = load_dataset(path)
+    assert ds.input_shape == (6, 6, 1) and ds.class_names == ("w", "x", "y", "z")
+    assert len(ds.y_test) == 20 and len(ds.y_train) + len(ds.y_val) == 100
+    assert ds.x_train.max() <= 1.0 and "255" in ds.input_scaling.description
+
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, x=rng.normal(size=(60, 12)).astype(np.float32), y=np.array(["up", "down"] * 30))
+    ds2 = load_dataset(flat)
+    assert ds2.input_shape == (12, 1) and ds2.class_names == ("down", "up")
+    assert len(ds2.y_train) + len(ds2.y_val) + len(ds2.y_test) == 60
+
+
+def test_npz_bad_inputs(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, features=np.zeros((4, 3)), y=np.zeros(4))
+    with pytest.raises(DatasetError, match=r"bad.npz: missing array\(s\) \['x'\]; found"):
+        load_dataset(path)
+    one = tmp_path / "one.npz"
+    np.savez(one, x=np.zeros((10, 4, 1), np.float32), y=np.zeros(10, np.int64))
+    with pytest.raises(DatasetError, match="at least 2 classes"):
+        load_dataset(one)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match="garbage.npz: not a readable .npz"):
+        load_dataset(garbage)
+
+
+def _csv(path, n=40, label="label", channels=3, steps=5):
+    rng = np.random.default_rng(2)
+    cols = [f"{axis}{t}" for t in range(steps) for axis in "xyz"[:channels]]
+    lines = [",".join(cols + [label])]
+    for i in range(n):
+        cls = ["walk", "run"][i % 2]
+        vals = rng.normal(loc=3.0 * (i % 2), size=len(cols))
+        lines.append(",".join(f"{v:.4f}" for v in vals) + f",{cls}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_csv_windows(tmp_path):
+    path = _csv(tmp_path / "imu.csv")
+    ds = load_dataset(path, channels=3)
+    assert ds.input_shape == (5, 3) and ds.class_names == ("run", "walk")
+    assert ds.input_scaling.scale != 1.0 and "(x - " in ds.input_scaling.description
+    all_x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    assert abs(float(all_x.mean())) < 1e-4 and float(all_x.std()) == pytest.approx(1.0, abs=1e-3)
+    assert load_dataset(path).input_shape == (15, 1)
+
+
+def test_csv_without_label_column_names_the_fix(tmp_path):
+    path = _csv(tmp_path / "imu.csv", label="activity")
+    with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):
+        load_dataset(path)
+    assert load_dataset(path, label_column="activity").num_classes == 2
+
+
+def test_csv_bad_cells(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,label\n1,2,x\n3,oops,y\n")
+    with pytest.raises(DatasetError, match=r"line 3, column 'b': 'oops' is not a number"):
+        load_dataset(path)
+    with pytest.raises(DatasetError, match="cannot be split into 3 channels"):
+        load_dataset(_csv(tmp_path / "c.csv", channels=2), channels=3)
+
+
+def test_unreadable_path_kind(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(DatasetError, match="not a dataset tinynas can read"):
+        load_dataset(path)

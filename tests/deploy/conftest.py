@@ -1,0 +1,15 @@
+"""Fixtures of the deploy tests: the shared digits model is trained once per session, in fixture setup."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def deploy_digits_model():
+    """Train (once) and quantize the small digits CNN of ``_deploy_support``; tests read it from there."""
+    from _deploy_support import digits_int8, trained_digits_keras
+
+    path = trained_digits_keras()
+    digits_int8()
+    return path

@@ -1,0 +1,272 @@
+"""tinynas.deploy.firmware and `tinynas firmware`: every template renders for every profile it
+supports, refuses the others clearly, never leaves a half-written folder, and what it renders
+compiles for the profile's core (arm-none-eabi-g++; TFLM headers replaced by fake_tflm/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tinynas.cli.main import cli
+from tinynas.deploy.firmware import (
+    STAMP,
+    cortex_m,
+    generate_firmware,
+    get_template,
+    list_templates,
+    read_project_info,
+    render_commands,
+    templates_for,
+)
+from tinynas.errors import DeployError, ModelFileError
+from tinynas.hardware import list_profiles, load_profile
+
+from _firmware_tools import require_tool
+
+HERE = Path(__file__).resolve().parent
+FAKE_TFLM = HERE / "fake_tflm"
+TEMPLATES = ("arduino", "platformio", "zephyr", "espidf", "pico", "cmake-cortexm")
+JINJA = re.compile(r"\{\{|\{%|\{#|%\}|\}\}")
+BOARD_ID_FIELD = {"arduino": "arduino_fqbn", "platformio": "platformio_board", "zephyr": "zephyr_board",
+                  "espidf": "espidf_target", "pico": "pico_board"}
+
+
+@pytest.fixture(scope="module")
+def kws(mlperf_models) -> bytes:
+    return mlperf_models["kws"].read_bytes()
+
+
+def _generate(kws: bytes, profile, out: Path, template: str | None = None, **kw):
+    args = dict(template=template, model_bytes=kws, profile=profile, out_dir=out, class_names=[],
+                arena_bytes=24_272, model_id="kws01")
+    args.update(kw)
+    return generate_firmware(**args)
+
+
+def test_the_six_templates_are_listed():
+    names = [t.name for t in list_templates()]
+    assert names == sorted(TEMPLATES)
+    for t in list_templates():
+        assert t.description and t.cores and t.build and t.flash
+        assert (Path(t.path) / "manifest.toml").is_file()
+
+
+def test_every_template_renders_for_every_profile_it_supports(tmp_path, kws):
+    rendered = 0
+    for profile in list_profiles():
+        for name in templates_for(profile):
+            tpl = get_template(name)
+            out = _generate(kws, profile, tmp_path / profile.id / name, template=name)
+            for rel in tpl.files:
+                assert (out / rel).is_file(), f"{name} for {profile.id}: {rel} missing"
+            for path in out.rglob("*"):
+                if path.is_file() and not path.name.startswith("model_data"):
+                    text = path.read_text(encoding="utf-8")
+                    assert not JINJA.search(text), f"{name} for {profile.id}: Jinja left in {path.relative_to(out)}"
+            readme = (out / "README.md").read_text()
+            commands = render_commands(tpl, profile)
+            assert commands["build"] in readme and commands["flash"] in readme
+            if name in BOARD_ID_FIELD:
+                board_id = getattr(profile.ecosystem, BOARD_ID_FIELD[name])
+                assert board_id and board_id in commands["build"] + commands["flash"] + readme
+            info = read_project_info(out)
+            assert (info["template"], info["profile"], info["model_id"]) == (name, profile.id, "kws01")
+            rendered += 1
+    assert rendered >= 30  # 15 MCU profiles, several templates each
+
+
+def test_model_bytes_and_protocol_are_in_every_project(tmp_path, kws):
+    profile = load_profile("nano33ble")
+    out = _generate(kws, profile, tmp_path / "sketch", template="arduino")
+    sketch = out / "tinynas_bench"
+    assert (sketch / "model_data.cpp").is_file() and not (sketch / "model_data.cc").exists()
+    assert (sketch / "tinynas_runner.cpp").is_file()
+    common = get_template("arduino").path.replace("arduino", "common")
+    assert (sketch / "tinynas_protocol.c").read_bytes() == (Path(common) / "tinynas_protocol.c").read_bytes()
+    ino = (sketch / "tinynas_bench.ino").read_text()
+    assert "#include <TensorFlowLite.h>" in ino and "Serial.begin(115200)" in ino and "micros()" in ino
+    # a non-Nano board gets the Chirale library (capital L in its registered name)
+    esp = _generate(kws, load_profile("esp32s3-devkitc"), tmp_path / "esp", template="arduino")
+    assert "#include <Chirale_TensorFlowLite.h>" in (esp / "tinynas_bench" / "tinynas_bench.ino").read_text()
+    assert "arduino-cli lib install Chirale_TensorFLowLite" in (esp / "README.md").read_text()
+
+
+def test_ecosystem_specifics(tmp_path, kws):
+    zephyr = _generate(kws, load_profile("nrf5340dk"), tmp_path / "z", template="zephyr")
+    conf = (zephyr / "prj.conf").read_text()
+    for line in ("CONFIG_TENSORFLOW_LITE_MICRO=y", "CONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS=y",
+                 "CONFIG_TIMING_FUNCTIONS=y", "CONFIG_CPP=y"):
+        assert line in conf.splitlines()
+    assert "timing_counter_get()" in (zephyr / "src" / "main.cc").read_text()
+    assert "tflite-micro" in (zephyr / "west.yml").read_text()
+
+    esp = _generate(kws, load_profile("esp32s3-devkitc"), tmp_path / "e")
+    assert read_project_info(esp)["template"] == "espidf"  # the profile's default
+    assert "espressif/esp-tflite-micro" in (esp / "main" / "idf_component.yml").read_text()
+    assert "esp_timer_get_time()" in (esp / "main" / "main.cc").read_text()
+    assert 'CONFIG_IDF_TARGET="esp32s3"' in (esp / "sdkconfig.defaults").read_text()
+    assert "idf.py set-target esp32s3" in (esp / "README.md").read_text()
+
+    pico = _generate(kws, load_profile("pico"), tmp_path / "p")
+    cmake = (pico / "CMakeLists.txt").read_text()
+    assert "pico-tflmicro" in cmake and "PICO_BOARD pico" in cmake
+    assert "time_us_64()" in (pico / "src" / "main.cc").read_text()
+
+    pio = _generate(kws, load_profile("nucleo-h743zi"), tmp_path / "pio", template="platformio")
+    ini = (pio / "platformio.ini").read_text()
+    assert "[env:nucleo_h743zi]" in ini and "board = nucleo_h743zi" in ini and "platform = ststm32" in ini
+
+    m4 = _generate(kws, load_profile("nucleo-l4r5zi"), tmp_path / "m4", template="cmake-cortexm")
+    toolchain = (m4 / "cmake" / "arm-none-eabi.cmake").read_text()
+    assert "-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard" in toolchain
+    assert 'set(TINYNAS_TIMER "dwt"' in (m4 / "CMakeLists.txt").read_text()
+    m0 = _generate(kws, load_profile("nucleo-g0b1re"), tmp_path / "m0", template="cmake-cortexm")
+    assert 'set(TINYNAS_TIMER "systick"' in (m0 / "CMakeLists.txt").read_text()
+    assert "-mcpu=cortex-m0plus -mthumb\"" in (m0 / "cmake" / "arm-none-eabi.cmake").read_text()
+
+
+def test_unsupported_core_is_refused_naming_the_alternatives(tmp_path, kws):
+    profile = load_profile("nucleo-l4r5zi")
+    with pytest.raises(DeployError) as err:
+        _generate(kws, profile, tmp_path / "x", template="pico")
+    message = str(err.value)
+    assert "'pico'" in message and "cortex-m4f" in message and "nucleo-l4r5zi" in message
+    for working in templates_for(profile):
+        assert working in message.split("use --template")[1]
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(DeployError, match="espidf.*cortex-m7"):
+        _generate(kws, load_profile("stm32f746g-disco"), tmp_path / "y", template="espidf")
+
+
+def test_missing_board_id_and_non_mcu_profiles_are_refused(tmp_path, kws):
+    profile = load_profile("nrf5340dk")  # no Arduino core for it
+    assert not profile.ecosystem.arduino_fqbn
+    with pytest.raises(DeployError, match=r"ecosystem\.arduino_fqbn"):
+        _generate(kws, profile, tmp_path / "a", template="arduino")
+    with pytest.raises(DeployError, match="microcontrollers"):
+        _generate(kws, load_profile("rpi4"), tmp_path / "b")
+    with pytest.raises(DeployError, match="unknown firmware template 'mbed'.*arduino"):
+        _generate(kws, profile, tmp_path / "c", template="mbed")
+
+
+def test_existing_folder_with_other_files_is_refused_and_left_alone(tmp_path, kws):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(DeployError, match="already exists with other files"):
+        _generate(kws, load_profile("pico"), out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (_generate(kws, load_profile("pico"), empty) / "CMakeLists.txt").is_file()
+
+
+def test_a_failure_leaves_nothing_half_written(tmp_path, kws):
+    profile = load_profile("pico")
+    with pytest.raises(DeployError, match="class names"):
+        _generate(kws, profile, tmp_path / "fw", class_names=["only", "two"])
+    with pytest.raises(ModelFileError):
+        _generate(kws, profile, tmp_path / "fw", model_bytes=b"not a model at all")
+    assert list(tmp_path.iterdir()) == []  # neither the project nor a temporary folder
+
+
+def test_regenerating_replaces_a_project_it_made(tmp_path, mlperf_models, kws):
+    profile = load_profile("pico")
+    out = _generate(kws, profile, tmp_path / "fw")
+    (out / "src" / "stale.txt").write_text("old")
+    ad = mlperf_models["ad"].read_bytes()
+    out = _generate(ad, profile, tmp_path / "fw", model_bytes=ad, model_id="ad01", arena_bytes=4_632)
+    assert not (out / "src" / "stale.txt").exists()
+    assert read_project_info(out)["model_id"] == "ad01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw"]
+
+
+def _cortex_m_profiles():
+    seen, out = set(), []
+    for p in list_profiles(kind="mcu"):
+        cm = cortex_m(p)
+        if cm is not None and (cm.mcpu, cm.fpu_flags) not in seen:
+            seen.add((cm.mcpu, cm.fpu_flags))
+            out.append(p.id)
+    return out
+
+
+@pytest.mark.parametrize("profile_id", _cortex_m_profiles())
+def test_generated_sources_compile_for_the_profiles_core(tmp_path, kws, profile_id):
+    gxx, gcc = require_tool("arm-none-eabi-g++"), require_tool("arm-none-eabi-gcc")
+    profile = load_profile(profile_id)
+    cm = cortex_m(profile)
+    out = _generate(kws, profile, tmp_path / "fw", template="cmake-cortexm")
+    src = out / "src"
+    flags = [f"-mcpu={cm.mcpu}", "-mthumb", *cm.fpu_flags.split()]
+    cxx = [gxx, *flags, "-std=c++17", "-Os", "-Wall", "-Werror", "-fno-exceptions", "-fno-rtti", "-I", str(src)]
+
+    def run(cmd):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
+
+    run([*cxx, "-c", str(src / "model_data.cc"), "-o", str(tmp_path / "model_data.o")])
+    run([gcc, *flags, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c",
+         str(src / "tinynas_protocol.c"), "-o", str(tmp_path / "protocol.o")])
+    # op_resolver.h and the runner against fake_tflm's stand-ins for the TFLM headers
+    (tmp_path / "resolver_check.cc").write_text('#include "op_resolver.h"\nTinyNasOpResolver r;\n'
+                                                "int f() { return RegisterModelOps(r); }\n")
+    run([*cxx, "-I", str(FAKE_TFLM), "-fsyntax-only", str(tmp_path / "resolver_check.cc")])
+    run([*cxx, "-I", str(FAKE_TFLM), "-DFAKE_INPUT_BYTES=490", "-DFAKE_OUTPUT_BYTES=12", "-c",
+         str(src / "tinynas_runner.cc"), "-o", str(tmp_path / "runner.o")])
+    # the bare-metal glue: main, timer (DWT or SysTick), UART, start-up, stub runner
+    for name in ("main.cc", "stub_runner.cc"):
+        run([*cxx, "-c", str(src / name), "-o", str(tmp_path / (name + ".o"))])
+    for name in ("tinynas_timer.c", "board_uart.c", "startup.c"):
+        run([gcc, *flags, "-std=c99", "-Os", "-Wall", "-Werror", "-c", str(src / name), "-o",
+             str(tmp_path / (name + ".o"))])
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_list(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["firmware", "list"])
+    assert result.exit_code == 0, result.output
+    for name in TEMPLATES:
+        assert name in result.output
+    result = runner.invoke(cli, ["firmware", "list", "--json"])
+    data = json.loads(result.output)
+    assert sorted(t["name"] for t in data) == sorted(TEMPLATES)
+    assert all({"cores", "build", "flash", "files"} <= set(t) for t in data)
+    result = runner.invoke(cli, ["firmware", "list", "--json", "--profile", "esp32s3-devkitc"])
+    assert sorted(t["name"] for t in json.loads(result.output)) == ["arduino", "espidf", "platformio", "zephyr"]
+
+
+def test_cli_generate(tmp_path, mlperf_models):
+    runner = CliRunner()
+    out = tmp_path / "fw"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"c{i}" for i in range(12)) + "\n")
+    result = runner.invoke(cli, ["firmware", "generate", "--model", str(mlperf_models["kws"]), "--profile", "pico",
+                                 "--out", str(out), "--arena-bytes", "24272", "--labels", str(labels), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["template"] == "pico" and data["profile"] == "pico" and len(data["model_id"]) == 12
+    assert "picotool load" in data["flash"]
+    assert 'kClassLabels[] = {"c0", "c1"' in (out / "src" / "model_data.h").read_text()
+    assert (out / STAMP).is_file()
+
+
+def test_cli_errors_exit_1_with_a_message(tmp_path, mlperf_models):
+    proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "firmware", "generate", "--template", "pico",
+                           "--model", str(mlperf_models["kws"]), "--profile", "nucleo-l4r5zi", "--out",
+                           str(tmp_path / "fw"), "--arena-bytes", "24272"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: firmware template 'pico' cannot build for profile 'nucleo-l4r5zi'")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "fw").exists()

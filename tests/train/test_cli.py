@@ -1,0 +1,43 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tinynas.cli.main import cli
+from tinynas.errors import TrainError
+from tinynas.space.base import get_space
+
+
+@pytest.mark.slow
+def test_train_command_saves_the_model_and_prints_json(tmp_path):
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    arch = space.decode([0] * len(space.decisions()))
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps([{"id": arch.id, "arch": arch.to_json(), "cost": {}}]))  # `space sample --json`
+    out = tmp_path / "model.keras"
+    res = CliRunner().invoke(cli, ["train", str(arch_file), "--dataset", "digits", "--epochs", "1",
+                                   "--max-train-samples", "300", "--seed", "2", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["arch_id"] == arch.id and data["model"] == str(out) and out.is_file()
+    assert data["result"]["epochs_run"] == 1 and 0.0 <= data["result"]["val_accuracy"] <= 1.0
+    assert data["dataset"]["input_scaling"]["scale"] == 1 / 16
+
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(arch.to_json()))
+    res = CliRunner().invoke(cli, ["train", str(bare), "--dataset", "digits", "--epochs", "1",
+                                   "--max-train-samples", "200", "--out", str(tmp_path / "b.keras")])
+    assert res.exit_code == 0, res.output
+    assert "val acc" in res.output and "saved" in res.output
+
+
+def test_train_command_bad_inputs(tmp_path):
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "none.json"), "--dataset", "digits",
+                                   "--out", str(tmp_path / "m.keras")])
+    assert isinstance(res.exception, TrainError) and "no such arch file" in str(res.exception)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"decisions": {}}')
+    res = CliRunner().invoke(cli, ["train", str(bad), "--dataset", "digits", "--out", str(tmp_path / "m.keras")])
+    assert isinstance(res.exception, TrainError) and "'space' and 'decisions'" in str(res.exception)
+    res = CliRunner().invoke(cli, ["train", str(bad), "--dataset", "digits", "--out", str(tmp_path / "m.h5")])
+    assert isinstance(res.exception, TrainError) and ".keras" in str(res.exception)

@@ -1,0 +1,90 @@
+"""`tinynas estimate`: the cost of any int8 .tflite model on one or more boards.
+
+Thin wrapper over ``tinynas.cost.estimate_tflite``: MACs, parameters, flash
+(the file's size), TFLM arena and predicted latency, and whether each fits the
+board's budget. Several models and ``--profile`` options give one table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tinynas.cli.common import echo_json
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{int(n):,} B"
+
+
+def _need(name: str, value: float) -> str:
+    return f"{value:,.2f} ms" if name == "latency" else _fmt_bytes(value)
+
+
+@click.command("estimate")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", "-p", "profiles", multiple=True,
+              help="Hardware profile id or .toml path (repeat for several boards; see `tinynas profiles list`).")
+@click.option("--latency-target-ms", type=float, default=None, help="Latency budget (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the Cost records as JSON.")
+def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target_ms: float | None,
+             as_json: bool) -> None:
+    """Cost of int8 .tflite MODELS: MACs, params, flash, TFLM arena, latency, and the budget checks."""
+    from tinynas.cost import estimate_tflite
+
+    loaded = []
+    if profiles:
+        from tinynas.hardware import load_profile
+
+        loaded = [load_profile(p) for p in profiles]
+    rows = []
+    for model in models:
+        for prof in loaded or [None]:
+            cost = estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms)
+            rows.append((model, prof, cost))
+    if as_json:
+        data = [{"model": str(m), **c.to_json()} for m, _, c in rows]
+        echo_json(data[0] if len(data) == 1 else data)
+        return
+    if len(rows) == 1:
+        _print_one(*rows[0])
+    else:
+        _print_table(rows)
+    if not loaded:
+        click.echo("(no --profile given: pass --profile ID to get latency and the SRAM/flash/latency checks;"
+                   " `tinynas profiles list` shows the ids)")
+
+
+def _print_one(model: Path, prof, cost) -> None:
+    click.echo(f"model     {model}")
+    if prof is not None:
+        click.echo(f"profile   {prof.id} ({prof.name}, {prof.clock_hz / 1e6:g} MHz, {prof.kernel_library})")
+    click.echo(f"MACs      {cost.macs:,}")
+    click.echo(f"params    {cost.params:,}")
+    click.echo(f"flash     {_fmt_bytes(cost.flash_bytes)} (the .tflite file)")
+    click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, host figure)")
+    if cost.latency_ms is not None:
+        click.echo(f"latency   {cost.latency_ms:,.2f} ms (predicted)")
+    if cost.checks:
+        click.echo("")
+        click.echo(f"{'budget':<8} {'need':>14} {'budget':>14} {'margin':>14}  fits")
+        for c in cost.checks:
+            budget = "-" if c.budget is None else _need(c.name, c.budget)
+            margin = "-" if c.margin is None else _need(c.name, c.margin)
+            click.echo(f"{c.name:<8} {_need(c.name, c.need):>14} {budget:>14} {margin:>14}  {'yes' if c.fits else 'NO'}")
+        click.echo(f"\nfits {prof.id}: {'yes' if cost.fits else 'no'}")
+
+
+def _print_table(rows) -> None:
+    header = f"{'model':<32} {'profile':<18} {'MACs':>11} {'flash B':>9} {'arena B':>9} {'latency ms':>11}  fits"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for model, prof, cost in rows:
+        lat = "-" if cost.latency_ms is None else f"{cost.latency_ms:,.1f}"
+        if cost.fits is None:
+            fits = "-"
+        else:
+            fits = "yes" if cost.fits else "no (" + ", ".join(c.name for c in cost.checks if not c.fits) + ")"
+        click.echo(f"{model.name[:32]:<32} {(prof.id if prof else '-'):<18} {cost.macs:>11,} {cost.flash_bytes:>9,} "
+                   f"{cost.arena_bytes:>9,} {lat:>11}  {fits}")
