@@ -34,8 +34,11 @@ def nb201(args: argparse.Namespace) -> None:
     from tinynas.proxies.benchmark import benchmark_nasbench201, correlate, select_ensemble
     from tinynas.proxies.ensemble import default_ensemble
 
-    res = benchmark_nasbench201(truth_path=args.truth, n=args.n, seed=args.seed, proxies=DATA_FREE,
-                                cells_per_stage=args.cells, ensemble=default_ensemble(), progress=args.progress)
+    names = args.proxies.split(",")
+    ens = default_ensemble()
+    res = benchmark_nasbench201(truth_path=args.truth, n=args.n, seed=args.seed, proxies=names,
+                                cells_per_stage=args.cells, progress=args.progress,
+                                ensemble=ens if all(m in names for m in ens.names) else None)
     print(res.table())
     if args.out:
         Path(args.out).write_text(json.dumps(res.to_json(with_scores=True)))
@@ -43,7 +46,9 @@ def nb201(args: argparse.Namespace) -> None:
     perm = np.random.default_rng(args.seed + 1).permutation(res.n)
     a, b = perm[: res.n // 2], perm[res.n // 2:]
     scores, accs = list(res.scores), list(res.accuracies)
-    ens, rho_a = select_ensemble([scores[i] for i in a], [accs[i] for i in a], candidates=DATA_FREE)
+    if len(names) < 2:
+        return
+    ens, rho_a = select_ensemble([scores[i] for i in a], [accs[i] for i in a], candidates=names)
     held = correlate(space="held-out half", truth="cifar10_val_acc", scores=[scores[i] for i in b],
                      accuracies=[accs[i] for i in b], timings={}, ensemble=ens)
     print(f"\nensemble selected on half A (n={len(a)}): {ens.to_json()['members']} spearman {rho_a:.3f}")
@@ -115,6 +120,7 @@ def main() -> None:
     p.add_argument("--truth", default=str(DEFAULT_TRUTH))
     p.add_argument("--n", type=int, default=1000, help="NAS-Bench-201 cells for the data-free proxies (0: skip)")
     p.add_argument("--cells", type=int, default=5, help="NAS-Bench-201 cells per stage (paper: 5)")
+    p.add_argument("--proxies", default=",".join(DATA_FREE), help="proxies for the --n table")
     p.add_argument("--n-data", type=int, default=0, help="NAS-Bench-201 cells for the data-dependent proxies")
     p.add_argument("--cells-data", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)

@@ -172,7 +172,7 @@ def test_mnist1d_dscnn_int8_within_one_point(tmp_path):
     ds = load_dataset("mnist1d")
     space = get_space("dscnn", input_shape=ds.input_shape, num_classes=ds.num_classes)
     arch = Arch.from_dict("dscnn", {"blocks": 2, "channels": 32, "stem_kernel": "1x5", "stem_stride": "1x2"})
-    trained = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=15), save_path=tmp_path / "m.keras")
+    trained = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=10), save_path=tmp_path / "m.keras")
     result = deploy(model_path=tmp_path / "m.keras", profile=make_profile(), dataset=ds, out_dir=tmp_path / "out",
                     model_id=arch.id, firmware=False)
     m = result.metrics

@@ -58,6 +58,7 @@ def test_the_six_templates_are_listed():
         assert (Path(t.path) / "manifest.toml").is_file()
 
 
+@pytest.mark.slow
 def test_every_template_renders_for_every_profile_it_supports(tmp_path, kws):
     rendered = 0
     for profile in list_profiles():

@@ -240,6 +240,26 @@ def test_protocol_compiles_for_cortex_m(tmp_path, cpu):
     assert {n for n in names if not n.startswith("__aeabi_")} <= {"strlen", "strcmp", "memcpy", "memset"}, names
 
 
+def test_the_measure_host_client_drives_the_c_protocol(stub_exe):
+    """tinynas.measure's host side against this firmware file: boot, identify, upload with CRC, infer."""
+    from tinynas.measure.protocol import DeviceClient
+
+    b = Board([str(stub_exe), str(INPUT_BYTES), str(OUTPUT_COUNT)])
+    try:
+        client = DeviceClient(b.port, port_name="host-stub", timeout_s=5.0)
+        assert client.wait_boot(timeout_s=5.0)
+        info = client.identify()
+        assert info.model_id == MODEL_ID and info.input_bytes == INPUT_BYTES and info.arena_used_bytes == 23940
+        data = bytes(range(100, 100 + INPUT_BYTES))
+        client.upload(data)
+        assert client.crc_supported is True
+        result = client.infer(count=10, warmup=2, timeout_s=5.0)
+        assert result.latency_us == US_PER_INFERENCE
+        assert [f"{v:.6f}" for v in result.results] == _stub_outputs(data)
+    finally:
+        b.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The same protocol inside real firmware code: the shared TFLM runner, and the bare-metal template.
 

@@ -60,13 +60,14 @@ def test_qat_model_simulates_int8():
 def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
     """deploy(qat="auto") sees PTQ lose > 1 point, runs QAT, and keeps the better int8 model."""
     from tinynas.deploy.deployer import deploy
+    from tinynas.deploy.qat import QATSettings
 
     ds = digits()
     model = _outlier_model()
     path = tmp_path / "outlier.keras"
     model.save(path)
     result = deploy(model_path=path, profile=make_profile(), dataset=ds, out_dir=tmp_path / "out", qat="auto",
-                    firmware=False)
+                    qat_settings=QATSettings(epochs=5), firmware=False)
     m = result.metrics
     ptq, qat = m["qat"]["ptq_int8_accuracy"], m["qat"]["qat_int8_accuracy"]
     print(f"outlier case: float {m['float_accuracy']:.4f}, PTQ int8 {ptq:.4f}, QAT int8 {qat:.4f}")

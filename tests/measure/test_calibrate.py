@@ -4,7 +4,6 @@ held-out error before and after, and the overlay that load_profile (and so the c
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,56 +12,10 @@ import pytest
 from tinynas.errors import MeasureError
 from tinynas.measure.calibrate import calibrate, graph_features, predict_ms
 from tinynas.measure.runner import LatencyReport, WindowResult
-from tinynas.space.graph import GraphBuilder
 
-TRUTH = dict(
-    cycles_per_mac={"default": 4.0, "CONV_2D": 2.2, "DEPTHWISE_CONV_2D": 6.5, "FULLY_CONNECTED": 3.1},
-    cycles_per_element={"default": 1.5, "MEAN": 4.0, "SOFTMAX": 30.0, "MAX_POOL_2D": 2.5},
-    op_overhead_cycles=4500.0, invoke_overhead_cycles=20000.0,
-)
-
-
-def random_graph(rng: np.random.Generator, index: int):
-    """A small CNN with a random mix of the ops the models of a search space use."""
-    size = int(rng.choice([16, 24, 32, 48]))
-    b = GraphBuilder(input_shape=(size, size, int(rng.choice([1, 3]))), name=f"g{index}")
-    x = b.conv2d(b.input, filters=int(rng.choice([4, 8, 16])), kernel=3, stride=int(rng.choice([1, 2])))
-    for _ in range(int(rng.integers(0, 4))):
-        if rng.random() < 0.5:
-            x = b.depthwise_conv2d(x, kernel=int(rng.choice([3, 5])))
-        x = b.conv2d(x, filters=int(rng.choice([8, 16, 32])), kernel=int(rng.choice([1, 3])))
-        if rng.random() < 0.4 and b.shape(x)[1] >= 4:
-            x = b.pool2d(x, kind="max")
-    x = b.global_avg_pool(x)
-    for _ in range(int(rng.integers(1, 3))):
-        x = b.fully_connected(x, units=int(rng.choice([10, 32, 64])))
-    return b.build(outputs=[b.softmax(x)])
-
-
-def write_measurements(folder: Path, board, *, count: int, seed: int = 0, noise: float = 0.0):
-    """Measurement files of ``count`` random graphs whose latency is the cost model's on ``board``."""
-    from tinynas.cost import estimate
-
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        graph = random_graph(rng, i)
-        feats = graph_features(graph)
-        ms = estimate(graph, profile=board).latency_ms * (1 + noise * rng.standard_normal())
-        n = 200
-        windows = tuple(WindowResult(index=w, inferences=n, elapsed_us=round(ms * 1000 * n)) for w in range(5))
-        report = LatencyReport(port="/dev/ttyACM0", device={"name": "tinynas"}, profile_id="testboard",
-                               model_path=f"g{i}.tflite", model_sha1=None, windows=windows, inferences_per_window=n,
-                               warmup=1, min_window_s=1.0, upload_retries=0, upload_checked_by_crc=True,
-                               arena_used_bytes=1000, output_max_diff_int8=0, predicted_latency_ms=None,
-                               features=feats)
-        paths.append(report.save(folder / f"m{i}" / "measure" / "latency.json"))
-    return paths
-
-
-def test_recovers_known_coefficients_and_lowers_held_out_error(profile, profile_env, tmp_path):
-    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
-    paths = write_measurements(tmp_path, truth, count=40)
+def test_recovers_known_coefficients_and_lowers_held_out_error(profile, synthetic, tmp_path):
+    truth = synthetic.truth
+    paths = synthetic.write_measurements(tmp_path, truth, count=40)
     result = calibrate(profile="testboard", measurements=paths)
     got = result.coefficients
     # Every coefficient that carries more than ~1 % of the cycles (SOFTMAX over 10-64 outputs does not).
@@ -81,36 +34,34 @@ def test_recovers_known_coefficients_and_lowers_held_out_error(profile, profile_
     assert calibrated.latency.op_overhead_cycles == pytest.approx(got["ops"])
     from tinynas.cost import estimate
 
-    graph = random_graph(np.random.default_rng(99), 99)
+    graph = synthetic.random_graph(np.random.default_rng(99), 99)
     want_ms = estimate(graph, profile=truth).latency_ms
     assert estimate(graph, profile=calibrated).latency_ms == pytest.approx(want_ms, rel=0.01)
     assert abs(estimate(graph, profile=profile).latency_ms - want_ms) > 0.05 * want_ms
     assert json.loads(json.dumps(result.to_json()))["measurements"] == 40
 
 
-def test_noisy_measurements_still_help(profile, profile_env, tmp_path):
-    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
-    paths = write_measurements(tmp_path, truth, count=25, seed=1, noise=0.03)
+def test_noisy_measurements_still_help(profile, synthetic, tmp_path):
+    paths = synthetic.write_measurements(tmp_path, synthetic.truth, count=25, seed=1, noise=0.03)
     result = calibrate(profile=profile, measurements=paths, save=False)
     assert result.overlay_path is None
     assert result.error_after_pct < result.error_before_pct / 3
     assert result.coefficients["macs:CONV_2D"] == pytest.approx(2.2, rel=0.1)
 
 
-def test_one_measurement_keeps_the_rest_of_the_model(profile, profile_env, tmp_path):
-    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
-    paths = write_measurements(tmp_path, truth, count=1)
+def test_one_measurement_keeps_the_rest_of_the_model(profile, synthetic, tmp_path):
+    paths = synthetic.write_measurements(tmp_path, synthetic.truth, count=1)
     result = calibrate(profile=profile, measurements=paths, save=False)
     assert result.error_after_pct is None and "one measurement" in result.held_out
     # Kinds the measurement never ran keep the profile's values.
     assert result.latency["cycles_per_element"]["default"] == profile.latency.cycles_per_element["default"]
 
 
-def test_features_price_like_the_cost_model(profile, kws_path):
+def test_features_price_like_the_cost_model(profile, synthetic, kws_path):
     from tinynas.cost import estimate
     from tinynas.space.tflite_reader import read_tflite
 
-    graphs = [read_tflite(kws_path)] + [random_graph(np.random.default_rng(s), s) for s in range(5)]
+    graphs = [read_tflite(kws_path)] + [synthetic.random_graph(np.random.default_rng(s), s) for s in range(5)]
     for graph in graphs:
         want = estimate(graph, profile=profile).latency_ms
         assert predict_ms(graph_features(graph), profile.latency, clock_hz=profile.clock_hz) == pytest.approx(want)

@@ -82,12 +82,8 @@ def test_measure_no_such_port():
     assert proc.returncode == 1 and "no such port '/dev/ttyNOPE0'" in proc.stderr
 
 
-def test_calibrate_command(profile, profile_env, tmp_path):
-    from test_calibrate import TRUTH, write_measurements
-    from dataclasses import replace
-
-    truth = replace(profile, latency=replace(profile.latency, **TRUTH))
-    paths = write_measurements(tmp_path / "m", truth, count=12)
+def test_calibrate_command(synthetic, profile_env, tmp_path):
+    paths = synthetic.write_measurements(tmp_path / "m", synthetic.truth, count=12)
     out = tmp_path / "calibration.json"
     result = CliRunner().invoke(cli, ["calibrate", "--profile", "testboard", *map(str, paths), "--out", str(out)])
     assert result.exit_code == 0, result.output

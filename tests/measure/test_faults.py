@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from _measure_support import FAST
 from tinynas.errors import MeasureError
 from tinynas.measure.emulator import Fault
 from tinynas.measure.runner import MeasurementFailed, measure_latency, report_path
@@ -15,9 +14,9 @@ from tinynas.measure.runner import MeasurementFailed, measure_latency, report_pa
 
 @pytest.mark.parametrize("fault", ["garble", "drop", "garble:1"])
 @pytest.mark.timeout(60)
-def test_garbled_or_dropped_uploads_are_retried(emulator, kws_path, fault):
+def test_garbled_or_dropped_uploads_are_retried(emulator, kws_path, fault, fast):
     emu = emulator(faults=[fault])
-    report = measure_latency(port=emu.port, model=kws_path, **{**FAST, "timeout_s": 0.5})
+    report = measure_latency(port=emu.port, model=kws_path, **{**fast, "timeout_s": 0.5})
     assert report.complete
     assert report.upload_retries == int(Fault.parse(fault).value)
     # The retried upload is the input the device ran: its outputs match the host interpreter's.
@@ -25,17 +24,17 @@ def test_garbled_or_dropped_uploads_are_retried(emulator, kws_path, fault):
 
 
 @pytest.mark.timeout(60)
-def test_valid_hex_garble_is_caught_by_the_crc(emulator, kws_path):
+def test_valid_hex_garble_is_caught_by_the_crc(emulator, kws_path, fast):
     # garble:1 changes one hex digit into another one: only `db crc%` can see it.
     emu = emulator(faults=["garble:1"])
-    report = measure_latency(port=emu.port, model=kws_path, **FAST)
+    report = measure_latency(port=emu.port, model=kws_path, **fast)
     assert report.upload_retries == 1 and report.upload_checked_by_crc
 
 
 @pytest.mark.timeout(60)
-def test_slow_link_still_measures(emulator, kws_path):
+def test_slow_link_still_measures(emulator, kws_path, fast):
     emu = emulator(faults=["slow:4000"])
-    report = measure_latency(port=emu.port, model=kws_path, **{**FAST, "windows": 2})
+    report = measure_latency(port=emu.port, model=kws_path, **{**fast, "windows": 2})
     assert report.complete and len(report.windows) == 2
 
 
@@ -45,10 +44,10 @@ def test_slow_link_still_measures(emulator, kws_path):
     ("reboot", r"rebooted while answering 'infer \d+ 1%'.*m-timestamp-mode-performance"),
 ])
 @pytest.mark.timeout(30)
-def test_mid_window_failure_keeps_partial_windows(emulator, kws_path, tmp_path, fault, seen):
+def test_mid_window_failure_keeps_partial_windows(emulator, kws_path, tmp_path, fault, seen, fast):
     emu = emulator(faults=[fault])  # in the third infer command: the probe and one window finish
     with pytest.raises(MeasurementFailed, match=seen) as info:
-        measure_latency(port=emu.port, model=kws_path, run_dir=tmp_path, **FAST)
+        measure_latency(port=emu.port, model=kws_path, run_dir=tmp_path, **fast)
     assert emu.port in str(info.value)
     partial = info.value.report
     assert not partial.complete and len(partial.windows) == 1 and partial.latency_ms > 0

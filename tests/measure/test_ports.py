@@ -10,7 +10,6 @@ import tty
 import pytest
 import serial
 
-from _measure_support import FAST
 from tinynas.errors import MeasureError
 from tinynas.measure.ports import PortCandidate, find_port, open_port
 from tinynas.measure.runner import measure_latency
@@ -21,12 +20,12 @@ def test_no_such_port():
         open_port("/dev/ttyDOESNOTEXIST")
 
 
-def test_busy_port(emulator):
+def test_busy_port(emulator, fast):
     emu = emulator()
     holder = serial.Serial(emu.port, exclusive=True)
     try:
         with pytest.raises(MeasureError, match=rf"port {emu.port} is busy"):
-            measure_latency(port=emu.port, **FAST)
+            measure_latency(port=emu.port, **fast)
     finally:
         holder.close()
 
@@ -48,10 +47,10 @@ def test_auto_finds_the_board_by_usb_ids():
         find_port([], candidates=ports)
 
 
-def test_auto_on_this_machine_says_what_it_saw(profile):
+def test_auto_on_this_machine_says_what_it_saw(profile, fast):
     # No board with the test profile's USB ids is plugged into a CI machine.
     with pytest.raises(MeasureError, match=r"--port auto: no serial port with USB ids 2341:805a; ports seen"):
-        measure_latency(port="auto", profile=profile, **FAST)
+        measure_latency(port="auto", profile=profile, **fast)
 
 
 class ForeignDevice:
@@ -85,60 +84,56 @@ class ForeignDevice:
 
 
 @pytest.mark.timeout(30)
-def test_device_that_speaks_something_else():
+def test_device_that_speaks_something_else(fast):
     dev = ForeignDevice(b"OK\r\nAT READY\r\nm-ready\r\n")
     try:
         with pytest.raises(MeasureError, match=rf"{dev.port}: the device answered 'name%' with \['OK', 'AT READY'\]"):
-            measure_latency(port=dev.port, **FAST)
+            measure_latency(port=dev.port, **fast)
     finally:
         dev.close()
 
 
 @pytest.mark.timeout(30)
-def test_chatty_device_that_never_says_ready():
+def test_chatty_device_that_never_says_ready(fast):
     dev = ForeignDevice(b"temperature=21.5\r\n" * 300)
     try:
         with pytest.raises(MeasureError, match=r"200 lines in answer to 'name%' and no 'm-ready' \(first: 'temperature"):
-            measure_latency(port=dev.port, **FAST)
+            measure_latency(port=dev.port, **fast)
     finally:
         dev.close()
 
 
 @pytest.mark.timeout(30)
-def test_silent_device():
+def test_silent_device(fast):
     dev = ForeignDevice(None)
     try:
         with pytest.raises(MeasureError, match=rf"{dev.port}: no 'm-ready' answer to 'name%'.*baud rate"):
-            measure_latency(port=dev.port, **FAST)
+            measure_latency(port=dev.port, **fast)
     finally:
         dev.close()
 
 
-def test_mlperf_firmware_without_the_extension(emulator, kws_path):
+def test_mlperf_firmware_without_the_extension(emulator, kws_path, fast):
     emu = emulator(mlperf_only=True)
     with pytest.raises(MeasureError, match="does not say its input size.*--model"):
-        measure_latency(port=emu.port, **FAST)
-    report = measure_latency(port=emu.port, model=kws_path, **FAST)
+        measure_latency(port=emu.port, **fast)
+    report = measure_latency(port=emu.port, model=kws_path, **fast)
     assert report.complete and report.arena_used_bytes is None
     assert not report.upload_checked_by_crc  # e-[unknown command: db crc]: byte count only
     assert report.output_max_diff_int8 == 0
 
 
-def test_reset_then_boot_banner(emulator, profile_env, caplog):
+def test_reset_then_boot_banner(emulator, profile_env, caplog, fast):
     # Over TCP the emulator boots on every connection; sockets have no DTR line, so the reset is a
     # no-op there and the runner reads the banner that a real reset would bring.
-    from tinynas.hardware import clear_cache, load_profile
+    from tinynas.hardware import load_profile
 
-    from conftest import PROFILE_TOML
-
-    text = PROFILE_TOML.format(id="resetboard").replace('reset = "none"', 'reset = "dtr"')
-    (profile_env["profiles"] / "resetboard.toml").write_text(text)
-    clear_cache()
+    profile_env["write"]("resetboard", 'reset = "none"', 'reset = "dtr"')
     prof = load_profile("resetboard")
     assert prof.serial.reset == "dtr"
     emu = emulator(tcp_port=0, boot_delay_s=0.2)
     with caplog.at_level("INFO", logger="tinynas.measure"):
-        report = measure_latency(port=emu.port, profile=prof, **FAST)
+        report = measure_latency(port=emu.port, profile=prof, **fast)
     assert "cannot pulse DTR" not in caplog.text  # pyserial's socket:// ignores modem lines quietly
     assert "no boot banner" not in caplog.text
     assert report.complete and report.arena_used_bytes == emu.arena_used_bytes

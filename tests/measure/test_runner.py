@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from _measure_support import FAST
 from tinynas.errors import MeasureError
 from tinynas.measure.runner import LatencyReport, WindowResult, measure_latency, report_path
 
 
-def test_host_latency_measurement_is_complete(emulator, kws_path, kws_arena, tmp_path):
+def test_host_latency_measurement_is_complete(emulator, kws_path, kws_arena, tmp_path, fast):
     emu = emulator(latency="host")
-    report = measure_latency(port=emu.port, model=kws_path, run_dir=tmp_path / "run", **FAST)
+    report = measure_latency(port=emu.port, model=kws_path, run_dir=tmp_path / "run", **fast)
     assert report.complete and report.error is None
     assert len(report.windows) == 3
     assert report.inferences_per_window >= 1
@@ -28,18 +27,18 @@ def test_host_latency_measurement_is_complete(emulator, kws_path, kws_arena, tmp
     assert LatencyReport.from_json(written) == report
 
 
-def test_predicted_mode_gives_identical_medians(emulator, kws_path, profile):
+def test_predicted_mode_gives_identical_medians(emulator, kws_path, profile, fast):
     first = emulator(latency="predicted", profile=profile)
     second = emulator(latency="predicted", profile=profile)
-    a = measure_latency(port=first.port, model=kws_path, profile=profile, **FAST)
-    b = measure_latency(port=second.port, model=kws_path, profile=profile, **FAST)
+    a = measure_latency(port=first.port, model=kws_path, profile=profile, **fast)
+    b = measure_latency(port=second.port, model=kws_path, profile=profile, **fast)
     assert a.latency_ms == b.latency_ms
     assert a.windows == b.windows
     # The median is the cost model's prediction, to the microsecond the board timer resolves.
     assert a.latency_ms == pytest.approx(first.latency_us / 1000, abs=1e-3)
     assert a.predicted_latency_ms == pytest.approx(a.latency_ms, abs=1e-3)
     # Windows last at least min_window_s on the board's timer.
-    assert all(w.elapsed_us >= FAST["min_window_s"] * 1e6 for w in a.windows)
+    assert all(w.elapsed_us >= fast["min_window_s"] * 1e6 for w in a.windows)
     assert a.features and a.features["invokes"] == 1
 
 
@@ -54,15 +53,15 @@ def test_statistics_are_median_min_max_p90():
     assert report.p90_ms == pytest.approx(4.6)
 
 
-def test_model_with_another_input_size_is_refused(emulator, mlperf_models):
+def test_model_with_another_input_size_is_refused(emulator, mlperf_models, fast):
     emu = emulator()
     with pytest.raises(MeasureError, match=r"490 input bytes.*ad01_int8.tflite takes 640"):
-        measure_latency(port=emu.port, model=mlperf_models["ad"], **FAST)
+        measure_latency(port=emu.port, model=mlperf_models["ad"], **fast)
 
 
-def test_without_model_the_extension_line_gives_the_input_size(emulator):
+def test_without_model_the_extension_line_gives_the_input_size(emulator, fast):
     emu = emulator()
-    report = measure_latency(port=emu.port, **FAST)
+    report = measure_latency(port=emu.port, **fast)
     assert report.complete and report.output_max_diff_int8 is None and report.features is None
 
 
@@ -73,18 +72,18 @@ def test_not_a_measurement_file(tmp_path):
         LatencyReport.load(bad)
 
 
-def test_over_tcp_with_a_pyserial_url(emulator, kws_path):
+def test_over_tcp_with_a_pyserial_url(emulator, kws_path, fast):
     emu = emulator(tcp_port=0)
     assert emu.port.startswith("socket://127.0.0.1:")
-    first = measure_latency(port=emu.port, model=kws_path, **FAST)
-    again = measure_latency(port=emu.port, model=kws_path, **FAST)  # a new connection boots the board again
+    first = measure_latency(port=emu.port, model=kws_path, **fast)
+    again = measure_latency(port=emu.port, model=kws_path, **fast)  # a new connection boots the board again
     assert first.complete and again.complete and again.output_max_diff_int8 == 0
 
 
-def test_tcp_disconnect_mid_window(emulator, kws_path):
+def test_tcp_disconnect_mid_window(emulator, kws_path, fast):
     from tinynas.measure.runner import MeasurementFailed
 
     emu = emulator(tcp_port=0, faults=["disconnect:2"])
     with pytest.raises(MeasurementFailed, match=r"socket://127\.0\.0\.1:\d+: the port went away") as info:
-        measure_latency(port=emu.port, model=kws_path, **FAST)
+        measure_latency(port=emu.port, model=kws_path, **fast)
     assert info.value.report.windows == ()

@@ -491,6 +491,8 @@ class BoardEmulator:
             if kind == "hang":
                 self._hung = True
             elif kind == "disconnect":
+                # Mid-window, not mid-line: let the host read what was sent (closing a pty discards it).
+                self._stop.wait(0.3)
                 self._link.close()
             else:
                 self._stop.wait(0.05)

@@ -260,7 +260,7 @@ def benchmark_trained(
         for arch in _iterate(archs, progress, space.name):
             graph = space.graph(arch)
             s = score_graph(graph, proxies=proxies, batch=batch, seed=seed, timings=timings)
-            result = train_graph(graph, dataset, budget=budget, seed=seed, cache_dir=cache_dir)
+            result = train_graph(graph, dataset, budget=budget, seed=seed, cache_dir=cache_dir, arch_id=arch.id)
             scores.append(s)
             accs.append(_accuracy_of(result))
             done.append(arch.id)
