@@ -43,6 +43,7 @@ def test_deploy_keras_writes_a_complete_validated_build(tmp_path):
     assert f"{m['model_id']}" in (out / "model_data.h").read_text() + (out / "model_data.cc").read_text()
     assert _listing(tmp_path) == sorted(["deploy", *(f"deploy/{p}" for p in _listing(out))])
     assert DeployResult.load(out).metrics == m
+    assert result.validation.arena_bytes == m["arena_bytes"] and result.fits
 
 
 def test_deploy_int8_tflite_as_it_is(tmp_path):

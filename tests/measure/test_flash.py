@@ -92,3 +92,12 @@ def test_not_a_project(tmp_path):
         flash_project(project=tmp_path / "nope")
     with pytest.raises(MeasureError, match="not a firmware project tinynas knows"):
         flash_project(project=tmp_path)
+
+
+def test_auto_port_uses_the_projects_profile(tmp_path, profile):
+    project = tmp_path / "fw"
+    project.mkdir()
+    (project / STAMP).write_text(json.dumps({"template": "arduino", "profile": "testboard", "build": "",
+                                             "flash": "arduino-cli upload --port $PORT x"}))
+    with pytest.raises(MeasureError, match="--port auto: no serial port with USB ids 2341:805a"):
+        flash_project(project=project, port="auto", run=False)

@@ -87,3 +87,15 @@ def test_tcp_disconnect_mid_window(emulator, kws_path, fast):
     with pytest.raises(MeasurementFailed, match=r"socket://127\.0\.0\.1:\d+: the port went away") as info:
         measure_latency(port=emu.port, model=kws_path, **fast)
     assert info.value.report.windows == ()
+
+
+def test_bad_model_files(emulator, tmp_path, fast):
+    from tinynas.errors import ModelFileError
+
+    emu = emulator()
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(ModelFileError, match=r"junk.tflite: not a TFLite flatbuffer"):
+        measure_latency(port=emu.port, model=junk, **fast)
+    with pytest.raises(ModelFileError, match=r"missing.tflite: cannot read the model"):
+        measure_latency(port=emu.port, model=tmp_path / "missing.tflite", **fast)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from space_graph_checks import check_graph
 from tinynas.errors import SpaceError
 from tinynas.space import Arch, get_space
 
 DS_CNN_S = {"blocks": 4, "channels": 64, "stem_kernel": "10x4", "stem_stride": "2x2"}
 
 
-def test_ds_cnn_s_matches_the_mlperf_tiny_kws_reference(mlperf_models):
+def test_ds_cnn_s_matches_the_mlperf_tiny_kws_reference(mlperf_models, check_graph):
     """Hello Edge DS-CNN-S at 49x10 has the same weight and activation shapes as MLPerf Tiny's int8 KWS model."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -56,7 +55,7 @@ def test_stem_kernel_of_another_input_is_rejected():
         space.graph(Arch.from_dict("dscnn", DS_CNN_S))
 
 
-def test_one_d_input_stays_in_2d_ops():
+def test_one_d_input_stays_in_2d_ops(check_graph):
     space = get_space("dscnn", input_shape=(40, 1), num_classes=10)
     arch = Arch.from_dict("dscnn", {"blocks": 2, "channels": 32, "stem_kernel": "1x5", "stem_stride": "1x2"})
     graph = space.graph(arch)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from space_graph_checks import check_graph
 from tinynas.errors import SpaceError
 from tinynas.space import get_space
 from tinynas.space.mcunet import STAGES, downsample_count, make_divisible, resolution_options
@@ -107,7 +106,7 @@ def test_one_d_input_is_reshaped_and_uses_1xk_kernels():
             assert op.attrs["kernel"][0] == 1 and op.attrs["stride"][0] == 1
 
 
-def test_block_structure_widths_and_residuals():
+def test_block_structure_widths_and_residuals(check_graph):
     space = get_space("mcunet", input_shape=(32, 32, 3), num_classes=10)
     arch = smallest(space, width=0.5, head=True, s1_depth=3, s1_b2_kernel=5, s1_b2_expand=6)
     graph = space.graph(arch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from space_graph_checks import check_graph
 from tinynas.errors import SpaceError
 from tinynas.space import Arch, get_space
 from tinynas.space.nanonas import cell_filters, max_cells
@@ -21,7 +20,7 @@ def test_filter_growth_follows_the_authors_rule():
 @pytest.mark.parametrize(
     "shape, cells", [((8, 8, 1), 3), ((32, 32, 3), 5), ((50, 50, 3), 5), ((49, 10, 1), 3), ((40, 1), 5), ((1, 1, 3), 0)]
 )
-def test_cells_are_limited_by_the_input(shape, cells):
+def test_cells_are_limited_by_the_input(shape, cells, check_graph):
     assert max_cells(shape) == cells
     space = get_space("nanonas", input_shape=shape, num_classes=2)
     assert dict((d.name, d.options) for d in space.decisions())["c"] == tuple(range(cells + 1))

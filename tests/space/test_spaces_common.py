@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from space_graph_checks import check_graph
 from tinynas.errors import SpaceError
 from tinynas.space import Arch, get_space, space_names
 
@@ -42,7 +41,7 @@ def test_decisions_enumerate(space):
     assert info["name"] == space.name and len(info["decisions"]) == len(decisions)
 
 
-def test_sampled_archs_round_trip_validate_and_build(space):
+def test_sampled_archs_round_trip_validate_and_build(space, check_graph):
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(25)]
     assert len({a.id for a in archs}) > 1, "sampling explores the space"
@@ -77,7 +76,7 @@ def test_mutate_stays_inside_and_changes(space):
         arch = child
 
 
-def test_decode_every_first_and_last_option(space):
+def test_decode_every_first_and_last_option(space, check_graph):
     decisions = space.decisions()
     for pick in (0, -1):
         arch = space.decode([pick % len(d.options) for d in decisions])

@@ -263,6 +263,9 @@ def qat_finetune(
     qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=loss,
                       metrics=["accuracy"], jit_compile=False)
     history = qat_model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=0)
+    for layer in float_model.layers:  # BatchNormalization was frozen only for fine-tuning
+        if type(layer).__name__ == "BatchNormalization":
+            layer.trainable = True
     log.info("QAT fine-tuning: %d epochs, final loss %.4f, accuracy (simulated int8) %.4f",
              settings.epochs, history.history["loss"][-1], history.history["accuracy"][-1])
     return float_model

@@ -119,6 +119,19 @@ def _with_port(line: str, port: str | None, notes: list[str]) -> str:
     return line + " " + " ".join(shlex.quote(o.format(port=port)) for o in option)
 
 
+def _auto_port(folder: Path) -> str:
+    """``--port auto``: the board of the project's profile, found by its USB ids."""
+    from tinynas.measure.ports import find_port
+
+    try:
+        profile_id = json.loads((folder / STAMP).read_text(encoding="utf-8"))["profile"]
+    except (OSError, ValueError, KeyError):
+        raise MeasureError(f"{folder}: --port auto needs the project's profile (from {STAMP}); pass --port PATH") from None
+    from tinynas.hardware import load_profile
+
+    return find_port(load_profile(profile_id).serial.usb_ids)
+
+
 def flash_project(*, project: str | Path, port: str | None = None, build: bool = True, run: bool = True,
                   timeout_s: float = 1800.0) -> FlashResult:
     """Build and flash ``project`` with its ecosystem tool when that tool is installed.
@@ -133,6 +146,8 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
     if not folder.is_dir():
         raise MeasureError(f"no such firmware project folder {str(folder)!r}; generate one with `tinynas firmware generate`")
     template, build_lines, flash_lines = plan_commands(folder)
+    if port == "auto":
+        port = _auto_port(folder)
     notes: list[str] = []
     lines = (build_lines if build else []) + [_with_port(x, port, notes) for x in flash_lines]
     if not lines:

@@ -1,8 +1,9 @@
 """Train one Graph on one Dataset under a ``TrainBudget``: the evaluator every search strategy calls.
 
-Builds the Keras model from the Graph, trains with Adam and cosine decay on a
-stratified subset, keeps the best epoch by validation loss when early stopping
-is on, and caches the metrics by (arch, dataset fingerprint, budget, seed).
+Builds the Keras model from the Graph, trains it (``loop.py``: Adam, cosine
+decay) on a stratified subset, keeps the best epoch by validation loss when
+early stopping is on, recalibrates BatchNorm statistics, and caches the
+metrics by (arch, dataset fingerprint, budget, seed).
 """
 
 from __future__ import annotations
@@ -23,30 +24,14 @@ from tinynas.space.graph import Graph
 from tinynas.train.budget import TrainBudget, TrainResult
 from tinynas.train.cache import TrainCache, cache_key, graph_signature
 from tinynas.train.inputs import check_input_shape, fit_inputs
+from tinynas.train.loop import KerasTrainLoop, LoopConfig
 
 log = logging.getLogger(__name__)
 
 
+# Keras' default BN momentum of 0.99 lags far behind the weights in a few hundred steps.
 BN_TRAIN_MOMENTUM = 0.9
 BN_RECALIBRATION_SAMPLES = 1024
-
-
-def _recalibrate_batch_norm(model: Any, batch_norms: list[Any], x: np.ndarray, *, seed: int) -> None:
-    """Reset BatchNorm moving statistics to the exact average over training batches.
-
-    Once-for-All (Cai et al. 2020, sec. 3.3) recalibrates BN statistics of a
-    network before judging it; for short low-fidelity runs it lifts the
-    validation accuracy to what the trained weights deserve. Running momentum
-    ``i / (i + 1)`` on batch ``i`` makes the moving mean the plain average.
-    """
-    if not batch_norms or not len(x):
-        return
-    rng = np.random.default_rng(seed)
-    sample = x[rng.permutation(len(x))[:BN_RECALIBRATION_SAMPLES]]
-    for i, startx in enumerate(range(0, len(sample), 256)):
-        for bn in batch_norms:
-            bn.momentum = i / (i + 1)
-        model(sample[startx:startx + 256], training=True)
 
 
 def _check_classes(graph: Graph, dataset: Dataset) -> None:
@@ -114,8 +99,6 @@ def _with(result: TrainResult, **changes: Any) -> TrainResult:
 
 def _train(graph: Graph, dataset: Dataset, *, budget: TrainBudget, seed: int, arch_id: str | None,
            key: str) -> tuple[TrainResult, Any]:
-    import keras
-
     from tinynas.space.keras_builder import build_keras_model
 
     model_shape = tuple(graph.input_shape[1:])
@@ -129,65 +112,27 @@ def _train(graph: Graph, dataset: Dataset, *, budget: TrainBudget, seed: int, ar
     y_val = dataset.y_val
 
     start = time.perf_counter()
-    model = build_keras_model(graph, seed=seed)  # also seeds Keras' shuffling and dropout
-    batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    saved_momentum = [bn.momentum for bn in batch_norms]
-    for bn in batch_norms:
-        # Keras' default 0.99 lags far behind the weights in a few hundred steps, so the
-        # inference-mode accuracy of a 2-epoch candidate would be near chance.
-        bn.momentum = BN_TRAIN_MOMENTUM
-    steps_per_epoch = max(1, math.ceil(len(y_train) / budget.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=budget.learning_rate, decay_steps=steps_per_epoch * budget.epochs, alpha=0.0
-    )
-    if budget.weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=budget.weight_decay)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    if budget.label_smoothing > 0:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=budget.label_smoothing)
-        k = dataset.num_classes
-        y_fit, y_val_fit = np.eye(k, dtype=np.float32)[y_train], np.eye(k, dtype=np.float32)[y_val]
-        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        y_fit, y_val_fit = y_train, y_val
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    # One compiled step runs a whole epoch of tiny batches: Python overhead, not maths,
-    # dominates low-fidelity training of microcontroller-sized models.
-    model.compile(optimizer=optimizer, loss=loss, metrics=[metric], steps_per_execution=steps_per_epoch,
-                  jit_compile=False)
-    callbacks = []
-    if budget.early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=budget.early_stopping_patience, restore_best_weights=True))
+    model = build_keras_model(graph, seed=seed)
+    loop = KerasTrainLoop(model, num_classes=dataset.num_classes, config=LoopConfig(
+        epochs=budget.epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
+        weight_decay=budget.weight_decay, label_smoothing=budget.label_smoothing,
+        patience=budget.early_stopping_patience, bn_momentum=BN_TRAIN_MOMENTUM,
+        recalibration_samples=BN_RECALIBRATION_SAMPLES, seed=seed))
     try:
-        hist = model.fit(x_train, y_fit, batch_size=budget.batch_size, epochs=budget.epochs,
-                         validation_data=(x_val, y_val_fit), callbacks=callbacks, shuffle=True, verbose=0)
-    except (ValueError, TypeError) as exc:  # Keras reports shape problems this way
-        raise TrainError(f"training {arch_id or graph.name} on {name!r} failed: {exc}") from None
-    _recalibrate_batch_norm(model, batch_norms, x_train, seed=seed)
-    for bn, momentum in zip(batch_norms, saved_momentum):
-        bn.momentum = momentum
-    history = {k: [float(v) for v in vs] for k, vs in hist.history.items() if k in
-               ("loss", "accuracy", "val_loss", "val_accuracy")}
-    epochs_run = len(history.get("loss", []))
-    if budget.early_stopping_patience is not None and callbacks[0].best_epoch is not None:
-        best = int(callbacks[0].best_epoch)
-    else:
-        best = epochs_run - 1
-    if batch_norms:
-        val_loss, val_acc = (float(v) for v in model.evaluate(x_val, y_val_fit, batch_size=256, verbose=0))
-    else:
-        val_loss, val_acc = history["val_loss"][best], history["val_accuracy"][best]
+        history, best = loop.fit(x_train, y_train, x_val, y_val)
+        loop.recalibrate_batch_norm(x_train, np.random.default_rng(seed + 1))
+        if loop.batch_norms:
+            val_loss, val_acc = loop.evaluate(x_val, y_val)
+        else:
+            val_loss, val_acc = history["val_loss"][best], history["val_accuracy"][best]
+        test_loss = test_acc = None
+        if budget.evaluate_test and len(dataset.y_test):
+            x_test = fit_inputs(dataset.x_test, model_shape, dataset=name, fingerprint=fp, split="test")
+            test_loss, test_acc = loop.evaluate(x_test, dataset.y_test)
+    finally:
+        loop.restore_layers()
+    epochs_run = len(history["loss"])
     train_acc = history["accuracy"][best]
-    test_loss = test_acc = None
-    if budget.evaluate_test and len(dataset.y_test):
-        x_test = fit_inputs(dataset.x_test, model_shape, dataset=name, fingerprint=fp, split="test")
-        y_test = dataset.y_test
-        if budget.label_smoothing > 0:
-            y_test = np.eye(dataset.num_classes, dtype=np.float32)[y_test]
-        test_loss, test_acc = (float(v) for v in model.evaluate(x_test, y_test, batch_size=256, verbose=0))
     seconds = time.perf_counter() - start
     log.info("trained %s on %s: val acc %.3f, %d epochs, %.1f s", arch_id or graph.name, name, val_acc, epochs_run, seconds)
     result = TrainResult(

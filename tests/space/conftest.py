@@ -1,12 +1,14 @@
-"""Shape checks every space's Graph must pass: what the TFLite converter would
-produce, op by op (shared by the space tests; not a test module itself)."""
+"""Fixtures of the space tests: ``check_graph``, the shape checks every space's
+Graph must pass (what the TFLite converter would produce, op by op)."""
 
 from __future__ import annotations
+
+import pytest
 
 from tinynas.space.graph import Graph, conv_output_size
 
 
-def check_graph(graph: Graph, *, num_classes: int) -> None:
+def _check_graph(graph: Graph, *, num_classes: int) -> None:
     """Raise AssertionError when an op's operands or output do not fit its attributes."""
     produced = set(graph.inputs)
     assert len(graph.inputs) == 1 and len(graph.outputs) == 1
@@ -69,3 +71,9 @@ def check_graph(graph: Graph, *, num_classes: int) -> None:
     assert graph.outputs[0] == graph.ops[-1].outputs[0]
     used = {n for op in graph.ops for n in op.inputs} | set(graph.outputs)
     assert set(graph.tensors) <= used, "every tensor is used"
+
+
+@pytest.fixture
+def check_graph():
+    """``check_graph(graph, num_classes=N)``: AssertionError when a shape or operand is off."""
+    return _check_graph

@@ -1,0 +1,58 @@
+"""Fixtures of the cost-model tests: a few random archs of every space, int8-converted and measured
+in the real TFLite Micro interpreter once per session (the ground truth the estimates must meet)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+# (space, input shape, classes, how many archs): small enough for CI, one of each op mix.
+CASES = [
+    ("nanonas", (32, 32, 3), 10, 3),
+    ("dscnn", (49, 10, 1), 12, 3),
+    ("mcunet", (32, 32, 3), 10, 2),
+    ("nasbench201", (16, 16, 3), 10, 1),
+]
+
+
+def randomize_biases(model, rng: np.random.Generator) -> None:
+    """Nonzero biases and BatchNorm statistics, as a trained model has (the converter drops an
+    all-zero Dense bias, which the cost model, costing trained models, counts)."""
+    for layer in model.layers:
+        cls = layer.__class__.__name__
+        weights = layer.get_weights()
+        if cls == "BatchNormalization" and len(weights) == 4:
+            g, b, mu, var = weights
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape).astype("float32"),
+                               rng.normal(0, 0.1, b.shape).astype("float32"),
+                               rng.normal(0, 0.1, mu.shape).astype("float32"),
+                               rng.uniform(0.5, 1.5, var.shape).astype("float32")])
+        elif cls in ("Conv2D", "DepthwiseConv2D", "Dense") and len(weights) == 2:
+            layer.set_weights([weights[0], rng.normal(0, 0.1, weights[1].shape).astype("float32")])
+
+
+def convert_graph(graph, seed: int) -> bytes:
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.space.keras_builder import build_keras_model
+
+    model = build_keras_model(graph, seed=seed)
+    randomize_biases(model, np.random.default_rng(seed))
+    rep = np.random.default_rng(seed).normal(size=(8, *graph.input_shape[1:])).astype("float32")
+    return quantize_int8(model, representative=rep, num_samples=8)
+
+
+@pytest.fixture(scope="session")
+def converted_archs():
+    """[(space name, graph, int8 .tflite bytes, measured arena bytes)] for the CASES above."""
+    from tinynas.deploy.arena import measure_arena_bytes
+    from tinynas.space.base import get_space
+
+    out = []
+    for k, (name, shape, classes, count) in enumerate(CASES):
+        space = get_space(name, input_shape=shape, num_classes=classes)
+        rng = np.random.default_rng([7, k])
+        for i in range(count):
+            graph = space.graph(space.sample(rng))
+            data = convert_graph(graph, seed=100 * k + i)
+            out.append((name, graph, data, measure_arena_bytes(data)))
+    return out
