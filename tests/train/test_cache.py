@@ -1,6 +1,5 @@
 import json
 
-from graphs import small_cnn
 
 from tinynas.train import TrainBudget, TrainCache, TrainResult, cache_key, graph_signature
 
@@ -20,7 +19,7 @@ def test_key_depends_on_every_part():
         assert cache_key(**{**base, **change}) != k
 
 
-def test_graph_signature_is_stable_and_distinguishes_graphs():
+def test_graph_signature_is_stable_and_distinguishes_graphs(small_cnn):
     assert graph_signature(small_cnn()) == graph_signature(small_cnn())
     assert graph_signature(small_cnn()) != graph_signature(small_cnn(filters=8))
     assert graph_signature(small_cnn()) != graph_signature(small_cnn(input_shape=(12, 12, 1)))

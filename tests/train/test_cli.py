@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from tinynas.cli.main import cli
 from tinynas.errors import TrainError
 from tinynas.space.base import get_space
+from tinynas.train.arch_file import read_arch_file
 
 
 @pytest.mark.slow
@@ -23,12 +24,20 @@ def test_train_command_saves_the_model_and_prints_json(tmp_path):
     assert data["result"]["epochs_run"] == 1 and 0.0 <= data["result"]["val_accuracy"] <= 1.0
     assert data["dataset"]["input_scaling"]["scale"] == 1 / 16
 
-    bare = tmp_path / "bare.json"
-    bare.write_text(json.dumps(arch.to_json()))
-    res = CliRunner().invoke(cli, ["train", str(bare), "--dataset", "digits", "--epochs", "1",
-                                   "--max-train-samples", "200", "--out", str(tmp_path / "b.keras")])
-    assert res.exit_code == 0, res.output
-    assert "val acc" in res.output and "saved" in res.output
+
+
+def test_arch_file_formats(tmp_path):
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    arch = space.decode([0] * len(space.decisions()))
+    for name, payload in (("bare", arch.to_json()), ("row", {"id": arch.id, "arch": arch.to_json()}),
+                          ("list", [{"arch": arch.to_json()}])):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(payload))
+        assert read_arch_file(path) == arch
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps([arch.to_json(), arch.to_json()]))
+    with pytest.raises(TrainError, match="holds 2 archs"):
+        read_arch_file(two)
 
 
 def test_train_command_bad_inputs(tmp_path):

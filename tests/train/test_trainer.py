@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from graphs import small_cnn
 
 from tinynas.data import load_dataset
 from tinynas.errors import TrainError
@@ -17,7 +16,7 @@ def digits():
 
 
 @pytest.mark.slow
-def test_digits_trains_well_above_chance_and_caches(digits, tmp_path, monkeypatch):
+def test_digits_trains_well_above_chance_and_caches(digits, small_cnn, tmp_path, monkeypatch):
     budget = TrainBudget(epochs=4, max_train_samples=600, batch_size=32)
     cache = TrainCache(tmp_path / "cache")
     r = train_graph(small_cnn(), digits, budget=budget, seed=0, cache=cache, arch_id="small")
@@ -41,7 +40,7 @@ def test_digits_trains_well_above_chance_and_caches(digits, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_early_stopping_return_model_and_save(digits, tmp_path):
+def test_early_stopping_return_model_and_save(digits, small_cnn, tmp_path):
     import keras
 
     budget = TrainBudget(epochs=30, max_train_samples=300, batch_size=32, early_stopping_patience=1,
@@ -57,7 +56,7 @@ def test_early_stopping_return_model_and_save(digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_graph_at_another_resolution_gets_resized_inputs(digits):
+def test_graph_at_another_resolution_gets_resized_inputs(digits, small_cnn):
     r = train_graph(small_cnn(input_shape=(12, 12, 1)), digits,
                     budget=TrainBudget(epochs=2, max_train_samples=300, evaluate_test=False), seed=0)
     assert r.epochs_run == 2 and np.isfinite(r.val_loss)
@@ -78,7 +77,7 @@ def test_mcunet_on_mnist1d_sequences():
     assert r.arch_id == arch.id and r.train_samples == 1000 and r.val_accuracy > 0.15  # chance is 0.1
 
 
-def test_mismatched_shapes_and_classes_are_clear_errors(digits):
+def test_mismatched_shapes_and_classes_are_clear_errors(digits, small_cnn):
     with pytest.raises(TrainError, match=r"model input \(8, 8, 3\) has 3 channels but dataset 'digits' gives \(8, 8, 1\)"):
         train_graph(small_cnn(input_shape=(8, 8, 3)), digits, budget=TrainBudget(epochs=1), seed=0)
     seq = load_dataset("synthetic-seq", length=16, channels=2, num_classes=10, num_samples=100)

@@ -41,6 +41,7 @@ class SearchSpace(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    default_input_shape: ClassVar[tuple[int, ...]] = (32, 32, 3)
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:
         shape = tuple(int(d) for d in input_shape)
@@ -95,6 +96,14 @@ class SearchSpace(ABC):
                 raise SpaceError(
                     f"decision {d.name!r} of space {self.name!r} must be one of {list(d.options)}, got {value!r}"
                 )
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The one spelling of ``arch``'s network (spaces with decisions that can go unused override this)."""
+        return arch
+
+    def summary(self, arch: Arch) -> str:
+        """A one-line description of ``arch`` for tables."""
+        return str(arch)
 
     def contains(self, arch: Arch) -> bool:
         try:
