@@ -39,3 +39,15 @@ def test_inspect_bad_option_is_a_dataset_error():
     assert isinstance(res.exception, DatasetError) and "no option 'foo'" in str(res.exception)
     res = CliRunner().invoke(cli, ["datasets", "inspect", "synthetic-image", "-o", "image_size=big"])
     assert isinstance(res.exception, DatasetError) and "must be of type int" in str(res.exception)
+
+
+def test_console_entry_point_turns_a_bad_folder_into_exit_code_1(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "a.wav").write_bytes(b"RIFF")
+    proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "datasets", "inspect", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "only one class folder ('only')" in proc.stderr

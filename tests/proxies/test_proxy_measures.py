@@ -87,6 +87,17 @@ def test_fast_synflow_equals_autodiff_on_every_space():
             assert fast == pytest.approx(synflow_tape(inp), rel=1e-9)
 
 
+def test_one_dimensional_nets_with_unequal_strides():
+    # mcunet on a 1-D signal uses (1, 2) depthwise strides, which TF's CPU kernel refuses as such
+    space = get_space("mcunet", input_shape=(40, 1), num_classes=10)
+    graph = space.graph(space.sample(np.random.default_rng(3)))
+    assert any(op.kind == "DEPTHWISE_CONV_2D" and op.attrs["stride"] == (1, 2) for op in graph.ops)
+    rng = np.random.default_rng(0)
+    batch = Batch(x=rng.standard_normal((8, 40, 1)).astype(np.float32), y=rng.integers(0, 10, 8))
+    scores = score_graph(graph, proxies=["synflow", "zen", "naswot", "snip"], batch=batch)
+    assert all(math.isfinite(v) for v in scores.values()), scores
+
+
 def test_synflow_does_not_overflow_on_a_deep_net():
     deep = NasBench201Space(input_shape=(32, 32, 3), num_classes=10, cells_per_stage=5, base_channels=16)
     value = score_graph(deep.graph(deep.from_string(GOOD)), proxies=["synflow"])["synflow"]

@@ -23,6 +23,7 @@ def test_train_command_saves_the_model_and_prints_json(tmp_path):
     assert data["arch_id"] == arch.id and data["model"] == str(out) and out.is_file()
     assert data["result"]["epochs_run"] == 1 and 0.0 <= data["result"]["val_accuracy"] <= 1.0
     assert data["dataset"]["input_scaling"]["scale"] == 1 / 16
+    assert data["input_adaptation"] in ("same", "resize") and len(data["model_input_shape"]) == 3
 
 
 

@@ -56,6 +56,19 @@ def test_early_stopping_return_model_and_save(digits, small_cnn, tmp_path):
 
 
 @pytest.mark.slow
+def test_train_keras_model_directly(digits, small_cnn, tmp_path):
+    from tinynas.space.keras_builder import build_keras_model
+    from tinynas.train import train_keras_model
+
+    model = build_keras_model(small_cnn(), seed=0)
+    cache = TrainCache(tmp_path)
+    budget = TrainBudget(epochs=4, max_train_samples=600, batch_size=32)
+    r = train_keras_model(model, digits, budget=budget, seed=0, arch_id="k1", cache=cache)
+    assert r.model is model and r.val_accuracy > 0.4 and len(cache) == 1
+    assert train_keras_model(model, digits, budget=budget, seed=0, arch_id="k1", cache=cache).cached
+
+
+@pytest.mark.slow
 def test_graph_at_another_resolution_gets_resized_inputs(digits, small_cnn):
     r = train_graph(small_cnn(input_shape=(12, 12, 1)), digits,
                     budget=TrainBudget(epochs=2, max_train_samples=300, evaluate_test=False), seed=0)
@@ -67,14 +80,20 @@ def test_graph_at_another_resolution_gets_resized_inputs(digits, small_cnn):
     assert x is fit_inputs(digits.x_val, (12, 12, 1), dataset="digits", fingerprint=digits.fingerprint, split="val")
 
 
+def test_same_seed_gives_the_same_training(digits, small_cnn):
+    budget = TrainBudget(epochs=1, max_train_samples=200, batch_size=32, evaluate_test=False)
+    a, b = (train_graph(small_cnn(filters=8), digits, budget=budget, seed=4) for _ in range(2))
+    assert a.history == b.history and a.val_loss == b.val_loss and a.key == b.key
+
+
 @pytest.mark.slow
 def test_mcunet_on_mnist1d_sequences():
     ds = load_dataset("mnist1d")
     space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
     arch = space.decode([0] * len(space.decisions()))
-    r = train_graph(space.graph(arch), ds, budget=TrainBudget.low_fidelity(epochs=2, max_train_samples=1000),
-                    seed=0, arch_id=arch.id)
-    assert r.arch_id == arch.id and r.train_samples == 1000 and r.val_accuracy > 0.15  # chance is 0.1
+    budget = TrainBudget(epochs=4, max_train_samples=1000, batch_size=32, evaluate_test=False)
+    r = train_graph(space.graph(arch), ds, budget=budget, seed=0, arch_id=arch.id)
+    assert r.arch_id == arch.id and r.train_samples == 1000 and r.val_accuracy > 0.2  # chance is 0.1
 
 
 def test_mismatched_shapes_and_classes_are_clear_errors(digits, small_cnn):

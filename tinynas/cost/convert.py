@@ -21,64 +21,68 @@ _FUSABLE = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
 def converter_view(graph: Graph) -> Graph:
     """``graph`` with activations merged and fused, and its ops in the order the TFLite
     converter emits them (``converter_order``)."""
-    return converter_order(_fuse_activations(graph))
+    return _fuse_activations(converter_order(graph))
 
 
 def converter_order(graph: Graph) -> Graph:
-    """``graph`` with its ops in the converter's order: a depth-first post-order from the
-    outputs that visits each op's inputs last-to-first.
+    """``graph`` with its ops in the converter's order.
 
-    Seen on NAS-Bench-201 reduction cells converted by TF 2.21: of ``ADD(a, b)``
-    the branch of ``b`` is emitted first. The order decides tensor lifetimes, so
-    the arena. A chain (no branches) keeps its order; tensors are re-listed in
-    op order, which is how the planner breaks ties.
+    The converter imports the TensorFlow graph in reverse post-order of a
+    depth-first walk (TF ``GetReversePostOrder``); the walk starts at the inputs
+    and, as observed with TF 2.21 on NAS-Bench-201 cells, takes the consumers of
+    a tensor in descending order of their op names (Keras layer name + ``_1/``).
+    The order decides tensor lifetimes, so the arena. A chain keeps its order;
+    tensors are re-listed in op order, which is how the planner breaks ties.
     """
-    producer: dict[str, int] = {}
+    ops = graph.ops
+    consumers: dict[str, list[int]] = {}
     branching = False
-    for i, op in enumerate(graph.ops):
-        for n in op.outputs:
-            producer[n] = i
-    uses: dict[str, int] = {}
-    for op in graph.ops:
+    for i, op in enumerate(ops):
         for n in op.inputs:
-            if n in producer:
-                uses[n] = uses.get(n, 0) + 1
-                if uses[n] > 1:
-                    branching = True
+            if n and not graph.tensors[n].constant:
+                lst = consumers.setdefault(n, [])
+                if not lst or lst[-1] != i:
+                    lst.append(i)
+                    if len(lst) > 1:
+                        branching = True
     if not branching:
         return graph
-    order: list[int] = []
-    done = [False] * len(graph.ops)
-    for out in reversed(graph.outputs):
-        if out not in producer:
+    keys = [(op.outputs[0] if op.outputs else "") + "_1/" for op in ops]
+
+    def successors(i: int) -> list[int]:
+        nxt = [c for n in ops[i].outputs for c in consumers.get(n, ())]
+        return sorted(set(nxt), key=lambda c: keys[c], reverse=True)
+
+    seen = [False] * len(ops)
+    post: list[int] = []
+    roots = sorted({c for n in graph.inputs for c in consumers.get(n, ())}, key=lambda c: keys[c], reverse=True)
+    for root in roots:
+        if seen[root]:
             continue
-        stack: list[tuple[int, bool]] = [(producer[out], False)]
+        seen[root] = True
+        stack = [(root, iter(successors(root)))]
         while stack:
-            idx, expanded = stack.pop()
-            if done[idx]:
-                continue
-            if expanded:
-                done[idx] = True
-                order.append(idx)
-                continue
-            stack.append((idx, True))
-            # Pushed first-to-last so that the last input is popped, hence visited, first.
-            for n in graph.ops[idx].inputs:
-                p = producer.get(n)
-                if p is not None and not done[p]:
-                    stack.append((p, False))
-    order += [i for i in range(len(graph.ops)) if not done[i]]  # ops that feed no output
-    if order == list(range(len(graph.ops))):
+            node, it = stack[-1]
+            for nxt in it:
+                if not seen[nxt]:
+                    seen[nxt] = True
+                    stack.append((nxt, iter(successors(nxt))))
+                    break
+            else:
+                stack.pop()
+                post.append(node)
+    order = post[::-1] + [i for i in range(len(ops)) if not seen[i]]
+    if order == list(range(len(ops))):
         return graph
-    ops = [graph.ops[i] for i in order]
+    new_ops = [ops[i] for i in order]
     tensors = {n: graph.tensors[n] for n in graph.inputs}
-    for op in ops:
+    for op in new_ops:
         for n in (*op.inputs, *op.outputs):
             if n and n not in tensors:
                 tensors[n] = graph.tensors[n]
     for n, t in graph.tensors.items():
         tensors.setdefault(n, t)
-    return Graph(tensors=tensors, ops=ops, inputs=list(graph.inputs), outputs=list(graph.outputs), name=graph.name)
+    return Graph(tensors=tensors, ops=new_ops, inputs=list(graph.inputs), outputs=list(graph.outputs), name=graph.name)
 
 
 def _needs_rewrite(graph: Graph) -> bool:

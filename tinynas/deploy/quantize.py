@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -88,7 +89,9 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
             yield [rep[i : i + 1]]
 
     try:
-        with _quiet_fds():
+        with _quiet_fds(), warnings.catch_warnings():
+            # "Statistics for quantized inputs were expected": expected with int8 inputs.
+            warnings.simplefilter("ignore", UserWarning)
             converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(keras, model, rep.shape[1:]))
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = dataset

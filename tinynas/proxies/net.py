@@ -192,12 +192,29 @@ def _conv(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
     sh, sw = a["stride"]
     if op.kind == "CONV_2D":
         y = tf.nn.conv2d(args[0], w["kernel"], strides=[1, sh, sw, 1], padding=a["padding"].upper())
-    else:
+    elif sh == sw:
         y = tf.nn.depthwise_conv2d(args[0], w["kernel"], strides=[1, sh, sw, 1], padding=a["padding"].upper())
+    else:
+        y = _depthwise_unequal_strides(tf, args[0], w["kernel"], (sh, sw), a["padding"])
     if ctx["taps"] is not None:
         ctx["taps"].setdefault("layer_out", []).append(y)
     y = _bn(tf, y, w, ctx) if "gamma" in w else y + w["bias"]
     return _act(tf, y, a.get("activation"), ctx)
+
+
+def _depthwise_unequal_strides(tf: Any, x: Any, kernel: Any, stride: tuple[int, int], padding: str) -> Any:
+    """TF's CPU depthwise kernel refuses unequal strides (1-D nets use (2, 1)): pad as SAME would,
+    run at stride 1 VALID and keep every stride-th output, which picks exactly the same windows."""
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    _, h, w, _ = x.shape
+    pads = [[0, 0]]
+    for size, k, s in ((h, kh, stride[0]), (w, kw, stride[1])):
+        out = -(-size // s) if padding == "same" else (size - k) // s + 1
+        total = max((out - 1) * s + k - size, 0) if padding == "same" else 0
+        pads.append([total // 2, total - total // 2])
+    pads.append([0, 0])
+    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), kernel, strides=[1, 1, 1, 1], padding="VALID")
+    return y[:, :: stride[0], :: stride[1], :]
 
 
 def _dense(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:

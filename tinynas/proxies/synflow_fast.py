@@ -22,7 +22,10 @@ SUPPORTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
 
 
 def supports(net: GraphNet) -> bool:
-    return all(op.kind in SUPPORTED for op in net.graph.ops)
+    """True when every op has a hand-written backward here (TF's CPU depthwise kernel also refuses
+    unequal strides, which the tape version handles)."""
+    return all(op.kind in SUPPORTED for op in net.graph.ops) and not any(
+        op.kind == "DEPTHWISE_CONV_2D" and op.attrs["stride"][0] != op.attrs["stride"][1] for op in net.graph.ops)
 
 
 def synflow_linear(net: GraphNet) -> float:

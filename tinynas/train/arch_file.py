@@ -14,6 +14,7 @@ from typing import Any
 from tinynas.errors import SpaceError, TrainError
 from tinynas.space.arch import Arch
 from tinynas.train.budget import TrainBudget, TrainResult
+from tinynas.train.inputs import check_input_shape
 
 
 def read_arch_file(path: str | os.PathLike[str]) -> Arch:
@@ -63,9 +64,13 @@ def train_arch_file(
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes)
     graph = space.graph(arch)
     result = train_graph(graph, ds, budget=budget, seed=seed, arch_id=arch.id, save_path=out, cache_dir=cache_dir)
+    model_shape = tuple(graph.input_shape[1:])
     summary = {
         "arch": arch.to_json(),
         "arch_id": arch.id,
+        "model_input_shape": list(model_shape),
+        # what the firmware must do before the input tensor: "same", "reshape" or "resize" (bilinear)
+        "input_adaptation": check_input_shape(ds.input_shape, model_shape, dataset=ds.name),
         "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "input_shape": list(ds.input_shape),
                     "num_classes": ds.num_classes, "input_scaling": ds.input_scaling.to_json()},
         "model": str(out),

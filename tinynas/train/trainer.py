@@ -9,7 +9,6 @@ metrics by (arch, dataset fingerprint, budget, seed).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -67,6 +66,8 @@ def train_graph(
     """
     if cache is None and cache_dir is not None:
         cache = TrainCache(cache_dir)
+    if save_path is not None and Path(save_path).suffix != ".keras":
+        raise TrainError(f"{save_path}: a trained model is saved as a .keras file; name it e.g. model.keras")
     check_input_shape(dataset.input_shape, tuple(graph.input_shape[1:]), dataset=dataset.name)
     _check_classes(graph, dataset)
     model_id = arch_id or f"graph:{graph_signature(graph)}"
@@ -80,12 +81,7 @@ def train_graph(
 
     result, model = _train(graph, dataset, budget=budget, seed=seed, arch_id=arch_id, key=key)
     if save_path is not None:
-        path = Path(save_path)
-        if path.suffix != ".keras":
-            raise TrainError(f"{path}: a trained model is saved as a .keras file; name it e.g. model.keras")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
-        result = _with(result, weights_path=str(path))
+        result = _with(result, weights_path=str(_save(model, save_path)))
     if cache is not None:
         cache.put(key, result)
     return _with(result, model=model) if return_model else result
@@ -97,11 +93,65 @@ def _with(result: TrainResult, **changes: Any) -> TrainResult:
     return replace(result, **changes)
 
 
+def train_keras_model(
+    model: Any,
+    dataset: Dataset,
+    *,
+    budget: TrainBudget = TrainBudget(),
+    seed: int = 0,
+    arch_id: str | None = None,
+    cache: TrainCache | None = None,
+    save_path: str | os.PathLike[str] | None = None,
+) -> TrainResult:
+    """Train an existing functional ``keras.Model`` (softmax output) like ``train_graph`` trains a Graph.
+
+    For strategies that build their own Keras models (weight sharing, DARTS).
+    The model is trained in place and returned in ``result.model``. The cache
+    is used only with an ``arch_id``, since a Keras model has no stable id.
+    """
+    model_shape = tuple(int(d) for d in model.input_shape[1:])
+    check_input_shape(dataset.input_shape, model_shape, dataset=dataset.name)
+    classes = int(model.output_shape[-1])
+    if classes != dataset.num_classes:
+        raise TrainError(f"model output has {classes} classes but dataset {dataset.name!r} has "
+                         f"{dataset.num_classes}; build the model with {dataset.num_classes} outputs")
+    key = cache_key(model_id=arch_id or "keras-model", dataset_fingerprint=dataset.fingerprint, budget=budget,
+                    seed=seed)
+    if cache is not None and arch_id is not None and save_path is None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    result = _fit(model, model_shape, dataset, budget=budget, seed=seed, arch_id=arch_id, key=key,
+                  label=arch_id or model.name, start=time.perf_counter())
+    if save_path is not None:
+        result = _with(result, weights_path=str(_save(model, save_path)))
+    if cache is not None and arch_id is not None:
+        cache.put(key, result)
+    return _with(result, model=model)
+
+
+def _save(model: Any, save_path: str | os.PathLike[str]) -> Path:
+    path = Path(save_path)
+    if path.suffix != ".keras":
+        raise TrainError(f"{path}: a trained model is saved as a .keras file; name it e.g. model.keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
 def _train(graph: Graph, dataset: Dataset, *, budget: TrainBudget, seed: int, arch_id: str | None,
            key: str) -> tuple[TrainResult, Any]:
     from tinynas.space.keras_builder import build_keras_model
 
-    model_shape = tuple(graph.input_shape[1:])
+    start = time.perf_counter()
+    model = build_keras_model(graph, seed=seed)
+    result = _fit(model, tuple(graph.input_shape[1:]), dataset, budget=budget, seed=seed, arch_id=arch_id,
+                  key=key, label=arch_id or graph.name, start=start)
+    return result, model
+
+
+def _fit(model: Any, model_shape: tuple[int, ...], dataset: Dataset, *, budget: TrainBudget, seed: int,
+         arch_id: str | None, key: str, label: str, start: float) -> TrainResult:
     fp, name = dataset.fingerprint, dataset.name
     x_train = fit_inputs(dataset.x_train, model_shape, dataset=name, fingerprint=fp, split="train")
     y_train = dataset.y_train
@@ -111,8 +161,6 @@ def _train(graph: Graph, dataset: Dataset, *, budget: TrainBudget, seed: int, ar
     x_val = fit_inputs(dataset.x_val, model_shape, dataset=name, fingerprint=fp, split="val")
     y_val = dataset.y_val
 
-    start = time.perf_counter()
-    model = build_keras_model(graph, seed=seed)
     loop = KerasTrainLoop(model, num_classes=dataset.num_classes, config=LoopConfig(
         epochs=budget.epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
         weight_decay=budget.weight_decay, label_smoothing=budget.label_smoothing,
@@ -134,11 +182,11 @@ def _train(graph: Graph, dataset: Dataset, *, budget: TrainBudget, seed: int, ar
     epochs_run = len(history["loss"])
     train_acc = history["accuracy"][best]
     seconds = time.perf_counter() - start
-    log.info("trained %s on %s: val acc %.3f, %d epochs, %.1f s", arch_id or graph.name, name, val_acc, epochs_run, seconds)
+    log.info("trained %s on %s: val acc %.3f, %d epochs, %.1f s", label, name, val_acc, epochs_run, seconds)
     result = TrainResult(
         val_accuracy=float(val_acc), val_loss=float(val_loss), train_accuracy=float(train_acc),
         test_accuracy=test_acc, test_loss=test_loss, train_seconds=float(seconds), epochs_run=epochs_run,
         train_samples=int(len(y_train)), params=int(model.count_params()), history=history, budget=budget,
         seed=int(seed), arch_id=arch_id, dataset_fingerprint=fp, key=key,
     )
-    return result, model
+    return result

@@ -1,0 +1,50 @@
+"""`tinynas estimate`: the table, --json, several models and boards, and errors as exit code 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tinynas.cli.main import cli
+
+
+def test_estimate_one_model_on_a_board(mlperf_models):
+    res = CliRunner().invoke(cli, ["estimate", str(mlperf_models["kws"]), "--profile", "nano33ble"])
+    assert res.exit_code == 0, res.output
+    assert "2,656,768" in res.output and "24,272 B" in res.output
+    assert "sram" in res.output and "latency" in res.output and "fits nano33ble" in res.output
+
+
+def test_estimate_json(mlperf_models):
+    res = CliRunner().invoke(cli, ["estimate", str(mlperf_models["ad"]), "-p", "nano33ble", "--json",
+                                   "--latency-target-ms", "1000"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["macs"] == 264_192 and data["flash_bytes"] == mlperf_models["ad"].stat().st_size
+    assert data["profile_id"] == "nano33ble" and [c["name"] for c in data["checks"]] == ["sram", "flash", "latency"]
+    assert data["checks"][2]["budget"] == 1000 and data["fits"] is True
+
+
+def test_estimate_table_of_models_and_boards(mlperf_models):
+    args = ["estimate", str(mlperf_models["kws"]), str(mlperf_models["vww"]), "-p", "nano33ble", "-p", "nucleo-l432kc"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith(("kws", "vww"))]
+    assert len(lines) == 4
+    assert any("no (" in line and "sram" in line for line in lines if "vww" in line and "l432kc" in line)
+
+
+def test_estimate_without_profile_says_how_to_get_checks(mlperf_models):
+    res = CliRunner().invoke(cli, ["estimate", str(mlperf_models["kws"])])
+    assert res.exit_code == 0 and "--profile" in res.output
+
+
+def test_bad_file_is_exit_code_1(tmp_path):
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"0123456789")
+    proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "estimate", str(bad), "-p", "nano33ble"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "TFL3" in proc.stderr

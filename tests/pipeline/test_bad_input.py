@@ -1,0 +1,76 @@
+"""Bad input to `tinynas search/run/sweep/report`: each a clear error (exit 1), and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from pipeline_helpers import TINY, tiny_settings
+
+from tinynas.cli.main import cli
+from tinynas.errors import SearchError
+
+
+def _fails(args, out, *patterns):
+    """Run the CLI as a user would (main() maps TinyNASError to exit 1) and check the message."""
+    proc = subprocess.run([sys.executable, "-c", "from tinynas.cli.main import main; main()", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for pattern in patterns:
+        assert pattern in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists(), "a failed start must not create the run directory"
+    return proc.stderr
+
+
+def test_bad_names_and_budgets_in_one_process(tmp_path):
+    out = tmp_path / "run"
+    # zero budgets
+    with pytest.raises(SearchError, match="candidate budget must be at least 1, got 0"):
+        tiny_settings(budget_candidates=0)
+    with pytest.raises(SearchError, match="more than 0 minutes"):
+        tiny_settings(budget_minutes=0)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["search", "--profile", "nano33ble", "--dataset", "digits", "--budget-candidates",
+                                 "0", "--out", str(out)])
+    assert isinstance(result.exception, SearchError) and "--budget-candidates N with N >= 1" in str(result.exception)
+    # unknown strategy / space list the known ones
+    from tinynas.pipeline.settings import resolve
+
+    with pytest.raises(SearchError, match="unknown search strategy 'evolutoin'; known: .*evolution.*staged"):
+        resolve(tiny_settings(strategy="evolutoin"))
+    with pytest.raises(SearchError, match="unknown search space 'mcunett'; known: dscnn, mcunet"):
+        resolve(tiny_settings(space="mcunett"))
+    assert not out.exists()
+
+
+def test_unknown_strategy_via_the_cli(tmp_path):
+    out = tmp_path / "run"
+    _fails(["search", "--profile", "nano33ble", "--dataset", "digits", "--strategy", "bogus", "--out", str(out)],
+           out, "unknown search strategy 'bogus'", "random", "staged")
+
+
+def test_profile_nothing_fits_names_the_smallest_cost(tmp_path):
+    out = tmp_path / "run"
+    err = _fails(["run", "--profile", "nucleo-l412kb", "--dataset", "digits", "--space", "mcunet", *TINY,
+                  "--out", str(out)], out, "no architecture of space 'mcunet' fits board 'nucleo-l412kb'")
+    assert "flash" in err and "vs budget 40960 bytes (over)" in err and "pick a board with more room" in err
+
+
+def test_dataset_the_space_cannot_take(tmp_path):
+    out = tmp_path / "run"
+    _fails(["search", "--profile", "nano33ble", "--dataset", "mnist1d", "--space", "nasbench201", *TINY,
+            "--out", str(out)], out, "space 'nasbench201' cannot take dataset 'mnist1d' (input shape (40, 1))",
+           "these take it: dscnn")
+
+
+def test_report_of_a_folder_that_is_no_run(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert isinstance(result.exception, SearchError) and "neither a tinynas run" in str(result.exception)
+
+
+def test_sweep_needs_boards(tmp_path):
+    result = CliRunner().invoke(cli, ["sweep", "--dataset", "digits", "--out", str(tmp_path / "s")])
+    assert isinstance(result.exception, SearchError) and "--profiles a,b,c or --kind" in str(result.exception)

@@ -1,0 +1,83 @@
+"""`tinynas run` end to end on digits (real training, int8 in the TFLite Micro interpreter, firmware),
+and `tinynas report` rebuilding what it wrote."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tinynas.cli.main import cli
+from tinynas.pipeline.journal import Journal
+from tinynas.pipeline.rundir import loads_config
+
+
+@pytest.mark.slow
+def test_run_writes_the_whole_run_directory(finished_run):
+    out = finished_run
+    for name in ("config.toml", "journal.jsonl", "summary.json", "report.md", "report.html", "pareto.png",
+                 "model/model.keras", "model/model_int8.tflite", "model/metrics.json", "model/arch.json",
+                 "deploy/model_data.h", "deploy/model_data.cc", "deploy/op_resolver.h"):
+        assert (out / name).is_file(), name
+    assert any((out / "firmware" / "arduino").rglob("*.ino"))  # nano33ble's own ecosystem
+    config = loads_config((out / "config.toml").read_text(), where="config")
+    assert config["profile"]["id"] == "nano33ble" and config["strategy"]["name"] == "staged"
+    assert len(config["dataset"]["fingerprint"]) == 40 and config["budget"]["candidates"] == 3
+
+    summary = json.loads((out / "summary.json").read_text())
+    win = summary["winner"]
+    assert summary["board"] == "nano33ble" and summary["dataset"] == "digits"
+    assert summary["candidates_evaluated"] == 3 and summary["search_seconds"] > 0
+    assert 0.0 <= win["int8_accuracy"] <= 1.0 and win["int8_accuracy"] > 0.3  # 10 classes: well above chance
+    assert win["tflm_arena_bytes"] <= summary["budgets"]["sram_budget_bytes"] and win["fits"] is True
+    assert win["cost"]["latency_ms"] <= summary["budgets"]["latency_target_ms"]
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["model_id"] == win["id"] and metrics["int8_accuracy"] == win["int8_accuracy"]
+    assert json.loads((out / "model" / "arch.json").read_text())["space"] == "dscnn"
+    assert summary["pareto"]["latency_ms"] and summary["pareto"]["arena_bytes"]
+
+    journal = Journal(out / "journal.jsonl")
+    search = journal.candidates(stage="search")
+    assert len(search) == 3 and all(e["cost"]["fits"] for e in search)  # only feasible archs were trained
+    assert {e["fidelity"] for e in search} == {"low"}
+    assert {e["fidelity"] for e in journal.candidates(stage="final")} == {"final"}
+    done = [e["stage"] for e in journal.events() if e["event"] == "done"]
+    assert done == ["prefilter", "search", "final", "winner", "deploy"]
+    report = (out / "report.md").read_text()
+    assert win["id"] in report and "test accuracy (int8, TFLite Micro)" in report and "pareto.png" in report
+    assert "<img src='pareto.png'" in (out / "report.html").read_text()
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_report_rebuilds_a_run(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run, out)
+    before = json.loads((out / "summary.json").read_text())
+    for name in ("summary.json", "report.md", "report.html", "pareto.png"):
+        (out / name).unlink()
+    result = CliRunner().invoke(cli, ["report", str(out), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["winner"] == before["winner"]
+    for name in ("summary.json", "report.md", "report.html", "pareto.png"):
+        assert (out / name).is_file()
+    assert json.loads((out / "summary.json").read_text())["winner"] == before["winner"]
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_trains_nothing(finished_run):
+    journal = Journal(finished_run / "journal.jsonl")
+    before = len(journal.candidates())
+    from pipeline_helpers import TINY
+
+    result = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,
+                                      "--out", str(finished_run), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(journal.candidates()) == before
+    # the same out with other settings is refused, with the key that differs and a hint
+    other = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,
+                                     "--seed", "1", "--out", str(finished_run)])
+    assert "seeds.seed: 0 -> 1" in str(other.exception) and "--out" in str(other.exception)

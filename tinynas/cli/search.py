@@ -1,0 +1,141 @@
+"""``tinynas search``, ``run``, ``sweep`` and ``report``: thin wrappers over tinynas.pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from tinynas.cli.common import echo_json
+
+# Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _common(fn: Callable) -> Callable:
+    """The options search, run and sweep share."""
+    options = [
+        click.option("--dataset", required=True, help="A dataset name (tinynas datasets list) or a path."),
+        click.option("--space", default="dscnn", show_default=True, help="Search space (tinynas space list)."),
+        click.option("--strategy", default="staged", show_default=True,
+                     help="Search strategy: staged, evolution, random, reinforce, nanonas."),
+        click.option("--budget-candidates", type=int, default=None,
+                     help="Candidates to train in the search (default 24 when no budget is given)."),
+        click.option("--budget-minutes", type=float, default=None, help="Wall-clock minutes for the search."),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="Local worker processes training candidates (one TensorFlow thread each)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--search-epochs", type=int, default=3, show_default=True, help="Epochs per search candidate."),
+        click.option("--search-samples", type=int, default=1000, show_default=True,
+                     help="Training samples per search candidate (class-balanced subset)."),
+        click.option("--final-epochs", type=int, default=20, show_default=True, help="Epochs of the final training."),
+        click.option("--final-top-k", type=int, default=3, show_default=True, help="Candidates trained in full."),
+        click.option("--prefilter-candidates", type=int, default=150, show_default=True,
+                     help="Archs the staged prefilter samples and scores with zero-cost proxies."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Training result cache (default: <out>/cache)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Run directory; the same command again resumes it."),
+        click.option("--no-progress", is_flag=True, help="No progress bars."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(profile: str, kw: dict[str, Any]):
+    from tinynas.pipeline.settings import RunSettings
+
+    return RunSettings(
+        profile=profile, dataset=kw["dataset"], space=kw["space"], strategy=kw["strategy"],
+        budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
+        seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
+        final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],
+        prefilter_candidates=kw["prefilter_candidates"], template=kw.get("template"), cache_dir=kw["cache_dir"],
+        progress=not kw["no_progress"],
+    )
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    w = summary.get("winner") or {}
+    c = w.get("cost") or {}
+    click.echo(f"board      {summary['board']}   dataset {summary['dataset']}   space {summary['space']}   "
+               f"strategy {summary['strategy']}")
+    click.echo(f"searched   {summary['candidates_evaluated']} candidates, {summary['trainings']} trainings, "
+               f"{summary['search_seconds'] or 0:.0f} s")
+    if w:
+        acc = w.get("int8_accuracy")
+        click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}"
+                   + (f"  int8 test acc {acc:.4f}" if acc is not None else "")
+                   + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
+        click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {w.get('tflm_arena_bytes') or c.get('arena_bytes')} B"
+                   f"  flash {w.get('tflite_flash_bytes') or c.get('flash_bytes')} B")
+    click.echo(f"report     {out / 'report.md'}")
+
+
+@click.command()
+@click.option("--profile", required=True, help="Board id (tinynas profiles list) or a .toml path.")
+@_common
+def search(profile: str, as_json: bool, **kw: Any) -> None:
+    """Search for the most accurate architecture that fits a board (no deployment)."""
+    from tinynas.pipeline.run import search as do_search
+
+    result = do_search(settings=_settings(profile, kw), out=kw["out"])
+    echo_json(result.to_json()) if as_json else _print_summary(result.summary, kw["out"])
+
+
+@click.command()
+@click.option("--profile", required=True, help="Board id (tinynas profiles list) or a .toml path.")
+@click.option("--template", default=None, help="Firmware template (default: the board's own).")
+@_common
+def run(profile: str, as_json: bool, **kw: Any) -> None:
+    """Search, train, quantize to int8, validate in TFLite Micro, write firmware and a report."""
+    from tinynas.pipeline.run import run as do_run
+
+    result = do_run(settings=_settings(profile, kw), out=kw["out"])
+    echo_json(result.to_json()) if as_json else _print_summary(result.summary, kw["out"])
+
+
+@click.command()
+@click.option("--profiles", default=None, help="Comma-separated board ids.")
+@click.option("--kind", default=None, help="Every built-in board of this kind (mcu, mobile, gpu).")
+@click.option("--search-only", is_flag=True, help="Search each board without deploying.")
+@_common
+def sweep(profiles: str | None, kind: str | None, search_only: bool, as_json: bool, **kw: Any) -> None:
+    """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json."""
+    from tinynas.pipeline.sweep import sweep as do_sweep, sweep_profiles
+
+    if profiles and kind:
+        raise click.UsageError("give --profiles or --kind, not both")
+    ids = sweep_profiles(profiles=profiles.split(",") if profiles else None, kind=kind)
+    result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    for b in result.report["boards"]:
+        if b["status"] == "failed":
+            click.echo(f"{b['board']:<18} FAILED  {b.get('error', '')}")
+        else:
+            acc = b.get("int8_accuracy") if b.get("int8_accuracy") is not None else b.get("val_accuracy")
+            click.echo(f"{b['board']:<18} {b['status']:<10} {b.get('winner') or '-':<13} acc {acc if acc is None else f'{acc:.4f}'}"
+                       f"  trainings {b.get('trainings')}")
+    click.echo(f"report     {kw['out'] / 'sweep.md'}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def report(path: Path, as_json: bool) -> None:
+    """Rebuild the report of a run or sweep in PATH."""
+    from tinynas.pipeline.report import rebuild
+
+    summary = rebuild(path)
+    if as_json:
+        echo_json(summary)
+    elif "boards" in summary:
+        click.echo(f"rebuilt {path / 'sweep.md'} and {path / 'sweep.json'}")
+    else:
+        click.echo(f"rebuilt {path / 'report.md'}, report.html, pareto.png and summary.json")

@@ -1,0 +1,290 @@
+"""Reports of a run or a sweep, rebuilt from the run directory alone (config, journal, stage results).
+
+The last stage of ``tinynas run``/``search``/``sweep`` and all of ``tinynas report``:
+summary.json, report.md, report.html and pareto.png (accuracy against latency and
+against arena, budgets marked, winner highlighted); sweep.json and sweep.md for sweeps.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from typing import Any
+
+from tinynas.errors import SearchError
+from tinynas.pipeline.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
+from tinynas.strategies.pareto import pareto_indices
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
+
+
+def pareto_rows(entries: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
+    """The candidates no other beats on accuracy and ``cost`` together, cheapest first."""
+    rows = [e for e in entries if e.get("accuracy") is not None and (e.get("cost") or {}).get(cost) is not None]
+    points = [(-e["accuracy"], float(e["cost"][cost])) for e in rows]
+    front = [rows[i] for i in pareto_indices(points)]
+    return sorted(front, key=lambda e: (e["cost"][cost], -e["accuracy"]))
+
+
+def summarize(run_dir: str | Path) -> dict[str, Any]:
+    """``summary.json`` of a run: board, dataset, winner with its cost and int8 accuracy, search time,
+    candidates evaluated, trainings done, and the Pareto fronts."""
+    rd = RunDir.read(run_dir)
+    config = rd.config
+    search = rd.stage_done("search") or {}
+    winner = rd.stage_done("winner")
+    deployed = rd.stage_done("deploy")
+    entries = rd.journal.candidates(stage="search")
+    finals = {e["id"]: e for e in rd.journal.candidates(stage="final")}
+    all_candidates = rd.journal.candidates()
+    sessions = [e for e in rd.journal.entries() if e.get("type") == "session"]
+    win = None
+    if winner is not None:
+        win_id = deployed["id"] if deployed else winner["id"]
+        final = finals.get(win_id, winner)
+        win = {"id": win_id, "arch": final["arch"], "cost": final["cost"], "val_accuracy": final.get("accuracy"),
+               "float_test_accuracy": final.get("test_accuracy"),
+               "int8_accuracy": deployed.get("int8_accuracy") if deployed else None,
+               "tflm_arena_bytes": deployed.get("arena_bytes") if deployed else None,
+               "tflite_flash_bytes": deployed.get("flash_bytes") if deployed else None,
+               "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
+               "template": deployed.get("template") if deployed else None}
+    return {
+        "board": config["profile"]["id"],
+        "budgets": {k: v for k, v in config["profile"].items() if k != "id"},
+        "dataset": config["dataset"]["name"],
+        "space": config["space"]["name"],
+        "strategy": config["strategy"]["name"],
+        "seed": config.get("seeds", {}).get("seed"),
+        "finished": winner is not None,
+        "deployed": deployed is not None,
+        "winner": win,
+        "search_seconds": search.get("elapsed_s"),
+        "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
+        "candidates_evaluated": len(entries),
+        "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
+        "trainings": sum(1 for e in all_candidates if not e.get("cached") and e.get("accuracy") is not None),
+        "train_seconds": round(sum(float(e.get("train_seconds") or 0.0) for e in all_candidates
+                                   if not e.get("cached")), 3),
+        "failed": sum(1 for e in all_candidates if e.get("accuracy") is None),
+        "pareto": {"latency_ms": [_row(e) for e in pareto_rows(entries, "latency_ms")],
+                   "arena_bytes": [_row(e) for e in pareto_rows(entries, "arena_bytes")]},
+    }
+
+
+def _row(e: dict[str, Any]) -> dict[str, Any]:
+    c = e["cost"]
+    return {"id": e["id"], "accuracy": e["accuracy"], "latency_ms": c.get("latency_ms"),
+            "arena_bytes": c.get("arena_bytes"), "flash_bytes": c.get("flash_bytes"), "macs": c.get("macs"),
+            "arch": e["arch"]["decisions"]}
+
+
+def write_report(run_dir: str | Path) -> dict[str, Any]:
+    """Write summary.json, report.md, report.html and pareto.png into ``run_dir``; returns the summary."""
+    run_dir = Path(run_dir)
+    summary = summarize(run_dir)
+    entries = RunDir.read(run_dir).journal.candidates(stage="search")
+    plot_pareto(entries, summary, run_dir / "pareto.png")
+    atomic_write_json(run_dir / "summary.json", summary)
+    atomic_write_text(run_dir / "report.md", render_markdown(summary))
+    atomic_write_text(run_dir / "report.html", render_html(summary))
+    return summary
+
+
+def plot_pareto(entries: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> None:
+    """Accuracy against latency and against arena: all candidates, the front, the budget, the winner."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = summary["budgets"]
+    win_id = (summary.get("winner") or {}).get("id")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, cost, label, budget in (
+        (axes[0], "latency_ms", "predicted latency (ms)", budgets.get("latency_target_ms")),
+        (axes[1], "arena_bytes", "TFLM arena (KiB)", budgets.get("sram_budget_bytes")),
+    ):
+        scale = 1024.0 if cost == "arena_bytes" else 1.0
+        rows = [e for e in entries if e.get("accuracy") is not None]
+        xs = [e["cost"][cost] / scale for e in rows]
+        ax.scatter(xs, [e["accuracy"] for e in rows], s=16, color="0.6", label="candidates")
+        front = pareto_rows(entries, cost)
+        ax.plot([e["cost"][cost] / scale for e in front], [e["accuracy"] for e in front], "o-", color="tab:blue",
+                ms=5, label="Pareto front")
+        if budget:
+            edge = budget / scale
+            hi = max(xs + [edge]) * 1.08 if xs else edge * 1.1
+            ax.axvspan(0, edge, color="tab:green", alpha=0.08, label="feasible (budget)")
+            ax.axvline(edge, color="tab:green", lw=1)
+            ax.set_xlim(0, hi)
+        for e in rows:
+            if e["id"] == win_id:
+                ax.scatter([e["cost"][cost] / scale], [e["accuracy"]], marker="*", s=220, color="tab:red",
+                           zorder=5, label=f"winner {win_id}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy (validation, search fidelity)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{summary['space']} on {summary['dataset']} for {summary['board']} ({summary['strategy']})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "-"
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
+    w = s.get("winner") or {}
+    c = w.get("cost") or {}
+    return [
+        ("architecture", f"{w.get('id', '-')} `{_arch_text(w.get('arch'))}`"),
+        ("validation accuracy (float, final training)", _fmt(w.get("val_accuracy"), ".4f")),
+        ("test accuracy (float)", _fmt(w.get("float_test_accuracy"), ".4f")),
+        ("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")),
+        ("predicted latency", f"{_fmt(c.get('latency_ms'), '.2f')} ms (target {_fmt(s['budgets'].get('latency_target_ms'))} ms)"),
+        ("arena", f"{_fmt(w.get('tflm_arena_bytes') or c.get('arena_bytes'))} bytes "
+                  f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'))})"),
+        ("flash", f"{_fmt(w.get('tflite_flash_bytes') or c.get('flash_bytes'))} bytes "
+                  f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'))})"),
+        ("MACs", _fmt(c.get("macs"), ",")),
+        ("firmware template", _fmt(w.get("template"))),
+    ]
+
+
+def _arch_text(arch: Any) -> str:
+    if not arch:
+        return "-"
+    d = arch.get("decisions", arch)
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def render_markdown(s: dict[str, Any]) -> str:
+    out = [f"# tinynas run: {s['dataset']} on {s['board']}", "",
+           f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
+           f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
+           f"{s['trainings']} trainings, search {_fmt(s['search_seconds'], '.0f')} s, "
+           f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
+    if not s.get("winner"):
+        out += ["The run has not finished yet: run the same command again to resume.", ""]
+    else:
+        out += ["## Winner", "", "| | |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in _winner_lines(s)]
+        out.append("")
+    out += ["## Pareto front", "", "![Pareto front](pareto.png)", ""]
+    for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
+        out += [f"### {title}", "", "| id | accuracy | latency (ms) | arena (bytes) | flash (bytes) | MACs |",
+                "|---|---|---|---|---|---|"]
+        for r in s["pareto"][cost]:
+            out.append(f"| {r['id']} | {r['accuracy']:.4f} | {_fmt(r['latency_ms'], '.2f')} | {r['arena_bytes']} | "
+                       f"{r['flash_bytes']} | {_fmt(r['macs'], ',')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_html(s: dict[str, Any]) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>tinynas: {e(s['dataset'])} on {e(s['board'])}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>",
+             "</head><body>", f"<h1>tinynas run: {e(s['dataset'])} on {e(s['board'])}</h1>",
+             f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
+             f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings, "
+             f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
+    if s.get("winner"):
+        parts.append("<h2>Winner</h2><table>")
+        parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]
+        parts.append("</table>")
+    parts.append("<h2>Pareto front</h2><img src='pareto.png' alt='Pareto front' style='max-width:100%'>")
+    for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
+        parts.append(f"<h3>{e(title)}</h3><table><tr><th>id</th><th>accuracy</th><th>latency (ms)</th>"
+                     "<th>arena (bytes)</th><th>flash (bytes)</th><th>architecture</th></tr>")
+        for r in s["pareto"][cost]:
+            parts.append(f"<tr><td>{e(r['id'])}</td><td>{r['accuracy']:.4f}</td><td>{e(_fmt(r['latency_ms'], '.2f'))}"
+                         f"</td><td>{r['arena_bytes']}</td><td>{r['flash_bytes']}</td>"
+                         f"<td>{e(_arch_text(r['arch']))}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
+    """Rebuild sweep.json and sweep.md from the sweep's board runs and its recorded failures."""
+    sweep_dir = Path(sweep_dir)
+    meta = read_json(sweep_dir / "sweep_state.json")
+    if meta is None:
+        raise SearchError(f"{sweep_dir} is not a tinynas sweep (no sweep_state.json)")
+    boards = []
+    for board in meta["boards"]:
+        row: dict[str, Any] = {"board": board, "status": "pending"}
+        failure = meta.get("failures", {}).get(board)
+        run_path = sweep_dir / board
+        if failure:
+            row.update(status="failed", error=failure)
+        elif (run_path / "config.toml").is_file():
+            try:
+                s = write_report(run_path)
+            except SearchError as exc:
+                row.update(status="failed", error=str(exc))
+            else:
+                w = s.get("winner") or {}
+                c = w.get("cost") or {}
+                row.update(status="ok" if s["finished"] else "unfinished", winner=w.get("id"),
+                           val_accuracy=w.get("val_accuracy"), int8_accuracy=w.get("int8_accuracy"),
+                           latency_ms=c.get("latency_ms"), arena_bytes=w.get("tflm_arena_bytes") or c.get("arena_bytes"),
+                           flash_bytes=w.get("tflite_flash_bytes") or c.get("flash_bytes"),
+                           candidates=s["candidates_evaluated"], shared=s["candidates_shared"],
+                           trainings=s["trainings"], budgets=s["budgets"])
+        boards.append(row)
+    result = {"dataset": meta["dataset"], "space": meta["space"], "strategy": meta["strategy"],
+              "boards": boards, "seconds": meta.get("seconds"),
+              "trainings": sum(r.get("trainings", 0) for r in boards),
+              "failed": [r["board"] for r in boards if r["status"] == "failed"]}
+    atomic_write_json(sweep_dir / SWEEP_FILE, result)
+    atomic_write_text(sweep_dir / "sweep.md", render_sweep_markdown(result))
+    return result
+
+
+def render_sweep_markdown(r: dict[str, Any]) -> str:
+    out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", "",
+           f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
+           f"(candidates are shared across boards through one cache), {_fmt(r['seconds'], '.0f')} s.", "",
+           "| board | status | winner | int8 acc | val acc | latency (ms) | arena (bytes) | flash (bytes) | "
+           "candidates (shared) | trainings |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for b in r["boards"]:
+        if b["status"] == "failed":
+            out.append(f"| {b['board']} | failed: {b.get('error', '')[:300]} | | | | | | | | |")
+            continue
+        out.append(f"| {b['board']} | {b['status']} | {_fmt(b.get('winner'))} | {_fmt(b.get('int8_accuracy'), '.4f')} | "
+                   f"{_fmt(b.get('val_accuracy'), '.4f')} | {_fmt(b.get('latency_ms'), '.2f')} | "
+                   f"{_fmt(b.get('arena_bytes'))} | {_fmt(b.get('flash_bytes'))} | "
+                   f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))}) | {_fmt(b.get('trainings'))} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def rebuild(path: str | Path) -> dict[str, Any]:
+    """``tinynas report DIR``: the report of a run or a sweep, whichever ``path`` holds."""
+    path = Path(path)
+    if (path / "sweep_state.json").is_file():
+        return write_sweep_report(path)
+    if (path / "config.toml").is_file():
+        return write_report(path)
+    raise SearchError(f"{path} is neither a tinynas run (config.toml) nor a sweep (sweep_state.json); "
+                      "pass the --out of a run or sweep")

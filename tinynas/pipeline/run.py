@@ -1,0 +1,166 @@
+"""``search`` and ``run``: the pipeline from a board and a dataset to a searched, trained and deployed model.
+
+``search`` = prefilter (staged only) -> search -> final training -> winner -> report.
+``run`` adds the int8 deployment of the winner (tinynas.deploy: quantize, TFLM
+validation, C arrays, firmware project) before the report. Both resume a killed run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tinynas.errors import DoesNotFitError, SearchError
+from tinynas.pipeline.constraints import CostCheck, require_feasible
+from tinynas.pipeline.evaluate import Evaluator, WorkerSpec
+from tinynas.pipeline.rundir import RunDir, atomic_write_json
+from tinynas.pipeline.settings import RunSettings, cache_dir_for, config_for, resolve
+from tinynas.pipeline.stages import StageContext, run_stages, stage_plan
+
+log = logging.getLogger(__name__)
+
+DEPLOY_FILES = ("model_data.h", "model_data.cc", "op_resolver.h")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run lives and its summary (the content of ``summary.json``)."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), **self.summary}
+
+
+def search(*, settings: RunSettings, out: str | Path, dataset: Any = None,
+           on_candidate: Callable[[dict[str, Any]], None] | None = None,
+           shared: list[dict[str, Any]] | None = None) -> RunResult:
+    """Search ``settings.space`` for the most accurate arch that fits ``settings.profile``; no deployment.
+
+    Writes the run directory ``out`` (config.toml, journal.jsonl, stages/,
+    model/model.keras, summary.json, report.md/html, pareto.png). Running it
+    again with the same settings resumes; other settings in the same ``out``
+    raise SearchError. Ctrl-C saves everything and re-raises KeyboardInterrupt.
+    """
+    return _pipeline(settings=settings, out=out, deploy=False, dataset=dataset, on_candidate=on_candidate,
+                     shared=shared)
+
+
+def run(*, settings: RunSettings, out: str | Path, dataset: Any = None,
+        on_candidate: Callable[[dict[str, Any]], None] | None = None,
+        shared: list[dict[str, Any]] | None = None) -> RunResult:
+    """``search`` plus the int8 deployment of the winner: ``model/model_int8.tflite`` and
+    ``model/metrics.json``, ``deploy/`` C sources, ``firmware/<template>/``, and the report.
+
+    If TFLite Micro says the winner does not fit after all (the cost model was
+    wrong), the next final candidate is deployed; DoesNotFitError when none fits.
+    """
+    return _pipeline(settings=settings, out=out, deploy=True, dataset=dataset, on_candidate=on_candidate,
+                     shared=shared)
+
+
+def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: Any,
+              on_candidate: Callable[[dict[str, Any]], None] | None,
+              shared: list[dict[str, Any]] | None) -> RunResult:
+    from tinynas.pipeline.report import write_report
+
+    started = time.monotonic()
+    resolved = resolve(settings, dataset=dataset)
+    check = CostCheck(space=resolved.space, profile=resolved.profile)
+    require_feasible(check, seed=int(settings.seed))  # before creating anything: a clear error, no work lost
+    out = Path(out)
+    with RunDir.open(out, config=config_for(resolved)) as rd:
+        cache_dir = cache_dir_for(settings, out)
+        spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
+                          input_shape=tuple(resolved.dataset.input_shape),
+                          num_classes=int(resolved.dataset.num_classes), cache_dir=str(cache_dir))
+        with Evaluator(spec=spec, workers=int(settings.workers), dataset=resolved.dataset) as evaluator:
+            ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
+                               progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
+            names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
+            run_stages(ctx, names)
+        rd.journal.append({"type": "session", "seconds": round(time.monotonic() - started, 3),
+                           "kind": "run" if deploy else "search"})
+        summary = write_report(rd.path)
+    return RunResult(out_dir=out, summary=summary)
+
+
+# -- the deploy stage -----------------------------------------------------------------------------
+def _register_deploy() -> None:
+    from tinynas.pipeline.stages import STAGES
+
+    if "deploy" not in STAGES:
+        STAGES.add("deploy", deploy_stage)
+
+
+def deploy_stage(ctx: StageContext) -> dict:
+    """Deploy the final candidates best first until one fits in TFLite Micro; copy the artifacts
+    into the run's ``model/``, ``deploy/`` and ``firmware/``."""
+    from tinynas.deploy.deployer import deploy
+
+    run = ctx.run
+    ranked = (run.stage_done("final") or {}).get("ranked", [])
+    sdir = run.stage_dir("deploy")
+    failures = []
+    for arch_id in ranked:
+        out_dir = sdir / arch_id
+        try:
+            result = deploy(model_path=run.path / "stages" / "final" / f"{arch_id}.keras", profile=ctx.resolved.profile,
+                            dataset=ctx.resolved.dataset, out_dir=out_dir, template=ctx.settings.template,
+                            model_id=arch_id)
+        except DoesNotFitError as exc:
+            log.warning("candidate %s does not fit in TFLite Micro: %s", arch_id, exc)
+            failures.append({"id": arch_id, "error": str(exc)})
+            run.journal.append({"type": "stage", "stage": "deploy", "event": "does_not_fit", "id": arch_id,
+                                "error": str(exc)})
+            continue
+        _publish(run, out_dir, arch_id)
+        metrics = result.metrics
+        return {"id": arch_id, "template": metrics.get("template"), "int8_accuracy": metrics.get("int8_accuracy"),
+                "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
+                "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
+                "did_not_fit": failures}
+    raise DoesNotFitError(
+        f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} in TFLite Micro "
+        f"({'; '.join(f['error'] for f in failures)}); the deploy outputs are in {sdir}"
+    )
+
+
+def _publish(run: RunDir, out_dir: Path, arch_id: str) -> None:
+    """Copy one deploy output into the run's public layout (model/, deploy/, firmware/)."""
+    model_dir = run.path / "model"
+    model_dir.mkdir(exist_ok=True)
+    shutil.copyfile(run.path / "stages" / "final" / f"{arch_id}.keras", model_dir / "model.keras")
+    for name in ("model_int8.tflite", "metrics.json"):
+        shutil.copyfile(out_dir / name, model_dir / name)
+    dep = run.path / "deploy"
+    dep.mkdir(exist_ok=True)
+    for name in DEPLOY_FILES:
+        if (out_dir / name).is_file():
+            shutil.copyfile(out_dir / name, dep / name)
+    if (out_dir / "firmware").is_dir():
+        target = run.path / "firmware"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(out_dir / "firmware", target)
+    arch = next((e["arch"] for e in run.journal.candidates(stage="final") if e["id"] == arch_id), None)
+    if arch is not None:  # the genotype, as `tinynas train` and `tinynas space` read it
+        atomic_write_json(model_dir / "arch.json", arch)
+
+
+_register_deploy()
+
+
+def load_result(out: str | Path) -> RunResult:
+    """A finished run's summary (SearchError when ``out`` has none yet)."""
+    from tinynas.pipeline.rundir import read_json
+
+    summary = read_json(Path(out) / "summary.json")
+    if summary is None:
+        raise SearchError(f"{out} has no summary.json: the run has not finished; run the same command again")
+    return RunResult(out_dir=Path(out), summary=summary)

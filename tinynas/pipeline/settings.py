@@ -1,0 +1,192 @@
+"""``RunSettings``: what a search, run or sweep was asked to do, checked and resolved into ``config.toml``.
+
+The CLI builds one from its flags; ``resolve`` loads the profile, dataset and
+space once and turns bad input (zero budget, unknown names, a dataset the space
+cannot take) into a SearchError before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from tinynas.errors import SearchError, SpaceError, TinyNASError
+from tinynas.train.budget import TrainBudget
+
+DEFAULT_BUDGET_CANDIDATES = 24
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The knobs of one run. Budgets: ``budget_candidates`` trained candidates and/or
+    ``budget_minutes`` of search wall time (whichever ends first; neither: 24 candidates).
+
+    The defaults keep a run on digits under 10 minutes on 2 cores: ``dscnn`` (Zhang
+    et al. 2017) trains a candidate in seconds where ``mcunet`` takes a minute on such
+    a machine; low fidelity is 3 epochs on 1000 samples; the top 3 get 20 epochs on all data.
+    """
+
+    profile: str
+    dataset: str
+    space: str = "dscnn"
+    strategy: str = "staged"
+    budget_candidates: int | None = None
+    budget_minutes: float | None = None
+    workers: int = 1
+    seed: int = 0
+    search_epochs: int = 3
+    search_samples: int | None = 1000
+    final_epochs: int = 20
+    final_samples: int | None = None
+    final_top_k: int = 3
+    prefilter_candidates: int = 150
+    prefilter_keep: int = 8
+    template: str | None = None
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: str | None = None  # default: <out>/cache (a sweep shares <sweep>/cache)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.budget_candidates is not None and int(self.budget_candidates) < 1:
+            raise SearchError(
+                f"the candidate budget must be at least 1, got {self.budget_candidates}; "
+                "give --budget-candidates N with N >= 1 (or --budget-minutes M)"
+            )
+        if self.budget_minutes is not None and not float(self.budget_minutes) > 0:
+            raise SearchError(
+                f"the time budget must be more than 0 minutes, got {self.budget_minutes}; "
+                "give --budget-minutes M with M > 0 (or --budget-candidates N)"
+            )
+        if int(self.workers) < 1:
+            raise SearchError(f"--workers must be at least 1, got {self.workers}")
+        for name in ("search_epochs", "final_epochs", "final_top_k", "prefilter_candidates", "prefilter_keep"):
+            if int(getattr(self, name)) < 1:
+                raise SearchError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def candidates(self) -> int | None:
+        """The candidate budget in force (the default when no budget was given at all)."""
+        if self.budget_candidates is None and self.budget_minutes is None:
+            return DEFAULT_BUDGET_CANDIDATES
+        return None if self.budget_candidates is None else int(self.budget_candidates)
+
+    def search_budget(self) -> TrainBudget:
+        return TrainBudget.low_fidelity(epochs=int(self.search_epochs), max_train_samples=self.search_samples) \
+            if self.search_samples is not None else TrainBudget(epochs=int(self.search_epochs), evaluate_test=False)
+
+    def final_budget(self) -> TrainBudget:
+        return TrainBudget(epochs=int(self.final_epochs), max_train_samples=self.final_samples, evaluate_test=True)
+
+    def replace(self, **changes: Any) -> "RunSettings":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Resolved:
+    """The loaded objects a run works with."""
+
+    settings: RunSettings
+    profile: Any  # HardwareProfile
+    dataset: Any  # Dataset
+    space: Any  # SearchSpace
+    strategy_hyper: dict[str, Any]
+
+
+def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
+    """Load the profile, dataset and space and check that they go together.
+
+    Raises ProfileError / DatasetError from their loaders, and SearchError for an
+    unknown space or strategy (listing the known ones) or a dataset whose input
+    shape the space cannot take.
+    """
+    from tinynas.data import load_dataset
+    from tinynas.hardware import load_profile
+    from tinynas.space import get_space, space_names
+    from tinynas.strategies import get_strategy, strategy_hyperparameters, strategy_names
+
+    if settings.space not in space_names():
+        raise SearchError(f"unknown search space {settings.space!r}; known: {', '.join(space_names())}")
+    if settings.strategy not in strategy_names():
+        raise SearchError(f"unknown search strategy {settings.strategy!r}; known: {', '.join(strategy_names())}")
+    cls = get_strategy(settings.strategy)
+    if cls.supported_spaces is not None and settings.space not in cls.supported_spaces:
+        raise SearchError(f"strategy {settings.strategy!r} works only on space(s) {', '.join(cls.supported_spaces)}, "
+                          f"not {settings.space!r}; pass --space {cls.supported_spaces[0]} or another --strategy")
+    known = strategy_hyperparameters(settings.strategy)
+    hyper = {k: v for k, v in known.items() if _plain(v)}
+    for key, value in settings.strategy_options.items():
+        if key not in known:
+            raise SearchError(f"strategy {settings.strategy!r} has no hyperparameter {key!r}; "
+                              f"known: {', '.join(known) or '(none)'}")
+        hyper[key] = value
+    profile = load_profile(settings.profile)
+    if dataset is None:
+        dataset = load_dataset(settings.dataset, seed=settings.seed)
+    try:
+        space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        space.graph(space.sample(__import__("numpy").random.default_rng(0)))
+    except (SpaceError, TinyNASError) as exc:
+        fits = []
+        for name in space_names():
+            try:
+                get_space(name, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+                fits.append(name)
+            except TinyNASError:
+                pass
+        raise SearchError(
+            f"space {settings.space!r} cannot take dataset {settings.dataset!r} (input shape "
+            f"{tuple(dataset.input_shape)}): {exc}; pick another --space"
+            + (f" (these take it: {', '.join(fits)})" if fits else "")
+        ) from None
+    return Resolved(settings=settings, profile=profile, dataset=dataset, space=space, strategy_hyper=hyper)
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
+    """The ``config.toml`` content of a run: everything that determines its results, plus an
+    ``execution`` section (workers, cache, template) that may change between resumes."""
+    s, p, d = resolved.settings, resolved.profile, resolved.dataset
+    hyper = {k: v for k, v in resolved.strategy_hyper.items() if v is not None and _plain(v)}
+    return {
+        "profile": {"id": p.id, "sram_budget_bytes": int(p.sram_budget_bytes),
+                    "flash_budget_bytes": int(p.flash_budget_bytes),
+                    "latency_target_ms": None if p.latency_target_ms is None else float(p.latency_target_ms)},
+        "dataset": {"name": s.dataset, "fingerprint": d.fingerprint, "input_shape": list(d.input_shape),
+                    "num_classes": int(d.num_classes)},
+        "space": {"name": s.space},
+        "strategy": {"name": s.strategy, **hyper},
+        "budget": {"candidates": s.candidates, "minutes": s.budget_minutes,
+                   "search_epochs": s.search_epochs, "search_samples": s.search_samples,
+                   "final_epochs": s.final_epochs, "final_samples": s.final_samples, "final_top_k": s.final_top_k,
+                   "prefilter_candidates": s.prefilter_candidates, "prefilter_keep": s.prefilter_keep},
+        "seeds": {"seed": int(s.seed)},
+        "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir},
+    }
+
+
+def cache_dir_for(settings: RunSettings, out: Path) -> Path:
+    return Path(settings.cache_dir) if settings.cache_dir else Path(out) / "cache"
+
+
+def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: str | None = None) -> RunSettings:
+    """Rebuild the settings from a run's ``config.toml`` (used by ``tinynas report`` and sweeps)."""
+    b, st, ex = config.get("budget", {}), dict(config.get("strategy", {})), config.get("execution", {})
+    name = st.pop("name")
+    return RunSettings(
+        profile=profile or config["profile"]["id"], dataset=config["dataset"]["name"], space=config["space"]["name"],
+        strategy=name, budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
+        search_epochs=b.get("search_epochs", 3), search_samples=b.get("search_samples"),
+        final_epochs=b.get("final_epochs", 20), final_samples=b.get("final_samples"),
+        final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),
+        prefilter_keep=b.get("prefilter_keep", 8), seed=config.get("seeds", {}).get("seed", 0),
+        workers=ex.get("workers", 1), template=ex.get("template"), cache_dir=ex.get("cache_dir"),
+        strategy_options=st,
+    )

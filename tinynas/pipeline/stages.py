@@ -1,0 +1,352 @@
+"""The stages of a search, each skipped once its ``stages/<name>/done.json`` exists.
+
+staged:  prefilter -> search (regularized evolution seeded by the prefilter, low fidelity)
+         -> final (top few at full fidelity) -> winner
+others:  search (the named strategy) -> final -> winner
+``tinynas run`` appends deploy and report (tinynas.pipeline.run). Each candidate is
+journaled before the strategy hears of it, and the strategy's state is saved after
+every tell, so a killed run resumes without training anything twice.
+
+Coming next, deliberately not registered yet (each is a function ``(ctx) -> dict``
+registered in STAGES and inserted in ``stage_plan``; nothing else changes):
+
+- ``darts``: differentiable refinement (Liu et al. 2019, DARTS; for TinyML MicroNets,
+  Banbury et al. 2021) of the search winner's neighbourhood: a supernet over the winner's
+  decisions with a latency/arena penalty, between ``search`` and ``final``.
+- ``ofa``: once-for-all (Cai et al. 2020): train one supernet once, then search subnets for
+  every board of a sweep without retraining; it would replace ``search`` for sweeps.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tinynas.errors import SearchError, TinyNASError
+from tinynas.pipeline.constraints import CostCheck
+from tinynas.pipeline.evaluate import EvalJob, Evaluator
+from tinynas.pipeline.rundir import RunDir, atomic_write_json, read_json
+from tinynas.pipeline.settings import Resolved
+from tinynas.registry import Registry
+from tinynas.space.arch import Arch
+from tinynas.strategies import Observation, Strategy, make_strategy
+
+log = logging.getLogger(__name__)
+
+StageFn = Callable[["StageContext"], dict]
+STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
+
+
+@dataclass
+class StageContext:
+    """What every stage reads: the open run directory, resolved settings, the cost check and the evaluator."""
+
+    run: RunDir
+    resolved: Resolved
+    check: CostCheck
+    evaluator: Evaluator
+    progress: bool = False
+    #: called with each journal entry of a finished candidate (progress hooks, tests)
+    on_candidate: Callable[[dict[str, Any]], None] | None = None
+    #: low-fidelity results of other boards of a sweep (journal entries), told before searching
+    shared: list[dict[str, Any]] = field(default_factory=list)
+    shared_from: str | None = None
+
+    @property
+    def settings(self):
+        return self.resolved.settings
+
+
+def stage_plan(strategy: str) -> list[str]:
+    """The search stages for a strategy, in order."""
+    head = ["prefilter"] if strategy == "staged" else []
+    return [*head, "search", "final", "winner"]
+
+
+def run_stages(ctx: StageContext, names: list[str]) -> dict[str, dict]:
+    """Run each stage not done yet, in order; returns every stage's result (done.json)."""
+    results: dict[str, dict] = {}
+    for name in names:
+        done = ctx.run.stage_done(name)
+        if done is not None:
+            log.info("stage %s already done: skipped", name)
+            results[name] = done
+            continue
+        ctx.run.journal.append({"type": "stage", "stage": name, "event": "start"})
+        result = STAGES.get(name)(ctx)
+        ctx.run.mark_done(name, result)
+        results[name] = result
+    return results
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def cost_fields(cost: Any) -> dict[str, Any]:
+    return {"latency_ms": cost.latency_ms, "arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes),
+            "macs": int(cost.macs), "params": int(cost.params), "fits": bool(cost.fits)}
+
+
+def observation(entry: dict[str, Any]) -> Observation:
+    cost = entry.get("cost") or {}
+    return Observation(accuracy=entry.get("accuracy"), latency_ms=cost.get("latency_ms"),
+                       arena_bytes=cost.get("arena_bytes"), flash_bytes=cost.get("flash_bytes"),
+                       feasible=bool(cost.get("fits", True)))
+
+
+def _bar(ctx: StageContext, total: int | None, desc: str, initial: int = 0) -> Any:
+    if not ctx.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="cand", dynamic_ncols=True)
+
+
+def _best_postfix(bar: Any, best: float | None) -> None:
+    if bar is not None and best is not None:
+        bar.set_postfix_str(f"best {best:.4f}")
+
+
+def _record(ctx: StageContext, stage: str, arch: Arch, *, fidelity: str, outcome: dict[str, Any] | None,
+            error: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    cost = ctx.check.cost(arch)
+    entry: dict[str, Any] = {"type": "candidate", "stage": stage, "id": arch.id, "arch": arch.to_json(),
+                             "fidelity": fidelity, "cost": cost_fields(cost)}
+    if outcome is not None:
+        entry.update(outcome)
+    else:
+        entry.update(accuracy=None, error=error, seconds=0.0, cached=False, worker=None)
+    entry.update(extra or {})
+    return ctx.run.journal.append(entry)
+
+
+def _collect(fut: cf.Future, arch: Arch) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return fut.result(), None
+    except TinyNASError as exc:
+        log.warning("candidate %s failed: %s", arch.id, exc)
+        return None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a crash in one training must not end the search; it is journaled
+        log.warning("candidate %s failed: %r", arch.id, exc)
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+# -- prefilter ------------------------------------------------------------------------------------
+@STAGES.register("prefilter")
+def prefilter_stage(ctx: StageContext) -> dict:
+    """Zero-cost proxies on feasible samples (tinynas.proxies.prefilter); keeps the diverse top K."""
+    from tinynas.proxies.prefilter import prefilter
+
+    s = ctx.settings
+    result = prefilter(space=ctx.resolved.space, profile=ctx.resolved.profile, dataset_or_batch=ctx.resolved.dataset,
+                       n_candidates=int(s.prefilter_candidates), k=int(s.prefilter_keep), seed=int(s.seed),
+                       workers=1, progress=ctx.progress)
+    if result.partial:
+        raise KeyboardInterrupt  # the prefilter swallowed Ctrl-C; redo it on resume
+    data = result.to_json()
+    atomic_write_json(ctx.run.stage_dir("prefilter") / "prefilter.json", data)
+    log.info("prefilter: %d sampled, %d feasible, kept %d", result.n_sampled, result.n_feasible, len(result.kept))
+    return {"n_sampled": result.n_sampled, "n_feasible": result.n_feasible, "proxies": list(result.proxies),
+            "kept": [k.to_json() for k in result.kept]}
+
+
+# -- search ---------------------------------------------------------------------------------------
+def make_search_strategy(ctx: StageContext) -> Strategy:
+    s = ctx.settings
+    hyper = dict(ctx.resolved.strategy_hyper)
+    if s.strategy == "staged":
+        done = ctx.run.stage_done("prefilter") or {}
+        hyper["seed_archs"] = [Arch.from_json(k["arch"]) for k in done.get("kept", [])]
+    return make_strategy(s.strategy, space=ctx.resolved.space, seed=int(s.seed), feasible=ctx.check, **hyper)
+
+
+@STAGES.register("search")
+def search_stage(ctx: StageContext) -> dict:
+    """Ask/tell over the candidate or time budget with ``workers`` trainings in flight."""
+    s, run = ctx.settings, ctx.run
+    state_file = run.stage_dir("search") / "strategy_state.json"
+    strategy = make_search_strategy(ctx)
+    saved = read_json(state_file)
+    elapsed = 0.0
+    if saved:
+        strategy.load_state_dict(saved["strategy"])
+        elapsed = float(saved.get("elapsed_s", 0.0))
+    journaled = {e["id"]: e for e in run.journal.candidates(stage="search")}
+    told = {a.id for a, _ in strategy.history}
+    for entry in journaled.values():  # journaled but the state save did not happen before the kill
+        if entry["id"] not in told:
+            strategy.tell(Arch.from_json(entry["arch"]), observation(entry))
+    budget_n, minutes = s.candidates, s.budget_minutes
+    best = max((e["accuracy"] for e in journaled.values() if e.get("accuracy") is not None), default=None)
+    started = time.monotonic() - elapsed
+
+    def save() -> None:
+        atomic_write_json(state_file, {"strategy": strategy.state_dict(),
+                                       "elapsed_s": round(time.monotonic() - started, 3)})
+
+    # Results of other boards of a sweep: accuracy does not depend on the board, only feasibility does.
+    for entry in sorted(ctx.shared, key=lambda e: -(e.get("accuracy") or 0.0)):
+        if budget_n is not None and len(journaled) >= budget_n:
+            break
+        arch = Arch.from_json(entry["arch"])
+        if arch.id in journaled or arch.id in told or entry.get("accuracy") is None or not ctx.check(arch):
+            continue
+        outcome = {k: entry.get(k) for k in ("accuracy", "val_loss", "test_accuracy", "train_seconds", "params")}
+        outcome.update(seconds=0.0, cached=True, worker=None)
+        rec = _record(ctx, "search", arch, fidelity="low", outcome=outcome, extra={"shared_from": entry.get("board")})
+        journaled[arch.id] = rec
+        strategy.tell(arch, observation(rec))
+        best = max(best or 0.0, rec["accuracy"])
+    save()
+
+    queue = list(strategy.pending)  # asked before the kill, never told: evaluate them first
+    in_flight: dict[cf.Future, Arch] = {}
+    bar = _bar(ctx, budget_n, f"search {s.strategy}", initial=len(journaled))
+    _best_postfix(bar, best)
+    search_budget = s.search_budget()
+
+    def budget_left() -> bool:
+        if budget_n is not None and len(journaled) + len(in_flight) >= budget_n:
+            return False
+        return minutes is None or time.monotonic() - started < 60.0 * float(minutes)
+
+    interrupted = False
+    try:
+        while True:
+            while len(in_flight) < ctx.evaluator.workers and budget_left():
+                if queue:
+                    arch = queue.pop(0)
+                else:
+                    asked = strategy.ask(1)
+                    if not asked:
+                        break
+                    arch = asked[0]
+                if arch.id in journaled:
+                    strategy.tell(arch, observation(journaled[arch.id]))
+                    continue
+                if not ctx.check(arch):  # constraints are hard: never trained
+                    raise SearchError(f"strategy {s.strategy!r} proposed {arch.id}, which does not fit "
+                                      f"{ctx.resolved.profile.id}; this is a bug in the strategy's feasibility filter")
+                job = EvalJob(arch=arch, budget=search_budget, seed=int(s.seed), fidelity="low")
+                in_flight[ctx.evaluator.submit(job)] = arch
+            if not in_flight:
+                break
+            done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                arch = in_flight.pop(fut)
+                outcome, error = _collect(fut, arch)
+                entry = _record(ctx, "search", arch, fidelity="low", outcome=outcome, error=error)
+                journaled[arch.id] = entry
+                strategy.tell(arch, observation(entry))
+                save()
+                if ctx.on_candidate is not None:
+                    ctx.on_candidate(entry)
+                if entry.get("accuracy") is not None:
+                    best = max(best or 0.0, entry["accuracy"])
+                if bar is not None:
+                    bar.update(1)
+                    _best_postfix(bar, best)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if interrupted:
+            ctx.evaluator.close(cancel=True)
+            save()
+            run.journal.append({"type": "stage", "stage": "search", "event": "interrupted",
+                                "evaluated": len(journaled)})
+            log.warning("search interrupted after %d candidates; run the same command again to resume",
+                        len(journaled))
+        if bar is not None:
+            bar.close()
+    front_latency = [a.id for a, _ in strategy.pareto_front(cost="latency_ms")]
+    front_arena = [a.id for a, _ in strategy.pareto_front(cost="arena_bytes")]
+    usable = [e for e in journaled.values() if e.get("accuracy") is not None]
+    if not usable:
+        raise SearchError(f"every one of the {len(journaled)} candidates failed to train; see {run.journal.path}")
+    return {"strategy": s.strategy, "evaluated": len(journaled), "elapsed_s": round(time.monotonic() - started, 3),
+            "trained": sum(1 for e in journaled.values() if not e.get("cached")),
+            "best_id": max(usable, key=lambda e: e["accuracy"])["id"],
+            "pareto_latency": front_latency, "pareto_arena": front_arena}
+
+
+# -- final training -------------------------------------------------------------------------------
+def top_candidates(entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most accurate distinct usable entries (ties: lower latency)."""
+    best: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.get("accuracy") is None or not (e.get("cost") or {}).get("fits", True):
+            continue
+        if e["id"] not in best or e["accuracy"] > best[e["id"]]["accuracy"]:
+            best[e["id"]] = e
+    ranked = sorted(best.values(), key=lambda e: (-e["accuracy"], e["cost"].get("latency_ms") or 0.0))
+    return ranked[:k]
+
+
+@STAGES.register("final")
+def final_stage(ctx: StageContext) -> dict:
+    """Train the top ``final_top_k`` search candidates at full fidelity, keeping their weights."""
+    s, run = ctx.settings, ctx.run
+    sdir = run.stage_dir("final")
+    top = top_candidates(run.journal.candidates(stage="search"), int(s.final_top_k))
+    done = {e["id"]: e for e in run.journal.candidates(stage="final")}
+    todo = [Arch.from_json(e["arch"]) for e in top if e["id"] not in done or not (sdir / f"{e['id']}.keras").is_file()]
+    budget = s.final_budget()
+    bar = _bar(ctx, len(top), "final training", initial=len(top) - len(todo))
+    in_flight: dict[cf.Future, Arch] = {}
+    interrupted = False
+    try:
+        while todo or in_flight:
+            while todo and len(in_flight) < ctx.evaluator.workers:
+                arch = todo.pop(0)
+                job = EvalJob(arch=arch, budget=budget, seed=int(s.seed), fidelity="final",
+                              model_path=str(sdir / f"{arch.id}.keras"))
+                in_flight[ctx.evaluator.submit(job)] = arch
+            finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                arch = in_flight.pop(fut)
+                outcome, error = _collect(fut, arch)
+                done[arch.id] = _record(ctx, "final", arch, fidelity="final", outcome=outcome, error=error)
+                if ctx.on_candidate is not None:
+                    ctx.on_candidate(done[arch.id])
+                if bar is not None:
+                    bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if interrupted:
+            ctx.evaluator.close(cancel=True)
+            run.journal.append({"type": "stage", "stage": "final", "event": "interrupted"})
+        if bar is not None:
+            bar.close()
+    ranked = [done[e["id"]] for e in top if done.get(e["id"], {}).get("accuracy") is not None]
+    ranked.sort(key=lambda e: (-e["accuracy"], e["cost"].get("latency_ms") or 0.0))
+    if not ranked:
+        raise SearchError(f"final training failed for every one of the top {len(top)} candidates; "
+                          f"see {run.journal.path}")
+    return {"ranked": [e["id"] for e in ranked], "budget": budget.to_json()}
+
+
+# -- winner ---------------------------------------------------------------------------------------
+@STAGES.register("winner")
+def winner_stage(ctx: StageContext) -> dict:
+    """The most accurate final candidate; its weights go to ``model/model.keras``."""
+    import shutil
+
+    run = ctx.run
+    final = run.stage_done("final") or {}
+    entries = {e["id"]: e for e in run.journal.candidates(stage="final")}
+    winner = entries[final["ranked"][0]]
+    model_dir = run.path / "model"
+    model_dir.mkdir(exist_ok=True)
+    shutil.copyfile(run.path / "stages" / "final" / f"{winner['id']}.keras", model_dir / "model.keras")
+    atomic_write_json(model_dir / "arch.json", winner["arch"])
+    return {"id": winner["id"], "arch": winner["arch"], "cost": winner["cost"], "accuracy": winner["accuracy"],
+            "test_accuracy": winner.get("test_accuracy"), "model": "model/model.keras"}
+
+
+def winner_model_path(run: RunDir, arch_id: str) -> Path:
+    return run.path / "stages" / "final" / f"{arch_id}.keras"

@@ -1,0 +1,81 @@
+"""``staged`` (the default strategy): regularized evolution seeded with the zero-cost prefilter's best.
+
+The pipeline (tinynas.pipeline.stages) runs it as the middle of three stages:
+prefilter (cost model + zero-cost proxies, feasible archs only) -> this strategy on
+low-fidelity training -> full training of the best few. On its own (no seeds) it is
+regularized evolution whose warm-up half samples and half mutates, so it works on any space.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from tinynas.errors import SearchError
+from tinynas.space.arch import Arch
+from tinynas.space.base import SearchSpace
+from tinynas.strategies.base import register_strategy
+from tinynas.strategies.evolution import RegularizedEvolution
+
+
+@register_strategy
+class StagedSearch(RegularizedEvolution):
+    """Evolution started from ``seed_archs`` (the prefilter's top K, best first).
+
+    Why seeds help: zero-cost proxies rank untrained networks with a Spearman
+    correlation of ~0.6-0.8 with trained accuracy (Abdelfattah et al. 2021,
+    "Zero-Cost Proxies for Lightweight NAS"), so the first population is far better
+    than a random one and the tournament exploits it from the first mutation.
+    ``warmup_fraction`` of the population is filled before mutation starts (the
+    seeds count toward it); a smaller population than plain evolution's (12 vs 20)
+    spends the few dozen trainings a TinyML search can afford on mutations of good archs.
+    """
+
+    name = "staged"
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        seed: int = 0,
+        feasible: Callable[[Arch], bool] | None = None,
+        max_tries: int = 1000,
+        population_size: int = 12,
+        sample_size: int = 4,
+        mutations: int = 1,
+        warmup_fraction: float = 0.5,
+        seed_archs: Sequence[Arch] = (),
+    ) -> None:
+        super().__init__(space=space, seed=seed, feasible=feasible, max_tries=max_tries,
+                         population_size=population_size, sample_size=sample_size, mutations=mutations,
+                         seed_archs=seed_archs)
+        if not 0.0 < float(warmup_fraction) <= 1.0:
+            raise SearchError(f"staged warmup_fraction must be in (0, 1], got {warmup_fraction}")
+        self.warmup_fraction = float(warmup_fraction)
+        # With seeds the warm-up is the seeds themselves; without, a fraction of the population is random.
+        wanted = len(self._seed_queue) if self._seed_queue else round(self.population_size * self.warmup_fraction)
+        self._warmup = min(self.population_size, max(2, wanted))
+
+    def _next(self) -> Arch | None:
+        while self._seed_queue:
+            arch = self._seed_queue.pop(0)
+            if arch.id not in self._seen:
+                return arch
+        warming_up = len(self._population) + len(self._pending) < self._warmup
+        if warming_up or not self._population:
+            arch = self._sample_new()
+            if arch is not None:
+                return arch
+            if not self._population:
+                return None
+        parent = self._tournament()
+        child = parent
+        for _ in range(self.mutations):
+            child = self._mutate_feasible(child)
+        return child
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "warmup": self._warmup}
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        super()._load_state(state)
+        self._warmup = int(state.get("warmup", self._warmup))
