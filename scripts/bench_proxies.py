@@ -84,6 +84,10 @@ def trained(args: argparse.Namespace) -> None:
             print(res.table())
             print()
             sys.stdout.flush()
+            if args.out_dir:
+                Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+                out = Path(args.out_dir) / f"{space_name}_{ds_name}.json"
+                out.write_text(json.dumps(res.to_json(with_scores=True)))
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -131,7 +135,8 @@ def main() -> None:
     p.add_argument("--n-trained", type=int, default=100)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-train-samples", type=int, default=None)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", default=None, help="training result cache (reruns do not train again)")
+    p.add_argument("--out-dir", default=None, help="write each trained table's scores as JSON here")
     p.add_argument("--speed", action="store_true")
     p.add_argument("--speed-n", type=int, default=100)
     p.add_argument("--workers", type=int, default=2)

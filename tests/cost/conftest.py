@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-# (space, input shape, classes, how many archs): small enough for CI, one of each op mix.
+# (space, input shape, classes, how many archs): what fits the 120 s budget of these tests on
+# 2 busy cores (an mcunet or nasbench201 arch takes ~13 s to convert); the full check is
+# scripts/bench_cost_model.py.
 CASES = [
     ("nanonas", (32, 32, 3), 10, 3),
     ("dscnn", (49, 10, 1), 12, 3),
-    ("mcunet", (32, 32, 3), 10, 2),
+    ("mcunet", (32, 32, 3), 10, 1),
     ("nasbench201", (16, 16, 3), 10, 1),
 ]
 

@@ -96,3 +96,14 @@ def test_killed_process_group_resumes_with_two_workers(tmp_path):
     first = [e for e in entries if e["id"] in before]
     pids = {e["worker"] for e in first}
     assert None not in pids and proc.pid not in pids  # trained in the pool's worker processes, not the parent
+
+
+@pytest.mark.slow
+def test_time_budget_stops_the_search(tmp_path, digits):
+    """A budget in minutes (here 0.06 s) still buys one candidate and then stops submitting."""
+    out = tmp_path / "run"
+    settings = tiny_settings(strategy="random", budget_candidates=None, budget_minutes=0.001, final_top_k=1,
+                             final_epochs=1)
+    result = search(settings=settings, out=out, dataset=digits)
+    assert len(_search_candidates(out)) == 1 and result.summary["candidates_evaluated"] == 1
+    assert result.summary["winner"]["id"] == _search_candidates(out)[0]["id"]

@@ -128,3 +128,19 @@ def test_keras_model_unchanged_and_scored_from_its_weights(batch):
     # the scores come from the model's weights, not from a fresh init
     fresh = score_graph(graph, proxies=["synflow"], seed=0)["synflow"]
     assert scores["synflow"] != pytest.approx(fresh)
+
+
+def test_baselines_never_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from tinynas.proxies import score_graph\n"
+        "from tinynas.space import get_space\n"
+        "s = get_space('nasbench201', input_shape=(32, 32, 3), num_classes=10)\n"
+        "print(score_graph(s.graph(s.sample(np.random.default_rng(0))), proxies=['params', 'macs']))\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -15,6 +15,9 @@ per-bucket figures TFLM reports, the per-channel arrays follow from the
 4 -> 32 filter sweep, and the per-kind constants are a least-squares fit of the
 rest of the tail (residual within +-3 bytes on every model of the set).
 
+Trained models are assumed (every conv and FC has its bias tensor); an untrained
+model whose zero Dense bias the converter dropped needs 24 bytes less.
+
 On a 32-bit Cortex-M the same model needs a few percent less (4-byte
 pointers: KWS 22,772 vs 24,272 bytes with reference kernels) but CMSIS-NN
 kernels add im2col scratch (KWS 23,940); the cost model reports the host

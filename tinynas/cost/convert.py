@@ -1,12 +1,13 @@
 """The converter's view of a Graph: what ``TFLiteConverter`` makes of the Keras model a space builds.
 
-The cost model costs what TFLite Micro will run, so it first applies the two
-rewrites of the converter that change the op list: identical RELU/RELU6 ops on
-one tensor are merged (common-subexpression elimination), and a RELU/RELU6
-whose input comes only from a CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED or ADD
-without an activation is fused into that op. Spaces that emit activations as
-separate ops (NAS-Bench-201's ReLU-Conv-BN) need this; graphs without
-standalone activations are returned unchanged.
+The cost model costs what TFLite Micro will run, so it first applies what the
+converter does to the op list: ops are put in the converter's order (it decides
+tensor lifetimes, so the arena); identical weight-free ops on the same tensors
+(RELU, pools, ADD, MEAN) are merged (common-subexpression elimination); and a
+RELU/RELU6 whose input comes only from a CONV_2D, DEPTHWISE_CONV_2D,
+FULLY_CONNECTED or ADD without an activation is fused into that op. Spaces that
+emit activations as separate ops or branch (NAS-Bench-201's ReLU-Conv-BN cells)
+need this; a chain without standalone activations is returned unchanged.
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ Constants: a least-squares fit of (file size - aligned buffers - 12 bytes per
 quantization channel) on 61 random archs of nanonas (32x32x3, 50x50x3), dscnn
 (49x10x1), mcunet (32x32x3, 48x48x3) and nasbench201 converted by
 ``tinynas.deploy.quantize`` (TF 2.21); every file of that set within 1.5 %, most
-within 0.3 %. The MLPerf Tiny files, made by an older converter with shorter
+within 0.3 %. The model assumes trained weights: nonzero, distinct biases. An
+untrained Keras model converts smaller (1-34 % on nanonas archs): the converter
+drops an all-zero Dense bias, and an identity BatchNorm leaves shorter tensor
+names (names are a large share of a tiny model's file).
+The MLPerf Tiny files, made by an older converter with shorter
 tensor names, come out 4 % small; `tinynas estimate` uses a file's real size.
 """
 

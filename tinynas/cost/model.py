@@ -21,6 +21,8 @@ from tinynas.errors import CostError
 from tinynas.space.graph import Graph
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tinynas.hardware.profile import HardwareProfile
 
 
@@ -68,7 +70,7 @@ def estimate(
 
 
 def estimate_tflite(
-    path_or_bytes: "str | bytes",
+    path_or_bytes: "str | Path | bytes",
     *,
     profile: "HardwareProfile | None" = None,
     latency_target_ms: float | None = None,

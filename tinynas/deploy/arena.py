@@ -59,6 +59,9 @@ def probe(n):
 # lo: largest size known to fail (or the start - 1); hi: a size known to work, or 0.
 if hi == 0:
     n = start
+    if n > cap:
+        print(json.dumps({"error": "too large"}), flush=True)
+        sys.exit(0)
     while not probe(n):
         lo = n
         n *= 2
@@ -92,6 +95,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(bytes(model_bytes))
         lo, hi, start = MIN_ARENA_BYTES - 1, 0, MIN_ARENA_BYTES
+        crashes: list[str] = []
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         for _attempt in range(64):
             proc = subprocess.run(
@@ -107,6 +111,12 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
                 if "result" in rec:
                     return int(rec["result"])
                 if "error" in rec:
+                    if crashes:
+                        raise DeployError(
+                            f"the TFLite Micro interpreter crashed ({crashes[-1]}) at every arena size from "
+                            f"{MIN_ARENA_BYTES} to {MAX_ARENA_BYTES} bytes tried; the model is likely malformed "
+                            "or uses something TFLM cannot run (check it with the TFLM interpreter directly)"
+                        )
                     raise DeployError(
                         f"TFLite Micro could not allocate this model with up to {MAX_ARENA_BYTES} bytes: "
                         "it likely uses an op TFLM does not support or is not int8"
@@ -124,6 +134,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
                     f"the arena probe process failed (exit code {proc.returncode}): {proc.stderr.strip()[-500:]}"
                 )
             # The child died while probing last_try: treat that size as too small and go on.
+            crashes.append(f"exit code {proc.returncode}")
             log.debug("arena probe crashed at %d bytes (exit %s); continuing", last_try, proc.returncode)
             lo = max(lo, last_try)
             start = 2 * last_try  # while still looking for a size that works, keep doubling

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,14 +115,8 @@ def require_feasible(check: CostCheck, *, seed: int = 0) -> Arch:
         parts.append(f"{c.name} {need} {unit} vs budget {budget} {unit} ({'fits' if c.fits else 'over'})")
     profile = check.profile
     raise SearchError(
-        f"no architecture of space {space_name(check)!r} fits board {profile.id!r}: the smallest one found "
+        f"no architecture of space {check.space.name!r} fits board {profile.id!r}: the smallest one found "
         f"({arch}) needs {'; '.join(parts)}; pick a board with more room (e.g. `tinynas profiles list`), "
         "a space with smaller models (--space), or a smaller input"
     )
 
-
-def space_name(check: CostCheck) -> str:
-    return check.space.name
-
-
-FeasibleFn = Callable[[Arch], bool]

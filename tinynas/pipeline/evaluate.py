@@ -117,10 +117,6 @@ def train_job(spec: WorkerSpec, job: EvalJob, dataset: Any = None) -> dict[str, 
     }
 
 
-class _DoneFuture(cf.Future):
-    pass
-
-
 class Evaluator:
     """Runs ``EvalJob``s: in this process (``workers=1``) or in a spawn pool of ``workers`` processes.
 
@@ -137,7 +133,7 @@ class Evaluator:
 
     def submit(self, job: EvalJob) -> cf.Future:
         if self.workers == 1:
-            fut: cf.Future = _DoneFuture()
+            fut: cf.Future = cf.Future()
             try:
                 fut.set_result(train_job(self.spec, job, self._dataset))
             except KeyboardInterrupt:

@@ -83,11 +83,24 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
             ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
                                progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
             names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
-            run_stages(ctx, names)
+            try:
+                run_stages(ctx, names)
+            except BaseException:
+                _report_anyway(rd.path)  # Ctrl-C or a failed stage: show what was finished
+                raise
         rd.journal.append({"type": "session", "seconds": round(time.monotonic() - started, 3),
                            "kind": "run" if deploy else "search"})
         summary = write_report(rd.path)
     return RunResult(out_dir=out, summary=summary)
+
+
+def _report_anyway(path: Path) -> None:
+    from tinynas.pipeline.report import write_report
+
+    try:
+        write_report(path)
+    except Exception as exc:  # the original error matters more than a report of a broken run
+        log.info("no report for the unfinished run in %s (%s)", path, exc)
 
 
 # -- the deploy stage -----------------------------------------------------------------------------

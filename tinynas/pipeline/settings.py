@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from tinynas.errors import SearchError, SpaceError, TinyNASError
 from tinynas.train.budget import TrainBudget
 
@@ -129,7 +131,7 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         dataset = load_dataset(settings.dataset, seed=settings.seed)
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-        space.graph(space.sample(__import__("numpy").random.default_rng(0)))
+        space.graph(space.sample(np.random.default_rng(0)))  # a space may only fail when building
     except (SpaceError, TinyNASError) as exc:
         fits = []
         for name in space_names():

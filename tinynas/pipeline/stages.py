@@ -23,7 +23,6 @@ import concurrent.futures as cf
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from tinynas.errors import SearchError, TinyNASError
@@ -208,6 +207,8 @@ def search_stage(ctx: StageContext) -> dict:
     search_budget = s.search_budget()
 
     def budget_left() -> bool:
+        if not journaled and not in_flight:
+            return True  # any budget buys at least one candidate
         if budget_n is not None and len(journaled) + len(in_flight) >= budget_n:
             return False
         return minutes is None or time.monotonic() - started < 60.0 * float(minutes)
@@ -347,6 +348,3 @@ def winner_stage(ctx: StageContext) -> dict:
     return {"id": winner["id"], "arch": winner["arch"], "cost": winner["cost"], "accuracy": winner["accuracy"],
             "test_accuracy": winner.get("test_accuracy"), "model": "model/model.keras"}
 
-
-def winner_model_path(run: RunDir, arch_id: str) -> Path:
-    return run.path / "stages" / "final" / f"{arch_id}.keras"

@@ -1,0 +1,244 @@
+"""Search strategies at equal budget on real training, against KerasTuner, and a sweep against a single run.
+
+For each dataset x board x seed: the pipeline's ``search`` with each strategy
+(random, evolution, reinforce, staged) and KerasTuner's RandomSearch and Hyperband
+oracles over the same space (hp.Choice per decision, infeasible archs rejected by the
+same cost check before training, trained by the same trainer), each with the same
+number of trained candidates; then the best candidate of every run is trained in
+full and its int8 accuracy measured in the TFLite Micro interpreter. Prints the mean
+over seeds of: best search (low-fidelity, float) validation accuracy, int8 test
+accuracy of the winner, and the training seconds spent until the best candidate was
+found (the prefilter's time included for staged). All trainings share one result
+cache, so the same arch at the same budget is trained once for every method; the
+seconds counted are those of the original training. Finally: wall time of a sweep
+over 5 MCU boards against a single run with the same settings (fresh caches).
+
+    .venv/bin/python scripts/bench_search.py --quick      # ~10-15 min on 2 cores
+    .venv/bin/python scripts/bench_search.py --seeds 3 --budget 24 --strategies random,evolution,reinforce,staged
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+SWEEP_BOARDS = ("nucleo-h743zi", "nano33ble", "esp32s3-devkitc", "pico", "nucleo-l432kc")
+
+
+def time_to_best(entries: list[dict[str, Any]]) -> tuple[float, float, int]:
+    """(best accuracy, training seconds spent up to and including its first occurrence, trainings)."""
+    best, spent, at = -1.0, 0.0, 0.0
+    for e in entries:
+        spent += float(e.get("train_seconds") or 0.0)
+        if e.get("accuracy") is not None and e["accuracy"] > best:
+            best, at = float(e["accuracy"]), spent
+    return best, at, len(entries)
+
+
+def int8_of(model_path: Path, dataset: Any, memo: dict, key: str) -> float:
+    """int8 test accuracy in TFLite Micro of a trained .keras model (memoized by arch and dataset)."""
+    if key in memo:
+        return memo[key]
+    import keras
+
+    from tinynas.deploy.interpreter import int8_accuracy
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.train import fit_inputs
+
+    model = keras.saving.load_model(model_path, compile=False)
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    fit = dict(dataset=dataset.name, fingerprint=dataset.fingerprint)
+    x_train = fit_inputs(dataset.x_train, shape, split="train", **fit)
+    x_test = fit_inputs(dataset.x_test, shape, split="test", **fit)
+    data = quantize_int8(model, representative=x_train[:200])
+    memo[key] = int8_accuracy(data, x=x_test, y=dataset.y_test)
+    return memo[key]
+
+
+def run_pipeline(strategy: str, *, dataset: Any, board: str, seed: int, args: Any, root: Path,
+                 memo: dict) -> dict[str, Any]:
+    from tinynas.pipeline.journal import Journal
+    from tinynas.pipeline.run import search
+    from tinynas.pipeline.settings import RunSettings
+
+    out = root / dataset.name / board / f"{strategy}-s{seed}"
+    settings = RunSettings(profile=board, dataset=dataset.name, space=args.space, strategy=strategy,
+                           budget_candidates=args.budget, seed=seed, search_epochs=args.search_epochs,
+                           search_samples=args.search_samples, final_epochs=args.final_epochs, final_top_k=1,
+                           prefilter_candidates=args.prefilter, cache_dir=str(root / "cache" / dataset.name))
+    result = search(settings=settings, out=out, dataset=dataset)
+    journal = Journal(out / "journal.jsonl")
+    best, at, n = time_to_best(journal.candidates(stage="search"))
+    events = {(e["stage"], e["event"]): e["time"] for e in journal.events(stage="prefilter")}
+    if ("prefilter", "done") in events:
+        at += events[("prefilter", "done")] - events[("prefilter", "start")]
+    win = result.summary["winner"]
+    return {"best": best, "seconds": at, "trainings": n,
+            "int8": int8_of(out / "model" / "model.keras", dataset, memo, f"{dataset.name}:{win['id']}:{seed}")}
+
+
+def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any, root: Path,
+                   memo: dict) -> dict[str, Any]:
+    """KerasTuner's oracle proposes, our cost check rejects infeasible archs untrained, our trainer trains."""
+    import keras_tuner as kt
+
+    from tinynas.hardware import load_profile
+    from tinynas.pipeline.constraints import CostCheck
+    from tinynas.space import get_space
+    from tinynas.space.arch import Arch
+    from tinynas.train import TrainBudget, TrainCache, train_graph
+
+    space = get_space(args.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+    check = CostCheck(space=space, profile=load_profile(board))
+    hp = kt.HyperParameters()
+    for d in space.decisions():
+        hp.Choice(d.name, list(d.options))
+    objective = kt.Objective("val_accuracy", "max")
+    if kind == "kt-hyperband":
+        oracle = kt.oracles.HyperbandOracle(objective=objective, max_epochs=3 * args.search_epochs, factor=3,
+                                            hyperband_iterations=100, seed=seed, hyperparameters=hp,
+                                            max_consecutive_failed_trials=10_000)
+    else:
+        oracle = kt.oracles.RandomSearchOracle(objective=objective, max_trials=100_000, seed=seed,
+                                               hyperparameters=hp, max_consecutive_failed_trials=10_000)
+    oracle.verbose = 0
+    oracle._set_project_dir(str(root / "kt" / dataset.name / board), f"{kind}-s{seed}")
+    cache = TrainCache(root / "cache" / dataset.name)
+    entries, rejected = [], 0
+    while len(entries) < args.budget and rejected < 50 * args.budget:
+        trial = oracle.create_trial(f"bench-{seed}")
+        if trial.status == "STOPPED":
+            break
+        values = trial.hyperparameters.values
+        arch = Arch.from_dict(space.name, {d.name: values[d.name] for d in space.decisions()})
+        if not space.contains(arch) or not check(arch):
+            rejected += 1
+            trial.status = "INVALID"  # the same hard constraint: never trained
+            oracle.end_trial(trial)
+            continue
+        epochs = int(values.get("tuner/epochs", args.search_epochs))
+        budget = TrainBudget.low_fidelity(epochs=epochs, max_train_samples=args.search_samples)
+        result = train_graph(space.graph(arch), dataset, budget=budget, seed=seed, cache=cache, arch_id=arch.id)
+        oracle.update_trial(trial.trial_id, {"val_accuracy": result.val_accuracy})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        entries.append({"arch": arch, "accuracy": result.val_accuracy, "train_seconds": result.train_seconds})
+    best, at, n = time_to_best(entries)
+    winner = max(entries, key=lambda e: e["accuracy"])["arch"]
+    from tinynas.pipeline.evaluate import EvalJob, WorkerSpec, train_job
+
+    spec = WorkerSpec(dataset=dataset.name, dataset_seed=0, space=args.space, input_shape=tuple(dataset.input_shape),
+                      num_classes=dataset.num_classes, cache_dir=str(root / "cache" / dataset.name))
+    path = root / "kt-models" / f"{winner.id}-s{seed}.keras"
+    final = TrainBudget(epochs=args.final_epochs, evaluate_test=True)
+    train_job(spec, EvalJob(arch=winner, budget=final, seed=seed, fidelity="final", model_path=str(path)), dataset)
+    return {"best": best, "seconds": at, "trainings": n,
+            "int8": int8_of(path, dataset, memo, f"{dataset.name}:{winner.id}:{seed}")}
+
+
+def bench_sweep(args: Any, root: Path) -> tuple[float, float]:
+    from tinynas.data import load_dataset
+    from tinynas.pipeline.run import run
+    from tinynas.pipeline.settings import RunSettings
+    from tinynas.pipeline.sweep import sweep
+
+    dataset = load_dataset("digits", seed=0)
+    settings = RunSettings(profile=SWEEP_BOARDS[1], dataset="digits", space=args.space, budget_candidates=args.budget,
+                           search_epochs=args.search_epochs, search_samples=args.search_samples,
+                           final_epochs=args.final_epochs, final_top_k=2, prefilter_candidates=args.prefilter)
+    t0 = time.perf_counter()
+    run(settings=settings.replace(cache_dir=str(root / "single-cache")), out=root / "single", dataset=dataset)
+    single = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = sweep(settings=settings, profiles=list(SWEEP_BOARDS), out=root / "sweep")
+    multi = time.perf_counter() - t0
+    for b in report.report["boards"]:
+        logging.getLogger("bench").warning("sweep %s: %s", b["board"], {k: b.get(k) for k in
+                                           ("status", "winner", "int8_accuracy", "trainings", "shared")})
+    return single, multi
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small defaults that finish in ~10-15 minutes")
+    parser.add_argument("--datasets", default="digits,mnist1d")
+    parser.add_argument("--boards", default="nucleo-l432kc,nucleo-h743zi", help="a tight and a roomy board")
+    parser.add_argument("--strategies", default=None)
+    parser.add_argument("--tuners", default="kt-random,kt-hyperband")
+    parser.add_argument("--space", default="dscnn")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=None, help="trained candidates per run")
+    parser.add_argument("--search-epochs", type=int, default=None)
+    parser.add_argument("--search-samples", type=int, default=600)
+    parser.add_argument("--final-epochs", type=int, default=None)
+    parser.add_argument("--prefilter", type=int, default=100)
+    parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--out", default=None, help="keep the run directories here (default: a temp folder)")
+    args = parser.parse_args()
+    args.strategies = args.strategies or ("random,staged" if args.quick else "random,evolution,reinforce,staged")
+    args.budget = args.budget or (8 if args.quick else 24)
+    args.search_epochs = args.search_epochs or 2
+    args.final_epochs = args.final_epochs or (8 if args.quick else 20)
+    if args.quick:
+        args.search_samples = min(args.search_samples, 500)
+        args.prefilter = min(args.prefilter, 60)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for noisy in ("tinynas", "absl", "tensorflow", "keras_tuner"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    from tinynas.data import load_dataset
+
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search-"))
+    methods = [m for m in args.strategies.split(",") if m] + [m for m in args.tuners.split(",") if m]
+    memo: dict[str, float] = {}
+    rows = []
+    started = time.perf_counter()
+    for ds_name in args.datasets.split(","):
+        dataset = load_dataset(ds_name, seed=0)
+        for board in args.boards.split(","):
+            for method in methods:
+                results = []
+                for seed in range(args.seeds):
+                    fn = run_kerastuner if method.startswith("kt-") else run_pipeline
+                    results.append(fn(method, dataset=dataset, board=board, seed=seed, args=args, root=root,
+                                      memo=memo))
+                    print(f"  {ds_name:8} {board:14} {method:13} seed {seed}: {results[-1]}", file=sys.stderr,
+                          flush=True)
+                rows.append((ds_name, board, method, results))
+    search_time = time.perf_counter() - started
+
+    print(f"\nspace {args.space}; {args.budget} trained candidates per run ({args.search_epochs} epochs on "
+          f"{args.search_samples} samples), winner trained {args.final_epochs} epochs; {args.seeds} seeds; "
+          f"mean (min-max) over seeds")
+    print(f"{'dataset':8} {'board':14} {'method':13} {'best val acc (float, low-fi)':>30} "
+          f"{'int8 test acc (TFLM)':>24} {'train s to best':>16}")
+    for ds_name, board, method, results in rows:
+        def stat(key: str, fmt: str) -> str:
+            vals = [r[key] for r in results]
+            return f"{format(statistics.mean(vals), fmt)} ({format(min(vals), fmt)}-{format(max(vals), fmt)})"
+
+        print(f"{ds_name:8} {board:14} {method:13} {stat('best', '.3f'):>30} {stat('int8', '.3f'):>24} "
+              f"{stat('seconds', '.0f'):>16}")
+    print(f"(strategy table: {search_time:.0f} s wall)")
+    if not args.no_sweep:
+        single, multi = bench_sweep(args, root)
+        print(f"\nsweep over {len(SWEEP_BOARDS)} MCU boards ({', '.join(SWEEP_BOARDS)}) vs a single run "
+              f"(`tinynas run`, nano33ble), digits, same settings, fresh caches:")
+        print(f"{'single run':>12} {'sweep':>10} {'ratio':>7}")
+        print(f"{single:>11.0f}s {multi:>9.0f}s {multi / single:>7.2f}")
+    print(f"\nrun directories: {root}")
+
+
+if __name__ == "__main__":
+    main()
