@@ -61,10 +61,15 @@ def nb201_data(args: argparse.Namespace) -> None:
     from tinynas.proxies.benchmark import benchmark_nasbench201
     from tinynas.proxies.ensemble import RankEnsemble
 
-    res = benchmark_nasbench201(truth_path=args.truth, n=args.n_data, seed=args.seed, proxies=DATA_DEP + DATA_FREE,
-                                cells_per_stage=args.cells_data, ensemble=RankEnsemble.of(["synflow", "params", "naswot"]),
+    from tinynas.proxies.ensemble import DATA_ENSEMBLE
+
+    names = args.proxies_data.split(",")
+    res = benchmark_nasbench201(truth_path=args.truth, n=args.n_data, seed=args.seed, proxies=names,
+                                cells_per_stage=args.cells_data, ensemble=RankEnsemble.of(DATA_ENSEMBLE),
                                 progress=args.progress)
     print(res.table())
+    if args.out_data:
+        Path(args.out_data).write_text(json.dumps(res.to_json(with_scores=True)))
     print()
 
 
@@ -127,6 +132,8 @@ def main() -> None:
     p.add_argument("--proxies", default=",".join(DATA_FREE), help="proxies for the --n table")
     p.add_argument("--n-data", type=int, default=0, help="NAS-Bench-201 cells for the data-dependent proxies")
     p.add_argument("--cells-data", type=int, default=5)
+    p.add_argument("--proxies-data", default=",".join(DATA_DEP + DATA_FREE), help="proxies for the --n-data table")
+    p.add_argument("--out-data", default=None, help="write the --n-data scores as JSON here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the NAS-Bench-201 scores as JSON here")
     p.add_argument("--trained", action="store_true", help="run the trained-accuracy tables")

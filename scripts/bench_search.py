@@ -189,10 +189,10 @@ def main() -> None:
     args.strategies = args.strategies or ("random,staged" if args.quick else "random,evolution,reinforce,staged")
     args.budget = args.budget or (8 if args.quick else 24)
     args.search_epochs = args.search_epochs or 2
-    args.final_epochs = args.final_epochs or (8 if args.quick else 20)
+    args.final_epochs = args.final_epochs or (6 if args.quick else 20)
     if args.quick:
         args.search_samples = min(args.search_samples, 500)
-        args.prefilter = min(args.prefilter, 60)
+        args.prefilter = min(args.prefilter, 40)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for noisy in ("tinynas", "absl", "tensorflow", "keras_tuner"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Flags that make a run take seconds: few candidates, one epoch on a small subset.
-TINY = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "200", "--final-epochs", "2",
+TINY = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "200", "--final-epochs", "1",
         "--final-top-k", "2", "--prefilter-candidates", "12", "--no-progress"]
 
 
@@ -11,6 +11,6 @@ def tiny_settings(**changes):
     from tinynas.pipeline.settings import RunSettings
 
     values = dict(profile="nano33ble", dataset="digits", budget_candidates=3, search_epochs=1, search_samples=200,
-                  final_epochs=2, final_top_k=2, prefilter_candidates=12, prefilter_keep=4)
+                  final_epochs=1, final_top_k=2, prefilter_candidates=12, prefilter_keep=4)
     values.update(changes)
     return RunSettings(**values)

@@ -74,3 +74,16 @@ def test_report_of_a_folder_that_is_no_run(tmp_path):
 def test_sweep_needs_boards(tmp_path):
     result = CliRunner().invoke(cli, ["sweep", "--dataset", "digits", "--out", str(tmp_path / "s")])
     assert isinstance(result.exception, SearchError) and "--profiles a,b,c or --kind" in str(result.exception)
+
+
+def test_sweep_boards_by_name_or_kind():
+    from tinynas.errors import TinyNASError
+    from tinynas.pipeline.sweep import sweep_profiles
+
+    assert sweep_profiles(profiles=["pico", " nano33ble"]) == ["pico", "nano33ble"]
+    mcus = sweep_profiles(kind="mcu")
+    assert "nano33ble" in mcus and "rtx-4090" not in mcus
+    with pytest.raises(SearchError, match="names a board twice"):
+        sweep_profiles(profiles=["pico", "pico"])
+    with pytest.raises(TinyNASError, match="toaster"):
+        sweep_profiles(kind="toaster")

@@ -17,7 +17,7 @@ from tinynas.pipeline.journal import Journal
 def test_sweep_shares_candidates_and_survives_a_failing_board(tmp_path, no_room_profile):
     out = tmp_path / "sweep"
     boards = f"nano33ble,{no_room_profile},nucleo-h743zi"
-    args = ["sweep", "--profiles", boards, "--dataset", "digits", "--strategy", "evolution", *TINY,
+    args = ["sweep", "--profiles", boards, "--dataset", "digits", "--strategy", "evolution", *TINY, "--final-top-k", "1",
             "--search-only", "--out", str(out), "--json"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

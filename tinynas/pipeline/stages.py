@@ -37,6 +37,8 @@ from tinynas.strategies import Observation, Strategy, make_strategy
 log = logging.getLogger(__name__)
 
 StageFn = Callable[["StageContext"], dict]
+#: consecutive proposals of already-evaluated archs after which the feasible space counts as exhausted
+MAX_REPEATS = 200
 STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
 
 
@@ -157,7 +159,10 @@ def make_search_strategy(ctx: StageContext) -> Strategy:
     hyper = dict(ctx.resolved.strategy_hyper)
     if s.strategy == "staged":
         done = ctx.run.stage_done("prefilter") or {}
-        hyper["seed_archs"] = [Arch.from_json(k["arch"]) for k in done.get("kept", [])]
+        kept = [Arch.from_json(k["arch"]) for k in done.get("kept", [])]
+        # Seeds fill at most a third of a candidate budget: the rest is evolution from the best of them.
+        budget_n = s.candidates
+        hyper["seed_archs"] = kept if budget_n is None else kept[:max(2, budget_n // 3)]
     return make_strategy(s.strategy, space=ctx.resolved.space, seed=int(s.seed), feasible=ctx.check, **hyper)
 
 
@@ -214,9 +219,10 @@ def search_stage(ctx: StageContext) -> dict:
         return minutes is None or time.monotonic() - started < 60.0 * float(minutes)
 
     interrupted = False
+    repeats = 0  # proposals of archs already evaluated in a row (evolution may repeat, Real et al. 2019)
     try:
         while True:
-            while len(in_flight) < ctx.evaluator.workers and budget_left():
+            while len(in_flight) < ctx.evaluator.workers and budget_left() and repeats < MAX_REPEATS:
                 if queue:
                     arch = queue.pop(0)
                 else:
@@ -224,9 +230,11 @@ def search_stage(ctx: StageContext) -> dict:
                     if not asked:
                         break
                     arch = asked[0]
-                if arch.id in journaled:
+                if arch.id in journaled:  # known result: told again, not trained again
                     strategy.tell(arch, observation(journaled[arch.id]))
+                    repeats += 1
                     continue
+                repeats = 0
                 if not ctx.check(arch):  # constraints are hard: never trained
                     raise SearchError(f"strategy {s.strategy!r} proposed {arch.id}, which does not fit "
                                       f"{ctx.resolved.profile.id}; this is a bug in the strategy's feasibility filter")
@@ -262,6 +270,9 @@ def search_stage(ctx: StageContext) -> dict:
                         len(journaled))
         if bar is not None:
             bar.close()
+    if repeats >= MAX_REPEATS:
+        log.warning("search: the strategy proposed only archs already evaluated %d times in a row: the feasible "
+                    "space looks exhausted after %d candidates", MAX_REPEATS, len(journaled))
     front_latency = [a.id for a, _ in strategy.pareto_front(cost="latency_ms")]
     front_arena = [a.id for a, _ in strategy.pareto_front(cost="arena_bytes")]
     usable = [e for e in journaled.values() if e.get("accuracy") is not None]

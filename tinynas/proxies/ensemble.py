@@ -20,7 +20,8 @@ from tinynas.proxies.registry import get_proxy
 # Chosen on NAS-Bench-201 CIFAR-10 (see DEFAULT_ENSEMBLE_EVIDENCE): data-free members only,
 # so the ensemble also works for the prefilter without a dataset.
 DEFAULT_ENSEMBLE: dict[str, float] = {"synflow": 1.0, "params": 1.0, "zen": 1.0}
-DEFAULT_ENSEMBLE_EVIDENCE = "filled in by scripts/bench_proxies.py --select-ensemble; see the module docstring"
+# With a labelled batch: adds NASWOT, the data-dependent proxy that carries information params lacks.
+DATA_ENSEMBLE: dict[str, float] = {"synflow": 1.0, "params": 1.0, "naswot": 1.0}
 
 
 @dataclass(frozen=True)
