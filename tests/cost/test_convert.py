@@ -55,3 +55,15 @@ def test_branches_are_ordered_by_the_converters_walk():
     assert [op.kind for op in v.ops] == [
         "CONV_2D", "AVERAGE_POOL_2D", "RELU", "CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED",
     ]
+
+
+def test_relu_after_a_pool_is_fused_into_the_pool():
+    # NAS-Bench-201 cells: avg pool then ReLU-Conv; Pool2DOptions carry a fused activation.
+    b = GraphBuilder(input_shape=(8, 8, 4))
+    x = b.conv2d(b.input, filters=4)
+    p = b.pool2d(x, kind="avg", pool=3, stride=1, padding="same")
+    y = b.conv2d(b.relu(p), filters=4)
+    out = b.fully_connected(b.global_avg_pool(b.add(x, y)), units=2)
+    v = converter_view(b.build(outputs=[out]))
+    assert "RELU" not in [op.kind for op in v.ops]
+    assert next(op for op in v.ops if op.kind == "AVERAGE_POOL_2D").attrs["activation"] == "relu"

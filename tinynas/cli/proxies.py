@@ -69,7 +69,7 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
     import numpy as np
 
     from tinynas.proxies import proxy_names
-    from tinynas.proxies.ensemble import default_ensemble
+    from tinynas.proxies.ensemble import ensemble_for
     from tinynas.proxies.score import score_arch
     from tinynas.space import get_space
 
@@ -86,10 +86,9 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
         arch = space.sample(rng)
         rows.append({"id": arch.id, "arch": arch.to_json(),
                      "scores": score_arch(space=space, arch=arch, proxies=names, batch=batch, seed=seed)})
-    ens = default_ensemble()
-    if all(m in names for m in ens.names):
-        for row, value in zip(rows, ens.combine([r["scores"] for r in rows])):
-            row["ensemble_rank"] = float(value)
+    ens = ensemble_for(names)
+    for row, value in zip(rows, ens.combine([r["scores"] for r in rows])):
+        row["ensemble_rank"] = float(value)
     if as_json:
         echo_json(rows)
         return
@@ -120,11 +119,10 @@ def benchmark(space_name: str, truth: str | None, column: str, dataset: str | No
     """Spearman and Kendall tau of each proxy (and the ensemble) against accuracy, plus seconds per arch."""
     from tinynas.proxies import proxy_names
     from tinynas.proxies.benchmark import benchmark_nasbench201, benchmark_trained
-    from tinynas.proxies.ensemble import RankEnsemble, default_ensemble
+    from tinynas.proxies.ensemble import ensemble_for
 
     names = _proxy_list(proxy_csv, default=proxy_names(needs_data=False))
-    ens = default_ensemble()
-    ens = ens if all(m in names for m in ens.names) else RankEnsemble.of(names)
+    ens = ensemble_for(names)
     if truth:
         if space_name != "nasbench201":
             raise ProxyError(f"--truth is a NAS-Bench-201 table: use it with --space nasbench201, not {space_name!r}")

@@ -5,7 +5,7 @@ converter does to the op list: ops are put in the converter's order (it decides
 tensor lifetimes, so the arena); identical weight-free ops on the same tensors
 (RELU, pools, ADD, MEAN) are merged (common-subexpression elimination); and a
 RELU/RELU6 whose input comes only from a CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED or ADD without an activation is fused into that op. Spaces that
+FULLY_CONNECTED, ADD or pool without an activation is fused into that op. Spaces that
 emit activations as separate ops or branch (NAS-Bench-201's ReLU-Conv-BN cells)
 need this; a chain without standalone activations is returned unchanged.
 """
@@ -16,7 +16,7 @@ from tinynas.space.graph import Graph, Op
 
 _ACT = {"RELU": "relu", "RELU6": "relu6"}
 _CSE_KINDS = frozenset({"RELU", "RELU6", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MEAN"})
-_FUSABLE = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
+_FUSABLE = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
 
 
 def converter_view(graph: Graph) -> Graph:

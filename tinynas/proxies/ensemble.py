@@ -21,7 +21,7 @@ from tinynas.proxies.registry import get_proxy
 # so the ensemble also works for the prefilter without a dataset.
 DEFAULT_ENSEMBLE: dict[str, float] = {"synflow": 1.0, "params": 1.0, "zen": 1.0}
 # With a labelled batch: adds NASWOT, the data-dependent proxy that carries information params lacks.
-DATA_ENSEMBLE: dict[str, float] = {"synflow": 1.0, "params": 1.0, "naswot": 1.0}
+DATA_ENSEMBLE: dict[str, float] = {"naswot": 1.0, "jacob_cov": 1.0, "params": 1.0}
 
 
 @dataclass(frozen=True)
@@ -73,5 +73,14 @@ def normalised_rank(values: np.ndarray) -> np.ndarray:
     return (rankdata(v, method="average") - 1.0) / (len(v) - 1.0)
 
 
-def default_ensemble() -> RankEnsemble:
-    return RankEnsemble.of(DEFAULT_ENSEMBLE)
+def default_ensemble(*, with_data: bool = False) -> RankEnsemble:
+    """The measured default: ``DATA_ENSEMBLE`` when a labelled batch is available, else ``DEFAULT_ENSEMBLE``."""
+    return RankEnsemble.of(DATA_ENSEMBLE if with_data else DEFAULT_ENSEMBLE)
+
+
+def ensemble_for(names: Sequence[str]) -> RankEnsemble:
+    """The measured ensemble whose members are all among ``names`` (data one first), else equal weights of ``names``."""
+    for members in (DATA_ENSEMBLE, DEFAULT_ENSEMBLE):
+        if all(m in names for m in members):
+            return RankEnsemble.of(members)
+    return RankEnsemble.of(list(names))

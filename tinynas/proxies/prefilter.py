@@ -152,22 +152,26 @@ def prefilter(
     candidates scored so far with ``partial=True``. Raises ProxyError for bad
     arguments or a data-dependent proxy without data.
     """
-    from tinynas.proxies.ensemble import DEFAULT_ENSEMBLE
+    from tinynas.proxies.ensemble import default_ensemble
 
     if k < 1 or n_candidates < 1:
         raise ProxyError(f"prefilter needs k >= 1 and n_candidates >= 1, got k={k}, n_candidates={n_candidates}")
-    if ensemble is not None:
-        proxies = list(ensemble.names) if proxies is None else list(proxies)
-    proxies = tuple(proxies if proxies is not None else DEFAULT_ENSEMBLE)
-    specs = [get_proxy(p) for p in proxies]
     batch: Batch | None
     if dataset_or_batch is None or isinstance(dataset_or_batch, Batch):
         batch = dataset_or_batch
     else:
         batch = batch_from_dataset(dataset_or_batch, n=batch_size, seed=seed)
+    if proxies is None:
+        ensemble = ensemble or default_ensemble(with_data=batch is not None)
+        proxies = ensemble.names
+    proxies = tuple(proxies)
+    specs = [get_proxy(p) for p in proxies]
     if batch is None and any(s.needs_data for s in specs):
         raise ProxyError("the prefilter's proxies include data-dependent ones: pass a dataset or a Batch")
     ensemble = ensemble or RankEnsemble.of({p: 1.0 for p in proxies})
+    missing = [m for m in ensemble.names if m not in proxies]
+    if missing:
+        raise ProxyError(f"ensemble members {missing} are not among the prefilter's proxies {list(proxies)}")
 
     rng = np.random.default_rng(seed)
     candidates = _sample_distinct(space, n_candidates, rng)
