@@ -82,3 +82,10 @@ def test_bad_arguments(space, profile):
         prefilter(space=space, profile=profile, n_candidates=10, k=0, progress=False)
     with pytest.raises(ProxyError, match="data-dependent"):
         prefilter(space=space, profile=profile, n_candidates=10, k=2, proxies=["snip"], progress=False)
+
+
+def test_default_proxies_are_the_measured_ensemble(space, profile):
+    from tinynas.proxies.ensemble import DEFAULT_ENSEMBLE
+
+    res = prefilter(space=space, profile=profile, n_candidates=12, k=2, seed=4, progress=False)
+    assert res.proxies == tuple(DEFAULT_ENSEMBLE) and len(res.kept) == 2

@@ -98,10 +98,13 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
         crashes: list[str] = []
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         for _attempt in range(64):
-            proc = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(path), str(lo), str(hi), str(MAX_ARENA_BYTES), str(start)],
-                capture_output=True, text=True, timeout=timeout_s, env=env,
-            )
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-c", _CHILD, str(path), str(lo), str(hi), str(MAX_ARENA_BYTES), str(start)],
+                    capture_output=True, text=True, timeout=timeout_s, env=env,
+                )
+            except subprocess.TimeoutExpired:
+                raise DeployError(f"the arena search took more than {timeout_s:g} s; is the model very large?") from None
             last_try = None
             for line in proc.stdout.splitlines():
                 try:

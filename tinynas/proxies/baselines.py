@@ -17,7 +17,7 @@ def graph_counts(graph: Graph) -> tuple[int, int]:
     the proxies work in a build without the cost model.
     """
     try:
-        from tinynas.cost import estimate  # type: ignore[attr-defined]
+        from tinynas.cost import estimate
     except ImportError:
         estimate = None
     if estimate is not None:

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -242,7 +242,7 @@ def benchmark_trained(
 
     For spaces without a published table. Ctrl-C stops early and correlates what was finished.
     """
-    from tinynas.train import TrainBudget, train_graph  # type: ignore[attr-defined]
+    from tinynas.train import TrainBudget, train_graph
 
     budget = TrainBudget(epochs=epochs, max_train_samples=max_train_samples, evaluate_test=False)
     rng = np.random.default_rng(seed)

@@ -81,7 +81,7 @@ def _sample_distinct(space: SearchSpace, n: int, rng: np.random.Generator) -> li
 
 
 def _fits(space: SearchSpace, arch: Arch, profile: Any, latency_target_ms: float | None) -> bool:
-    from tinynas.cost import estimate  # type: ignore[attr-defined]
+    from tinynas.cost import estimate
 
     cost = estimate(space.graph(arch), profile=profile, latency_target_ms=latency_target_ms)
     return bool(cost.fits)
@@ -162,7 +162,7 @@ def prefilter(
     else:
         batch = batch_from_dataset(dataset_or_batch, n=batch_size, seed=seed)
     if proxies is None:
-        ensemble = ensemble or default_ensemble(with_data=batch is not None)
+        ensemble = ensemble or default_ensemble()
         proxies = ensemble.names
     proxies = tuple(proxies)
     specs = [get_proxy(p) for p in proxies]
