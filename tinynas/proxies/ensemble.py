@@ -10,15 +10,15 @@ Spearman by >= 0.005), on 2026-11-29:
 DEFAULT_ENSEMBLE (data-free; the prefilter's default), chosen on the mean
 Spearman over five bench sets: NAS-Bench-201 CIFAR-10 val (1,000 cells, 1 cell
 per stage), nanonas x {digits, mnist1d} (100 archs, 2 epochs), mcunet x
-{digits, mnist1d} (15 archs, 2 epochs, 600 training examples):
+{digits, mnist1d} (40 archs, 2 epochs, 600 training examples):
 
     candidate                nb201  nano/dig nano/m1d mcu/dig mcu/m1d  mean
-    macs                     0.786   0.950    0.978   0.654   0.484   0.771  <- chosen
-    macs + 0.25 params       0.786   0.958    0.979   0.639   0.484   0.769
-    params                   0.786   0.967    0.966   0.502   0.474   0.739
-    synflow                  0.742   0.915    0.852   0.231  -0.036   0.541
-    zen                      0.736   0.958    0.933  -0.100  -0.050   0.495
-    synflow + params + zen   0.778   0.961    0.930   0.212   0.103   0.597
+    macs                     0.786   0.950    0.978   0.647   0.612   0.795  <- chosen
+    macs + params            0.786   0.967    0.977   0.606   0.613   0.790
+    params                   0.786   0.967    0.966   0.536   0.613   0.774
+    synflow                  0.742   0.915    0.852   0.320   0.250   0.616
+    zen                      0.736   0.958    0.933   0.082   0.242   0.590
+    synflow + params + zen   0.778   0.961    0.930   0.345   0.384   0.680
 
 No data-free zero-cost proxy, alone or in a rank ensemble, beat the MAC count.
 
@@ -31,7 +31,7 @@ other cells (seed 0):
     held out  (n=100)    0.767    0.767    0.754    0.742    0.883
 
 It does not carry over to the MCU spaces: nanonas 0.877 / 0.881 and mcunet
-0.593 / 0.389 (digits / mnist1d) against MACs' 0.950 / 0.978 / 0.654 / 0.484,
+0.646 / 0.622 (digits / mnist1d) against MACs' 0.950 / 0.978 / 0.647 / 0.612,
 so it is offered for cell spaces like NAS-Bench-201, not used by default.
 """
 
