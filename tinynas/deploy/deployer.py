@@ -113,6 +113,9 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
         require_int8(data, source=str(model_path))
         return "tflite", None, data
     if suffix == ".keras":
+        from tinynas.tf_runtime import quiet_import
+
+        quiet_import()
         import keras
 
         try:

@@ -81,6 +81,9 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
         raise DeployError(f"num_samples must be positive, got {num_samples}")
     rep = rep[:num_samples].astype(np.float32)
 
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
     import keras
     import tensorflow as tf
 

@@ -59,6 +59,9 @@ def _init_worker(spec: WorkerSpec) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Ctrl-C goes to the whole process group: the parent stops the pool, workers must not die mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
     _CTX.clear()
     _CTX["spec"] = spec
 

@@ -84,6 +84,9 @@ def build_keras_model(graph: Graph, *, seed: int | None = None) -> Any:
     ``seed`` makes weight initialisation reproducible. Raises SpaceError for an
     op kind the builder does not know.
     """
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
     import keras
 
     if seed is not None:

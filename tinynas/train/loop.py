@@ -43,6 +43,9 @@ class KerasTrainLoop:
     """Trains one functional Keras model (softmax output) on numpy arrays."""
 
     def __init__(self, model: Any, *, num_classes: int, config: LoopConfig) -> None:
+        from tinynas.tf_runtime import quiet_import
+
+        quiet_import()
         import keras
         import tensorflow as tf
 

@@ -1,0 +1,38 @@
+"""Import TensorFlow once, without its start-up chatter.
+
+TensorFlow 2.21 writes oneDNN, CUDA-probe and absl lines straight to file
+descriptor 2 while it imports and initialises its devices, before
+``TF_CPP_MIN_LOG_LEVEL`` takes effect, which buries tinynas's own output. Every
+module that needs TensorFlow or Keras calls ``quiet_import()`` first; only the
+first call does any work.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+_TF: Any = None
+
+
+def quiet_import() -> Any:
+    """The ``tensorflow`` module, imported (and its CPU device started) with fd 2 silenced."""
+    global _TF
+    if _TF is not None:
+        return _TF
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.constant(0.0).numpy()  # device start-up logs its CUDA probe here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    _TF = tf
+    return tf
