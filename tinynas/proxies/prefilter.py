@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -140,6 +140,7 @@ def prefilter(
     min_distance: int = 2,
     batch_size: int = 64,
     progress: bool = True,
+    known_scores: Mapping[str, Mapping[str, float]] | None = None,
 ) -> PrefilterResult:
     """Sample ``n_candidates`` distinct archs, keep the feasible ones, score them, return the diverse top ``k``.
 
@@ -149,7 +150,10 @@ def prefilter(
     weights); ``proxies`` defaults to the data-free default ensemble. A
     ``Dataset`` (``x_train``/``y_train``) or a ``Batch`` feeds data-dependent
     proxies. ``workers > 1`` scores in a process pool. Ctrl-C returns the
-    candidates scored so far with ``partial=True``. Raises ProxyError for bad
+    candidates scored so far with ``partial=True``. ``known_scores`` (arch id ->
+    proxy -> score, from an earlier prefilter on the same space, data and seed,
+    e.g. for another board of a sweep) are used instead of scoring again: proxy
+    scores do not depend on the board, only feasibility does. Raises ProxyError for bad
     arguments or a data-dependent proxy without data.
     """
     from tinynas.proxies.ensemble import default_ensemble
@@ -181,8 +185,12 @@ def prefilter(
     log.info("prefilter: %d sampled, %d feasible, %d infeasible", len(candidates), len(feasible), len(infeasible))
 
     results: dict[str, tuple[Arch, dict[str, float]]] = {}
+    for arch in feasible:
+        known = (known_scores or {}).get(arch.id)
+        if known is not None and all(p in known for p in proxies):
+            results[arch.id] = (arch, {p: float(known[p]) for p in proxies})
     partial = False
-    jobs = [(space, a, proxies, batch, seed) for a in feasible]
+    jobs = [(space, a, proxies, batch, seed) for a in feasible if a.id not in results]
     bar = _bar(len(jobs), progress, space.name)
     pool = None
     try:
