@@ -314,7 +314,7 @@ class _Split:
     y_test: np.ndarray
 
 
-def _scaling_text(dataset: Any) -> str | None:
+def scaling_text(dataset: Any) -> str | None:
     scaling = getattr(dataset, "input_scaling", None)
     if scaling is None:
         return None
@@ -340,7 +340,7 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
         class_names = [str(c) for c in dataset.class_names]
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                            input_scaling=_scaling_text(dataset))
+                            input_scaling=scaling_text(dataset))
         metrics["template"] = None
         name = template or profile.ecosystem.default_template
         if name == "none":  # mobile and GPU profiles: no firmware ecosystem (tinynas.hardware.schema.NO_TEMPLATE)
@@ -354,7 +354,7 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             generate_firmware(template=name, model_bytes=model_bytes, profile=profile,
                               out_dir=tmp / "firmware" / name, class_names=class_names,
                               arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                              input_scaling=_scaling_text(dataset))
+                              input_scaling=scaling_text(dataset))
             metrics["template"] = name
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         metrics["files"] = files + [METRICS_FILE]

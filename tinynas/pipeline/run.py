@@ -7,6 +7,7 @@ validation, C arrays, firmware project) before the report. Both resume a killed 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from tinynas.errors import DoesNotFitError, SearchError
+from tinynas.errors import DoesNotFitError, SearchError, TinyNASError
 from tinynas.pipeline.constraints import CostCheck, require_feasible
 from tinynas.pipeline.evaluate import Evaluator, WorkerSpec
 from tinynas.pipeline.rundir import RunDir, atomic_write_json
@@ -113,35 +114,125 @@ def _register_deploy() -> None:
 
 def deploy_stage(ctx: StageContext) -> dict:
     """Deploy the final candidates best first until one fits in TFLite Micro; copy the artifacts
-    into the run's ``model/``, ``deploy/`` and ``firmware/``."""
+    into the run's ``model/``, ``deploy/`` and ``firmware/``.
+
+    The int8 model, its TFLM accuracy and its arena depend on the trained model, not on the board:
+    when another run on the same cache (another board of a sweep) deployed the same model file,
+    its deploy is reused and only the budget check and the firmware are redone (``_redeploy``).
+    """
     from tinynas.deploy.deployer import deploy
 
     run = ctx.run
     ranked = (run.stage_done("final") or {}).get("ranked", [])
     sdir = run.stage_dir("deploy")
+    index = Path(ctx.evaluator.spec.cache_dir) / "deploys"
     failures = []
     for arch_id in ranked:
         out_dir = sdir / arch_id
+        model_path = run.path / "stages" / "final" / f"{arch_id}.keras"
+        sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        earlier = _earlier_deploy(index / f"{sha}.json", sha=sha, out_dir=out_dir, dataset=ctx.resolved.dataset)
         try:
-            result = deploy(model_path=run.path / "stages" / "final" / f"{arch_id}.keras", profile=ctx.resolved.profile,
-                            dataset=ctx.resolved.dataset, out_dir=out_dir, template=ctx.settings.template,
-                            model_id=arch_id)
+            if earlier is not None:
+                result = _redeploy(earlier, source=model_path, profile=ctx.resolved.profile,
+                                   dataset=ctx.resolved.dataset, out_dir=out_dir, template=ctx.settings.template)
+            else:
+                result = deploy(model_path=model_path, profile=ctx.resolved.profile, dataset=ctx.resolved.dataset,
+                                out_dir=out_dir, template=ctx.settings.template, model_id=arch_id)
         except DoesNotFitError as exc:
+            _remember(index / f"{sha}.json", out_dir)  # written complete, "fits": false; reusable by a roomier board
             log.warning("candidate %s does not fit in TFLite Micro: %s", arch_id, exc)
             failures.append({"id": arch_id, "error": str(exc)})
             run.journal.append({"type": "stage", "stage": "deploy", "event": "does_not_fit", "id": arch_id,
                                 "error": str(exc)})
             continue
+        _remember(index / f"{sha}.json", out_dir)
         _publish(run, out_dir, arch_id)
         metrics = result.metrics
         return {"id": arch_id, "template": metrics.get("template"), "int8_accuracy": metrics.get("int8_accuracy"),
                 "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
                 "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
-                "did_not_fit": failures}
+                "reused_from": metrics.get("reused_from"), "did_not_fit": failures}
     raise DoesNotFitError(
         f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} in TFLite Micro "
         f"({'; '.join(f['error'] for f in failures)}); the deploy outputs are in {sdir}"
     )
+
+
+def _remember(entry: Path, out_dir: Path) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(entry, {"out_dir": str(out_dir.resolve())})
+
+
+def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any) -> Any:
+    """The finished deploy of the model file with SHA-256 ``sha`` on ``dataset`` recorded in ``entry`` by
+    another run (None when there is none, it is gone, or it is ``out_dir`` itself)."""
+    from tinynas.deploy.deployer import TOOL_MARK, DeployResult
+    from tinynas.pipeline.rundir import read_json
+
+    recorded = (read_json(entry) or {}).get("out_dir")
+    if not recorded or Path(recorded) == out_dir.resolve():
+        return None
+    try:
+        earlier = DeployResult.load(Path(recorded))
+    except TinyNASError:
+        return None
+    m = earlier.metrics
+    same_data = (m.get("dataset") or {}).get("fingerprint") == getattr(dataset, "fingerprint", None)
+    if m.get("tool") != TOOL_MARK or (m.get("source") or {}).get("sha256") != sha or not same_data \
+            or not earlier.model_path.is_file():
+        return None
+    return earlier
+
+
+def _redeploy(earlier: Any, *, source: Path, profile: Any, dataset: Any, out_dir: Path,
+              template: str | None) -> Any:
+    """``earlier`` (a DeployResult of the same model file for another board) for ``profile``: the same
+    int8 model, accuracies, arena and C sources; new budget checks, metrics.json and firmware.
+    Raises DoesNotFitError (outputs written) like ``deploy``."""
+    import dataclasses
+    import json
+    import tempfile
+
+    from tinynas.deploy.deployer import METRICS_FILE, DeployResult, scaling_text
+    from tinynas.deploy.firmware import generate_firmware
+    from tinynas.deploy.validate import ValidationReport, budget_checks, does_not_fit_message
+
+    metrics = json.loads(json.dumps(earlier.metrics))
+    old = ValidationReport.from_json(metrics["validation"])
+    report = dataclasses.replace(old, profile_id=profile.id, checks=budget_checks(
+        arena_bytes=old.arena_bytes, flash_bytes=old.flash_bytes, profile=profile))
+    metrics.update(profile_id=profile.id, sram_budget_bytes=profile.sram_budget_bytes,
+                   flash_budget_bytes=profile.flash_budget_bytes, fits=report.fits, validation=report.to_json(),
+                   reused_from=str(earlier.out_dir), template=None)
+    metrics["source"]["path"] = str(source.resolve())
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        for f in earlier.out_dir.iterdir():  # int8 model, C sources, QAT weights: board-independent
+            if f.is_file() and f.name != METRICS_FILE:
+                shutil.copy2(f, tmp / f.name)
+        name = template or profile.ecosystem.default_template
+        if name and name != "none":
+            generate_firmware(template=name, model_bytes=earlier.model_path.read_bytes(), profile=profile,
+                              out_dir=tmp / "firmware" / name, class_names=[str(c) for c in dataset.class_names],
+                              arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
+                              input_scaling=scaling_text(dataset))
+            metrics["template"] = name
+        metrics["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [METRICS_FILE]
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("deploy of %s reused from %s (same model file): only the budgets and firmware redone", out_dir.name,
+             earlier.out_dir)
+    if not report.fits:
+        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
+    return DeployResult(out_dir=out_dir, model_path=out_dir / "model_int8.tflite", metrics=metrics,
+                        files=tuple(metrics["files"]))
 
 
 def _publish(run: RunDir, out_dir: Path, arch_id: str) -> None:

@@ -20,9 +20,12 @@ registered in STAGES and inserted in ``stage_plan``; nothing else changes):
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from tinynas.errors import SearchError, TinyNASError
@@ -137,20 +140,41 @@ def _collect(fut: cf.Future, arch: Arch) -> tuple[dict[str, Any] | None, str | N
 # -- prefilter ------------------------------------------------------------------------------------
 @STAGES.register("prefilter")
 def prefilter_stage(ctx: StageContext) -> dict:
-    """Zero-cost proxies on feasible samples (tinynas.proxies.prefilter); keeps the diverse top K."""
+    """Zero-cost proxies on feasible samples (tinynas.proxies.prefilter); keeps the diverse top K.
+
+    Proxy scores depend on the arch, the data and the seed, not on the board: they are kept in
+    the run's cache (``<cache>/proxies/``), so the boards of a sweep, which share one cache,
+    score each arch once and differ only in which archs they find feasible.
+    """
     from tinynas.proxies.prefilter import prefilter
 
     s = ctx.settings
+    memo_path = _proxy_memo_path(ctx)
+    memo: dict[str, dict[str, float]] = read_json(memo_path) or {}
     result = prefilter(space=ctx.resolved.space, profile=ctx.resolved.profile, dataset_or_batch=ctx.resolved.dataset,
                        n_candidates=int(s.prefilter_candidates), k=int(s.prefilter_keep), seed=int(s.seed),
-                       workers=1, progress=ctx.progress)
+                       workers=1, progress=ctx.progress, known_scores=memo)
     if result.partial:
         raise KeyboardInterrupt  # the prefilter swallowed Ctrl-C; redo it on resume
+    reused = sum(1 for c in result.scored if set(c.scores) <= set(memo.get(c.arch.id, {})))
+    memo.update({c.arch.id: {**memo.get(c.arch.id, {}), **c.scores} for c in result.scored})
+    memo_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(memo_path, memo)
     data = result.to_json()
     atomic_write_json(ctx.run.stage_dir("prefilter") / "prefilter.json", data)
-    log.info("prefilter: %d sampled, %d feasible, kept %d", result.n_sampled, result.n_feasible, len(result.kept))
+    log.info("prefilter: %d sampled, %d feasible (%d scores reused), kept %d", result.n_sampled, result.n_feasible,
+             reused, len(result.kept))
     return {"n_sampled": result.n_sampled, "n_feasible": result.n_feasible, "proxies": list(result.proxies),
-            "kept": [k.to_json() for k in result.kept]}
+            "scored": len(result.scored) - reused, "reused": reused, "kept": [k.to_json() for k in result.kept]}
+
+
+def _proxy_memo_path(ctx: StageContext) -> Path:
+    """``<cache>/proxies/<key>.json``: arch id -> proxy -> score, for one space, dataset and seed
+    (what the scores depend on; the prefilter's proxy batch is drawn from the dataset with the seed)."""
+    r = ctx.resolved
+    key = json.dumps([r.space.name, list(r.dataset.input_shape), int(r.dataset.num_classes),
+                      str(getattr(r.dataset, "fingerprint", r.dataset.name)), int(ctx.settings.seed)])
+    return Path(ctx.evaluator.spec.cache_dir) / "proxies" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 # -- search ---------------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 Accuracy does not depend on the board, only feasibility does: all boards train
 through one cache (``<sweep>/cache``), and each board's search starts by being told
 the earlier boards' results that fit it (counted in its budget, never retrained).
+The cache also keeps what else is board-independent: proxy scores (each arch scored
+once, only its feasibility is checked per board) and deploys (a winner shared by two
+boards is quantized and validated once; only its budget check and firmware are redone).
 Boards run roomiest first, so the big candidates trained early serve the boards
 after. A board that fails is recorded and the sweep goes on.
 """
