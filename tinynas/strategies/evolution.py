@@ -80,7 +80,7 @@ class RegularizedEvolution(Strategy):
             arch = self._seed_queue.pop(0)
             if arch.id not in self._seen:
                 return arch
-        warming_up = len(self._population) + len(self._pending) < self.population_size
+        warming_up = len(self._population) + len(self._pending) < self._warmup_size()
         if warming_up or not self._population:
             arch = self._sample_new()
             if arch is not None:
@@ -92,6 +92,10 @@ class RegularizedEvolution(Strategy):
         for _ in range(self.mutations):
             child = self._mutate_feasible(child)
         return child
+
+    def _warmup_size(self) -> int:
+        """How many archs are sampled at random before mutation starts."""
+        return self.population_size
 
     def _tournament(self) -> Arch:
         size = min(self.sample_size, len(self._population))

@@ -55,23 +55,8 @@ class StagedSearch(RegularizedEvolution):
         wanted = len(self._seed_queue) if self._seed_queue else round(self.population_size * self.warmup_fraction)
         self._warmup = min(self.population_size, max(2, wanted))
 
-    def _next(self) -> Arch | None:
-        while self._seed_queue:
-            arch = self._seed_queue.pop(0)
-            if arch.id not in self._seen:
-                return arch
-        warming_up = len(self._population) + len(self._pending) < self._warmup
-        if warming_up or not self._population:
-            arch = self._sample_new()
-            if arch is not None:
-                return arch
-            if not self._population:
-                return None
-        parent = self._tournament()
-        child = parent
-        for _ in range(self.mutations):
-            child = self._mutate_feasible(child)
-        return child
+    def _warmup_size(self) -> int:
+        return self._warmup
 
     def _state(self) -> dict[str, Any]:
         return {**super()._state(), "warmup": self._warmup}
