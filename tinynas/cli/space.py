@@ -156,29 +156,6 @@ def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) 
         click.echo(line + "  " + summary)
 
 
-def load_arch_file(path: Path) -> Any:
-    """The Arch in ``path``: one object as printed by `space sample` (with "arch") or a bare Arch."""
-    from tinynas.space import Arch
-
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpaceError(f"{path}: cannot read the arch file ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpaceError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected one object as printed by "
-            "`tinynas space sample --json`"
-        ) from None
-    if isinstance(data, dict) and "arch" in data:
-        data = data["arch"]
-    try:
-        return Arch.from_json(data)
-    except SpaceError as exc:
-        raise SpaceError(f"{path}: {exc}") from None
-
-
 @space.command("build")
 @click.argument("arch_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--input-shape", "input_shape", required=True, callback=_shape_option,
@@ -192,11 +169,12 @@ def build(arch_file: Path, input_shape: tuple[int, ...], num_classes: int, out: 
           as_json: bool) -> None:
     """Build the Keras model of one arch (ARCH_FILE as printed by `space sample`) and save it."""
     from tinynas.space import get_space
+    from tinynas.space.arch import read_arch_file
     from tinynas.space.keras_builder import build_keras_model
 
     if out.suffix != ".keras":
         raise SpaceError(f"--out {out}: the model file must end in .keras")
-    arch = load_arch_file(arch_file)
+    arch = read_arch_file(arch_file)
     search_space = get_space(arch.space, input_shape=input_shape, num_classes=num_classes)
     graph = search_space.graph(arch)
     model = build_keras_model(graph, seed=seed)

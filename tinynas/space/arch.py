@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-from tinynas.errors import SpaceError
+from tinynas.errors import SpaceError, TinyNASError
 
 Scalar = int | float | str | bool
 
@@ -86,3 +88,29 @@ class Arch:
     def __str__(self) -> str:
         inner = ",".join(f"{k}={v}" for k, v in self.decisions)
         return f"{self.space}({inner})"
+
+
+def read_arch_file(path: str | os.PathLike[str], *, error: type[TinyNASError] = SpaceError) -> Arch:
+    """The Arch in ``path``, as ``tinynas space sample --json`` prints it: an object with an
+    ``"arch"`` key, a one-element list of such objects, or a bare Arch object.
+
+    Raises ``error`` (the caller's stage, e.g. TrainError) naming the file and the fix.
+    """
+    path = Path(path)
+    try:
+        data: Any = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such arch file; write one with `tinynas space sample ... --json > {path.name}`") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: not valid JSON ({exc}); expected one object as printed by "
+                    "`tinynas space sample --json`") from None
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise error(f"{path}: holds {len(data)} archs; keep the one you mean")
+        data = data[0]
+    if isinstance(data, dict) and "arch" in data:
+        data = data["arch"]
+    try:
+        return Arch.from_json(data)
+    except SpaceError as exc:
+        raise error(f"{path}: {exc}") from None

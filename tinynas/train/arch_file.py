@@ -6,36 +6,20 @@ the dataset's input shape and class count, trains, and saves ``model.keras``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from tinynas.errors import SpaceError, TrainError
+from tinynas.errors import TrainError
 from tinynas.space.arch import Arch
+from tinynas.space.arch import read_arch_file as _read_arch_file
 from tinynas.train.budget import TrainBudget, TrainResult
 from tinynas.train.inputs import check_input_shape
 
 
 def read_arch_file(path: str | os.PathLike[str]) -> Arch:
-    """The Arch in ``path``: an object with an ``"arch"`` key, or a bare Arch object."""
-    path = Path(path)
-    try:
-        data: Any = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TrainError(f"{path}: no such arch file; write one with `tinynas space sample NAME --json > {path.name}`") from None
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"{path}: not valid JSON ({exc}); write it with `tinynas space sample NAME --json`") from None
-    if isinstance(data, list):
-        if len(data) != 1:
-            raise TrainError(f"{path}: holds {len(data)} archs; keep the one to train")
-        data = data[0]
-    if isinstance(data, dict) and "arch" in data:
-        data = data["arch"]
-    try:
-        return Arch.from_json(data)
-    except SpaceError as exc:
-        raise TrainError(f"{path}: {exc}") from None
+    """The Arch in ``path`` (see ``tinynas.space.arch.read_arch_file``); raises TrainError."""
+    return _read_arch_file(path, error=TrainError)
 
 
 def train_arch_file(
