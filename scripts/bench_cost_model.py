@@ -49,31 +49,6 @@ SPECS = {  # space -> [(input shape, classes)]
 }
 
 
-def randomize_biases(model, rng: np.random.Generator) -> None:
-    """Give conv/dense biases and BatchNorm statistics nonzero values, as training would."""
-    for layer in model.layers:
-        cls = layer.__class__.__name__
-        weights = layer.get_weights()
-        if cls == "BatchNormalization" and len(weights) == 4:
-            g, b, mu, var = weights
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape).astype("float32"),
-                               rng.normal(0, 0.1, b.shape).astype("float32"),
-                               rng.normal(0, 0.1, mu.shape).astype("float32"),
-                               rng.uniform(0.5, 1.5, var.shape).astype("float32")])
-        elif cls in ("Conv2D", "DepthwiseConv2D", "Dense") and len(weights) == 2:
-            layer.set_weights([weights[0], rng.normal(0, 0.1, weights[1].shape).astype("float32")])
-
-
-def convert(graph, seed: int, *, biases: bool = True) -> bytes:
-    from tinynas.deploy.quantize import quantize_int8
-    from tinynas.space.keras_builder import build_keras_model
-
-    model = build_keras_model(graph, seed=seed)
-    if biases:
-        randomize_biases(model, np.random.default_rng(seed))
-    rep = np.random.default_rng(seed).normal(size=(16, *graph.input_shape[1:])).astype("float32")
-    return quantize_int8(model, representative=rep, num_samples=16)
-
 
 def pct(est: float, real: float) -> float:
     return (est - real) / real * 100.0
@@ -82,6 +57,7 @@ def pct(est: float, real: float) -> float:
 def bench_spaces(n: int, seed: int, spaces: list[str]) -> list[dict]:
     from tinynas.cost import estimate
     from tinynas.deploy.arena import measure_arena_bytes
+    from tinynas.deploy.quantize import quantize_untrained
     from tinynas.space.base import get_space
 
     rows = []
@@ -95,7 +71,7 @@ def bench_spaces(n: int, seed: int, spaces: list[str]) -> list[dict]:
                 arch = space.sample(rng)
                 graph = space.graph(arch)
                 t0 = time.perf_counter()
-                data = convert(graph, seed * 1000 + i)
+                data = quantize_untrained(graph, seed=seed * 1000 + i)
                 real_arena = measure_arena_bytes(data)
                 cost = estimate(graph)
                 rows.append(dict(space=name, shape=shape, arch=arch.id, real_arena=real_arena,

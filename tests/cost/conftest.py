@@ -17,30 +17,10 @@ CASES = [
 ]
 
 
-def randomize_biases(model, rng: np.random.Generator) -> None:
-    """Nonzero biases and BatchNorm statistics, as a trained model has (the converter drops an
-    all-zero Dense bias, which the cost model, costing trained models, counts)."""
-    for layer in model.layers:
-        cls = layer.__class__.__name__
-        weights = layer.get_weights()
-        if cls == "BatchNormalization" and len(weights) == 4:
-            g, b, mu, var = weights
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape).astype("float32"),
-                               rng.normal(0, 0.1, b.shape).astype("float32"),
-                               rng.normal(0, 0.1, mu.shape).astype("float32"),
-                               rng.uniform(0.5, 1.5, var.shape).astype("float32")])
-        elif cls in ("Conv2D", "DepthwiseConv2D", "Dense") and len(weights) == 2:
-            layer.set_weights([weights[0], rng.normal(0, 0.1, weights[1].shape).astype("float32")])
-
-
 def convert_graph(graph, seed: int) -> bytes:
-    from tinynas.deploy.quantize import quantize_int8
-    from tinynas.space.keras_builder import build_keras_model
+    from tinynas.deploy.quantize import quantize_untrained
 
-    model = build_keras_model(graph, seed=seed)
-    randomize_biases(model, np.random.default_rng(seed))
-    rep = np.random.default_rng(seed).normal(size=(8, *graph.input_shape[1:])).astype("float32")
-    return quantize_int8(model, representative=rep, num_samples=8)
+    return quantize_untrained(graph, seed=seed, num_samples=8)
 
 
 @pytest.fixture(scope="session")

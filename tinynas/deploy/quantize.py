@@ -110,3 +110,34 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
             "check the model's layers and that the representative data match its input"
         ) from exc
     return bytes(data)
+
+
+def _trained_like_statistics(model: Any, rng: np.random.Generator) -> None:
+    """Nonzero biases and BatchNorm statistics, as training leaves them."""
+    for layer in model.layers:
+        cls = layer.__class__.__name__
+        weights = layer.get_weights()
+        if cls == "BatchNormalization" and len(weights) == 4:
+            g, b, mu, var = weights
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape).astype("float32"),
+                               rng.normal(0, 0.1, b.shape).astype("float32"),
+                               rng.normal(0, 0.1, mu.shape).astype("float32"),
+                               rng.uniform(0.5, 1.5, var.shape).astype("float32")])
+        elif cls in ("Conv2D", "DepthwiseConv2D", "Dense") and len(weights) == 2:
+            layer.set_weights([weights[0], rng.normal(0, 0.1, weights[1].shape).astype("float32")])
+
+
+def quantize_untrained(graph: Any, *, seed: int, num_samples: int = 16) -> bytes:
+    """The int8 ``.tflite`` of ``graph`` with random weights, as the cost model's ground truth.
+
+    An untrained Keras model has all-zero biases, which the converter drops (and
+    it then writes shorter tensor names); the cost model costs trained models, so
+    biases and BatchNorm statistics get nonzero values first. The representative
+    set is Gaussian noise: only the file's layout matters here, not its accuracy.
+    """
+    from tinynas.space.keras_builder import build_keras_model
+
+    model = build_keras_model(graph, seed=seed)
+    _trained_like_statistics(model, np.random.default_rng(seed))
+    rep = np.random.default_rng(seed).normal(size=(num_samples, *graph.input_shape[1:])).astype("float32")
+    return quantize_int8(model, representative=rep, num_samples=num_samples)
