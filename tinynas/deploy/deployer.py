@@ -8,6 +8,7 @@ and by the pipeline's deploy stage.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import numpy as np
 
 from tinynas.deploy.interpreter import int8_accuracy
 from tinynas.deploy.qat import QATSettings
-from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, does_not_fit_message
+from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, budget_checks, does_not_fit_message
 from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
 from tinynas.hardware.profile import HardwareProfile
 
@@ -297,6 +298,33 @@ def deploy(
     return result
 
 
+def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, out_dir: Path,
+             template: str | None = None, source: Path | None = None, firmware: bool = True) -> DeployResult:
+    """``earlier`` (a deploy of the same model for another board) redone for ``profile``.
+
+    The int8 model, its TFLM accuracy, arena and C sources depend on the trained
+    model, not on the board, so they are reused; the budget checks, metrics.json
+    and the firmware are the board's own. ``metrics["reused_from"]`` names the
+    earlier folder. Raises DoesNotFitError (outputs written) like ``deploy``.
+    """
+    metrics = json.loads(json.dumps(earlier.metrics))
+    old = ValidationReport.from_json(metrics["validation"])
+    report = dataclasses.replace(old, profile_id=profile.id, checks=budget_checks(
+        arena_bytes=old.arena_bytes, flash_bytes=old.flash_bytes, profile=profile))
+    metrics.update(profile_id=profile.id, sram_budget_bytes=profile.sram_budget_bytes,
+                   flash_budget_bytes=profile.flash_budget_bytes, fits=report.fits, validation=report.to_json(),
+                   reused_from=str(earlier.out_dir))
+    if source is not None:
+        metrics["source"]["path"] = str(Path(source).resolve())
+    tuned = earlier.out_dir / QAT_MODEL_FILE
+    result = _write_outputs(out_dir=out_dir, model_bytes=earlier.model_path.read_bytes(), metrics=metrics,
+                            profile=profile, dataset=dataset, template=template, firmware=firmware,
+                            tuned_model_file=tuned if tuned.is_file() else None)
+    if not report.fits:
+        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
+    return result
+
+
 def _selection_split(dataset: Any, *, fit: dict[str, Any],
                      fallback: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The validation split as the model sees it; the test split only when a dataset has no validation split."""
@@ -327,7 +355,8 @@ def scaling_text(dataset: Any) -> str | None:
 
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
-                   dataset: Any, template: str | None, firmware: bool, tuned_model: Any = None) -> DeployResult:
+                   dataset: Any, template: str | None, firmware: bool, tuned_model: Any = None,
+                   tuned_model_file: Path | None = None) -> DeployResult:
     """Write everything into a sibling temp folder, then swap it into ``out_dir`` in two renames."""
     from tinynas.deploy.codegen import write_model_sources
 
@@ -337,6 +366,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
         (tmp / MODEL_FILE).write_bytes(model_bytes)
         if tuned_model is not None:  # the float weights the int8 model came from, for later retraining
             tuned_model.save(tmp / QAT_MODEL_FILE)
+        elif tuned_model_file is not None:
+            shutil.copy2(tuned_model_file, tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),

@@ -118,9 +118,9 @@ def deploy_stage(ctx: StageContext) -> dict:
 
     The int8 model, its TFLM accuracy and its arena depend on the trained model, not on the board:
     when another run on the same cache (another board of a sweep) deployed the same model file,
-    its deploy is reused and only the budget check and the firmware are redone (``_redeploy``).
+    its deploy is reused and only the budget check and the firmware are redone (``deploy.redeploy``).
     """
-    from tinynas.deploy.deployer import deploy
+    from tinynas.deploy.deployer import deploy, redeploy
 
     run = ctx.run
     ranked = (run.stage_done("final") or {}).get("ranked", [])
@@ -134,7 +134,7 @@ def deploy_stage(ctx: StageContext) -> dict:
         earlier = _earlier_deploy(index / f"{sha}.json", sha=sha, out_dir=out_dir, dataset=ctx.resolved.dataset)
         try:
             if earlier is not None:
-                result = _redeploy(earlier, source=model_path, profile=ctx.resolved.profile,
+                result = redeploy(earlier, source=model_path, profile=ctx.resolved.profile,
                                    dataset=ctx.resolved.dataset, out_dir=out_dir, template=ctx.settings.template)
             else:
                 result = deploy(model_path=model_path, profile=ctx.resolved.profile, dataset=ctx.resolved.dataset,
@@ -183,56 +183,6 @@ def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any) -> An
             or not earlier.model_path.is_file():
         return None
     return earlier
-
-
-def _redeploy(earlier: Any, *, source: Path, profile: Any, dataset: Any, out_dir: Path,
-              template: str | None) -> Any:
-    """``earlier`` (a DeployResult of the same model file for another board) for ``profile``: the same
-    int8 model, accuracies, arena and C sources; new budget checks, metrics.json and firmware.
-    Raises DoesNotFitError (outputs written) like ``deploy``."""
-    import dataclasses
-    import json
-    import tempfile
-
-    from tinynas.deploy.deployer import METRICS_FILE, DeployResult, scaling_text
-    from tinynas.deploy.firmware import generate_firmware
-    from tinynas.deploy.validate import ValidationReport, budget_checks, does_not_fit_message
-
-    metrics = json.loads(json.dumps(earlier.metrics))
-    old = ValidationReport.from_json(metrics["validation"])
-    report = dataclasses.replace(old, profile_id=profile.id, checks=budget_checks(
-        arena_bytes=old.arena_bytes, flash_bytes=old.flash_bytes, profile=profile))
-    metrics.update(profile_id=profile.id, sram_budget_bytes=profile.sram_budget_bytes,
-                   flash_budget_bytes=profile.flash_budget_bytes, fits=report.fits, validation=report.to_json(),
-                   reused_from=str(earlier.out_dir), template=None)
-    metrics["source"]["path"] = str(source.resolve())
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        for f in earlier.out_dir.iterdir():  # int8 model, C sources, QAT weights: board-independent
-            if f.is_file() and f.name != METRICS_FILE:
-                shutil.copy2(f, tmp / f.name)
-        name = template or profile.ecosystem.default_template
-        if name and name != "none":
-            generate_firmware(template=name, model_bytes=earlier.model_path.read_bytes(), profile=profile,
-                              out_dir=tmp / "firmware" / name, class_names=[str(c) for c in dataset.class_names],
-                              arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                              input_scaling=scaling_text(dataset))
-            metrics["template"] = name
-        metrics["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [METRICS_FILE]
-        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("deploy of %s reused from %s (same model file): only the budgets and firmware redone", out_dir.name,
-             earlier.out_dir)
-    if not report.fits:
-        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
-    return DeployResult(out_dir=out_dir, model_path=out_dir / "model_int8.tflite", metrics=metrics,
-                        files=tuple(metrics["files"]))
 
 
 def _publish(run: RunDir, out_dir: Path, arch_id: str) -> None:
