@@ -4,17 +4,20 @@ For each dataset x board x seed: the pipeline's ``search`` with each strategy
 (random, evolution, reinforce, staged) and KerasTuner's RandomSearch and Hyperband
 oracles over the same space (hp.Choice per decision, infeasible archs rejected by the
 same cost check before training, trained by the same trainer), each with the same
-number of trained candidates; then the best candidate of every run is trained in
-full and its int8 accuracy measured in the TFLite Micro interpreter. Prints the mean
-over seeds of: best search (low-fidelity, float) validation accuracy, int8 test
-accuracy of the winner, and the training seconds spent until the best candidate was
-found (the prefilter's time included for staged). All trainings share one result
-cache, so the same arch at the same budget is trained once for every method; the
-seconds counted are those of the original training. Finally: wall time of a sweep
+number of trained candidates at the pipeline's search fidelity; then, as the pipeline
+does, the top 3 of every run are trained in full, the best on validation wins, and its
+int8 accuracy is measured in the TFLite Micro interpreter. Prints the mean over seeds
+of: best search (low-fidelity, float) validation accuracy, int8 test accuracy of the
+winner (and its per-seed difference to random's: same seed, same training noise), and
+the training seconds spent until the best candidate was found (the prefilter's time
+included for staged). All trainings share one result cache, so the same arch at the
+same budget and seed is trained once for every method; the seconds counted are those
+of the original training. Three seeds cannot resolve differences of a point: the
+tabulated benchmark (scripts/bench_search_tabular.py) runs a hundred. Finally: wall time of a sweep
 over 5 MCU boards against single runs of each of those boards (fresh caches).
 
-    .venv/bin/python scripts/bench_search.py --quick      # ~25-30 min on a shared 2-core machine
-    .venv/bin/python scripts/bench_search.py --quick --boards nucleo-l412kb --tuners "" --no-sweep  # ~8 min
+    .venv/bin/python scripts/bench_search.py --quick      # ~30 min strategies + ~8 min sweep on 2 cores
+    .venv/bin/python scripts/bench_search.py --quick --boards nucleo-l412kb --tuners "" --no-sweep  # ~6 min
     .venv/bin/python scripts/bench_search.py --seeds 3 --budget 24 --strategies random,evolution,reinforce,staged
 """
 
@@ -71,13 +74,9 @@ def run_pipeline(strategy: str, *, dataset: Any, board: str, seed: int, args: An
                  memo: dict) -> dict[str, Any]:
     from tinynas.pipeline.journal import Journal
     from tinynas.pipeline.run import search
-    from tinynas.pipeline.settings import RunSettings
 
     out = root / dataset.name / board / f"{strategy}-s{seed}"
-    settings = RunSettings(profile=board, dataset=dataset.name, space=args.space, strategy=strategy,
-                           budget_candidates=args.budget, seed=seed, search_epochs=args.search_epochs,
-                           search_samples=args.search_samples, final_epochs=args.final_epochs, final_top_k=1,
-                           prefilter_candidates=args.prefilter, cache_dir=str(root / "cache" / dataset.name))
+    settings = base_settings(args, dataset=dataset, board=board).replace(strategy=strategy, seed=seed)
     result = search(settings=settings, out=out, dataset=dataset)
     journal = Journal(out / "journal.jsonl")
     best, at, n = time_to_best(journal.candidates(stage="search"))
@@ -87,6 +86,15 @@ def run_pipeline(strategy: str, *, dataset: Any, board: str, seed: int, args: An
     win = result.summary["winner"]
     return {"best": best, "seconds": at, "trainings": n,
             "int8": int8_of(out / "model" / "model.keras", dataset, memo, f"{dataset.name}:{win['id']}:{seed}")}
+
+
+def base_settings(args: Any, *, dataset: Any, board: str) -> Any:
+    """The pipeline's settings for every method: its search fidelity, final training and top-k."""
+    from tinynas.pipeline.settings import RunSettings
+
+    return RunSettings(profile=board, dataset=dataset.name, space=args.space, budget_candidates=args.budget,
+                       search_epochs=args.search_epochs, search_samples=args.search_samples,
+                       final_epochs=args.final_epochs, cache_dir=str(args.cache_root / dataset.name))
 
 
 def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any, root: Path,
@@ -115,7 +123,8 @@ def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any,
                                                hyperparameters=hp, max_consecutive_failed_trials=10_000)
     oracle.verbose = 0
     oracle._set_project_dir(str(root / "kt" / dataset.name / board), f"{kind}-s{seed}")
-    cache = TrainCache(root / "cache" / dataset.name)
+    settings = base_settings(args, dataset=dataset, board=board)
+    cache = TrainCache(settings.cache_dir)
     entries, rejected = [], 0
     while len(entries) < args.budget and rejected < 50 * args.budget:
         trial = oracle.create_trial(f"bench-{seed}")
@@ -128,36 +137,40 @@ def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any,
             trial.status = "INVALID"  # the same hard constraint: never trained
             oracle.end_trial(trial)
             continue
-        epochs = int(values.get("tuner/epochs", args.search_epochs))
-        budget = TrainBudget.low_fidelity(epochs=epochs, max_train_samples=args.search_samples)
+        epochs = int(values.get("tuner/epochs", settings.search_epochs))
+        budget = TrainBudget.low_fidelity(epochs=epochs, max_train_samples=settings.search_samples)
         result = train_graph(space.graph(arch), dataset, budget=budget, seed=seed, cache=cache, arch_id=arch.id)
         oracle.update_trial(trial.trial_id, {"val_accuracy": result.val_accuracy})
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
         entries.append({"arch": arch, "accuracy": result.val_accuracy, "train_seconds": result.train_seconds})
     best, at, n = time_to_best(entries)
-    winner = max(entries, key=lambda e: e["accuracy"])["arch"]
+    # The pipeline's final stage: the top k by search accuracy trained in full, the best on validation wins.
     from tinynas.pipeline.evaluate import EvalJob, WorkerSpec, train_job
+    from tinynas.pipeline.stages import top_candidates
 
     spec = WorkerSpec(dataset=dataset.name, dataset_seed=0, space=args.space, input_shape=tuple(dataset.input_shape),
-                      num_classes=dataset.num_classes, cache_dir=str(root / "cache" / dataset.name))
-    path = root / "kt-models" / f"{winner.id}-s{seed}.keras"
-    final = TrainBudget(epochs=args.final_epochs, evaluate_test=True)
-    train_job(spec, EvalJob(arch=winner, budget=final, seed=seed, fidelity="final", model_path=str(path)), dataset)
+                      num_classes=dataset.num_classes, cache_dir=str(settings.cache_dir))
+    ranked = top_candidates([{"id": e["arch"].id, "accuracy": e["accuracy"], "arch": e["arch"],
+                              "cost": {"latency_ms": check.cost(e["arch"]).latency_ms}} for e in entries],
+                            settings.final_top_k)
+    finals = []
+    for e in ranked:
+        path = root / "kt-models" / f"{e['id']}-s{seed}.keras"
+        job = EvalJob(arch=e["arch"], budget=settings.final_budget(), seed=seed, fidelity="final", model_path=str(path))
+        finals.append((train_job(spec, job, dataset)["accuracy"], e["id"], path))
+    _, winner_id, path = max(finals, key=lambda f: f[0])
     return {"best": best, "seconds": at, "trainings": n,
-            "int8": int8_of(path, dataset, memo, f"{dataset.name}:{winner.id}:{seed}")}
+            "int8": int8_of(path, dataset, memo, f"{dataset.name}:{winner_id}:{seed}")}
 
 
 def bench_sweep(args: Any, root: Path) -> tuple[dict[str, float], float]:
     from tinynas.data import load_dataset
     from tinynas.pipeline.run import run
-    from tinynas.pipeline.settings import RunSettings
     from tinynas.pipeline.sweep import sweep
 
     dataset = load_dataset("digits", seed=0)
-    settings = RunSettings(profile=SWEEP_BOARDS[1], dataset="digits", space=args.space, budget_candidates=args.budget,
-                           search_epochs=args.search_epochs, search_samples=args.search_samples,
-                           final_epochs=args.final_epochs, final_top_k=2, prefilter_candidates=args.prefilter)
+    settings = base_settings(args, dataset=dataset, board=SWEEP_BOARDS[1]).replace(final_top_k=2, cache_dir=None)
     single = {}
     for board in SWEEP_BOARDS:  # each board on its own, fresh cache: what a sweep replaces
         t0 = time.perf_counter()
@@ -177,26 +190,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small defaults (8 candidates, random+staged+KerasTuner)")
     parser.add_argument("--datasets", default="digits,mnist1d")
-    parser.add_argument("--boards", default="nucleo-l432kc,nucleo-h743zi", help="a tight and a roomy board")
+    parser.add_argument("--boards", default="nucleo-l412kb,nucleo-h743zi",
+                        help="a tight (32 KB arena) and a roomy (480 KB) board")
     parser.add_argument("--strategies", default=None)
     parser.add_argument("--tuners", default="kt-random,kt-hyperband")
     parser.add_argument("--space", default="dscnn")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=None, help="trained candidates per run")
-    parser.add_argument("--search-epochs", type=int, default=None)
-    parser.add_argument("--search-samples", type=int, default=600)
+    parser.add_argument("--search-epochs", type=int, default=3, help="the pipeline's default")
+    parser.add_argument("--search-samples", type=int, default=1000, help="the pipeline's default")
     parser.add_argument("--final-epochs", type=int, default=None)
-    parser.add_argument("--prefilter", type=int, default=100)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--out", default=None, help="keep the run directories here (default: a temp folder)")
     args = parser.parse_args()
     args.strategies = args.strategies or ("random,staged" if args.quick else "random,evolution,reinforce,staged")
     args.budget = args.budget or (8 if args.quick else 24)
-    args.search_epochs = args.search_epochs or 2
     args.final_epochs = args.final_epochs or (6 if args.quick else 20)
-    if args.quick:
-        args.search_samples = min(args.search_samples, 500)
-        args.prefilter = min(args.prefilter, 40)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for noisy in ("tinynas", "absl", "tensorflow", "keras_tuner"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -204,6 +213,7 @@ def main() -> None:
     from tinynas.data import load_dataset
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search-"))
+    args.cache_root = root / "cache"
     methods = [m for m in args.strategies.split(",") if m] + [m for m in args.tuners.split(",") if m]
     memo: dict[str, float] = {}
     rows = []
@@ -223,17 +233,23 @@ def main() -> None:
     search_time = time.perf_counter() - started
 
     print(f"\nspace {args.space}; {args.budget} trained candidates per run ({args.search_epochs} epochs on "
-          f"{args.search_samples} samples), winner trained {args.final_epochs} epochs; {args.seeds} seeds; "
-          f"mean (min-max) over seeds")
+          f"{args.search_samples} samples), top 3 trained {args.final_epochs} epochs; {args.seeds} seeds; "
+          f"mean (min-max) over seeds; int8 vs random: mean of the per-seed differences, wins/ties/losses")
     print(f"{'dataset':8} {'board':14} {'method':13} {'best val acc (float, low-fi)':>30} "
-          f"{'int8 test acc (TFLM)':>24} {'train s to best':>16}")
+          f"{'int8 test acc (TFLM)':>24} {'int8 vs random':>15} {'W/T/L':>6} {'train s to best':>16}")
+    baseline = {(d, b): [r["int8"] for r in res] for d, b, m, res in rows if m == "random"}
     for ds_name, board, method, results in rows:
         def stat(key: str, fmt: str) -> str:
             vals = [r[key] for r in results]
             return f"{format(statistics.mean(vals), fmt)} ({format(min(vals), fmt)}-{format(max(vals), fmt)})"
 
+        versus, wtl = "", ""
+        if method != "random" and (ds_name, board) in baseline:
+            diffs = [r["int8"] - b for r, b in zip(results, baseline[(ds_name, board)])]
+            versus = f"{statistics.mean(diffs):+.4f}"
+            wtl = f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}"
         print(f"{ds_name:8} {board:14} {method:13} {stat('best', '.3f'):>30} {stat('int8', '.3f'):>24} "
-              f"{stat('seconds', '.0f'):>16}")
+              f"{versus:>15} {wtl:>6} {stat('seconds', '.0f'):>16}")
     print(f"(strategy table: {search_time:.0f} s wall)")
     if not args.no_sweep:
         single, multi = bench_sweep(args, root)

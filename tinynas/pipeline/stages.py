@@ -36,6 +36,7 @@ from tinynas.pipeline.settings import Resolved
 from tinynas.registry import Registry
 from tinynas.space.arch import Arch
 from tinynas.strategies import Observation, Strategy, make_strategy
+from tinynas.strategies.staged import seeds_for_budget
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,7 @@ def make_search_strategy(ctx: StageContext) -> Strategy:
     if s.strategy == "staged":
         done = ctx.run.stage_done("prefilter") or {}
         kept = [Arch.from_json(k["arch"]) for k in done.get("kept", [])]
-        # Seeds fill at most a third of a candidate budget: the rest is evolution from the best of them.
-        budget_n = s.candidates
-        hyper["seed_archs"] = kept if budget_n is None else kept[:max(2, budget_n // 3)]
+        hyper["seed_archs"] = seeds_for_budget(kept, s.candidates)
     return make_strategy(s.strategy, space=ctx.resolved.space, seed=int(s.seed), feasible=ctx.check, **hyper)
 
 

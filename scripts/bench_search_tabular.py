@@ -1,0 +1,171 @@
+"""Search strategies on a tabulated space: every feasible arch trained once, then a hundred seeds per strategy.
+
+Real training decides nothing twice: each arch of the space that fits the board is
+trained once at the pipeline's search fidelity and once at final fidelity (seed 0,
+through the shared result cache, so a second run of this script trains nothing).
+Then every strategy runs its real ask/tell code against that table, many seeds
+each, with the pipeline's rules: a candidate budget, repeats told again and not
+counted, ``staged`` seeded by the real prefilter with the pipeline's settings, the top
+``final_top_k`` by search accuracy trained in full and the winner picked on final
+validation accuracy. What is reported is the winner's final test accuracy (float):
+with training noise fixed, a hundred seeds separate strategies that three seeds of
+``scripts/bench_search.py`` cannot. Tabulating the dscnn space takes ~5 min for a
+tight board and ~15 min for a roomy one on 2 cores; the simulation, seconds.
+
+    .venv/bin/python scripts/bench_search_tabular.py                       # digits + mnist1d, tight + roomy
+    .venv/bin/python scripts/bench_search_tabular.py --datasets mnist1d --boards nucleo-l412kb --budgets 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TABULATE_LIMIT = 2000  # archs: a larger space is sampled by scripts/bench_search.py instead
+
+
+def tabulate(*, dataset: Any, space: Any, check: Any, settings: Any, cache_dir: Path, workers: int,
+             final_epochs: int) -> dict[str, dict[str, Any]]:
+    """arch id -> {arch, search, final (journal fields), cost}, for every arch of ``space`` that fits."""
+    from tinynas.pipeline.constraints import _candidates
+    from tinynas.pipeline.evaluate import EvalJob, Evaluator, WorkerSpec
+    from tinynas.train import TrainBudget
+
+    if space.size() > TABULATE_LIMIT:
+        sys.exit(f"space {space.name} has {space.size()} archs, more than {TABULATE_LIMIT} to tabulate; "
+                 "use scripts/bench_search.py for it")
+    archs = {space.canonical(a).id: space.canonical(a) for a in _candidates(space, np.random.default_rng(0))}
+    feasible = [a for a in archs.values() if check(a)]
+    spec = WorkerSpec(dataset=dataset.name, dataset_seed=0, space=space.name, input_shape=tuple(dataset.input_shape),
+                      num_classes=dataset.num_classes, cache_dir=str(cache_dir))
+    budgets = {"search": settings.search_budget(), "final": TrainBudget(epochs=final_epochs, evaluate_test=True)}
+    table: dict[str, dict[str, Any]] = {a.id: {"arch": a, "cost": check.cost(a)} for a in feasible}
+    started = time.perf_counter()
+    with Evaluator(spec=spec, workers=workers, dataset=dataset if workers == 1 else None) as ev:
+        futures = {ev.submit(EvalJob(arch=a, budget=b, seed=0, fidelity=f)): (a.id, f)
+                   for a in feasible for f, b in budgets.items()}
+        for i, (fut, (arch_id, fidelity)) in enumerate(futures.items(), 1):
+            table[arch_id][fidelity] = fut.result()
+            if i % 50 == 0 or i == len(futures):
+                print(f"  tabulating {dataset.name} on {check.profile.id}: {i}/{len(futures)} trainings "
+                      f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    return table
+
+
+def simulate(name: str, *, seed: int, budget: int, space: Any, dataset: Any, profile: Any, settings: Any,
+             table: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """One search with the real strategy against the table: the winner's final test accuracy, and the
+    training seconds (from the table) spent until the search found its best candidate."""
+    from tinynas.pipeline.stages import cost_fields, top_candidates
+    from tinynas.strategies import Observation, make_strategy
+    from tinynas.strategies.staged import seeds_for_budget
+
+    hyper: dict[str, Any] = {}
+    spent = 0.0
+    if name == "staged":
+        from tinynas.proxies.prefilter import prefilter
+
+        t0 = time.perf_counter()
+        pf = prefilter(space=space, profile=profile, dataset_or_batch=dataset,
+                       n_candidates=settings.prefilter_candidates, k=settings.prefilter_keep, seed=seed, progress=False)
+        spent = time.perf_counter() - t0
+        hyper["seed_archs"] = seeds_for_budget([k.arch for k in pf.kept], budget)
+    strategy = make_strategy(name, space=space, seed=seed, feasible=lambda a: a.id in table, **hyper)
+    entries: dict[str, dict[str, Any]] = {}
+    best, at, repeats = -1.0, 0.0, 0
+    while len(entries) < budget and repeats < 200:  # the search stage's loop, one candidate at a time
+        asked = strategy.ask(1)
+        if not asked:
+            break
+        arch = asked[0]
+        row = table[arch.id]
+        obs = Observation(accuracy=row["search"]["accuracy"], latency_ms=row["cost"].latency_ms,
+                          arena_bytes=row["cost"].arena_bytes, flash_bytes=row["cost"].flash_bytes)
+        if arch.id in entries:
+            strategy.tell(arch, obs)
+            repeats += 1
+            continue
+        repeats = 0
+        spent += row["search"]["train_seconds"]
+        entries[arch.id] = {"id": arch.id, "accuracy": obs.accuracy, "cost": cost_fields(row["cost"])}
+        if obs.accuracy > best:
+            best, at = obs.accuracy, spent
+        strategy.tell(arch, obs)
+    top = top_candidates(list(entries.values()), int(settings.final_top_k))
+    winner = max(top, key=lambda e: table[e["id"]]["final"]["accuracy"])
+    return {"test": table[winner["id"]]["final"]["test_accuracy"], "seconds": at}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="digits,mnist1d")
+    parser.add_argument("--boards", default="nucleo-l412kb,nucleo-h743zi",
+                        help="a tight (32 KB arena) and a roomy (480 KB) board")
+    parser.add_argument("--space", default="dscnn")
+    parser.add_argument("--strategies", default="random,evolution,reinforce,staged")
+    parser.add_argument("--budgets", default="8,16,24", help="trained candidates per search")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--final-epochs", type=int, default=6,
+                        help="final fidelity of the table (the pipeline's 20 would triple the tabulation time)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache", default=None, help="training cache (default: $TINYNAS_HOME/bench-tabular)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for noisy in ("tinynas", "absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    from tinynas.data import load_dataset
+    from tinynas.data.cache import tinynas_home
+    from tinynas.hardware import load_profile
+    from tinynas.pipeline.constraints import CostCheck
+    from tinynas.pipeline.settings import RunSettings
+    from tinynas.space import get_space
+
+    cache_root = Path(args.cache) if args.cache else tinynas_home() / "bench-tabular"
+    strategies = [s for s in args.strategies.split(",") if s]
+    budgets = [int(b) for b in args.budgets.split(",")]
+    for ds_name in args.datasets.split(","):
+        dataset = load_dataset(ds_name, seed=0)
+        space = get_space(args.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        for board in args.boards.split(","):
+            profile = load_profile(board)
+            settings = RunSettings(profile=board, dataset=ds_name, space=args.space)
+            check = CostCheck(space=space, profile=profile)
+            table = tabulate(dataset=dataset, space=space, check=check, settings=settings,
+                             cache_dir=cache_root / ds_name, workers=args.workers, final_epochs=args.final_epochs)
+            finals = np.array([r["final"]["test_accuracy"] for r in table.values()])
+            print(f"\n{ds_name} on {board}: {len(table)} of {space.size()} {args.space} archs fit; final test accuracy "
+                  f"over them: best {finals.max():.3f}, median {np.median(finals):.3f}, worst {finals.min():.3f} "
+                  f"(search fidelity {settings.search_epochs} epochs x {settings.search_samples} samples, final "
+                  f"{args.final_epochs} epochs, top {settings.final_top_k} trained in full; {args.seeds} seeds)")
+            print(f"{'budget':>6} {'strategy':10} {'final test acc':>18} {'regret':>7} {'vs random (paired)':>22} "
+                  f"{'W/T/L':>10} {'train s to best':>16}")
+            for budget in budgets:
+                runs = {name: [simulate(name, seed=s, budget=budget, space=space, dataset=dataset, profile=profile,
+                                        settings=settings, table=table) for s in range(args.seeds)]
+                        for name in strategies}
+                base = np.array([r["test"] for r in runs.get("random", [])])
+                for name, results in runs.items():
+                    acc = np.array([r["test"] for r in results])
+                    versus, wtl = "", ""
+                    if name != "random" and len(base):
+                        d = acc - base
+                        versus = f"{d.mean():+.4f} +- {d.std(ddof=1) / np.sqrt(len(d)):.4f}"
+                        wtl = f"{(d > 0).sum()}/{(d == 0).sum()}/{(d < 0).sum()}"
+                    seconds = np.mean([r["seconds"] for r in results])
+                    regret = finals.max() - acc.mean()
+                    print(f"{budget:>6} {name:10} {acc.mean():>10.4f} ({acc.std():.3f}) {regret:>7.4f} "
+                          f"{versus:>22} {wtl:>10} {seconds:>16.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
