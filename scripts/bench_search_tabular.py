@@ -9,8 +9,8 @@ counted, ``staged`` seeded by the real prefilter with the pipeline's settings, t
 ``final_top_k`` by search accuracy trained in full and the winner picked on final
 validation accuracy. What is reported is the winner's final test accuracy (float):
 with training noise fixed, a hundred seeds separate strategies that three seeds of
-``scripts/bench_search.py`` cannot. Tabulating the dscnn space takes ~5 min for a
-tight board and ~15 min for a roomy one on 2 cores; the simulation, seconds.
+``scripts/bench_search.py`` cannot. Tabulating the dscnn space takes ~7 min for a
+32 KB board and 30-50 min for a roomy one (bigger archs) on 2 cores; the simulations, ~2 min.
 
     .venv/bin/python scripts/bench_search_tabular.py                       # digits + mnist1d, tight + roomy
     .venv/bin/python scripts/bench_search_tabular.py --datasets mnist1d --boards nucleo-l412kb --budgets 8

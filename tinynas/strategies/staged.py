@@ -39,11 +39,11 @@ class StagedSearch(RegularizedEvolution):
     ``warmup_fraction`` of the population is filled before mutation starts (the
     seeds count toward it); a smaller population than plain evolution's (12 vs 20)
     spends the few dozen trainings a TinyML search can afford on mutations of good archs.
-    Each child changes two decisions, not one: seeds ranked by MACs sit in one corner of
-    the space (the archs with the most MACs that fit), and one-decision steps stayed there; on the
-    tabulated dscnn space two-decision steps found better final models on digits (+1.1
-    vs +0.85 points over random at 8 candidates, a tie instead of -0.2 at 24) and
-    equal ones on mnist1d (``scripts/bench_search_tabular.py``).
+    Each child takes two one-decision mutation steps, not one: seeds ranked by MACs sit in
+    one corner of the space (the archs with the most MACs that fit), and single steps
+    stayed there; on the tabulated dscnn space two steps found better final models on
+    digits (+1.1 vs +0.85 points over random at 8 candidates, a tie instead of -0.2 at
+    24) and equal ones on mnist1d (``scripts/bench_search_tabular.py``).
     """
 
     name = "staged"
