@@ -30,20 +30,17 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TABULATE_LIMIT = 2000  # archs: a larger space is sampled by scripts/bench_search.py instead
-
-
 def tabulate(*, dataset: Any, space: Any, check: Any, settings: Any, cache_dir: Path, workers: int,
              final_epochs: int) -> dict[str, dict[str, Any]]:
     """arch id -> {arch, search, final (journal fields), cost}, for every arch of ``space`` that fits."""
-    from tinynas.pipeline.constraints import _candidates
+    from tinynas.pipeline.constraints import ENUMERATE_LIMIT, space_archs
     from tinynas.pipeline.evaluate import EvalJob, Evaluator, WorkerSpec
     from tinynas.train import TrainBudget
 
-    if space.size() > TABULATE_LIMIT:
-        sys.exit(f"space {space.name} has {space.size()} archs, more than {TABULATE_LIMIT} to tabulate; "
+    if space.size() > ENUMERATE_LIMIT:  # a larger space is sampled by scripts/bench_search.py instead
+        sys.exit(f"space {space.name} has {space.size()} archs, more than {ENUMERATE_LIMIT} to tabulate; "
                  "use scripts/bench_search.py for it")
-    archs = {space.canonical(a).id: space.canonical(a) for a in _candidates(space, np.random.default_rng(0))}
+    archs = {space.canonical(a).id: space.canonical(a) for a in space_archs(space, np.random.default_rng(0))}
     feasible = [a for a in archs.values() if check(a)]
     spec = WorkerSpec(dataset=dataset.name, dataset_seed=0, space=space.name, input_shape=tuple(dataset.input_shape),
                       num_classes=dataset.num_classes, cache_dir=str(cache_dir))

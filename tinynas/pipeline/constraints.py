@@ -56,7 +56,8 @@ class CostCheck:
         return max(ratios) if ratios else 0.0
 
 
-def _candidates(space: SearchSpace, rng: np.random.Generator) -> list[Arch]:
+def space_archs(space: SearchSpace, rng: np.random.Generator) -> list[Arch]:
+    """Every valid arch of a space of up to ENUMERATE_LIMIT decision vectors; of a larger one, a sample."""
     if space.size() <= ENUMERATE_LIMIT:
         out = []
         for idx in itertools.product(*(range(len(d.options)) for d in space.decisions())):
@@ -79,7 +80,7 @@ def smallest_arch(check: CostCheck, *, seed: int = 0) -> tuple[Arch, float]:
     samples plus the all-smallest arch, improved by coordinate descent over decisions."""
     space = check.space
     rng = np.random.default_rng(seed)
-    best = min(_candidates(space, rng), key=check.overshoot)
+    best = min(space_archs(space, rng), key=check.overshoot)
     best_ratio = check.overshoot(best)
     if space.size() > ENUMERATE_LIMIT:
         for _ in range(3):  # coordinate descent: change one decision at a time while it helps
