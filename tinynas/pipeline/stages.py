@@ -24,9 +24,10 @@ import hashlib
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tinynas.errors import SearchError, TinyNASError
 from tinynas.pipeline.constraints import CostCheck
@@ -125,6 +126,23 @@ def _record(ctx: StageContext, stage: str, arch: Arch, *, fidelity: str, outcome
         entry.update(accuracy=None, error=error, seconds=0.0, cached=False, worker=None)
     entry.update(extra or {})
     return ctx.run.journal.append(entry)
+
+
+@contextmanager
+def _stops_cleanly(ctx: StageContext, stage: str, bar: Any,
+                   on_interrupt: Callable[[], dict[str, Any]] | None = None) -> Iterator[None]:
+    """Around a stage's training loop: on Ctrl-C stop the workers now, journal the interruption
+    (with ``on_interrupt``'s fields, after it has saved what it must) and re-raise; always close the bar."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ctx.evaluator.close(cancel=True)
+        extra = on_interrupt() if on_interrupt is not None else {}
+        ctx.run.journal.append({"type": "stage", "stage": stage, "event": "interrupted", **extra})
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _collect(fut: cf.Future, arch: Arch) -> tuple[dict[str, Any] | None, str | None]:
@@ -241,9 +259,13 @@ def search_stage(ctx: StageContext) -> dict:
             return False
         return minutes is None or time.monotonic() - started < 60.0 * float(minutes)
 
-    interrupted = False
+    def interrupted() -> dict[str, Any]:
+        save()
+        log.warning("search interrupted after %d candidates; run the same command again to resume", len(journaled))
+        return {"evaluated": len(journaled)}
+
     repeats = 0  # proposals of archs already evaluated in a row (evolution may repeat, Real et al. 2019)
-    try:
+    with _stops_cleanly(ctx, "search", bar, on_interrupt=interrupted):
         while True:
             while len(in_flight) < ctx.evaluator.workers and budget_left() and repeats < MAX_REPEATS:
                 if queue:
@@ -280,19 +302,6 @@ def search_stage(ctx: StageContext) -> dict:
                 if bar is not None:
                     bar.update(1)
                     _best_postfix(bar, best)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if interrupted:
-            ctx.evaluator.close(cancel=True)
-            save()
-            run.journal.append({"type": "stage", "stage": "search", "event": "interrupted",
-                                "evaluated": len(journaled)})
-            log.warning("search interrupted after %d candidates; run the same command again to resume",
-                        len(journaled))
-        if bar is not None:
-            bar.close()
     if repeats >= MAX_REPEATS:
         log.warning("search: the strategy proposed only archs already evaluated %d times in a row: the feasible "
                     "space looks exhausted after %d candidates", MAX_REPEATS, len(journaled))
@@ -331,8 +340,7 @@ def final_stage(ctx: StageContext) -> dict:
     budget = s.final_budget()
     bar = _bar(ctx, len(top), "final training", initial=len(top) - len(todo))
     in_flight: dict[cf.Future, Arch] = {}
-    interrupted = False
-    try:
+    with _stops_cleanly(ctx, "final", bar):
         while todo or in_flight:
             while todo and len(in_flight) < ctx.evaluator.workers:
                 arch = todo.pop(0)
@@ -348,15 +356,6 @@ def final_stage(ctx: StageContext) -> dict:
                     ctx.on_candidate(done[arch.id])
                 if bar is not None:
                     bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if interrupted:
-            ctx.evaluator.close(cancel=True)
-            run.journal.append({"type": "stage", "stage": "final", "event": "interrupted"})
-        if bar is not None:
-            bar.close()
     ranked = [done[e["id"]] for e in top if done.get(e["id"], {}).get("accuracy") is not None]
     ranked.sort(key=lambda e: (-e["accuracy"], e["cost"].get("latency_ms") or 0.0))
     if not ranked:
