@@ -29,15 +29,19 @@ def test_sweep_shares_candidates_and_survives_a_failing_board(tmp_path, no_room_
     for board in ("nano33ble", "nucleo-h743zi"):
         assert rows[board]["status"] == "ok" and rows[board]["winner"], rows[board]
         assert (out / board / "summary.json").is_file()
-    # h743zi (roomiest) ran first; nano33ble was told its results that fit and trained fewer itself.
-    first, second = rows["nucleo-h743zi"], rows["nano33ble"]
+    # Tightest first: no-room (nothing fits) failed at once, then nano33ble searched; h743zi was told
+    # nano33ble's results (all fit it), counted in its budget, and trained fewer itself.
+    assert report["order"] == "tightest-first"
+    assert report["run_order"] == ["no-room", "nano33ble", "nucleo-h743zi"]
+    first, second = rows["nano33ble"], rows["nucleo-h743zi"]
     assert first["shared"] == 0 and second["shared"] > 0
-    shared = [e for e in Journal(out / "nano33ble" / "journal.jsonl").candidates(stage="search")
+    shared = [e for e in Journal(out / "nucleo-h743zi" / "journal.jsonl").candidates(stage="search")
               if e.get("shared_from")]
-    assert shared and all(e["shared_from"] == "nucleo-h743zi" and e["cost"]["fits"] for e in shared)
-    assert report["trainings"] < 2 * first["trainings"]
+    assert shared and all(e["shared_from"] == "nano33ble" and e["cost"]["fits"] for e in shared)
+    assert second["trainings"] < first["trainings"] and report["trainings"] < 2 * first["trainings"]
     md = (out / "sweep.md").read_text()
     assert "no-room | failed" in md and "nucleo-h743zi | ok" in md
+    assert "Boards ran tightest-first: no-room, nano33ble, nucleo-h743zi" in md
 
     # `tinynas report` rebuilds the sweep, and running the sweep again trains nothing.
     (out / "sweep.md").unlink()
@@ -61,7 +65,8 @@ def twin_profile(tmp_path, repo_root):
 
 @pytest.mark.slow
 def test_sweep_scores_proxies_once_and_quantizes_a_shared_winner_once(tmp_path, twin_profile):
-    """Proxy scores and the int8 deploy do not depend on the board: the second board reuses them."""
+    """Proxy scores and the int8 deploy do not depend on the board: the second board reuses them.
+    The twin goes first: as many archs fit both, and it has less flash."""
     out = tmp_path / "sweep"
     args = ["sweep", "--profiles", f"nano33ble,{twin_profile}", "--dataset", "digits", "--strategy", "staged", *TINY,
             "--out", str(out), "--json"]
@@ -70,30 +75,59 @@ def test_sweep_scores_proxies_once_and_quantizes_a_shared_winner_once(tmp_path, 
     report = json.loads((out / "sweep.json").read_text())  # stdout also holds the TFLite converter's chatter
     assert report["failed"] == [] and [b["status"] for b in report["boards"]] == ["ok", "ok"]
 
-    # nano33ble (more flash) ran first and scored its feasible samples; the twin scored only the ones it had not.
+    # The twin ran first and scored its feasible samples; nano33ble scored only the ones it had not.
+    assert report["run_order"] == ["nano-twin", "nano33ble"]
+
     def prefilter(board):
         done = json.loads((out / board / "stages" / "prefilter" / "done.json").read_text())
         full = json.loads((out / board / "stages" / "prefilter" / "prefilter.json").read_text())
         return done, {s["id"]: s["scores"] for s in full["scored"]}
 
-    (first, first_scores), (second, second_scores) = prefilter("nano33ble"), prefilter("nano-twin")
+    (first, first_scores), (second, second_scores) = prefilter("nano-twin"), prefilter("nano33ble")
     assert first["reused"] == 0 and first["scored"] == first["n_feasible"] > 0
     common = set(first_scores) & set(second_scores)
     assert common and second["reused"] == len(common)
     assert second["scored"] == second["n_feasible"] - len(common)
     assert all(second_scores[i] == first_scores[i] for i in common)
 
-    # Both boards deploy the same winner: quantized and validated once, re-checked against the twin's budgets.
-    m1 = json.loads((out / "nano33ble" / "model" / "metrics.json").read_text())
-    m2 = json.loads((out / "nano-twin" / "model" / "metrics.json").read_text())
+    # Both boards deploy the same winner: quantized and validated once, re-checked against nano33ble's budgets.
+    m1 = json.loads((out / "nano-twin" / "model" / "metrics.json").read_text())
+    m2 = json.loads((out / "nano33ble" / "model" / "metrics.json").read_text())
     assert m1["model_id"] == m2["model_id"], "the test needs both boards to pick the same winner"
-    assert "reused_from" not in m1 and m2["reused_from"].endswith(f"nano33ble/stages/deploy/{m1['model_id']}")
+    assert "reused_from" not in m1 and m2["reused_from"].endswith(f"nano-twin/stages/deploy/{m1['model_id']}")
     assert m2["int8_sha256"] == m1["int8_sha256"] and m2["int8_accuracy"] == m1["int8_accuracy"]
-    assert m2["profile_id"] == "nano-twin" and m2["flash_budget_bytes"] < m1["flash_budget_bytes"]
+    assert m2["profile_id"] == "nano33ble" and m2["flash_budget_bytes"] > m1["flash_budget_bytes"]
     assert {c["name"]: c["budget"] for c in m2["validation"]["checks"]}["flash"] == m2["flash_budget_bytes"]
-    assert (out / "nano-twin" / "firmware").is_dir() and (out / "nano-twin" / "deploy" / "model_data.cc").is_file()
+    assert (out / "nano33ble" / "firmware").is_dir() and (out / "nano33ble" / "deploy" / "model_data.cc").is_file()
 
     # Resume: running the sweep again redoes nothing and reports the same.
     again = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert again.exit_code == 0 and json.loads(again.output)["boards"] == report["boards"]
     assert json.loads(again.output)["trainings"] == report["trainings"]
+
+
+def test_sweep_orders_tightest_or_roomiest_first_and_names_the_known_orders(tmp_path):
+    import numpy as np
+
+    from tinynas.errors import SearchError
+    from tinynas.hardware import load_profile
+    from tinynas.pipeline.constraints import CostCheck, space_archs
+    from tinynas.pipeline.sweep import ORDERS
+    from tinynas.space import get_space
+
+    space = get_space("dscnn", input_shape=(8, 8, 1), num_classes=10)
+    profiles = {b: load_profile(b) for b in ("nucleo-h743zi", "nucleo-l412kb", "nano33ble")}
+    fits = {b: sum(CostCheck(space=space, profile=p)(a) for a in space_archs(space, np.random.default_rng(0)))
+            for b, p in profiles.items()}
+    assert fits["nucleo-l412kb"] < fits["nano33ble"] < fits["nucleo-h743zi"], fits
+    tight = ORDERS.get("tightest-first")(profiles, space=space, seed=0)
+    assert tight == ["nucleo-l412kb", "nano33ble", "nucleo-h743zi"]
+    assert ORDERS.get("roomiest-first")(profiles, space=space, seed=0) == ["nucleo-h743zi", "nano33ble", "nucleo-l412kb"]
+
+    with pytest.raises(SearchError, match="tightest-first"):
+        ORDERS.get("sideways")
+    out = tmp_path / "s"
+    result = CliRunner().invoke(cli, ["sweep", "--profiles", "pico,nano33ble", "--dataset", "digits", "--order",
+                                      "sideways", "--out", str(out)])
+    assert isinstance(result.exception, SearchError) and "known: roomiest-first, tightest-first" in str(result.exception)
+    assert not out.exists()

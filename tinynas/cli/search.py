@@ -103,15 +103,20 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
 @click.option("--profiles", default=None, help="Comma-separated board ids.")
 @click.option("--kind", default=None, help="Every built-in board of this kind (mcu, mobile, gpu).")
 @click.option("--search-only", is_flag=True, help="Search each board without deploying.")
+@click.option("--order", default="tightest-first", show_default=True,
+              help="Which board searches first. tightest-first: about the cost of one run, roomy boards pick "
+                   "among candidates found for tighter ones; roomiest-first: each class of boards searches "
+                   "its own frontier, about one run per class.")
 @_common
-def sweep(profiles: str | None, kind: str | None, search_only: bool, as_json: bool, **kw: Any) -> None:
+def sweep(profiles: str | None, kind: str | None, search_only: bool, order: str, as_json: bool, **kw: Any) -> None:
     """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json."""
     from tinynas.pipeline.sweep import sweep as do_sweep, sweep_profiles
 
     if profiles and kind:
         raise click.UsageError("give --profiles or --kind, not both")
     ids = sweep_profiles(profiles=profiles.split(",") if profiles else None, kind=kind)
-    result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only)
+    result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
+                      order=order)
     if as_json:
         echo_json(result.to_json())
         return

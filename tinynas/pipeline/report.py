@@ -252,7 +252,8 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
                            trainings=s["trainings"], budgets=s["budgets"])
         boards.append(row)
     result = {"dataset": meta["dataset"], "space": meta["space"], "strategy": meta["strategy"],
-              "boards": boards, "seconds": meta.get("seconds"),
+              "order": meta.get("order"), "run_order": meta.get("run_order", []), "boards": boards,
+              "seconds": meta.get("seconds"),
               "trainings": sum(r.get("trainings", 0) for r in boards),
               "failed": [r["board"] for r in boards if r["status"] == "failed"]}
     atomic_write_json(sweep_dir / SWEEP_FILE, result)
@@ -264,6 +265,8 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
     out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", "",
            f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
            f"(candidates are shared across boards through one cache), {_fmt(r['seconds'], '.0f')} s.", "",
+           f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. Each board was told "
+           "the earlier boards' results that fit it, counted in its budget (the `shared` column).", "",
            "| board | status | winner | int8 acc | val acc | latency (ms) | arena (bytes) | flash (bytes) | "
            "candidates (shared) | trainings |",
            "|---|---|---|---|---|---|---|---|---|---|"]
