@@ -164,26 +164,52 @@ def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any,
             "int8": int8_of(path, dataset, memo, f"{dataset.name}:{winner_id}:{seed}")}
 
 
-def bench_sweep(args: Any, root: Path) -> tuple[dict[str, float], float]:
+def bench_sweep(args: Any, root: Path, ds_name: str) -> dict[str, Any]:
+    """Wall time and per-board int8 accuracy of single runs of each board, and of a sweep in each order."""
     from tinynas.data import load_dataset
     from tinynas.pipeline.run import run
-    from tinynas.pipeline.sweep import sweep
+    from tinynas.pipeline.sweep import ORDERS, sweep
 
-    dataset = load_dataset("digits", seed=0)
-    settings = base_settings(args, dataset=dataset, board=SWEEP_BOARDS[1]).replace(final_top_k=2, cache_dir=None)
-    single = {}
+    dataset = load_dataset(ds_name, seed=0)
+    settings = base_settings(args, dataset=dataset, board=SWEEP_BOARDS[1]).replace(cache_dir=None)
+    single: dict[str, tuple[float, float]] = {}
     for board in SWEEP_BOARDS:  # each board on its own, fresh cache: what a sweep replaces
         t0 = time.perf_counter()
-        run(settings=settings.replace(profile=board, cache_dir=str(root / f"single-cache-{board}")),
-            out=root / f"single-{board}", dataset=dataset)
-        single[board] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    report = sweep(settings=settings, profiles=list(SWEEP_BOARDS), out=root / "sweep")
-    multi = time.perf_counter() - t0
-    for b in report.report["boards"]:
-        logging.getLogger("bench").warning("sweep %s: %s", b["board"], {k: b.get(k) for k in
-                                           ("status", "winner", "int8_accuracy", "trainings", "shared")})
-    return single, multi
+        result = run(settings=settings.replace(profile=board, cache_dir=str(root / f"{ds_name}-single-cache-{board}")),
+                     out=root / f"{ds_name}-single-{board}", dataset=dataset)
+        single[board] = (time.perf_counter() - t0, result.summary["winner"]["int8_accuracy"])
+        print(f"  sweep bench {ds_name}: single {board} {single[board]}", file=sys.stderr, flush=True)
+    sweeps: dict[str, tuple[float, dict[str, Any], list[str]]] = {}
+    for order in ORDERS.names():
+        t0 = time.perf_counter()
+        report = sweep(settings=settings, profiles=list(SWEEP_BOARDS), out=root / f"{ds_name}-sweep-{order}",
+                       order=order).report
+        sweeps[order] = (time.perf_counter() - t0, {b["board"]: b for b in report["boards"]}, report["run_order"])
+        print(f"  sweep bench {ds_name}: {order} {sweeps[order][0]:.0f} s", file=sys.stderr, flush=True)
+    return {"single": single, "sweeps": sweeps}
+
+
+def print_sweep(ds_name: str, bench: dict[str, Any]) -> None:
+    single, sweeps = bench["single"], bench["sweeps"]
+    times = [t for t, _ in single.values()]
+    mean = statistics.mean(times)
+    print(f"\nsweep over {len(SWEEP_BOARDS)} MCU boards vs a single run (`run`: search + final + int8 deploy + "
+          f"firmware) of each board, {ds_name}, same settings, fresh caches, TensorFlow already imported; "
+          f"int8 test accuracy in TFLite Micro")
+    print(f"{'board':16} {'single s':>9} {'single int8':>12} " + " ".join(f"{o + ' int8':>22}" for o in sweeps))
+    for board, (t, acc) in single.items():
+        cells = []
+        for _, rows, _ in sweeps.values():
+            other = rows[board].get("int8_accuracy")
+            cells.append(f"{other:.4f} ({other - acc:+.4f})" if other is not None else rows[board]["status"])
+        print(f"{board:16} {t:>8.0f}s {acc:>12.4f} " + " ".join(f"{c:>22}" for c in cells))
+    print(f"mean single {mean:.0f} s, slowest {max(times):.0f} s, sum {sum(times):.0f} s")
+    print(f"{'order':16} {'sweep s':>8} {'/ mean single':>14} {'/ slowest':>10} {'/ sum':>6} {'mean int8 diff':>15}  "
+          "run order")
+    for order, (t, rows, run_order) in sweeps.items():
+        diffs = [rows[b]["int8_accuracy"] - single[b][1] for b in single if rows[b].get("int8_accuracy") is not None]
+        print(f"{order:16} {t:>7.0f}s {t / mean:>14.2f} {t / max(times):>10.2f} {t / sum(times):>6.2f} "
+              f"{statistics.mean(diffs):>+15.4f}  {', '.join(run_order)}")
 
 
 def main() -> None:
@@ -201,6 +227,7 @@ def main() -> None:
     parser.add_argument("--search-samples", type=int, default=1000, help="the pipeline's default")
     parser.add_argument("--final-epochs", type=int, default=None)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--sweep-datasets", default="digits", help="datasets of the sweep comparison")
     parser.add_argument("--out", default=None, help="keep the run directories here (default: a temp folder)")
     args = parser.parse_args()
     args.strategies = args.strategies or ("random,staged" if args.quick else "random,evolution,reinforce,staged")
@@ -252,15 +279,8 @@ def main() -> None:
               f"{versus:>15} {wtl:>6} {stat('seconds', '.0f'):>16}")
     print(f"(strategy table: {search_time:.0f} s wall)")
     if not args.no_sweep:
-        single, multi = bench_sweep(args, root)
-        mean = statistics.mean(single.values())
-        print(f"\nsweep over {len(SWEEP_BOARDS)} MCU boards vs single runs (`run`: search + final + int8 deploy + "
-              f"firmware) of each board, digits, same settings, fresh caches, TensorFlow already imported:")
-        print("single runs: " + ", ".join(f"{b} {s:.0f}s" for b, s in single.items()))
-        print(f"{'mean single':>12} {'max single':>11} {'sum singles':>12} {'sweep':>8} {'sweep/mean':>11} "
-              f"{'sweep/max':>10} {'sweep/sum':>10}")
-        print(f"{mean:>11.0f}s {max(single.values()):>10.0f}s {sum(single.values()):>11.0f}s {multi:>7.0f}s "
-              f"{multi / mean:>11.2f} {multi / max(single.values()):>10.2f} {multi / sum(single.values()):>10.2f}")
+        for ds_name in args.sweep_datasets.split(","):
+            print_sweep(ds_name, bench_sweep(args, root, ds_name))
     print(f"\nrun directories: {root}")
 
 

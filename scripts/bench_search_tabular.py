@@ -14,6 +14,12 @@ with training noise fixed, a hundred seeds separate strategies that three seeds 
 
     .venv/bin/python scripts/bench_search_tabular.py                       # digits + mnist1d, tight + roomy
     .venv/bin/python scripts/bench_search_tabular.py --datasets mnist1d --boards nucleo-l412kb --budgets 8
+    .venv/bin/python scripts/bench_search_tabular.py --sweep nucleo-h743zi,nano33ble,esp32s3-devkitc,pico,nucleo-l432kc
+
+With ``--sweep``, the table holds every arch that fits any of the boards, and the
+comparison is the one ``tinynas.pipeline.sweep`` documents: each board order of a
+sweep against single runs of each board, in cost (distinct trainings' seconds plus a
+deploy per distinct winner) and in each board's final test accuracy (paired by seed).
 """
 
 from __future__ import annotations
@@ -58,48 +64,132 @@ def tabulate(*, dataset: Any, space: Any, check: Any, settings: Any, cache_dir: 
     return table
 
 
-def simulate(name: str, *, seed: int, budget: int, space: Any, dataset: Any, profile: Any, settings: Any,
-             table: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """One search with the real strategy against the table: the winner's final test accuracy, and the
-    training seconds (from the table) spent until the search found its best candidate."""
-    from tinynas.pipeline.stages import cost_fields, top_candidates
-    from tinynas.strategies import Observation, make_strategy
+_SEEDS: dict[tuple[str, int, int], list[Any]] = {}
+
+
+def staged_seeds(*, seed: int, budget: int, space: Any, dataset: Any, profile: Any, settings: Any) -> list[Any]:
+    """The real prefilter's seeds for ``staged``, as the pipeline picks them (memoized per board and seed)."""
+    from tinynas.proxies.prefilter import prefilter
     from tinynas.strategies.staged import seeds_for_budget
 
-    hyper: dict[str, Any] = {}
-    spent = 0.0
-    if name == "staged":
-        from tinynas.proxies.prefilter import prefilter
-
-        t0 = time.perf_counter()
+    key = (profile.id, seed, budget)
+    if key not in _SEEDS:
         pf = prefilter(space=space, profile=profile, dataset_or_batch=dataset,
                        n_candidates=settings.prefilter_candidates, k=settings.prefilter_keep, seed=seed, progress=False)
-        spent = time.perf_counter() - t0
-        hyper["seed_archs"] = seeds_for_budget([k.arch for k in pf.kept], budget)
+        _SEEDS[key] = seeds_for_budget([k.arch for k in pf.kept], budget)
+    return _SEEDS[key]
+
+
+def simulate(name: str, *, seed: int, budget: int, space: Any, dataset: Any, profile: Any, settings: Any,
+             table: dict[str, dict[str, Any]], shared: list[str] = ()) -> dict[str, Any]:
+    """One search with the real strategy against the table (the archs that fit this board): the winner's
+    final test accuracy, the training seconds spent until the search found its best candidate, the archs
+    it trained, its top few and its winner. ``shared``: archs earlier boards of a sweep trained, told
+    first (those that fit, best first) and counted in the budget, as the sweep does."""
+    from tinynas.pipeline.stages import cost_fields, top_candidates
+    from tinynas.strategies import Observation, make_strategy
+
+    hyper: dict[str, Any] = {}
+    if name == "staged":
+        hyper["seed_archs"] = staged_seeds(seed=seed, budget=budget, space=space, dataset=dataset, profile=profile,
+                                           settings=settings)
     strategy = make_strategy(name, space=space, seed=seed, feasible=lambda a: a.id in table, **hyper)
     entries: dict[str, dict[str, Any]] = {}
-    best, at, repeats = -1.0, 0.0, 0
+    own: list[str] = []
+    best, at, spent, repeats = -1.0, 0.0, 0.0, 0
+
+    def tell(arch: Any) -> None:
+        nonlocal best, at
+        row = table[arch.id]
+        obs = Observation(accuracy=row["search"]["accuracy"], latency_ms=row["cost"].latency_ms,
+                          arena_bytes=row["cost"].arena_bytes, flash_bytes=row["cost"].flash_bytes)
+        entries[arch.id] = {"id": arch.id, "accuracy": obs.accuracy, "cost": cost_fields(row["cost"])}
+        if obs.accuracy > best:
+            best, at = obs.accuracy, spent
+        strategy.tell(arch, obs)
+
+    for arch_id in sorted((i for i in shared if i in table), key=lambda i: -table[i]["search"]["accuracy"]):
+        if len(entries) >= budget:
+            break
+        tell(table[arch_id]["arch"])
     while len(entries) < budget and repeats < 200:  # the search stage's loop, one candidate at a time
         asked = strategy.ask(1)
         if not asked:
             break
         arch = asked[0]
-        row = table[arch.id]
-        obs = Observation(accuracy=row["search"]["accuracy"], latency_ms=row["cost"].latency_ms,
-                          arena_bytes=row["cost"].arena_bytes, flash_bytes=row["cost"].flash_bytes)
         if arch.id in entries:
-            strategy.tell(arch, obs)
+            strategy.tell(arch, Observation(accuracy=entries[arch.id]["accuracy"]))
             repeats += 1
             continue
         repeats = 0
-        spent += row["search"]["train_seconds"]
-        entries[arch.id] = {"id": arch.id, "accuracy": obs.accuracy, "cost": cost_fields(row["cost"])}
-        if obs.accuracy > best:
-            best, at = obs.accuracy, spent
-        strategy.tell(arch, obs)
-    top = top_candidates(list(entries.values()), int(settings.final_top_k))
-    winner = max(top, key=lambda e: table[e["id"]]["final"]["accuracy"])
-    return {"test": table[winner["id"]]["final"]["test_accuracy"], "seconds": at}
+        spent += table[arch.id]["search"]["train_seconds"]
+        own.append(arch.id)
+        tell(arch)
+    top = [e["id"] for e in top_candidates(list(entries.values()), int(settings.final_top_k))]
+    winner = max(top, key=lambda i: table[i]["final"]["accuracy"])
+    return {"test": table[winner]["final"]["test_accuracy"], "seconds": at, "own": own, "top": top,
+            "winner": winner}
+
+
+def simulate_sweep(order: list[str], *, seed: int, budget: int, space: Any, dataset: Any, profiles: dict[str, Any],
+                   settings: Any, tables: dict[str, dict[str, dict[str, Any]]],
+                   deploy_seconds: float) -> tuple[dict[str, float], float]:
+    """``staged`` on each board in ``order``, each told the earlier boards' own candidates: each board's final
+    test accuracy and the sweep's cost (training seconds of every distinct search and final training, plus
+    ``deploy_seconds`` per distinct winner)."""
+    shared: list[str] = []
+    finals: set[str] = set()
+    winners: set[str] = set()
+    accs: dict[str, float] = {}
+    for board in order:
+        r = simulate("staged", seed=seed, budget=budget, space=space, dataset=dataset, profile=profiles[board],
+                     settings=settings, table=tables[board], shared=shared)
+        accs[board] = r["test"]
+        shared += r["own"]
+        finals.update(r["top"])
+        winners.add(r["winner"])
+    rows = {i: row for t in tables.values() for i, row in t.items()}
+    cost = (sum(rows[i]["search"]["train_seconds"] for i in set(shared))
+            + sum(rows[i]["final"]["train_seconds"] for i in finals) + deploy_seconds * len(winners))
+    return accs, cost
+
+
+def sweep_table(args: Any, *, dataset: Any, space: Any, cache_root: Path) -> None:
+    """Both sweep orders against single runs of each board, on the tabulated archs of every sweep board."""
+    from tinynas.hardware import load_profile
+    from tinynas.pipeline.constraints import CostCheck
+    from tinynas.pipeline.settings import RunSettings
+    from tinynas.pipeline.sweep import ORDERS
+
+    boards = args.sweep.split(",")
+    profiles = {b: load_profile(b) for b in boards}
+    settings = RunSettings(profile=boards[0], dataset=dataset.name, space=args.space)
+    tables = {b: tabulate(dataset=dataset, space=space, check=CostCheck(space=space, profile=p), settings=settings,
+                          cache_dir=cache_root / dataset.name, workers=args.workers, final_epochs=args.final_epochs)
+              for b, p in profiles.items()}
+    orders = {name: ORDERS.get(name)(profiles, space=space, seed=0) for name in ORDERS.names()}
+    print(f"\n{dataset.name}: sweep over {', '.join(boards)} against single runs of each board (staged, "
+          f"top {settings.final_top_k} trained in full, {args.deploy_seconds:.0f} s per distinct deploy, "
+          f"{args.seeds} seeds); accuracy: the sweep's final test accuracy minus the single run's, same seed")
+    print(f"{'budget':>6} {'order':16} {'cost / mean single':>18} {'accuracy diff':>18}  per board")
+    for budget in [int(b) for b in args.budgets.split(",")]:
+        singles = []
+        for seed in range(args.seeds):
+            runs = {b: simulate_sweep([b], seed=seed, budget=budget, space=space, dataset=dataset, profiles=profiles,
+                                      settings=settings, tables=tables, deploy_seconds=args.deploy_seconds)
+                    for b in boards}
+            singles.append(({b: r[0][b] for b, r in runs.items()}, np.mean([r[1] for r in runs.values()])))
+        base_cost = np.mean([c for _, c in singles])
+        for name, order in orders.items():
+            res = [simulate_sweep(order, seed=seed, budget=budget, space=space, dataset=dataset, profiles=profiles,
+                                  settings=settings, tables=tables, deploy_seconds=args.deploy_seconds)
+                   for seed in range(args.seeds)]
+            d = np.array([[r[0][b] - singles[s][0][b] for b in boards] for s, r in enumerate(res)])
+            per_seed = d.mean(axis=1)
+            cost = np.mean([c for _, c in res])
+            print(f"{budget:>6} {name:16} {cost / base_cost:>18.2f} "
+                  f"{per_seed.mean():>+9.4f} +- {per_seed.std(ddof=1) / np.sqrt(len(per_seed)):.4f}  "
+                  + " ".join(f"{b} {v:+.4f}" for b, v in zip(boards, d.mean(axis=0))), flush=True)
 
 
 def main() -> None:
@@ -115,6 +205,10 @@ def main() -> None:
                         help="final fidelity of the table (the pipeline's 20 would triple the tabulation time)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", default=None, help="training cache (default: $TINYNAS_HOME/bench-tabular)")
+    parser.add_argument("--sweep", default=None, metavar="BOARDS",
+                        help="instead: the sweep orders against single runs over these boards (comma-separated)")
+    parser.add_argument("--deploy-seconds", type=float, default=7.0,
+                        help="cost of one int8 deploy in a sweep's cost (7-10 s in real runs' journals)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for noisy in ("tinynas", "absl", "tensorflow"):
@@ -133,6 +227,9 @@ def main() -> None:
     for ds_name in args.datasets.split(","):
         dataset = load_dataset(ds_name, seed=0)
         space = get_space(args.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        if args.sweep:
+            sweep_table(args, dataset=dataset, space=space, cache_root=cache_root)
+            continue
         for board in args.boards.split(","):
             profile = load_profile(board)
             settings = RunSettings(profile=board, dataset=ds_name, space=args.space)

@@ -52,6 +52,23 @@ def test_sweep_shares_candidates_and_survives_a_failing_board(tmp_path, no_room_
     assert json.loads(again.output)["trainings"] == report["trainings"]
 
 
+@pytest.mark.slow
+def test_a_time_budget_counts_the_seconds_of_the_shared_results(tmp_path):
+    """A shared result costs the later board what it cost the earlier one: here more than the whole budget."""
+    out = tmp_path / "sweep"
+    i = TINY.index("--budget-candidates")
+    tiny = TINY[:i] + TINY[i + 2:]
+    args = ["sweep", "--profiles", "nucleo-h743zi,nano33ble", "--dataset", "digits", "--strategy", "random", *tiny,
+            "--budget-minutes", "0.001", "--search-only", "--out", str(out), "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["run_order"] == ["nano33ble", "nucleo-h743zi"]
+    first = Journal(out / "nano33ble" / "journal.jsonl").candidates(stage="search")
+    assert len(first) == 1 and first[0]["seconds"] > 0.06  # any budget buys one candidate
+    second = Journal(out / "nucleo-h743zi" / "journal.jsonl").candidates(stage="search")
+    assert [(e["id"], e.get("shared_from")) for e in second] == [(first[0]["id"], "nano33ble")]
+
+
 @pytest.fixture
 def twin_profile(tmp_path, repo_root):
     """nano33ble with another id and half its flash: the same candidates mostly fit both boards."""

@@ -232,6 +232,7 @@ def search_stage(ctx: StageContext) -> dict:
                                        "elapsed_s": round(time.monotonic() - started, 3)})
 
     # Results of other boards of a sweep: accuracy does not depend on the board, only feasibility does.
+    # Each counts in the budget as what it cost: one candidate, and its evaluation's seconds of a time budget.
     for entry in sorted(ctx.shared, key=lambda e: -(e.get("accuracy") or 0.0)):
         if budget_n is not None and len(journaled) >= budget_n:
             break
@@ -244,6 +245,7 @@ def search_stage(ctx: StageContext) -> dict:
         journaled[arch.id] = rec
         strategy.tell(arch, observation(rec))
         best = max(best or 0.0, rec["accuracy"])
+        started -= float(entry.get("seconds") or 0.0)
     save()
 
     queue = list(strategy.pending)  # asked before the kill, never told: evaluate them first

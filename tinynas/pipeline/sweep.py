@@ -50,7 +50,8 @@ def tightest_first(profiles: Mapping[str, Any], *, space: Any, seed: int) -> lis
     from tinynas.pipeline.constraints import CostCheck, space_archs
 
     archs = space_archs(space, np.random.default_rng(seed))
-    fits = {b: sum(1 for a in archs if CostCheck(space=space, profile=p)(a)) for b, p in profiles.items()}
+    checks = {b: CostCheck(space=space, profile=p) for b, p in profiles.items()}
+    fits = {b: sum(1 for a in archs if check(a)) for b, check in checks.items()}
     return sorted(profiles, key=lambda b: (fits[b], int(profiles[b].sram_budget_bytes),
                                            int(profiles[b].flash_budget_bytes)))
 
