@@ -13,10 +13,12 @@ the training seconds spent until the best candidate was found (the prefilter's t
 included for staged). All trainings share one result cache, so the same arch at the
 same budget and seed is trained once for every method; the seconds counted are those
 of the original training. Three seeds cannot resolve differences of a point: the
-tabulated benchmark (scripts/bench_search_tabular.py) runs a hundred. Finally: wall time of a sweep
-over 5 MCU boards against single runs of each of those boards (fresh caches).
+tabulated benchmark (scripts/bench_search_tabular.py) runs a hundred. Finally: wall time and
+each board's int8 accuracy of a sweep over 5 MCU boards in each order of
+tinynas.pipeline.sweep.ORDERS, against single runs of each of those boards (fresh caches).
 
-    .venv/bin/python scripts/bench_search.py --quick      # ~30 min strategies + ~8 min sweep on 2 cores
+    .venv/bin/python scripts/bench_search.py --quick      # ~30 min strategies + ~9 min sweep on 2 cores
+    .venv/bin/python scripts/bench_search.py --quick --strategies , --tuners "" --sweep-datasets digits,mnist1d  # 23 min
     .venv/bin/python scripts/bench_search.py --quick --boards nucleo-l412kb --tuners "" --no-sweep  # ~6 min
     .venv/bin/python scripts/bench_search.py --seeds 3 --budget 24 --strategies random,evolution,reinforce,staged
 """

@@ -64,7 +64,7 @@ def tabulate(*, dataset: Any, space: Any, check: Any, settings: Any, cache_dir: 
     return table
 
 
-_SEEDS: dict[tuple[str, int, int], list[Any]] = {}
+_SEEDS: dict[tuple[str, str, int, int], list[Any]] = {}
 
 
 def staged_seeds(*, seed: int, budget: int, space: Any, dataset: Any, profile: Any, settings: Any) -> list[Any]:
@@ -72,7 +72,7 @@ def staged_seeds(*, seed: int, budget: int, space: Any, dataset: Any, profile: A
     from tinynas.proxies.prefilter import prefilter
     from tinynas.strategies.staged import seeds_for_budget
 
-    key = (profile.id, seed, budget)
+    key = (dataset.name, profile.id, seed, budget)
     if key not in _SEEDS:
         pf = prefilter(space=space, profile=profile, dataset_or_batch=dataset,
                        n_candidates=settings.prefilter_candidates, k=settings.prefilter_keep, seed=seed, progress=False)
