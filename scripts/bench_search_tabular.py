@@ -98,12 +98,15 @@ def simulate(name: str, *, seed: int, budget: int, space: Any, dataset: Any, pro
     own: list[str] = []
     best, at, spent, repeats = -1.0, 0.0, 0.0, 0
 
+    def observe(arch_id: str) -> Any:
+        row = table[arch_id]
+        return Observation(accuracy=row["search"]["accuracy"], latency_ms=row["cost"].latency_ms,
+                           arena_bytes=row["cost"].arena_bytes, flash_bytes=row["cost"].flash_bytes)
+
     def tell(arch: Any) -> None:
         nonlocal best, at
-        row = table[arch.id]
-        obs = Observation(accuracy=row["search"]["accuracy"], latency_ms=row["cost"].latency_ms,
-                          arena_bytes=row["cost"].arena_bytes, flash_bytes=row["cost"].flash_bytes)
-        entries[arch.id] = {"id": arch.id, "accuracy": obs.accuracy, "cost": cost_fields(row["cost"])}
+        obs = observe(arch.id)
+        entries[arch.id] = {"id": arch.id, "accuracy": obs.accuracy, "cost": cost_fields(table[arch.id]["cost"])}
         if obs.accuracy > best:
             best, at = obs.accuracy, spent
         strategy.tell(arch, obs)
@@ -118,7 +121,7 @@ def simulate(name: str, *, seed: int, budget: int, space: Any, dataset: Any, pro
             break
         arch = asked[0]
         if arch.id in entries:
-            strategy.tell(arch, Observation(accuracy=entries[arch.id]["accuracy"]))
+            strategy.tell(arch, observe(arch.id))
             repeats += 1
             continue
         repeats = 0
