@@ -148,3 +148,7 @@ def test_sweep_orders_tightest_or_roomiest_first_and_names_the_known_orders(tmp_
                                       "sideways", "--out", str(out)])
     assert isinstance(result.exception, SearchError) and "known: roomiest-first, tightest-first" in str(result.exception)
     assert not out.exists()
+    result = CliRunner().invoke(cli, ["sweep", "--profiles", "pico,nano33ble", "--dataset", "digits", "--strategy",
+                                      "sideways", "--out", str(out)])
+    assert isinstance(result.exception, SearchError) and "staged" in str(result.exception)
+    assert not out.exists(), "a sweep that cannot start writes nothing, so the fixed command can use the same --out"

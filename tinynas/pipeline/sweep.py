@@ -105,7 +105,8 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
 
     Writes ``out/sweep.json`` and ``out/sweep.md`` comparing the boards. Resumes
     like a run. Raises SearchError only for a bad sweep (no boards, another sweep
-    in ``out``); a failing board is reported in sweep.json and the rest go on.
+    in ``out``, an unknown order, space or strategy, a dataset the space cannot take;
+    nothing is written then); a failing board is reported in sweep.json and the rest go on.
     """
     from tinynas.data import load_dataset
     from tinynas.hardware import load_profile
@@ -123,11 +124,20 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
                         "search_epochs": settings.search_epochs, "final_epochs": settings.final_epochs}}
     started = time.monotonic()
     dataset = load_dataset(settings.dataset, seed=int(settings.seed))
+    loaded, unloadable = {}, {}
+    for board in boards:
+        try:
+            loaded[board] = load_profile(board)
+        except TinyNASError as exc:
+            unloadable[_board_key(board)] = str(exc)
+    run_order: list[str] = []
+    if loaded:  # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
+        space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
+        run_order = order_fn(loaded, space=space, seed=int(settings.seed))
     with RunDir.open(out, config=config) as rd:
         state = read_json(out / "sweep_state.json") or {}
-        failures: dict[str, str] = dict(state.get("failures", {}))
+        failures: dict[str, str] = {**state.get("failures", {}), **unloadable}
         spent = float(state.get("seconds") or 0.0)
-        run_order: list[str] = []
 
         def save() -> None:
             atomic_write_json(out / "sweep_state.json", {
@@ -136,16 +146,8 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
                 "run_order": [_board_key(b) for b in run_order], "failures": failures,
                 "seconds": round(spent + time.monotonic() - started, 3)})
 
-        loaded = {}
-        for board in boards:
-            try:
-                loaded[board] = load_profile(board)
-            except TinyNASError as exc:
-                failures[_board_key(board)] = str(exc)
-                rd.journal.append({"type": "board", "board": board, "event": "failed", "error": str(exc)})
-        if loaded:  # a space, strategy or dataset no board can use is a bad sweep: one clear error
-            space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
-            run_order = order_fn(loaded, space=space, seed=int(settings.seed))
+        for key, error in unloadable.items():
+            rd.journal.append({"type": "board", "board": key, "event": "failed", "error": error})
         save()
         shared: list[dict[str, Any]] = []
         cache = str(Path(settings.cache_dir) if settings.cache_dir else out / "cache")
