@@ -27,8 +27,9 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from tinynas.resources import data_dir  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TINYNAS_SHARED", REPO.parent / "shared"))
 MLPERF = {  # file, REFERENCE.md s1 arena bytes (x86-64 wheel), s6 MACs
     "kws": ("kws_ref_model.tflite", 24_272, 2.66e6),
     "vww": ("vww_96_int8.tflite", 103_672, 7.49e6),
@@ -107,7 +108,7 @@ def bench_mlperf() -> None:
     print(f"{'model':<6} {'arena real':>10} {'arena est':>10} {'err':>7} {'REFERENCE':>10} "
           f"{'MACs':>11} {'REF MACs':>9} {'MACs err':>9} {'at REF precision':>16}")
     for key, (fname, ref_arena, ref_macs) in MLPERF.items():
-        data = (SHARED / "benchmarks" / "mlperf_tiny" / fname).read_bytes()
+        data = (data_dir("benchmarks") / "mlperf_tiny" / fname).read_bytes()
         real = measure_arena_bytes(data)
         cost = estimate_tflite(data)
         print(f"{key:<6} {real:>10,} {cost.arena_bytes:>10,} {pct(cost.arena_bytes, real):>+6.2f}% {ref_arena:>10,} "
@@ -148,7 +149,7 @@ def bench_latency() -> None:
     for prof in profiles:
         row = []
         for key, (fname, _, _) in MLPERF.items():
-            cost = estimate_tflite(SHARED / "benchmarks" / "mlperf_tiny" / fname, profile=prof)
+            cost = estimate_tflite(data_dir("benchmarks") / "mlperf_tiny" / fname, profile=prof)
             costs[(prof.id, key)] = cost
             row.append(cost.latency_ms)
         print(f"{prof.id:<18} {prof.clock_hz / 1e6:>9.0f} " + " ".join(f"{v:>9.1f}" for v in row))

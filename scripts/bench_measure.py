@@ -20,8 +20,9 @@ from tinynas.errors import MeasureError
 from tinynas.hardware import load_profile
 from tinynas.measure.emulator import BoardEmulator
 from tinynas.measure.runner import MeasurementFailed, measure_latency
+from tinynas.resources import data_dir
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/mlperf_tiny/kws_ref_model.tflite"
+DEFAULT_MODEL = data_dir("benchmarks") / "mlperf_tiny" / "kws_ref_model.tflite"
 SCENARIOS = [
     ("predicted", "predicted", []),
     ("predicted again", "predicted", []),

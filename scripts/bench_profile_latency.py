@@ -4,16 +4,15 @@ Estimates the four MLPerf Tiny reference models with the cost model on several
 built-in profiles (no calibration overlay) and prints latency and the implied
 cycles per MAC next to the published cycles per MAC, where REFERENCE.md gives one.
 
-    .venv/bin/python scripts/bench_profile_latency.py [--shared ../shared]
+    .venv/bin/python scripts/bench_profile_latency.py
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from tinynas.cost import estimate
 from tinynas.hardware import load_profile
+from tinynas.resources import data_dir
 from tinynas.space.tflite_reader import read_tflite
 
 MODELS = {"kws": "kws_ref_model.tflite", "vww": "vww_96_int8.tflite", "ic": "pretrainedResnet_quant.tflite",
@@ -32,9 +31,8 @@ PROFILES = ["ek-ra6m4", "nrf5340dk", "nucleo-g0b1re", "nano33ble", "stm32f746g-d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    args = parser.parse_args()
-    base = args.shared / "benchmarks" / "mlperf_tiny"
+    parser.parse_args()
+    base = data_dir("benchmarks") / "mlperf_tiny"
     graphs = {name: read_tflite(base / file) for name, file in MODELS.items()}
     print("latency ms / implied cycles per MAC (published cycles per MAC)")
     print(f"{'profile':<17}" + "".join(f"{name:>25}" for name in MODELS))

@@ -24,8 +24,9 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TRUTH = Path(os.environ.get("TINYNAS_SHARED", REPO.parent / "shared")) / "benchmarks" / "nasbench201_accuracy.csv"
+from tinynas.resources import data_dir  # noqa: E402
+
+DEFAULT_TRUTH = data_dir("benchmarks") / "nasbench201_accuracy.csv"
 DATA_FREE = ["synflow", "zen", "params", "macs"]
 DATA_DEP = ["naswot", "jacob_cov", "grad_norm", "snip", "grasp", "fisher"]
 

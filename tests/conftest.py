@@ -1,4 +1,4 @@
-"""Shared test settings: quiet, single-threaded TensorFlow, and where the shared benchmarks are."""
+"""Shared test settings: quiet, single-threaded TensorFlow, and where the ground-truth benchmarks are."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TINYNAS_SHARED", REPO.parent / "shared"))
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +22,10 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_benchmarks() -> Path:
-    path = SHARED / "benchmarks"
-    if not path.is_dir():
-        pytest.fail(f"{path} is missing: the shared benchmarks sit beside the checkout as ../shared")
-    return path
+    """The repository's ``benchmarks/`` (MLPerf Tiny models, NAS-Bench-201 table; see its README)."""
+    from tinynas.resources import data_dir
+
+    return data_dir("benchmarks")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Where the data folders (``hardware_profiles/``, ``firmware_templates/``) live.
+"""Where the data folders (``hardware_profiles/``, ``firmware_templates/``, ``benchmarks/``) live.
 
 In a checkout they sit at the repository's top level; in an installed wheel they
 are packaged as ``tinynas/_data/<name>``. Both are found without the caller

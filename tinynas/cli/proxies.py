@@ -100,7 +100,7 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
 @proxies.command("benchmark")
 @click.option("--space", "space_name", required=True, help="nasbench201 (with --truth) or a space to train.")
 @click.option("--truth", "truth", default=None, type=click.Path(dir_okay=False),
-              help="NAS-Bench-201 table (arch_str + accuracy columns).")
+              help="NAS-Bench-201 table (arch_str + accuracy columns); default: the one in tinynas's benchmarks/.")
 @click.option("--column", default="cifar10_val_acc", show_default=True, help="Accuracy column of --truth.")
 @click.option("--dataset", default=None, help="Dataset to train on (spaces without a published table).")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Training epochs per arch (with --dataset).")
@@ -123,6 +123,10 @@ def benchmark(space_name: str, truth: str | None, column: str, dataset: str | No
 
     names = _proxy_list(proxy_csv, default=proxy_names(needs_data=False))
     ens = ensemble_for(names)
+    if truth is None and space_name == "nasbench201" and not dataset:
+        from tinynas.resources import data_dir
+
+        truth = str(data_dir("benchmarks") / "nasbench201_accuracy.csv")
     if truth:
         if space_name != "nasbench201":
             raise ProxyError(f"--truth is a NAS-Bench-201 table: use it with --space nasbench201, not {space_name!r}")
@@ -138,7 +142,7 @@ def benchmark(space_name: str, truth: str | None, column: str, dataset: str | No
         result = benchmark_trained(space=space, dataset=data, n=n, epochs=epochs, seed=seed, proxies=names,
                                    ensemble=ens, progress=progress, max_train_samples=max_train_samples)
     else:
-        raise ProxyError("benchmark needs --truth PATH.csv (nasbench201) or --dataset NAME (train each arch)")
+        raise ProxyError("benchmark needs --space nasbench201 (its table ships with tinynas) or --dataset NAME (train each arch)")
     if as_json:
         echo_json(result.to_json())
         return

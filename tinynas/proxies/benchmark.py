@@ -118,7 +118,7 @@ def read_nb201_truth(path: str | Path, *, column: str = "cifar10_val_acc") -> di
     """``{arch_str: accuracy}`` from a NAS-Bench-201 table (raises ProxyError naming file and field)."""
     path = Path(path)
     if not path.is_file():
-        raise ProxyError(f"{path}: no such file; pass the NAS-Bench-201 table, e.g. ../shared/benchmarks/nasbench201_accuracy.csv")
+        raise ProxyError(f"{path}: no such file; pass a NAS-Bench-201 table, or omit --truth to use the one in tinynas's benchmarks/")
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
