@@ -81,7 +81,8 @@ def main() -> None:
     from tinynas.errors import TinyNASError
 
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode click returns ``ctx.exit(code)``'s code instead of exiting.
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -96,6 +97,8 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
