@@ -40,8 +40,11 @@ def test_interrupted_search_resumes_without_training_twice(tmp_path, digits):
     assert len(state["strategy"]["history"]) == 2  # the strategy state was saved at the interrupt
     assert not (out / ".lock").exists()  # and the directory released
     assert not (out / "stages" / "search" / "done.json").exists()
+    interrupted_wall = json.loads((out / "summary.json").read_text())["wall_seconds"]
+    assert interrupted_wall > 0  # the interrupted session's time counts (it once said "wall 0 s")
 
     result = search(settings=settings, out=out, dataset=digits)
+    assert result.summary["wall_seconds"] > interrupted_wall  # both sessions add up
     entries = _search_candidates(out)
     ids = [e["id"] for e in entries]
     assert len(ids) == 4 and len(set(ids)) == 4, ids  # the budget, each candidate once

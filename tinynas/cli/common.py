@@ -22,3 +22,41 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if len(shape) not in (2, 3) or any(d < 1 for d in shape):
         raise click.BadParameter(f"expected H,W,C or L,C with positive sizes, got {text!r}")
     return shape
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+_COUNT_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+def _scaled(text: str, units: dict[str, int], *, what: str, example: str) -> int:
+    """``"32KiB"`` -> 32768 with ``units``; BadParameter naming the accepted forms otherwise."""
+    raw = str(text).strip().replace("_", "")
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").strip()
+    unit = raw[len(number):].strip().lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = float("nan")
+    if unit not in units or not value > 0 or value == float("inf"):
+        raise click.BadParameter(f"expected a positive {what} like {example}, got {text!r}")
+    return int(round(value * units[unit]))
+
+
+class ByteSize(click.ParamType):
+    """Bytes on the command line: ``32768``, ``32K``, ``32KiB``, ``1.5MiB`` (K = 1024 bytes, as in RAM sizes)."""
+
+    name = "bytes"
+
+    def convert(self, value, param, ctx) -> int:  # noqa: ANN001 - click's signature
+        return value if isinstance(value, int) else _scaled(value, _BYTE_UNITS, what="size in bytes",
+                                                            example="32768, 32K, 32KiB or 1.5MiB")
+
+
+class Count(click.ParamType):
+    """A count with an optional decimal suffix: ``500000``, ``500k``, ``1.2M``."""
+
+    name = "count"
+
+    def convert(self, value, param, ctx) -> int:  # noqa: ANN001 - click's signature
+        return value if isinstance(value, int) else _scaled(value, _COUNT_UNITS, what="count",
+                                                            example="500000, 500k or 1.2M")

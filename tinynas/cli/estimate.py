@@ -26,7 +26,8 @@ def _need(name: str, value: float) -> str:
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", "-p", "profiles", multiple=True,
               help="Hardware profile id or .toml path (repeat for several boards; see `tinynas profiles list`).")
-@click.option("--latency-target-ms", type=float, default=None, help="Latency budget (default: the profile's).")
+@click.option("--latency-ms", "--latency-target-ms", "latency_target_ms", type=float, default=None,
+              help="Latency budget in ms (default: the profile's latency_target_ms).")
 @click.option("--json", "as_json", is_flag=True, help="Print the Cost records as JSON.")
 def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target_ms: float | None,
              as_json: bool) -> None:

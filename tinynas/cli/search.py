@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from tinynas.cli.common import echo_json
+from tinynas.cli.common import ByteSize, Count, echo_json
 
 # Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +34,14 @@ def _common(fn: Callable) -> Callable:
         click.option("--final-top-k", type=int, default=3, show_default=True, help="Candidates trained in full."),
         click.option("--prefilter-candidates", type=int, default=150, show_default=True,
                      help="Archs the staged prefilter samples and scores with zero-cost proxies."),
+        click.option("--latency-ms", type=float, default=None,
+                     help="Latency budget in ms (replaces the profile's latency_target_ms)."),
+        click.option("--arena-budget", type=ByteSize(), default=None,
+                     help="TFLM arena budget, e.g. 32K or 32768 (replaces the profile's SRAM budget)."),
+        click.option("--flash-budget", type=ByteSize(), default=None,
+                     help="Model flash budget, e.g. 256K (replaces the profile's flash budget)."),
+        click.option("--max-macs", type=Count(), default=None,
+                     help="Most multiply-accumulates per inference, e.g. 1.2M (NanoNAS-style bound)."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Training result cache (default: <out>/cache)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -55,7 +63,8 @@ def _settings(profile: str, kw: dict[str, Any]):
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],
         prefilter_candidates=kw["prefilter_candidates"], template=kw.get("template"), cache_dir=kw["cache_dir"],
-        progress=not kw["no_progress"],
+        progress=not kw["no_progress"], latency_ms=kw["latency_ms"], arena_budget_bytes=kw["arena_budget"],
+        flash_budget_bytes=kw["flash_budget"], max_macs=kw["max_macs"],
     )
 
 
@@ -73,6 +82,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                    + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
         click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {w.get('tflm_arena_bytes') or c.get('arena_bytes')} B"
                    f"  flash {w.get('tflite_flash_bytes') or c.get('flash_bytes')} B")
+    if summary.get("constraints"):
+        click.echo("constraints " + ", ".join(f"{k} {v}" for k, v in summary["constraints"].items()))
     click.echo(f"report     {out / 'report.md'}")
 
 

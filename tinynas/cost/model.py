@@ -63,7 +63,7 @@ def estimate(
         BudgetCheck("sram", arena, profile.sram_budget_bytes),
         BudgetCheck("flash", flash, profile.flash_budget_bytes),
         BudgetCheck("latency", lat, target),
-    )
+    ) + ((BudgetCheck("macs", macs, profile.max_macs),) if profile.max_macs is not None else ())
     return Cost(macs=macs, params=params, flash_bytes=flash, arena_bytes=arena, latency_ms=lat,
                 profile_id=profile.id, checks=checks)
 

@@ -8,7 +8,7 @@ here, so the subtraction of what the runtime already takes happens in one place.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from tinynas.errors import ProfileError
@@ -97,6 +97,7 @@ class HardwareProfile:
     notes: str = ""
     source_path: str = ""  # the file it was read from (for messages)
     extra: dict[str, Any] = field(default_factory=dict)
+    max_macs: int | None = None  # a MAC bound (NanoNAS-style); None: no limit
 
     @property
     def sram_budget_bytes(self) -> int:
@@ -107,6 +108,43 @@ class HardwareProfile:
     def flash_budget_bytes(self) -> int:
         """Flash left for the model once the runtime's code is taken."""
         return self.flash_bytes - self.runtime_flash_bytes
+
+    def with_budgets(
+        self,
+        *,
+        arena_budget_bytes: int | None = None,
+        flash_budget_bytes: int | None = None,
+        latency_target_ms: float | None = None,
+        max_macs: int | None = None,
+    ) -> "HardwareProfile":
+        """This profile with the budgets a user stated on the command line in place of its own.
+
+        The arena and flash budgets replace what is left once the firmware's share is taken
+        (the user knows their firmware); they may not exceed the part's SRAM or flash. None
+        keeps the profile's budget. Raises ProfileError naming the option and the limit.
+        """
+        changes: dict[str, Any] = {}
+        for option, value, total, unit in (("--arena-budget", arena_budget_bytes, self.sram_bytes, "SRAM"),
+                                           ("--flash-budget", flash_budget_bytes, self.flash_bytes, "flash")):
+            if value is None:
+                continue
+            if not 0 < int(value) <= total:
+                raise ProfileError(f"{option} {value} B is not within {self.id}'s {total} B of {unit}; "
+                                   f"give a budget between 1 and {total} bytes")
+        if arena_budget_bytes is not None:
+            changes["reserved_sram_bytes"] = self.sram_bytes - int(arena_budget_bytes)
+        if flash_budget_bytes is not None:
+            changes["runtime_flash_bytes"] = self.flash_bytes - int(flash_budget_bytes)
+        if latency_target_ms is not None:
+            if not 0 < float(latency_target_ms) < float("inf"):
+                raise ProfileError(f"--latency-ms must be a finite number of milliseconds above 0, "
+                                   f"got {latency_target_ms}")
+            changes["latency_target_ms"] = float(latency_target_ms)
+        if max_macs is not None:
+            if int(max_macs) < 1:
+                raise ProfileError(f"--max-macs must be at least 1, got {max_macs}")
+            changes["max_macs"] = int(max_macs)
+        return replace(self, **changes) if changes else self
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

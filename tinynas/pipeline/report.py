@@ -55,6 +55,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     return {
         "board": config["profile"]["id"],
         "budgets": {k: v for k, v in config["profile"].items() if k != "id"},
+        "constraints": dict(config.get("constraints", {})),
         "dataset": config["dataset"]["name"],
         "space": config["space"]["name"],
         "strategy": config["strategy"]["name"],
@@ -160,7 +161,10 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
                   f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'))})"),
         ("flash", f"{_fmt(w.get('tflite_flash_bytes') or c.get('flash_bytes'))} bytes "
                   f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'))})"),
-        ("MACs", _fmt(c.get("macs"), ",")),
+        ("MACs", _fmt(c.get("macs"), ",") + (f" (bound {_fmt(s['budgets']['max_macs'], ',')})"
+                                             if s["budgets"].get("max_macs") else "")),
+        ("budgets from the command line", ", ".join(f"{k} {v}" for k, v in s.get("constraints", {}).items())
+         or "none (the profile's)"),
         ("firmware template", _fmt(w.get("template"))),
     ]
 

@@ -86,13 +86,23 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
             names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
             try:
                 run_stages(ctx, names)
-            except BaseException:
-                _report_anyway(rd.path)  # Ctrl-C or a failed stage: show what was finished
+            except BaseException as exc:
+                # Ctrl-C or a failed stage: count this session's time, show what was finished
+                _end_session(rd, started=started, deploy=deploy, ended=type(exc).__name__)
+                _report_anyway(rd.path)
                 raise
-        rd.journal.append({"type": "session", "seconds": round(time.monotonic() - started, 3),
-                           "kind": "run" if deploy else "search"})
+        _end_session(rd, started=started, deploy=deploy, ended="finished")
         summary = write_report(rd.path)
     return RunResult(out_dir=out, summary=summary)
+
+
+def _end_session(rd: RunDir, *, started: float, deploy: bool, ended: str) -> None:
+    """Journal this invocation's wall time, so a report's wall time adds up across interruptions."""
+    try:
+        rd.journal.append({"type": "session", "seconds": round(time.monotonic() - started, 3),
+                           "kind": "run" if deploy else "search", "ended": ended})
+    except OSError as exc:  # a full disk must not hide the error that ended the session
+        log.warning("could not journal the session's time in %s: %s", rd.path, exc)
 
 
 def _report_anyway(path: Path) -> None:

@@ -53,6 +53,11 @@ class RunSettings:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None  # default: <out>/cache (a sweep shares <sweep>/cache)
     progress: bool = False
+    # Budgets stated on the command line, in place of the profile's (None: the profile's own).
+    latency_ms: float | None = None
+    arena_budget_bytes: int | None = None
+    flash_budget_bytes: int | None = None
+    max_macs: int | None = None
 
     def __post_init__(self) -> None:
         if self.budget_candidates is not None and int(self.budget_candidates) < 1:
@@ -84,6 +89,18 @@ class RunSettings:
 
     def final_budget(self) -> TrainBudget:
         return TrainBudget(epochs=int(self.final_epochs), max_train_samples=self.final_samples, evaluate_test=True)
+
+    def constraints(self) -> dict[str, Any]:
+        """The budgets given on the command line, by name (only those given)."""
+        given = {"latency_ms": self.latency_ms, "arena_budget_bytes": self.arena_budget_bytes,
+                 "flash_budget_bytes": self.flash_budget_bytes, "max_macs": self.max_macs}
+        return {k: v for k, v in given.items() if v is not None}
+
+    def constrain(self, profile: Any) -> Any:
+        """``profile`` with this run's command-line budgets in place of its own."""
+        return profile.with_budgets(arena_budget_bytes=self.arena_budget_bytes,
+                                    flash_budget_bytes=self.flash_budget_bytes,
+                                    latency_target_ms=self.latency_ms, max_macs=self.max_macs)
 
     def replace(self, **changes: Any) -> "RunSettings":
         return dataclasses.replace(self, **changes)
@@ -130,7 +147,7 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
             raise SearchError(f"strategy {settings.strategy!r} has no hyperparameter {key!r}; "
                               f"known: {', '.join(known) or '(none)'}")
         hyper[key] = value
-    profile = load_profile(settings.profile)
+    profile = settings.constrain(load_profile(settings.profile))
     if dataset is None:
         dataset = load_dataset(settings.dataset, seed=settings.seed)
     try:
@@ -164,7 +181,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
     return {
         "profile": {"id": p.id, "sram_budget_bytes": int(p.sram_budget_bytes),
                     "flash_budget_bytes": int(p.flash_budget_bytes),
-                    "latency_target_ms": None if p.latency_target_ms is None else float(p.latency_target_ms)},
+                    "latency_target_ms": None if p.latency_target_ms is None else float(p.latency_target_ms),
+                    "max_macs": p.max_macs},
         "dataset": {"name": s.dataset, "fingerprint": d.fingerprint, "input_shape": list(d.input_shape),
                     "num_classes": int(d.num_classes)},
         "space": {"name": s.space},
@@ -174,6 +192,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
                    "final_epochs": s.final_epochs, "final_samples": s.final_samples, "final_top_k": s.final_top_k,
                    "prefilter_candidates": s.prefilter_candidates, "prefilter_keep": s.prefilter_keep},
         "seeds": {"seed": int(s.seed)},
+        # what the command line changed of the profile's budgets (no section when nothing did)
+        **({"constraints": s.constraints()} if s.constraints() else {}),
         "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir},
     }
 
@@ -194,5 +214,5 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
         final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),
         prefilter_keep=b.get("prefilter_keep", 8), seed=config.get("seeds", {}).get("seed", 0),
         workers=ex.get("workers", 1), template=ex.get("template"), cache_dir=ex.get("cache_dir"),
-        strategy_options=st,
+        strategy_options=st, **dict(config.get("constraints", {})),
     )

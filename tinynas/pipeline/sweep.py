@@ -121,13 +121,14 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
     config = {"sweep": {"dataset": settings.dataset, "space": settings.space, "strategy": settings.strategy,
                         "boards": boards, "order": order, "seed": int(settings.seed), "deploy": bool(deploy),
                         "budget_candidates": settings.candidates, "budget_minutes": settings.budget_minutes,
-                        "search_epochs": settings.search_epochs, "final_epochs": settings.final_epochs}}
+                        "search_epochs": settings.search_epochs, "final_epochs": settings.final_epochs,
+                        **settings.constraints()}}
     started = time.monotonic()
     dataset = load_dataset(settings.dataset, seed=int(settings.seed))
     loaded, unloadable = {}, {}
     for board in boards:
         try:
-            loaded[board] = load_profile(board)
+            loaded[board] = settings.constrain(load_profile(board))  # the order sees the command line's budgets
         except TinyNASError as exc:
             unloadable[_board_key(board)] = str(exc)
     run_order: list[str] = []
