@@ -271,3 +271,79 @@ def test_cli_errors_exit_1_with_a_message(tmp_path, mlperf_models):
     assert proc.stderr.startswith("error: firmware template 'pico' cannot build for profile 'nucleo-l4r5zi'")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "fw").exists()
+
+
+# ------------------------------------------- issue #11: what a profile or a label says stays inert
+
+EVIL_NAME = 'Evil */ board " \n #define Y 1 \\'
+EVIL_LABEL = 'a"b*/\n#define Y 2 ??/'
+
+
+def _evil_profile():
+    import dataclasses
+
+    base = load_profile("nano33ble")
+    return dataclasses.replace(base, name=EVIL_NAME)
+
+
+def test_a_profile_name_and_labels_cannot_inject_code(tmp_path, kws):
+    """The profile is built in code (validation refuses such a name), as a run directory's would be."""
+    profile = _evil_profile()
+    labels = [EVIL_LABEL] + [f"c{i}" for i in range(11)]
+    for name in templates_for(profile):
+        out = _generate(kws, profile, tmp_path / name, template=name, class_names=labels)
+        for path in out.rglob("*"):
+            if path.is_file() and path.suffix not in (".json",):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    assert not line.lstrip().startswith("#define Y"), f"{name}: {path.relative_to(out)}: {line}"
+    src = tmp_path / "cmake-cortexm" / "src"
+    assert "Evil * / board" in (src / "tinynas_timer.c").read_text()
+
+
+def test_evil_name_and_labels_still_compile(tmp_path, kws):
+    gxx, gcc = require_tool("arm-none-eabi-g++"), require_tool("arm-none-eabi-gcc")
+    profile = _evil_profile()
+    labels = [EVIL_LABEL] + [f"c{i}" for i in range(11)]
+    out = _generate(kws, profile, tmp_path / "fw", template="cmake-cortexm", class_names=labels)
+    src = out / "src"
+    flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Wall", "-Werror", "-I", str(src)]
+    for cmd in ([gxx, *flags, "-std=c++17", "-fsyntax-only", str(src / "main.cc")],
+                [gxx, *flags, "-std=c++17", "-trigraphs", "-fsyntax-only", "-x", "c++", str(src / "model_data.h")],
+                [gcc, *flags, "-std=c99", "-fsyntax-only", str(src / "tinynas_timer.c")]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
+    probe = tmp_path / "probe.cc"
+    probe.write_text('#include "model_data.h"\n#ifdef Y\n#error Y leaked\n#endif\n'
+                     "static_assert(sizeof(kClassLabels) / sizeof(kClassLabels[0]) == 12, \"labels\");\n")
+    proc = subprocess.run([gxx, *flags, "-std=c++17", "-fsyntax-only", str(probe)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_generate_refuses_a_float_model_like_the_other_commands(tmp_path, repo_root):
+    """A float32 .tflite would compile with kInputScale = 0.0f; refused with require_int8's message."""
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3)])
+    model(np.zeros((1, 4), "float32"))
+    path = tmp_path / "float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "firmware", "generate", "--model", str(path),
+                           "--profile", "nucleo-l4r5zi", "--out", str(tmp_path / "fw")],
+                          capture_output=True, text=True, cwd=repo_root, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 1, proc.stderr
+    assert f"error: {path}: input is float32 and output is float32" in proc.stderr
+    assert "full-integer model with int8 input and output" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "fw").exists()
+
+
+def test_generate_says_a_truncated_model_is_truncated(tmp_path, mlperf_models, repo_root):
+    data = mlperf_models["kws"].read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[: len(data) // 2])
+    proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "firmware", "generate", "--model", str(path),
+                           "--profile", "nucleo-l4r5zi", "--out", str(tmp_path / "fw")],
+                          capture_output=True, text=True, cwd=repo_root, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: {path}: ") and "truncated" in proc.stderr
+    assert "could not allocate" not in proc.stderr and "Traceback" not in proc.stderr

@@ -6,6 +6,7 @@ Thin wrappers over ``tinynas.deploy.firmware``: parse, call one function, print.
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 import click
@@ -70,16 +71,19 @@ def generate_cmd(template: str | None, model_path: Path, profile_id: str, out_di
     from tinynas.deploy.firmware import generate_firmware, get_template, read_project_info
     from tinynas.hardware import load_profile
 
+    from tinynas.deploy.interpreter import require_int8
+
     profile = load_profile(profile_id)
     model_bytes = model_path.read_bytes()
+    require_int8(model_bytes, source=str(model_path))  # the check estimate, deploy and measure make
     if arena_bytes is None:
         from tinynas.deploy.arena import measure_arena_bytes
 
-        arena_bytes = measure_arena_bytes(model_bytes)
+        arena_bytes = measure_arena_bytes(model_bytes, source=str(model_path))
     model_id = model_id or hashlib.sha1(model_bytes).hexdigest()[:12]
     project = generate_firmware(template=template, model_bytes=model_bytes, profile=profile, out_dir=out_dir,
                                 class_names=_class_names(class_names, labels_file), arena_bytes=arena_bytes,
-                                model_id=model_id, input_scaling=input_scaling)
+                                model_id=model_id, input_scaling=input_scaling, source=str(model_path))
     stamp = read_project_info(project)
     if as_json:
         echo_json({"out_dir": str(project), "arena_bytes": arena_bytes, **stamp})
@@ -87,6 +91,7 @@ def generate_cmd(template: str | None, model_path: Path, profile_id: str, out_di
     name = template or profile.ecosystem.default_template
     click.echo(f"{get_template(name).ecosystem} project for {profile.name} in {project}")
     click.echo(f"  model {model_id}, measured arena {arena_bytes} bytes")
-    click.echo(f"  build: (cd {project} && {stamp['build']})")
-    click.echo(f"  flash: (cd {project} && {stamp['flash']})")
+    where = shlex.quote(str(project))  # the commands are for a shell a person types into
+    click.echo(f"  build: (cd {where} && {stamp['build']})")
+    click.echo(f"  flash: (cd {where} && {stamp['flash']})")
     click.echo(f"  see {project / 'README.md'}")

@@ -79,18 +79,26 @@ print(json.dumps({"result": hi}), flush=True)
 """
 
 
-def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
+def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source: str = "model") -> int:
     """The smallest arena (bytes) with which ``tflite_micro`` allocates ``model_bytes`` and
     runs one inference on zeros.
 
     The figure is for the installed x86-64 wheel (64-bit pointers); a 32-bit
     Cortex-M needs a few percent less. Raises DeployError when the model cannot
-    be allocated at all (unsupported op, not a model) or the search times out.
+    be allocated at all (unsupported op) or the search times out, and for bytes that are
+    not a whole ``.tflite`` model (truncated, corrupt), naming ``source`` (the file).
     """
-    if not isinstance(model_bytes, (bytes, bytearray)) or len(model_bytes) < 8:
-        raise DeployError("measure_arena_bytes needs the bytes of a .tflite model")
-    if bytes(model_bytes[4:8]) != b"TFL3":
-        raise DeployError("measure_arena_bytes: not a .tflite flatbuffer (bytes 4..7 are not 'TFL3')")
+    from tinynas.deploy.interpreter import check_model_file
+    from tinynas.errors import ModelFileError
+
+    if not isinstance(model_bytes, (bytes, bytearray)):
+        raise DeployError(f"{source}: measure_arena_bytes needs the bytes of a .tflite model")
+    # A file that is not a model, or is cut short, is said to be so here: TFLM would only
+    # fail to allocate it at every size, which points at memory instead of the file.
+    try:
+        check_model_file(bytes(model_bytes), source=source)
+    except ModelFileError as exc:
+        raise DeployError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="tinynas_arena_") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(bytes(model_bytes))
@@ -104,7 +112,8 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
                     capture_output=True, text=True, timeout=timeout_s, env=env,
                 )
             except subprocess.TimeoutExpired:
-                raise DeployError(f"the arena search took more than {timeout_s:g} s; is the model very large?") from None
+                raise DeployError(f"{source}: the arena search took more than {timeout_s:g} s; "
+                                  "is the model very large?") from None
             last_try = None
             for line in proc.stdout.splitlines():
                 try:
@@ -116,12 +125,12 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
                 if "error" in rec:
                     if crashes:
                         raise DeployError(
-                            f"the TFLite Micro interpreter crashed ({crashes[-1]}) at every arena size from "
+                            f"{source}: the TFLite Micro interpreter crashed ({crashes[-1]}) at every arena size from "
                             f"{MIN_ARENA_BYTES} to {MAX_ARENA_BYTES} bytes tried; the model is likely malformed "
                             "or uses something TFLM cannot run (check it with the TFLM interpreter directly)"
                         )
                     raise DeployError(
-                        f"TFLite Micro could not allocate this model with up to {MAX_ARENA_BYTES} bytes: "
+                        f"{source}: TFLite Micro could not allocate this model with up to {MAX_ARENA_BYTES} bytes: "
                         "it likely uses an op TFLM does not support or is not int8"
                     )
                 if "try" in rec:
@@ -134,7 +143,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
                         lo = max(lo, int(rec["size"]))
             if last_try is None:
                 raise DeployError(
-                    f"the arena probe process failed (exit code {proc.returncode}): {proc.stderr.strip()[-500:]}"
+                    f"{source}: the arena probe process failed (exit code {proc.returncode}): {proc.stderr.strip()[-500:]}"
                 )
             # The child died while probing last_try: treat that size as too small and go on.
             crashes.append(f"exit code {proc.returncode}")
@@ -143,7 +152,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0) -> int:
             start = 2 * last_try  # while still looking for a size that works, keep doubling
             if hi and hi - lo <= 1:
                 return hi
-        raise DeployError("the arena search crashed too often; the model may be malformed")
+        raise DeployError(f"{source}: the arena search crashed too often; the model may be malformed")
 
 
 _BREAKDOWN_CHILD = r"""

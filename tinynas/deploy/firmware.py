@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -215,6 +216,9 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
         "kernel_library": profile.kernel_library,
         "cmsis_nn": bool(cm) and profile.kernel_library in ("cmsis-nn", "cmsis_nn", "cmsisnn"),
         "model_dir": template.model_dir,
+        "memory": {key: (f"0x{value:08X}" if key.endswith("origin") else value)
+                   for key, value in profile.memory_map().items()},
+        "memory_stated": profile.flash_origin is not None and profile.ram_origin is not None,
     }
     env = _env()
     ctx["commands"] = {"build": env.from_string(template.build).render(ctx).strip(),
@@ -222,11 +226,46 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
     return ctx
 
 
-def _env() -> Any:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_C_SUFFIXES = {".c", ".cc", ".cpp", ".h", ".hpp", ".ino", ".ld", ".in"}
+
+
+def one_line(value: Any) -> Any:
+    """A string with control characters (line breaks above all) turned into spaces.
+
+    Every value a template writes sits on one line of a comment, a string or a
+    command; a line break in a profile's name would end the comment and start code.
+    """
+    return _CONTROL.sub(" ", value) if isinstance(value, str) else value
+
+
+def c_comment_safe(value: Any) -> Any:
+    """``one_line`` plus nothing that ends a C comment or splices lines: no ``*/``,
+    no backslash (line continuation of a // comment), no ``??`` (the ``??/`` trigraph)."""
+    if not isinstance(value, str):
+        return value
+    text = one_line(value).replace("\\", "/").replace("*/", "* /")
+    while "??" in text:
+        text = text.replace("??", "? ?")
+    return text
+
+
+def _finalizer(target: Path) -> Any:
+    """How every ``{{ value }}`` is written into ``target``, by the file's language."""
+    if target.suffix in _C_SUFFIXES:
+        return c_comment_safe
+    return one_line  # CMake, INI, Kconfig, YAML, Markdown: a value must not start a new line
+
+
+def _env(target: Path | None = None) -> Any:
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                             finalize=_finalizer(target) if target is not None else one_line)
+    env.filters["sh"] = shlex.quote  # a word of a command line that a shell would not split or expand
+    env.filters["c_comment"] = c_comment_safe
+    return env
 
 
 def render_commands(template: FirmwareTemplate, profile: HardwareProfile) -> dict[str, str]:
@@ -240,7 +279,6 @@ def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) ->
     """Copy the template into ``dest``, rendering ``*.j2`` files (suffix dropped); return the rendered paths."""
     import jinja2
 
-    env = _env()
     rendered = []
     src_root = Path(template.path)
     for src in sorted(src_root.rglob("*")):
@@ -252,7 +290,7 @@ def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) ->
         if src.suffix == ".j2":
             target = target.with_suffix("")
             try:
-                text = env.from_string(src.read_text(encoding="utf-8")).render(ctx)
+                text = _env(target).from_string(src.read_text(encoding="utf-8")).render(ctx)
             except jinja2.TemplateError as exc:
                 raise DeployError(f"{src}: the template does not render ({type(exc).__name__}: {exc}); "
                                   "fix the template") from None
@@ -299,6 +337,7 @@ def generate_firmware(
     arena_bytes: int,
     model_id: str,
     input_scaling: str | None = None,
+    source: str = "model",
 ) -> Path:
     """Render firmware project ``template`` (None: the profile's default) into ``out_dir``; return ``out_dir``.
 
@@ -306,8 +345,12 @@ def generate_firmware(
     only when complete, so a failure leaves nothing half-written. ``out_dir`` must be new,
     empty, or a project this function generated before (it is then replaced). Raises
     DeployError for a template that cannot build for the profile (naming the ones that can),
-    ModelFileError for bytes that are not a ``.tflite`` model.
+    ModelFileError naming ``source`` for bytes that are not a whole int8 ``.tflite`` model
+    (a float model would compile with a zero input scale and give nonsense on the board).
     """
+    from tinynas.deploy.interpreter import require_int8
+
+    require_int8(model_bytes, source=source)
     name = template or profile.ecosystem.default_template
     if not template and profile.kind not in ("mcu",):
         raise DeployError(f"profile {profile.id!r} is a {profile.kind} device; firmware projects are for "

@@ -62,6 +62,44 @@ class ModelIO:
         return {"input": self.input.to_json(), "output": self.output.to_json()}
 
 
+def check_model_file(model_bytes: bytes, *, source: str = "model") -> None:
+    """ModelFileError naming ``source`` unless the bytes are a whole TFLite flatbuffer.
+
+    Checks the 'TFL3' identifier, that every operator and tensor table parses and that
+    no weight buffer runs past the end (a truncated copy), for models of any input count.
+    """
+    data = bytes(model_bytes)
+    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
+        raise ModelFileError(
+            f"{source}: not a TFLite flatbuffer (bytes 4..7 should be 'TFL3', file has {len(data)} bytes); "
+            "pass a .tflite written by the TFLite converter or `tinynas deploy` (or the .keras model)"
+        )
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
+
+    try:
+        model = schema_fb.Model.GetRootAsModel(data, 0)
+        for i in range(model.OperatorCodesLength()):
+            code = model.OperatorCodes(i)
+            code.BuiltinCode(), code.DeprecatedBuiltinCode(), code.Version()
+        for g in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(g)
+            graph.InputsAsNumpy(), graph.OutputsAsNumpy()
+            for i in range(graph.OperatorsLength()):
+                op = graph.Operators(i)
+                op.OpcodeIndex(), op.InputsAsNumpy(), op.OutputsAsNumpy(), op.BuiltinOptionsType()
+            for i in range(graph.TensorsLength()):
+                tensor = graph.Tensors(i)
+                tensor.ShapeAsNumpy(), tensor.Type(), tensor.Buffer(), tensor.Quantization()
+        _check_buffers(model, len(data), source=source)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # flatbuffers raises struct/index/value errors on truncated or corrupt data
+        raise ModelFileError(
+            f"{source}: corrupt or truncated TFLite flatbuffer ({type(exc).__name__}: {exc}); "
+            "copy or re-export the model"
+        ) from None
+
+
 def read_model_io(model_bytes: bytes, *, source: str = "model") -> ModelIO:
     """Input/output shapes, dtypes and quantization of a ``.tflite`` flatbuffer.
 
@@ -70,11 +108,7 @@ def read_model_io(model_bytes: bytes, *, source: str = "model") -> ModelIO:
     C++ interpreter. ``source`` names the file in messages.
     """
     data = bytes(model_bytes)
-    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
-        raise ModelFileError(
-            f"{source}: not a TFLite flatbuffer (bytes 4..7 should be 'TFL3', file has {len(data)} bytes); "
-            "pass a .tflite written by the TFLite converter or `tinynas deploy` (or the .keras model)"
-        )
+    check_model_file(data, source=source)
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
     try:
@@ -88,11 +122,6 @@ def read_model_io(model_bytes: bytes, *, source: str = "model") -> ModelIO:
                 f"inputs and {graph.OutputsLength()} outputs"
             )
         tensors = [_tensor_quant(graph.Tensors(graph.Inputs(0))), _tensor_quant(graph.Tensors(graph.Outputs(0)))]
-        # Touch every operator and tensor so truncation anywhere shows up now.
-        for i in range(graph.OperatorsLength()):
-            graph.Operators(i).OpcodeIndex()
-        for i in range(graph.TensorsLength()):
-            graph.Tensors(i).ShapeAsNumpy()
     except ValueError as exc:
         raise ModelFileError(f"{source}: {exc}; pass a single-input, single-output classifier") from None
     except Exception as exc:  # flatbuffers raises struct/index errors on truncated or corrupt data
@@ -101,6 +130,30 @@ def read_model_io(model_bytes: bytes, *, source: str = "model") -> ModelIO:
             "re-export the model or pass the .keras file instead"
         ) from None
     return ModelIO(input=tensors[0], output=tensors[1])
+
+
+def _check_buffers(model: Any, size: int, *, source: str) -> None:
+    """ModelFileError when a weight buffer ends past the end of the file.
+
+    A cut-off download or copy keeps the flatbuffer's tables (they come first) and loses
+    weights at the end; TFLite Micro would then fail to allocate at every arena size,
+    which reads like a memory problem. The buffers' own offsets say what is missing.
+    """
+    for i in range(model.BuffersLength()):
+        buffer = model.Buffers(i)
+        length = buffer.DataLength()
+        if length:
+            start = buffer._tab.Vector(buffer._tab.Offset(4))  # Buffer.data is field 0 (vtable slot 4)
+            end = start + length
+        elif buffer.Offset() > 1:  # weights stored after the flatbuffer (models over 2 GB)
+            end = buffer.Offset() + buffer.Size()
+        else:
+            continue
+        if end > size:
+            raise ModelFileError(
+                f"{source}: truncated .tflite file: weight buffer {i} ends at byte {end} but the file has "
+                f"{size} bytes; copy or download the model again"
+            )
 
 
 def _tensor_quant(tensor: Any) -> TensorQuant:

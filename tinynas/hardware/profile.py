@@ -98,6 +98,22 @@ class HardwareProfile:
     source_path: str = ""  # the file it was read from (for messages)
     extra: dict[str, Any] = field(default_factory=dict)
     max_macs: int | None = None  # a MAC bound (NanoNAS-style); None: no limit
+    # The part's memory map for bare-metal linker scripts (None: not stated; see ``memory_map``).
+    flash_origin: int | None = None
+    flash_region_bytes: int | None = None  # flash the application may use (after a boot loader; default flash_bytes)
+    ram_origin: int | None = None
+    ram_region_bytes: int | None = None  # the one RAM block data and the arena go in (default sram_bytes)
+
+    def memory_map(self) -> dict[str, int]:
+        """Flash and RAM origin and length for a linker script.
+
+        Without ``[memory]`` origins the STM32 map (flash 0x08000000, RAM 0x20000000) is assumed,
+        the most common one among Cortex-M parts; a profile for another family states its own.
+        """
+        return {"flash_origin": 0x08000000 if self.flash_origin is None else self.flash_origin,
+                "flash_length": self.flash_region_bytes or self.flash_bytes,
+                "ram_origin": 0x20000000 if self.ram_origin is None else self.ram_origin,
+                "ram_length": self.ram_region_bytes or self.sram_bytes}
 
     @property
     def sram_budget_bytes(self) -> int:

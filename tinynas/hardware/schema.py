@@ -9,6 +9,7 @@ is documented in ``docs/profiles.md``.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any, Callable, Mapping
 
@@ -34,6 +35,25 @@ TEMPLATE_NEEDS = {
 }
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# What each ecosystem's tool accepts as a board id (the tools' own docs); nothing a shell would act on.
+ECOSYSTEM_PATTERNS: dict[str, tuple[str, str]] = {
+    "arduino_fqbn": (r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+"
+                     r"(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+)*)?$",
+                     "vendor:arch:board[:option=value,...] like 'arduino:mbed_nano:nano33ble'"),
+    "platformio_board": (r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "a PlatformIO board id like 'nucleo_l432kc'"),
+    "platformio_platform": (r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "a PlatformIO platform id like 'ststm32'"),
+    "zephyr_board": (r"^[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]+)?(/[A-Za-z0-9_.-]+){0,3}$",
+                     "a Zephyr board name with optional qualifiers like 'nrf5340dk/nrf5340/cpuapp'"),
+    "espidf_target": (r"^esp32[a-z0-9]*$", "an ESP-IDF target like 'esp32s3'"),
+    "pico_board": (r"^[A-Za-z0-9][A-Za-z0-9_-]*$", "a Pico SDK board name like 'pico' or 'pico2_w'"),
+    "cmake_cpu": (r"^cortex-m[0-9]+(plus|\+)?(\+[a-z]+)*$", "a GCC -mcpu Cortex-M name like 'cortex-m4'"),
+}
+# Flash and RAM origins a linker script may use: below 4 GiB, word-aligned.
+_ADDRESS_LIMIT = 1 << 32
+# Generous ceilings so a typo (1e30, an extra zero group) is caught; real parts sit far below them.
+_MAX_BYTES = 1 << 50
+_MAX_CLOCK_HZ = 100 * 10**9
+_MAX_NUMBER = 1e12
 _OP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _USB_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 _UNIT_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*$")
@@ -48,7 +68,8 @@ SCHEMA: dict[str, dict[str, bool]] = {
     "": {"id": True, "name": True, "kind": True, "core": True, "clock_hz": True, "fpu": False,
          "simd": False, "notes": False, "latency_target_ms": False},
     "memory": {"sram_bytes": True, "flash_bytes": True, "reserved_sram_bytes": True,
-               "runtime_flash_bytes": True},
+               "runtime_flash_bytes": True, "flash_origin": False, "flash_region_bytes": False,
+               "ram_origin": False, "ram_region_bytes": False},
     "runtime": {"name": True, "kernel_library": True},
     "latency": {"source": True, "op_overhead_cycles": True, "invoke_overhead_cycles": False,
                 "cycles_per_mac": True, "cycles_per_element": True},
@@ -170,28 +191,67 @@ def _bool(path: str, value: Any) -> bool:
     return value
 
 
-def _int(unit: str, *, allow_zero: bool = False) -> Callable[[str, Any], int]:
+def _int(unit: str, *, allow_zero: bool = False, maximum: int = _MAX_BYTES) -> Callable[[str, Any], int]:
     def check(path: str, value: Any) -> int:
         kind = "a non-negative" if allow_zero else "a positive"
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Bad(f"must be {kind} integer ({unit}), got {_show(value)}{unit_hint(value, unit=unit)}")
         if value < 0 or (value == 0 and not allow_zero):
             raise _Bad(f"must be {kind} integer ({unit}), got {value}")
+        if value > maximum:
+            raise _Bad(f"must be at most {maximum:_} ({unit}), got {value:_}; check the number of digits")
         return value
 
     return check
 
 
-def _number(unit: str, *, allow_zero: bool = True) -> Callable[[str, Any], float]:
+def _number(unit: str, *, allow_zero: bool = True, maximum: float = _MAX_NUMBER) -> Callable[[str, Any], float]:
     def check(path: str, value: Any) -> float:
         kind = "a non-negative" if allow_zero else "a positive"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Bad(f"must be {kind} number ({unit}), got {_show(value)}{unit_hint(value, unit=unit)}")
+        # inf and nan are valid TOML floats; every later sum and report would carry them silently.
+        if not math.isfinite(value):
+            raise _Bad(f"must be a finite {kind[2:]} number ({unit}), got {value}")
         if value < 0 or (value == 0 and not allow_zero):
             raise _Bad(f"must be {kind} number ({unit}), got {value}")
+        if value > maximum:
+            raise _Bad(f"must be at most {maximum:g} ({unit}), got {value:g}; check the number of digits")
         return float(value)
 
     return check
+
+
+def _text(path: str, value: Any) -> str:
+    """A one-line, non-empty text: names reach comments and strings of generated sources."""
+    text = _nonempty(path, value)
+    bad = sorted({repr(ch) for ch in text if ord(ch) < 0x20 or ord(ch) == 0x7F})
+    if bad:
+        raise _Bad(f"must be one line of printable text, got control characters {', '.join(bad)}; "
+                   "remove the line breaks")
+    return text
+
+
+def _ecosystem_id(key: str) -> Callable[[str, Any], str]:
+    pattern, example = ECOSYSTEM_PATTERNS[key]
+    regex = re.compile(pattern)
+
+    def check(path: str, value: Any) -> str:
+        text = _str(path, value)
+        if text and not regex.match(text):
+            raise _Bad(f"must be {example} (pattern {pattern}), got {text!r}; "
+                       "board ids reach build commands, so only these characters are allowed")
+        return text
+
+    return check
+
+
+def _address(path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"must be an integer address like 0x08000000, got {_show(value)}")
+    if not 0 <= value < _ADDRESS_LIMIT or value % 4:
+        raise _Bad(f"must be a word-aligned 32-bit address like 0x08000000, got {value:#x}")
+    return value
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
@@ -309,10 +369,10 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
     if pid is not None and file_stem is not None and pid != file_stem:
         c.fail("id", f"is {pid!r} but the file is named {file_stem}.toml; a profile is found by its file "
                      f"name, so rename the file to {pid}.toml or set id = {file_stem!r}")
-    name = c.get("", "name", _nonempty)
+    name = c.get("", "name", _text)
     kind = c.get("", "kind", _choice(KINDS))
     core = c.get("", "core", _nonempty)
-    clock_hz = c.get("", "clock_hz", _int("Hz"))
+    clock_hz = c.get("", "clock_hz", _int("Hz", maximum=_MAX_CLOCK_HZ))
     fpu = c.get("", "fpu", _bool, False)
     simd = c.get("", "simd", _str, "")
     notes = c.get("", "notes", _str, "")
@@ -328,6 +388,16 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
     if None not in (flash, runtime_flash) and runtime_flash >= flash:
         c.fail("memory.runtime_flash_bytes", f"({runtime_flash}) must be less than memory.flash_bytes "
                                              f"({flash}), or nothing is left for the model")
+    flash_origin = c.get("memory", "flash_origin", _address)
+    ram_origin = c.get("memory", "ram_origin", _address)
+    ram_region = c.get("memory", "ram_region_bytes", _int("bytes"))
+    flash_region = c.get("memory", "flash_region_bytes", _int("bytes"))
+    if None not in (flash, flash_region) and flash_region > flash:
+        c.fail("memory.flash_region_bytes", f"({flash_region}) must not exceed memory.flash_bytes ({flash}); it "
+                                            "is the flash the application may use after a boot loader")
+    if None not in (sram, ram_region) and ram_region > sram:
+        c.fail("memory.ram_region_bytes", f"({ram_region}) must not exceed memory.sram_bytes ({sram}); it is "
+                                          "the one RAM block the linker script places data and the arena in")
 
     runtime = c.get("runtime", "name", _choice(RUNTIMES))
     kernels = c.get("runtime", "kernel_library", _choice(KERNEL_LIBRARIES))
@@ -346,15 +416,16 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
         else:
             defaults = SerialSettings()
             serial = SerialSettings(
-                baud=c.get("serial", "baud", _int("baud"), defaults.baud),
+                baud=c.get("serial", "baud", _int("baud", maximum=100_000_000), defaults.baud),
                 usb_ids=c.get("serial", "usb_ids", _usb_ids, ()),
                 reset=c.get("serial", "reset", _choice(RESETS), defaults.reset),
-                boot_wait_s=c.get("serial", "boot_wait_s", _number("s"), defaults.boot_wait_s),
+                boot_wait_s=c.get("serial", "boot_wait_s", _number("s", maximum=600.0), defaults.boot_wait_s),
             )
 
     allowed = tuple(templates) + ((NO_TEMPLATE,) if not is_mcu else ())
     template = c.get("ecosystem", "default_template", _choice(allowed))
-    eco_values = {key: c.get("ecosystem", key, _str, "") for key in SCHEMA["ecosystem"] if key != "default_template"}
+    eco_values = {key: c.get("ecosystem", key, _ecosystem_id(key), "")
+                  for key in SCHEMA["ecosystem"] if key != "default_template"}
     needed = TEMPLATE_NEEDS.get(template or "")
     if needed and not eco_values.get(needed):
         c.fail(f"ecosystem.{needed}", f"is empty but default_template = {template!r} needs it")
@@ -366,6 +437,8 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
     return HardwareProfile(
         id=pid, name=name, kind=kind, core=core, clock_hz=clock_hz, sram_bytes=sram, flash_bytes=flash,
         reserved_sram_bytes=reserved, runtime_flash_bytes=runtime_flash, kernel_library=kernels,
+        flash_origin=flash_origin, flash_region_bytes=flash_region, ram_origin=ram_origin,
+        ram_region_bytes=ram_region,
         runtime=runtime, latency=latency, serial=serial,
         ecosystem=Ecosystem(default_template=template, **eco_values),
         latency_target_ms=target, fpu=fpu, simd=simd, notes=notes, source_path=source, extra=dict(extra),

@@ -8,6 +8,7 @@ bundled: when one is missing the caller gets the command line to run.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -95,6 +96,28 @@ def plan_commands(project: Path) -> tuple[str, list[str], list[str]]:
 
 
 _ENV_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _words(line: str, folder: Path) -> list[str]:
+    """A command line as an argument list, split like a POSIX shell would but run by none.
+
+    Only two shell features are kept, both applied word by word so that no value can
+    become a new command: ``$VAR``/``${VAR}`` from the environment and ``*`` globs
+    relative to the project (``build/*.uf2``). A ``;``, ``|`` or backquote stays a
+    literal character of its word.
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise MeasureError(f"{folder}: cannot split the command '{line}' ({exc}); regenerate the project "
+                           "with `tinynas firmware generate`") from None
+    argv: list[str] = []
+    for word in words:
+        word = _ENV_RE.sub(lambda m: os.environ.get(m.group(1), ""), word)
+        matches = sorted(glob.glob(word, root_dir=folder)) if _GLOB_CHARS.search(word) else []
+        argv.extend(matches or [word])
+    return argv
 
 
 def _with_port(line: str, port: str | None, notes: list[str]) -> str:
@@ -104,7 +127,10 @@ def _with_port(line: str, port: str | None, notes: list[str]) -> str:
             notes.append("pass --port (or replace $PORT with the board's serial port)")
             return line
         return line.replace("${PORT}", shlex.quote(port)).replace("$PORT", shlex.quote(port))
-    words = shlex.split(line)
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return line  # _words reports the broken quoting
     if not words or port is None:
         return line
     tool = Path(words[0]).name
@@ -152,13 +178,14 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
     lines = (build_lines if build else []) + [_with_port(x, port, notes) for x in flash_lines]
     if not lines:
         raise MeasureError(f"{folder}: the project names no flash command")
-    tools = [shlex.split(x)[0] for x in lines if shlex.split(x)]
+    tools = [w[0] for w in (_words(x, folder) for x in lines) if w]
     missing = sorted({t for t in tools if shutil.which(t) is None})
     unset = sorted({v for x in lines for v in _ENV_RE.findall(x) if not os.environ.get(v)})
     for var in unset:
         if var != "PORT":
             notes.append(f"set the environment variable {var} first (see the project's README.md)")
-    tool = Path(shlex.split(flash_lines[-1])[0]).name if flash_lines else tools[0]
+    flash_words = _words(flash_lines[-1], folder) if flash_lines else []
+    tool = Path(flash_words[0]).name if flash_words else tools[0]
     result = dict(project=str(folder), template=template, tool=tool, commands=tuple(lines), notes=tuple(notes))
     if missing or unset or not run:
         if missing:
@@ -166,13 +193,17 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
         return FlashResult(**result, tool_found=not missing, ran=False)
     output = ""
     for line in lines:
-        log.info("%s: running %s", folder, line)
+        argv = _words(line, folder)
+        log.info("%s: running %s", folder, shlex.join(argv))
         try:
-            # The lines come from the project's own stamp (like a Makefile): the shell expands $VARS and globs.
-            proc = subprocess.run(["/bin/sh", "-c", line], cwd=folder, capture_output=True, text=True,
-                                  timeout=timeout_s)
+            # An argument list, never a shell: a board id in the stamp cannot start a second command.
+            proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=timeout_s,
+                                  shell=False)
         except subprocess.TimeoutExpired:
             raise MeasureError(f"{folder}: '{line}' did not finish within {timeout_s:g} s") from None
+        except OSError as exc:
+            raise MeasureError(f"{folder}: cannot run '{argv[0]}' ({exc.strerror or exc}); install it or "
+                               "run the commands above by hand") from None
         output = (output + proc.stdout + proc.stderr)[-4000:]
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
