@@ -147,3 +147,22 @@ def test_input_resolution_not_offered_is_rejected_with_options():
     bad = smallest(space).replace(resolution=64)
     with pytest.raises(SpaceError, match=r"resolution.*\[32\]"):
         space.graph(bad)
+
+
+@pytest.mark.slow
+def test_sequence_model_with_stride_two_depthwise_runs_in_keras():
+    """A sequence is an Lx1 image: its depthwise (2, 1) strides must build and run in TensorFlow,
+    whose depthwise kernel takes only equal strides (this failed in CI before the builder mapped it)."""
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("mcunet", input_shape=(40, 1), num_classes=5)
+    arch = space.canonical(space.sample(np.random.default_rng(11)).replace(
+        width=min(space.decisions()[[d.name for d in space.decisions()].index("width")].options)))
+    graph = space.graph(arch)
+    strides = {tuple(op.attrs["stride"]) for op in graph.ops if op.kind == "DEPTHWISE_CONV_2D"}
+    assert any(sh != sw for sh, sw in strides)
+    model = build_keras_model(graph, seed=0)
+    for op in graph.ops:
+        assert tuple(model.get_layer(op.outputs[0]).output.shape[1:]) == graph.tensor(op.outputs[0]).shape[1:]
+    y = np.asarray(model(np.random.default_rng(0).random((3, 40, 1, 1), dtype=np.float32)))
+    assert y.shape == (3, 5) and np.isfinite(y).all()

@@ -1,8 +1,10 @@
 """``Arch``: the frozen genotype every strategy, cache and journal line works on.
 
-An Arch is a space name plus the value of each of that space's decisions, in the
-order the space lists them. Its id is a short hash of its canonical JSON, so the
-same architecture has the same id on every machine and in every run.
+An Arch is a space name plus the value of each of that space's decisions. It is a
+mapping: the order its decisions were written in (the space's, or sorted, as a
+JSON file may hold them) never changes its equality, hash or id. Its id is a
+short hash of its canonical (sorted-key) JSON, so the same architecture has the
+same id on every machine and in every run.
 """
 
 from __future__ import annotations
@@ -27,12 +29,28 @@ def _check_scalar(name: str, value: Any) -> Scalar:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Arch:
-    """A point of a search space: ``space`` and ``decisions`` as (name, value) pairs."""
+    """A point of a search space: ``space`` and ``decisions`` as (name, value) pairs.
+
+    Equality and hashing ignore the order of ``decisions``: the journal writes
+    sorted keys and a user's file may hold any order, and both name the same arch.
+    """
 
     space: str
     decisions: tuple[tuple[str, Scalar], ...]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Arch):
+            return NotImplemented
+        return self.space == other.space and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.space, self._key()))
+
+    def _key(self) -> tuple[tuple[str, str, Scalar], ...]:
+        # the type is part of the key: 1, 1.0 and True are different decisions
+        return tuple(sorted((k, type(v).__name__, v) for k, v in self.decisions))
 
     @classmethod
     def from_dict(cls, space: str, decisions: Mapping[str, Any]) -> "Arch":

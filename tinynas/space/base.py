@@ -83,12 +83,12 @@ class SearchSpace(ABC):
             raise SpaceError(f"arch belongs to space {arch.space!r}, not {self.name!r}")
         names = [d.name for d in self.decisions()]
         given = [k for k, _ in arch.decisions]
-        if given != names:
-            missing = [n for n in names if n not in given]
-            extra = [n for n in given if n not in names]
+        missing = [n for n in names if n not in given]
+        extra = [n for n in given if n not in names]
+        if missing or extra or len(given) != len(set(given)):
             raise SpaceError(
                 f"arch decisions do not match space {self.name!r}: missing {missing}, unexpected {extra}"
-                + ("" if missing or extra else " (order differs)")
+                + ("" if missing or extra else " (a decision is given twice)")
             )
         for d in self.decisions():
             value = arch[d.name]

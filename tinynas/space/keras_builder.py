@@ -38,7 +38,7 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
             )
         else:
             layer = layers.DepthwiseConv2D(
-                kernel_size=tuple(a["kernel"]), strides=tuple(a["stride"]), padding=a["padding"],
+                kernel_size=tuple(a["kernel"]), strides=_depthwise_strides(op, args[0], name), padding=a["padding"],
                 depth_multiplier=int(a.get("depth_multiplier", 1)), use_bias=not bn, name=name,
             )
         x = layer(args[0])
@@ -70,6 +70,24 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
     if kind == "RELU6":
         return layers.ReLU(max_value=6.0, name=name)(args[0])
     raise SpaceError(f"the Keras builder cannot build op {kind!r} (tensor {name})")
+
+
+def _depthwise_strides(op: Op, x: Any, name: str) -> tuple[int, int]:
+    """TensorFlow's depthwise kernel takes only equal strides. A sequence model is
+    an Lx1 image, so its (2, 1) stride is spent on a width of 1, where every stride
+    gives the same output: use (2, 2) there. Anything else is refused by name."""
+    sh, sw = (int(v) for v in op.attrs["stride"])
+    if sh == sw:
+        return sh, sw
+    kh, kw = (int(v) for v in op.attrs["kernel"])
+    height, width = int(x.shape[1]), int(x.shape[2])
+    if (sw < sh and width == 1 and kw == 1) or (sh < sw and height == 1 and kh == 1):
+        s = max(sh, sw)
+        return s, s
+    raise SpaceError(
+        f"op {name}: a depthwise convolution with strides ({sh}, {sw}) on a {height}x{width} input "
+        "cannot be built (TensorFlow's depthwise kernel needs equal strides)"
+    )
 
 
 def op_out_channels(op: Op, attrs: dict[str, Any]) -> int:
