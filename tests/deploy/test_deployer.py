@@ -112,22 +112,20 @@ def test_existing_output_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(DeployError, match=r"out .*out already exists and holds other files \(notes.txt\).*"
-                                          r"choose another --out or remove it"):
-        deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
-    assert _listing(out) == ["notes.txt"]
-    # An empty folder is fine, and a second deploy of the same model replaces the first.
-    (out / "notes.txt").unlink()
+    # A folder with the user's files receives the deploy beside them (issue 11, defect 1).
     first = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
+    assert (out / "notes.txt").read_text() == "mine" and "notes.txt" not in first.metrics["files"]
+    # A second deploy of the same model replaces the first, and only its own files.
     again = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
     assert again.metrics["int8_sha256"] == first.metrics["int8_sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite", "out"]
+    assert _listing(out) == sorted([*first.metrics["files"], "notes.txt"])
     # ... but another model may not overwrite it.
     other = tmp_path / "other.tflite"
     other.write_bytes(digits_int8() + b"\0" * 16)
     with pytest.raises(DeployError, match="not a deploy of this model"):
         deploy(model_path=other, profile=make_profile(), dataset=digits(), out_dir=out, firmware=False)
-    assert DeployResult.load(out).metrics == first.metrics
+    assert DeployResult.load(out).metrics == again.metrics
 
 
 def test_does_not_fit_writes_metrics_and_raises(tmp_path):

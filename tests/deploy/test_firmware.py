@@ -181,10 +181,10 @@ def test_a_failure_leaves_nothing_half_written(tmp_path, kws):
 def test_regenerating_replaces_a_project_it_made(tmp_path, mlperf_models, kws):
     profile = load_profile("pico")
     out = _generate(kws, profile, tmp_path / "fw")
-    (out / "src" / "stale.txt").write_text("old")
+    (out / "src" / "notes.txt").write_text("mine")
     ad = mlperf_models["ad"].read_bytes()
     out = _generate(ad, profile, tmp_path / "fw", model_bytes=ad, model_id="ad01", arena_bytes=4_632)
-    assert not (out / "src" / "stale.txt").exists()
+    assert (out / "src" / "notes.txt").read_text() == "mine"  # a file tinynas did not write stays (issue 11)
     assert read_project_info(out)["model_id"] == "ad01"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fw"]
 

@@ -80,25 +80,35 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _previous_deploy(out_dir: Path) -> dict[str, Any] | None:
+    """The metrics.json of an earlier deploy into ``out_dir``, or None."""
+    try:
+        previous = json.loads((out_dir / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return previous if isinstance(previous, dict) and previous.get("tool") == TOOL_MARK else None
+
+
 def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
-    """Refuse an existing folder unless it is empty or a previous deploy of the same model file."""
+    """Refuse a file as ``--out``, and a folder that holds a deploy of another model.
+
+    Other files in the folder are fine: they stay as they are (``outdir.install_files``
+    refuses only a name clash), so a model folder can receive its own deploy.
+    """
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
         raise DeployError(f"--out {out_dir} exists and is not a folder; choose another --out or remove it")
-    entries = sorted(p.name for p in out_dir.iterdir())
-    if not entries:
+    previous = _previous_deploy(out_dir)
+    if previous is None:
+        if (out_dir / METRICS_FILE).exists():
+            raise DeployError(f"--out {out_dir} holds a {METRICS_FILE} that tinynas deploy did not write; "
+                              "choose another --out")
         return
-    try:
-        previous = json.loads((out_dir / METRICS_FILE).read_text())
-        same = previous.get("tool") == TOOL_MARK and previous.get("source", {}).get("sha256") == source_sha256
-    except (OSError, ValueError, AttributeError):
-        same = False
-    if not same:
-        shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+    if previous.get("source", {}).get("sha256") != source_sha256:
         raise DeployError(
-            f"--out {out_dir} already exists and holds other files ({shown}) that are not a deploy of this "
-            "model; choose another --out or remove it"
+            f"--out {out_dir} holds a deploy of another model ({previous.get('source', {}).get('path')}), "
+            "not a deploy of this model; choose another --out or remove that deploy"
         )
     log.info("replacing the previous deploy of the same model in %s", out_dir)
 
@@ -190,10 +200,12 @@ def deploy(
     ``model_data.cc``, ``op_resolver.h``, ``firmware/<template>/`` (unless
     ``firmware`` is False or the profile has no template), ``model_qat.keras``
     (the fine-tuned float model, when QAT won) and ``metrics.json``; all are written in a temporary
-    sibling folder and moved into place only when complete.
+    sibling folder and moved into place only when complete. Other files in ``out_dir`` (the
+    user's model, notes, an earlier build) are never moved, replaced or deleted.
 
     Raises ModelFileError (missing, corrupt or float-only model), DeployError
-    (shape or class mismatch, ``out_dir`` holding other files, a failed step;
+    (shape or class mismatch, ``out_dir`` holding a deploy of another model or a
+    file of the same name as an output, a failed step;
     nothing is left behind) and DoesNotFitError when the model exceeds the
     board's SRAM or flash budget: then the complete output is still written,
     with ``"fits": false`` in metrics.json, and the message names the folder.
@@ -292,7 +304,8 @@ def deploy(
         "int8_sha256": _sha256(model_bytes),
     }
     result = _write_outputs(out_dir=out_dir, model_bytes=model_bytes, metrics=metrics, profile=profile,
-                            dataset=dataset, template=template, firmware=firmware, tuned_model=tuned_model)
+                            dataset=dataset, template=template, firmware=firmware, tuned_model=tuned_model,
+                            keep=(model_path,))
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
@@ -317,9 +330,10 @@ def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, o
     if source is not None:
         metrics["source"]["path"] = str(Path(source).resolve())
     tuned = earlier.out_dir / QAT_MODEL_FILE
-    result = _write_outputs(out_dir=out_dir, model_bytes=earlier.model_path.read_bytes(), metrics=metrics,
-                            profile=profile, dataset=dataset, template=template, firmware=firmware,
-                            tuned_model_file=tuned if tuned.is_file() else None)
+    result = _write_outputs(out_dir=Path(out_dir).resolve(), model_bytes=earlier.model_path.read_bytes(),
+                            metrics=metrics, profile=profile, dataset=dataset, template=template,
+                            firmware=firmware, tuned_model_file=tuned if tuned.is_file() else None,
+                            keep=(source,) if source is not None else ())
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
@@ -356,9 +370,14 @@ def scaling_text(dataset: Any) -> str | None:
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
                    dataset: Any, template: str | None, firmware: bool, tuned_model: Any = None,
-                   tuned_model_file: Path | None = None) -> DeployResult:
-    """Write everything into a sibling temp folder, then swap it into ``out_dir`` in two renames."""
+                   tuned_model_file: Path | None = None, keep: tuple[Path, ...] = ()) -> DeployResult:
+    """Write everything into a sibling temp folder, then move its files into ``out_dir``.
+
+    Only this tool's own files in ``out_dir`` (those the earlier metrics.json lists) are
+    replaced or removed; metrics.json moves last, so it marks a complete output.
+    """
     from tinynas.deploy.codegen import write_model_sources
+    from tinynas.deploy.outdir import install_files, staged_files
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -387,28 +406,13 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
                               arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
                               input_scaling=scaling_text(dataset))
             metrics["template"] = name
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        metrics["files"] = files + [METRICS_FILE]
+        metrics["files"] = staged_files(tmp) + [METRICS_FILE]
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
+        previous = _previous_deploy(out_dir) if out_dir.is_dir() else None
+        install_files(staged=tmp, out_dir=out_dir, previous=(previous or {}).get("files", ()),
+                      marker=METRICS_FILE, keep=keep)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("deploy written to %s", out_dir)
     return DeployResult(out_dir=out_dir, model_path=out_dir / MODEL_FILE, metrics=metrics,
                         files=tuple(metrics["files"]))
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        old.rmdir()
-        out_dir.rename(old)
-        try:
-            tmp.rename(out_dir)
-        except OSError:
-            old.rename(out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out_dir)

@@ -343,7 +343,8 @@ def generate_firmware(
 
     The project is built in a temporary folder beside ``out_dir`` and renamed into place
     only when complete, so a failure leaves nothing half-written. ``out_dir`` must be new,
-    empty, or a project this function generated before (it is then replaced). Raises
+    empty, or a project this function generated before (its files are then replaced file by
+    file; files the user added, such as a build folder, stay). Raises
     DeployError for a template that cannot build for the profile (naming the ones that can),
     ModelFileError naming ``source`` for bytes that are not a whole int8 ``.tflite`` model
     (a float model would compile with a zero input scale and give nonsense on the board).
@@ -387,10 +388,12 @@ def generate_firmware(
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a project folder is not
         if replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "project")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            # File by file: a build folder or a note the user put into the project stays.
+            from tinynas.deploy.outdir import install_files
+
+            earlier = read_project_info(out_dir).get("files", [])
+            install_files(staged=tmp, out_dir=out_dir, previous=[*earlier, STAMP], marker=STAMP)
+            shutil.rmtree(tmp, ignore_errors=True)
         else:
             os.replace(tmp, out_dir)  # an empty out_dir is replaced atomically
     except BaseException:
