@@ -110,7 +110,7 @@ def require_feasible(check: CostCheck, *, seed: int = 0) -> Arch:
     for c in cost.checks:
         if c.budget is None:
             continue
-        unit = "ms" if c.name == "latency" else "bytes"
+        unit = {"latency": "ms", "macs": "MACs"}.get(c.name, "bytes")
         need = f"{c.need:.1f}" if c.name == "latency" else f"{int(c.need)}"
         budget = f"{c.budget:.1f}" if c.name == "latency" else f"{int(c.budget)}"
         parts.append(f"{c.name} {need} {unit} vs budget {budget} {unit} ({'fits' if c.fits else 'over'})")
