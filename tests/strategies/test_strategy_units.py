@@ -62,15 +62,15 @@ def test_observation_json_round_trip():
 
 # -- random --------------------------------------------------------------------------------------
 def test_random_never_repeats_and_exhausts_a_small_space():
-    space = get_space("nanonas", input_shape=(4, 4, 1), num_classes=2)  # 32 k x 3 c = 96 archs
-    s = make_strategy("random", space=space, seed=5, feasible=lambda a: a["k"] % 2 == 0)  # 48 feasible
+    space = get_space("nanonas", input_shape=(4, 4, 1), num_classes=2)  # 32 k x 16 c = 512 archs
+    s = make_strategy("random", space=space, seed=5, feasible=lambda a: a["k"] % 2 == 0)  # 256 feasible
     ids = []
     while not s.finished:
         batch = s.ask(7)
         ids += [a.id for a in batch]
         for a in batch:
             s.tell(a, Observation(accuracy=0.5))
-    assert len(ids) == len(set(ids)) == 48
+    assert len(ids) == len(set(ids)) == 256
     assert s.ask(1) == []
 
 

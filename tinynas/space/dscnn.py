@@ -8,6 +8,15 @@ channel count throughout -> global average pool (MEAN) -> FULLY_CONNECTED ->
 SOFTMAX. Decisions: number of blocks, channels, stem kernel and stem stride.
 Hello Edge's DS-CNN S/M/L are points of it (4/4/5 blocks, 64/172/276 channels).
 
+Hello Edge's own grid (16-276 channels, strides up to 2x2) leaves a tight board
+almost nothing: with a 14 KB arena at 28x28 only 27 of its 486 networks fit, so a
+search trained them all in minutes (issue 11). The space therefore also offers
+narrow widths (4-12 channels, and steps between Hello Edge's), 7-8 blocks, a 7x7
+stem and strides that shrink the map early (3x3, 4x2, 4x4; 1-D: 1x3, 1x4), since
+the stem's output map is what bounds the arena. The new values are options of the
+same four decisions, so every arch of the original grid keeps its id. A stem
+stride longer than its kernel on an axis would skip input samples and is not offered.
+
 A 1-D input (L, C) starts with a RESHAPE to (1, 1, L, C) and uses (1, k)
 kernels and (1, s) strides, so the model stays in the 2-D ops TFLite Micro runs
 (no EXPAND_DIMS/SQUEEZE). Stem kernels longer than an input axis are not offered.
@@ -22,12 +31,12 @@ from tinynas.space.arch import Arch
 from tinynas.space.base import Decision, SearchSpace, register_space
 from tinynas.space.graph import Graph, GraphBuilder
 
-BLOCKS = (1, 2, 3, 4, 5, 6)
-CHANNELS = (16, 24, 32, 48, 64, 96, 128, 172, 276)
-STEM_KERNELS_2D = ("3x3", "5x5", "10x4")
-STEM_STRIDES_2D = ("1x1", "2x1", "2x2")
-STEM_KERNELS_1D = ("1x3", "1x5", "1x9")
-STEM_STRIDES_1D = ("1x1", "1x2")
+BLOCKS = (1, 2, 3, 4, 5, 6, 7, 8)
+CHANNELS = (4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 172, 276)
+STEM_KERNELS_2D = ("3x3", "5x5", "7x7", "10x4")
+STEM_STRIDES_2D = ("1x1", "2x1", "2x2", "3x3", "4x2", "4x4")
+STEM_KERNELS_1D = ("1x3", "1x5", "1x7", "1x9")
+STEM_STRIDES_1D = ("1x1", "1x2", "1x3", "1x4")
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -43,7 +52,7 @@ class DSCNNSpace(SearchSpace):
     name = "dscnn"
     description = (
         "Hello Edge DS-CNN (Zhang et al. 2017) for MFCC features or sensor windows: stem conv "
-        "kernel/stride, 1-6 depthwise-separable blocks, 16-276 channels (ReLU); 2-D and 1-D inputs"
+        "kernel/stride, 1-8 depthwise-separable blocks, 4-276 channels (ReLU); 2-D and 1-D inputs"
     )
     default_input_shape = (49, 10, 1)
 
@@ -73,6 +82,17 @@ class DSCNNSpace(SearchSpace):
             Decision("stem_kernel", fitting),
             Decision("stem_stride", strides),
         ]
+
+    def validate(self, arch: Arch) -> None:
+        super().validate(arch)
+        kh, kw = parse_pair(str(arch["stem_kernel"]))
+        sh, sw = parse_pair(str(arch["stem_stride"]))
+        if sh > kh or sw > kw:
+            raise SpaceError(
+                f"dscnn arch: stem stride {arch['stem_stride']} is longer than stem kernel {arch['stem_kernel']} "
+                "on an axis, so the stem would skip input samples; pick a stride no longer than the kernel "
+                "on each axis (or a larger kernel)"
+            )
 
     def summary(self, arch: Arch) -> str:
         return (f"{arch['blocks']} blocks x {arch['channels']} ch, stem {arch['stem_kernel']} "
