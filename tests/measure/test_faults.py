@@ -59,5 +59,23 @@ def test_mid_window_failure_keeps_partial_windows(emulator, kws_path, tmp_path, 
 def test_unknown_fault_is_refused():
     with pytest.raises(MeasureError, match="unknown emulator fault 'melt'.*garble"):
         Fault.parse("melt")
-    with pytest.raises(MeasureError, match="must be a number"):
+    with pytest.raises(MeasureError, match="needs a whole number N >= 1"):
         Fault.parse("hang:soon")
+
+
+@pytest.mark.parametrize("spec, why", [
+    ("slow:nan", "finite rate"), ("slow:inf", "finite rate"), ("slow:-inf", "finite rate"), ("slow:0.5", "finite rate"),
+    ("slow:fast", "finite rate"), ("hang:0.5", "whole number"), ("hang:0", "whole number"), ("garble:nan", "whole number"),
+    ("drop:-1", "whole number"), ("reboot:1e3", "whole number"), ("disconnect:inf", "whole number"),
+    ("stall-timer:0", "whole number"),
+])
+def test_fault_values_that_could_never_fire_are_refused(spec, why):
+    """Issue 11, defect 9: slow:nan printed a traceback and hang:0.5 was taken and never fired."""
+    with pytest.raises(MeasureError, match=why):
+        Fault.parse(spec)
+
+
+def test_fault_values_that_fire_are_taken():
+    assert Fault.parse("hang:2") == Fault(kind="hang", value=2.0)
+    assert Fault.parse("slow:1.5") == Fault(kind="slow", value=1.5)
+    assert Fault.parse("stall-timer") == Fault(kind="stall-timer", value=1.0)

@@ -24,17 +24,25 @@ from tinynas.cli.common import echo_json
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory: the result goes to RUN/measure/latency.json.")
 @click.option("--timeout-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Longest silence allowed from the device beyond what a window should take.")
+              help="Longest any answer may take beyond what its inferences should take.")
+@click.option("--force", is_flag=True,
+              help="Measure even if the device announces another model id than --model's (marked in the result).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def measure(port: str, profile_id: str | None, model: Path | None, windows: int, min_window_s: float, warmup: int,
-            baud: int | None, run_dir: Path | None, timeout_s: float, as_json: bool) -> None:
-    """Measure a model's latency on a board over serial (median of windows, like the MLPerf Tiny runner)."""
+            baud: int | None, run_dir: Path | None, timeout_s: float, force: bool, as_json: bool) -> None:
+    """Measure a model's latency on a board over serial (median of windows, like the MLPerf Tiny runner).
+
+    The whole measurement has a deadline: boot + 4 x --timeout-s + the upload at --baud (with
+    its retries) + 3 probe inferences, then --windows x (1.5 x window + --timeout-s) once the
+    probe has timed one inference (docs/protocol.md). A device that keeps talking without
+    answering cannot stretch it.
+    """
     from tinynas.measure.runner import MeasurementFailed, measure_latency, summary_rows
 
     try:
         report = measure_latency(port=port, profile=profile_id, model=model, windows=windows,
                                  min_window_s=min_window_s, warmup=warmup, baud=baud, run_dir=run_dir,
-                                 timeout_s=timeout_s)
+                                 timeout_s=timeout_s, force=force)
     except MeasurementFailed as exc:
         if as_json:
             echo_json(exc.report.to_json())  # the partial result, for scripts; the error goes to stderr
@@ -59,7 +67,8 @@ def measure(port: str, profile_id: str | None, model: Path | None, windows: int,
 @click.option("--tcp", "tcp_port", type=click.IntRange(min=0, max=65535), default=None,
               help="Serve on this TCP port (0: any free one) instead of a pseudo-terminal.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:N]",
-              help="Inject a fault: garble, drop, slow, hang, disconnect, reboot (repeatable).")
+              help="Inject a fault: garble, drop, slow, hang, disconnect, reboot, stall-timer (repeatable; N is a "
+                   "whole count, or bytes per second for slow).")
 @click.option("--no-realtime", is_flag=True, help="Answer at once instead of taking as long as the latency reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the port and board facts as one JSON line.")
 def emulate(model: Path, profile_id: str | None, latency: str, tcp_port: int | None, faults: tuple[str, ...],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import select
 import socket
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 LATENCY_MODES = ("predicted", "host")
 
-#: Fault kinds and the meaning of their optional ``:value``.
+#: Fault kinds: (default value, what the value means). Every value is a count (a positive
+#: integer) except ``slow``'s, a finite rate of at least 1 byte per second.
 FAULTS: dict[str, tuple[float, str]] = {
     "garble": (3, "corrupt this many uploads, one chunk each (alternately a wrong hex digit and a non-hex character)"),
     "drop": (3, "drop characters from this many uploads, one chunk each (one digit, two digits, the '%')"),
@@ -36,7 +38,9 @@ FAULTS: dict[str, tuple[float, str]] = {
     "hang": (3, "stop answering in the middle of this infer command (1 = the probe, 2 = the first window)"),
     "disconnect": (3, "close the port in the middle of this infer command"),
     "reboot": (3, "reboot (print the boot banner, forget the input) in the middle of this infer command"),
+    "stall-timer": (1, "the board's timer stops advancing from this infer command on (a locked DWT CYCCNT)"),
 }
+RATE_FAULTS = ("slow",)
 
 _BOOT_EPOCH_US = 1_000_000  # the emulated timer's reading at boot, in microseconds
 
@@ -50,28 +54,44 @@ class Fault:
 
     @classmethod
     def parse(cls, text: str) -> "Fault":
-        """``"garble"``, ``"garble:5"``, ``"slow:500"``, ``"hang:3"``; ``MeasureError`` on anything else."""
+        """``"garble"``, ``"garble:5"``, ``"slow:500"``, ``"hang:3"``; ``MeasureError`` on anything else.
+
+        A count must be a whole number of at least 1 (``hang:0.5`` would never fire), a
+        rate a finite number of at least 1 (``slow:nan`` and ``slow:inf`` mean nothing).
+        """
         kind, _, value = text.strip().partition(":")
         if kind not in FAULTS:
             known = ", ".join(f"{k}[:N] ({doc})" for k, (_, doc) in FAULTS.items())
             raise MeasureError(f"unknown emulator fault {text!r}; known: {known}")
         if not value:
             return cls(kind=kind, value=float(FAULTS[kind][0]))
-        try:
-            number = float(value)
-        except ValueError:
-            raise MeasureError(f"emulator fault {text!r}: the value after ':' must be a number") from None
-        if number <= 0:
-            raise MeasureError(f"emulator fault {text!r}: the value must be positive")
-        return cls(kind=kind, value=number)
+        if kind in RATE_FAULTS:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number) or number < 1:
+                raise MeasureError(f"emulator fault {text!r}: {kind}:N needs a finite rate N >= 1 "
+                                   f"(bytes per second), e.g. {kind}:500")
+            return cls(kind=kind, value=number)
+        if not value.strip().isdigit() or int(value) < 1:
+            raise MeasureError(f"emulator fault {text!r}: {kind}:N needs a whole number N >= 1 "
+                               f"({FAULTS[kind][1]}), e.g. {kind}:2")
+        return cls(kind=kind, value=float(int(value)))
 
 
-def predicted_latency_us(model_bytes: bytes, *, profile: Any) -> float:
+def predicted_latency_us(model_bytes: bytes, *, profile: Any, source: str = "model") -> float:
     """The cost model's latency of this model on ``profile``, in microseconds per inference."""
     from tinynas.cost import estimate
     from tinynas.space.tflite_reader import read_tflite
 
-    cost = estimate(read_tflite(model_bytes), profile=profile)
+    try:
+        graph = read_tflite(model_bytes)
+    except MeasureError:
+        raise
+    except Exception as exc:
+        raise MeasureError(f"{source}: the cost model cannot read this model ({exc})") from None
+    cost = estimate(graph, profile=profile)
     if cost.latency_ms is None:
         raise MeasureError(f"the cost model gives no latency for profile {getattr(profile, 'id', profile)!r}")
     return float(cost.latency_ms) * 1000.0
@@ -186,7 +206,8 @@ class BoardEmulator:
     board does. ``arena_used_bytes`` None: measured with the real interpreter.
     ``mlperf_only`` behaves like MLPerf Tiny reference firmware: no extension
     line, no ``db crc%``. ``boot_delay_s``: how long booting takes before the
-    banner (a real board needs a second or two after a reset).
+    banner (a real board needs a second or two after a reset). ``model_id``: the id it
+    announces, as firmware from ``tinynas deploy`` does (default: the model's SHA-1 prefix).
     """
 
     def __init__(
@@ -205,31 +226,35 @@ class BoardEmulator:
         boot_delay_s: float = 0.0,
         source: str = "model",
         seed: int = 0,
+        model_id: str | None = None,
     ) -> None:
-        from tinynas.deploy.interpreter import MicroInterpreter
+        from tinynas.deploy.interpreter import MicroInterpreter, require_int8
 
         if latency not in LATENCY_MODES:
             raise MeasureError(f"--latency must be one of {', '.join(LATENCY_MODES)}, got {latency!r}")
         if latency == "predicted" and profile is None:
             raise MeasureError("the emulator's predicted latency needs a hardware profile (--profile ID)")
         self.model_bytes = bytes(model_bytes)
+        require_int8(self.model_bytes, source=source)  # a truncated or float model is named, not half-served
         self.latency_mode = latency
         self.faults = {f.kind: f for f in (x if isinstance(x, Fault) else Fault.parse(x) for x in faults)}
         self.realtime = realtime
         self.name = name
         self.mlperf_only = mlperf_only
         self.boot_delay_s = float(boot_delay_s)
-        self.model_id = hashlib.sha1(self.model_bytes).hexdigest()[:12]
+        # What the firmware announces: deploy's id (an Arch id), else the first 12 hex digits of the SHA-1.
+        self.model_id = model_id or hashlib.sha1(self.model_bytes).hexdigest()[:12]
         if arena_used_bytes is None:
             from tinynas.deploy.arena import measure_arena_bytes
 
-            arena_used_bytes = measure_arena_bytes(self.model_bytes)
+            arena_used_bytes = measure_arena_bytes(self.model_bytes, source=source)
         self.arena_used_bytes = int(arena_used_bytes)
         # A margin above the smallest arena, as firmware sizes it (REFERENCE.md section 1).
         self._interp = MicroInterpreter(self.model_bytes, arena_bytes=self.arena_used_bytes + 4096, source=source)
         self.input_bytes = int(np.prod(self._interp.io.input.shape))
         self.output_bytes = int(np.prod(self._interp.io.output.shape))
-        self.latency_us = predicted_latency_us(self.model_bytes, profile=profile) if latency == "predicted" else None
+        self.latency_us = (predicted_latency_us(self.model_bytes, profile=profile, source=source)
+                           if latency == "predicted" else None)
         self._rng = np.random.default_rng(seed)
         self._link = _Link(tcp_port=tcp_port, host=host)
         self._thread: threading.Thread | None = None
@@ -323,6 +348,10 @@ class BoardEmulator:
         self._boot_state()
         if self.boot_delay_s:
             self._stop.wait(self.boot_delay_s)
+        stall = self.faults.get("stall-timer")
+        if stall is not None and stall.value == 1 and not self.mlperf_only:
+            # tinynas firmware checks its timer at boot (firmware_templates/*/main): so does this board
+            self._send("e-[timer did not advance: rebuild with -DTINYNAS_TIMER=systick]")
         for line in ("m-timestamp-mode-performance", self._extension_line(), "m-init-done", "m-ready"):
             if line.startswith("m-tinynas") and self.mlperf_only:
                 continue
@@ -474,7 +503,9 @@ class BoardEmulator:
         if self._mid_window_fault():
             return False
         elapsed, out = self._elapse(count)
-        self._clock_us += elapsed
+        stall = self.faults.get("stall-timer")
+        if stall is None or self._infers_seen < int(stall.value):
+            self._clock_us += elapsed
         self._send(f"m-lap-us-{self._clock_us % (1 << 32)}")
         self._send("m-infer-done")
         values = self._interp.dequantize_output(out).reshape(-1)

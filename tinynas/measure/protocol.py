@@ -25,6 +25,13 @@ CHUNK_BYTES = 31  # bytes per `db <hex>%` command, as the MLPerf Tiny runner sen
 MAX_COMMAND_CHARS = 80
 MAX_ANSWER_LINES = 200  # an answer is a handful of lines; a device that never says m-ready is not this protocol
 TIMER_WRAP_US = 1 << 32  # 32-bit microsecond timers (micros(), DWT-derived) wrap after ~71 minutes
+MAX_LINE_BYTES = 4096  # the longest protocol line is m-results for a few hundred classes
+QUOTE_CHARS = 160  # how much of one device line an error message quotes
+
+
+def cut(text: str, limit: int = QUOTE_CHARS) -> str:
+    """``text`` for an error message: at most ``limit`` characters, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 _EXT_RE = re.compile(r"^m-tinynas-\[(.*)\]$")
 _LAP_RE = re.compile(r"^m-lap-us-(\d+)$")
@@ -139,8 +146,10 @@ class DeviceClient:
     """Command/answer over a pyserial port object (``serial.Serial`` or ``serial_for_url``).
 
     ``port_name`` is only for messages. ``timeout_s`` bounds how long any one
-    answer may stay silent; longer commands (``infer``) get their own deadline.
-    The last lines the device sent are kept so every error can say what it did last.
+    answer may take; longer commands (``infer``) get their own. ``set_deadline``
+    adds an overall deadline that no read passes, however chatty the device is.
+    Lines are at most ``MAX_LINE_BYTES`` long, and errors quote at most ``QUOTE_CHARS``
+    of each. The last lines the device sent are kept so every error can say what it did last.
     """
 
     def __init__(self, port: Any, *, port_name: str, timeout_s: float = 5.0) -> None:
@@ -151,12 +160,19 @@ class DeviceClient:
         self.recent: collections.deque[str] = collections.deque(maxlen=12)
         self.crc_supported: bool | None = None  # None: not asked yet
         self.boot_extension: dict[str, str] = {}
+        self.boot_errors: list[str] = []  # e- lines of the boot banner (a firmware self-check that failed)
+        self._deadline: float | None = None
+        self._deadline_why = ""
         try:
             self.port.timeout = 0.05
         except Exception:  # pragma: no cover - some URL handlers have a fixed timeout
             pass
 
     # -- low level ------------------------------------------------------------
+    def set_deadline(self, at: float, *, why: str) -> None:
+        """No read goes past ``at`` (time.monotonic); ``why`` says in errors where the figure came from."""
+        self._deadline, self._deadline_why = at, why
+
     @property
     def last_line(self) -> str:
         return self.recent[-1] if self.recent else "(nothing)"
@@ -165,7 +181,7 @@ class DeviceClient:
         """The device's last few lines, for error messages."""
         if not self.recent:
             return "the device sent nothing"
-        return "last lines from the device: " + " | ".join(repr(x) for x in list(self.recent)[-4:])
+        return "last lines from the device: " + " | ".join(repr(cut(x, 120)) for x in list(self.recent)[-4:])
 
     def _read_some(self) -> bytes:
         from serial import SerialException
@@ -192,26 +208,48 @@ class DeviceClient:
             ) from None
 
     def read_line(self, *, deadline: float, waiting_for: str) -> str:
-        """The next non-empty line; ``DeviceTimeoutError`` once ``deadline`` (time.monotonic) passes."""
+        """The next non-empty line; ``DeviceTimeoutError`` once ``deadline`` (time.monotonic) or the
+        overall deadline passes, ``ProtocolMismatchError`` for a line over ``MAX_LINE_BYTES``."""
+        overall = self._deadline is not None and self._deadline < deadline
+        if overall:
+            deadline = self._deadline  # type: ignore[assignment]
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
                 raw = bytes(self._buf[:nl])
                 del self._buf[: nl + 1]
                 line = raw.decode("ascii", errors="replace").strip()
+                if len(raw) > MAX_LINE_BYTES:
+                    self._line_too_long(line, waiting_for)
                 if line:
                     self.recent.append(line)
                     log.debug("%s -> %r", self.port_name, line)
                     return line
                 continue
+            if len(self._buf) > MAX_LINE_BYTES:
+                self._line_too_long(bytes(self._buf).decode("ascii", errors="replace"), waiting_for)
             if time.monotonic() > deadline:
                 partial = bytes(self._buf).decode("ascii", errors="replace").strip()
-                extra = f" (and an unfinished line {partial!r})" if partial else ""
+                extra = f" (and an unfinished line {cut(partial)!r})" if partial else ""
+                if overall:
+                    raise DeviceTimeoutError(
+                        f"{self.port_name}: the overall deadline ({self._deadline_why}) passed while waiting "
+                        f"for {waiting_for}; {self.describe_last()}{extra}. The device answers, but not as "
+                        "the protocol says: check the firmware, the port and --baud."
+                    )
                 raise DeviceTimeoutError(
                     f"{self.port_name}: no answer to {waiting_for} in time; {self.describe_last()}{extra}. "
                     "The board may have hung or crashed; reset it and try again."
                 )
             self._buf.extend(self._read_some())
+
+    def _line_too_long(self, text: str, waiting_for: str) -> None:
+        self._buf.clear()
+        raise ProtocolMismatchError(
+            f"{self.port_name}: a line of more than {MAX_LINE_BYTES} bytes in answer to {waiting_for} "
+            f"({cut(text)!r}); the device does not speak the MLPerf Tiny / tinynas protocol, or the baud "
+            "rate is wrong (--baud)"
+        )
 
     def drain(self, *, quiet_s: float = 0.2, max_s: float = 3.0) -> list[str]:
         """Discard input until the line has been quiet for ``quiet_s`` (after a failed command)."""
@@ -243,13 +281,13 @@ class DeviceClient:
         return self.collect(waiting_for=repr(text + "%"), timeout_s=timeout_s, allow_boot=allow_boot)
 
     def collect(self, *, waiting_for: str, timeout_s: float | None = None, allow_boot: bool = False) -> list[str]:
-        """Lines up to ``m-ready``; the deadline moves with every line received (silence timeout)."""
+        """Lines up to ``m-ready``, all within ``timeout_s``: a device that keeps talking without
+        ever finishing its answer does not extend it."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
             line = self.read_line(deadline=deadline, waiting_for=waiting_for)
-            deadline = time.monotonic() + timeout
             if line == "m-ready":
                 return lines
             if not allow_boot and line in BOOT_LINES:
@@ -261,7 +299,7 @@ class DeviceClient:
             if len(lines) >= MAX_ANSWER_LINES:
                 raise ProtocolMismatchError(
                     f"{self.port_name}: {len(lines)} lines in answer to {waiting_for} and no 'm-ready' "
-                    f"(first: {lines[0]!r}); it does not speak the MLPerf Tiny / tinynas protocol, or prints "
+                    f"(first: {cut(lines[0])!r}); it does not speak the MLPerf Tiny / tinynas protocol, or prints "
                     "debug output: flash the generated firmware or pick another port"
                 )
 
@@ -277,6 +315,8 @@ class DeviceClient:
             ext = parse_extension(line)
             if ext is not None:
                 self.boot_extension = ext
+            if line.startswith("e-"):
+                self.boot_errors.append(line)
             if line == "m-init-done":
                 # The banner's trailing m-ready (if any) must not be taken for the next answer.
                 self.drain(quiet_s=0.1, max_s=0.5)
@@ -295,7 +335,7 @@ class DeviceClient:
         name = next((m.group(2) for m in map(_BRACKET_RE.match, lines) if m and m.group(1) == "name-dut"), None)
         if name is None:
             raise ProtocolMismatchError(
-                f"{self.port_name}: the device answered 'name%' with {lines!r}, not 'm-name-dut-[...]': "
+                f"{self.port_name}: the device answered 'name%' with {cut(repr(lines))}, not 'm-name-dut-[...]': "
                 "it does not speak the MLPerf Tiny / tinynas protocol. Flash the generated firmware or pick another port."
             )
         lines = self.command("profile")
@@ -323,11 +363,11 @@ class DeviceClient:
         lines = self.command(f"db load {len(data)}")
         if any(line.startswith("e-") for line in lines):
             raise MeasureError(
-                f"{self.port_name}: the device refused an input of {len(data)} bytes ({' '.join(lines)}); "
+                f"{self.port_name}: the device refused an input of {len(data)} bytes ({cut(' '.join(lines))}); "
                 "the model on the board has a different input size than the one given"
             )
         if not any(f"Expecting {len(data)} bytes" in line for line in lines):
-            return f"'db load {len(data)}%' answered {lines!r}"
+            return f"'db load {len(data)}%' answered {cut(repr(lines))}"
         for start in range(0, len(data), chunk_bytes):
             chunk = data[start : start + chunk_bytes]
             last = start + chunk_bytes >= len(data)
@@ -338,7 +378,7 @@ class DeviceClient:
                 return f"no m-ready after the chunk at byte {start}"
             if any(line.startswith("e-") for line in lines):
                 self.drain(quiet_s=0.05, max_s=0.5)
-                return f"chunk at byte {start}: {' '.join(lines)}"
+                return f"chunk at byte {start}: {cut(' '.join(lines))}"
             done = "m-load-done" in lines
             if done != last:
                 return f"m-load-done {'early' if done else 'missing'} after the chunk at byte {start}"
@@ -356,13 +396,13 @@ class DeviceClient:
                 got, want = int(match.group(1), 16), zlib.crc32(data) & 0xFFFFFFFF
                 return None if got == want else f"CRC-32 {got:08x} on the device, {want:08x} sent"
         if any(line.startswith("e-") and "no data" in line for line in lines):
-            return f"'db crc%' answered {lines!r} right after m-load-done"
+            return f"'db crc%' answered {cut(repr(lines))} right after m-load-done"
         if any(line.startswith("e-") for line in lines):
             # MLPerf Tiny firmware: no read-back; a valid-hex garble shows up as output disagreement instead.
             self.crc_supported = False
             log.info("%s: no 'db crc%%' support; uploads are checked by byte count only", self.port_name)
             return None
-        return f"'db crc%' answered {lines!r}"
+        return f"'db crc%' answered {cut(repr(lines))}"
 
     def upload(self, data: bytes, *, retries: int = 8, chunk_bytes: int = CHUNK_BYTES) -> int:
         """Load ``data`` into the device's input buffer; returns how many retries it took.
@@ -391,12 +431,12 @@ class DeviceClient:
         lines = self.command(f"infer {count} {warmup}", timeout_s=timeout_s)
         errors = [line for line in lines if line.startswith("e-")]
         if errors:
-            raise MeasureError(f"{self.port_name}: 'infer {count} {warmup}%' failed: {' '.join(errors)}")
+            raise MeasureError(f"{self.port_name}: 'infer {count} {warmup}%' failed: {cut(' '.join(errors))}")
         laps = [int(m.group(1)) for m in map(_LAP_RE.match, lines) if m]
         results = next((r for r in map(parse_results, lines) if r is not None), None)
         if len(laps) < 2 or "m-infer-done" not in lines:
             raise ProtocolMismatchError(
-                f"{self.port_name}: 'infer {count} {warmup}%' answered {lines!r}; expected two m-lap-us lines "
+                f"{self.port_name}: 'infer {count} {warmup}%' answered {cut(repr(lines))}; expected two m-lap-us lines "
                 "and m-infer-done"
             )
         return InferResult(count=count, warmup=warmup, t0_us=laps[-2], t1_us=laps[-1], results=results or ())

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinynas.errors import MeasureError, ModelFileError
-from tinynas.measure.protocol import DeviceClient, InferResult
+from tinynas.measure.protocol import CHUNK_BYTES, DeviceClient, InferResult, cut
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ class LatencyReport:
     complete: bool = True
     error: str | None = None
     created_utc: str = ""
+    # The id the device announced and the id of the file given; ``forced`` when they differed
+    # and the user measured anyway (--force): calibration refuses such a measurement.
+    device_model_id: str | None = None
+    file_model_id: str | None = None
+    forced: bool = False
     format: str = REPORT_FORMAT
 
     # -- statistics over the windows (MLPerf Tiny reports the median) ----------
@@ -128,6 +134,8 @@ class LatencyReport:
                 features={str(k): float(v) for k, v in data["features"].items()} if data.get("features") else None,
                 complete=bool(data.get("complete", True)), error=data.get("error"),
                 created_utc=str(data.get("created_utc", "")),
+                device_model_id=data.get("device_model_id"), file_model_id=data.get("file_model_id"),
+                forced=bool(data.get("forced", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MeasureError(f"{source}: malformed latency measurement ({type(exc).__name__}: {exc})") from None
@@ -180,6 +188,11 @@ class _Model:
     interp: Any
     features: dict[str, float] | None
     predicted_ms: float | None = None
+    ids: tuple[str, ...] = ()  # every id a board flashed with this file may announce
+
+    @property
+    def model_id(self) -> str:
+        return self.ids[0] if self.ids else self.sha1[:12]
 
     @classmethod
     def load(cls, path: str | Path, *, profile: Any) -> "_Model":
@@ -205,9 +218,25 @@ class _Model:
                 predicted = predicted_latency_us(data, profile=profile) / 1000.0
             except Exception as exc:
                 log.warning("%s: no predicted latency on %s (%s)", path, getattr(profile, "id", profile), exc)
-        return cls(path=str(path), data=data, sha1=hashlib.sha1(data).hexdigest(),
-                   input_bytes=int(np.prod(interp.io.input.shape)), interp=interp, features=features,
-                   predicted_ms=predicted)
+        sha1 = hashlib.sha1(data).hexdigest()
+        return cls(path=str(path), data=data, sha1=sha1, input_bytes=int(np.prod(interp.io.input.shape)),
+                   interp=interp, features=features, predicted_ms=predicted,
+                   ids=(*_deployed_ids(path, data), sha1[:12]))
+
+
+def _deployed_ids(path: Path, data: bytes) -> tuple[str, ...]:
+    """The model id ``tinynas deploy`` gave this file (an Arch id), from the metrics.json beside it.
+
+    Firmware announces that id; it counts only when metrics.json names this very file's SHA-256.
+    """
+    try:
+        metrics = json.loads((path.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(metrics, dict) or metrics.get("int8_sha256") != hashlib.sha256(data).hexdigest():
+        return ()
+    model_id = metrics.get("model_id")
+    return (str(model_id),) if model_id else ()
 
 
 def measure_latency(
@@ -223,6 +252,7 @@ def measure_latency(
     timeout_s: float = 5.0,
     retries: int = 8,
     seed: int = 0,
+    force: bool = False,
 ) -> LatencyReport:
     """Measure on the board at ``port`` (path, pyserial URL or ``auto``); returns the ``LatencyReport``.
 
@@ -231,9 +261,12 @@ def measure_latency(
     ``.tflite`` flashed on the board) gives the input size, the host outputs to
     compare with and the features calibration needs; without it the device must
     announce its input size in the tinynas extension line. ``timeout_s`` is the
-    longest silence allowed beyond what a window should take.
+    longest any answer may take beyond what its work should take. The whole measurement
+    has an overall deadline (``overall_deadline_s``), however the device behaves.
+    ``force`` measures even when the device announces another model id than ``model``'s
+    (the report is marked ``forced``; calibration refuses it).
 
-    Raises ``MeasureError`` on a bad port or device, ``MeasurementFailed`` (with
+    Raises ``MeasureError`` on a bad port or device (or the wrong model), ``MeasurementFailed`` (with
     the partial report, also written to ``run_dir``) when the device stops
     answering, disconnects or reboots mid-measurement.
     """
@@ -250,6 +283,12 @@ def measure_latency(
     ser, name = open_port(port, baud=baud, usb_ids=usb_ids)
     try:
         client = DeviceClient(ser, port_name=name, timeout_s=timeout_s)
+        boot_s = max(serial_cfg.boot_wait_s, 0.1) if serial_cfg is not None and serial_cfg.reset != "none" else 1.0
+        setup_s = setup_deadline_s(timeout_s=timeout_s, baud=baud, retries=retries, boot_s=boot_s,
+                                   input_bytes=loaded.input_bytes if loaded else None,
+                                   predicted_ms=loaded.predicted_ms if loaded else None, warmup=warmup)
+        client.set_deadline(time.monotonic() + setup_s,
+                            why=f"{setup_s:.0f} s to identify the device, upload the input and probe")
         if serial_cfg is not None and serial_cfg.reset != "none":
             reset_board(ser, how=serial_cfg.reset, port_name=name)
             if not client.wait_boot(timeout_s=max(serial_cfg.boot_wait_s, 0.1)):
@@ -257,7 +296,7 @@ def measure_latency(
         else:
             client.drain(quiet_s=0.1, max_s=1.0)  # stale output from before we opened the port
         return _measure(client, prof=prof, loaded=loaded, windows=windows, min_window_s=min_window_s,
-                        warmup=warmup, run_dir=run_dir, retries=retries, seed=seed)
+                        warmup=warmup, run_dir=run_dir, retries=retries, seed=seed, force=force)
     finally:
         try:
             ser.close()
@@ -265,8 +304,31 @@ def measure_latency(
             pass
 
 
+def setup_deadline_s(*, timeout_s: float, baud: int, retries: int, boot_s: float, input_bytes: int | None,
+                     predicted_ms: float | None, warmup: int) -> float:
+    """Seconds allowed to boot, identify, upload (with every retry) and probe: the first part of
+    the overall deadline (docs/protocol.md). The windows get theirs once the probe has timed
+    one inference: ``windows x (1.5 x window + timeout)``."""
+    # `db <62 hex>%` plus `m-ready` back: about 2.7 characters on the wire per input byte, 10 bits each
+    n = input_bytes or 64 * 1024
+    upload_s = (retries + 1) * (n * 2.7 * 10 / baud + (n / CHUNK_BYTES + 3) * 0.02 + timeout_s)
+    probe_s = 3 * (predicted_ms or 1000.0) / 1000.0 * (1 + warmup)
+    return boot_s + 4 * timeout_s + upload_s + probe_s
+
+
+def _timer_stalled(client: DeviceClient, result: InferResult) -> MeasureError:
+    said = [line for line in (*client.boot_errors, *client.recent) if "timer" in line and line.startswith("e-")]
+    told = f" (at boot it said {cut(said[0])!r})" if said else ""
+    return MeasureError(
+        f"{client.port_name}: the board's timer did not advance: 'infer {result.count} {result.warmup}%' "
+        f"reported the same time before and after ({result.t0_us} us){told}. Its cycle counter is locked or "
+        "absent (QEMU, some parts); rebuild the firmware with -DTINYNAS_TIMER=systick "
+        "(cmake -DTINYNAS_TIMER=systick for cmake-cortexm)"
+    )
+
+
 def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows: int, min_window_s: float,
-             warmup: int, run_dir: str | Path | None, retries: int, seed: int) -> LatencyReport:
+             warmup: int, run_dir: str | Path | None, retries: int, seed: int, force: bool = False) -> LatencyReport:
     name = client.port_name
     info = client.identify()
     log.info("%s: device %r, model %r, extension %s", name, info.name, info.model, info.extension)
@@ -277,9 +339,16 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
                 f"{loaded.path} takes {loaded.input_bytes}; flash the firmware built for this model, or pass "
                 "the .tflite that is on the board"
             )
-        if info.model_id and info.model_id != loaded.sha1[:12]:
-            log.info("%s: device model id %s is not the SHA-1 of %s (it may be an Arch id)", name,
-                     info.model_id, loaded.path)
+        if info.model_id and info.model_id not in loaded.ids:
+            if not force:
+                raise MeasureError(
+                    f"{name}: the device runs model {info.model_id} but {loaded.path} is model {loaded.model_id}; "
+                    "flash the firmware built for this model (tinynas deploy / firmware generate), pass the "
+                    ".tflite that is on the board, or --force to measure anyway (the result is marked forced "
+                    "and calibration will not use it)"
+                )
+            log.warning("%s: device model %s is not %s (%s): measuring anyway (--force)", name, info.model_id,
+                        loaded.model_id, loaded.path)
         input_bytes = loaded.input_bytes
     elif info.input_bytes:
         input_bytes = info.input_bytes
@@ -298,6 +367,8 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
         predicted_latency_ms=loaded.predicted_ms if loaded else None,
         features=loaded.features if loaded else None,
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        device_model_id=info.model_id, file_model_id=loaded.model_id if loaded else None,
+        forced=bool(loaded and info.model_id and info.model_id not in loaded.ids),
     )
     state: dict[str, Any] = dict(windows=[], count=0, retries=0, diff=None)
 
@@ -313,15 +384,23 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
         # The probe: one inference, to size the windows (the MLPerf runner does the same).
         guess_s = (loaded.predicted_ms / 1000.0) if loaded and loaded.predicted_ms else 1.0
         probe = client.infer(count=1, warmup=warmup, timeout_s=client.timeout_s + 3 * guess_s * (1 + warmup))
+        if probe.elapsed_us == 0:
+            raise _timer_stalled(client, probe)
         state["diff"] = _agreement(loaded, data, probe, port=name)
         per_us = max(probe.latency_us, 1.0)
         count = max(1, math.ceil(min_window_s * 1e6 / per_us))
         state["count"] = count
         window_timeout = client.timeout_s + 2.0 * per_us * (count + warmup) / 1e6
+        window_s = per_us * (count + warmup) / 1e6
+        windows_s = windows * (1.5 * window_s + client.timeout_s)
+        client.set_deadline(time.monotonic() + windows_s,
+                            why=f"{windows_s:.0f} s for {windows} windows of {window_s:.1f} s")
         log.info("%s: %.3f ms per inference in the probe; %d windows of %d inferences", name,
                  per_us / 1000, windows, count)
         for index in range(windows):
             result = client.infer(count=count, warmup=warmup, timeout_s=window_timeout)
+            if result.elapsed_us == 0:
+                raise _timer_stalled(client, result)
             state["windows"].append(WindowResult(index=index, inferences=count, elapsed_us=result.elapsed_us))
             if loaded is not None and result.results != probe.results:
                 diff = _agreement(loaded, data, result, port=name)
@@ -374,4 +453,7 @@ def summary_rows(report: LatencyReport) -> list[tuple[str, str]]:
         ("output vs host", "-" if report.output_max_diff_int8 is None else f"max {report.output_max_diff_int8} int8 steps"),
         ("upload retries", f"{report.upload_retries}{' (CRC-checked)' if report.upload_checked_by_crc else ''}"),
     ]
+    if report.forced:
+        rows.append(("FORCED", f"the device runs model {report.device_model_id}, the file is "
+                               f"{report.file_model_id}: not used by calibrate"))
     return rows

@@ -1,0 +1,220 @@
+"""Issue 11, defects 6, 8, 9, 11 and 15 on the host side, against the emulator and raw
+pseudo-terminals: the wrong model is refused, a misbehaving device cannot stretch a
+measurement past its deadline or flood an error message, fault arguments are checked,
+model errors name the file, and a stalled timer is reported as such."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+from tinynas.errors import MeasureError, ModelFileError
+from tinynas.measure.emulator import BoardEmulator
+from tinynas.measure.runner import LatencyReport, MeasurementFailed, measure_latency
+
+TINYNAS = [sys.executable, "-m", "tinynas.cli.main"]
+
+
+# -- defect 6: the wrong model -----------------------------------------------------------
+def test_a_device_running_another_model_is_refused_naming_both_ids(emulator, mlperf_models, kws_bytes, tmp_path, fast):
+    emu = emulator()
+    other = tmp_path / "kws_copy.tflite"
+    # the same network with one weight byte changed: same input size, another model
+    data = bytearray(kws_bytes)
+    data[len(data) // 2] ^= 0x01
+    other.write_bytes(bytes(data))
+    with pytest.raises(MeasureError) as exc:
+        measure_latency(port=emu.port, model=other, **fast)
+    text = str(exc.value)
+    import hashlib
+
+    other_id = hashlib.sha1(bytes(data)).hexdigest()[:12]
+    assert emu.model_id in text and other_id in text and "--force" in text and str(other) in text
+    forced = measure_latency(port=emu.port, model=other, force=True, run_dir=tmp_path / "run", **fast)
+    assert forced.complete and forced.forced
+    assert forced.device_model_id == emu.model_id and forced.file_model_id == other_id
+    saved = json.loads((tmp_path / "run" / "measure" / "latency.json").read_text())
+    assert saved["forced"] is True and saved["device_model_id"] == emu.model_id
+    assert LatencyReport.from_json(saved).forced
+
+
+def test_the_deploy_id_beside_the_file_is_the_models_id(kws_bytes, kws_arena, tmp_path, fast):
+    """Firmware from `tinynas deploy` announces the Arch id; metrics.json beside the file says so."""
+    import hashlib
+
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    model = folder / "model_int8.tflite"
+    model.write_bytes(kws_bytes)
+    (folder / "metrics.json").write_text(json.dumps({
+        "tool": "tinynas deploy", "model_id": "0123456789ab", "int8_sha256": hashlib.sha256(kws_bytes).hexdigest()}))
+    with BoardEmulator(kws_bytes, latency="host", arena_used_bytes=kws_arena, model_id="0123456789ab") as emu:
+        report = measure_latency(port=emu.port, model=model, **fast)
+        assert report.complete and not report.forced and report.file_model_id == "0123456789ab"
+        # a metrics.json of another file does not lend its id
+        (folder / "metrics.json").write_text(json.dumps({"model_id": "0123456789ab", "int8_sha256": "00"}))
+        with pytest.raises(MeasureError, match="the device runs model 0123456789ab"):
+            measure_latency(port=emu.port, model=model, **fast)
+
+
+# -- defect 8: deadlines, line lengths, quoted text ----------------------------------------
+class _RawDevice:
+    """A pseudo-terminal whose far end writes what ``talk`` produces, whatever the host sends."""
+
+    def __init__(self, talk) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self._stop = threading.Event()
+        self._talk = talk
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for chunk, pause in self._talk():
+            if self._stop.is_set():
+                return
+            try:
+                os.write(self.master, chunk)
+            except OSError:
+                return
+            time.sleep(pause)
+
+    def __enter__(self) -> "_RawDevice":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for fd in (self.master, self.slave):
+            os.close(fd)
+
+
+def _chatty():
+    while True:
+        yield b"m-still-thinking\r\n", 0.2
+
+
+def _noise():
+    import random
+
+    rng = random.Random(0)
+    while True:
+        yield bytes(rng.randrange(256) for _ in range(512)), 0.01
+
+
+def _no_newline():
+    while True:
+        yield b"m-" + b"x" * 500, 0.01
+
+
+@pytest.mark.parametrize("talk, expect", [(_chatty, "no 'm-ready' answer"), (_noise, "no .m-ready. answer|line of more than"),
+                                          (_no_newline, "line of more than")], ids=["chatty", "noise", "no-newline"])
+def test_a_misbehaving_device_ends_within_the_deadline_with_a_short_message(talk, expect):
+    with _RawDevice(talk) as dev:
+        start = time.monotonic()
+        with pytest.raises(MeasureError, match=expect) as exc:
+            measure_latency(port=dev.port, windows=1, min_window_s=0.1, timeout_s=1.0)
+        took = time.monotonic() - start
+    assert len(str(exc.value)) < 1500, len(str(exc.value))  # was 78 KB for a stream without newline
+    assert took < 60  # was 114 s for a chatty device with --timeout-s 1 (a bound, not a benchmark)
+
+
+def test_the_overall_deadline_stops_a_device_that_answers_slowly_forever(kws_bytes, kws_arena):
+    """The probe and windows share one overall deadline, however each answer behaves."""
+    from tinynas.measure.protocol import DeviceClient, DeviceTimeoutError
+
+    with _RawDevice(_chatty) as dev:
+        import serial
+
+        ser = serial.Serial(dev.port, 115200, timeout=0.05)
+        client = DeviceClient(ser, port_name=dev.port, timeout_s=30.0)
+        client.set_deadline(time.monotonic() + 1.0, why="1 s in this test")
+        start = time.monotonic()
+        with pytest.raises(DeviceTimeoutError, match=r"overall deadline \(1 s in this test\)"):
+            client.command("name")
+        assert time.monotonic() - start < 10
+        ser.close()
+
+
+# -- defect 15: a timer that never advances -------------------------------------------------
+def test_a_stalled_timer_is_reported_with_the_systick_fix(emulator, kws_path, fast):
+    emu = emulator(faults=["stall-timer"])
+    with pytest.raises(MeasurementFailed) as exc:
+        measure_latency(port=emu.port, model=kws_path, **fast)
+    text = str(exc.value)
+    assert "timer did not advance" in text and "-DTINYNAS_TIMER=systick" in text
+    emu2 = emulator(faults=["stall-timer:3"])  # stalls in the second window
+    with pytest.raises(MeasurementFailed, match="timer did not advance") as exc2:
+        measure_latency(port=emu2.port, model=kws_path, **fast)
+    assert len(exc2.value.report.windows) == 1
+
+
+# -- defects 9 and 11 through the command line -------------------------------------------------
+@pytest.mark.parametrize("spec", ["slow:nan", "slow:inf", "hang:0.5"])
+def test_emulate_refuses_bad_fault_values_without_a_traceback(kws_path, spec):
+    proc = subprocess.run([*TINYNAS, "emulate", "--model", str(kws_path), "--latency", "host", "--fault", spec],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and spec in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_emulate_names_a_truncated_or_float_model_file(kws_bytes, tmp_path, mlperf_models):
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(kws_bytes[: len(kws_bytes) // 2])
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 10)
+    for path, why in ((truncated, "corrupt or truncated"), (junk, "not a TFLite flatbuffer")):
+        proc = subprocess.run([*TINYNAS, "emulate", "--model", str(path), "--latency", "host"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and str(path) in proc.stderr and why in proc.stderr, proc.stderr
+        assert "could not allocate" not in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(ModelFileError, match="truncated.tflite"):
+        BoardEmulator(truncated.read_bytes(), latency="host", source=str(truncated))
+
+
+def test_measure_refuses_the_wrong_model_on_the_command_line(emulate_cli_bin, kws_bytes, tmp_path):
+    facts = emulate_cli_bin()
+    other = tmp_path / "other.tflite"
+    data = bytearray(kws_bytes)
+    data[len(data) // 2] ^= 0x01
+    other.write_bytes(bytes(data))
+    args = [*TINYNAS, "measure", "--port", facts["port"], "--model", str(other), "--windows", "1",
+            "--min-window-s", "0.05", "--timeout-s", "2"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and facts["model_id"] in proc.stderr and "--force" in proc.stderr
+    proc = subprocess.run([*args, "--force", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["forced"] is True
+
+
+@pytest.fixture
+def emulate_cli_bin(kws_path):
+    import signal
+
+    procs = []
+
+    def start() -> dict:
+        proc = subprocess.Popen([*TINYNAS, "emulate", "--model", str(kws_path), "--latency", "host", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        return json.loads(line)
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
