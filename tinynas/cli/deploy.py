@@ -20,7 +20,8 @@ from tinynas.cli.common import echo_json
 @click.option("--dataset", "dataset_name", required=True,
               help="The dataset the model was trained on (name or path); its test split measures accuracy.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output folder: new, empty, or an earlier deploy of the same model (replaced).")
+              help="Output folder. Other files there (the model, notes) are left as they are; an earlier "
+                   "deploy of the same model is replaced; a name clash is refused.")
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
 @click.option("--qat/--no-qat", default=None,
               help="Force or forbid quantization-aware fine-tuning (default: only when int8 loses > 1 point).")
@@ -34,6 +35,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
     firmware/<template>/ and metrics.json (float and int8 accuracy,
     arena_bytes, flash_bytes, fits). A model that does not fit the board is
     still written (fits: false) and the command exits 1 listing each budget.
+    --out may be the model's own folder: files deploy did not write stay untouched.
     """
     from tinynas.data import load_dataset
     from tinynas.deploy.deployer import DeployResult, deploy as run_deploy

@@ -55,7 +55,8 @@ def _class_names(text: str | None, labels_file: Path | None) -> list[str]:
               help="The int8 .tflite model.")
 @click.option("--profile", "profile_id", required=True, help="Hardware profile id or .toml path.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="New (or empty) folder for the project.")
+              help="New or empty folder for the project, or a project generated before (its files are "
+                   "replaced; files you added there stay).")
 @click.option("--arena-bytes", type=click.IntRange(min=1), default=None,
               help="Measured tensor arena in bytes (default: measured now in the TFLite Micro interpreter).")
 @click.option("--class-names", default=None, help="Comma-separated labels, one per output.")

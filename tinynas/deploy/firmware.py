@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tinynas.deploy.codegen import arena_size_with_margin, write_model_sources
+from tinynas.deploy.outdir import install_files, interrupted_files
 from tinynas.errors import DeployError
 from tinynas.hardware.profile import HardwareProfile
 from tinynas.resources import data_dir
@@ -312,6 +313,15 @@ def _check_rendered(template: FirmwareTemplate, project: Path, rendered: Sequenc
                               "after rendering; fix the template")
 
 
+def _earlier_files(project: Path) -> list[str]:
+    """The files the stamp of an earlier project in ``project`` lists ([] without a readable stamp)."""
+    try:
+        files = json.loads((project / STAMP).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str)]
+
+
 def _prepare_out_dir(out_dir: Path) -> bool:
     """True when out_dir holds an earlier project of ours that may be replaced; DeployError for other files."""
     if not out_dir.exists():
@@ -321,8 +331,8 @@ def _prepare_out_dir(out_dir: Path) -> bool:
     entries = list(out_dir.iterdir())
     if not entries:
         return False
-    if (out_dir / STAMP).is_file():
-        return True
+    if (out_dir / STAMP).is_file() or interrupted_files(out_dir):
+        return True  # ours, or ours after an interrupted regenerate (outdir.JOURNAL lists its files)
     raise DeployError(f"{out_dir} already exists with other files in it; give --out a new or empty folder "
                       "(tinynas replaces only folders it generated itself)")
 
@@ -389,9 +399,7 @@ def generate_firmware(
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a project folder is not
         if replace:
             # File by file: a build folder or a note the user put into the project stays.
-            from tinynas.deploy.outdir import install_files
-
-            earlier = read_project_info(out_dir).get("files", [])
+            earlier = _earlier_files(out_dir)
             install_files(staged=tmp, out_dir=out_dir, previous=[*earlier, STAMP], marker=STAMP)
             shutil.rmtree(tmp, ignore_errors=True)
         else:

@@ -6,15 +6,24 @@ folder, so a failure leaves nothing half-written. Swapping that folder for
 build folder), so the files move in one by one instead: a file tinynas wrote
 before may be replaced or removed, any other file is left as it is, and a name
 that collides with a file tinynas did not write is refused before anything moves.
+
+While files move, a small journal (``JOURNAL``) in ``--out`` lists every file the
+install may have written or may still remove: an interrupted install (Ctrl-C, a full
+disk) leaves no marker, so it never looks finished, and the next run reads the journal
+to know those files are its own to replace, instead of refusing them as the user's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable
 
 from tinynas.errors import DeployError
+
+#: Lists the files an install in progress owns; removed when the install is complete.
+JOURNAL = ".tinynas-install.json"
 
 
 def staged_files(staged: Path) -> list[str]:
@@ -35,19 +44,20 @@ def install_files(*, staged: Path, out_dir: Path, previous: Iterable[str], marke
     before any file has moved.
     """
     out_dir = Path(out_dir)
-    own = set(previous)
+    # A hand-edited list must not reach outside out_dir: "../x" or "/x" is nobody's output.
+    own = {rel for rel in [*previous, *interrupted_files(out_dir)] if _inside(rel)}
     new = staged_files(staged)
     kept = {Path(p).resolve() for p in keep}
-    clashes = [rel for rel in new
-               if (out_dir / rel).resolve() in kept
-               or ((out_dir / rel).exists() or (out_dir / rel).is_symlink()) and rel not in own]
+    clashes = [rel for rel in new if _clashes(out_dir, rel, own=own, kept=kept)]
     if clashes:
         shown = ", ".join(clashes[:5]) + (f", ... ({len(clashes)} files)" if len(clashes) > 5 else "")
         raise DeployError(
-            f"--out {out_dir} already holds {shown}, which tinynas did not write (or is the input model); "
+            f"--out {out_dir} already holds {shown}, which tinynas did not write (or which is the input model, "
+            "a folder or a link); "
             "it is left as it is: choose another --out or move that file away"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    _write_journal(out_dir, sorted(own | set(new)))
     if marker in own:
         (out_dir / marker).unlink(missing_ok=True)
     for rel in [r for r in new if r != marker] + ([marker] if marker in new else []):
@@ -56,10 +66,49 @@ def install_files(*, staged: Path, out_dir: Path, previous: Iterable[str], marke
         os.replace(staged / rel, target)
     for rel in sorted(own - set(new)):
         stale = out_dir / rel
-        if stale.is_file() and stale.resolve() not in kept:
+        if stale.is_file() and not stale.is_symlink() and stale.resolve() not in kept:
             stale.unlink()
             _remove_empty_parents(stale.parent, stop=out_dir)
+    (out_dir / JOURNAL).unlink()
     return new
+
+
+def interrupted_files(out_dir: Path) -> list[str]:
+    """The files an interrupted install into ``out_dir`` may have written ([] when none was interrupted)."""
+    try:
+        files = json.loads((Path(out_dir) / JOURNAL).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str)]
+
+
+def _inside(rel: str) -> bool:
+    path = Path(rel)
+    return bool(rel) and not path.is_absolute() and ".." not in path.parts
+
+
+def _clashes(out_dir: Path, rel: str, *, own: set[str], kept: set[Path]) -> bool:
+    """True when moving ``rel`` into ``out_dir`` would replace the input model or a path that is not ours.
+
+    A folder of the user's (or a file of the user's where a folder is needed) on the way
+    is a clash too: refusing it up front beats failing halfway through the move.
+    """
+    target = out_dir / rel
+    if target.resolve() in kept:
+        return True
+    for parent in list(Path(rel).parents)[:-1]:
+        if (out_dir / parent).is_symlink() or (out_dir / parent).exists() and not (out_dir / parent).is_dir():
+            return True
+    if target.is_symlink() or target.is_dir():
+        return True
+    return target.exists() and rel not in own
+
+
+def _write_journal(out_dir: Path, files: list[str]) -> None:
+    """Write ``JOURNAL`` whole or not at all (temp file + rename), so a reader never sees half a list."""
+    tmp = out_dir / f"{JOURNAL}.tmp"
+    tmp.write_text(json.dumps({"tool": "tinynas", "files": files}, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / JOURNAL)
 
 
 def _remove_empty_parents(folder: Path, *, stop: Path) -> None:
