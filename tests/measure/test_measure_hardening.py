@@ -147,6 +147,45 @@ def test_the_overall_deadline_stops_a_device_that_answers_slowly_forever(kws_byt
         ser.close()
 
 
+@pytest.mark.parametrize("talk, expect", [(_chatty, "no 'm-ready' answer to 'name%' within 1 s"),
+                                          (_no_newline, "a line of more than 4096 bytes")],
+                         ids=["chatty", "no-newline"])
+def test_measure_command_exits_1_with_a_short_message_for_a_misbehaving_device(talk, expect):
+    with _RawDevice(talk) as dev:
+        proc = subprocess.run([*TINYNAS, "measure", "--port", dev.port, "--windows", "1", "--min-window-s", "0.1",
+                               "--timeout-s", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {dev.port}: ") and expect in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr) < 1500, proc.stderr  # was 78 KB without newlines
+
+
+def test_drain_stops_at_the_overall_deadline():
+    """Draining a device that never goes quiet (after a failed chunk) cannot outlast the measurement."""
+    import serial
+
+    from tinynas.measure.protocol import DeviceClient
+
+    with _RawDevice(_noise) as dev:
+        ser = serial.Serial(dev.port, 115200, timeout=0.05)
+        client = DeviceClient(ser, port_name=dev.port, timeout_s=1.0)
+        client.set_deadline(time.monotonic() + 0.5, why="0.5 s in this test")
+        start = time.monotonic()
+        client.drain(quiet_s=0.5, max_s=120.0)
+        assert time.monotonic() - start < 60  # a bound, not a benchmark: unbounded it drains for 120 s
+        ser.close()
+
+
+# -- defect 9: every fault kind fires --------------------------------------------------------
+def test_slow_fault_fires(emulator, kws_path, fast):
+    """garble/drop show as upload retries, hang/disconnect/reboot/stall-timer as their errors
+    (test_faults.py and above); slow shows as answers that cannot arrive within the timeout."""
+    from tinynas.measure.protocol import ProtocolMismatchError
+
+    emu = emulator(faults=["slow:5"])  # 5 bytes per second: 'm-name-dut-[tinynas]' alone takes 4 s
+    with pytest.raises(ProtocolMismatchError, match=r"no 'm-ready' answer to 'name%' within 0.5 s"):
+        measure_latency(port=emu.port, model=kws_path, **{**fast, "timeout_s": 0.5})
+
+
 # -- defect 15: a timer that never advances -------------------------------------------------
 def test_a_stalled_timer_is_reported_with_the_systick_fix(emulator, kws_path, fast):
     emu = emulator(faults=["stall-timer"])
@@ -158,6 +197,19 @@ def test_a_stalled_timer_is_reported_with_the_systick_fix(emulator, kws_path, fa
     with pytest.raises(MeasurementFailed, match="timer did not advance") as exc2:
         measure_latency(port=emu2.port, model=kws_path, **fast)
     assert len(exc2.value.report.windows) == 1
+
+
+def test_a_stalled_timer_quotes_the_boot_line_the_firmware_printed(emulator, kws_path, profile_env, fast):
+    """After a reset the host reads the banner; the firmware's own timer check is quoted in the
+    error, though a dozen lines came between it and the first lap."""
+    from tinynas.hardware import load_profile
+
+    profile_env["write"]("resetboard", 'reset = "none"', 'reset = "dtr"')
+    # over TCP the board boots when the host connects; the delay puts its banner after the reset
+    emu = emulator(tcp_port=0, faults=["stall-timer"], boot_delay_s=0.2)
+    with pytest.raises(MeasurementFailed) as exc:
+        measure_latency(port=emu.port, model=kws_path, profile=load_profile("resetboard"), **fast)
+    assert "at boot it said 'e-[timer did not advance: rebuild with -DTINYNAS_TIMER=systick]'" in str(exc.value)
 
 
 # -- defects 9 and 11 through the command line -------------------------------------------------
@@ -173,13 +225,26 @@ def test_emulate_names_a_truncated_or_float_model_file(kws_bytes, tmp_path, mlpe
     truncated.write_bytes(kws_bytes[: len(kws_bytes) // 2])
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a model" * 10)
-    for path, why in ((truncated, "corrupt or truncated"), (junk, "not a TFLite flatbuffer")):
+    floating = tmp_path / "float.tflite"
+    floating.write_bytes(_float_tflite())
+    for path, why in ((truncated, "corrupt or truncated"), (junk, "not a TFLite flatbuffer"),
+                      (floating, "input is float32 and output is float32")):
         proc = subprocess.run([*TINYNAS, "emulate", "--model", str(path), "--latency", "host"],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1 and str(path) in proc.stderr and why in proc.stderr, proc.stderr
         assert "could not allocate" not in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(ModelFileError, match="truncated.tflite"):
         BoardEmulator(truncated.read_bytes(), latency="host", source=str(truncated))
+
+
+def _float_tflite() -> bytes:
+    """A float32 .tflite (one Dense layer, converted without quantization)."""
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3)])
+    model(np.zeros((1, 4), "float32"))
+    return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
 def test_measure_refuses_the_wrong_model_on_the_command_line(emulate_cli_bin, kws_bytes, tmp_path):

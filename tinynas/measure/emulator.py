@@ -329,8 +329,10 @@ class BoardEmulator:
             return
         step = max(1, int(slow.value // 100))  # about 10 ms per piece
         for i in range(0, len(data), step):
+            if self._stop.is_set():  # a slow banner must not outlive stop() by minutes
+                return
             self._link.write(data[i : i + step])
-            time.sleep(step / slow.value)
+            self._stop.wait(step / slow.value)
 
     def _boot_state(self) -> None:
         self._input = np.zeros(0, dtype=np.int8)

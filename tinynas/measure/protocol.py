@@ -252,9 +252,12 @@ class DeviceClient:
         )
 
     def drain(self, *, quiet_s: float = 0.2, max_s: float = 3.0) -> list[str]:
-        """Discard input until the line has been quiet for ``quiet_s`` (after a failed command)."""
+        """Discard input until the line has been quiet for ``quiet_s`` (after a failed command), for at
+        most ``max_s`` and never past the overall deadline; returns the lines it discarded."""
         lines: list[str] = []
         end = time.monotonic() + max_s
+        if self._deadline is not None:
+            end = min(end, self._deadline)
         last_data = time.monotonic()
         while time.monotonic() < end and time.monotonic() - last_data < quiet_s:
             chunk = self._read_some()

@@ -294,7 +294,10 @@ def measure_latency(
             if not client.wait_boot(timeout_s=max(serial_cfg.boot_wait_s, 0.1)):
                 log.info("%s: no boot banner within %.1f s after reset", name, serial_cfg.boot_wait_s)
         else:
-            client.drain(quiet_s=0.1, max_s=1.0)  # stale output from before we opened the port
+            # Stale output from before we opened the port; its e- lines are the banner's self-checks
+            # (e-[timer did not advance: ...]) that an error later on should quote.
+            stale = client.drain(quiet_s=0.1, max_s=1.0)
+            client.boot_errors.extend(line for line in stale if line.startswith("e-"))
         return _measure(client, prof=prof, loaded=loaded, windows=windows, min_window_s=min_window_s,
                         warmup=warmup, run_dir=run_dir, retries=retries, seed=seed, force=force)
     finally:
