@@ -16,6 +16,7 @@ import pytest
 
 from tinynas.errors import SpaceError
 from tinynas.space import get_space
+from tinynas.space.arch import Arch
 from tinynas.space.base import space_names
 from tinynas.strategies.base import get_strategy, strategy_names
 
@@ -77,7 +78,12 @@ def test_run_finishes(space, strategy, tmp_path, capsys, monkeypatch):
     arch = json.loads((out / "model" / "arch.json").read_text())
     assert arch["space"] == space and winner["fits"] is True
     assert (out / "model" / "model_int8.tflite").is_file() and (out / "deploy" / "model_data.cc").is_file()
-    assert space in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert f"Space `{space}`, strategy `{strategy}`" in report
+    assert summary["space"] == space and summary["strategy"] == strategy
+    # the deployed genotype, with its keys sorted as a JSON tool would write it, is still an arch of the space
+    resorted = Arch.from_json(json.loads(json.dumps(arch, sort_keys=True)))
+    get_space(space, input_shape=INPUT_SHAPE, num_classes=CLASSES).validate(resorted)
     # the final stage trained archs the search journaled (read back with sorted keys)
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     finals = [e for e in lines if e.get("stage") == "final" and "arch" in e]

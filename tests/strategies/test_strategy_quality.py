@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file, any import mode
-from strategy_toys import NANONAS_PEAK, ToySpace, nanonas_accuracy, nanonas_fits, toy_observation
+from strategy_toys import NANONAS_PEAK, ToySpace, cells, nanonas_accuracy, nanonas_fits, toy_observation
 from tinynas.errors import SearchError
 from tinynas.space import get_space
 from tinynas.strategies import Observation, make_strategy
@@ -67,7 +67,7 @@ def test_nanonas_climbs_to_the_peak():
 def test_nanonas_stops_at_a_local_optimum_and_respects_the_filter():
     space = get_space("nanonas", input_shape=(32, 32, 3), num_classes=10)
     # with a tight budget the peak (12, 3) is out of reach: the climb ends on the best feasible border
-    fits = lambda arch: int(arch["k"]) * (int(arch["c"]) + 1) <= 24  # noqa: E731
+    fits = lambda arch: int(arch["k"]) * (cells(arch) + 1) <= 24  # noqa: E731
     strategy = make_strategy("nanonas", space=space, feasible=fits)
     while not strategy.finished:
         for arch in strategy.ask(8):

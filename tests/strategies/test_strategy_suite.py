@@ -3,6 +3,7 @@ for a seed, exact resume from state_dict, clear errors. A new strategy inherits 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file, any import mode
-from strategy_toys import ToySpace, nanonas_accuracy, nanonas_fits, toy_latency, toy_observation
+from strategy_toys import (SmallToySpace, ToySpace, nanonas_accuracy, nanonas_fits, small_toy_observation,
+                           toy_latency, toy_observation)
 from tinynas.errors import SearchError
 from tinynas.space import get_space
 from tinynas.space.arch import Arch
@@ -167,3 +169,45 @@ def test_strategies_never_import_tensorflow(repo_root):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, check=True)
     assert out.stdout.strip() == "False"
+
+
+def exhaustion_setup(name: str):
+    """A space whose filter leaves a handful of feasible archs, and an objective, for strategy ``name``."""
+    cls = get_strategy(name)
+    if cls.supported_spaces is None or "toy" in cls.supported_spaces:
+        space = SmallToySpace(input_shape=(4, 4, 1), num_classes=3)
+        return space, (lambda a: sum(space.encode(a)[:2]) <= 1), (lambda a: small_toy_observation(space, a))
+    if "nanonas" in cls.supported_spaces:
+        # k in {1, 3, 5} with one plain cell: the climb (k_step 2, accuracy rising toward k=13) walks all three
+        space = get_space("nanonas", input_shape=(32, 32, 3), num_classes=10)
+        fits = lambda a: a["k"] in (1, 3, 5) and a["c"] == 1 and isinstance(a["c"], int)  # noqa: E731
+        return space, fits, (lambda a: Observation(accuracy=nanonas_accuracy(a), latency_ms=float(a["k"])))
+    pytest.fail(f"strategy {name!r} supports only {cls.supported_spaces}: add an exhaustion setup for it here")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exhausting_the_feasible_space_is_noticed(name):
+    """Issue 11: a search that had tried every feasible arch stopped and nothing said so. Whatever the
+    strategy, once every feasible arch was proposed it says ``exhausted`` and proposes nothing more."""
+    space, fits, observe = exhaustion_setup(name)
+    feasible = {a.id for a in (space.decode(i) for i in itertools.product(*(range(len(d.options))
+                                                                               for d in space.decisions())))
+                if space.contains(a) and fits(a)}
+    strategy = make_strategy(name, space=space, seed=0, feasible=fits)
+    assert not strategy.exhausted and strategy.feasible_count() == len(feasible)
+    asked: list[str] = []
+    for _ in range(200):  # bounded: a strategy that keeps proposing repeats fails here
+        archs = strategy.ask(2)
+        if not archs:
+            break
+        for arch in archs:
+            asked.append(arch.id)
+            strategy.tell(arch, observe(arch))
+    else:
+        pytest.fail(f"{name} kept proposing after {len(asked)} asks of {len(feasible)} feasible archs")
+    assert set(asked) == feasible
+    assert strategy.exhausted and strategy.finished and strategy.ask(3) == []
+    state = json.loads(json.dumps(strategy.state_dict()))
+    restored = make_strategy(name, space=space, seed=0, feasible=fits)
+    restored.load_state_dict(state)
+    assert restored.exhausted and restored.ask(1) == []  # a resumed search does not start over

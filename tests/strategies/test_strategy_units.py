@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper module beside this file, any import mode
-from strategy_toys import TARGET, ToySpace, toy_observation
+from strategy_toys import TARGET, SmallToySpace, ToySpace, small_toy_observation, toy_observation
 from tinynas.errors import SearchError
 from tinynas.space import get_space
 from tinynas.space.arch import Arch
-from tinynas.strategies import Observation, make_strategy, pareto_indices
+from tinynas.strategies import Observation, Strategy, make_strategy, pareto_indices
 from tinynas.strategies.reinforce import mnas_reward
 
 
@@ -165,3 +165,83 @@ def test_reinforce_latency_target_steers_toward_fast_archs():
 def test_reinforce_rejects_bad_hyperparameters(hyper):
     with pytest.raises(SearchError, match="reinforce"):
         make_strategy("reinforce", space=toy(), **hyper)
+
+
+# -- exhaustion (the base class) -------------------------------------------------------------------
+class Stubborn(Strategy):
+    """Proposes the same arch every time: what a strategy stuck in a corner of the space does."""
+
+    name = "stubborn"
+
+    def _propose(self, n: int) -> list[Arch]:
+        return [self.space.decode([0] * len(self.space.decisions()))]
+
+
+def test_a_repeat_is_not_exhaustion_while_untried_feasible_archs_are_left():
+    space = SmallToySpace(input_shape=(4, 4, 1), num_classes=3)
+    s = Stubborn(space=space, feasible=lambda a: space.encode(a)[0] == 0)  # 9 feasible archs
+    first = s.ask(1)
+    s.tell(first[0], small_toy_observation(space, first[0]))
+    assert s.ask(1) == first and not s.exhausted  # a repeat, passed on: the pipeline decides what to do
+    assert s.feasible_count() == 9
+
+
+def test_a_repeat_of_the_last_feasible_arch_is_exhaustion():
+    space = SmallToySpace(input_shape=(4, 4, 1), num_classes=3)
+    only = space.decode([0, 0, 0])
+    s = Stubborn(space=space, feasible=lambda a: a == only)
+    assert not s.exhausted
+    assert s.ask(2) == [only] and s.exhausted  # the last untried arch, proposed: nothing is left after it
+    s.tell(only, small_toy_observation(space, only))
+    assert s.ask(1) == [] and s.finished and s.feasible_count() == 1
+
+
+def test_exhaustion_of_a_space_too_big_to_scan_is_what_sampling_can_reach():
+    space = toy()  # 46,656 archs: no scan, so no exact count
+    fits = lambda a: space.encode(a)[:3] == [0, 0, 0]  # noqa: E731  216 feasible archs
+    s = make_strategy("random", space=space, seed=1, feasible=fits)
+    asked = []
+    for _ in range(400):
+        batch = s.ask(4)
+        if not batch:
+            break
+        asked += [a.id for a in batch]
+        for a in batch:
+            s.tell(a, toy_observation(space, a))
+    assert s.exhausted and s.feasible_count() is None
+    # max_tries draws (a 1-in-216 hit each) stop finding the last few untried archs
+    assert len(asked) == len(set(asked)) and 50 < len(asked) <= 216
+
+
+def test_the_exhaustion_probe_leaves_the_proposals_alone():
+    """Evolution's repeats trigger a probe for untried archs; it draws from its own generator."""
+    space = toy()
+    fits = lambda a: space.encode(a)[:3] == [0, 0, 0]  # noqa: E731  216 feasible archs, 15 neighbours each
+    runs = []
+    for probe in (True, False):
+        s = make_strategy("evolution", space=space, seed=4, population_size=3, sample_size=3, feasible=fits)
+        if not probe:
+            s._nothing_untried = lambda proposed, **_: False  # what the strategy did before probes existed
+        ids = []
+        for _ in range(150):
+            for a in s.ask(1):
+                ids.append(a.id)
+                s.tell(a, toy_observation(space, a))
+        runs.append(ids)
+    assert runs[0] == runs[1] and len(set(runs[0])) < len(runs[0])  # repeats happened, and changed nothing
+
+
+# -- nanonas moves --------------------------------------------------------------------------------
+def test_nanonas_steps_c_within_its_variant():
+    """The grown space lists NanoNAS's plain counts, then each variant's ("1-avg" follows 5):
+    one more cell from c=5 is no option, not the average-pooling network with one cell."""
+    space = get_space("nanonas", input_shape=(32, 32, 3), num_classes=10)
+    assert 5 in space.decisions()[1].options and "6" not in str(space.decisions()[1].options)
+    s = make_strategy("nanonas", space=space, start_k=3, start_c=5)
+    start = s.ask(1)[0]
+    s.tell(start, Observation(accuracy=0.5))
+    assert sorted((a["k"], a["c"]) for a in s.ask(8)) == [(1, 5), (3, 4), (5, 5)]
+    v = make_strategy("nanonas", space=space, start_k=3, start_c="1-avg")
+    start = v.ask(1)[0]
+    v.tell(start, Observation(accuracy=0.5))
+    assert sorted((a["k"], str(a["c"])) for a in v.ask(8)) == [(1, "1-avg"), (3, "2-avg"), (5, "1-avg")]

@@ -75,6 +75,12 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                f"strategy {summary['strategy']}")
     click.echo(f"searched   {summary['candidates_evaluated']} candidates, {summary['trainings']} trainings, "
                f"{summary['search_seconds'] or 0:.0f} s")
+    stop = summary.get("search_stop") or {}
+    if stop.get("reason") not in (None, "budget"):
+        click.echo(f"{'exhausted' if stop['reason'] == 'exhausted' else 'stopped':<10} {stop.get('message')}")
+    extension = (summary.get("final_training") or {}).get("extension")
+    if extension:
+        click.echo(f"final      {extension['message']}")
     if w:
         acc = w.get("int8_accuracy")
         click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}"

@@ -116,6 +116,7 @@ def train_job(spec: WorkerSpec, job: EvalJob, dataset: Any = None) -> dict[str, 
         "cached": bool(result.cached),
         "worker": os.getpid(),
         "params": int(result.params),
+        "epochs_run": int(result.epochs_run),
         "model_path": job.model_path,
     }
 

@@ -36,6 +36,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     config = rd.config
     search = rd.stage_done("search") or {}
     winner = rd.stage_done("winner")
+    final_done = rd.stage_done("final") or {}
     deployed = rd.stage_done("deploy")
     entries = rd.journal.candidates(stage="search")
     finals = {e["id"]: e for e in rd.journal.candidates(stage="final")}
@@ -64,6 +65,12 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "deployed": deployed is not None,
         "winner": win,
         "search_seconds": search.get("elapsed_s"),
+        # why the search ended (budget, exhausted, stalled, finished) and what it left unused
+        "search_stop": search.get("stop"),
+        "final_training": None if not final_done else {
+            "epochs": (final_done.get("budget") or {}).get("epochs"),
+            "planned_epochs": config.get("budget", {}).get("final_epochs"),
+            "extension": final_done.get("extension")},
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
@@ -176,12 +183,32 @@ def _arch_text(arch: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items())
 
 
+def _stop_lines(s: dict[str, Any]) -> list[str]:
+    """Why the search ended early and how the final training used the rest (nothing when the budget ended it)."""
+    stop = s.get("search_stop") or {}
+    lines = []
+    if stop.get("reason") not in (None, "budget"):
+        title = "Feasible space exhausted." if stop["reason"] == "exhausted" else "Search stopped early."
+        feasible = stop.get("feasible_archs")
+        message = str(stop.get("message") or "")
+        lines.append(f"{title} {message[:1].upper()}{message[1:]}. Feasible archs: "
+                     f"{'unknown (the space is too big to count)' if feasible is None else feasible}; "
+                     f"trained: {stop.get('evaluated')}.")
+    final = s.get("final_training") or {}
+    ext = final.get("extension")
+    if ext:
+        lines.append(f"Final training: {ext['epochs']} epochs per candidate instead of {ext['planned_epochs']} "
+                     f"(+{ext['extra_epochs']}, the work the search left unused).")
+    return lines
+
+
 def render_markdown(s: dict[str, Any]) -> str:
     out = [f"# tinynas run: {s['dataset']} on {s['board']}", "",
            f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
            f"{s['trainings']} trainings, search {_fmt(s['search_seconds'], '.0f')} s, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
+    out += [line + "\n" for line in _stop_lines(s)]
     if not s.get("winner"):
         out += ["The run has not finished yet: run the same command again to resume.", ""]
     else:
@@ -209,6 +236,7 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
+    parts += [f"<p>{e(line)}</p>" for line in _stop_lines(s)]
     if s.get("winner"):
         parts.append("<h2>Winner</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]
@@ -253,7 +281,8 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
                            latency_ms=c.get("latency_ms"), arena_bytes=w.get("tflm_arena_bytes") or c.get("arena_bytes"),
                            flash_bytes=w.get("tflite_flash_bytes") or c.get("flash_bytes"),
                            candidates=s["candidates_evaluated"], shared=s["candidates_shared"],
-                           trainings=s["trainings"], budgets=s["budgets"])
+                           trainings=s["trainings"], budgets=s["budgets"],
+                           search_stop=(s.get("search_stop") or {}).get("reason"))
         boards.append(row)
     result = {"dataset": meta["dataset"], "space": meta["space"], "strategy": meta["strategy"],
               "order": meta.get("order"), "run_order": meta.get("run_order", []), "boards": boards,
@@ -278,7 +307,9 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
         if b["status"] == "failed":
             out.append(f"| {b['board']} | failed: {b.get('error', '')[:300]} | | | | | | | | |")
             continue
-        out.append(f"| {b['board']} | {b['status']} | {_fmt(b.get('winner'))} | {_fmt(b.get('int8_accuracy'), '.4f')} | "
+        early = b.get("search_stop") not in (None, "budget")
+        status = f"{b['status']} (search {b['search_stop']})" if early else b["status"]
+        out.append(f"| {b['board']} | {status} | {_fmt(b.get('winner'))} | {_fmt(b.get('int8_accuracy'), '.4f')} | "
                    f"{_fmt(b.get('val_accuracy'), '.4f')} | {_fmt(b.get('latency_ms'), '.2f')} | "
                    f"{_fmt(b.get('arena_bytes'))} | {_fmt(b.get('flash_bytes'))} | "
                    f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))}) | {_fmt(b.get('trainings'))} |")

@@ -5,7 +5,9 @@ staged:  prefilter -> search (regularized evolution seeded by the prefilter, low
 others:  search (the named strategy) -> final -> winner
 ``tinynas run`` appends deploy and report (tinynas.pipeline.run). Each candidate is
 journaled before the strategy hears of it, and the strategy's state is saved after
-every tell, so a killed run resumes without training anything twice.
+every tell, so a killed run resumes without training anything twice. A search that ends
+before its budget (every feasible arch tried, or the strategy done) says why in its done.json,
+the journal and the report, and hands the work it did not do to the final training.
 
 Coming next, deliberately not registered yet (each is a function ``(ctx) -> dict``
 registered in STAGES and inserted in ``stage_plan``; nothing else changes):
@@ -25,7 +27,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -38,12 +40,15 @@ from tinynas.registry import Registry
 from tinynas.space.arch import Arch
 from tinynas.strategies import Observation, Strategy, make_strategy
 from tinynas.strategies.staged import seeds_for_budget
+from tinynas.train.budget import TrainBudget
 
 log = logging.getLogger(__name__)
 
 StageFn = Callable[["StageContext"], dict]
-#: consecutive proposals of already-evaluated archs after which the feasible space counts as exhausted
+#: consecutive proposals of already-evaluated archs after which the search stops ("stalled")
 MAX_REPEATS = 200
+#: a search that stops early hands its unused work to the final stage, up to this many times its planned epochs
+MAX_FINAL_SCALE = 2
 STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
 
 
@@ -304,9 +309,12 @@ def search_stage(ctx: StageContext) -> dict:
                 if bar is not None:
                     bar.update(1)
                     _best_postfix(bar, best)
-    if repeats >= MAX_REPEATS:
-        log.warning("search: the strategy proposed only archs already evaluated %d times in a row: the feasible "
-                    "space looks exhausted after %d candidates", MAX_REPEATS, len(journaled))
+    stop = search_stop(ctx, strategy, evaluated=len(journaled), elapsed_s=time.monotonic() - started,
+                       stalled=repeats >= MAX_REPEATS)
+    if stop["reason"] != "budget":
+        log.warning("search: %s", stop["message"])
+        run.journal.append({"type": "stage", "stage": "search",
+                            "event": "exhausted" if stop["reason"] == "exhausted" else "stopped_early", **stop})
     front_latency = [a.id for a, _ in strategy.pareto_front(cost="latency_ms")]
     front_arena = [a.id for a, _ in strategy.pareto_front(cost="arena_bytes")]
     usable = [e for e in journaled.values() if e.get("accuracy") is not None]
@@ -315,7 +323,62 @@ def search_stage(ctx: StageContext) -> dict:
     return {"strategy": s.strategy, "evaluated": len(journaled), "elapsed_s": round(time.monotonic() - started, 3),
             "trained": sum(1 for e in journaled.values() if not e.get("cached")),
             "best_id": max(usable, key=lambda e: e["accuracy"])["id"],
-            "pareto_latency": front_latency, "pareto_arena": front_arena}
+            "pareto_latency": front_latency, "pareto_arena": front_arena, "stop": stop}
+
+
+def search_stop(ctx: StageContext, strategy: Strategy, *, evaluated: int, elapsed_s: float,
+                stalled: bool) -> dict[str, Any]:
+    """Why the search ended, as recorded in its done.json, the journal and the report.
+
+    ``reason``: ``budget`` (candidates or minutes spent), ``exhausted`` (no untried feasible arch
+    is left: every feasible arch of the space, or every one the strategy's sampling could reach),
+    ``stalled`` (the strategy proposed only trained archs MAX_REPEATS times in a row) or
+    ``finished`` (the strategy stopped on its own, e.g. NanoNAS's climb at a local optimum).
+    ``feasible_archs`` is the exact size of the feasible set where the space is small enough to
+    scan (None otherwise, and not counted when the budget ended the search: the scan costs time).
+    """
+    s = ctx.settings
+    budget_n, minutes = s.candidates, s.budget_minutes
+    left_n = None if budget_n is None else max(0, int(budget_n) - evaluated)
+    left_s = None if minutes is None else max(0.0, 60.0 * float(minutes) - elapsed_s)
+    fractions = [f for f in (None if left_n is None else left_n / int(budget_n),
+                             None if left_s is None else left_s / (60.0 * float(minutes))) if f is not None]
+    unused = min(fractions) if fractions else 0.0
+    if left_n == 0 or left_s == 0.0:
+        reason = "budget"
+    elif strategy.exhausted:
+        reason = "exhausted"
+    elif stalled:
+        reason = "stalled"
+    else:
+        reason = "finished"
+    feasible = None if reason == "budget" else strategy.feasible_count()
+    left = {"candidates": left_n, "seconds": None if left_s is None else round(left_s, 1)}
+    stop: dict[str, Any] = {"reason": reason, "exhausted": strategy.exhausted, "feasible_archs": feasible,
+                            "evaluated": evaluated, "budget_left": left, "unused_fraction": round(unused, 4)}
+    stop["message"] = _stop_message(stop, strategy=s.strategy, space=ctx.resolved.space.name,
+                                    board=ctx.resolved.profile.id, note=strategy.finish_note)
+    return stop
+
+
+def _stop_message(stop: dict[str, Any], *, strategy: str, space: str, board: str, note: str) -> str:
+    n, m = stop["evaluated"], stop["feasible_archs"]
+    left = stop["budget_left"]
+    parts = ([f"{left['candidates']} candidate(s)"] if left.get("candidates") is not None else []) + \
+            ([f"{left['seconds'] / 60.0:.1f} min"] if left.get("seconds") is not None else [])
+    budget = f"{' / '.join(parts)} of the budget left ({100.0 * stop['unused_fraction']:.0f} % unused)"
+    reach = f"all {n} distinct feasible archs the strategy could propose were trained"
+    if stop["reason"] == "budget":
+        return f"the budget ended the search after {n} candidates"
+    if stop["reason"] == "exhausted":
+        what = (f"all {m} feasible archs of space {space!r} on {board} were trained" if m is not None
+                and m <= n else reach)
+        return f"the search exhausted the feasible space: {what}, with {budget}"
+    known = f"; {m} feasible archs exist" if m is not None else ""
+    if stop["reason"] == "stalled":
+        return (f"strategy {strategy!r} proposed only archs already trained {MAX_REPEATS} times in a row: "
+                f"{reach}{known}, with {budget}")
+    return f"strategy {strategy!r} finished on its own ({note}) after {n} candidates{known}, with {budget}"
 
 
 # -- final training -------------------------------------------------------------------------------
@@ -337,9 +400,12 @@ def final_stage(ctx: StageContext) -> dict:
     s, run = ctx.settings, ctx.run
     sdir = run.stage_dir("final")
     top = top_candidates(run.journal.candidates(stage="search"), int(s.final_top_k))
+    budget, extension = final_budget(ctx, n_final=len(top))
+    if extension is not None and not any(e.get("event") == "extended" for e in run.journal.events(stage="final")):
+        log.warning("final training: %s", extension["message"])
+        run.journal.append({"type": "stage", "stage": "final", "event": "extended", **extension})
     done = {e["id"]: e for e in run.journal.candidates(stage="final")}
     todo = [Arch.from_json(e["arch"]) for e in top if e["id"] not in done or not (sdir / f"{e['id']}.keras").is_file()]
-    budget = s.final_budget()
     bar = _bar(ctx, len(top), "final training", initial=len(top) - len(todo))
     in_flight: dict[cf.Future, Arch] = {}
     with _stops_cleanly(ctx, "final", bar):
@@ -353,7 +419,8 @@ def final_stage(ctx: StageContext) -> dict:
             for fut in finished:
                 arch = in_flight.pop(fut)
                 outcome, error = _collect(fut, arch)
-                done[arch.id] = _record(ctx, "final", arch, fidelity="final", outcome=outcome, error=error)
+                done[arch.id] = _record(ctx, "final", arch, fidelity="final", outcome=outcome, error=error,
+                                        extra={"epochs": budget.epochs})
                 if ctx.on_candidate is not None:
                     ctx.on_candidate(done[arch.id])
                 if bar is not None:
@@ -363,7 +430,49 @@ def final_stage(ctx: StageContext) -> dict:
     if not ranked:
         raise SearchError(f"final training failed for every one of the top {len(top)} candidates; "
                           f"see {run.journal.path}")
-    return {"ranked": [e["id"] for e in ranked], "budget": budget.to_json()}
+    return {"ranked": [e["id"] for e in ranked], "budget": budget.to_json(), "extension": extension}
+
+
+def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[str, Any] | None]:
+    """The final stage's training budget, and how it was extended (None: as planned).
+
+    A search that stopped before its budget (the space exhausted, the strategy finished or
+    stalled) hands the work it did not do to the final stage: the unused candidates times a
+    search candidate's sample-epochs (``search_epochs`` x its training samples), or the unused
+    minutes at the rate the search trained, whichever is less, spread over the ``n_final``
+    candidates as whole extra epochs, at most ``MAX_FINAL_SCALE`` times the planned epochs
+    (more epochs of the same schedule stop helping). At the defaults on digits one unused
+    candidate is about one extra final epoch. Computed from the search's done.json and journal
+    only, so a resumed run trains its final candidates at the same budget (and from the cache).
+    """
+    s = ctx.settings
+    budget = s.final_budget()
+    stop = (ctx.run.stage_done("search") or {}).get("stop") or {}
+    if stop.get("reason") in (None, "budget") or n_final < 1:
+        return budget, None
+    n_train = len(ctx.resolved.dataset.x_train)
+    search_samples = min(int(s.search_samples or n_train), n_train)
+    left = stop.get("budget_left") or {}
+    works = []
+    if left.get("candidates") is not None:
+        works.append(float(left["candidates"]) * int(s.search_epochs) * search_samples)
+    if left.get("seconds") is not None:
+        trained = [e for e in ctx.run.journal.candidates(stage="search")
+                   if not e.get("cached") and float(e.get("train_seconds") or 0.0) > 0.0]
+        seconds = sum(float(e["train_seconds"]) for e in trained)
+        rate = len(trained) * int(s.search_epochs) * search_samples / seconds if seconds else 0.0
+        works.append(float(left["seconds"]) * rate)
+    final_samples = min(int(s.final_samples or n_train), n_train)
+    extra = min(int(min(works, default=0.0) // (n_final * final_samples)),
+                int(s.final_epochs) * (MAX_FINAL_SCALE - 1))
+    if extra < 1:
+        return budget, None
+    budget = replace(budget, epochs=int(s.final_epochs) + extra)
+    message = (f"{budget.epochs} epochs instead of {s.final_epochs} for the top {n_final} candidate(s): "
+               f"the search stopped early ({stop.get('reason')}) and left "
+               f"{100.0 * float(stop.get('unused_fraction') or 0.0):.0f} % of its budget")
+    return budget, {"planned_epochs": int(s.final_epochs), "epochs": budget.epochs, "extra_epochs": extra,
+                    "reason": stop.get("reason"), "message": message}
 
 
 # -- winner ---------------------------------------------------------------------------------------

@@ -82,6 +82,11 @@ class Strategy(ABC):
     Subclasses set ``name``, implement ``_propose(n)``, and may override
     ``_observe``, ``_state`` / ``_load_state`` (for their own JSON state) and
     ``finished``. ``supported_spaces`` (None: any) names the spaces they work on.
+
+    Exhaustion is the base class's business, not each strategy's: whenever a
+    subclass proposes fewer new archs than asked (it repeats itself or has nothing
+    left), ``ask`` checks whether any untried feasible arch is left at all, so a
+    search that has tried everything says so (``exhausted``) whatever the strategy.
     """
 
     name: ClassVar[str]
@@ -113,6 +118,9 @@ class Strategy(ABC):
         self.history: list[tuple[Arch, Observation]] = []
         self._pending: dict[str, Arch] = {}  # asked, not told yet (insertion-ordered)
         self._seen: set[str] = set()  # ids asked or told
+        self._exhausted = False  # no untried feasible arch is left (saved: it only ever turns True)
+        self._feasible_archs: list[Arch] | None = None  # every feasible arch of a small space, once scanned
+        self._untried_hint: str | None = None  # an untried feasible arch the last exhaustion probe found
 
     # -- the hooks ------------------------------------------------------------------------
     @abstractmethod
@@ -132,14 +140,51 @@ class Strategy(ABC):
     @property
     def finished(self) -> bool:
         """True when the strategy has nothing more to propose (space exhausted, local optimum)."""
-        return False
+        return self._exhausted
+
+    @property
+    def finish_note(self) -> str:
+        """Why the strategy finished, for reports (a subclass that stops on its own says why)."""
+        return "it had nothing more to propose"
+
+    @property
+    def exhausted(self) -> bool:
+        """True once no feasible arch is left that was not proposed yet.
+
+        Exact for a space of up to ENUMERATE_LIMIT decision vectors (every feasible arch
+        has been asked); in a bigger space it means ``max_tries`` random draws found no
+        untried feasible arch, i.e. the strategy has tried all it could reach.
+        """
+        return self._exhausted
+
+    def feasible_count(self) -> int | None:
+        """How many feasible archs the space has, by a scan of a space of up to ENUMERATE_LIMIT
+        decision vectors (done once, then cached); None for a bigger space, where nobody can know."""
+        archs = self._all_feasible()
+        return None if archs is None else len(archs)
 
     # -- ask / tell -----------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Arch]:
-        """Up to ``n`` archs to evaluate next: feasible, of this space; fewer once ``finished``."""
+        """Up to ``n`` archs to evaluate next: feasible, of this space; fewer once ``finished``.
+
+        Once ``exhausted`` it returns only archs never proposed before (none, from then
+        on): a repeat buys nothing when every feasible arch has been tried.
+        """
         if int(n) < 1:
             raise SearchError(f"ask(n) needs n >= 1, got {n}")
+        if self._exhausted:
+            return []
+        before = set(self._seen)
         archs = self._propose(int(n))
+        fresh = list({a.id: a for a in archs if a.id not in before}.values())
+        if len(fresh) < int(n):  # repeats or nothing: is anything untried left at all?
+            idle = not archs and not self._pending
+            self._exhausted = self._nothing_untried(before | {a.id for a in archs}, idle=idle,
+                                                    repeated=len(fresh) < len(archs))
+            if self._exhausted:
+                archs = fresh
+                log.info("strategy %s: no untried feasible arch of space %r is left after %d proposals",
+                         self.name, self.space.name, len(before) + len(fresh))
         for arch in archs:
             self._pending[arch.id] = arch
             self._seen.add(arch.id)
@@ -202,6 +247,8 @@ class Strategy(ABC):
             "history": [{"arch": a.to_json(), "observation": o.to_json()} for a, o in self.history],
             "pending": [a.to_json() for a in self._pending.values()],
             "seen": sorted(self._seen),
+            "exhausted": self._exhausted,
+            "untried_hint": self._untried_hint,
             "state": self._state(),
         }
 
@@ -228,6 +275,8 @@ class Strategy(ABC):
         self.history = history
         self._pending = {a.id: a for a in pending}
         self._seen = seen
+        self._exhausted = bool(state.get("exhausted", False))  # states saved before it was kept: False
+        self._untried_hint = state.get("untried_hint")
         self._load_state(state.get("state") or {})
 
     # -- helpers for subclasses -----------------------------------------------------------
@@ -269,25 +318,61 @@ class Strategy(ABC):
                 return None  # every feasible arch has been proposed
             raise self._no_feasible("samples (and a scan of the whole space)")
         if any_feasible:
+            # Draws found only archs proposed before. Not yet "exhausted": in a big space with few
+            # feasible archs a mutation may still find new ones; ask() decides once nothing new comes.
             return None
         raise self._no_feasible("samples")
 
-    def _sample_any(self) -> Arch:
+    def _sample_any(self, rng: np.random.Generator | None = None) -> Arch:
         try:
-            return self.space.sample(self._rng)
+            return self.space.sample(self._rng if rng is None else rng)
         except SpaceError as exc:
             raise SearchError(f"strategy {self.name!r} cannot sample space {self.space.name!r}: {exc}") from None
 
-    def _enumerate_unseen(self, exclude: set[str]) -> list[Arch] | None:
-        """All feasible archs not in ``exclude`` for small spaces, in decision order; None if too big."""
+    def _all_feasible(self) -> list[Arch] | None:
+        """Every feasible arch of a space of up to ENUMERATE_LIMIT decision vectors, in decision
+        order (scanned once); None for a bigger space."""
         if self.space.size() > ENUMERATE_LIMIT:
             return None
-        out = []
-        for indices in itertools.product(*(range(len(d.options)) for d in self.space.decisions())):
-            arch = self.space.decode(indices)
-            if arch.id not in exclude and self.space.contains(arch) and self.is_feasible(arch):
-                out.append(arch)
-        return out
+        if self._feasible_archs is None:
+            out = []
+            for indices in itertools.product(*(range(len(d.options)) for d in self.space.decisions())):
+                arch = self.space.decode(indices)
+                if self.space.contains(arch) and self.is_feasible(arch):
+                    out.append(arch)
+            self._feasible_archs = out
+        return self._feasible_archs
+
+    def _enumerate_unseen(self, exclude: set[str]) -> list[Arch] | None:
+        """All feasible archs not in ``exclude`` for small spaces, in decision order; None if too big."""
+        archs = self._all_feasible()
+        return None if archs is None else [a for a in archs if a.id not in exclude]
+
+    def _nothing_untried(self, proposed: set[str], *, idle: bool, repeated: bool) -> bool:
+        """True when no feasible arch outside ``proposed`` is left.
+
+        A small space is scanned: exact. In a bigger one the strategy's own verdict counts when it
+        proposes nothing and waits for nothing (``idle``: all it can reach is tried); when it
+        ``repeated`` an arch, ``max_tries`` draws from a generator of its own look for an untried
+        one (its own generator, so the strategy's proposals are the same whether or not anyone
+        asked). Otherwise (fewer archs while results are pending) nothing is concluded yet.
+        """
+        remaining = self._enumerate_unseen(proposed)
+        if remaining is not None:
+            return not remaining
+        if idle:
+            return True
+        if not repeated:
+            return False
+        if self._untried_hint is not None and self._untried_hint not in proposed:
+            return False  # the arch the last probe found is still untried: no new probe needed
+        rng = np.random.default_rng([self.seed, len(proposed)])
+        for _ in range(self.max_tries):
+            arch = self._sample_any(rng)
+            if arch.id not in proposed and self.is_feasible(arch):
+                self._untried_hint = arch.id
+                return False
+        return True
 
     def _mutate_feasible(self, parent: Arch) -> Arch:
         """A feasible mutation of ``parent``, preferring one not seen yet (Real et al. allow repeats)."""

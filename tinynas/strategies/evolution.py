@@ -88,10 +88,14 @@ class RegularizedEvolution(Strategy):
             if not self._population:
                 return None
         parent = self._tournament()
-        child = parent
+        child, first_untried = parent, None
         for _ in range(self.mutations):
             child = self._mutate_feasible(child)
-        return child
+            if first_untried is None and child.id not in self._seen:
+                first_untried = child
+        # With several steps the last may land back on a tried arch while a step on the way was new:
+        # take that one, or a small feasible set is never covered (the steps keep leading home).
+        return child if child.id not in self._seen or first_untried is None else first_untried
 
     def _warmup_size(self) -> int:
         """How many archs are sampled at random before mutation starts."""

@@ -9,11 +9,13 @@ filter, so the climb never steps onto a network the board cannot hold.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping
 
 from tinynas.errors import SearchError
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
+from tinynas.space.nanonas import cell_plan
 from tinynas.strategies.base import Observation, Strategy, register_strategy
 
 
@@ -82,13 +84,26 @@ class NanoNASHillClimb(Strategy):
         arch = self._arch(cell)
         return self.space.contains(arch) and self.is_feasible(arch)
 
+    def _c_index(self, ci: int, dc: int) -> int:
+        """The index of c with ``dc`` more cells and the same variant (-1: no such option).
+
+        Not ``ci + dc``: the space lists NanoNAS's own counts first and then each variant's
+        (``"1-avg"`` follows ``5``), so a step in the option list may change the network's kind.
+        """
+        if dc == 0:
+            return ci
+        plan = cell_plan(self._c_options[ci])
+        value = dataclasses.replace(plan, cells=plan.cells + dc).value
+        return self._c_options.index(value) if plan.cells + dc >= 0 and value in self._c_options else -1
+
     def _neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
         ki, ci = cell
         s = self.k_step
         moves = [(-s, 0), (0, -1), (s, 0), (0, 1)]
         if self.diagonal:
             moves += [(-s, -1), (-s, 1), (s, -1), (s, 1)]
-        return [(ki + dk, ci + dc) for dk, dc in moves if self._ok((ki + dk, ci + dc))]
+        out = [(ki + dk, self._c_index(ci, dc)) for dk, dc in moves]
+        return [c for c in out if self._ok(c)]
 
     def _first_feasible(self) -> tuple[int, int]:
         if self._ok(self._start):
@@ -160,7 +175,15 @@ class NanoNASHillClimb(Strategy):
 
     @property
     def finished(self) -> bool:
-        return self._done
+        """At a local optimum, or every feasible (k, c) has been tried."""
+        return self._done or self.exhausted
+
+    @property
+    def finish_note(self) -> str:
+        if self._done and self._current is not None:
+            k, c = self._arch(self._current)["k"], self._arch(self._current)["c"]
+            return f"its hill climb reached a local optimum at k={k}, c={c}"
+        return super().finish_note
 
     @property
     def current(self) -> Arch | None:

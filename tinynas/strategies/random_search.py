@@ -6,10 +6,9 @@ The baseline every other strategy must beat with the same number of evaluations
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from tinynas.space.arch import Arch
-from tinynas.space.base import SearchSpace
 from tinynas.strategies.base import Strategy, register_strategy
 
 
@@ -19,35 +18,17 @@ class RandomSearch(Strategy):
 
     name = "random"
 
-    def __init__(
-        self,
-        *,
-        space: SearchSpace,
-        seed: int = 0,
-        feasible: Callable[[Arch], bool] | None = None,
-        max_tries: int = 1000,
-    ) -> None:
-        super().__init__(space=space, seed=seed, feasible=feasible, max_tries=max_tries)
-        self._exhausted = False
-
     def _propose(self, n: int) -> list[Arch]:
         out: list[Arch] = []
         exclude = set(self._seen)
-        while len(out) < n and not self._exhausted:
-            arch = self._sample_new(exclude)
+        while len(out) < n:
+            arch = self._sample_new(exclude)  # None: nothing untried found (ask() then checks exhaustion)
             if arch is None:
-                self._exhausted = True
                 break
             exclude.add(arch.id)
             out.append(arch)
         return out
 
-    @property
-    def finished(self) -> bool:
-        return self._exhausted
-
-    def _state(self) -> dict[str, Any]:
-        return {"exhausted": self._exhausted}
-
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        self._exhausted = bool(state.get("exhausted", False))
+        # States saved before the base class kept ``exhausted`` had it here.
+        self._exhausted = self._exhausted or bool(state.get("exhausted", False))
