@@ -53,6 +53,21 @@ def test_macs_params_and_work_per_op():
     assert cost.latency_ms is None and cost.fits is None and cost.checks == ()
 
 
+def test_work_counts_outputs_weight_bytes_and_fast_path_span():
+    conv, dw, _, _, fc, _ = graph_work(small_graph())
+    # Outputs are requantized, weights streamed once, and the span is what CMSIS-NN's SIMD loop steps through.
+    assert (conv.outputs, conv.weight_bytes, conv.fast_path_span, conv.variant) == (256, 108, 27, "")
+    assert (dw.outputs, dw.weight_bytes, dw.fast_path_span) == (64, 36, 4)
+    assert (fc.outputs, fc.weight_bytes, fc.fast_path_span) == (5, 20, 4)
+    b = GraphBuilder(input_shape=(4, 4, 6))
+    x = b.conv2d(b.input, filters=8, kernel=1)
+    x = b.depthwise_conv2d(x, kernel=3, depth_multiplier=2)
+    pointwise, multiplied = graph_work(b.build(outputs=[x]))
+    assert (pointwise.variant, pointwise.price_key, pointwise.fast_path_span) == ("CONV_2D_1X1", "CONV_2D_1X1", 6)
+    # A depth multiplier leaves CMSIS-NN's channel-vectorized depthwise kernels: no MAC is on the fast path.
+    assert multiplied.fast_path_span == 1
+
+
 def test_latency_is_the_linear_model_and_budgets_are_checked():
     cost = estimate(small_graph(), profile=profile())
     cycles = 1000 + 6 * 100 + 6912 * 2 + 576 * 4 + 16 * 10 + 4 * 1 + 20 * 3 + 5 * 1

@@ -72,20 +72,23 @@ def test_other_kinds():
 
 
 def test_latency_coefficients_follow_published_figures():
-    """REFERENCE.md s6: depthwise and FC cost more per MAC than conv; M0+ > M4 > M33 > M7 > ESP32-S3 (ESP-NN)."""
-    conv = {}
-    for p in list_profiles(kind="mcu"):
+    """REFERENCE.md s6: depthwise costs more per MAC than a 1x1 conv, CMSIS-NN's im2col makes a kxk conv
+    dearer than a 1x1, per-op overhead is thousands of cycles; M0+ > M4 > M33 > M7 > ESP32-S3 (ESP-NN).
+    (FC is not dearer than conv per MAC: the all-FC AD model is cheaper per MAC than IC on TFLM,
+    microTVM and Bosch's engine.) The bounds are the 1x1 coefficients the fit of
+    scripts/bench_profile_latency.py gives, with room."""
+    pw = {}
+    for p in list_profiles(kind="mcu", overlays=False):
         mac = p.latency.cycles_per_mac
-        assert mac["DEPTHWISE_CONV_2D"] > mac["CONV_2D"] and mac["FULLY_CONNECTED"] > mac["CONV_2D"], p.id
+        assert mac["DEPTHWISE_CONV_2D"] > mac["CONV_2D_1X1"], p.id
+        if p.kernel_library == "cmsis-nn":
+            assert mac["CONV_2D"] > mac["CONV_2D_1X1"], p.id
         assert 1000 <= p.latency.op_overhead_cycles <= 10000, p.id  # "thousands of cycles"
-        conv[p.id] = mac["CONV_2D"]
-    assert 3.5 <= conv["ek-ra6m4"] <= 4.3  # RA6M4 TFLM 3.5-4.3
-    assert 3.0 <= conv["nrf5340dk"] <= 4.0  # nRF5340 3.0-4.0
-    assert 2.0 <= conv["stm32f746g-disco"] <= 3.0  # M7: X-CUBE-AI 1.2-1.9, TFLM ~2-3
-    assert 4.5 <= conv["nano33ble"] <= 5.5  # M4 + CMSIS-NN 5.4
-    assert 1.4 <= conv["esp32s3-devkitc"] <= 1.8  # ESP-NN 1.6-1.8
-    assert 11 <= conv["nucleo-g0b1re"] <= 14 and 12 <= conv["pico"] <= 15  # M0+ 11-14, RP2040 ~14
-    assert conv["pico"] > conv["nano33ble"] > conv["ek-ra6m4"] > conv["stm32f746g-disco"] > conv["esp32s3-devkitc"]
+        pw[p.id] = mac["CONV_2D_1X1"]
+    assert 3.0 <= pw["ek-ra6m4"] <= 4.3 and 3.0 <= pw["nrf5340dk"] <= 4.0
+    assert 4.0 <= pw["nano33ble"] <= 5.5 and 1.5 <= pw["stm32f746g-disco"] <= 3.0
+    assert 10 <= pw["nucleo-g0b1re"] <= 14 and 10 <= pw["pico"] <= 15
+    assert pw["pico"] > pw["nano33ble"] > pw["ek-ra6m4"] > pw["stm32f746g-disco"] > pw["esp32s3-devkitc"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

@@ -1,5 +1,6 @@
 """tinynas/measure/calibrate.py: recovering known latency coefficients from synthetic measurements,
-held-out error before and after, and the overlay that load_profile (and so the cost model) applies."""
+held-out error before and after, the overlay that load_profile (and so the cost model) applies, and the
+measurements and fits it refuses (forced measurements, older features, a fit worse than the profile)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_recovers_known_coefficients_and_lowers_held_out_error(profile, syntheti
                       ("invokes", 20000.0)]:
         assert got[key] == pytest.approx(want, rel=0.03), key
     assert result.error_after_pct < 1.0 < result.error_before_pct
-    assert result.held_out == "5-fold cross-validation"
+    assert result.held_out == "leave-one-out"
     # The overlay is what load_profile now gives, so the cost model uses it.
     from tinynas.hardware import load_profile
 
@@ -39,6 +40,14 @@ def test_recovers_known_coefficients_and_lowers_held_out_error(profile, syntheti
     assert estimate(graph, profile=calibrated).latency_ms == pytest.approx(want_ms, rel=0.01)
     assert abs(estimate(graph, profile=profile).latency_ms - want_ms) > 0.05 * want_ms
     assert json.loads(json.dumps(result.to_json()))["measurements"] == 40
+    # The overlay holds the whole fit: the loaded profile predicts every measurement as the fit does.
+    from tinynas.hardware.profile import LatencyModel
+
+    fit = LatencyModel.from_json(result.latency)
+    for path in paths[:10]:
+        feats = LatencyReport.load(path).features
+        assert predict_ms(feats, calibrated.latency, clock_hz=calibrated.clock_hz) == pytest.approx(
+            predict_ms(feats, fit, clock_hz=calibrated.clock_hz), rel=1e-9)
 
 
 def test_noisy_measurements_still_help(profile, synthetic, tmp_path):
@@ -79,3 +88,74 @@ def test_bad_measurement_files(profile, profile_env, tmp_path):
         calibrate(profile=profile, measurements=[path], save=False)
     with pytest.raises(MeasureError, match="at least one measurement"):
         calibrate(profile=profile, measurements=[], save=False)
+
+
+def _report(tmp_path, features, **fields) -> Path:
+    fields.setdefault("model_sha1", None)
+    report = LatencyReport(port="p", device={}, profile_id="testboard", model_path=str(tmp_path / "m.tflite"),
+                           windows=(WindowResult(0, 10, 10_000),), inferences_per_window=10, warmup=0,
+                           min_window_s=0, upload_retries=0, upload_checked_by_crc=True, arena_used_bytes=None,
+                           output_max_diff_int8=0, predicted_latency_ms=None, features=features, **fields)
+    return report.save(tmp_path / f"r{len(list(tmp_path.glob('r*.json')))}.json")
+
+
+def test_refuses_a_forced_measurement(profile, synthetic, tmp_path):
+    """Defect 6: `measure --force` on a device running another model marks the file; its latency is not the
+    file's model, so calibrate must not fit it."""
+    graph = synthetic.random_graph(np.random.default_rng(3), 3)
+    good = synthetic.write_measurements(tmp_path / "good", synthetic.truth, count=3)
+    forced = _report(tmp_path, graph_features(graph), device_model_id="aaaa1111", file_model_id="bbbb2222",
+                     forced=True)
+    with pytest.raises(MeasureError, match=rf"{forced.name}: was measured with --force .*aaaa1111.*bbbb2222"):
+        calibrate(profile=profile, measurements=[*good, forced], save=False)
+
+
+def test_refuses_to_save_a_fit_worse_than_the_profile(profile, profile_env, synthetic, tmp_path):
+    """Defect 6: measurements the current profile already predicts (but noisy, and few) give a fit that
+    predicts held-out models worse; calibrate says both errors and keeps the profile."""
+    paths = synthetic.write_measurements(tmp_path, profile, count=4, seed=2, noise=0.05)
+    dry = calibrate(profile=profile, measurements=paths, save=False)
+    assert dry.error_after_pct > dry.error_before_pct  # the situation this test is about
+    with pytest.raises(MeasureError, match=(rf"new fit: {dry.error_after_pct:.1f} % leave-one-out, current profile: "
+                                            rf"{dry.error_before_pct:.1f} % .*not saved")):
+        calibrate(profile="testboard", measurements=paths)
+    from tinynas.hardware import load_profile
+    from tinynas.hardware.loader import overlay_path
+
+    assert not overlay_path("testboard").exists()
+    assert load_profile("testboard").latency == profile.latency
+
+
+def test_features_of_an_older_tinynas_are_recounted_from_the_model(profile, kws_path, tmp_path):
+    import hashlib
+
+    from tinynas.measure.calibrate import model_features
+
+    old = {"macs:CONV_2D": 2_560_000.0, "macs:DEPTHWISE_CONV_2D": 288_000.0, "ops": 13.0, "invokes": 1.0}
+    model = tmp_path / "m.tflite"
+    model.write_bytes(kws_path.read_bytes())
+    path = _report(tmp_path, old, model_sha1=hashlib.sha1(model.read_bytes()).hexdigest())
+    result = calibrate(profile=profile, measurements=[path], save=False)
+    want = predict_ms(model_features(model), profile.latency, clock_hz=profile.clock_hz)
+    assert result.per_measurement[0]["before_ms"] == pytest.approx(want)
+    model.write_bytes(kws_path.read_bytes()[:-8] + b"changed!")
+    with pytest.raises(MeasureError, match=r"older tinynas, and its model .* has changed"):
+        calibrate(profile=profile, measurements=[path], save=False)
+    model.unlink()
+    with pytest.raises(MeasureError, match=r"older tinynas and its model .* is not there"):
+        calibrate(profile=profile, measurements=[path], save=False)
+
+
+def test_cli_exits_1_with_both_errors_when_the_fit_is_worse(profile, profile_env, synthetic, tmp_path, capsys,
+                                                             monkeypatch):
+    import sys
+
+    from tinynas.cli.main import main
+
+    paths = synthetic.write_measurements(tmp_path, profile, count=4, seed=2, noise=0.05)
+    monkeypatch.setattr(sys, "argv", ["tinynas", "calibrate", "--profile", "testboard", *map(str, paths)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert "leave-one-out, current profile:" in err and "not saved" in err and "Traceback" not in err

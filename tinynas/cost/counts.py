@@ -1,4 +1,4 @@
-"""Work counts of each operator of a Graph: MACs, parameters, and elements touched.
+"""Work counts of each operator of a Graph: MACs, parameters, elements, weight bytes, fast-path span.
 
 The latency model and the cost summary read these. MAC formulas are the usual
 ones (MicroNets, Banbury et al. 2021; MLPerf Tiny's reported MACs):
@@ -6,7 +6,10 @@ conv = out_h*out_w*out_c*kh*kw*in_c, depthwise = out_h*out_w*out_c*kh*kw,
 fully connected = in*out. Ops without MACs (ADD, pools, MEAN, SOFTMAX, RESHAPE)
 count their output elements instead, the unit of the profiles'
 ``cycles_per_element`` (``hardware/profile.py`` LatencyModel: a MEAN's
-coefficient covers the whole map it reads per output).
+coefficient covers the whole map it reads per output). Ops with MACs also
+count their outputs (each is requantized), the int8 weight bytes they stream
+per inference, and the span their kernel's SIMD loop steps through, which
+decides whether CMSIS-NN-style kernels take their fast path (``cost/latency.py``).
 """
 
 from __future__ import annotations
@@ -17,15 +20,37 @@ from dataclasses import dataclass
 from tinynas.space.graph import Graph, Op
 
 MAC_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+# Op variants that kernel libraries run through another kernel, priced by their own
+# ``cycles_per_mac`` entry when a profile has one (else by the op's).
+POINTWISE = "CONV_2D_1X1"  # 1x1 conv: CMSIS-NN arm_convolve_1x1_s8_fast, no im2col
+VARIANTS = {POINTWISE: "CONV_2D"}
 
 
 @dataclass(frozen=True, slots=True)
 class OpWork:
-    """One operator's work: ``macs`` for conv/FC, output ``elements`` for the rest (0 MACs)."""
+    """One operator's work.
+
+    ``macs`` for conv/FC (0 otherwise), ``elements`` the output elements of ops
+    without MACs; for ops with MACs, ``outputs`` (their output elements),
+    ``weight_bytes`` (the constant weight tensor, streamed once per inference),
+    ``fast_path_span`` (the count the kernel's SIMD loop steps through: input
+    channels of a 1x1 conv, the im2col column ``kh*kw*in_c`` of a k x k conv, the
+    channels of a depthwise conv, the input length of an FC) and ``variant``
+    (``CONV_2D_1X1`` for a pointwise conv, else "").
+    """
 
     kind: str
     macs: int
     elements: int
+    outputs: int = 0
+    weight_bytes: int = 0
+    fast_path_span: int = 0
+    variant: str = ""
+
+    @property
+    def price_key(self) -> str:
+        """The ``cycles_per_mac`` key that prices this op first: its variant, else its kind."""
+        return self.variant or self.kind
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -37,14 +62,25 @@ def op_work(graph: Graph, op: Op) -> OpWork:
     kind = op.kind
     out = tensors[op.outputs[0]].shape if op.outputs else ()
     if kind in MAC_KINDS and len(op.inputs) > 1 and op.inputs[1]:
-        w = tensors[op.inputs[1]].shape
+        weights = tensors[op.inputs[1]]
+        w = weights.shape
+        variant = ""
         if kind == "CONV_2D":  # weights (out_c, kh, kw, in_c)
             macs = _size(out) * w[1] * w[2] * w[3]
+            pointwise = w[1] == 1 and w[2] == 1
+            span = w[3] if pointwise else w[1] * w[2] * w[3]
+            variant = POINTWISE if pointwise else ""
         elif kind == "DEPTHWISE_CONV_2D":  # weights (1, kh, kw, out_c)
             macs = _size(out) * w[1] * w[2]
+            in_shape = tensors[op.inputs[0]].shape
+            # A depth multiplier above 1 leaves CMSIS-NN's channel-vectorized kernels for the
+            # generic one (arm_depthwise_conv_wrapper_s8): span 1 puts every MAC off the fast path.
+            span = w[3] if in_shape and in_shape[-1] == w[3] else 1
         else:  # weights (units, in)
             macs = _size(out) * w[-1]
-        return OpWork(kind, int(macs), 0)
+            span = w[-1]
+        return OpWork(kind, int(macs), 0, outputs=int(_size(out)), weight_bytes=int(weights.nbytes),
+                      fast_path_span=int(span), variant=variant)
     return OpWork(kind, 0, int(_size(out)))
 
 

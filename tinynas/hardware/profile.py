@@ -18,14 +18,28 @@ KINDS = ("mcu", "mobile", "gpu")
 
 @dataclass(frozen=True)
 class LatencyModel:
-    """Per-op-type cycles per MAC plus a fixed per-operator overhead (MicroNets' linear model).
+    """Per-op-type cycles per MAC and per element, per-operator and per-invoke overheads, and the
+    part's kernel fast path and flash (MicroNets' linear model with the terms that explain
+    published MLPerf Tiny latencies; ``tinynas.cost.latency`` prices a graph with it).
 
     ``cycles_per_mac`` keys are TFLite builtin op names (``CONV_2D``,
-    ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED``) plus ``default`` for any other
-    op with MACs; ``cycles_per_element`` prices ops without MACs (ADD, pools,
-    MEAN, SOFTMAX, RESHAPE) per output element, so a pool's or MEAN's
-    coefficient covers the inputs it reads per output. ``source`` names where
-    the coefficients come from.
+    ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED``), the variant ``CONV_2D_1X1``
+    (pointwise convolution, which kernel libraries run without im2col; absent,
+    ``CONV_2D`` prices it) and ``default`` for any other op with MACs.
+    ``cycles_per_element`` prices each op's output elements: ops without MACs
+    (ADD, pools, MEAN, SOFTMAX, RESHAPE; a pool's or MEAN's coefficient covers
+    the inputs it reads per output) through their entry or ``default``, and the
+    outputs of conv/depthwise/FC (requantization) only through an explicit entry.
+
+    The part's properties, not fitted by calibration: a MAC whose channel span
+    (input channels of a 1x1 conv, kernel column ``kh*kw*in_c`` of a k x k conv,
+    channels of a depthwise conv, FC input length) is not a multiple of
+    ``fast_path_channels`` runs the kernel's scalar leftover loop and costs
+    ``slow_path_factor`` times a fast-path MAC (1 and 1.0: no distinction);
+    every weight byte streamed from flash per inference costs
+    ``cycles_per_weight_byte``, or when that is None ``flash_wait_states`` times
+    the per-wait-state cost fitted in ``tinynas.cost.latency``. ``source`` names
+    where the coefficients come from.
     """
 
     cycles_per_mac: dict[str, float]
@@ -33,6 +47,10 @@ class LatencyModel:
     op_overhead_cycles: float
     invoke_overhead_cycles: float = 0.0
     source: str = ""
+    fast_path_channels: int = 1
+    slow_path_factor: float = 1.0
+    flash_wait_states: int = 0
+    cycles_per_weight_byte: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,12 +59,17 @@ class LatencyModel:
     def from_json(cls, data: Mapping[str, Any]) -> "LatencyModel":
         """The inverse of ``to_json`` (no range checks: TOML files go through the loader)."""
         try:
+            per_byte = data.get("cycles_per_weight_byte")
             return cls(
                 cycles_per_mac={str(k): float(v) for k, v in data["cycles_per_mac"].items()},
                 cycles_per_element={str(k): float(v) for k, v in data["cycles_per_element"].items()},
                 op_overhead_cycles=float(data["op_overhead_cycles"]),
                 invoke_overhead_cycles=float(data.get("invoke_overhead_cycles", 0.0)),
                 source=str(data.get("source", "")),
+                fast_path_channels=int(data.get("fast_path_channels", 1)),
+                slow_path_factor=float(data.get("slow_path_factor", 1.0)),
+                flash_wait_states=int(data.get("flash_wait_states", 0)),
+                cycles_per_weight_byte=None if per_byte is None else float(per_byte),
             )
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise ProfileError(f"a latency model needs cycles_per_mac, cycles_per_element and "

@@ -72,7 +72,8 @@ SCHEMA: dict[str, dict[str, bool]] = {
                "ram_origin": False, "ram_region_bytes": False},
     "runtime": {"name": True, "kernel_library": True},
     "latency": {"source": True, "op_overhead_cycles": True, "invoke_overhead_cycles": False,
-                "cycles_per_mac": True, "cycles_per_element": True},
+                "cycles_per_mac": True, "cycles_per_element": True, "fast_path_channels": False,
+                "slow_path_factor": False, "flash_wait_states": False, "cycles_per_weight_byte": False},
     "serial": {"baud": True, "usb_ids": False, "reset": False, "boot_wait_s": False},
     "ecosystem": {"default_template": True, "platformio_board": False, "platformio_platform": False,
                   "arduino_fqbn": False, "zephyr_board": False, "espidf_target": False,
@@ -282,6 +283,51 @@ def _usb_ids(path: str, value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
+# The part's fast path and flash (LatencyModel): SIMD multiples tinynas.cost.latency counts, and sane ranges.
+FAST_PATH_CHANNELS = (1, 4, 8, 16)
+_MAX_WAIT_STATES = 15  # the widest flash latency field of common parts (STM32G4/H7 FLASH_ACR.LATENCY: 4 bits)
+_MAX_SLOW_PATH_FACTOR = 100.0
+_MAX_CYCLES_PER_BYTE = 1000.0
+
+
+def _fast_path_channels(path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in FAST_PATH_CHANNELS:
+        raise _Bad(f"must be one of {', '.join(map(str, FAST_PATH_CHANNELS))} (the channel multiple the kernel "
+                   f"library's SIMD path needs: 4 for CMSIS-NN on a DSP core, 8 for ESP-NN on ESP32-S3, 1 for "
+                   f"none), got {_show(value)}")
+    return value
+
+
+def _slow_path_factor(path: str, value: Any) -> float:
+    number = _number("x a fast-path MAC", allow_zero=False, maximum=_MAX_SLOW_PATH_FACTOR)(path, value)
+    if number < 1.0:
+        raise _Bad(f"must be at least 1 (a MAC off the fast path never costs less), got {number:g}")
+    return number
+
+
+def _latency_properties(checker: _Checker, section: Mapping[str, Any], base: LatencyModel | None) -> dict[str, Any]:
+    """The optional part properties of [latency]; absent keys keep ``base``'s (or the defaults)."""
+    checks: dict[str, Callable[[str, Any], Any]] = {
+        "fast_path_channels": _fast_path_channels,
+        "slow_path_factor": _slow_path_factor,
+        "flash_wait_states": _int("wait states", allow_zero=True, maximum=_MAX_WAIT_STATES),
+        "cycles_per_weight_byte": _number("cycles per byte", maximum=_MAX_CYCLES_PER_BYTE),
+    }
+    out: dict[str, Any] = {}
+    for key, check in checks.items():
+        if key not in section:
+            if base is not None:
+                out[key] = getattr(base, key)
+            continue
+        try:
+            out[key] = check(f"latency.{key}", section[key])
+        except _Bad as bad:
+            checker.fail(f"latency.{key}", str(bad))
+            if base is not None:
+                out[key] = getattr(base, key)
+    return out
+
+
 def check_latency(checker: _Checker, *, partial: bool = False, base: LatencyModel | None = None) -> LatencyModel | None:
     """Read ``[latency]``; with ``partial`` (overlays) missing keys fall back to ``base``."""
     section = checker.section("latency")
@@ -301,7 +347,8 @@ def check_latency(checker: _Checker, *, partial: bool = False, base: LatencyMode
             checker.fail("latency.source", f"must be a string, got {_show(source)}")
             source = base.source
         return LatencyModel(cycles_per_mac=merged_mac, cycles_per_element=merged_elem,
-                            op_overhead_cycles=op, invoke_overhead_cycles=inv, source=source)
+                            op_overhead_cycles=op, invoke_overhead_cycles=inv, source=source,
+                            **_latency_properties(checker, section, base))
     tables: dict[str, dict[str, float] | None] = {}
     for key, allow_zero in (("cycles_per_mac", False), ("cycles_per_element", True)):
         path = f"latency.{key}"
@@ -318,11 +365,13 @@ def check_latency(checker: _Checker, *, partial: bool = False, base: LatencyMode
     op = checker.get("latency", "op_overhead_cycles", _number("cycles"))
     inv = checker.get("latency", "invoke_overhead_cycles", _number("cycles"), 0.0)
     source = checker.get("latency", "source", _nonempty)
+    before = len(checker.problems)
+    properties = _latency_properties(checker, section, None)
     mac, elem = tables["cycles_per_mac"], tables["cycles_per_element"]
-    if mac is None or elem is None or op is None or inv is None or source is None:
+    if mac is None or elem is None or op is None or inv is None or source is None or len(checker.problems) > before:
         return None
     return LatencyModel(cycles_per_mac=mac, cycles_per_element=elem, op_overhead_cycles=op,
-                        invoke_overhead_cycles=inv, source=source)
+                        invoke_overhead_cycles=inv, source=source, **properties)
 
 
 def _checked_partial_table(checker: _Checker, path: str, value: Any, *, allow_zero: bool) -> dict[str, float]:
@@ -332,7 +381,8 @@ def _checked_partial_table(checker: _Checker, path: str, value: Any, *, allow_ze
     out = {}
     for op, cycles in value.items():
         if op != "default" and not _OP_RE.match(op):
-            checker.fail(f"{path}.{op}", "is not a TFLite builtin op name like CONV_2D (or 'default')")
+            checker.fail(f"{path}.{op}", "is not a TFLite builtin op name like CONV_2D "
+                                         "(or the variant CONV_2D_1X1, or 'default')")
             continue
         try:
             out[op] = _number("cycles per MAC" if "mac" in path else "cycles per element",

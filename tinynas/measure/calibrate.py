@@ -1,90 +1,48 @@
 """Fit a board's latency model to measured latencies, and store it as a profile overlay.
 
 The last stage of the pipeline: ``tinynas measure`` writes ``latency.json``
-files that carry each model's per-op-kind features; this fits the linear model
-the cost model uses (cycles per MAC per op kind, cycles per element for ops
-without MACs, a per-operator and a per-invoke overhead; MicroNets, Banbury et al.,
-MLSys 2021) by non-negative least squares, and reports the error before and after
-on measurements held out of the fit.
+files that carry each model's latency features; this fits the coefficients the
+cost model prices them with (``tinynas.cost.latency``: cycles per MAC per op
+kind or variant, cycles per output element, per-operator and per-invoke
+overheads; MicroNets, Banbury et al., MLSys 2021) by non-negative least squares.
+The part's properties (kernel fast path, flash cost per weight byte) stay the
+profile's: they are priced, not fitted. Each measurement is also predicted by a
+fit that did not see it (leave-one-out); a fit that predicts worse than the
+profile it would replace is not saved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tinynas.errors import MeasureError
+from tinynas.cost.latency import (FEATURE_INVOKE, FEATURE_OPS, FEATURE_WEIGHT_BYTES, coefficient, graph_features,
+                                  predict_cycles, slots, with_coefficients)
+from tinynas.errors import CostError, MeasureError
 
 log = logging.getLogger(__name__)
 
-FEATURE_OPS = "ops"  # operator count: the per-operator overhead
-FEATURE_INVOKE = "invokes"  # always 1: the per-invoke overhead
-
-
-def graph_features(graph: Any) -> dict[str, float]:
-    """Per-op-kind totals that the cost model's latency is linear in.
-
-    ``macs:<KIND>`` for ops priced per MAC, ``elements:<KIND>`` for the others,
-    counted by the cost model itself (``tinynas.cost.counts.graph_work``, priced
-    as ``tinynas.cost.latency.op_cycles`` does), plus ``ops`` (operator count)
-    and ``invokes`` (1).
-    """
-    from tinynas.cost.counts import graph_work
-
-    feats: dict[str, float] = {FEATURE_OPS: float(len(graph.ops)), FEATURE_INVOKE: 1.0}
-    for work in graph_work(graph):
-        key, value = (f"macs:{work.kind}", work.macs) if work.macs else (f"elements:{work.kind}", work.elements)
-        feats[key] = feats.get(key, 0.0) + float(value)
-    return feats
+__all__ = ["FEATURE_INVOKE", "FEATURE_OPS", "CalibrationResult", "calibrate", "graph_features", "model_features",
+           "predict_cycles", "predict_ms"]
 
 
 def model_features(model: bytes | str | Path) -> dict[str, float]:
-    """``graph_features`` of a ``.tflite`` model (bytes or path)."""
+    """``graph_features`` (``tinynas.cost.latency``) of a ``.tflite`` model (bytes or path)."""
     from tinynas.space.tflite_reader import read_tflite
 
     return graph_features(read_tflite(model))
 
 
-def _coefficient(latency: Any, key: str) -> float:
-    if key == FEATURE_OPS:
-        return float(latency.op_overhead_cycles)
-    if key == FEATURE_INVOKE:
-        return float(latency.invoke_overhead_cycles)
-    table_name, _, kind = key.partition(":")
-    table = latency.cycles_per_mac if table_name == "macs" else latency.cycles_per_element
-    return float(table.get(kind, table.get("default", 0.0)))
-
-
-def predict_cycles(features: Mapping[str, float], latency: Any) -> float:
-    """Cycles per inference that ``latency`` (a ``LatencyModel``) predicts for these features."""
-    return float(sum(v * _coefficient(latency, k) for k, v in features.items()))
-
-
 def predict_ms(features: Mapping[str, float], latency: Any, *, clock_hz: int) -> float:
+    """Milliseconds ``latency`` (a ``LatencyModel``) predicts for these features: the cost model's figure."""
     return predict_cycles(features, latency) / clock_hz * 1000.0
-
-
-def _with(latency: Any, values: Mapping[str, float], *, source: str) -> Any:
-    """A copy of ``latency`` with the fitted coefficients replaced."""
-    cpm = dict(latency.cycles_per_mac)
-    cpe = dict(latency.cycles_per_element)
-    op_overhead, invoke_overhead = latency.op_overhead_cycles, latency.invoke_overhead_cycles
-    for key, value in values.items():
-        if key == FEATURE_OPS:
-            op_overhead = value
-        elif key == FEATURE_INVOKE:
-            invoke_overhead = value
-        else:
-            table_name, _, kind = key.partition(":")
-            (cpm if table_name == "macs" else cpe)[kind] = value
-    return replace(latency, cycles_per_mac=cpm, cycles_per_element=cpe, op_overhead_cycles=float(op_overhead),
-                   invoke_overhead_cycles=float(invoke_overhead), source=source)
 
 
 @dataclass(frozen=True)
@@ -96,7 +54,27 @@ class Sample:
     latency_ms: float
 
 
-def _fit(samples: Sequence[Sample], latency: Any, *, clock_hz: int, prior_weight: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class _Row:
+    """A sample as the fit sees it: slot values, the cycles priced outside the slots, measured cycles."""
+
+    slots: dict[str, float]
+    fixed: float
+    cycles: float
+
+
+def _rows(samples: Sequence[Sample], latency: Any, *, clock_hz: int) -> list[_Row]:
+    rows = []
+    for s in samples:
+        try:
+            values, fixed = slots(s.features, latency)
+        except CostError as exc:
+            raise MeasureError(f"{s.name}: {exc}") from None
+        rows.append(_Row(values, fixed, s.latency_ms * 1e-3 * clock_hz))
+    return rows
+
+
+def _fit(rows: Sequence[_Row], latency: Any, *, prior_weight: float) -> dict[str, float]:
     """Non-negative least squares on relative error, pulled gently towards the current coefficients.
 
     Each row is divided by its measured cycles, so a 1 ms model counts as much
@@ -106,10 +84,11 @@ def _fit(samples: Sequence[Sample], latency: Any, *, clock_hz: int, prior_weight
     """
     from scipy.optimize import nnls
 
-    keys = sorted({k for s in samples for k, v in s.features.items() if v > 0})
-    a = np.array([[s.features.get(k, 0.0) for k in keys] for s in samples], dtype=np.float64)
-    y = np.array([s.latency_ms * 1e-3 * clock_hz for s in samples], dtype=np.float64)
-    prior = np.array([_coefficient(latency, k) for k in keys])
+    keys = sorted({k for r in rows for k, v in r.slots.items() if v > 0})
+    a = np.array([[r.slots.get(k, 0.0) for k in keys] for r in rows], dtype=np.float64)
+    y = np.array([r.cycles for r in rows], dtype=np.float64)
+    fixed = np.array([r.fixed for r in rows], dtype=np.float64)
+    prior = np.array([coefficient(latency, k) for k in keys])
     # Where the current value is 0 (e.g. no invoke overhead), scale by what would explain 10 % of a median run.
     fallback = 0.1 * np.median(y) / np.maximum(np.median(np.where(a > 0, a, np.nan), axis=0), 1.0)
     fallback = np.nan_to_num(fallback, nan=1.0)
@@ -117,7 +96,7 @@ def _fit(samples: Sequence[Sample], latency: Any, *, clock_hz: int, prior_weight
     b = a * scale / y[:, None]
     lam = math.sqrt(prior_weight)
     lhs = np.vstack([b, lam * np.eye(len(keys))])
-    rhs = np.concatenate([np.ones(len(y)), lam * prior / scale])
+    rhs = np.concatenate([(y - fixed) / y, lam * prior / scale])
     s, _ = nnls(lhs, rhs, maxiter=50 * len(keys) + 100)
     return {k: float(v * c) for k, v, c in zip(keys, s, scale)}
 
@@ -127,13 +106,13 @@ class CalibrationResult:
     """What ``calibrate`` fitted and how well: errors are mean absolute percentage errors.
 
     ``error_before_pct`` is the profile's current model on every measurement;
-    ``error_after_pct`` is cross-validated (each measurement predicted by a fit
-    that did not see it); None when there are too few measurements to hold any out.
+    ``error_after_pct`` is leave-one-out (each measurement predicted by a fit
+    that did not see it); None with a single measurement.
     """
 
     profile_id: str
     measurements: int
-    coefficients: dict[str, float]  # fitted, by feature key (macs:CONV_2D, elements:ADD, ops, invokes)
+    coefficients: dict[str, float]  # fitted, by slot (macs:CONV_2D, elements:ADD, ops, invokes)
     latency: dict[str, Any]  # the whole fitted LatencyModel, as written to the overlay
     error_before_pct: float
     error_after_pct: float | None
@@ -158,22 +137,38 @@ class CalibrationResult:
         )
 
 
+def _features_of_model(where: str, model_path: str | None, sha1: str | None, why: str) -> dict[str, float]:
+    """Features recomputed from the measured model file, if it is still there and still the same file."""
+    path = Path(model_path) if model_path else None
+    if path is None or not path.is_file():
+        raise MeasureError(f"{where}: {why} and its model {model_path!r} is not there; "
+                           "measure again with --model MODEL.tflite")
+    data = path.read_bytes()
+    if sha1 and hashlib.sha1(data).hexdigest() != sha1:
+        raise MeasureError(f"{where}: {why}, and its model {model_path} has changed since it was measured "
+                           f"(sha1 {hashlib.sha1(data).hexdigest()[:12]}, measured {sha1[:12]}); measure it again")
+    return model_features(data)
+
+
 def _sample(item: Any) -> Sample:
     from tinynas.measure.runner import LatencyReport
 
     report = item if isinstance(item, LatencyReport) else LatencyReport.load(Path(item))
     where = str(item) if not isinstance(item, LatencyReport) else (report.model_path or "measurement")
+    if report.forced:
+        raise MeasureError(
+            f"{where}: was measured with --force while the device ran another model "
+            f"(device {report.device_model_id!r}, file {report.file_model_id!r}): its latency is not the file's "
+            "model, so calibration cannot use it; flash the model and measure again without --force")
     if report.latency_ms is None:
         raise MeasureError(f"{where}: holds no finished window; measure again (tinynas measure --run DIR)")
     features = report.features
     if not features:
-        if report.model_path and Path(report.model_path).is_file():
-            features = model_features(Path(report.model_path))
-        else:
-            raise MeasureError(
-                f"{where}: has no per-op features and its model {report.model_path!r} is not there; "
-                "measure again with --model MODEL.tflite"
-            )
+        features = _features_of_model(where, report.model_path, report.model_sha1, "has no per-op features")
+    elif FEATURE_WEIGHT_BYTES not in features:
+        # Written by a tinynas whose latency model had fewer features: recount them from the model.
+        features = _features_of_model(where, report.model_path, report.model_sha1,
+                                      "holds latency features of an older tinynas")
     return Sample(name=report.model_path or where, features=dict(features), latency_ms=float(report.latency_ms))
 
 
@@ -189,14 +184,15 @@ def calibrate(
     save: bool = True,
     home: Path | None = None,
     prior_weight: float = 1e-6,
-    folds: int = 5,
 ) -> CalibrationResult:
     """Fit ``profile``'s latency model to ``measurements`` (paths to latency.json or ``LatencyReport``s).
 
     With ``save`` the fitted model is written as the user overlay of the
     profile (``tinynas.hardware.save_latency_overlay``), which ``load_profile``
     and so the cost model then use. Raises ``MeasureError`` without usable
-    measurements.
+    measurements, for a measurement made with ``--force`` on a device running
+    another model, and (with ``save``) when the fit's leave-one-out error is
+    worse than the current profile's error, which it then does not save.
     """
     if isinstance(profile, (str, Path)):
         from tinynas.hardware import load_profile
@@ -206,34 +202,35 @@ def calibrate(
         raise MeasureError("calibration needs at least one measurement file (tinynas measure --run DIR writes one)")
     samples = [_sample(m) for m in measurements]
     latency, clock = profile.latency, int(profile.clock_hz)
+    rows = _rows(samples, latency, clock_hz=clock)
     before = [predict_ms(s.features, latency, clock_hz=clock) for s in samples]
     truth = [s.latency_ms for s in samples]
 
-    after: list[float | None] = [None] * len(samples)
     n = len(samples)
-    k = min(folds, n) if n >= 2 else 0
-    held_out = f"{k}-fold cross-validation" if k and k < n else ("leave-one-out" if k else "none (one measurement)")
-    if k:
-        order = np.random.default_rng(0).permutation(n)
-        for fold in range(k):
-            test = set(order[fold::k].tolist())
-            train = [s for i, s in enumerate(samples) if i not in test]
-            fitted = _with(latency, _fit(train, latency, clock_hz=clock, prior_weight=prior_weight), source="cv")
-            for i in test:
-                after[i] = predict_ms(samples[i].features, fitted, clock_hz=clock)
+    after: list[float | None] = [None] * n
+    held_out = "leave-one-out" if n >= 2 else "none (one measurement)"
+    if n >= 2:
+        for i in range(n):
+            train = rows[:i] + rows[i + 1:]
+            fitted = with_coefficients(latency, _fit(train, latency, prior_weight=prior_weight), source="held out")
+            after[i] = predict_ms(samples[i].features, fitted, clock_hz=clock)
 
-    coefficients = _fit(samples, latency, clock_hz=clock, prior_weight=prior_weight)
+    coefficients = _fit(rows, latency, prior_weight=prior_weight)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    fitted = _with(latency, coefficients, source=f"calibrated on {n} measurement(s), {stamp}")
-    rows = tuple(
+    fitted = with_coefficients(latency, coefficients, source=f"calibrated on {n} measurement(s), {stamp}")
+    table = tuple(
         {"model": s.name, "measured_ms": s.latency_ms, "before_ms": b, "after_ms": a}
         for s, b, a in zip(samples, before, after)
     )
-    error_after = _mape([a for a in after if a is not None], [t for a, t in zip(after, truth) if a is not None]) \
-        if k else None
+    error_after = _mape([a for a in after if a is not None], truth) if n >= 2 else None
     error_before = _mape(before, truth)
     path = None
     if save:
+        if error_after is not None and error_after > error_before:
+            raise MeasureError(
+                f"{profile.id}: new fit: {error_after:.1f} % leave-one-out, current profile: {error_before:.1f} % "
+                f"on the same {n} measurements; not saved (the profile keeps its latency model; --dry-run shows "
+                "the fit)")
         from tinynas.hardware import clear_cache, save_latency_overlay
 
         path = save_latency_overlay(profile.id, fitted, home=home, calibration={
@@ -245,6 +242,6 @@ def calibrate(
         log.info("%s: latency overlay written to %s", profile.id, path)
     return CalibrationResult(
         profile_id=profile.id, measurements=n, coefficients=coefficients, latency=asdict(fitted),
-        error_before_pct=error_before, error_after_pct=error_after, held_out=held_out, per_measurement=rows,
+        error_before_pct=error_before, error_after_pct=error_after, held_out=held_out, per_measurement=table,
         overlay_path=str(path) if path else None,
     )
