@@ -3,6 +3,10 @@ and a board emulator serving on a real pseudo-terminal in a background thread.""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -189,3 +193,30 @@ def synthetic(profile) -> SimpleNamespace:
     """The test board with known TRUTH coefficients, and helpers to make measurements on it."""
     truth = replace(profile, latency=replace(profile.latency, **TRUTH))
     return SimpleNamespace(truth=truth, random_graph=random_graph, write_measurements=write_measurements)
+
+
+TINYNAS = [sys.executable, "-m", "tinynas.cli.main"]
+
+
+@pytest.fixture
+def emulate_cli(kws_path, tmp_path):
+    """Start `tinynas emulate ... --json` in a child process; yields its first line (the port facts)."""
+    procs = []
+
+    def start(*extra: str, env: dict | None = None) -> dict:
+        proc = subprocess.Popen([*TINYNAS, "emulate", "--model", str(kws_path), "--json", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **(env or {})})
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        return json.loads(line)
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

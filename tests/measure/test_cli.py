@@ -4,8 +4,6 @@ on a pseudo-terminal, `tinynas measure` against it, exit codes and messages."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,30 +14,6 @@ from click.testing import CliRunner
 from tinynas.cli.main import cli
 
 TINYNAS = [sys.executable, "-m", "tinynas.cli.main"]
-
-
-@pytest.fixture
-def emulate_cli(kws_path, tmp_path):
-    """Start `tinynas emulate ... --json` in a child process; yields its first line (the port facts)."""
-    procs = []
-
-    def start(*extra: str, env: dict | None = None) -> dict:
-        proc = subprocess.Popen([*TINYNAS, "emulate", "--model", str(kws_path), "--json", *extra],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **(env or {})})
-        procs.append(proc)
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        return json.loads(line)
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import tty
-from pathlib import Path
 
 import pytest
 
@@ -247,8 +245,8 @@ def _float_tflite() -> bytes:
     return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
-def test_measure_refuses_the_wrong_model_on_the_command_line(emulate_cli_bin, kws_bytes, tmp_path):
-    facts = emulate_cli_bin()
+def test_measure_refuses_the_wrong_model_on_the_command_line(emulate_cli, kws_bytes, tmp_path):
+    facts = emulate_cli("--latency", "host")
     other = tmp_path / "other.tflite"
     data = bytearray(kws_bytes)
     data[len(data) // 2] ^= 0x01
@@ -260,26 +258,3 @@ def test_measure_refuses_the_wrong_model_on_the_command_line(emulate_cli_bin, kw
     proc = subprocess.run([*args, "--force", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["forced"] is True
-
-
-@pytest.fixture
-def emulate_cli_bin(kws_path):
-    import signal
-
-    procs = []
-
-    def start() -> dict:
-        proc = subprocess.Popen([*TINYNAS, "emulate", "--model", str(kws_path), "--latency", "host", "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(proc)
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        return json.loads(line)
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
