@@ -16,7 +16,7 @@ from tinynas.deploy.firmware import generate_firmware
 from tinynas.hardware import load_profile
 
 from _firmware_tools import require_tool
-from test_protocol import _hex_chunks, _kws_outputs, read_answer
+from test_protocol import kws_stub_session, read_answer
 
 TOOLCHAIN = "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake"
 # QEMU's lm3s6965evb (TI Stellaris LM3S6965): flash at 0x0, 256 KiB; SRAM at 0x20000000, 64 KiB.
@@ -144,26 +144,9 @@ def test_m4f_stub_firmware_talks_the_protocol_in_qemu(tmp_path, kws):
     elf = _build(project, tmp_path / "build", *QEMU_OVERRIDES)
     qemu = Qemu(elf)
     try:
-        port = qemu.port
-        assert read_answer(port) == [
-            "m-timestamp-mode-performance",
-            "m-tinynas-[arena_used_bytes=0,model_id=kws01,input_bytes=490,output_bytes=12]",
-            "m-init-done", "m-ready"]
-        port.write(b"name%")
-        assert read_answer(port) == ["m-name-dut-[tinynas]", "m-ready"]
-        upload = bytes((i * 5 + 1) & 0xFF for i in range(490))
-        port.write(b"db load 490%")
-        assert read_answer(port) == ["m-[Expecting 490 bytes]", "m-ready"]
-        for chunk in _hex_chunks(upload):
-            port.write(chunk.encode())
-            answer = read_answer(port)
-        assert answer == ["m-load-done", "m-ready"]
-        port.write(b"infer 20 2%")
-        answer = read_answer(port)
-        assert answer[:3] == ["m-warmup-start-2", "m-warmup-done", "m-infer-start-20"]
+        answer = kws_stub_session(qemu.port, bytes((i * 5 + 1) & 0xFF for i in range(490)))
         t0, t1 = (int(line.removeprefix("m-lap-us-")) for line in answer[3:5])
         assert t1 > t0  # SysTick advances under QEMU
-        assert answer[-2] == _kws_outputs(upload)
     finally:
         qemu.close()
 

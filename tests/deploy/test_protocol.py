@@ -266,6 +266,28 @@ def test_the_measure_host_client_drives_the_c_protocol(stub_exe):
 KWS_OUT_SCALE, KWS_OUT_ZERO_POINT = 0.00390625, -128
 
 
+def kws_stub_session(port: serial.Serial, upload: bytes) -> list[str]:
+    """Boot banner, ``name%``, an upload of ``upload`` and ``infer 20 2%`` against the stub KWS firmware;
+    returns the infer answer after checking its shape and outputs (shared by the QEMU tests)."""
+    assert read_answer(port) == [
+        "m-timestamp-mode-performance",
+        "m-tinynas-[arena_used_bytes=0,model_id=kws01,input_bytes=490,output_bytes=12]",
+        "m-init-done", "m-ready"]
+    port.write(b"name%")
+    assert read_answer(port) == ["m-name-dut-[tinynas]", "m-ready"]
+    port.write(b"db load 490%")
+    assert read_answer(port) == ["m-[Expecting 490 bytes]", "m-ready"]
+    for chunk in _hex_chunks(upload):
+        port.write(chunk.encode())
+        answer = read_answer(port)
+    assert answer == ["m-load-done", "m-ready"]
+    port.write(b"infer 20 2%")
+    answer = read_answer(port)
+    assert answer[:3] == ["m-warmup-start-2", "m-warmup-done", "m-infer-start-20"]
+    assert answer[-2] == _kws_outputs(upload)
+    return answer
+
+
 def _kws_outputs(data: bytes, count: int = 12) -> str:
     total = sum(data)
     values = []
@@ -368,25 +390,9 @@ def test_cmake_cortexm_template_on_qemu(tmp_path, mlperf_models):
         try:
             qemu.stdin.write("cont\n")
             qemu.stdin.flush()
-            assert read_answer(port) == [
-                "m-timestamp-mode-performance",
-                "m-tinynas-[arena_used_bytes=0,model_id=kws01,input_bytes=490,output_bytes=12]",
-                "m-init-done", "m-ready"]
-            port.write(b"name%")
-            assert read_answer(port) == ["m-name-dut-[tinynas]", "m-ready"]
-            upload = bytes(range(256)) + bytes(234)
-            port.write(b"db load 490%")
-            assert read_answer(port) == ["m-[Expecting 490 bytes]", "m-ready"]
-            for chunk in _hex_chunks(upload):
-                port.write(chunk.encode())
-                answer = read_answer(port)
-            assert answer == ["m-load-done", "m-ready"]
-            port.write(b"infer 20 2%")
-            answer = read_answer(port)
-            assert answer[:3] == ["m-warmup-start-2", "m-warmup-done", "m-infer-start-20"]
+            answer = kws_stub_session(port, bytes(range(256)) + bytes(234))
             t0, t1 = (int(line.removeprefix("m-lap-us-")) for line in answer[3:5])
             assert t1 >= t0  # SysTick under QEMU: increasing, not a real latency
-            assert answer[-2] == _kws_outputs(upload)
             port.write(b"db 0g%")
             assert read_answer(port) == ["e-[db load first]", "m-ready"]
             port.write(b"bogus%")
