@@ -335,6 +335,8 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
     name = client.port_name
     info = client.identify()
     log.info("%s: device %r, model %r, extension %s", name, info.name, info.model, info.extension)
+    # another model on the board than the file given: refused unless forced, and then marked
+    forced = bool(loaded and info.model_id and info.model_id not in loaded.ids)
     if loaded is not None:
         if info.input_bytes is not None and info.input_bytes != loaded.input_bytes:
             raise MeasureError(
@@ -342,14 +344,14 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
                 f"{loaded.path} takes {loaded.input_bytes}; flash the firmware built for this model, or pass "
                 "the .tflite that is on the board"
             )
-        if info.model_id and info.model_id not in loaded.ids:
-            if not force:
-                raise MeasureError(
-                    f"{name}: the device runs model {info.model_id} but {loaded.path} is model {loaded.model_id}; "
-                    "flash the firmware built for this model (tinynas deploy / firmware generate), pass the "
-                    ".tflite that is on the board, or --force to measure anyway (the result is marked forced "
-                    "and calibration will not use it)"
-                )
+        if forced and not force:
+            raise MeasureError(
+                f"{name}: the device runs model {info.model_id} but {loaded.path} is model {loaded.model_id}; "
+                "flash the firmware built for this model (tinynas deploy / firmware generate), pass the "
+                ".tflite that is on the board, or --force to measure anyway (the result is marked forced "
+                "and calibration will not use it)"
+            )
+        if forced:
             log.warning("%s: device model %s is not %s (%s): measuring anyway (--force)", name, info.model_id,
                         loaded.model_id, loaded.path)
         input_bytes = loaded.input_bytes
@@ -371,7 +373,7 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
         features=loaded.features if loaded else None,
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device_model_id=info.model_id, file_model_id=loaded.model_id if loaded else None,
-        forced=bool(loaded and info.model_id and info.model_id not in loaded.ids),
+        forced=forced,
     )
     state: dict[str, Any] = dict(windows=[], count=0, retries=0, diff=None)
 
