@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything tinynas needs on a fresh Debian machine with Python 3.10+:
-# a virtual environment in .venv with tinynas and its test tools, and (as root)
+# a virtual environment in .venv with tinynas, its test tools and Ray (for --backend ray), and (as root)
 # the Arm GCC and QEMU packages that tests use to compile generated C for Cortex-M.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -12,7 +12,7 @@ fi
 stamp=.venv/.tinynas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,ray]"
   touch "$stamp"
 fi
 if ! command -v arm-none-eabi-g++ >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

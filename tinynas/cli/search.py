@@ -25,7 +25,13 @@ def _common(fn: Callable) -> Callable:
                      help="Candidates to train in the search (default 24 when no budget is given)."),
         click.option("--budget-minutes", type=float, default=None, help="Wall-clock minutes for the search."),
         click.option("--workers", type=int, default=1, show_default=True,
-                     help="Local worker processes training candidates (one TensorFlow thread each)."),
+                     help="Candidate trainings at a time: local worker processes, or Ray tasks with "
+                          "--backend ray (one TensorFlow thread each)."),
+        click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Where candidates train: local processes, or Ray tasks (pip install 'tinynas[ray]')."),
+        click.option("--ray-address", default=None,
+                     help="A Ray cluster to join, e.g. 10.0.0.5:6379 from `ray start --head` "
+                          "(default: $RAY_ADDRESS, else start a local Ray instance)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--search-epochs", type=int, default=3, show_default=True, help="Epochs per search candidate."),
         click.option("--search-samples", type=int, default=1000, show_default=True,
@@ -60,6 +66,7 @@ def _settings(profile: str, kw: dict[str, Any]):
     return RunSettings(
         profile=profile, dataset=kw["dataset"], space=kw["space"], strategy=kw["strategy"],
         budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
+        backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],
         prefilter_candidates=kw["prefilter_candidates"], template=kw.get("template"), cache_dir=kw["cache_dir"],

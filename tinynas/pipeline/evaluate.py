@@ -1,9 +1,10 @@
-"""Candidate evaluation: train archs through ``tinynas.train`` in a pool of local worker processes.
+"""Candidate evaluation: train archs through ``tinynas.train`` in local worker processes or on Ray.
 
 The search and final-training stages hand archs to an ``Evaluator``; each worker
 sets TensorFlow's thread counts before importing it, loads the dataset once,
 and trains through the shared on-disk result cache, so no candidate is trained
-twice, across workers, resumes and the boards of a sweep.
+twice, across workers, resumes and the boards of a sweep. ``BACKENDS`` names where
+trainings run: ``local`` (this module's process pool) or ``ray`` (tinynas.pipeline.ray_backend).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from tinynas.errors import SearchError
+from tinynas.registry import Registry
 from tinynas.space.arch import Arch
 from tinynas.train.budget import TrainBudget
 
@@ -80,45 +83,88 @@ def _context(spec: WorkerSpec, dataset: Any = None) -> dict[str, Any]:
     return _CTX
 
 
+def job_key(job: EvalJob, *, fingerprint: str) -> str:
+    """The training cache key of ``job`` on the dataset with ``fingerprint``."""
+    from tinynas.train import cache_key
+
+    return cache_key(model_id=job.arch.id, dataset_fingerprint=fingerprint, budget=job.budget, seed=job.seed)
+
+
+def kept_model_path(spec: WorkerSpec, key: str) -> Path:
+    """Where the cache keeps the weights of a training whose model was asked for."""
+    return Path(spec.cache_dir) / "models" / f"{key}.keras"
+
+
+def install_model(kept: Path, model_path: str) -> None:
+    """Copy cached weights to a job's ``model_path`` atomically (a reader never sees half a file)."""
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(model_path).with_suffix(".partial.keras")
+    shutil.copyfile(kept, tmp)
+    os.replace(tmp, model_path)
+
+
+def lookup(spec: WorkerSpec, job: EvalJob, *, fingerprint: str, cache: Any) -> dict[str, Any] | None:
+    """The outcome of ``job`` from the cache (its weights installed when it asks for them), or None."""
+    start = time.perf_counter()
+    key = job_key(job, fingerprint=fingerprint)
+    hit = cache.get(key)
+    if hit is None:
+        return None
+    if job.model_path is not None:
+        kept = kept_model_path(spec, key)
+        if not kept.is_file():
+            return None
+        install_model(kept, job.model_path)
+    return outcome_of(hit, job, seconds=time.perf_counter() - start, worker=os.getpid())
+
+
+def outcome_of(result: Any, job: EvalJob, *, seconds: float, worker: Any) -> dict[str, Any]:
+    """The journal fields of a training result."""
+    return {
+        "accuracy": float(result.val_accuracy),
+        "val_loss": float(result.val_loss),
+        "test_accuracy": None if result.test_accuracy is None else float(result.test_accuracy),
+        "train_seconds": float(result.train_seconds),
+        "seconds": round(seconds, 3),
+        "cached": bool(result.cached),
+        "worker": worker,
+        "params": int(result.params),
+        "epochs_run": int(result.epochs_run),
+        "model_path": job.model_path,
+    }
+
+
+def train_fresh(spec: WorkerSpec, job: EvalJob, dataset: Any = None, *, save_path: Path | None = None) -> Any:
+    """Train ``job`` without reading or writing the cache; the weights go to ``save_path`` when given.
+
+    What a remote worker runs: the driver owns the cache, so a cluster needs no shared file system.
+    """
+    from tinynas.train import train_graph
+
+    ctx = _context(spec, dataset)
+    return train_graph(ctx["space"].graph(job.arch), ctx["dataset"], budget=job.budget, seed=job.seed,
+                       arch_id=job.arch.id, save_path=save_path)
+
+
 def train_job(spec: WorkerSpec, job: EvalJob, dataset: Any = None) -> dict[str, Any]:
     """Train one candidate (or read it from the cache); returns the journal fields of its result.
 
     With ``model_path`` the weights are kept: from ``<cache>/models/<key>.keras``
     when an earlier run trained the same arch at the same budget, else trained and saved there.
     """
-    from tinynas.train import cache_key, train_graph
-
     ctx = _context(spec, dataset)
-    space, data, cache = ctx["space"], ctx["dataset"], ctx["cache"]
-    graph = space.graph(job.arch)
+    data, cache = ctx["dataset"], ctx["cache"]
     start = time.perf_counter()
-    if job.model_path is None:
-        result = train_graph(graph, data, budget=job.budget, seed=job.seed, cache=cache, arch_id=job.arch.id)
-    else:
-        key = cache_key(model_id=job.arch.id, dataset_fingerprint=data.fingerprint, budget=job.budget, seed=job.seed)
-        kept = Path(spec.cache_dir) / "models" / f"{key}.keras"
-        hit = cache.get(key)
-        if hit is None or not kept.is_file():
-            result = train_graph(graph, data, budget=job.budget, seed=job.seed, cache=cache, arch_id=job.arch.id,
-                                 save_path=kept)
-        else:
-            result = hit
-        Path(job.model_path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(job.model_path).with_suffix(".partial.keras")
-        shutil.copyfile(kept, tmp)
-        os.replace(tmp, job.model_path)
-    return {
-        "accuracy": float(result.val_accuracy),
-        "val_loss": float(result.val_loss),
-        "test_accuracy": None if result.test_accuracy is None else float(result.test_accuracy),
-        "train_seconds": float(result.train_seconds),
-        "seconds": round(time.perf_counter() - start, 3),
-        "cached": bool(result.cached),
-        "worker": os.getpid(),
-        "params": int(result.params),
-        "epochs_run": int(result.epochs_run),
-        "model_path": job.model_path,
-    }
+    known = lookup(spec, job, fingerprint=data.fingerprint, cache=cache)
+    if known is not None:
+        return known
+    key = job_key(job, fingerprint=data.fingerprint)
+    kept = None if job.model_path is None else kept_model_path(spec, key)
+    result = train_fresh(spec, job, data, save_path=kept)
+    cache.put(key, result)
+    if kept is not None:
+        install_model(kept, job.model_path)
+    return outcome_of(result, job, seconds=time.perf_counter() - start, worker=os.getpid())
 
 
 class Evaluator:
@@ -172,3 +218,27 @@ class Evaluator:
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         self.close(cancel=exc_type is not None)
+
+
+def _ray_evaluator(*, spec: WorkerSpec, workers: int, dataset: Any, address: str | None) -> Any:
+    from tinynas.pipeline.ray_backend import RayEvaluator
+
+    return RayEvaluator(spec=spec, workers=workers, dataset=dataset, address=address)
+
+
+def _local_evaluator(*, spec: WorkerSpec, workers: int, dataset: Any, address: str | None) -> Evaluator:
+    if address is not None:
+        raise SearchError(f"--ray-address {address} is for --backend ray; add --backend ray or leave it out")
+    return Evaluator(spec=spec, workers=workers, dataset=dataset)
+
+
+#: where candidate trainings run; each makes an object with Evaluator's interface (submit, close, workers, spec)
+BACKENDS: Registry[Callable[..., Any]] = Registry("backend", error=SearchError)
+BACKENDS.add("local", _local_evaluator)
+BACKENDS.add("ray", _ray_evaluator)
+
+
+def make_evaluator(*, backend: str = "local", spec: WorkerSpec, workers: int = 1, dataset: Any = None,
+                   address: str | None = None) -> Any:
+    """The evaluator of ``backend``; the Ray one connects (or starts a local Ray) here, before any work."""
+    return BACKENDS.get(backend)(spec=spec, workers=int(workers), dataset=dataset, address=address)

@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 from tinynas.errors import DoesNotFitError, SearchError, TinyNASError
 from tinynas.pipeline.constraints import CostCheck, require_feasible
-from tinynas.pipeline.evaluate import Evaluator, WorkerSpec
+from tinynas.pipeline.evaluate import WorkerSpec, make_evaluator
 from tinynas.pipeline.rundir import RunDir, atomic_write_json
 from tinynas.pipeline.settings import RunSettings, cache_dir_for, config_for, resolve
-from tinynas.pipeline.stages import StageContext, run_stages, stage_plan
+from tinynas.pipeline.stages import DRIVER_LOCK, StageContext, run_stages, stage_plan
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +75,26 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     check = CostCheck(space=resolved.space, profile=resolved.profile)
     require_feasible(check, seed=int(settings.seed))  # before creating anything: a clear error, no work lost
     out = Path(out)
-    with RunDir.open(out, config=config_for(resolved)) as rd:
-        cache_dir = cache_dir_for(settings, out)
-        spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
-                          input_shape=tuple(resolved.dataset.input_shape),
-                          num_classes=int(resolved.dataset.num_classes), cache_dir=str(cache_dir))
-        with Evaluator(spec=spec, workers=int(settings.workers), dataset=resolved.dataset) as evaluator:
-            ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
-                               progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
-            names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
-            try:
-                run_stages(ctx, names)
-            except BaseException as exc:
-                # Ctrl-C or a failed stage: count this session's time, show what was finished
-                _end_session(rd, started=started, deploy=deploy, ended=type(exc).__name__)
-                _report_anyway(rd.path)
-                raise
+    spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
+                      input_shape=tuple(resolved.dataset.input_shape),
+                      num_classes=int(resolved.dataset.num_classes), cache_dir=str(cache_dir_for(settings, out)))
+    # Connecting to a cluster can fail (unreachable, no tinynas there): before the run directory is touched.
+    with make_evaluator(backend=settings.backend, spec=spec, workers=int(settings.workers), dataset=resolved.dataset,
+                        address=settings.ray_address) as evaluator, \
+            RunDir.open(out, config=config_for(resolved)) as rd:
+        ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
+                           progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
+        names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
+        try:
+            run_stages(ctx, names)
+        except BaseException as exc:
+            # Ctrl-C or a failed stage: count this session's time, show what was finished
+            _end_session(rd, started=started, deploy=deploy, ended=type(exc).__name__)
+            _report_anyway(rd.path)
+            raise
         _end_session(rd, started=started, deploy=deploy, ended="finished")
-        summary = write_report(rd.path)
+        with DRIVER_LOCK:
+            summary = write_report(rd.path)
     return RunResult(out_dir=out, summary=summary)
 
 
@@ -109,7 +111,8 @@ def _report_anyway(path: Path) -> None:
     from tinynas.pipeline.report import write_report
 
     try:
-        write_report(path)
+        with DRIVER_LOCK:
+            write_report(path)
     except Exception as exc:  # the original error matters more than a report of a broken run
         log.info("no report for the unfinished run in %s (%s)", path, exc)
 

@@ -41,6 +41,9 @@ class RunSettings:
     budget_candidates: int | None = None
     budget_minutes: float | None = None
     workers: int = 1
+    #: where candidates train (tinynas.pipeline.evaluate.BACKENDS) and the Ray cluster's address
+    backend: str = "local"
+    ray_address: str | None = None
     seed: int = 0
     search_epochs: int = 3
     search_samples: int | None = 1000
@@ -72,6 +75,11 @@ class RunSettings:
             )
         if int(self.workers) < 1:
             raise SearchError(f"--workers must be at least 1, got {self.workers}")
+        from tinynas.pipeline.evaluate import BACKENDS
+
+        BACKENDS.get(self.backend)  # an unknown name lists the known ones
+        if self.ray_address is not None and self.backend != "ray":
+            raise SearchError(f"--ray-address {self.ray_address} is for --backend ray; add --backend ray or leave it out")
         for name in ("search_epochs", "final_epochs", "final_top_k", "prefilter_candidates", "prefilter_keep"):
             if int(getattr(self, name)) < 1:
                 raise SearchError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -194,7 +202,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
         "seeds": {"seed": int(s.seed)},
         # what the command line changed of the profile's budgets (no section when nothing did)
         **({"constraints": s.constraints()} if s.constraints() else {}),
-        "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir},
+        "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir,
+                      "backend": s.backend, "ray_address": s.ray_address},
     }
 
 
@@ -214,5 +223,6 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
         final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),
         prefilter_keep=b.get("prefilter_keep", 8), seed=config.get("seeds", {}).get("seed", 0),
         workers=ex.get("workers", 1), template=ex.get("template"), cache_dir=ex.get("cache_dir"),
+        backend=ex.get("backend", "local"), ray_address=ex.get("ray_address"),
         strategy_options=st, **dict(config.get("constraints", {})),
     )

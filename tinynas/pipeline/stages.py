@@ -25,8 +25,9 @@ import concurrent.futures as cf
 import hashlib
 import json
 import logging
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -50,6 +51,10 @@ MAX_REPEATS = 200
 #: a search that stops early hands its unused work to the final stage, up to this many times its planned epochs
 MAX_FINAL_SCALE = 2
 STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
+#: stages that only hand work to the evaluator; the others run TensorFlow or matplotlib in this process
+#: and take DRIVER_LOCK, so the boards of a concurrent sweep (tinynas.pipeline.sweep) can share the process
+EVALUATOR_STAGES = ("search", "final")
+DRIVER_LOCK = threading.RLock()
 
 
 @dataclass
@@ -59,7 +64,7 @@ class StageContext:
     run: RunDir
     resolved: Resolved
     check: CostCheck
-    evaluator: Evaluator
+    evaluator: Evaluator  # or ray_backend.RayEvaluator: the same submit, close, workers and spec
     progress: bool = False
     #: called with each journal entry of a finished candidate (progress hooks, tests)
     on_candidate: Callable[[dict[str, Any]], None] | None = None
@@ -88,7 +93,8 @@ def run_stages(ctx: StageContext, names: list[str]) -> dict[str, dict]:
             results[name] = done
             continue
         ctx.run.journal.append({"type": "stage", "stage": name, "event": "start"})
-        result = STAGES.get(name)(ctx)
+        with nullcontext() if name in EVALUATOR_STAGES else DRIVER_LOCK:
+            result = STAGES.get(name)(ctx)
         ctx.run.mark_done(name, result)
         results[name] = result
     return results

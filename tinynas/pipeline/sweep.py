@@ -27,6 +27,7 @@ candidates), against single runs of each board:
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import time
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
     if loaded:  # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
         space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
         run_order = order_fn(loaded, space=space, seed=int(settings.seed))
+    slots = board_slots(settings)  # joins the Ray cluster first: a bad address fails before anything is written
     with RunDir.open(out, config=config) as rd:
         state = read_json(out / "sweep_state.json") or {}
         failures: dict[str, str] = {**state.get("failures", {}), **unloadable}
@@ -152,25 +154,72 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
         save()
         shared: list[dict[str, Any]] = []
         cache = str(Path(settings.cache_dir) if settings.cache_dir else out / "cache")
-        for board in run_order:
-            key = _board_key(board)
-            failures.pop(key, None)
-            board_settings = settings.replace(profile=board, cache_dir=cache)
-            one = run_one if deploy else search_one
-            try:
-                one(settings=board_settings, out=out / key, dataset=dataset, shared=shared)
-                rd.journal.append({"type": "board", "board": key, "event": "done"})
-            except TinyNASError as exc:
-                log.warning("sweep: board %s failed: %s", key, exc)
-                failures[key] = str(exc)
-                rd.journal.append({"type": "board", "board": key, "event": "failed", "error": str(exc)})
-            finally:
-                save()
-            if (out / key / "journal.jsonl").is_file():
-                from tinynas.pipeline.journal import Journal
+        one = run_one if deploy else search_one
+        pending, running = list(run_order), {}
+        pool = cf.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="board") if slots > 1 else None
 
-                for e in Journal(out / key / "journal.jsonl").candidates(stage="search"):
-                    if not e.get("shared_from") and e.get("accuracy") is not None:
-                        shared.append({**e, "board": key})
+        def start(board: str) -> cf.Future:
+            failures.pop(_board_key(board), None)
+            kwargs = dict(settings=settings.replace(profile=board, cache_dir=cache), out=out / _board_key(board),
+                          dataset=dataset, shared=list(shared))
+            if pool is not None:
+                return pool.submit(one, **kwargs)
+            fut: cf.Future = cf.Future()  # one board at a time: run it here, where Ctrl-C arrives
+            try:
+                fut.set_result(one(**kwargs))
+            except TinyNASError as exc:
+                fut.set_exception(exc)
+            return fut
+
+        try:
+            while pending or running:
+                while pending and len(running) < slots:
+                    board = pending.pop(0)
+                    running[start(board)] = board
+                finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    key = _board_key(running.pop(fut))
+                    try:
+                        fut.result()
+                        rd.journal.append({"type": "board", "board": key, "event": "done"})
+                    except TinyNASError as exc:
+                        log.warning("sweep: board %s failed: %s", key, exc)
+                        failures[key] = str(exc)
+                        rd.journal.append({"type": "board", "board": key, "event": "failed", "error": str(exc)})
+                    finally:
+                        save()
+                    shared.extend(_searched(out / key, key))
+        except KeyboardInterrupt:
+            if pool is not None:  # the boards still running stop at their next result, journaled as interrupted
+                from tinynas.pipeline.ray_backend import interrupt
+
+                interrupt()
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+                save()
         report = write_sweep_report(out)
     return SweepResult(out_dir=out, report=report)
+
+
+def board_slots(settings: RunSettings) -> int:
+    """How many boards run at once: one locally; on Ray as many as the cluster's CPUs keep busy at
+    ``workers`` single-threaded trainings each (a 2-CPU instance with --workers 2: one at a time)."""
+    if settings.backend != "ray":
+        return 1
+    from tinynas.pipeline.ray_backend import clear_interrupt, cluster_cpus, connect
+
+    connect(settings.ray_address)
+    clear_interrupt()
+    return max(1, cluster_cpus() // max(1, int(settings.workers)))
+
+
+def _searched(run_dir: Path, board: str) -> list[dict[str, Any]]:
+    """The candidates a board's search trained itself (not those told by other boards), for the next boards."""
+    from tinynas.pipeline.journal import Journal
+
+    if not (run_dir / "journal.jsonl").is_file():
+        return []
+    return [{**e, "board": board} for e in Journal(run_dir / "journal.jsonl").candidates(stage="search")
+            if not e.get("shared_from") and e.get("accuracy") is not None]
