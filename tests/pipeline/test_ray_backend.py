@@ -87,6 +87,7 @@ def test_a_search_on_ray_equals_the_local_search(cluster, tmp_path):
     assert (tmp_path / "ray" / "model" / "model.keras").is_file()
     assert len(list((tmp_path / "ray" / "cache" / "models").glob("*.keras"))) == 1
     assert len(list((tmp_path / "ray" / "cache").glob("??/*.json"))) == len(entries) + 1
+    assert len(ray_backend._STATE["data"]) == 1  # the dataset went into the object store once
     config = (tmp_path / "ray" / "config.toml").read_text()
     assert 'backend = "ray"' in config
 
@@ -171,6 +172,30 @@ def test_a_three_board_sweep_runs_boards_at_once(cluster, tmp_path):
     assert starts[second] < ends[first], "the first two boards did not overlap"
     # The board that started after another finished was told its results, as in a local sweep.
     assert rows[result.report["run_order"][2]]["shared"] > 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_concurrent_sweep_and_the_same_command_resumes(cluster, tmp_path):
+    """The boards run in threads, which never see SIGINT: each running board journals its interruption."""
+    out = tmp_path / "sweep"
+    args = [*TINYNAS, "sweep", "--profiles", "nano33ble,nucleo-l4r5zi,nucleo-h743zi", "--dataset", "digits",
+            "--strategy", "random", "--budget-candidates", "4", "--search-epochs", "1", "--search-samples", "200",
+            "--final-epochs", "1", "--final-top-k", "1", "--search-only", "--backend", "ray", "--ray-address", cluster,
+            "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 180
+    while time.monotonic() < end and proc.poll() is None:
+        if any(j.read_text().count('"type": "candidate"') for j in out.glob("*/journal.jsonl")):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()[-2000:]
+    interrupted = [j.parent.name for j in out.glob("*/journal.jsonl")
+                   if any(e["event"] == "interrupted" for e in Journal(j).events(stage="search"))]
+    assert len(interrupted) == 2, interrupted
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count(" ok ") == 3
 
 
 def test_ray_address_needs_the_ray_backend():
