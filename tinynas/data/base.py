@@ -71,7 +71,7 @@ class DatasetSource:
 DATASETS: Registry[DatasetSource] = Registry("dataset", error=DatasetError)
 PATH_KINDS: Registry[DatasetSource] = Registry("dataset path kind", error=DatasetError)
 
-_BUILTIN_MODULES = ("builtin", "downloads", "images", "audio", "tabular")
+_BUILTIN_MODULES = ("builtin", "glyphs", "downloads", "images", "audio", "tabular")
 
 
 def register_dataset(name: str, *, kind: str, description: str) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
