@@ -49,18 +49,18 @@ def test_mutate_grows_depth_with_real_blocks_and_always_changes_the_network():
 
 def test_size_counts_distinct_networks():
     space = get_space("mcunet", input_shape=(96, 96, 3), num_classes=2)
-    per_stage = 9 + 9**2 + 9**3 + 9**4
-    assert space.size() == 5 * len(resolution_options((96, 96, 3))) * 2 * per_stage ** len(STAGES)
+    per_stage = 1 + 9 + 9**2 + 9**3 + 9**4  # a stage may be left out (depth 0)
+    assert space.size() == 8 * len(resolution_options((96, 96, 3))) * 2 * per_stage ** len(STAGES)
 
 
 @pytest.mark.parametrize(
     "shape, expected",
     [
         ((8, 8, 1), (8, 16, 24, 32)),
-        ((28, 28, 1), (28, 32)),
-        ((32, 32, 3), (32,)),
-        ((96, 96, 3), (32, 48, 64, 80, 96)),
-        ((50, 50, 3), (32, 48, 50)),
+        ((28, 28, 1), (28, 32, 12, 16, 20, 24)),
+        ((32, 32, 3), (32, 16, 24)),
+        ((96, 96, 3), (32, 48, 64, 80, 96, 16, 24)),
+        ((50, 50, 3), (32, 48, 50, 16, 24)),
         ((49, 10, 1), (49,)),
         ((40, 1), (40,)),
     ],
@@ -145,7 +145,7 @@ def test_smallest_network_fits_a_tiny_mcu():
 def test_input_resolution_not_offered_is_rejected_with_options():
     space = get_space("mcunet", input_shape=(32, 32, 3), num_classes=10)
     bad = smallest(space).replace(resolution=64)
-    with pytest.raises(SpaceError, match=r"resolution.*\[32\]"):
+    with pytest.raises(SpaceError, match=r"resolution.*\[32, 16, 24\]"):
         space.graph(bad)
 
 

@@ -156,6 +156,50 @@ def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) 
         click.echo(line + "  " + summary)
 
 
+@space.command("fit")
+@click.option("--space", "space_name", default="mcunet", show_default=True, help="Space name.")
+@click.option("--profile", "profile_id", required=True, help="Hardware profile id or .toml path.")
+@click.option("--input-shape", "input_shape", callback=_shape_option, default=None,
+              help="H,W,C or L,C (default: the space's own, e.g. 32,32,3).")
+@click.option("--classes", "num_classes", type=int, default=10, show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Samples per slice.")
+@click.option("--min-fit", "min_fit", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.1,
+              show_default=True, help="Least share of a slice's samples that must fit for it to be recommended.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, num_classes: int, samples: int,
+        min_fit: float, seed: int, as_json: bool) -> None:
+    """Which width and resolution of a space suit a board: the MACs of the archs that fit (MCUNet's space choice)."""
+    from tinynas.hardware import load_profile
+    from tinynas.pipeline.space_fit import fit_space
+    from tinynas.space import get_space
+
+    search_space = get_space(space_name, input_shape=input_shape or _default_shape(space_name),
+                             num_classes=num_classes)
+    result = fit_space(space=search_space, profile=load_profile(profile_id), samples=samples, seed=seed,
+                       min_fit_fraction=min_fit)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    names = list(result.decisions) or ["(whole space)"]
+    click.echo(f"{search_space.name} on {result.profile}, {samples} samples per slice")
+    click.echo("  ".join(f"{n:>10}" for n in names) + f"  {'fit %':>6}  {'MMACs mean':>10}  {'p10':>7}  {'p50':>7}"
+               f"  {'p90':>7}")
+    for i, s in enumerate(result.slices):
+        values = [str(s.values[n]) for n in result.decisions] or ["all"]
+        stats = ("-", "-", "-", "-") if s.macs_mean is None else (
+            f"{s.macs_mean / 1e6:.3f}", f"{s.macs_p10 / 1e6:.3f}", f"{s.macs_p50 / 1e6:.3f}", f"{s.macs_p90 / 1e6:.3f}")
+        mark = "  <- best" if i == result.best else ""
+        click.echo("  ".join(f"{v:>10}" for v in values) + f"  {100 * s.fit_fraction:>6.1f}  {stats[0]:>10}  "
+                   f"{stats[1]:>7}  {stats[2]:>7}  {stats[3]:>7}{mark}")
+    if result.best is None:
+        click.echo(f"nothing in {search_space.name} fits {result.profile} in {samples} samples per slice")
+    else:
+        best = result.slices[result.best]
+        click.echo("best: " + ", ".join(f"{k}={v}" for k, v in best.values.items())
+                   + f" (largest mean MACs among slices where at least {100 * min_fit:.0f} % fit)")
+
+
 @space.command("build")
 @click.argument("arch_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--input-shape", "input_shape", required=True, callback=_shape_option,

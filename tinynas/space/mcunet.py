@@ -19,6 +19,10 @@ instead of collapsing to 1x1, a 96x96 image gets the full stride 32, and a
 Resolution: square inputs may be resized (the trainer resizes images to
 ``graph.input_shape``): inputs of 32 pixels or more offer 32, 48, ... up to the
 native size; smaller inputs offer the native size and the upscaled 16, 24, 32.
+Downscaled options (16 and 24 for large inputs, 12-24 below a small native size)
+came later, with widths 0.1-0.2 (channels rounded to multiples of 4) and
+stages left out (depth 0): MCUNet's way down to 14 KB-arena boards (issue 12).
+They are appended to their decisions, so every earlier arch keeps its id.
 Non-square and 1-D inputs keep their native size. A 1-D input (L, C) starts
 with a RESHAPE to (1, 1, L, C) and uses (1, k) kernels, all ops TFLM runs.
 
@@ -48,8 +52,11 @@ STAGES: tuple[tuple[int, int], ...] = ((24, 2), (40, 2), (80, 2), (96, 1), (192,
 HEAD_CHANNELS = 320
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
-DEPTHS = (1, 2, 3, 4)
-WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0)
+# Options added later go last, so every earlier arch keeps its decision indices (strategy states) and id.
+DEPTHS = (1, 2, 3, 4, 0)  # 0: the stage is left out (issue 12: the 14 KB-arena boards)
+WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 0.1, 0.15, 0.2)
+#: widths below this round channels to multiples of 4, not 8: at 0.1 a multiple of 8 would undo the shrinking
+NARROW_WIDTH = 0.25
 MAX_DOWNSAMPLES = 5  # stem + stages 1, 2, 3, 5: MobileNetV2's total stride of 32
 MIN_MAP_TO_DOWNSAMPLE = 4
 
@@ -76,15 +83,18 @@ def downsample_count(size: int) -> int:
 
 
 def resolution_options(input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Input resolutions offered for an input shape (see the module docstring)."""
+    """Input resolutions offered for an input shape (see the module docstring): the original options in
+    ascending order, then the downscaled ones added for tiny boards (also ascending)."""
     if len(input_shape) == 2 or input_shape[0] != input_shape[1]:
         return (int(input_shape[0]),)
     native = int(input_shape[0])
     if native >= 32:
         options = set(range(32, native + 1, 16)) | {native}
+        smaller = {16, 24}
     else:
         options = {native} | {r for r in (16, 24, 32) if r > native}
-    return tuple(sorted(options))
+        smaller = {r for r in (12, 16, 20, 24) if r < native}
+    return tuple(sorted(options)) + tuple(sorted(smaller - options))
 
 
 def _block_names(stage: int, block: int) -> tuple[str, str]:
@@ -101,6 +111,8 @@ class MCUNetSpace(SearchSpace):
         "optional 1x1 head, per-stage depth 1-4, per-block kernel 3/5/7 and expand 3/4/6 (ReLU6)"
     )
     default_input_shape = (32, 32, 3)
+    #: the decisions that set the network's overall scale, swept by `tinynas space fit` (MCUNet's space choice)
+    scale_decisions = ("width", "resolution")
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
@@ -123,7 +135,7 @@ class MCUNetSpace(SearchSpace):
         return decisions
 
     def size(self) -> int:
-        """Distinct networks (canonical archs): inactive blocks are not counted."""
+        """Distinct networks (canonical archs): inactive blocks (and the blocks of left-out stages) are not counted."""
         per_stage = sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS)
         return len(WIDTHS) * len(resolution_options(self.input_shape)) * 2 * per_stage ** len(STAGES)
 
@@ -216,6 +228,7 @@ class MCUNetSpace(SearchSpace):
     def _build(self, arch: Arch) -> Graph:
         values = dict(arch.decisions)
         width = float(values["width"])
+        divisor = 4 if width < NARROW_WIDTH else 8
         resolution = int(values["resolution"])
         if self._one_d:
             length, channels = self.input_shape
@@ -242,19 +255,19 @@ class MCUNetSpace(SearchSpace):
         def kernel(k: int) -> tuple[int, int]:
             return (1, k) if self._one_d else (k, k)
 
-        x = b.conv2d(x, filters=make_divisible(STEM_CHANNELS * width), kernel=kernel(3), stride=stride(2),
+        x = b.conv2d(x, filters=make_divisible(STEM_CHANNELS * width, divisor), kernel=kernel(3), stride=stride(2),
                      activation="relu6")
         # First block: expand ratio 1, i.e. depthwise separable with a linear projection.
         x = b.depthwise_conv2d(x, kernel=kernel(3), activation="relu6")
-        x = b.conv2d(x, filters=make_divisible(FIRST_BLOCK_CHANNELS * width), kernel=1, activation=None)
+        x = b.conv2d(x, filters=make_divisible(FIRST_BLOCK_CHANNELS * width, divisor), kernel=1, activation=None)
         for s, (base_channels, base_stride) in enumerate(STAGES, start=1):
-            out_channels = make_divisible(base_channels * width)
+            out_channels = make_divisible(base_channels * width, divisor)
             for blk in range(1, int(values[f"s{s}_depth"]) + 1):
                 k, e = int(values[f"s{s}_b{blk}_kernel"]), int(values[f"s{s}_b{blk}_expand"])
                 st = stride(base_stride) if blk == 1 else (1, 1)
                 x = self._inverted_residual(b, x, out_channels=out_channels, kernel=kernel(k), expand=e, stride=st)
         if values["head"]:
-            x = b.conv2d(x, filters=make_divisible(HEAD_CHANNELS * width), kernel=1, activation="relu6")
+            x = b.conv2d(x, filters=make_divisible(HEAD_CHANNELS * width, divisor), kernel=1, activation="relu6")
         x = b.global_avg_pool(x)
         x = b.fully_connected(x, units=self.num_classes)
         x = b.softmax(x)
