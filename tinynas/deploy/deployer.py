@@ -130,6 +130,8 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
         quiet_import()
         import keras
 
+        import tinynas.space.keras_layers  # noqa: F401  (registers the layers a tinyformer model is made of)
+
         try:
             model = keras.saving.load_model(model_path, compile=False)
         except Exception as exc:
