@@ -10,6 +10,10 @@ the four MLPerf Tiny models (arena, MACs vs REFERENCE.md), the speed of the cost
 model on mcunet archs, and predicted latency of the MLPerf models per MCU profile.
 
     .venv/bin/python scripts/bench_cost_model.py --n 50 --seed 0
+    .venv/bin/python scripts/bench_cost_model.py --spaces tinyformer --n 50 --seed 0
+
+Measured (2 busy cores, TF 2.21, tflite-micro wheel), tinyformer, 50 archs over the four shapes
+of SPECS: see the bench's table in the commit that added tinyformer (issue 14).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ SPECS = {  # space -> [(input shape, classes)]
     "dscnn": [((49, 10, 1), 12), ((32, 32, 1), 10)],
     "mcunet": [((32, 32, 3), 10), ((48, 48, 3), 5)],
     "nasbench201": [((32, 32, 3), 10), ((16, 16, 3), 10)],
+    # sequences (mnist1d-like, a 3-axis sensor window) and small images (digits, 16x16)
+    "tinyformer": [((40, 1), 10), ((128, 3), 6), ((8, 8, 1), 10), ((16, 16, 1), 10)],
 }
 
 
