@@ -296,7 +296,11 @@ def _rsqrt(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 
 def _hard_swish(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
     x = args[0]
-    return x if ctx["linear"] else x * tf.nn.relu6(x + 3.0) / 6.0
+    if ctx["linear"]:
+        return x
+    if ctx["taps"] is not None:  # NASWOT's codes: which units are on, as for a ReLU
+        ctx["taps"].setdefault("pre_act", []).append(x)
+    return x * tf.nn.relu6(x + 3.0) / 6.0
 
 
 def _batch_matmul(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
