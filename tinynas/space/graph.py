@@ -333,8 +333,8 @@ class GraphBuilder:
         return self._op("HARD_SWISH", (x,), self.shape(x))
 
     def mean(self, x: str, *, axes: Sequence[int], keepdims: bool) -> str:
-        """MEAN over ``axes`` (including the batch axis' index 0). The converter writes the axis
-        operand of a kept-dims mean over one axis as a scalar, otherwise as a vector."""
+        """MEAN over ``axes`` (numbered with the batch axis as 0, which is never reduced). The converter
+        writes the axis operand of a kept-dims mean over one axis as a scalar, otherwise as a vector."""
         shape = self.shape(x)
         axes = tuple(sorted(int(a) % len(shape) for a in axes))
         if not axes or 0 in axes:
