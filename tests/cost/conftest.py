@@ -14,6 +14,7 @@ CASES = [
     ("dscnn", (49, 10, 1), 12, 3),
     ("mcunet", (32, 32, 3), 10, 1),
     ("nasbench201", (16, 16, 3), 10, 1),
+    ("tinyformer", (40, 1), 10, 2),  # ~5 s each: attention, LayerNorm as int8 ops (issue 14)
 ]
 
 

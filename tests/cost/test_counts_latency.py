@@ -113,3 +113,43 @@ def test_cost_model_imports_no_tensorflow():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def attention_graph() -> Graph:
+    """Tokens (1, 6, 8) -> one head of attention on them (issue 14's ops)."""
+    b = GraphBuilder(input_shape=(6, 8))
+    x = b.input
+    q = b.fully_connected(x, units=8)                               # 6*8*8 = 384 MACs
+    k = b.fully_connected(x, units=8)                               # 384
+    p = b.softmax(b.batch_matmul(q, k, adj_y=True))                 # (1, 6, 6): 6*6*8 = 288 MACs, 36 elements
+    v = b.transpose(b.fully_connected(x, units=8), perm=(0, 2, 1))  # 384 MACs; (1, 8, 6): 48 elements
+    o = b.batch_matmul(p, v, adj_y=True)                            # (1, 6, 8): 6*8*6 = 288 MACs
+    y = b.rsqrt(b.sub(o, b.mean(o, axes=(2,), keepdims=True)))      # 6 + 48 + 48 elements
+    y = b.mean(y, axes=(1,), keepdims=False)                        # 8
+    return b.build(outputs=[b.softmax(b.fully_connected(y, units=3))])  # 24 MACs, 3 elements
+
+
+def test_batch_matmul_macs_and_attention_parameters():
+    g = attention_graph()
+    work = graph_work(g)
+    assert [(w.kind, w.macs) for w in work if w.macs] == [
+        ("FULLY_CONNECTED", 384), ("FULLY_CONNECTED", 384), ("BATCH_MATMUL", 288), ("FULLY_CONNECTED", 384),
+        ("BATCH_MATMUL", 288), ("FULLY_CONNECTED", 24)]
+    bmm = [w for w in work if w.kind == "BATCH_MATMUL"]
+    assert all(w.weight_bytes == 0 and w.fast_path_span in (8, 6) for w in bmm)
+    cost = estimate(g)
+    assert cost.macs == 3 * 384 + 2 * 288 + 24
+    assert cost.params == 3 * (64 + 8) + (24 + 3)  # BATCH_MATMUL has no weights
+
+
+def test_ops_a_profile_does_not_price_cost_a_fraction_of_its_default_element():
+    from tinynas.cost.latency import RELATIVE_ELEMENT_CYCLES
+
+    g = attention_graph()
+    prof = profile(cpm={"default": 1.0}, cpe={"default": 2.0})
+    base = 1000.0 + 100.0 * len(g.ops)  # invoke + per-op overheads
+    macs = 3 * 384 + 2 * 288 + 24
+    elements = (36 + 3) * 2.0 + 48 * 2.0 * RELATIVE_ELEMENT_CYCLES["TRANSPOSE"] + (6 + 8) * 2.0 \
+        + 48 * 2.0 * (RELATIVE_ELEMENT_CYCLES["SUB"] + RELATIVE_ELEMENT_CYCLES["RSQRT"])
+    assert latency_ms(graph_work(g), prof.latency, clock_hz=1_000_000) == pytest.approx(
+        (base + macs + elements) / 1000.0)

@@ -78,3 +78,19 @@ def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
     assert m["int8_accuracy"] == qat
     assert m["float_accuracy"] - qat < m["float_accuracy"] - ptq
     assert "model_qat.keras" in m["files"] and (tmp_path / "out" / "model_qat.keras").is_file()
+
+
+def test_qat_refuses_attention_layers_by_name():
+    """tinyformer's attention/LayerNorm layers are not modelled by the fake-quant scheme: QAT says which
+    layer and how to deploy instead (deploy's 'auto' mode then keeps the PTQ model)."""
+    from tinynas.deploy.qat import build_qat_model
+    from tinynas.errors import DeployError
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=10)
+    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
+                                             ffn_activation="relu", pooling="mean", positional="none"))
+    model = build_keras_model(space.graph(arch), seed=0)
+    with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(Mean.*without --qat"):
+        build_qat_model(model)

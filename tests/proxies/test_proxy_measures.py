@@ -144,3 +144,17 @@ def test_baselines_never_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_every_proxy_scores_tinyformer_nets():
+    """Attention, LayerNorm as ops, hard_swish, class token: every proxy runs on the Graph and is finite."""
+    rng = np.random.default_rng(0)
+    space = get_space("tinyformer", input_shape=(40, 1), num_classes=4)
+    batch = Batch(x=rng.standard_normal((8, 40, 1)).astype(np.float32), y=rng.integers(0, 4, 8))
+    for overrides in ({"heads": 2, "ffn_activation": "hard_swish", "pooling": "class_token"},
+                      {"heads": 1, "ffn_activation": "relu", "pooling": "mean", "positional": "learned"}):
+        arch = space.sample(rng).replace(embed_dim=16, depth=1, **overrides)
+        inp = ProxyInput(space.graph(arch), seed=1)
+        assert get_proxy("synflow").fn(inp) == pytest.approx(synflow_tape(inp), rel=1e-6)
+        scores = score_graph(space.graph(arch), proxies=ALL, batch=batch, seed=3)
+        assert all(math.isfinite(v) for v in scores.values()), scores

@@ -3,6 +3,7 @@ Graph must pass (what the TFLite converter would produce, op by op)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tinynas.space.graph import Graph, conv_output_size
@@ -35,9 +36,30 @@ def _check_graph(graph: Graph, *, num_classes: int) -> None:
             assert b.shape == (oc,) and b.dtype == "int32" and w.dtype == "int8"
             assert w.quant_channels == oc
             assert a["activation"] in (None, "relu", "relu6")
-        elif op.kind == "ADD":
+        elif op.kind == "ADD" and len(acts) == 1:  # a constant operand: epsilon or a learned embedding
+            (x,), (k,) = acts, consts
+            assert x.shape == out.shape and np.broadcast_shapes(x.shape, k.shape) == out.shape
+        elif op.kind in ("ADD", "SUB", "SQUARED_DIFFERENCE") or (op.kind == "MUL" and len(acts) == 2):
             x, y = acts
-            assert x.shape == y.shape == out.shape
+            assert np.broadcast_shapes(x.shape, y.shape) == out.shape and out.shape in (x.shape, y.shape)
+        elif op.kind in ("RSQRT", "HARD_SWISH"):
+            (x,) = acts
+            assert x.shape == out.shape
+        elif op.kind == "TRANSPOSE":
+            (x,), (perm,) = acts, consts
+            assert perm.shape == (len(x.shape),) and out.shape == tuple(x.shape[i] for i in a["perm"])
+        elif op.kind == "BATCH_MATMUL":
+            x, y = acts
+            k = x.shape[-2] if a["adj_x"] else x.shape[-1]
+            assert (y.shape[-1] if a["adj_y"] else y.shape[-2]) == k
+            assert out.shape == (*x.shape[:-2], x.shape[-1] if a["adj_x"] else x.shape[-2],
+                                 y.shape[-2] if a["adj_y"] else y.shape[-1])
+        elif op.kind == "CONCATENATION":
+            (x,), (k,) = acts, consts
+            assert out.shape[a["axis"]] == x.shape[a["axis"]] + k.shape[a["axis"]]
+        elif op.kind == "STRIDED_SLICE":
+            (x,) = acts
+            assert len(consts) == 3 and out.shape == (x.shape[0], x.shape[2])
         elif op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             (x,) = acts
             _, h, wd, c = x.shape
@@ -48,8 +70,10 @@ def _check_graph(graph: Graph, *, num_classes: int) -> None:
         elif op.kind == "MEAN":
             (x,) = acts
             (axes,) = consts
-            assert axes.dtype == "int32" and axes.shape == (2,)
-            assert out.shape == (1, x.shape[-1])
+            assert axes.dtype == "int32" and axes.shape in ((len(a["axes"]),), ())
+            kept = tuple(1 if i in a["axes"] else d for i, d in enumerate(x.shape))
+            dropped = tuple(d for i, d in enumerate(x.shape) if i not in a["axes"])
+            assert out.shape == (kept if a["keepdims"] else dropped)
         elif op.kind == "RESHAPE":
             (x,) = acts
             (shape,) = consts
@@ -59,7 +83,7 @@ def _check_graph(graph: Graph, *, num_classes: int) -> None:
             (x,) = acts
             w, b = consts
             assert w.shape == (a["units"], x.shape[-1]) and b.shape == (a["units"],)
-            assert out.shape == (1, a["units"])
+            assert out.shape == (*x.shape[:-1], a["units"])
         elif op.kind == "SOFTMAX":
             (x,) = acts
             assert x.shape == out.shape

@@ -1,4 +1,4 @@
-"""The suite every space in this folder passes (mcunet, nanonas, dscnn) on the
+"""The suite every space in this folder passes (mcunet, nanonas, dscnn, tinyformer) on the
 input shapes they take: digits 8x8x1, CIFAR-like 32x32x3, MFCC 49x10x1, mnist1d 40x1."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tinynas.space import Arch, get_space, space_names
 
 CASES = [
     (name, shape)
-    for name in ("mcunet", "nanonas", "dscnn")
+    for name in ("mcunet", "nanonas", "dscnn", "tinyformer")
     for shape in ((8, 8, 1), (32, 32, 3), (49, 10, 1), (40, 1))
 ]
 
@@ -25,7 +25,7 @@ def space(request):
 
 
 def test_registered():
-    assert {"mcunet", "nanonas", "dscnn"} <= set(space_names())
+    assert {"mcunet", "nanonas", "dscnn", "tinyformer"} <= set(space_names())
 
 
 def test_decisions_enumerate(space):
@@ -108,14 +108,14 @@ def test_unknown_space_lists_known_ones():
         assert name in message
 
 
-@pytest.mark.parametrize("name", ["mcunet", "nanonas", "dscnn"])
+@pytest.mark.parametrize("name", ["mcunet", "nanonas", "dscnn", "tinyformer"])
 @pytest.mark.parametrize("shape", [(32, 32, 3, 1), (0, 10, 1), (5,)])
 def test_malformed_input_shape_is_a_space_error(name, shape):
     with pytest.raises(SpaceError, match="input shape"):
         get_space(name, input_shape=shape, num_classes=10)
 
 
-@pytest.mark.parametrize("name", ["mcunet", "nanonas", "dscnn"])
+@pytest.mark.parametrize("name", ["mcunet", "nanonas", "dscnn", "tinyformer"])
 def test_one_class_is_a_space_error(name):
     with pytest.raises(SpaceError, match="2 classes"):
         get_space(name, input_shape=(32, 32, 3), num_classes=1)

@@ -3,7 +3,8 @@
 The latency model and the cost summary read these. MAC formulas are the usual
 ones (MicroNets, Banbury et al. 2021; MLPerf Tiny's reported MACs):
 conv = out_h*out_w*out_c*kh*kw*in_c, depthwise = out_h*out_w*out_c*kh*kw,
-fully connected = in*out. Ops without MACs (ADD, pools, MEAN, SOFTMAX, RESHAPE)
+fully connected = in*out (times the tokens of a (1, T, D) input), batch matmul
+= B*M*N*K (both operands are activations: no weight bytes). Ops without MACs (ADD, pools, MEAN, SOFTMAX, RESHAPE)
 count their output elements instead, the unit of the profiles'
 ``cycles_per_element`` (``hardware/profile.py`` LatencyModel: a MEAN's
 coefficient covers the whole map it reads per output). Ops with MACs also
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 
 from tinynas.space.graph import Graph, Op
 
-MAC_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+MAC_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"})
+#: MAC ops whose second operand is a constant weight tensor (parameters, weight bytes streamed).
+WEIGHT_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 # Op variants that kernel libraries run through another kernel, priced by their own
 # ``cycles_per_mac`` entry when a profile has one (else by the op's).
 POINTWISE = "CONV_2D_1X1"  # 1x1 conv: CMSIS-NN arm_convolve_1x1_s8_fast, no im2col
@@ -61,6 +64,11 @@ def op_work(graph: Graph, op: Op) -> OpWork:
     tensors = graph.tensors
     kind = op.kind
     out = tensors[op.outputs[0]].shape if op.outputs else ()
+    if kind == "BATCH_MATMUL" and len(op.inputs) > 1:
+        # (..., M, K) x (..., K, N): every output element is a K-long dot product
+        lhs = tensors[op.inputs[0]].shape
+        depth = lhs[-2] if op.attrs.get("adj_x") else lhs[-1]
+        return OpWork(kind, int(_size(out) * depth), 0, outputs=int(_size(out)), fast_path_span=int(depth))
     if kind in MAC_KINDS and len(op.inputs) > 1 and op.inputs[1]:
         weights = tensors[op.inputs[1]]
         w = weights.shape
@@ -93,13 +101,24 @@ def count_macs(graph: Graph) -> int:
     return sum(w.macs for w in graph_work(graph))
 
 
+#: Ops whose non-scalar int8 constant operand is a trained tensor: a learned positional
+#: embedding (ADD), a class token (CONCATENATION).
+LEARNED_CONSTANT_KINDS = frozenset({"ADD", "CONCATENATION"})
+
+
 def count_params(graph: Graph) -> int:
-    """Weights and biases: elements of the constant inputs of conv and FC ops."""
+    """Weights and biases (elements of the constant inputs of conv and FC ops) plus learned
+    embeddings and tokens (non-scalar int8 constants of ADD and CONCATENATION)."""
     total = 0
     tensors = graph.tensors
     for op in graph.ops:
-        if op.kind in MAC_KINDS:
+        if op.kind in WEIGHT_KINDS:
             for name in op.inputs[1:]:
                 if name and tensors[name].constant:
                     total += tensors[name].size
+        elif op.kind in LEARNED_CONSTANT_KINDS:
+            for name in op.inputs:
+                t = tensors[name] if name else None
+                if t is not None and t.constant and t.dtype == "int8" and t.size > 1:
+                    total += t.size
     return total

@@ -38,6 +38,22 @@ FAST_PATH_MULTIPLES = (4, 8, 16)
 # cycles_per_weight_byte pays flash_wait_states x this for each weight byte it streams per inference.
 WAIT_STATE_CYCLES_PER_WEIGHT_BYTE = 0.0874
 
+# Cost of an output element of an op kind a profile does not price, relative to the profile's
+# cycles_per_element 'default' (one ADD-like requantized element). No published per-element
+# figures exist for these TFLM int8 kernels: every factor is an assumption read from the
+# kernel code (tflite-micro kernels/*.cc, CMSIS-NN), to be replaced by `tinynas calibrate`.
+#   SUB, MUL: the same rescale-and-add loop as ADD (assumed 1x);
+#   SQUARED_DIFFERENCE: two input rescales and a requantize of the square (assumed 1.5x);
+#   RSQRT: int8 rsqrt dequantizes, takes a fixed-point inverse square root, requantizes (assumed 4x);
+#   HARD_SWISH: a fixed-point piecewise formula with two multiplies (assumed 1.5x);
+#   TRANSPOSE, CONCATENATION, STRIDED_SLICE: index arithmetic and a byte copy (assumed 0.5x, 0.25x, 0.25x).
+# BATCH_MATMUL is priced per MAC (cycles_per_mac BATCH_MATMUL, else 'default', i.e. like a
+# k x k conv: CMSIS-NN's arm_batch_matmul_s8 runs the same s8 mat-mult core; assumed).
+RELATIVE_ELEMENT_CYCLES: dict[str, float] = {
+    "SUB": 1.0, "MUL": 1.0, "SQUARED_DIFFERENCE": 1.5, "RSQRT": 4.0, "HARD_SWISH": 1.5,
+    "TRANSPOSE": 0.5, "CONCATENATION": 0.25, "STRIDED_SLICE": 0.25,
+}
+
 FEATURE_OPS = "ops"  # operator count: the per-operator overhead
 FEATURE_INVOKE = "invokes"  # always 1: the per-invoke overhead
 FEATURE_WEIGHT_BYTES = "weight_bytes"  # int8 weight bytes streamed per inference (priced, not fitted)
@@ -128,7 +144,9 @@ def coefficient(model: LatencyModel, slot: str) -> float:
     if table == "elements":
         if key in model.cycles_per_element:
             return float(model.cycles_per_element[key])
-        return 0.0 if key in MAC_KINDS else float(model.cycles_per_element.get("default", 0.0))
+        if key in MAC_KINDS:
+            return 0.0
+        return float(model.cycles_per_element.get("default", 0.0)) * RELATIVE_ELEMENT_CYCLES.get(key, 1.0)
     raise CostError(f"unknown latency slot {slot!r}")
 
 

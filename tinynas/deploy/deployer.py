@@ -130,6 +130,8 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
         quiet_import()
         import keras
 
+        import tinynas.space.keras_layers  # noqa: F401  (registers the layers a tinyformer model is made of)
+
         try:
             model = keras.saving.load_model(model_path, compile=False)
         except Exception as exc:
@@ -256,11 +258,20 @@ def deploy(
         ptq_val = int8_accuracy(model_bytes, x=x_val, y=y_val)
         drop = _float_accuracy(keras_model, x_val, y_val) - ptq_val
         qat_record["ptq_val_int8_accuracy"] = ptq_val
+        tuned = None
         if qat is True or (qat == "auto" and drop > MAX_INT8_DROP):
             from tinynas.deploy.qat import qat_finetune
 
             log.info("int8 loses %.2f points against float on validation: fine-tuning with QAT", 100 * drop)
-            tuned = qat_finetune(keras_model, x_train=x_train, y_train=dataset.y_train, settings=qat_settings)
+            try:
+                tuned = qat_finetune(keras_model, x_train=x_train, y_train=dataset.y_train, settings=qat_settings)
+            except DeployError as exc:
+                if qat is True:
+                    raise
+                log.warning("QAT skipped, keeping the PTQ model: %s", exc)  # "auto": PTQ stands
+                qat_record["skipped"] = str(exc)
+                tuned = None
+        if tuned is not None:
             qat_bytes = quantize_int8(tuned, representative=x_rep, num_samples=representative_samples)
             qat_val = int8_accuracy(qat_bytes, x=x_val, y=y_val)
             qat_report = validate_int8(qat_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)

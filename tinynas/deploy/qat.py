@@ -174,6 +174,13 @@ def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[An
 
     def clone_function(layer: Any) -> Any:
         kind = type(layer).__name__
+        if type(layer).__module__ == "tinynas.space.keras_layers":
+            # attention and LayerNorm-as-ops (tinyformer): where TFLite quantizes inside them, and
+            # what it folds (a LayerNorm's gamma and beta into the next FULLY_CONNECTED), is not modelled
+            raise DeployError(
+                f"QAT does not model layer {layer.name} ({kind}, an attention/LayerNorm op) yet; "
+                "deploy this model with post-training quantization (without --qat)"
+            )
         if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
             if kind == "Conv2D" and getattr(layer, "groups", 1) != 1:
                 raise DeployError(f"QAT does not support grouped Conv2D (layer {layer.name})")

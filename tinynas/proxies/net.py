@@ -7,6 +7,9 @@ weights either come from a fresh Keras-style initialisation (glorot-uniform
 kernels, zero biases, BN gamma 1 / beta 0 / mean 0 / var 1) or are copied out
 of a Keras model that ``build_keras_model`` made from the same Graph; either way
 nothing is ever written back, so a model given to a proxy stays unchanged.
+Learned embeddings and class tokens (tinyformer) are taken at zero and a
+LayerNorm's gamma and beta at 1 and 0: their fresh values are near that, and the
+proxies score untrained networks.
 """
 
 from __future__ import annotations
@@ -231,13 +234,13 @@ def _pool(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 
 
 def _mean(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
-    if ctx["taps"] is not None:
+    if ctx["taps"] is not None and not op.attrs.get("keepdims"):  # a pool, not a LayerNorm's statistics
         ctx["taps"].setdefault("features", []).append(args[0])
     return tf.reduce_mean(args[0], axis=list(op.attrs.get("axes", (1, 2))), keepdims=bool(op.attrs.get("keepdims")))
 
 
 def _reshape(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
-    if ctx["taps"] is not None and len(args[0].shape) == 4:
+    if ctx["taps"] is not None and len(args[0].shape) == 4 and len(op.attrs["shape"]) <= 2:  # a flatten
         ctx["taps"].setdefault("features", []).append(args[0])
     return tf.reshape(args[0], (-1, *tuple(op.attrs["shape"])[1:]))
 
@@ -250,7 +253,74 @@ def _add(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 
 
 def _mul(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if len(args) == 2:  # two activations (a LayerNorm's scaling), broadcasting
+        return args[0] * args[1]
     return args[0] * float(op.attrs["factor"])
+
+
+def _add_or_constant(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if len(args) == 1:  # a constant operand: epsilon, or a learned embedding (zero when fresh)
+        return args[0] + float(op.attrs.get("value", 0.0)) if op.attrs.get("constant") == "epsilon" else args[0]
+    if len(args[0].shape) != len(args[1].shape):  # the converter's batch-less (T, D) projection output
+        args = [tf.reshape(a, (-1, *args[0].shape[1:])) if len(a.shape) < len(args[0].shape) else a for a in args]
+        args = [tf.reshape(a, (-1, *args[1].shape[1:])) if len(a.shape) < len(args[1].shape) else a for a in args]
+    return _add(tf, op, args, w, ctx)
+
+
+def _dense_nd(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
+    if len(args[0].shape) <= 2:
+        return _dense(tf, op, args, w, ctx)
+    y = tf.tensordot(args[0], w["kernel"], axes=1)  # tokens (N, T, D): the same weights per token
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("layer_out", []).append(y)
+    return _act(tf, y + w["bias"], op.attrs.get("activation"), ctx)
+
+
+def _reshape_any(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if op.attrs.get("batch_axis", True) is False:  # the shape has no batch axis
+        return tf.reshape(args[0], (-1, *tuple(op.attrs["shape"])))
+    return _reshape(tf, op, args, w, ctx)
+
+
+def _sub(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return args[0] - args[1]
+
+
+def _squared_difference(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return tf.math.squared_difference(args[0], args[1])
+
+
+def _rsqrt(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return tf.math.rsqrt(args[0])
+
+
+def _hard_swish(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    x = args[0]
+    if ctx["linear"]:
+        return x
+    if ctx["taps"] is not None:  # NASWOT's codes: which units are on, as for a ReLU
+        ctx["taps"].setdefault("pre_act", []).append(x)
+    return x * tf.nn.relu6(x + 3.0) / 6.0
+
+
+def _batch_matmul(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return tf.linalg.matmul(args[0], args[1], transpose_a=bool(op.attrs.get("adj_x")),
+                            transpose_b=bool(op.attrs.get("adj_y")))
+
+
+def _transpose(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    return tf.transpose(args[0], perm=list(op.attrs["perm"]))
+
+
+def _class_token(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    x = args[0]
+    return tf.concat([tf.zeros_like(x[:, :1]), x], axis=int(op.attrs.get("axis", 1)))
+
+
+def _take_token(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("features", []).append(args[0])
+    return args[0][:, int(op.attrs.get("index", 0)), :]
 
 
 def _relu(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
@@ -264,12 +334,20 @@ def _softmax(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 _FORWARD: dict[str, Callable[..., Any]] = {
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _conv,
-    "FULLY_CONNECTED": _dense,
+    "FULLY_CONNECTED": _dense_nd,
     "MAX_POOL_2D": _pool,
     "AVERAGE_POOL_2D": _pool,
     "MEAN": _mean,
-    "RESHAPE": _reshape,
-    "ADD": _add,
+    "RESHAPE": _reshape_any,
+    "ADD": _add_or_constant,
+    "SUB": _sub,
+    "SQUARED_DIFFERENCE": _squared_difference,
+    "RSQRT": _rsqrt,
+    "HARD_SWISH": _hard_swish,
+    "BATCH_MATMUL": _batch_matmul,
+    "TRANSPOSE": _transpose,
+    "CONCATENATION": _class_token,
+    "STRIDED_SLICE": _take_token,
     "MUL": _mul,
     "RELU": _relu,
     "RELU6": _relu,

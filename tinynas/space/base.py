@@ -186,7 +186,7 @@ def _load_builtin_spaces() -> None:
     # Importing the modules registers them; kept lazy so `import tinynas.space` stays cheap.
     import importlib
 
-    for module in ("mcunet", "nanonas", "dscnn", "nasbench201"):
+    for module in ("mcunet", "nanonas", "dscnn", "nasbench201", "tinyformer"):
         try:
             importlib.import_module(f"tinynas.space.{module}")
         except ModuleNotFoundError as exc:

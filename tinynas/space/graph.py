@@ -17,9 +17,22 @@ Op attributes (``Op.attrs``), by kind:
   FULLY_CONNECTED: units, activation.
   MAX_POOL_2D / AVERAGE_POOL_2D: pool (ph, pw), stride, padding.
   MEAN: axes, keepdims.   RESHAPE: shape.   SOFTMAX: beta.
-  ADD: activation.   RELU / RELU6: nothing.
+  ADD: activation; with a constant operand also ``constant``: "epsilon" (a fixed scalar,
+    ``value``) or "learned" (a trained tensor, e.g. a learned positional embedding).
+  RELU / RELU6 / HARD_SWISH / RSQRT: nothing.
   MUL: factor (a constant scalar operand; NAS-Bench-201 uses factor 0 for a cell whose
-    output node receives no edge, the 'none' op of the paper).
+    output node receives no edge, the 'none' op of the paper); or, between two
+    activations with broadcasting, ``affine`` (bool: the Keras layer also applies a
+    LayerNorm's gamma and beta, which the converter folds into the FULLY_CONNECTED after it).
+  SUB / SQUARED_DIFFERENCE: nothing (two activations, numpy broadcasting).
+  BATCH_MATMUL: adj_x, adj_y (TFLite's flags: the operand is given transposed in its last
+    two axes; TFLM copies a RHS without adj_y into a persistent buffer, so spaces use adj_y).
+  TRANSPOSE: perm.   CONCATENATION: axis (a space's learned class token is the constant
+    first operand).   STRIDED_SLICE: index (the token kept along axis 1; the axis is dropped).
+
+Ops work on any rank: FULLY_CONNECTED on (1, T, D) tokens keeps the token axis, as the
+converter's FULLY_CONNECTED with keep_num_dims does. A RESHAPE may drop the batch axis
+(``batch_axis=False``): the converter writes a FULLY_CONNECTED after a reshape that way.
 """
 
 from __future__ import annotations
@@ -141,6 +154,7 @@ class GraphBuilder:
         self.tensors: dict[str, Tensor] = {}
         self.ops: list[Op] = []
         self._count = 0
+        self._shared: dict[tuple, str] = {}
         self.input = self._tensor("input", (1, *(int(d) for d in input_shape)))
 
     # -- plumbing -------------------------------------------------------------
@@ -148,6 +162,14 @@ class GraphBuilder:
         name = f"{stem}_{self._count}" if stem != "input" else "input"
         self._count += 1
         self.tensors[name] = Tensor(name=name, shape=tuple(int(d) for d in shape), **kw)
+        return name
+
+    def _shared_constant(self, key: tuple, stem: str, shape: tuple[int, ...], **kw: Any) -> str:
+        """One constant tensor per value: the converter stores identical constants (shape, axis
+        and perm operands, a LayerNorm's epsilon) once and lets every op read that tensor."""
+        name = self._shared.get(key)
+        if name is None:
+            name = self._shared[key] = self._tensor(stem, shape, constant=True, **kw)
         return name
 
     def _op(self, kind: str, inputs: Iterable[str], out_shape: tuple[int, ...], **attrs: Any) -> str:
@@ -233,12 +255,16 @@ class GraphBuilder:
         axes = self._tensor("axes", (2,), dtype="int32", constant=True, quant_channels=0)
         return self._op("MEAN", (x, axes), (1, c), axes=(1, 2), keepdims=False)
 
-    def reshape(self, x: str, shape: Sequence[int]) -> str:
+    def reshape(self, x: str, shape: Sequence[int], *, batch_axis: bool = True) -> str:
+        """RESHAPE to ``shape``; ``batch_axis=False`` when the converter writes it without the
+        batch axis (before a FULLY_CONNECTED, see the module docstring)."""
         shape = tuple(int(d) for d in shape)
         if math.prod(shape) != self.tensors[x].size:
             raise SpaceError(f"cannot reshape {self.shape(x)} to {shape}")
-        target = self._tensor("shape", (len(shape),), dtype="int32", constant=True, quant_channels=0)
-        return self._op("RESHAPE", (x, target), shape, shape=shape)
+        target = self._shared_constant(("shape", shape), "shape", (len(shape),), dtype="int32", quant_channels=0)
+        if batch_axis:
+            return self._op("RESHAPE", (x, target), shape, shape=shape)
+        return self._op("RESHAPE", (x, target), shape, shape=shape, batch_axis=False)
 
     def flatten(self, x: str) -> str:
         return self.reshape(x, (1, self.tensors[x].size))
@@ -249,13 +275,114 @@ class GraphBuilder:
         # The TF 2.21 converter quantizes FULLY_CONNECTED weights per output channel.
         wt = self._tensor("fc_w", (units, n_in), constant=True, quant_channels=units)
         b = self._tensor("fc_b", (units,), dtype="int32", constant=True, quant_channels=units)
-        return self._op("FULLY_CONNECTED", (x, wt, b), (1, units), units=units, activation=activation)
+        # on tokens (1, T, D) the converter keeps the leading axes (keep_num_dims)
+        out = (*self.shape(x)[:-1], units)
+        return self._op("FULLY_CONNECTED", (x, wt, b), out, units=units, activation=activation)
 
     def add(self, a: str, b: str, *, activation: str | None = None) -> str:
+        """ADD of two activations: equal shapes, or shapes that broadcast to the larger one (a
+        token map (1, T, D) and the converter's batch-less (T, D) output of a projection)."""
         self._check_activation(activation)
-        if self.shape(a) != self.shape(b):
-            raise SpaceError(f"ADD needs equal shapes, got {self.shape(a)} and {self.shape(b)}")
-        return self._op("ADD", (a, b), self.shape(a), activation=activation)
+        out = self._broadcast("ADD", a, b)
+        if out != self.shape(a) and out != self.shape(b):
+            raise SpaceError(f"ADD needs shapes of which one broadcasts to the other, got "
+                             f"{self.shape(a)} and {self.shape(b)}")
+        return self._op("ADD", (a, b), out, activation=activation)
+
+    def _broadcast(self, kind: str, a: str, b: str) -> tuple[int, ...]:
+        """numpy's broadcast of the two operands' shapes; SpaceError naming ``kind`` if they do not."""
+        sa, sb = self.shape(a), self.shape(b)
+        rank = max(len(sa), len(sb))
+        pa, pb = (1,) * (rank - len(sa)) + sa, (1,) * (rank - len(sb)) + sb
+        out = []
+        for da, db in zip(pa, pb):
+            if da != db and 1 not in (da, db):
+                raise SpaceError(f"{kind} operands {sa} and {sb} do not broadcast")
+            out.append(max(da, db))
+        return tuple(out)
+
+    def add_constant(self, x: str, *, shape: Sequence[int], constant: str, value: float | None = None) -> str:
+        """ADD of a constant operand of ``shape``: a fixed scalar (``constant="epsilon"``, ``value``)
+        or a trained tensor (``constant="learned"``: a learned positional embedding)."""
+        if constant not in ("epsilon", "learned"):
+            raise SpaceError(f"add_constant: constant must be 'epsilon' or 'learned', got {constant!r}")
+        if constant == "epsilon":
+            k = self._shared_constant(("epsilon", value, tuple(shape)), "add_k", tuple(shape), quant_channels=1)
+        else:
+            k = self._tensor("add_k", tuple(shape), constant=True, quant_channels=1)
+        self._broadcast("ADD", x, k)
+        attrs: dict[str, Any] = {"activation": None, "constant": constant}
+        if value is not None:
+            attrs["value"] = float(value)
+        return self._op("ADD", (x, k), self.shape(x), **attrs)
+
+    def sub(self, a: str, b: str) -> str:
+        return self._op("SUB", (a, b), self._broadcast("SUB", a, b), activation=None)
+
+    def squared_difference(self, a: str, b: str) -> str:
+        return self._op("SQUARED_DIFFERENCE", (a, b), self._broadcast("SQUARED_DIFFERENCE", a, b))
+
+    def mul(self, a: str, b: str, *, affine: bool = False) -> str:
+        """MUL of two activations with broadcasting; ``affine`` as in the module docstring."""
+        return self._op("MUL", (a, b), self._broadcast("MUL", a, b), activation=None, affine=bool(affine))
+
+    def rsqrt(self, x: str) -> str:
+        return self._op("RSQRT", (x,), self.shape(x))
+
+    def hard_swish(self, x: str) -> str:
+        return self._op("HARD_SWISH", (x,), self.shape(x))
+
+    def mean(self, x: str, *, axes: Sequence[int], keepdims: bool) -> str:
+        """MEAN over ``axes`` (numbered with the batch axis as 0, which is never reduced). The converter
+        writes the axis operand of a kept-dims mean over one axis as a scalar, otherwise as a vector."""
+        shape = self.shape(x)
+        axes = tuple(sorted(int(a) % len(shape) for a in axes))
+        if not axes or 0 in axes:
+            raise SpaceError(f"MEAN must reduce axes other than the batch axis, got {axes}")
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else tuple(
+            d for i, d in enumerate(shape) if i not in axes)
+        axes_shape = () if keepdims and len(axes) == 1 else (len(axes),)
+        ax = self._shared_constant(("axes", axes, axes_shape), "axes", axes_shape, dtype="int32", quant_channels=0)
+        return self._op("MEAN", (x, ax), out, axes=axes, keepdims=bool(keepdims))
+
+    def transpose(self, x: str, *, perm: Sequence[int]) -> str:
+        shape = self.shape(x)
+        perm = tuple(int(p) for p in perm)
+        if sorted(perm) != list(range(len(shape))) or perm[0] != 0:
+            raise SpaceError(f"TRANSPOSE perm must permute the axes of {shape} and keep the batch axis first, "
+                             f"got {perm}")
+        p = self._shared_constant(("perm", perm), "perm", (len(perm),), dtype="int32", quant_channels=0)
+        return self._op("TRANSPOSE", (x, p), tuple(shape[i] for i in perm), perm=perm)
+
+    def batch_matmul(self, a: str, b: str, *, adj_x: bool = False, adj_y: bool = False) -> str:
+        """BATCH_MATMUL of two activations of equal rank and batch axes: (..., M, K) x (..., K, N)
+        -> (..., M, N), with ``adj_x``/``adj_y`` saying an operand is stored transposed."""
+        sa, sb = self.shape(a), self.shape(b)
+        if len(sa) != len(sb) or len(sa) < 3 or sa[:-2] != sb[:-2]:
+            raise SpaceError(f"BATCH_MATMUL needs operands of equal rank (>= 3) and batch axes, got {sa} and {sb}")
+        m, k = (sa[-1], sa[-2]) if adj_x else (sa[-2], sa[-1])
+        k2, n = (sb[-1], sb[-2]) if adj_y else (sb[-2], sb[-1])
+        if k != k2:
+            raise SpaceError(f"BATCH_MATMUL inner sizes differ: {sa} (adj_x={adj_x}) x {sb} (adj_y={adj_y})")
+        return self._op("BATCH_MATMUL", (a, b), (*sa[:-2], m, n), adj_x=bool(adj_x), adj_y=bool(adj_y))
+
+    def concat_constant(self, x: str, *, length: int = 1, axis: int = 1) -> str:
+        """CONCATENATION of a learned constant (``length`` tokens) in front of ``x`` along ``axis``:
+        a class token."""
+        shape = self.shape(x)
+        const_shape = tuple(length if i == axis else d for i, d in enumerate(shape))
+        k = self._tensor("concat_k", const_shape, constant=True, quant_channels=1)
+        out = tuple(d + length if i == axis else d for i, d in enumerate(shape))
+        return self._op("CONCATENATION", (k, x), out, axis=axis, activation=None)
+
+    def take_token(self, x: str, *, index: int = 0) -> str:
+        """STRIDED_SLICE keeping token ``index`` of a (1, T, D) map and dropping the token axis."""
+        one, length, dim = self.shape(x)
+        if not 0 <= index < length:
+            raise SpaceError(f"take_token: index {index} outside {length} tokens")
+        consts = [self._tensor(stem, (3,), dtype="int32", constant=True, quant_channels=0)
+                  for stem in ("begin", "end", "strides")]
+        return self._op("STRIDED_SLICE", (x, *consts), (one, dim), index=int(index))
 
     def scale(self, x: str, *, factor: float) -> str:
         """Multiply by a constant scalar: TFLite MUL with a one-element constant operand."""

@@ -1,7 +1,8 @@
 """Turn a framework-free ``Graph`` into a trainable ``keras.Model``.
 
 Every op kind of ``space/graph.py`` maps to the Keras layers that the TFLite
-converter turns back into that op: Conv2D(+BatchNormalization)(+ReLU/ReLU6)
+converter turns back into that op (stock layers where one exists, else the small
+layers of ``space/keras_layers.py``): Conv2D(+BatchNormalization)(+ReLU/ReLU6)
 becomes one CONV_2D with a fused activation, GlobalAveragePooling2D becomes
 MEAN, Flatten/Reshape becomes RESHAPE. So the int8 model of what this builds
 reads back as the same Graph, and the cost model's figures are the converter's.
@@ -25,7 +26,9 @@ def _activation(keras: Any, name: str | None, x: Any, layer_name: str) -> Any:
     raise SpaceError(f"op {layer_name}: unknown activation {name!r}")
 
 
-def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
+def _apply(keras: Any, op: Op, args: list[Any], name: str, graph: Graph) -> Any:
+    from tinynas.space import keras_layers as tl
+
     layers = keras.layers
     a = op.attrs
     kind = op.kind
@@ -48,21 +51,48 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str) -> Any:
     if kind == "FULLY_CONNECTED":
         x = layers.Dense(int(a["units"]), name=name)(args[0])
         return _activation(keras, a.get("activation"), x, name)
+    if kind == "ADD" and len(args) == 1:  # a constant operand: epsilon or a learned embedding
+        const = next(graph.tensors[n] for n in op.inputs if n and graph.tensors[n].constant)
+        if a.get("constant") == "epsilon":
+            return tl.AddConstant(value=float(a["value"]), name=name)(args[0])
+        return tl.AddConstant(shape=const.shape, name=name)(args[0])
     if kind == "ADD":
         x = layers.Add(name=name)(args)
         return _activation(keras, a.get("activation"), x, name)
+    if kind == "SUB":
+        return tl.Subtract(name=name)(*args)
+    if kind == "SQUARED_DIFFERENCE":
+        return tl.SquaredDifference(name=name)(*args)
+    if kind == "MUL" and len(args) == 2:
+        return tl.BroadcastMultiply(affine=bool(a.get("affine", False)), name=name)(*args)
+    if kind == "RSQRT":
+        return tl.Rsqrt(name=name)(args[0])
+    if kind == "HARD_SWISH":
+        return layers.Activation("hard_swish", name=name)(args[0])
+    if kind == "BATCH_MATMUL":
+        return tl.BatchMatMul(adj_x=bool(a.get("adj_x")), adj_y=bool(a.get("adj_y")), name=name)(*args)
+    if kind == "TRANSPOSE":
+        return tl.Transpose(perm=tuple(a["perm"]), name=name)(args[0])
+    if kind == "CONCATENATION" and len(args) == 1 and int(a.get("axis", 1)) == 1:
+        return tl.ClassToken(name=name)(args[0])
+    if kind == "STRIDED_SLICE":
+        return tl.TakeToken(index=int(a.get("index", 0)), name=name)(args[0])
     if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         cls = layers.MaxPooling2D if kind == "MAX_POOL_2D" else layers.AveragePooling2D
         return cls(pool_size=tuple(a["pool"]), strides=tuple(a["stride"]), padding=a["padding"], name=name)(args[0])
     if kind == "MEAN":
-        if tuple(a.get("axes", (1, 2))) != (1, 2) or a.get("keepdims", False):
-            raise SpaceError(f"op {name}: only MEAN over axes (1, 2) without keepdims is supported")
-        return layers.GlobalAveragePooling2D(name=name)(args[0])
+        axes, keepdims = tuple(a.get("axes", (1, 2))), bool(a.get("keepdims", False))
+        if axes == (1, 2) and not keepdims and len(args[0].shape) == 4:
+            return layers.GlobalAveragePooling2D(name=name)(args[0])
+        return tl.Mean(axes=axes, keepdims=keepdims, name=name)(args[0])
     if kind == "RESHAPE":
-        return layers.Reshape(tuple(a["shape"])[1:], name=name)(args[0])
+        # a batch-less reshape (before a FULLY_CONNECTED, as the converter writes it) is the same
+        # Keras reshape: the converter drops the batch axis again
+        shape = tuple(a["shape"])
+        return layers.Reshape(shape if a.get("batch_axis", True) is False else shape[1:], name=name)(args[0])
     if kind == "SOFTMAX":
         return layers.Softmax(name=name)(args[0])
-    if kind == "MUL":
+    if kind == "MUL":  # one activation and a constant scalar
         # Rescaling(scale) converts to one MUL by a constant scalar.
         return layers.Rescaling(scale=float(a["factor"]), name=name)(args[0])
     if kind == "RELU":
@@ -115,7 +145,7 @@ def build_keras_model(graph: Graph, *, seed: int | None = None) -> Any:
     values: dict[str, Any] = {graph.inputs[0]: inp}
     for op in graph.ops:
         args = [values[n] for n in op.inputs if n and not graph.tensors[n].constant]
-        out = _apply(keras, op, args, op.outputs[0])
+        out = _apply(keras, op, args, op.outputs[0], graph)
         values[op.outputs[0]] = out
     outputs = [values[n] for n in graph.outputs]
     return keras.Model(inputs=inp, outputs=outputs[0] if len(outputs) == 1 else outputs, name=graph.name)

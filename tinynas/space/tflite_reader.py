@@ -31,6 +31,7 @@ KNOWN_OPS = frozenset({
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN",
     "RESHAPE", "SOFTMAX", "ADD", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "MUL", "PAD", "CONCATENATION",
     "LOGISTIC", "TANH", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE", "SUB", "HARD_SWISH",
+    "BATCH_MATMUL", "TRANSPOSE", "SQUARED_DIFFERENCE", "RSQRT",
 })
 
 
@@ -169,6 +170,11 @@ def _attrs(kind: str, op: Any, tensors: list[Any]) -> dict[str, Any]:
         a["beta"] = float(o.beta) if o is not None else 1.0
     elif kind in ("ADD", "SUB", "MUL") and o is not None and hasattr(o, "fusedActivationFunction"):
         a["activation"] = _ACTIVATIONS.get(o.fusedActivationFunction)
+    elif kind == "BATCH_MATMUL":
+        a["adj_x"] = bool(getattr(o, "adjX", False)) if o is not None else False
+        a["adj_y"] = bool(getattr(o, "adjY", False)) if o is not None else False
+    elif kind == "CONCATENATION" and o is not None:
+        a.update(axis=int(o.axis), activation=_ACTIVATIONS.get(o.fusedActivationFunction))
     return a
 
 
