@@ -1,0 +1,123 @@
+"""DARTS, DrNAS and RobustDARTS on the NAS-Bench-201 cell: the derived arch belongs to the nasbench201 space,
+the pieces compute what the papers define, and a short real search runs on digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinynas.darts import DartsConfig, derive_arch, early_stop_epoch, search_cell
+from tinynas.errors import SearchError
+from tinynas.space import get_space
+from tinynas.space.nasbench201 import EDGE_NAMES, OPS
+
+
+def test_derive_arch_takes_the_argmax_without_none():
+    w = np.full((6, 5), 0.1)
+    w[:, OPS.index("none")] = 0.9  # none dominates everywhere, yet is never chosen
+    w[:, OPS.index("nor_conv_3x3")] = 0.5
+    w[2, OPS.index("skip_connect")] = 0.6
+    arch = derive_arch(w)
+    space = get_space("nasbench201", input_shape=(8, 8, 1), num_classes=10)
+    space.validate(arch)
+    assert arch["edge_2_1"] == "skip_connect"
+    assert all(arch[n] == "nor_conv_3x3" for n in EDGE_NAMES if n != "edge_2_1")
+    with pytest.raises(SearchError, match="6x5"):
+        derive_arch(np.zeros((5, 5)))
+
+
+def test_robust_darts_early_stop_rule():
+    flat = [1.0] * 30
+    assert early_stop_epoch(flat, min_epoch=10) is None
+    rising = [1.0] * 12 + [1.0 + 0.3 * i for i in range(1, 15)]
+    t = early_stop_epoch(rising, min_epoch=10)
+    means = [np.mean(rising[max(0, i - 4):i + 1]) for i in range(len(rising))]
+    assert t is not None and t >= 10 and means[t] / means[t - 4] > 1.3
+    assert all(means[i] / means[i - 4] <= 1.3 for i in range(10, t))
+    # a rise before min_epoch does not count
+    assert early_stop_epoch([1.0, 5.0, 9.0] + [9.0] * 20, min_epoch=10) is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"method": "gdas"}, "unknown differentiable method"),
+    ({"method": "drnas", "order": 2}, "2 only for darts"),
+    ({"drnas_regularizer": "l1"}, "'l2' or 'kl'"),
+    ({"epochs": 0}, "at least 1"),
+])
+def test_bad_configs_are_refused(changes, message):
+    with pytest.raises(SearchError, match=message):
+        DartsConfig(**changes)
+
+
+def test_supernet_mixing_selects_ops():
+    """One-hot mixing makes each edge one op: all `none` gives a zero cell, which a reduction then starts over."""
+    import tensorflow as tf
+
+    from tinynas.darts.cell import build_cell_supernet
+
+    model = build_cell_supernet(input_shape=(8, 8, 1), num_classes=10, cells_per_stage=1, base_channels=4)
+    cell = model.stages[0][0]
+    x = tf.random.normal((2, 8, 8, 4))
+    none = tf.one_hot([OPS.index("none")] * 6, 5)
+    assert float(tf.reduce_max(tf.abs(cell(x, none)))) == 0.0
+    skip = tf.one_hot([OPS.index("skip_connect")] * 6, 5)
+    # node1 = x, node2 = x + node1, node3 = x + node1 + node2 = 4x
+    np.testing.assert_allclose(cell(x, skip).numpy(), 4 * x.numpy(), rtol=1e-5)
+    pool = tf.one_hot([OPS.index("avg_pool_3x3")] * 6, 5)
+    corner = cell(tf.ones((1, 8, 8, 4)), pool).numpy()
+    np.testing.assert_allclose(corner, np.full_like(corner, 4.0), rtol=1e-5)  # padding excluded from the mean
+
+
+def test_drnas_gradient_flows_through_the_dirichlet_sample():
+    import tensorflow as tf
+
+    from tinynas.darts.search import _State
+    from tinynas.darts.cell import build_cell_supernet
+
+    model = build_cell_supernet(input_shape=(8, 8, 1), num_classes=3, base_channels=4)
+    state = _State(tf, model, DartsConfig(method="drnas"), num_classes=3)
+    x, y = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32), np.arange(8) % 3
+    grad = state._alpha_grad(tf.constant(x), tf.constant(y.astype(np.int32))).numpy()
+    assert grad.shape == (6, 5) and np.isfinite(grad).all() and np.abs(grad).sum() > 0
+    sample = state.mixing().numpy()
+    np.testing.assert_allclose(sample.sum(axis=1), 1.0, rtol=1e-5)
+    kl = DartsConfig(method="drnas", drnas_regularizer="kl")
+    state.cfg = kl
+    state.alpha.assign(tf.zeros((6, 5)))  # beta = 1: the prior itself, KL 0
+    assert abs(float(state._regularizer())) < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [DartsConfig(method="drnas", epochs=1, hessian_every=0, base_channels=4),
+                                    DartsConfig(order=2, epochs=1, hessian_every=1, hessian_samples=64,
+                                                base_channels=4)],
+                         ids=["drnas-1st-order", "darts-2nd-order-hessian"])
+def test_a_short_search_on_digits_derives_a_nasbench201_arch(config):
+    from dataclasses import replace
+
+    from tinynas.data import load_dataset
+
+    digits = load_dataset("digits")
+    small = replace(digits, x_train=digits.x_train[:512], y_train=digits.y_train[:512])  # 4 steps per epoch
+    result = search_cell(small, config=config)
+    get_space("nasbench201", input_shape=(8, 8, 1), num_classes=10).validate(result.arch)
+    assert result.epochs_run == 1 and len(result.weights) == 1 and len(result.val_accuracy) == 1
+    assert np.allclose(np.sum(result.weights[0], axis=1), 1.0, atol=1e-3)
+    if config.hessian_every:
+        assert result.eigenvalues[0] is not None and np.isfinite(result.eigenvalues[0])
+    info = result.to_json()
+    assert sum(info["op_counts"].values()) == 6 and info["op_counts"]["none"] == 0
+
+
+def test_a_dataset_too_small_for_two_halves_is_refused():
+    from tinynas.data import load_dataset
+
+    with pytest.raises(SearchError, match="needs at least"):
+        search_cell(load_dataset("digits"), config=DartsConfig(batch_size=1000))
+
+
+def test_sequence_datasets_are_refused():
+    from tinynas.data import load_dataset
+
+    with pytest.raises(SearchError, match="image inputs"):
+        search_cell(load_dataset("mnist1d"), config=DartsConfig())
