@@ -74,6 +74,11 @@ class DartsConfig:
     lookback: int = 4
     growth: float = 1.3
     regularize: float = 1.0
+    #: hardware-aware loss (tinynas.darts.hardware), used when search_cell gets a profile
+    hw_form: str = "hinge"
+    hw_lambda: float = 1.0
+    fbnet_a: float = 0.2
+    fbnet_b: float = 0.6
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,6 +88,8 @@ class DartsConfig:
             raise SearchError(f"order must be 1 or 2 (2 only for darts), got order {self.order} for {self.method}")
         if self.drnas_regularizer not in ("l2", "kl"):
             raise SearchError(f"drnas_regularizer must be 'l2' or 'kl', got {self.drnas_regularizer!r}")
+        if self.hw_form not in ("hinge", "fbnet"):
+            raise SearchError(f"hw_form must be 'hinge' or 'fbnet', got {self.hw_form!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.hessian_every < 0:
             raise SearchError("epochs and batch_size must be at least 1 and hessian_every at least 0")
 
@@ -100,6 +107,12 @@ class DartsResult:
     weights: list[list[list[float]]] = field(default_factory=list)
     eigenvalues: list[float | None] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    #: with a profile: expected latency (ms) and arena (bytes) per epoch, the derived arch's cost, and how
+    #: many decisions were changed to make it fit (0: it fitted as derived)
+    expected_latency_ms: list[float] = field(default_factory=list)
+    expected_arena_bytes: list[float] = field(default_factory=list)
+    cost: dict[str, Any] | None = None
+    changed_to_fit: int | None = None
     seconds: float = 0.0
 
     def op_counts(self) -> dict[str, int]:
@@ -112,7 +125,9 @@ class DartsResult:
         return {"arch": self.arch.to_json(), "id": self.arch.id, "config": asdict(self.config),
                 "epochs_run": self.epochs_run, "stopped_early": self.stopped_early, "stop_epoch": self.stop_epoch,
                 "weights": self.weights, "eigenvalues": self.eigenvalues, "val_accuracy": self.val_accuracy,
-                "op_counts": self.op_counts(), "seconds": round(self.seconds, 3)}
+                "op_counts": self.op_counts(), "expected_latency_ms": self.expected_latency_ms,
+                "expected_arena_bytes": self.expected_arena_bytes, "cost": self.cost,
+                "changed_to_fit": self.changed_to_fit, "seconds": round(self.seconds, 3)}
 
 
 def derive_arch(weights: np.ndarray) -> Arch:
@@ -136,8 +151,13 @@ def early_stop_epoch(eigenvalues: list[float], *, min_epoch: int, window: int = 
     return None
 
 
-def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: Any = None) -> DartsResult:
-    """Run ``config.method`` on ``dataset`` (an image ``Dataset``); returns the derived nasbench201 arch."""
+def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: Any = None,
+                progress: Any = None) -> DartsResult:
+    """Run ``config.method`` on ``dataset`` (an image ``Dataset``); returns the derived nasbench201 arch.
+
+    With a hardware ``profile`` the architecture loss carries the expected latency and arena penalties
+    (``config.hw_form``), and the derived arch is checked with the cost model: one that does not fit is
+    replaced by the nearest one that does (``result.changed_to_fit`` says how many edges changed)."""
     from tinynas.darts.cell import build_cell_supernet
     from tinynas.tf_runtime import quiet_import
 
@@ -158,7 +178,15 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: 
     xw, yw, xa, ya = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
     model = build_cell_supernet(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                 cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels, seed=cfg.seed)
-    state = _State(tf, model, cfg, num_classes=dataset.num_classes)
+    tables = space = None
+    if profile is not None:
+        from tinynas.darts.hardware import cost_tables
+        from tinynas.space.nasbench201 import NasBench201Space
+
+        space = NasBench201Space(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                                 cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels)
+        tables = cost_tables(space, profile)
+    state = _State(tf, model, cfg, num_classes=dataset.num_classes, tables=tables)
     steps = half // cfg.batch_size
     total = cfg.epochs * steps
     result = DartsResult(arch=derive_arch(state.mixing_mean()), config=cfg, epochs_run=0, stopped_early=False,
@@ -170,6 +198,7 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: 
         for s in range(steps):
             step = epoch * steps + s
             lr = cfg.w_lr_min + 0.5 * (cfg.w_lr - cfg.w_lr_min) * (1 + math.cos(math.pi * step / total))
+            state.hw_strength.assign(cfg.hw_lambda * min(1.0, step / max(1.0, total / 2)))  # ramp over the first half
             bw, ba = pw[s * cfg.batch_size:(s + 1) * cfg.batch_size], pa[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             if cfg.order == 2:
                 state.alpha_step_second_order(xw[bw], yw[bw], xa[ba], ya[ba], lr)
@@ -180,6 +209,9 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: 
         archs.append(derive_arch(mixing))
         result.weights.append(np.round(mixing, 5).tolist())
         result.val_accuracy.append(state.accuracy(dataset.x_val.astype(np.float32), dataset.y_val))
+        if tables is not None:
+            result.expected_latency_ms.append(round(tables.expected_latency(mixing), 4))
+            result.expected_arena_bytes.append(round(tables.expected_arena(mixing), 1))
         eig = state.hessian_eigenvalue(*eig_batch) if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 \
             else None
         result.eigenvalues.append(eig)
@@ -198,6 +230,20 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: 
                 break
     if not result.stopped_early:
         result.arch = archs[-1]
+    if space is not None:
+        from tinynas.darts.hardware import nearest_feasible
+        from tinynas.pipeline.constraints import CostCheck
+
+        check = CostCheck(space=space, profile=profile)
+        derived = result.arch
+        chosen = result.weights[archs.index(derived)] if derived in archs else result.weights[-1]
+        result.arch, result.changed_to_fit = nearest_feasible(derived, np.asarray(chosen), check)
+        if result.changed_to_fit:
+            log.warning("the derived cell %s does not fit %s; took %s, %d edge(s) changed", derived.id, profile.id,
+                        result.arch.id, result.changed_to_fit)
+        c = check.cost(result.arch)
+        result.cost = {"latency_ms": c.latency_ms, "arena_bytes": int(c.arena_bytes),
+                       "flash_bytes": int(c.flash_bytes), "macs": int(c.macs), "fits": bool(c.fits)}
     result.seconds = time.perf_counter() - started
     return result
 
@@ -205,8 +251,9 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), progress: 
 class _State:
     """The variables of one search and its traced steps."""
 
-    def __init__(self, tf: Any, model: Any, cfg: DartsConfig, *, num_classes: int) -> None:
-        self.tf, self.model, self.cfg, self.num_classes = tf, model, cfg, num_classes
+    def __init__(self, tf: Any, model: Any, cfg: DartsConfig, *, num_classes: int, tables: Any = None) -> None:
+        self.tf, self.model, self.cfg, self.num_classes, self.tables = tf, model, cfg, num_classes, tables
+        self.hw_strength = tf.Variable(0.0, trainable=False)
         g = tf.random.Generator.from_seed(cfg.seed)
         self.alpha = tf.Variable(1e-3 * g.normal((len(EDGE_NAMES), len(OPS))), name="alpha")
         self.weights = list(model.trainable_variables)
@@ -232,11 +279,7 @@ class _State:
         return gammas / tf.reduce_sum(gammas, axis=-1, keepdims=True)
 
     def mixing_mean(self) -> np.ndarray:
-        tf = self.tf
-        if self.cfg.method == "darts":
-            return tf.nn.softmax(self.alpha, axis=-1).numpy()
-        beta = tf.nn.elu(self.alpha) + 1.0
-        return (beta / tf.reduce_sum(beta, axis=-1, keepdims=True)).numpy()
+        return self.mixing_mean_tensor().numpy()
 
     def _loss(self, x: Any, y: Any, mixing: Any) -> Any:
         tf = self.tf
@@ -261,8 +304,27 @@ class _State:
     def _alpha_grad_impl(self, x: Any, y: Any) -> Any:
         tf = self.tf
         with tf.GradientTape() as tape:
-            loss = self._loss(x, y, self.mixing()) + self._regularizer()
+            loss = self._hardware(self._loss(x, y, self.mixing())) + self._regularizer()
         return tape.gradient(loss, self.alpha)
+
+    def _hardware(self, loss: Any) -> Any:
+        """The architecture loss with the board's expected-cost penalty (unchanged without a profile)."""
+        if self.tables is None:
+            return loss
+        from tinynas.darts.hardware import hardware_penalty
+
+        tf, cfg = self.tf, self.cfg
+        p = self.mixing_mean_tensor()
+        extra, factor = hardware_penalty(self.tables, p, tf, strength=self.hw_strength, form=cfg.hw_form,
+                                         fbnet_a=cfg.fbnet_a, fbnet_b=cfg.fbnet_b)
+        return loss * factor + extra
+
+    def mixing_mean_tensor(self) -> Any:
+        tf = self.tf
+        if self.cfg.method == "darts":
+            return tf.nn.softmax(self.alpha, axis=-1)
+        beta = tf.nn.elu(self.alpha) + 1.0
+        return beta / tf.reduce_sum(beta, axis=-1, keepdims=True)
 
     def _adam(self, grad: Any) -> None:
         tf, cfg = self.tf, self.cfg
@@ -292,7 +354,7 @@ class _State:
         for v, g in zip(self.weights, grads):  # w' = w - xi (dL_train/dw + wd w)
             v.assign_sub(lr * (g + cfg.w_weight_decay * v))
         with tf.GradientTape() as tape:
-            loss = self._loss(xa, ya, self.mixing())
+            loss = self._hardware(self._loss(xa, ya, self.mixing()))
         d_alpha, *d_w = tape.gradient(loss, [self.alpha, *self.weights])
         norm = tf.linalg.global_norm(d_w)
         eps = 0.01 / (norm + 1e-12)
@@ -345,12 +407,7 @@ class _State:
         tf = self.tf
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
-                if self.cfg.method == "darts":
-                    mixing = tf.nn.softmax(self.alpha, axis=-1)
-                else:
-                    beta = tf.nn.elu(self.alpha) + 1.0
-                    mixing = beta / tf.reduce_sum(beta, axis=-1, keepdims=True)
-                loss = self._loss(x, y, mixing)
+                loss = self._loss(x, y, self.mixing_mean_tensor())
             grad = inner.gradient(loss, self.alpha)
         n = len(EDGE_NAMES) * len(OPS)
         return tf.reshape(outer.jacobian(grad, self.alpha), (n, n))
