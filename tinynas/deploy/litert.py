@@ -90,6 +90,21 @@ def _interpreter(model_bytes: bytes, *, threads: int, source: str) -> Any:
     return interp
 
 
+def float_ops(model_bytes: bytes, *, source: str) -> list[str]:
+    """The ops of an int8 ``.tflite`` that compute in float (the converter leaves an op without an int8
+    kernel in float between DEQUANTIZE and QUANTIZE instead of failing), sorted, without repeats."""
+    interp = _interpreter(model_bytes, threads=1, source=source)
+    dtypes = {int(t["index"]): np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+    found = set()
+    for op in interp._get_ops_details():  # noqa: SLF001 - LiteRT has no public op list
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
+            continue
+        tensors = [int(i) for i in [*op["inputs"], *op["outputs"]] if int(i) >= 0]
+        if any(dtypes.get(i) in (np.dtype(np.float32), np.dtype(np.float16)) for i in tensors):
+            found.add(str(op["op_name"]))
+    return sorted(found)
+
+
 def _non_constant_bytes(interp: Any) -> int:
     """Bytes of the tensors that are neither weights nor biases: those no op reads as a constant input."""
     weights = set()

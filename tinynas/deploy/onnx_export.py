@@ -52,7 +52,7 @@ def export_onnx(model: Any, *, sample_shape: tuple[int, ...]) -> bytes:
         return path.read_bytes()
 
 
-def to_fp16(onnx_bytes: bytes) -> bytes:
+def to_fp16(onnx_bytes: bytes, *, source: str = "model_fp32.onnx") -> bytes:
     """``onnx_bytes`` with float16 weights and float16 compute, float32 input and output.
 
     Every float initializer, Constant and internal tensor becomes float16; a Cast
@@ -100,7 +100,12 @@ def to_fp16(onnx_bytes: bytes) -> bytes:
     nodes = casts_in + list(graph.node) + casts_out
     del graph.node[:]
     graph.node.extend(nodes)
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise DeployError(f"{source}: the float16 ONNX model is not valid ({lines[0] if lines else exc!r}); "
+                          "deploy the fp32 model alone or report the layer that breaks") from None
     return model.SerializeToString()
 
 

@@ -53,6 +53,32 @@ def _not_fit_message(checks: list[dict[str, Any]], *, profile: HardwareProfile, 
     return "\n".join(lines)
 
 
+_FIX_FLOAT_OP = ("replace that layer with one that has an int8 TFLite kernel, or deploy for a 'gpu' profile "
+                 "(ONNX fp32/fp16)")
+
+
+def _int8_only(keras_model: Any, *, model_path: Path, x_rep: np.ndarray, representative_samples: int) -> bytes:
+    """Full-integer int8 bytes of ``keras_model``; DeployError naming the op when a layer has no int8 kernel,
+    whether the converter fails or (as it does for ops such as SIN) silently leaves it in float."""
+    import re
+
+    from tinynas.deploy.litert import float_ops
+    from tinynas.deploy.quantize import quantize_int8
+
+    try:
+        int8 = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
+    except DeployError as exc:
+        text = str(exc.__cause__ or exc)
+        ops = sorted(set(re.findall(r"'?tf\.(\w+)'? op", text))) or ["(unnamed by the converter)"]
+        raise DeployError(f"{model_path}: the int8 conversion failed: no int8 TFLite kernel for op "
+                          f"{', '.join(ops)}; {_FIX_FLOAT_OP}") from None
+    floats = float_ops(int8, source=f"{model_path} -> model_int8.tflite")
+    if floats:
+        raise DeployError(f"{model_path}: the int8 model would compute {', '.join(floats)} in float "
+                          f"(no int8 kernel); {_FIX_FLOAT_OP}")
+    return int8
+
+
 def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfile, dataset: Any, out_dir: Path,
                    x_test: np.ndarray, y_test: np.ndarray, x_rep: np.ndarray, metrics: dict[str, Any],
                    keep: tuple[Path, ...], representative_samples: int) -> Any:
@@ -83,15 +109,14 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
         from tinynas.deploy.runners import ANDROID_README, LITERT_RUNNER, android_readme, litert_runner
 
         threads = profile_threads(profile)
-        try:
-            int8 = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
-        except DeployError as exc:
-            raise DeployError(f"{model_path}: {exc}; a model with float-only layers can target a 'gpu' profile "
-                              "(ONNX fp32/fp16) instead") from exc.__cause__
+        int8 = _int8_only(keras_model, model_path=model_path, x_rep=x_rep,
+                          representative_samples=representative_samples)
         fp16 = quantize_fp16(keras_model, sample_shape=sample_shape)
         for name, data, precision in (("model_int8.tflite", int8, "int8"), ("model_fp16.tflite", fp16, "fp16")):
-            check = check_litert(data, file=name, x=x_test, y=y_test, keras_probs=keras_probs, threads=threads)
-            artifacts[name] = {**check.to_json(), "precision": precision, "sha256": hashlib.sha256(data).hexdigest()}
+            check = check_litert(data, file=f"{model_path} -> {name}", x=x_test, y=y_test, keras_probs=keras_probs,
+                                 threads=threads)
+            artifacts[name] = {**check.to_json(), "file": name, "precision": precision,
+                               "sha256": hashlib.sha256(data).hexdigest()}
             files[name] = data
         model_id = metrics.get("model_id") or hashlib.sha1(int8).hexdigest()[:12]
         files[LITERT_RUNNER] = litert_runner(profile_id=profile.id, class_names=class_names, input_shape=sample_shape,
@@ -109,10 +134,12 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
         from tinynas.deploy.runners import TRTEXEC_SCRIPT, trtexec_script
 
         fp32 = export_onnx(keras_model, sample_shape=sample_shape)
-        fp16 = to_fp16(fp32)
-        for name, data, precision in (("model_fp32.onnx", fp32, "fp32"), ("model_fp16.onnx", fp16, "fp16")):
-            check = check_onnx(data, file=name, precision=precision, x=x_test, y=y_test, keras_probs=keras_probs)
-            artifacts[name] = {**check.to_json(), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, precision in (("model_fp32.onnx", "fp32"), ("model_fp16.onnx", "fp16")):
+            # the fp32 model is checked first: a model ONNX Runtime rejects fails here, before the fp16 pass
+            data = fp32 if precision == "fp32" else to_fp16(fp32, source=str(model_path))
+            check = check_onnx(data, file=f"{model_path} -> {name}", precision=precision, x=x_test, y=y_test,
+                               keras_probs=keras_probs)
+            artifacts[name] = {**check.to_json(), "file": name, "sha256": hashlib.sha256(data).hexdigest()}
             files[name] = data
         model_id = metrics.get("model_id") or hashlib.sha1(fp32).hexdigest()[:12]
         input_name = onnx.load_from_string(fp32).graph.input[0].name
