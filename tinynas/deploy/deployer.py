@@ -203,6 +203,11 @@ def deploy(
     sibling folder and moved into place only when complete. Other files in ``out_dir`` (the
     user's model, notes, an earlier build) are never moved, replaced or deleted.
 
+    A ``mobile`` or ``gpu`` profile gets its runtime's artifacts instead
+    (``runtime_deploy.deploy_runtime``: int8/fp16 ``.tflite`` checked in LiteRT plus
+    runners, or fp32/fp16 ONNX checked in ONNX Runtime plus the ``trtexec``
+    command; no C sources, no firmware, no QAT); it needs the ``.keras`` model.
+
     Raises ModelFileError (missing, corrupt or float-only model), DeployError
     (shape or class mismatch, ``out_dir`` holding a deploy of another model or a
     file of the same name as an output, a failed step;

@@ -126,8 +126,8 @@ def _register_deploy() -> None:
 
 
 def deploy_stage(ctx: StageContext) -> dict:
-    """Deploy the final candidates best first until one fits in TFLite Micro; copy the artifacts
-    into the run's ``model/``, ``deploy/`` and ``firmware/``.
+    """Deploy the final candidates best first until one fits (in TFLite Micro, LiteRT or ONNX Runtime,
+    by the profile's kind); copy the artifacts into the run's ``model/``, ``deploy/`` and ``firmware/``.
 
     The int8 model, its TFLM accuracy and its arena depend on the trained model, not on the board:
     when another run on the same cache (another board of a sweep) deployed the same model file,
@@ -158,7 +158,7 @@ def deploy_stage(ctx: StageContext) -> dict:
         except DoesNotFitError as exc:
             if mcu:  # written complete, "fits": false; reusable by a roomier board
                 _remember(index / f"{sha}.json", out_dir)
-            log.warning("candidate %s does not fit in TFLite Micro: %s", arch_id, exc)
+            log.warning("candidate %s does not fit once deployed: %s", arch_id, exc)
             failures.append({"id": arch_id, "error": str(exc)})
             run.journal.append({"type": "stage", "stage": "deploy", "event": "does_not_fit", "id": arch_id,
                                 "error": str(exc)})
@@ -177,7 +177,7 @@ def deploy_stage(ctx: StageContext) -> dict:
                                      "runtime_bytes": a.get("runtime_bytes")}
                               for name, a in (metrics.get("artifacts") or {}).items()} or None}
     raise DoesNotFitError(
-        f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} in TFLite Micro "
+        f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} once deployed "
         f"({'; '.join(f['error'] for f in failures)}); the deploy outputs are in {sdir}"
     )
 
