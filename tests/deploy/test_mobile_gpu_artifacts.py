@@ -191,3 +191,19 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, profile, models,
     for name in models:
         assert f"test accuracy ({name}, {runtime})" in report
     assert "TFLite Micro" not in report
+
+
+def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):
+    """LiteRT's tensor memory is checked against the profile's RAM budget, like the arena on a board."""
+    from tinynas.deploy.deployer import DeployResult, deploy
+    from tinynas.errors import DoesNotFitError
+    from tinynas.hardware import load_profile
+
+    rpi4 = load_profile("rpi4")
+    small = dataclasses.replace(rpi4, id="rpi4-tiny-ram", sram_bytes=rpi4.reserved_sram_bytes + 1000)
+    with pytest.raises(DoesNotFitError) as err:
+        deploy(model_path=trained_digits_keras(), profile=small, dataset=digits(), out_dir=tmp_path / "out")
+    assert "runtime memory" in str(err.value) and "budget 1,000 B" in str(err.value)
+    m = DeployResult.load(tmp_path / "out").metrics
+    assert m["fits"] is False and (tmp_path / "out" / "model_int8.tflite").is_file()
+    assert [c["fits"] for c in m["checks"] if c["name"] == "sram"] == [False, False]

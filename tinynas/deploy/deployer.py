@@ -72,7 +72,8 @@ class DeployResult:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise DeployError(f"{path}: not a finished deploy output ({exc}); run `tinynas deploy` again") from None
-        return cls(out_dir=out_dir, model_path=out_dir / str(metrics.get("primary") or MODEL_FILE), metrics=metrics,
+        primary = str(metrics.get("primary") or MODEL_FILE)  # mobile/gpu deploys name their main file
+        return cls(out_dir=out_dir, model_path=out_dir / primary, metrics=metrics,
                    files=tuple(metrics.get("files", ())))
 
 

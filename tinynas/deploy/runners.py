@@ -1,4 +1,4 @@
-"""What a phone, a Linux board or a GPU box runs beside the model: the files a non-MCU deploy writes instead of firmware.
+"""What a phone, a Linux board or a GPU box runs beside the model: a non-MCU deploy writes these, not firmware.
 
 ``mobile``: ``run_litert.py`` (a Python runner for Linux boards: one ``.npy``
 input in, class and latency out) and ``RUN_ANDROID.md`` (the ``adb push`` and

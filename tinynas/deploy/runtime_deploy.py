@@ -15,7 +15,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -196,8 +196,10 @@ def _install(*, out_dir: Path, files: dict[str, bytes | str], metrics: dict[str,
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         for name, data in files.items():
-            write: Callable[[Any], Any] = (tmp / name).write_bytes if isinstance(data, bytes) else (tmp / name).write_text
-            write(data)
+            if isinstance(data, bytes):
+                (tmp / name).write_bytes(data)
+            else:
+                (tmp / name).write_text(data)
             if name.endswith((".py", ".sh")):
                 (tmp / name).chmod(0o755)
         metrics["files"] = staged_files(tmp) + [METRICS_FILE]
