@@ -31,9 +31,11 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
            qat: bool | None, seed: int, as_json: bool) -> None:
     """Quantize MODEL (.keras, or an int8 .tflite as it is) for a board and write everything to --out.
 
-    Writes model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
+    Microcontrollers: model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
     firmware/<template>/ and metrics.json (float and int8 accuracy,
-    arena_bytes, flash_bytes, fits). A model that does not fit the board is
+    arena_bytes, flash_bytes, fits). Mobile profiles: int8 and fp16 .tflite checked
+    in LiteRT, run_litert.py and RUN_ANDROID.md; GPU profiles: fp32 and fp16 .onnx
+    checked in ONNX Runtime and build_trt_engine.sh (both need the .keras model). A model that does not fit the board is
     still written (fits: false) and the command exits 1 listing each budget.
     --out may be the model's own folder: files deploy did not write stay untouched.
     """
@@ -57,6 +59,9 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
     if as_json:
         echo_json(m)
         return
+    if m.get("artifacts"):  # mobile and gpu profiles: LiteRT or ONNX artifacts
+        _echo_runtime(model, result.out_dir, m)
+        return
     float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
     click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
     click.echo(f"  accuracy: float {float_acc}, int8 in TFLite Micro {100 * m['int8_accuracy']:.2f} % "
@@ -66,3 +71,13 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
+
+
+def _echo_runtime(model: Path, out_dir: Path, m: dict) -> None:
+    click.echo(f"deployed {model} for {m['profile_id']} ({m['kind']}) into {out_dir}")
+    click.echo(f"  float accuracy (Keras) {100 * m['float_accuracy']:.2f} % ({m['num_test_samples']} test samples)")
+    for name, a in m["artifacts"].items():
+        click.echo(f"  {name}: {100 * a['accuracy']:.2f} % in {a['runtime']}, max |p - p_keras| "
+                   f"{a['max_abs_diff']:.2e}, top-1 agreement {100 * a['top1_agreement']:.2f} %, "
+                   f"{a['file_bytes']:,} B file, {a['runtime_bytes']:,} B tensors")
+    click.echo(f"  runners: {', '.join(str(out_dir / r) for r in m['runners'])}")

@@ -72,7 +72,8 @@ class DeployResult:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise DeployError(f"{path}: not a finished deploy output ({exc}); run `tinynas deploy` again") from None
-        return cls(out_dir=out_dir, model_path=out_dir / MODEL_FILE, metrics=metrics,
+        primary = str(metrics.get("primary") or MODEL_FILE)  # mobile/gpu deploys name their main file
+        return cls(out_dir=out_dir, model_path=out_dir / primary, metrics=metrics,
                    files=tuple(metrics.get("files", ())))
 
 
@@ -205,6 +206,11 @@ def deploy(
     sibling folder and moved into place only when complete. Other files in ``out_dir`` (the
     user's model, notes, an earlier build) are never moved, replaced or deleted.
 
+    A ``mobile`` or ``gpu`` profile gets its runtime's artifacts instead
+    (``runtime_deploy.deploy_runtime``: int8/fp16 ``.tflite`` checked in LiteRT plus
+    runners, or fp32/fp16 ONNX checked in ONNX Runtime plus the ``trtexec``
+    command; no C sources, no firmware, no QAT); it needs the ``.keras`` model.
+
     Raises ModelFileError (missing, corrupt or float-only model), DeployError
     (shape or class mismatch, ``out_dir`` holding a deploy of another model or a
     file of the same name as an output, a failed step;
@@ -240,6 +246,11 @@ def deploy(
     if max_test_samples is not None:
         x_test, y_test = x_test[:max_test_samples], y_test[:max_test_samples]
     test_view = _Split(x_test=x_test, y_test=y_test)
+    if profile.kind != "mcu":
+        return _deploy_runtime(kind=kind, keras_model=keras_model, model_path=model_path, profile=profile,
+                               dataset=dataset, out_dir=out_dir, x_test=x_test, y_test=y_test, fit=fit, qat=qat,
+                               model_id=model_id, source_sha=source_sha, data_shape=data_shape,
+                               model_shape=model_shape, representative_samples=representative_samples)
 
     qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
     tuned_model = None  # the QAT fine-tuned float model, when it is the one deployed
@@ -320,6 +331,34 @@ def deploy(
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
+
+
+def _deploy_runtime(*, kind: str, keras_model: Any, model_path: Path, profile: HardwareProfile, dataset: Any,
+                    out_dir: Path, x_test: np.ndarray, y_test: np.ndarray, fit: dict[str, Any], qat: QATMode,
+                    model_id: str | None, source_sha: str, data_shape: tuple[int, ...],
+                    model_shape: tuple[int, ...], representative_samples: int) -> DeployResult:
+    """A ``mobile`` or ``gpu`` profile: LiteRT or ONNX artifacts (``tinynas.deploy.runtime_deploy``)."""
+    from tinynas.deploy.runtime_deploy import deploy_runtime
+
+    if kind != "keras":
+        raise ModelFileError(
+            f"{model_path}: a {profile.kind} deploy ({profile.id}) converts the float model itself; "
+            "pass the trained .keras model, not a .tflite"
+        )
+    x_rep = _fit_inputs(dataset.x_train, split="train", **fit)[:representative_samples]
+    metrics: dict[str, Any] = {
+        "tool": TOOL_MARK,
+        "model_id": model_id,
+        "source": {"path": str(model_path.resolve()), "format": kind, "sha256": source_sha},
+        "profile_id": profile.id,
+        "dataset": {"name": dataset.name, "fingerprint": getattr(dataset, "fingerprint", None),
+                    "input_shape": list(data_shape), "model_input_shape": list(model_shape),
+                    "adapted_to_model": tuple(model_shape) != tuple(data_shape)},
+        "qat": {"requested": qat},
+    }
+    return deploy_runtime(keras_model=keras_model, model_path=model_path, profile=profile, dataset=dataset,
+                          out_dir=out_dir, x_test=x_test, y_test=y_test, x_rep=x_rep, metrics=metrics,
+                          keep=(model_path,), representative_samples=representative_samples)
 
 
 def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, out_dir: Path,

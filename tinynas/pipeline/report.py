@@ -53,6 +53,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "tflite_flash_bytes": deployed.get("flash_bytes") if deployed else None,
                "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
                "template": deployed.get("template") if deployed else None}
+        if deployed and deployed.get("artifacts"):  # mobile and gpu: LiteRT or ONNX models, one row each
+            win.update(kind=deployed.get("kind"), artifacts=deployed["artifacts"])
     return {
         "board": config["profile"]["id"],
         "budgets": {k: v for k, v in config["profile"].items() if k != "id"},
@@ -162,7 +164,7 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("architecture", f"{w.get('id', '-')} `{_arch_text(w.get('arch'))}`"),
         ("validation accuracy (float, final training)", _fmt(w.get("val_accuracy"), ".4f")),
         ("test accuracy (float)", _fmt(w.get("float_test_accuracy"), ".4f")),
-        ("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")),
+        *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f"))]),
         ("predicted latency", f"{_fmt(c.get('latency_ms'), '.2f')} ms (target {_fmt(s['budgets'].get('latency_target_ms'))} ms)"),
         ("arena", f"{_fmt(w.get('tflm_arena_bytes') or c.get('arena_bytes'))} bytes "
                   f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'))})"),
@@ -174,6 +176,15 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
          or "none (the profile's)"),
         ("firmware template", _fmt(w.get("template"))),
     ]
+
+
+def _artifact_lines(w: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per model a mobile or GPU deploy wrote (empty for microcontrollers)."""
+    names = {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
+    return [(f"test accuracy ({name}, {names.get(a.get('runtime'), a.get('runtime'))})",
+             f"{_fmt(a.get('accuracy'), '.4f')} (max abs difference to Keras {_fmt(a.get('max_abs_diff'), '.2e')}, "
+             f"{_fmt(a.get('file_bytes'))} bytes)")
+            for name, a in (w.get("artifacts") or {}).items()]
 
 
 def _arch_text(arch: Any) -> str:

@@ -126,8 +126,8 @@ def _register_deploy() -> None:
 
 
 def deploy_stage(ctx: StageContext) -> dict:
-    """Deploy the final candidates best first until one fits in TFLite Micro; copy the artifacts
-    into the run's ``model/``, ``deploy/`` and ``firmware/``.
+    """Deploy the final candidates best first until one fits (in TFLite Micro, LiteRT or ONNX Runtime,
+    by the profile's kind); copy the artifacts into the run's ``model/``, ``deploy/`` and ``firmware/``.
 
     The int8 model, its TFLM accuracy and its arena depend on the trained model, not on the board:
     when another run on the same cache (another board of a sweep) deployed the same model file,
@@ -144,7 +144,10 @@ def deploy_stage(ctx: StageContext) -> dict:
         out_dir = sdir / arch_id
         model_path = run.path / "stages" / "final" / f"{arch_id}.keras"
         sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
-        earlier = _earlier_deploy(index / f"{sha}.json", sha=sha, out_dir=out_dir, dataset=ctx.resolved.dataset)
+        # Only MCU deploys are shared between boards: a mobile or GPU deploy validates in its own runtime.
+        mcu = ctx.resolved.profile.kind == "mcu"
+        earlier = _earlier_deploy(index / f"{sha}.json", sha=sha, out_dir=out_dir,
+                                  dataset=ctx.resolved.dataset) if mcu else None
         try:
             if earlier is not None:
                 result = redeploy(earlier, source=model_path, profile=ctx.resolved.profile,
@@ -153,21 +156,28 @@ def deploy_stage(ctx: StageContext) -> dict:
                 result = deploy(model_path=model_path, profile=ctx.resolved.profile, dataset=ctx.resolved.dataset,
                                 out_dir=out_dir, template=ctx.settings.template, model_id=arch_id)
         except DoesNotFitError as exc:
-            _remember(index / f"{sha}.json", out_dir)  # written complete, "fits": false; reusable by a roomier board
-            log.warning("candidate %s does not fit in TFLite Micro: %s", arch_id, exc)
+            if mcu:  # written complete, "fits": false; reusable by a roomier board
+                _remember(index / f"{sha}.json", out_dir)
+            log.warning("candidate %s does not fit once deployed: %s", arch_id, exc)
             failures.append({"id": arch_id, "error": str(exc)})
             run.journal.append({"type": "stage", "stage": "deploy", "event": "does_not_fit", "id": arch_id,
                                 "error": str(exc)})
             continue
-        _remember(index / f"{sha}.json", out_dir)
+        if mcu:
+            _remember(index / f"{sha}.json", out_dir)
         _publish(run, out_dir, arch_id)
         metrics = result.metrics
-        return {"id": arch_id, "template": metrics.get("template"), "int8_accuracy": metrics.get("int8_accuracy"),
+        return {"id": arch_id, "kind": metrics.get("kind", "mcu"), "template": metrics.get("template"),
+                "int8_accuracy": metrics.get("int8_accuracy"),
                 "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
                 "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
-                "reused_from": metrics.get("reused_from"), "did_not_fit": failures}
+                "reused_from": metrics.get("reused_from"), "did_not_fit": failures,
+                "artifacts": {name: {"accuracy": a.get("accuracy"), "runtime": a.get("runtime"),
+                                     "max_abs_diff": a.get("max_abs_diff"), "file_bytes": a.get("file_bytes"),
+                                     "runtime_bytes": a.get("runtime_bytes")}
+                              for name, a in (metrics.get("artifacts") or {}).items()} or None}
     raise DoesNotFitError(
-        f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} in TFLite Micro "
+        f"none of the {len(ranked)} final candidates fits {ctx.resolved.profile.id} once deployed "
         f"({'; '.join(f['error'] for f in failures)}); the deploy outputs are in {sdir}"
     )
 
@@ -193,21 +203,31 @@ def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any) -> An
     m = earlier.metrics
     same_data = (m.get("dataset") or {}).get("fingerprint") == getattr(dataset, "fingerprint", None)
     if m.get("tool") != TOOL_MARK or (m.get("source") or {}).get("sha256") != sha or not same_data \
-            or not earlier.model_path.is_file():
+            or m.get("kind", "mcu") != "mcu" or not earlier.model_path.is_file():
         return None
     return earlier
 
 
 def _publish(run: RunDir, out_dir: Path, arch_id: str) -> None:
-    """Copy one deploy output into the run's public layout (model/, deploy/, firmware/)."""
+    """Copy one deploy output into the run's public layout (model/, deploy/, firmware/).
+
+    MCU: model_int8.tflite to model/, the C sources (``DEPLOY_FILES``) to deploy/, firmware/.
+    Mobile and GPU: what metrics.json's ``publish`` lists (the .tflite or .onnx models to
+    model/, the runner files to deploy/).
+    """
+    from tinynas.pipeline.rundir import read_json
+
     model_dir = run.path / "model"
     model_dir.mkdir(exist_ok=True)
     shutil.copyfile(run.path / "stages" / "final" / f"{arch_id}.keras", model_dir / "model.keras")
-    for name in ("model_int8.tflite", "metrics.json"):
+    publish = (read_json(out_dir / "metrics.json") or {}).get("publish") or {}
+    model_files = list(publish.get("model") or ["model_int8.tflite"])
+    deploy_files = list(publish.get("deploy") or DEPLOY_FILES)
+    for name in [*model_files, "metrics.json"]:
         shutil.copyfile(out_dir / name, model_dir / name)
     dep = run.path / "deploy"
     dep.mkdir(exist_ok=True)
-    for name in DEPLOY_FILES:
+    for name in deploy_files:
         if (out_dir / name).is_file():
             shutil.copyfile(out_dir / name, dep / name)
     if (out_dir / "firmware").is_dir():
