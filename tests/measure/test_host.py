@@ -91,3 +91,34 @@ def test_runs_must_be_positive(tmp_path):
     with pytest.raises(MeasureError, match="at least 1 timed run"):
         _timed(lambda: None, runs=0, warmup=0)
     assert len(_timed(lambda: None, runs=3, warmup=1)) == 3
+
+
+@pytest.mark.slow
+def test_ssh_runs_the_real_litert_benchmark_script(tiny_models, tmp_path, monkeypatch):
+    """ssh and scp replaced by local stand-ins, so the real benchmark_litert_model writes the real result JSON."""
+    import shlex
+    import sys
+
+    from tinynas.measure.target import measure_on_target
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tools = {
+        # scp [opts] -- SRC HOST:DST -> copy SRC to DST here
+        "scp": "import shutil, sys\nshutil.copy(sys.argv[-2], sys.argv[-1].split(':', 1)[1])\n",
+        # ssh [opts] HOST COMMAND -> run COMMAND (an argument list after splitting) here
+        "ssh": "import shlex, subprocess, sys\nsys.exit(subprocess.run(shlex.split(sys.argv[-1])).returncode)\n",
+        "python3": f"import os, sys\nos.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n",
+    }
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    remote = tmp_path / "board"
+    remote.mkdir()
+    report = measure_on_target(target="ssh:pi@rpi4.local", model=tiny_models["tflite"], profile="rpi4", runs=10,
+                               warmup=2, remote_dir=str(remote), run_dir=tmp_path / "run")
+    assert report.complete and report.runtime == "litert benchmark_litert_model" and report.threads == 4
+    assert report.inferences_per_window == 10 and report.latency_ms > 0 and report.max_ms >= report.min_ms
+    assert shlex.split(report.command[-1])[:3] == ["python3", "-m", "ai_edge_litert.tools.benchmark_litert_model"]
+    assert (remote / "tiny.tflite.latency.json").is_file()

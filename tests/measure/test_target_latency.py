@@ -47,6 +47,15 @@ TRTEXEC_OUT = """\
 &&&& PASSED TensorRT.trtexec [TensorRT v8601] # trtexec --onnx=model.onnx
 """
 
+# What `python3 -m ai_edge_litert.tools.benchmark_litert_model --result_json=F` writes to F.
+RESULT_JSON = json.dumps({
+    "model": "/tmp/model.tflite", "model_size_mb": 0.02, "accelerators": ["CPU"], "signature": "serving_default",
+    "fully_accelerated": True, "num_threads": 4,
+    "latency": {"init_ms": 3.1, "warmup_first_ms": 2.9, "warmup_avg_ms": 2.1, "num_warmup_runs": 5, "avg_ms": 1.87,
+                "min_ms": 1.8, "max_ms": 2.4, "median_ms": 1.85, "std_ms": 0.1, "p5_ms": 1.81, "p95_ms": 2.2,
+                "num_runs": 50},
+    "throughput_mb_s": 10.7}, indent=2)
+
 # One script serves as adb, ssh, scp and trtexec: it logs its argv and answers as the real tool would,
 # or fails the way FAKE_MODE (garbage) or its arguments (an unknown serial, a host named refuse.*) say.
 FAKE_TOOL = r'''#!{python}
@@ -57,6 +66,7 @@ with open(os.environ["FAKE_LOG"], "a") as log:
 mode = os.environ.get("FAKE_MODE", "ok")
 BENCH = {bench!r}
 TRT = {trt!r}
+RESULT_JSON = {result!r}
 def out(text): sys.stdout.write(text); sys.exit(0)
 if name == "adb":
     if args[:1] == ["-s"]:
@@ -78,8 +88,13 @@ if name in ("ssh", "scp"):
     if name == "scp":
         sys.exit(0)
     remote = args[-1]
-    if mode == "garbage":
-        out("Traceback (most recent call last):\nModuleNotFoundError: No module named 'ai_edge_litert'\n")
+    if remote.startswith("cat "):
+        out(RESULT_JSON)
+    if "benchmark_litert_model" in remote and mode == "garbage":
+        sys.stderr.write("Traceback (most recent call last):\nModuleNotFoundError: No module named 'ai_edge_litert'\n")
+        sys.exit(1)
+    if "benchmark_litert_model" in remote:
+        out("=" * 40 + "\n BENCHMARK RESULTS\n" + "=" * 40 + "\nInference (avg):       1.87 ms (50 runs)\n")
     if "--onnx=" in remote:
         out(TRT)
     out(BENCH.format(threads=remote.split("--num_threads=")[1].split()[0], graph="m"))
@@ -96,7 +111,7 @@ def fake_tools(tmp_path, monkeypatch):
     """adb, ssh, scp and trtexec first on PATH; returns a function that reads the calls they got."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    body = FAKE_TOOL.format(python=sys.executable, bench=BENCHMARK_MODEL_OUT, trt=TRTEXEC_OUT)
+    body = FAKE_TOOL.format(python=sys.executable, bench=BENCHMARK_MODEL_OUT, trt=TRTEXEC_OUT, result=RESULT_JSON)
     for name in ("adb", "ssh", "scp", "trtexec"):
         path = bin_dir / name
         path.write_text(body)
@@ -196,12 +211,22 @@ def _touch(path: Path) -> Path:
 
 def test_ssh_copies_with_batchmode_and_runs_litert_benchmark(fake_tools, fake_tflite):
     report = measure_on_target(target="ssh:pi@rpi4.local", model=fake_tflite, profile="rpi4", remote_dir="/tmp")
-    assert report.complete and report.latency_ms == pytest.approx(20.9408) and report.threads == 4
-    scp, ssh = fake_tools()
+    assert report.complete and report.latency_ms == pytest.approx(1.85) and report.threads == 4
+    assert report.stats_ms["mean_ms"] == pytest.approx(1.87) and report.inferences_per_window == 50
+    scp, ssh, cat = fake_tools()
     assert scp[0] == "scp" and "BatchMode=yes" in scp and any(a.startswith("ConnectTimeout=") for a in scp)
     assert scp[-1] == "pi@rpi4.local:/tmp/model.tflite"
     assert ssh[0] == "ssh" and "BatchMode=yes" in ssh and ssh[-2] == "pi@rpi4.local"
-    assert ssh[-1].startswith("python3 -m ai_edge_litert.tools.benchmark_litert_model --graph=/tmp/model.tflite")
+    assert ssh[-1] == ("python3 -m ai_edge_litert.tools.benchmark_litert_model --model=/tmp/model.tflite "
+                       "--num_threads=4 --num_runs=50 --warmup_runs=5 --result_json=/tmp/model.tflite.latency.json")
+    assert cat[-1] == "cat /tmp/model.tflite.latency.json" and report.command == tuple(ssh)
+
+
+def test_ssh_with_benchmark_binary_parses_its_text(fake_tools, fake_tflite):
+    report = measure_on_target(target="ssh:pi@rpi4.local", model=fake_tflite, benchmark_binary="/opt/bm",
+                               threads=2)
+    assert report.latency_ms == pytest.approx(20.9408) and report.runtime == "litert benchmark_model"
+    assert fake_tools()[-1][-1].startswith("/opt/bm --graph=/data/local/tmp/model.tflite --num_threads=2")
 
 
 def test_ssh_onnx_runs_trtexec_on_the_board(fake_tools, fake_onnx):
@@ -274,3 +299,27 @@ def test_cli_failures_exit_1_with_partial_json(fake_tools, fake_tflite, tmp_path
     assert "--on needs --model" in no_model.output
     bad = CliRunner().invoke(cli, ["measure", "--on", "ftp:x", "--model", str(fake_tflite)])
     assert isinstance(bad.exception, MeasureError) and "unknown target 'ftp'" in str(bad.exception)
+
+
+# -- parsers and timeouts --------------------------------------------------------------------------
+
+def test_parsers_refuse_other_output():
+    from tinynas.measure.bench_output import parse_benchmark_model, parse_litert_result_json, parse_trtexec
+
+    with pytest.raises(MeasureError, match=r"(?s)x: not a benchmark_litert_model result.*<html>"):
+        parse_litert_result_json("<html>login</html>", what="x")
+    with pytest.raises(MeasureError, match="cannot read the mean"):
+        parse_trtexec("[I] GPU Compute Time: min = 1 ms\n")
+    t = parse_benchmark_model(BENCHMARK_MODEL_OUT.format(threads=1, graph="g"))
+    assert (t.runs, t.init_ms, t.max_ms) == (50, pytest.approx(5.685), pytest.approx(21.781))
+
+
+def test_a_hanging_tool_times_out(tmp_path, fake_onnx, monkeypatch):
+    hang = tmp_path / "slowbin"
+    hang.mkdir()
+    (hang / "trtexec").write_text(f"#!{sys.executable}\nimport time\nprint('[I] Building engine', flush=True)\n"
+                                  "time.sleep(30)\n")
+    (hang / "trtexec").chmod(0o755)
+    monkeypatch.setenv("PATH", str(hang))
+    with pytest.raises(MeasurementFailed, match="did not finish within 1 s"):
+        measure_on_target(target="trtexec", model=fake_onnx, timeout_s=1.0)

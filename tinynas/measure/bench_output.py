@@ -1,4 +1,5 @@
-"""Parsers for what on-target benchmark tools print: LiteRT's ``benchmark_model`` and NVIDIA's ``trtexec``.
+"""Parsers for what on-target benchmark tools print: LiteRT's ``benchmark_model``, the ``--result_json`` of
+``ai_edge_litert.tools.benchmark_litert_model`` and NVIDIA's ``trtexec``.
 
 ``measure.target`` runs those tools on a phone, a Linux board or a GPU machine;
 this module only turns their text into numbers (milliseconds), so the formats
@@ -8,6 +9,7 @@ with the lines it saw.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -89,3 +91,25 @@ def parse_trtexec(text: str, *, what: str = "trtexec") -> BenchTimings:
     return BenchTimings(tool="trtexec", median_ms=fields.get("median"), mean_ms=fields["mean"],
                         min_ms=fields.get("min"), max_ms=fields.get("max"), p90_ms=fields.get("p90"),
                         runs=int(runs[-1]) if runs else 0)
+
+
+def parse_litert_result_json(text: str, *, what: str = "benchmark_litert_model") -> BenchTimings:
+    """Parse the ``--result_json`` file of ``python3 -m ai_edge_litert.tools.benchmark_litert_model``.
+
+    Its ``latency`` object holds ``init_ms``, ``warmup_first_ms``, ``avg_ms``, ``min_ms``, ``max_ms``,
+    ``median_ms``, ``p95_ms`` and ``num_runs``. Raises MeasureError naming ``what`` when it is not that."""
+    try:
+        latency = json.loads(text)["latency"]
+        mean = float(latency["avg_ms"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MeasureError(f"{what}: not a benchmark_litert_model result (no latency.avg_ms: "
+                           f"{type(exc).__name__}: {exc}); it read:\n    {tail(text)}") from None
+
+    def num(key: str) -> float | None:
+        value = latency.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    return BenchTimings(tool="benchmark_litert_model", median_ms=num("median_ms"), mean_ms=mean,
+                        min_ms=num("min_ms"), max_ms=num("max_ms"), p90_ms=None,
+                        runs=int(latency.get("num_runs") or 0), init_ms=num("init_ms"),
+                        first_ms=num("warmup_first_ms"))

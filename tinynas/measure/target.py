@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinynas.errors import MeasureError
-from tinynas.measure.bench_output import BenchTimings, parse_benchmark_model, parse_trtexec, tail
+from tinynas.measure.bench_output import (BenchTimings, parse_benchmark_model, parse_litert_result_json,
+                                          parse_trtexec, tail)
 from tinynas.measure.runner import LatencyReport, MeasurementFailed, WindowResult, report_path
 from tinynas.registry import Registry
 
@@ -76,6 +77,7 @@ class _Session:
     device: dict[str, Any] = field(default_factory=dict)
     windows: tuple[WindowResult, ...] = ()
     timings: BenchTimings | None = None
+    bench_command: list[str] | None = None  # the command the report names; default: the last one run
 
     @property
     def is_onnx(self) -> bool:
@@ -174,23 +176,35 @@ def _ssh_hint(status: int, out: str) -> str:
 
 @TARGETS.register("ssh")
 def _measure_ssh(s: _Session) -> None:
-    """Linux board: scp the model, run LiteRT's benchmark (or trtexec for .onnx) over ssh, parse its output."""
+    """Linux board: scp the model, run LiteRT's benchmark (or trtexec for .onnx) over ssh, parse its result.
+
+    Without ``--benchmark-binary`` a .tflite runs in ``ai_edge_litert.tools.benchmark_litert_model``
+    (pip install ai-edge-litert on the board), whose ``--result_json`` is read back with ``cat``."""
     opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, round(s.connect_timeout_s))}"]
     host = str(s.spec.address)
+    ssh = ["ssh", *opts, host]
     s.run(["scp", *opts, "--", str(s.model), f"{host}:{s.remote_model}"], what=f"{s.spec}: copying the model",
           hint=_ssh_hint)
     if s.is_onnx:
         s.runtime = "tensorrt trtexec"
         remote = [s.benchmark_binary or "trtexec", *_trtexec_args(s, onnx=s.remote_model)]
-        parse = parse_trtexec
-    else:
+        out = s.run([*ssh, shlex.join(remote)], what=f"{s.spec}: trtexec", hint=_ssh_hint)
+        s.timings = parse_trtexec(out, what=f"{s.spec}: `{shlex.join(remote)}`")
+    elif s.benchmark_binary:
         s.runtime = "litert benchmark_model"
-        tool = [s.benchmark_binary] if s.benchmark_binary else ["python3", "-m",
-                                                                 "ai_edge_litert.tools.benchmark_litert_model"]
-        remote = [*tool, *_benchmark_args(s, graph=s.remote_model)]
-        parse = parse_benchmark_model
-    out = s.run(["ssh", *opts, host, shlex.join(remote)], what=f"{s.spec}: benchmark", hint=_ssh_hint)
-    s.timings = parse(out, what=f"{s.spec}: `{shlex.join(remote)}`")
+        remote = [s.benchmark_binary, *_benchmark_args(s, graph=s.remote_model)]
+        out = s.run([*ssh, shlex.join(remote)], what=f"{s.spec}: benchmark_model", hint=_ssh_hint)
+        s.timings = parse_benchmark_model(out, what=f"{s.spec}: `{shlex.join(remote)}`")
+    else:
+        s.runtime = "litert benchmark_litert_model"
+        result = s.remote_model + ".latency.json"
+        remote = ["python3", "-m", "ai_edge_litert.tools.benchmark_litert_model", f"--model={s.remote_model}",
+                  f"--num_threads={s.threads}", f"--num_runs={s.runs}", f"--warmup_runs={s.warmup}",
+                  *(["--use_gpu"] if s.use_gpu else []), f"--result_json={result}"]
+        s.run([*ssh, shlex.join(remote)], what=f"{s.spec}: benchmark_litert_model", hint=_ssh_hint)
+        text = s.run([*ssh, shlex.join(["cat", result])], what=f"{s.spec}: reading {result}", hint=_ssh_hint)
+        s.timings = parse_litert_result_json(text, what=f"{s.spec}: {result} of `{shlex.join(remote)}`")
+        s.bench_command = [*ssh, shlex.join(remote)]  # the report names the benchmark, not the cat
 
 
 def _trtexec_args(s: _Session, *, onnx: str) -> list[str]:
@@ -254,10 +268,11 @@ def measure_on_target(*, target: str | TargetSpec, model: str | Path, profile: A
 
     def report(*, complete: bool, error: str | None) -> LatencyReport:
         t = session.timings
+        command = session.bench_command or (session.commands[-1] if session.commands else None)
         return LatencyReport(
             **base, device=dict(session.device), windows=session.windows,
             inferences_per_window=1 if session.windows else (t.runs if t else 0), complete=complete, error=error,
-            runtime=session.runtime, command=tuple(session.commands[-1]) if session.commands else None,
+            runtime=session.runtime, command=tuple(command) if command else None,
             stats_ms=t.stats() if t else None, output_tail=tail(session.output, lines=20) if session.output else None,
         )
 
