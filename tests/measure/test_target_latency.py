@@ -297,6 +297,10 @@ def test_cli_failures_exit_1_with_partial_json(fake_tools, fake_tflite, tmp_path
     no_model = CliRunner().invoke(cli, ["measure", "--on", "host"])
     assert both.exit_code == neither.exit_code == no_model.exit_code == 2
     assert "--on needs --model" in no_model.output
+    mixed = CliRunner().invoke(cli, ["measure", "--on", "host", "--model", str(fake_tflite), "--baud", "9600"])
+    assert mixed.exit_code == 2 and "--baud only applies to --port" in mixed.output
+    mixed = CliRunner().invoke(cli, ["measure", "--port", "/dev/ttyX", "--runs", "3", "--threads", "2"])
+    assert mixed.exit_code == 2 and "--runs, --threads only apply to --on" in mixed.output
     bad = CliRunner().invoke(cli, ["measure", "--on", "ftp:x", "--model", str(fake_tflite)])
     assert isinstance(bad.exception, MeasureError) and "unknown target 'ftp'" in str(bad.exception)
 

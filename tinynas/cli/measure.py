@@ -62,6 +62,17 @@ def measure(port: str | None, target: str | None, profile_id: str | None, model:
     if (port is None) == (target is None):
         raise click.UsageError("give either --port (a serial board) or --on (host, ssh:USER@HOST, adb[:SERIAL], "
                                "trtexec)")
+    # Options of the other kind of measurement would be silently ignored: refuse them instead.
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+    serial_only = {"windows": "--windows", "min_window_s": "--min-window-s", "baud": "--baud", "force": "--force"}
+    target_only = {"runs": "--runs", "threads": "--threads", "benchmark_binary": "--benchmark-binary",
+                   "remote_dir": "--remote-dir"}
+    wrong = sorted(flag for name, flag in (serial_only if target else target_only).items() if name in given)
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)} only {'apply' if len(wrong) > 1 else 'applies'} to "
+                               f"{'--port (serial boards)' if target else '--on (phones, Linux boards, GPUs)'}")
     try:
         if target is not None:
             if model is None:
