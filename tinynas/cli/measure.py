@@ -11,38 +11,83 @@ from tinynas.cli.common import echo_json
 
 
 @click.command("measure")
-@click.option("--port", required=True, help="Device path (/dev/ttyACM0), pyserial URL (socket://host:port) or 'auto'.")
-@click.option("--profile", "profile_id", default=None, help="Hardware profile id: baud, USB ids, reset, prediction.")
+@click.option("--port", default=None,
+              help="Serial board: device path (/dev/ttyACM0), pyserial URL (socket://host:port) or 'auto'.")
+@click.option("--on", "target", default=None, metavar="TARGET",
+              help="Phone, Linux board or GPU instead of a serial board: host, ssh:USER@HOST, adb, adb:SERIAL "
+                   "or trtexec (needs --model: a .tflite, or an .onnx for trtexec and ONNX Runtime).")
+@click.option("--profile", "profile_id", default=None,
+              help="Hardware profile id: baud, USB ids, reset, prediction; threads and delegate for --on.")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The int8 .tflite on the board: input size, host outputs to compare, calibration features.")
 @click.option("--windows", type=click.IntRange(min=1), default=5, show_default=True, help="Measurement windows.")
 @click.option("--min-window-s", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Each window runs enough inferences to last at least this long (MLPerf Tiny uses 10 s).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Warm-up inferences before each window.")
+              help="Warm-up inferences before each window (with --on: before the timed runs).")
 @click.option("--baud", type=click.IntRange(min=1), default=None, help="Baud rate (default: the profile's, or 115200).")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory: the result goes to RUN/measure/latency.json.")
-@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Longest any answer may take beyond what its inferences should take.")
+@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=None,
+              help="Serial: longest any answer may take beyond what its inferences should take [5]. "
+                   "With --on: longest any one command (copy, benchmark) may take [300].")
 @click.option("--force", is_flag=True,
               help="Measure even if the device announces another model id than --model's (marked in the result).")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="With --on: timed runs (the median is the figure).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="With --on: CPU threads (default: the profile's [extra] threads, else 1).")
+@click.option("--benchmark-binary", default=None, metavar="PATH",
+              help="With --on adb (required) or ssh: LiteRT's benchmark_model on the device; trtexec's path "
+                   "with --on trtexec or an .onnx over ssh.")
+@click.option("--remote-dir", default="/data/local/tmp", show_default=True,
+              help="With --on adb or ssh: where the model is copied on the device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def measure(port: str, profile_id: str | None, model: Path | None, windows: int, min_window_s: float, warmup: int,
-            baud: int | None, run_dir: Path | None, timeout_s: float, force: bool, as_json: bool) -> None:
-    """Measure a model's latency on a board over serial (median of windows, like the MLPerf Tiny runner).
+def measure(port: str | None, target: str | None, profile_id: str | None, model: Path | None, windows: int,
+            min_window_s: float, warmup: int, baud: int | None, run_dir: Path | None, timeout_s: float | None,
+            force: bool, runs: int, threads: int | None, benchmark_binary: str | None, remote_dir: str,
+            as_json: bool) -> None:
+    """Measure a model's latency on a serial board (--port) or on a phone, Linux board or GPU (--on).
 
-    The whole measurement has a deadline: boot + 4 x --timeout-s + the upload at --baud (with
-    its retries) + 3 probe inferences, then --windows x (1.5 x window + --timeout-s) once the
-    probe has timed one inference (docs/protocol.md). A device that keeps talking without
-    answering cannot stretch it.
+    Serial: the median of windows, like the MLPerf Tiny runner. The whole measurement has a
+    deadline: boot + 4 x --timeout-s + the upload at --baud (with its retries) + 3 probe
+    inferences, then --windows x (1.5 x window + --timeout-s) once the probe has timed one
+    inference (docs/protocol.md). A device that keeps talking without answering cannot stretch it.
+
+    --on: LiteRT or ONNX Runtime on this machine (host), LiteRT's benchmark over ssh,
+    benchmark_model over adb, or trtexec; the result has the same shape.
     """
-    from tinynas.measure.runner import MeasurementFailed, measure_latency, summary_rows
+    from tinynas.measure.runner import MeasurementFailed, summary_rows
 
+    if (port is None) == (target is None):
+        raise click.UsageError("give either --port (a serial board) or --on (host, ssh:USER@HOST, adb[:SERIAL], "
+                               "trtexec)")
+    # Options of the other kind of measurement would be silently ignored: refuse them instead.
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+    serial_only = {"windows": "--windows", "min_window_s": "--min-window-s", "baud": "--baud", "force": "--force"}
+    target_only = {"runs": "--runs", "threads": "--threads", "benchmark_binary": "--benchmark-binary",
+                   "remote_dir": "--remote-dir"}
+    wrong = sorted(flag for name, flag in (serial_only if target else target_only).items() if name in given)
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)} only {'apply' if len(wrong) > 1 else 'applies'} to "
+                               f"{'--port (serial boards)' if target else '--on (phones, Linux boards, GPUs)'}")
     try:
-        report = measure_latency(port=port, profile=profile_id, model=model, windows=windows,
-                                 min_window_s=min_window_s, warmup=warmup, baud=baud, run_dir=run_dir,
-                                 timeout_s=timeout_s, force=force)
+        if target is not None:
+            if model is None:
+                raise click.UsageError("--on needs --model: the .tflite (or .onnx) to measure")
+            from tinynas.measure.target import measure_on_target
+
+            report = measure_on_target(target=target, model=model, profile=profile_id, threads=threads, runs=runs,
+                                       warmup=warmup, benchmark_binary=benchmark_binary, remote_dir=remote_dir,
+                                       run_dir=run_dir, timeout_s=300.0 if timeout_s is None else timeout_s)
+        else:
+            from tinynas.measure.runner import measure_latency
+
+            report = measure_latency(port=port, profile=profile_id, model=model, windows=windows,
+                                     min_window_s=min_window_s, warmup=warmup, baud=baud, run_dir=run_dir,
+                                     timeout_s=5.0 if timeout_s is None else timeout_s, force=force)
     except MeasurementFailed as exc:
         if as_json:
             echo_json(exc.report.to_json())  # the partial result, for scripts; the error goes to stderr
@@ -52,8 +97,9 @@ def measure(port: str, profile_id: str | None, model: Path | None, windows: int,
         return
     for label, value in summary_rows(report):
         click.echo(f"{label:<18} {value}")
-    for w in report.windows:
-        click.echo(f"  window {w.index}: {w.latency_ms:.3f} ms ({w.inferences} inferences, {w.elapsed_us} us)")
+    if report.target is None:
+        for w in report.windows:
+            click.echo(f"  window {w.index}: {w.latency_ms:.3f} ms ({w.inferences} inferences, {w.elapsed_us} us)")
     if run_dir is not None:
         click.echo(f"written to {run_dir / 'measure' / 'latency.json'}")
 

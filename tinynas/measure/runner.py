@@ -81,31 +81,45 @@ class LatencyReport:
     device_model_id: str | None = None
     file_model_id: str | None = None
     forced: bool = False
+    # Phones, Linux boards and GPUs (``measure.target``): where and with what it ran; None for serial boards.
+    # ``stats_ms`` holds a tool's own summary (trtexec, benchmark_model) when it gives no per-run figures.
+    target: str | None = None
+    runtime: str | None = None
+    threads: int | None = None
+    command: tuple[str, ...] | None = None
+    stats_ms: dict[str, float] | None = None
+    output_tail: str | None = None
     format: str = REPORT_FORMAT
 
     # -- statistics over the windows (MLPerf Tiny reports the median) ----------
     def _latencies(self) -> list[float]:
         return [w.latency_ms for w in self.windows]
 
+    def _stat(self, name: str) -> float | None:
+        return None if not self.stats_ms else self.stats_ms.get(name)
+
     @property
     def latency_ms(self) -> float | None:
         lat = self._latencies()
-        return float(np.median(lat)) if lat else None
+        if lat:
+            return float(np.median(lat))
+        # A tool's summary: its median when it prints one (trtexec), else its mean (benchmark_model).
+        return self._stat("median_ms") if self._stat("median_ms") is not None else self._stat("mean_ms")
 
     @property
     def min_ms(self) -> float | None:
         lat = self._latencies()
-        return min(lat) if lat else None
+        return min(lat) if lat else self._stat("min_ms")
 
     @property
     def max_ms(self) -> float | None:
         lat = self._latencies()
-        return max(lat) if lat else None
+        return max(lat) if lat else self._stat("max_ms")
 
     @property
     def p90_ms(self) -> float | None:
         lat = self._latencies()
-        return float(np.percentile(lat, 90)) if lat else None
+        return float(np.percentile(lat, 90)) if lat else self._stat("p90_ms")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -136,6 +150,11 @@ class LatencyReport:
                 created_utc=str(data.get("created_utc", "")),
                 device_model_id=data.get("device_model_id"), file_model_id=data.get("file_model_id"),
                 forced=bool(data.get("forced", False)),
+                target=data.get("target"), runtime=data.get("runtime"),
+                threads=None if data.get("threads") is None else int(data["threads"]),
+                command=None if data.get("command") is None else tuple(str(c) for c in data["command"]),
+                stats_ms={str(k): float(v) for k, v in data["stats_ms"].items()} if data.get("stats_ms") else None,
+                output_tail=data.get("output_tail"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MeasureError(f"{source}: malformed latency measurement ({type(exc).__name__}: {exc})") from None
@@ -447,6 +466,17 @@ def _write(report: LatencyReport, run_dir: str | Path | None) -> Path | None:
 def summary_rows(report: LatencyReport) -> list[tuple[str, str]]:
     """(label, value) rows for the CLI's table."""
     fmt = lambda v, unit="": "-" if v is None else (f"{v:.3f}{unit}" if isinstance(v, float) else f"{v}{unit}")  # noqa: E731
+    if report.target is not None:
+        runs = f"{len(report.windows)} timed runs" if report.windows else f"{report.inferences_per_window or '?'} runs (tool summary)"
+        return [
+            ("target", report.target),
+            ("runtime", f"{report.runtime or '-'}, {report.threads} thread(s)"),
+            ("latency (median)" if report.windows or "median_ms" in (report.stats_ms or {}) else "latency (mean)",
+             fmt(report.latency_ms, " ms")),
+            ("min / p90 / max", f"{fmt(report.min_ms)} / {fmt(report.p90_ms)} / {fmt(report.max_ms)} ms"),
+            ("runs", f"{runs} (warmup {report.warmup})"),
+            ("command", " ".join(report.command or ())),
+        ]
     rows = [
         ("port", report.port),
         ("device", f"{report.device.get('name', '')} / model {report.device.get('model', '')}"),
