@@ -40,6 +40,7 @@ BAD_CALLS: dict[str, list[str]] = {
     "profiles validate": ["{tmp}/bad.toml"],
     "space list": ["--not-an-option"],
     "space sample": ["--space", "no-such-space", "--input-shape", "8,8,1", "--classes", "10"],
+    "space fit": ["--space", "no-such-space", "--profile", "nano33ble"],
     "space build": ["{tmp}/arch.json", "--input-shape", "8,8,1", "--classes", "10", "--out", "{tmp}/m.keras"],
     "estimate": ["{tmp}/garbage.tflite", "-p", "nano33ble"],
     "datasets list": ["--not-an-option"],
