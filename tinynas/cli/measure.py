@@ -178,8 +178,9 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
 
 def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, seed: int, out: Path | None,
                     dry_run: bool, as_json: bool) -> None:
-    from tinynas.measure.kernel_calibrate import calibrate_host
+    from tinynas.measure.kernel_calibrate import calibrate_host, host_profile
 
+    host_profile(profile_id)  # an MCU profile is refused before anything is measured
     with click.progressbar(length=n_kernels, label="measuring kernels",
                            file=click.get_text_stream("stderr")) as bar:
         result = calibrate_host(profile=profile_id, n=n_kernels, seed=seed, threads=threads, save=not dry_run,
@@ -193,7 +194,8 @@ def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, see
         echo_json(data)
         return
     click.echo(f"profile {result.profile_id}: {result.kernels} kernels timed with LiteRT on this machine, "
-               f"{result.threads} thread(s); per-invoke overhead {result.invoke_ms * 1000:.1f} us")
+               f"{result.threads} thread(s); per-invoke overhead {result.invoke_ms * 1000:.1f} us, "
+               f"kernel sum x {result.kernel_scale:.3f} (fitted on whole models)")
     click.echo(f"  {'kind':<10} {'kernels':>7} {'median ms':>10} {'held-out median error':>22}")
     for kind, st in sorted(result.per_kind.items()):
         err = st["held_out_median_error_pct"]

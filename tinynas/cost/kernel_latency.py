@@ -124,11 +124,13 @@ class Tree:
 @dataclass(frozen=True)
 class KernelLatencyModel:
     """Per-kind forests predicting log(kernel ms) from ``feature_vector``; a model's latency is
-    ``invoke_ms`` plus the sum over its kernels. A kind without a forest costs ``fallback_ms``."""
+    ``invoke_ms`` plus ``kernel_scale`` x the sum over its kernels (the scale is fitted on a few whole
+    models: isolated kernels run with colder caches than inside a model). A kind without a forest costs ``fallback_ms``."""
 
     forests: dict[str, tuple[Tree, ...]]
     invoke_ms: float
     threads: int = 1
+    kernel_scale: float = 1.0
     fallback_ms: float = 0.0
     source: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
@@ -149,11 +151,13 @@ class KernelLatencyModel:
             if op.kind == "RESHAPE":  # XNNPACK makes it a view of the same buffer
                 continue
             by_kind.setdefault(kernel_kind(op, graph), []).append(kernel_features(op, graph))
-        return float(self.invoke_ms + sum(self.kernel_ms(k, c).sum() for k, c in by_kind.items()))
+        kernels = sum(self.kernel_ms(k, c).sum() for k, c in by_kind.items())
+        return float(self.invoke_ms + self.kernel_scale * kernels)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
-                "fallback_ms": self.fallback_ms, "source": self.source, "stats": self.stats,
+                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "source": self.source,
+                "stats": self.stats,
                 "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
 
     @classmethod
@@ -170,13 +174,16 @@ class KernelLatencyModel:
         try:
             invoke = float(data["invoke_ms"])
             fallback = float(data.get("fallback_ms", 0.0))
+            scale = float(data.get("kernel_scale", 1.0))
         except (KeyError, TypeError, ValueError):
             raise CostError(f"{where}: invoke_ms must be a number of milliseconds") from None
-        if not (math.isfinite(invoke) and invoke >= 0 and math.isfinite(fallback) and fallback >= 0):
-            raise CostError(f"{where}: invoke_ms and fallback_ms must be finite and not negative")
+        if not (math.isfinite(invoke) and invoke >= 0 and math.isfinite(fallback) and fallback >= 0
+                and math.isfinite(scale) and scale > 0):
+            raise CostError(f"{where}: invoke_ms and fallback_ms must be finite and not negative, "
+                            "kernel_scale positive")
         return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
                             for k, v in forests.items()},
-                   invoke_ms=invoke, threads=int(data.get("threads", 1)), fallback_ms=fallback,
+                   invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
                    source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
 
 

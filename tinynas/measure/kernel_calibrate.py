@@ -103,16 +103,42 @@ def _overhead_graph() -> Graph:
     return b.build(outputs=[b.pool2d(b.input, kind="avg", pool=1, stride=1)])
 
 
+def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float = 60.0) -> float:
+    """Median ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
+    after warm-up. With one thread each run is timed by the thread's CPU time
+    (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
+    load and short ones' does not, and kernels would no longer add up to models."""
+    from tinynas.measure.host import time_litert, time_litert_cpu
+
+    def timed(runs: int, warmup: int) -> float:
+        if threads == 1:
+            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).median_ms
+        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).median_ms
+
+    probe = timed(3, 2)
+    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), 3)
+
+
 def time_graph(graph: Graph, *, threads: int, seed: int, min_total_ms: float = 60.0) -> float:
-    """Median ms of ``graph`` as int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms``
-    (at least 15), after warm-up."""
+    """``time_tflite`` of ``graph`` quantized to int8 with random weights (as the deploy path converts)."""
     from tinynas.deploy.quantize import quantize_untrained
-    from tinynas.measure.host import time_litert
 
     data = quantize_untrained(graph, seed=seed, num_samples=4)
-    probe = time_litert(data, threads=threads, runs=3, warmup=2).median_ms
-    runs = int(min(400, max(15, min_total_ms / max(probe, 1e-3))))
-    return time_litert(data, threads=threads, runs=runs, warmup=3, seed=seed).median_ms
+    return time_tflite(data, threads=threads, seed=seed, min_total_ms=min_total_ms)
+
+
+def host_profile(profile: Any) -> Any:
+    """``profile`` (an id, path or HardwareProfile) loaded, if it is one ``--measure host`` can fit:
+    raises MeasureError for a microcontroller, whose latency is measured on the board."""
+    if isinstance(profile, (str, Path)):
+        from tinynas.hardware import load_profile
+
+        profile = load_profile(str(profile))
+    if profile.kind not in ("mobile", "gpu"):
+        raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile and gpu profiles "
+                           "(LiteRT on this machine); measure a microcontroller on the board (tinynas measure "
+                           f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
+    return profile
 
 
 @dataclass(frozen=True)
@@ -124,13 +150,15 @@ class KernelCalibration:
     kernels: int
     invoke_ms: float
     threads: int
+    kernel_scale: float
     per_kind: dict[str, dict[str, float]]
     model_path: str | None
     samples: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile_id": self.profile_id, "kernels": self.kernels, "invoke_ms": self.invoke_ms,
-                "threads": self.threads, "per_kind": self.per_kind, "model_path": self.model_path,
+                "threads": self.threads, "kernel_scale": self.kernel_scale, "per_kind": self.per_kind,
+                "model_path": self.model_path,
                 "samples": list(self.samples)}
 
 
@@ -162,21 +190,17 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
 
 
 def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
-                   home: Path | None = None, on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
+                   home: Path | None = None, whole_models: int | None = None,
+                   on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
     """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
-    ``threads`` defaults to the profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU
-    profile (its latency is measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
+    ``whole_models`` (default n / 30, at least 2) whole random models are timed too, and the median
+    ratio of measured to summed kernel latency scales the kernel sum. ``threads`` defaults to the
+    profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
+    measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
     """
-    if isinstance(profile, (str, Path)):
-        from tinynas.hardware import load_profile
-
-        profile = load_profile(str(profile))
-    if profile.kind not in ("mobile", "gpu"):
-        raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile and gpu profiles "
-                           "(LiteRT on this machine); measure a microcontroller on the board (tinynas measure "
-                           f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
+    profile = host_profile(profile)
     if n < 2:
         raise MeasureError(f"--n must be at least 2 kernels, got {n}")
     threads = int(threads if threads is not None else profile.extra.get("threads", 1))
@@ -192,13 +216,32 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
                         "kernel_ms": max(ms - overhead, 1e-3)})
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
+    from tinynas.space import get_space
+
     forests, stats = fit_forests(samples, seed=seed)
+    # Isolated kernels start from cold caches and their own input, so their sum overshoots a whole model
+    # (by ~10 % on this host); a few whole models (from the calibration seed, not the benchmark's) set
+    # one scale on the kernel sum.
+    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads)
+    ratios = []
+    rng = np.random.default_rng(seed + 1)
+    for j in range(whole_models if whole_models is not None else max(2, n // 30)):
+        name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
+        space = get_space(name, input_shape=shape, num_classes=10)
+        g = space.graph(space.sample(rng))
+        measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
+        kernel_sum = unscaled.predict_ms(converter_view(g)) - overhead
+        if kernel_sum > 0:
+            ratios.append((measured - overhead) / kernel_sum)
+    scale = float(np.median(ratios)) if ratios else 1.0
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads,
+    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, kernel_scale=scale,
                                source=f"LiteRT on the host, {len(samples)} kernels, {threads} thread(s), {stamp}",
-                               stats={"kernels": len(samples), "per_kind": stats, "date": stamp})
+                               stats={"kernels": len(samples), "per_kind": stats, "date": stamp,
+                                      "whole_model_ratios": [round(r, 4) for r in ratios]})
     path = save_kernel_model(profile.id, model, home=home) if save else None
     if path is not None:
         log.info("%s: kernel latency model written to %s", profile.id, path)
     return KernelCalibration(profile_id=profile.id, kernels=len(samples), invoke_ms=overhead, threads=threads,
+                             kernel_scale=scale,
                              per_kind=stats, model_path=str(path) if path else None, samples=tuple(samples))
