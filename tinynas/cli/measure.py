@@ -137,13 +137,17 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
               help="With --measure host: how many kernels to measure.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="With --measure host: LiteRT threads (default: the profile's extra.threads, else 1).")
+@click.option("--whole-models", type=click.IntRange(min=0), default=None,
+              help="With --measure host: whole random models timed to scale the kernel sum (default: n/30, "
+                   "at least 2; 0: no scale).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --measure host: which kernels are drawn.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the calibration report (coefficients, errors) as JSON here.")
 @click.option("--dry-run", is_flag=True, help="Fit and report, but do not write the profile overlay.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str | None, n_kernels: int,
-              threads: int | None, seed: int, out: Path | None, dry_run: bool, as_json: bool) -> None:
+              threads: int | None, whole_models: int | None, seed: int, out: Path | None, dry_run: bool,
+              as_json: bool) -> None:
     """Fit a board's latency model to measurement files and store it as the profile's user overlay.
 
     With --measure host (mobile and gpu profiles), measure single kernels with LiteRT on this machine
@@ -152,8 +156,8 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
     if measure_on is not None:
         if measurements:
             raise click.UsageError("give either measurement files or --measure host, not both")
-        _calibrate_host(profile_id, n_kernels=n_kernels, threads=threads, seed=seed, out=out, dry_run=dry_run,
-                        as_json=as_json)
+        _calibrate_host(profile_id, n_kernels=n_kernels, threads=threads, whole_models=whole_models, seed=seed,
+                        out=out, dry_run=dry_run, as_json=as_json)
         return
     if not measurements:
         raise click.UsageError("give measurement files (latency.json from tinynas measure), or --measure host "
@@ -176,7 +180,8 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
         click.echo(f"overlay written to {result.overlay_path}")
 
 
-def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, seed: int, out: Path | None,
+def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, whole_models: int | None, seed: int,
+                    out: Path | None,
                     dry_run: bool, as_json: bool) -> None:
     from tinynas.measure.kernel_calibrate import calibrate_host, host_profile
 
@@ -184,7 +189,7 @@ def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, see
     with click.progressbar(length=n_kernels, label="measuring kernels",
                            file=click.get_text_stream("stderr")) as bar:
         result = calibrate_host(profile=profile_id, n=n_kernels, seed=seed, threads=threads, save=not dry_run,
-                                on_kernel=lambda done, total: bar.update(1))
+                                whole_models=whole_models, on_kernel=lambda done, total: bar.update(1))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
