@@ -175,13 +175,39 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
 
 @click.command("calibrate")
 @click.option("--profile", "profile_id", required=True, help="The board's hardware profile id.")
-@click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("measurements", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--measure", "measure_on", type=click.Choice(["host"]), default=None,
+              help="Instead of measurement files: time --n single kernels with LiteRT on this machine and fit the "
+                   "profile's per-kernel latency model (mobile and gpu profiles; nn-Meter's method).")
+@click.option("--n", "n_kernels", type=click.IntRange(min=2), default=300, show_default=True,
+              help="With --measure host: how many kernels to measure.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="With --measure host: LiteRT threads (default: the profile's extra.threads, else 1).")
+@click.option("--whole-models", type=click.IntRange(min=0), default=None,
+              help="With --measure host: whole random models timed to scale the kernel sum (default: n/30, "
+                   "at least 2; 0: no scale).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --measure host: which kernels are drawn.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the calibration report (coefficients, errors) as JSON here.")
 @click.option("--dry-run", is_flag=True, help="Fit and report, but do not write the profile overlay.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def calibrate(profile_id: str, measurements: tuple[Path, ...], out: Path | None, dry_run: bool, as_json: bool) -> None:
-    """Fit a board's latency model to measurement files and store it as the profile's user overlay."""
+def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str | None, n_kernels: int,
+              threads: int | None, whole_models: int | None, seed: int, out: Path | None, dry_run: bool,
+              as_json: bool) -> None:
+    """Fit a board's latency model to measurement files and store it as the profile's user overlay.
+
+    With --measure host (mobile and gpu profiles), measure single kernels with LiteRT on this machine
+    instead and store a per-kernel-kind latency model beside the overlay.
+    """
+    if measure_on is not None:
+        if measurements:
+            raise click.UsageError("give either measurement files or --measure host, not both")
+        _calibrate_host(profile_id, n_kernels=n_kernels, threads=threads, whole_models=whole_models, seed=seed,
+                        out=out, dry_run=dry_run, as_json=as_json)
+        return
+    if not measurements:
+        raise click.UsageError("give measurement files (latency.json from tinynas measure), or --measure host "
+                               "for a mobile or gpu profile")
     from tinynas.measure.calibrate import calibrate as fit
 
     result = fit(profile=profile_id, measurements=list(measurements), save=not dry_run)
@@ -198,3 +224,33 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], out: Path | None,
         click.echo(f"  {key:<28} {value:.4g}")
     if result.overlay_path:
         click.echo(f"overlay written to {result.overlay_path}")
+
+
+def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, whole_models: int | None, seed: int,
+                    out: Path | None,
+                    dry_run: bool, as_json: bool) -> None:
+    from tinynas.measure.kernel_calibrate import calibrate_host, host_profile
+
+    host_profile(profile_id)  # an MCU profile is refused before anything is measured
+    with click.progressbar(length=n_kernels, label="measuring kernels",
+                           file=click.get_text_stream("stderr")) as bar:
+        result = calibrate_host(profile=profile_id, n=n_kernels, seed=seed, threads=threads, save=not dry_run,
+                                whole_models=whole_models, on_kernel=lambda done, total: bar.update(1))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    if as_json:
+        data = result.to_json()
+        data.pop("samples")
+        echo_json(data)
+        return
+    click.echo(f"profile {result.profile_id}: {result.kernels} kernels timed with LiteRT on this machine, "
+               f"{result.threads} thread(s); per-invoke overhead {result.invoke_ms * 1000:.1f} us, "
+               f"kernel sum x {result.kernel_scale:.3f} (fitted on whole models)")
+    click.echo(f"  {'kind':<10} {'kernels':>7} {'median ms':>10} {'held-out median error':>22}")
+    for kind, st in sorted(result.per_kind.items()):
+        err = st["held_out_median_error_pct"]
+        click.echo(f"  {kind:<10} {int(st['kernels']):>7} {st['median_ms']:>10.4f} "
+                   f"{'-' if err < 0 else f'{err:.1f} %':>22}")
+    if result.model_path:
+        click.echo(f"kernel latency model written to {result.model_path}")

@@ -57,7 +57,7 @@ def estimate(
         raise CostError(f"graph {graph.name!r} is malformed: missing tensor or operand {exc}") from None
     if profile is None:
         return Cost(macs=macs, params=params, flash_bytes=flash, arena_bytes=arena)
-    lat = latency_ms(work, profile.latency, clock_hz=profile.clock_hz)
+    lat = _latency_ms(g, work, profile)
     target = profile.latency_target_ms if latency_target_ms is None else latency_target_ms
     checks = (
         BudgetCheck("sram", arena, profile.sram_budget_bytes),
@@ -67,6 +67,17 @@ def estimate(
     return Cost(macs=macs, params=params, flash_bytes=flash, arena_bytes=arena, latency_ms=lat,
                 profile_id=profile.id, checks=checks)
 
+def _latency_ms(graph: Graph, work: list, profile: "HardwareProfile") -> float:
+    """A mobile or GPU profile with a kernel model measured on its runtime (``tinynas calibrate
+    --measure host``) is priced by it (nn-Meter's sum of kernels); every other profile by its
+    cycles-per-MAC ``[latency]``."""
+    if profile.kind in ("mobile", "gpu"):
+        from tinynas.cost.kernel_latency import load_kernel_model
+
+        kernels = load_kernel_model(profile.id)
+        if kernels is not None:
+            return kernels.predict_ms(graph)
+    return latency_ms(work, profile.latency, clock_hz=profile.clock_hz)
 
 
 def estimate_tflite(

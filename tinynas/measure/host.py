@@ -132,3 +132,37 @@ def time_onnx(model: bytes | str | Path, *, threads: int = 1, runs: int = 50, wa
     except Exception as exc:
         raise MeasureError(f"{name}: ONNX Runtime failed to run the model ({str(exc).strip().splitlines()[0]})") from None
     return HostTiming(runtime="onnxruntime", threads=int(threads), warmup=int(warmup), times_ms=times)
+
+
+def time_litert_cpu(model: bytes | str | Path, *, runs: int = 50, warmup: int = 5, seed: int = 0) -> HostTiming:
+    """Like ``time_litert`` with one thread, but each run timed by the CPU time of the calling thread
+    (``time.thread_time``), where LiteRT with one thread does all its work.
+
+    On a shared machine, wall time of a run that lasts longer than a scheduler time slice grows with
+    the load while a short run's median does not, so wall times of single kernels and whole models
+    stop adding up; CPU time is what the run costs an otherwise idle core. Raises MeasureError like
+    ``time_litert``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data, name = _model_bytes(model)
+    try:
+        interpreter = Interpreter(model_content=data, num_threads=1)
+        interpreter.allocate_tensors()
+    except Exception as exc:
+        raise MeasureError(f"{name}: LiteRT cannot load this model ({str(exc).strip().splitlines()[-1]})") from None
+    rng = np.random.default_rng(seed)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _random_input(detail["shape"], detail["dtype"], rng))
+    if runs < 1 or warmup < 0:
+        raise MeasureError(f"need at least 1 timed run and no negative warm-up, got runs={runs}, warmup={warmup}")
+    try:
+        for _ in range(warmup):
+            interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.thread_time_ns()
+            interpreter.invoke()
+            times.append((time.thread_time_ns() - start) / 1e6)
+    except Exception as exc:
+        raise MeasureError(f"{name}: LiteRT failed to run the model ({str(exc).strip().splitlines()[-1]})") from None
+    return HostTiming(runtime="litert-cpu-time", threads=1, warmup=int(warmup), times_ms=tuple(times))

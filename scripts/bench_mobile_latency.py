@@ -1,0 +1,90 @@
+"""How well the learned kernel latency model predicts whole models on a mobile profile (held out).
+
+Draws N random architectures from the spaces (a seed other than calibration's, so
+no model was measured while fitting), converts each to int8 .tflite, times it with
+LiteRT on this machine the way calibration times kernels (median after warm-up,
+the threads the kernel model was fitted with; one thread: the thread's CPU time,
+``kernel_calibrate.time_tflite``; the wall-clock median is printed beside it) and compares it with the profile's learned kernel model
+(``tinynas calibrate --profile rpi4 --measure host``) and with the old
+cycles-per-MAC model of its TOML file. Goal: 90 % of models within +-10 %
+(nn-Meter, Zhang et al. 2021, reports 99 % on a Pixel 4 CPU).
+
+    PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 --n 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="rpi4")
+    parser.add_argument("--n", type=int, default=30, help="held-out whole models")
+    parser.add_argument("--seed", type=int, default=1000, help="not calibrate's seed: models no kernel came from")
+    parser.add_argument("--json", dest="as_json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from tinynas.cost import estimate
+    from tinynas.cost.convert import converter_view
+    from tinynas.cost.counts import graph_work
+    from tinynas.cost.kernel_latency import load_kernel_model
+    from tinynas.cost.latency import latency_ms
+    from tinynas.deploy.quantize import quantize_untrained
+    from tinynas.hardware import load_profile
+    from tinynas.measure.host import time_litert
+    from tinynas.measure.kernel_calibrate import SPACE_INPUTS, time_tflite
+    from tinynas.space import get_space
+
+    profile = load_profile(args.profile)
+    kernels = load_kernel_model(profile.id)
+    if kernels is None:
+        print(f"{profile.id} has no kernel latency model: run tinynas calibrate --profile {profile.id} --measure host",
+              file=sys.stderr)
+        return 1
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for i in range(args.n):
+        name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
+        space = get_space(name, input_shape=shape, num_classes=10)
+        graph = space.graph(space.sample(rng))
+        data = quantize_untrained(graph, seed=i)
+        measured = time_tflite(data, threads=kernels.threads, seed=i, min_total_ms=300.0)
+        wall = time_litert(data, threads=kernels.threads, runs=15, warmup=3).median_ms
+        learned = estimate(graph, profile=profile).latency_ms
+        old = latency_ms(graph_work(converter_view(graph)), profile.latency, clock_hz=profile.clock_hz)
+        rows.append({"space": name, "input": "x".join(map(str, shape)), "ops": len(converter_view(graph).ops),
+                     "measured_ms": measured, "wall_ms": wall, "learned_ms": learned, "cycles_per_mac_ms": old})
+        print(f"{i + 1}/{args.n}", file=sys.stderr, end="\r")
+    within = lambda key: float(np.mean([abs(r[key] / r["measured_ms"] - 1) <= 0.10 for r in rows]))  # noqa: E731
+    err = lambda key: float(np.median([abs(r[key] / r["measured_ms"] - 1) for r in rows]) * 100)  # noqa: E731
+    summary = {"profile": profile.id, "models": len(rows), "threads": kernels.threads,
+               "kernel_model": kernels.source, "load_avg_1m": os.getloadavg()[0],
+               "learned_within_10pct": within("learned_ms"), "learned_median_error_pct": err("learned_ms"),
+               "cycles_per_mac_within_10pct": within("cycles_per_mac_ms"),
+               "cycles_per_mac_median_error_pct": err("cycles_per_mac_ms")}
+    if args.as_json:
+        print(json.dumps({"summary": summary, "rows": rows}, indent=2))
+        return 0
+    print(f"{'space':<9} {'input':<11} {'ops':>4} {'wall ms':>8} {'measured ms':>12} {'learned ms':>11} {'err':>7} "
+          f"{'cyc/MAC ms':>11} {'err':>7}")
+    for r in rows:
+        print(f"{r['space']:<9} {r['input']:<11} {r['ops']:>4} {r['wall_ms']:>8.2f} {r['measured_ms']:>12.3f} {r['learned_ms']:>11.3f} "
+              f"{100 * (r['learned_ms'] / r['measured_ms'] - 1):>+6.1f}% {r['cycles_per_mac_ms']:>11.3f} "
+              f"{100 * (r['cycles_per_mac_ms'] / r['measured_ms'] - 1):>+6.1f}%")
+    print(f"\n{profile.id}, {len(rows)} held-out models, LiteRT {kernels.threads} thread(s), "
+          f"load average {summary['load_avg_1m']:.2f} ({kernels.source})")
+    print(f"learned kernel model: {100 * summary['learned_within_10pct']:.0f} % within +-10 %, "
+          f"median error {summary['learned_median_error_pct']:.1f} %")
+    print(f"cycles-per-MAC model: {100 * summary['cycles_per_mac_within_10pct']:.0f} % within +-10 %, "
+          f"median error {summary['cycles_per_mac_median_error_pct']:.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

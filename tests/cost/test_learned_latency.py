@@ -1,0 +1,167 @@
+"""The learned kernel latency model (``tinynas/cost/kernel_latency.py``) and ``calibrate --measure host``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinynas.cli.main import cli
+from tinynas.cost import estimate
+from tinynas.cost.convert import converter_view
+from tinynas.cost.kernel_latency import (KernelLatencyModel, kernel_features, kernel_kind, kernel_model_path,
+                                         load_kernel_model, save_kernel_model)
+from tinynas.errors import CostError
+from tinynas.hardware import clear_cache, load_profile
+from tinynas.space import get_space
+
+
+def _graph(seed: int = 0, shape=(96, 96, 3)):
+    space = get_space("mcunet", input_shape=shape, num_classes=10)
+    return space.graph(space.sample(np.random.default_rng(seed)))
+
+
+def _synthetic_model() -> KernelLatencyModel:
+    """Forests fitted (sklearn) on made-up kernel latencies: 1 ns per MAC or per element, plus 2 us."""
+    from tinynas.measure.kernel_calibrate import fit_forests
+
+    samples = []
+    for seed in range(4):
+        g = converter_view(_graph(seed))
+        for op in g.ops:
+            cfg = kernel_features(op, g)
+            samples.append({"kind": kernel_kind(op, g), "config": cfg,
+                            "kernel_ms": 2e-3 + 1e-6 * (cfg["macs"] or cfg["out_elems"])})
+    forests, stats = fit_forests(samples, n_trees=5)
+    return KernelLatencyModel(forests=forests, invoke_ms=0.01, threads=1, kernel_scale=0.9,
+                              stats={"per_kind": stats})
+
+
+@pytest.fixture(scope="module")
+def synthetic_model() -> KernelLatencyModel:
+    return _synthetic_model()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path / "home"))
+    clear_cache()
+    yield tmp_path / "home"
+    clear_cache()
+
+
+def test_json_round_trip_predicts_the_same(synthetic_model):
+    data = json.loads(json.dumps(synthetic_model.to_json()))
+    back = KernelLatencyModel.from_json(data)
+    g = converter_view(_graph(7))
+    assert back.predict_ms(g) == pytest.approx(synthetic_model.predict_ms(g), rel=1e-12)
+    assert back.kernel_scale == 0.9 and set(back.forests) == set(synthetic_model.forests)
+    # the forests learned something: a bigger input costs more
+    assert back.predict_ms(converter_view(_graph(7, (160, 160, 3)))) > back.predict_ms(g)
+
+
+def test_numpy_trees_agree_with_sklearn():
+    from sklearn.tree import DecisionTreeRegressor
+
+    from tinynas.cost.kernel_latency import Tree
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 11)), rng.normal(size=200)
+    t = DecisionTreeRegressor(max_depth=6, random_state=0).fit(x, y).tree_
+    tree = Tree(t.children_left, t.children_right, t.feature, t.threshold, t.value[:, 0, 0])
+    xs = rng.normal(size=(50, 11))
+    np.testing.assert_allclose(tree.predict(xs), DecisionTreeRegressor(max_depth=6, random_state=0).fit(x, y)
+                               .predict(xs))
+
+
+def test_bad_model_files_name_the_file_and_the_fix(synthetic_model, home):
+    path = save_kernel_model("rpi4", synthetic_model)
+    data = json.loads(path.read_text())
+    data["forests"]["conv"][0]["left"][0] = 10**6
+    path.write_text(json.dumps(data))
+    with pytest.raises(CostError, match=r"rpi4\.kernels\.json.*forests\.conv.*calibrate again"):
+        load_kernel_model("rpi4")
+    path.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(CostError, match="format"):
+        load_kernel_model("rpi4")
+    path.write_text("{not json")
+    with pytest.raises(CostError, match="not a readable JSON"):
+        load_kernel_model("rpi4")
+
+
+def test_estimate_uses_the_kernel_model_for_mobile_only(synthetic_model, home):
+    g = _graph(3)
+    before = estimate(g, profile=load_profile("rpi4")).latency_ms
+    mcu_before = estimate(g, profile=load_profile("nano33ble")).latency_ms
+    save_kernel_model("rpi4", synthetic_model)
+    save_kernel_model("nano33ble", synthetic_model)  # ignored: MCU latency stays the cycles-per-MAC model
+    after = estimate(g, profile=load_profile("rpi4")).latency_ms
+    assert after == pytest.approx(synthetic_model.predict_ms(converter_view(g))) and after != before
+    assert estimate(g, profile=load_profile("nano33ble")).latency_ms == mcu_before
+    os.remove(kernel_model_path("rpi4"))
+    assert estimate(g, profile=load_profile("rpi4")).latency_ms == before  # falls back
+
+
+def test_the_cost_model_with_a_kernel_model_imports_no_tensorflow(synthetic_model, home):
+    save_kernel_model("rpi4", synthetic_model)
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from tinynas.cost import estimate
+        from tinynas.hardware import load_profile
+        from tinynas.space import get_space
+        space = get_space("mcunet", input_shape=(96, 96, 3), num_classes=10)
+        cost = estimate(space.graph(space.sample(np.random.default_rng(0))), profile=load_profile("rpi4"))
+        assert cost.latency_ms > 0
+        heavy = [m for m in ("tensorflow", "keras", "sklearn", "ai_edge_litert") if m in sys.modules]
+        print("HEAVY", heavy)
+    """)
+    env = dict(os.environ, TINYNAS_HOME=str(home))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+
+
+def test_bad_measure_requests_are_clear(home):
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4", "--measure", "adb"])
+    assert res.exit_code == 2 and "'adb' is not 'host'" in res.output
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "nano33ble", "--measure", "host", "--n", "5"])
+    assert res.exit_code == 1
+    assert "nano33ble is a mcu profile" in str(res.exception) and "tinynas measure" in str(res.exception)
+    assert "measuring" not in res.output  # refused before any measuring starts
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4"])
+    assert res.exit_code == 2 and "--measure host" in res.output
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4", "--measure", "host", "x.json"])
+    assert res.exit_code == 2 and "not both" in res.output
+    assert not kernel_model_path("rpi4").exists()
+
+
+@pytest.mark.slow
+def test_calibrate_measure_host_then_estimate_uses_it(home, tmp_path):
+    report = tmp_path / "calib.json"
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4", "--measure", "host", "--n", "10",
+                                   "--whole-models", "1", "--seed", "3", "--out", str(report)])
+    assert res.exit_code == 0, res.output
+    assert "10 kernels timed with LiteRT" in res.output and "kernel latency model written to" in res.output
+    model = load_kernel_model("rpi4")
+    assert model is not None and model.threads == 1 and model.invoke_ms > 0 and model.kernel_scale > 0
+    data = json.loads(report.read_text())
+    assert len(data["samples"]) == 10 and all(s["kernel_ms"] > 0 for s in data["samples"])
+    assert {"conv", "dwconv", "conv1x1"} <= set(model.forests)
+    # `tinynas estimate` on a .tflite prices it with the kernel model
+    from tinynas.deploy.quantize import quantize_untrained
+
+    g = _graph(5)
+    model_file = tmp_path / "m.tflite"
+    model_file.write_bytes(quantize_untrained(g, seed=0, num_samples=4))
+    res = CliRunner().invoke(cli, ["estimate", str(model_file), "--profile", "rpi4", "--json"])
+    assert res.exit_code == 0, res.output
+    from tinynas.space.tflite_reader import read_tflite
+
+    assert json.loads(res.output)["latency_ms"] == pytest.approx(model.predict_ms(read_tflite(model_file)))

@@ -1,0 +1,230 @@
+"""A learned latency model for mobile and GPU profiles: per-kernel-kind regression trees, summed.
+
+nn-Meter (Zhang et al., MobiSys 2021): on phone CPUs and GPUs latency is not
+linear in MACs, but the latency of a model is close to the sum of the latencies
+of its kernels after fusion (conv + BN + activation is one kernel), and each
+kernel kind's latency is a smooth function of its configuration (input size,
+channels, kernel, stride), which a random forest per kind learns from measured
+single kernels. The converter's view of a Graph (``cost.convert``) already has
+that fusion, so one op is one kernel here.
+
+The fitted forests are plain JSON (sklearn's tree arrays: children, feature,
+threshold, value) written beside the profile's latency overlay
+(``$TINYNAS_HOME/overlays/<id>.kernels.json``) by ``tinynas calibrate --measure
+host`` and evaluated here in numpy: no TensorFlow, no sklearn, no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from tinynas.errors import CostError
+from tinynas.space.graph import Graph, Op
+
+FORMAT = "tinynas-kernel-latency/1"
+# Kernel kinds: ops that run as the same kernel family share a regressor.
+KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax", "other")
+# The configuration of a kernel; sizes enter as log2(1 + x) so a tree splits where a size doubles.
+FEATURES = ("h_in", "w_in", "c_in", "c_out", "kernel", "stride", "h_out", "w_out", "macs", "in_elems", "out_elems")
+
+
+def kernel_kind(op: Op, graph: Graph) -> str:
+    """The regressor that prices ``op``: its TFLite kind, with 1x1 convolutions apart (XNNPACK runs
+    them as a GEMM without im2col)."""
+    kind = op.kind
+    if kind == "CONV_2D":
+        k = graph.tensors[op.inputs[1]].shape
+        return "conv1x1" if k[1] == 1 and k[2] == 1 else "conv"
+    return {"DEPTHWISE_CONV_2D": "dwconv", "FULLY_CONNECTED": "fc", "MAX_POOL_2D": "pool",
+            "AVERAGE_POOL_2D": "pool", "ADD": "add", "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) == 4:
+        return shape[1], shape[2], shape[3]
+    if len(shape) == 3:
+        return 1, shape[1], shape[2]
+    return 1, 1, int(math.prod(shape[1:])) if len(shape) > 1 else 1
+
+
+def kernel_features(op: Op, graph: Graph) -> dict[str, float]:
+    """The raw configuration of one kernel (``FEATURES``): input and output size, channels, kernel,
+    stride, MACs and elements."""
+    from tinynas.cost.counts import op_work
+
+    t = graph.tensors
+    acts = [t[n] for n in op.inputs if n and not t[n].constant]
+    in_shape = acts[0].shape if acts else ()
+    out_shape = t[op.outputs[0]].shape
+    h, w, c = _hwc(in_shape)
+    oh, ow, oc = _hwc(out_shape)
+    kernel = op.attrs.get("kernel") or op.attrs.get("pool") or (1, 1)
+    stride = op.attrs.get("stride") or (1, 1)
+    return {"h_in": h, "w_in": w, "c_in": c, "c_out": oc, "kernel": int(kernel[0]), "stride": int(stride[0]),
+            "h_out": oh, "w_out": ow, "macs": op_work(graph, op).macs,
+            "in_elems": sum(a.size for a in acts), "out_elems": t[op.outputs[0]].size}
+
+
+def feature_vector(config: Mapping[str, float]) -> np.ndarray:
+    """``FEATURES`` of a kernel configuration as the regressors see them: log2(1 + x)."""
+    return np.log2(1.0 + np.array([float(config[f]) for f in FEATURES], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One regression tree as sklearn stores it: node arrays, leaves have children -1."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Leaf value of each row of ``x`` (rows, features)."""
+        node = np.zeros(len(x), dtype=np.int64)
+        rows = np.arange(len(x))
+        for _ in range(len(self.left)):  # bounded by the depth; stops when every row is at a leaf
+            inner = self.left[node] >= 0
+            if not inner.any():
+                break
+            n = node[inner]
+            go_left = x[rows[inner], self.feature[n]] <= self.threshold[n]
+            node[inner] = np.where(go_left, self.left[n], self.right[n])
+        return self.value[node]
+
+    def to_json(self) -> dict[str, list]:
+        return {"left": self.left.tolist(), "right": self.right.tolist(), "feature": self.feature.tolist(),
+                "threshold": self.threshold.tolist(), "value": self.value.tolist()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, where: str) -> "Tree":
+        try:
+            arrays = (np.asarray(data["left"], dtype=np.int64), np.asarray(data["right"], dtype=np.int64),
+                      np.asarray(data["feature"], dtype=np.int64), np.asarray(data["threshold"], dtype=np.float64),
+                      np.asarray(data["value"], dtype=np.float64))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CostError(f"{where}: a tree needs left, right, feature, threshold and value arrays ({exc!r}); "
+                            "calibrate again (tinynas calibrate --measure host)") from None
+        n = len(arrays[0])
+        if n == 0 or any(len(a) != n for a in arrays) or arrays[0].max() >= n or arrays[1].max() >= n \
+                or (arrays[2][arrays[0] >= 0] >= len(FEATURES)).any():
+            raise CostError(f"{where}: tree arrays are empty, of different lengths or point outside the tree; "
+                            "calibrate again (tinynas calibrate --measure host)")
+        return cls(*arrays)
+
+
+@dataclass(frozen=True)
+class KernelLatencyModel:
+    """Per-kind forests predicting log(kernel ms) from ``feature_vector``; a model's latency is
+    ``invoke_ms`` plus ``kernel_scale`` x the sum over its kernels (the scale is fitted on a few whole
+    models: isolated kernels run with colder caches than inside a model). A kind without a forest costs ``fallback_ms``."""
+
+    forests: dict[str, tuple[Tree, ...]]
+    invoke_ms: float
+    threads: int = 1
+    kernel_scale: float = 1.0
+    fallback_ms: float = 0.0
+    source: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def kernel_ms(self, kind: str, configs: list[Mapping[str, float]]) -> np.ndarray:
+        if not configs:
+            return np.zeros(0)
+        trees = self.forests.get(kind)
+        if not trees:
+            return np.full(len(configs), self.fallback_ms)
+        x = np.stack([feature_vector(c) for c in configs])
+        return np.exp(np.mean([t.predict(x) for t in trees], axis=0))
+
+    def predict_ms(self, graph: Graph) -> float:
+        """Predicted milliseconds of one inference of ``graph`` (the converter's view: one op, one kernel)."""
+        by_kind: dict[str, list[dict[str, float]]] = {}
+        for op in graph.ops:
+            if op.kind == "RESHAPE":  # XNNPACK makes it a view of the same buffer
+                continue
+            by_kind.setdefault(kernel_kind(op, graph), []).append(kernel_features(op, graph))
+        kernels = sum(self.kernel_ms(k, c).sum() for k, c in by_kind.items())
+        return float(self.invoke_ms + self.kernel_scale * kernels)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
+                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "source": self.source,
+                "stats": self.stats,
+                "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, where: str = "kernel latency model") -> "KernelLatencyModel":
+        """Raises CostError naming ``where`` and the field for a file this version cannot read."""
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise CostError(f"{where}: format must be {FORMAT!r}; calibrate again (tinynas calibrate --measure host)")
+        if list(data.get("features", ())) != list(FEATURES):
+            raise CostError(f"{where}: features {data.get('features')} are not this tinynas's {list(FEATURES)}; "
+                            "calibrate again (tinynas calibrate --measure host)")
+        forests = data.get("forests")
+        if not isinstance(forests, Mapping) or set(forests) - set(KINDS):
+            raise CostError(f"{where}: forests must map kernel kinds ({', '.join(KINDS)}) to lists of trees")
+        try:
+            invoke = float(data["invoke_ms"])
+            fallback = float(data.get("fallback_ms", 0.0))
+            scale = float(data.get("kernel_scale", 1.0))
+        except (KeyError, TypeError, ValueError):
+            raise CostError(f"{where}: invoke_ms must be a number of milliseconds") from None
+        if not (math.isfinite(invoke) and invoke >= 0 and math.isfinite(fallback) and fallback >= 0
+                and math.isfinite(scale) and scale > 0):
+            raise CostError(f"{where}: invoke_ms and fallback_ms must be finite and not negative, "
+                            "kernel_scale positive")
+        return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
+                            for k, v in forests.items()},
+                   invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
+                   source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
+
+
+def kernel_model_path(profile_id: str, *, home: Path | None = None) -> Path:
+    """Where ``tinynas calibrate --measure host`` writes ``profile_id``'s kernel model (beside its overlay)."""
+    from tinynas.hardware.loader import overlay_path
+
+    return overlay_path(profile_id, home=home).with_name(f"{profile_id}.kernels.json")
+
+
+_CACHE: dict[str, tuple[tuple[int, int], KernelLatencyModel]] = {}
+
+
+def load_kernel_model(profile_id: str, *, home: Path | None = None) -> KernelLatencyModel | None:
+    """The profile's kernel model, or None when it has none (the cycles-per-MAC model then prices it).
+    Cached by file size and mtime; raises CostError for a file that is there but unreadable."""
+    path = kernel_model_path(profile_id, home=home)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    stamp = (st.st_size, st.st_mtime_ns)
+    cached = _CACHE.get(str(path))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CostError(f"{path}: not a readable JSON kernel latency model ({exc}); delete it or calibrate again "
+                        "(tinynas calibrate --measure host)") from None
+    model = KernelLatencyModel.from_json(data, where=str(path))
+    _CACHE[str(path)] = (stamp, model)
+    return model
+
+
+def save_kernel_model(profile_id: str, model: KernelLatencyModel, *, home: Path | None = None) -> Path:
+    """Write the model atomically beside the profile's overlay and return its path."""
+    path = kernel_model_path(profile_id, home=home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(model.to_json()) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    _CACHE.pop(str(path), None)
+    return path

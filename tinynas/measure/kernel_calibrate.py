@@ -1,0 +1,247 @@
+"""Measure single kernels with LiteRT on this machine and fit a mobile/GPU profile's kernel latency model.
+
+``tinynas calibrate --profile rpi4 --measure host --n 300``: the nn-Meter recipe
+(Zhang et al., MobiSys 2021) on the host. Kernels are drawn from the converted
+graphs of random architectures of the spaces (so their configurations cover what
+searches produce, with larger inputs than MCUs take), each rebuilt as a one-kernel
+model, quantized to int8 like the deploy path and timed with LiteRT
+(``measure.host.time_litert``). A kernel's latency is the model's median minus the
+median of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
+per-invoke overhead, which the model adds back once. One random forest per kernel
+kind is fitted on log(ms) and stored as JSON (``tinynas.cost.kernel_latency``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from tinynas.cost.convert import converter_view
+from tinynas.cost.kernel_latency import (KernelLatencyModel, Tree, feature_vector, kernel_features,
+                                         kernel_kind, save_kernel_model)
+from tinynas.errors import MeasureError
+from tinynas.space.graph import Graph, GraphBuilder, Op
+
+log = logging.getLogger(__name__)
+
+MEASURE_TARGETS = ("host",)
+# Input shapes per space for mobile targets: the spaces' defaults and larger images.
+SPACE_INPUTS = (("mcunet", (96, 96, 3)), ("mcunet", (160, 160, 3)), ("dscnn", (49, 10, 1)),
+                ("nanonas", (64, 64, 3)), ("nanonas", (128, 128, 3)), ("mcunet", (224, 224, 3)))
+MEASURED_KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax")
+
+
+def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, tuple[int, ...]]] = SPACE_INPUTS,
+                   archs_per_space: int = 12) -> list[tuple[str, dict[str, Any], Op, Graph]]:
+    """``n`` kernels (kind, configuration, op, its graph) from random archs of the spaces, drawn
+    round-robin over the kinds so that rare kinds (softmax, mean) are measured too."""
+    from tinynas.space import get_space
+
+    rng = np.random.default_rng(seed)
+    pool: dict[str, list[tuple[str, dict[str, Any], Op, Graph]]] = {}
+    seen: set[tuple] = set()
+    for name, shape in space_inputs:
+        space = get_space(name, input_shape=shape, num_classes=10)
+        for _ in range(archs_per_space):
+            g = converter_view(space.graph(space.sample(rng)))
+            for op in g.ops:
+                kind = kernel_kind(op, g)
+                if kind not in MEASURED_KINDS:
+                    continue
+                cfg = kernel_features(op, g)
+                key = (kind, op.kind, op.attrs.get("activation"), *cfg.values())
+                if key not in seen:
+                    seen.add(key)
+                    pool.setdefault(kind, []).append((kind, cfg, op, g))
+    for items in pool.values():
+        rng.shuffle(items)  # type: ignore[arg-type]
+    out: list[tuple[str, dict[str, Any], Op, Graph]] = []
+    kinds = sorted(pool)
+    while len(out) < n and any(pool.values()):
+        for kind in kinds:
+            if pool[kind] and len(out) < n:
+                out.append(pool[kind].pop())
+    return out
+
+
+def single_kernel_graph(op: Op, graph: Graph) -> Graph:
+    """A graph whose one kernel is ``op`` with its configuration (an ADD adds its input to itself)."""
+    t = graph.tensors
+    x = [t[n] for n in op.inputs if n and not t[n].constant][0]
+    a = op.attrs
+    b = GraphBuilder(input_shape=x.shape[1:], name=f"kernel_{op.kind.lower()}")
+    if op.kind == "CONV_2D":
+        y = b.conv2d(b.input, filters=a["filters"], kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
+                     activation=a.get("activation"), batch_norm=False)
+    elif op.kind == "DEPTHWISE_CONV_2D":
+        y = b.depthwise_conv2d(b.input, kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
+                               depth_multiplier=a.get("depth_multiplier", 1), activation=a.get("activation"),
+                               batch_norm=False)
+    elif op.kind == "FULLY_CONNECTED":
+        y = b.fully_connected(b.input, units=a["units"], activation=a.get("activation"))
+    elif op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        y = b.pool2d(b.input, kind="max" if op.kind == "MAX_POOL_2D" else "avg", pool=a["pool"], stride=a["stride"],
+                     padding=a["padding"])
+    elif op.kind == "ADD":
+        y = b.add(b.input, b.input, activation=a.get("activation"))
+    elif op.kind == "MEAN":
+        y = b.global_avg_pool(b.input)
+    elif op.kind == "SOFTMAX":
+        y = b.softmax(b.input)
+    else:
+        raise MeasureError(f"no single-kernel model for op {op.kind}")
+    return b.build(outputs=[y])
+
+
+def _overhead_graph() -> Graph:
+    b = GraphBuilder(input_shape=(1, 1, 1), name="empty")
+    return b.build(outputs=[b.pool2d(b.input, kind="avg", pool=1, stride=1)])
+
+
+def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float = 60.0) -> float:
+    """Median ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
+    after warm-up. With one thread each run is timed by the thread's CPU time
+    (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
+    load and short ones' does not, and kernels would no longer add up to models."""
+    from tinynas.measure.host import time_litert, time_litert_cpu
+
+    def timed(runs: int, warmup: int) -> float:
+        if threads == 1:
+            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).median_ms
+        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).median_ms
+
+    probe = timed(3, 2)
+    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), 3)
+
+
+def time_graph(graph: Graph, *, threads: int, seed: int, min_total_ms: float = 60.0) -> float:
+    """``time_tflite`` of ``graph`` quantized to int8 with random weights (as the deploy path converts)."""
+    from tinynas.deploy.quantize import quantize_untrained
+
+    data = quantize_untrained(graph, seed=seed, num_samples=4)
+    return time_tflite(data, threads=threads, seed=seed, min_total_ms=min_total_ms)
+
+
+def host_profile(profile: Any) -> Any:
+    """``profile`` (an id, path or HardwareProfile) loaded, if it is one ``--measure host`` can fit:
+    raises MeasureError for a microcontroller, whose latency is measured on the board."""
+    if isinstance(profile, (str, Path)):
+        from tinynas.hardware import load_profile
+
+        profile = load_profile(str(profile))
+    if profile.kind not in ("mobile", "gpu"):
+        raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile and gpu profiles "
+                           "(LiteRT on this machine); measure a microcontroller on the board (tinynas measure "
+                           f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
+    return profile
+
+
+@dataclass(frozen=True)
+class KernelCalibration:
+    """What ``calibrate_host`` measured and fitted: kernels per kind, the in-sample and 5-fold
+    held-out median relative error of single-kernel predictions, where it was written."""
+
+    profile_id: str
+    kernels: int
+    invoke_ms: float
+    threads: int
+    kernel_scale: float
+    per_kind: dict[str, dict[str, float]]
+    model_path: str | None
+    samples: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile_id": self.profile_id, "kernels": self.kernels, "invoke_ms": self.invoke_ms,
+                "threads": self.threads, "kernel_scale": self.kernel_scale, "per_kind": self.per_kind,
+                "model_path": self.model_path,
+                "samples": list(self.samples)}
+
+
+def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30
+                ) -> tuple[dict[str, tuple[Tree, ...]], dict[str, dict[str, float]]]:
+    """One random forest per kind on (log2 features -> log ms), exported to ``Tree``s, with each
+    kind's 5-fold held-out median relative error."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import cross_val_predict
+
+    forests: dict[str, tuple[Tree, ...]] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for kind in sorted({s["kind"] for s in samples}):
+        rows = [s for s in samples if s["kind"] == kind]
+        x = np.stack([feature_vector(s["config"]) for s in rows])
+        y = np.log(np.array([s["kernel_ms"] for s in rows]))
+        rf = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.8, random_state=seed)
+        held = None
+        if len(rows) >= 5:
+            cv = cross_val_predict(rf, x, y, cv=min(5, len(rows)))
+            held = float(np.median(np.abs(np.exp(cv - y) - 1.0)) * 100.0)
+        rf.fit(x, y)
+        forests[kind] = tuple(Tree(e.tree_.children_left.astype(np.int64), e.tree_.children_right.astype(np.int64),
+                                   e.tree_.feature.astype(np.int64), e.tree_.threshold.astype(np.float64),
+                                   e.tree_.value[:, 0, 0].astype(np.float64)) for e in rf.estimators_)
+        stats[kind] = {"kernels": len(rows), "median_ms": float(np.exp(np.median(y))),
+                       "held_out_median_error_pct": -1.0 if held is None else round(held, 2)}
+    return forests, stats
+
+
+def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
+                   home: Path | None = None, whole_models: int | None = None,
+                   on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
+    """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
+    (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
+
+    ``whole_models`` (default n / 30, at least 2) whole random models are timed too, and the median
+    ratio of measured to summed kernel latency scales the kernel sum. ``threads`` defaults to the
+    profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
+    measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
+    """
+    profile = host_profile(profile)
+    if n < 2:
+        raise MeasureError(f"--n must be at least 2 kernels, got {n}")
+    threads = int(threads if threads is not None else profile.extra.get("threads", 1))
+    if threads < 1:
+        raise MeasureError(f"{profile.source_path or profile.id}: extra.threads must be at least 1, got {threads}")
+    kernels = sample_kernels(n=n, seed=seed)
+    overhead = time_graph(_overhead_graph(), threads=threads, seed=seed, min_total_ms=200.0)
+    samples = []
+    for i, (kind, cfg, op, g) in enumerate(kernels):
+        ms = time_graph(single_kernel_graph(op, g), threads=threads, seed=seed + i)
+        # A kernel faster than the timer's noise keeps a floor of 1 us: log(ms) needs it positive.
+        samples.append({"kind": kind, "op": op.kind, "config": cfg, "measured_ms": ms,
+                        "kernel_ms": max(ms - overhead, 1e-3)})
+        if on_kernel is not None:
+            on_kernel(i + 1, len(kernels))
+    from tinynas.space import get_space
+
+    forests, stats = fit_forests(samples, seed=seed)
+    # Isolated kernels start from cold caches and their own input, so their sum overshoots a whole model
+    # (by ~10 % on this host); a few whole models (from the calibration seed, not the benchmark's) set
+    # one scale on the kernel sum.
+    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads)
+    ratios = []
+    rng = np.random.default_rng(seed + 1)
+    for j in range(whole_models if whole_models is not None else max(2, n // 30)):
+        name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
+        space = get_space(name, input_shape=shape, num_classes=10)
+        g = space.graph(space.sample(rng))
+        measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
+        kernel_sum = unscaled.predict_ms(converter_view(g)) - overhead
+        if kernel_sum > 0:
+            ratios.append((measured - overhead) / kernel_sum)
+    scale = float(np.median(ratios)) if ratios else 1.0
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, kernel_scale=scale,
+                               source=f"LiteRT on the host, {len(samples)} kernels, {threads} thread(s), {stamp}",
+                               stats={"kernels": len(samples), "per_kind": stats, "date": stamp,
+                                      "whole_model_ratios": [round(r, 4) for r in ratios]})
+    path = save_kernel_model(profile.id, model, home=home) if save else None
+    if path is not None:
+        log.info("%s: kernel latency model written to %s", profile.id, path)
+    return KernelCalibration(profile_id=profile.id, kernels=len(samples), invoke_ms=overhead, threads=threads,
+                             kernel_scale=scale,
+                             per_kind=stats, model_path=str(path) if path else None, samples=tuple(samples))
