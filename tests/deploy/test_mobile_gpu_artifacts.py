@@ -151,17 +151,20 @@ def test_bad_models_fail_naming_the_file_and_the_fix_and_write_nothing(tmp_path)
     assert leftovers == ["gelu.keras", "model.tflite", "sine.keras"]
 
 
-def test_litert_threads_come_from_the_profile():
-    from tinynas.deploy.litert import DEFAULT_THREADS, profile_threads
-    from tinynas.errors import DeployError
+def test_runtime_threads_come_from_the_profile(tmp_path):
+    from tinynas.errors import ProfileError
     from tinynas.hardware import load_profile
 
-    assert profile_threads(load_profile("pixel8-cpu")) == 1
-    assert profile_threads(load_profile("rpi4")) == 4
-    assert profile_threads(load_profile("jetson-orin-nano")) == DEFAULT_THREADS
+    assert load_profile("pixel8-cpu").runtime_threads == 1
+    assert load_profile("rpi4").runtime_threads == 4
+    assert load_profile("jetson-orin-nano").runtime_threads == 1  # not stated: one thread
     bad = dataclasses.replace(load_profile("rpi4"), extra={"threads": "four"})
-    with pytest.raises(DeployError, match="extra.threads must be a positive integer"):
-        profile_threads(bad)
+    with pytest.raises(ProfileError, match="extra.threads must be a whole number"):
+        bad.runtime_threads
+    text = (Path(load_profile("rpi4").source_path)).read_text().replace("threads = 4", "threads = 0")
+    (tmp_path / "rpi4-bad.toml").write_text(text)
+    with pytest.raises(ProfileError, match="extra.threads must be a whole number"):
+        load_profile(str(tmp_path / "rpi4-bad.toml"))
 
 
 @pytest.mark.slow

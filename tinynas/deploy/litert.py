@@ -17,21 +17,9 @@ from tinynas.errors import DeployError, ModelFileError
 
 log = logging.getLogger(__name__)
 
-#: LiteRT threads when a profile does not say (``[extra] threads``): a quad-core big cluster.
-DEFAULT_THREADS = 4
-
 #: How ``runtime_bytes`` is measured, written into metrics.json beside the figure.
 MEMORY_MEASURE = ("sum of the byte sizes of LiteRT's non-constant tensors (activations, inputs, outputs) "
                   "after allocate_tensors(); an upper bound of LiteRT's arena, which shares buffers")
-
-
-def profile_threads(profile: Any) -> int:
-    """The LiteRT thread count a profile states (``[extra] threads``), else ``DEFAULT_THREADS``."""
-    value = (getattr(profile, "extra", None) or {}).get("threads", DEFAULT_THREADS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DeployError(f"{getattr(profile, 'source_path', '') or profile.id}: extra.threads must be a positive "
-                          f"integer (LiteRT threads), got {value!r}; fix the profile's [extra] table")
-    return value
 
 
 def quantize_fp16(model: Any, *, sample_shape: tuple[int, ...]) -> bytes:

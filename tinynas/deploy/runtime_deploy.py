@@ -104,11 +104,11 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
     files: dict[str, bytes | str] = {}
     artifacts: dict[str, dict[str, Any]] = {}
     if kind == "mobile":
-        from tinynas.deploy.litert import check_litert, profile_threads, quantize_fp16
+        from tinynas.deploy.litert import check_litert, quantize_fp16
         from tinynas.deploy.quantize import quantize_int8
         from tinynas.deploy.runners import ANDROID_README, LITERT_RUNNER, android_readme, litert_runner
 
-        threads = profile_threads(profile)
+        threads = profile.runtime_threads
         int8 = _int8_only(keras_model, model_path=model_path, x_rep=x_rep,
                           representative_samples=representative_samples)
         fp16 = quantize_fp16(keras_model, sample_shape=sample_shape)

@@ -13,6 +13,9 @@ from typing import Any, Mapping
 
 from tinynas.errors import ProfileError
 
+#: A ceiling on ``[extra] threads`` that catches a typo (the biggest phone or server CPU sits far below).
+MAX_RUNTIME_THREADS = 256
+
 KINDS = ("mcu", "mobile", "gpu")
 
 
@@ -137,6 +140,18 @@ class HardwareProfile:
                 "flash_length": self.flash_region_bytes or self.flash_bytes,
                 "ram_origin": 0x20000000 if self.ram_origin is None else self.ram_origin,
                 "ram_length": self.ram_region_bytes or self.sram_bytes}
+
+    @property
+    def runtime_threads(self) -> int:
+        """CPU threads of the profile's runtime (``[extra] threads``), for deploy validation,
+        the runners, benchmark_model and ``measure --on``; one when the profile does not say,
+        since a machine tinynas knows nothing about is not assumed to give it every core.
+        """
+        value = self.extra.get("threads", 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RUNTIME_THREADS:
+            raise ProfileError(f"{self.source_path or self.id}: extra.threads must be a whole number of runtime "
+                               f"threads from 1 to {MAX_RUNTIME_THREADS}, got {value!r}; fix the profile's [extra] table")
+        return value
 
     @property
     def sram_budget_bytes(self) -> int:

@@ -14,7 +14,8 @@ import re
 from typing import Any, Callable, Mapping
 
 from tinynas.errors import ProfileError
-from tinynas.hardware.profile import KINDS, Ecosystem, HardwareProfile, LatencyModel, SerialSettings
+from tinynas.hardware.profile import (KINDS, MAX_RUNTIME_THREADS, Ecosystem, HardwareProfile, LatencyModel,
+                                      SerialSettings)
 
 RUNTIMES = ("tflm", "litert")
 KERNEL_LIBRARIES = (
@@ -481,6 +482,10 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
         c.fail(f"ecosystem.{needed}", f"is empty but default_template = {template!r} needs it")
 
     extra = c.section("extra")
+    threads = extra.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_RUNTIME_THREADS:
+        c.fail("extra.threads", f"must be a whole number of runtime threads from 1 to {MAX_RUNTIME_THREADS}, "
+                                f"got {_show(threads)}")
 
     if c.problems:
         raise ProfileValidationError(source, c.problems)

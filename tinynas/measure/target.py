@@ -222,16 +222,6 @@ def _measure_trtexec(s: _Session) -> None:
     s.timings = parse_trtexec(out, what=f"`{shlex.join(cmd)}`")
 
 
-def profile_threads(profile: Any) -> int:
-    """The CPU threads a profile's runtime uses (``[extra] threads``); 1 when it does not say."""
-    value = getattr(profile, "extra", {}).get("threads") if profile is not None else None
-    try:
-        return max(1, int(value)) if value is not None else 1
-    except (TypeError, ValueError):
-        raise MeasureError(f"{getattr(profile, 'source_path', '') or getattr(profile, 'id', 'profile')}: "
-                           f"extra.threads must be a whole number, got {value!r}") from None
-
-
 def measure_on_target(*, target: str | TargetSpec, model: str | Path, profile: Any = None,
                       threads: int | None = None, runs: int = 50, warmup: int = 5,
                       benchmark_binary: str | None = None, remote_dir: str = "/data/local/tmp",
@@ -255,7 +245,9 @@ def measure_on_target(*, target: str | TargetSpec, model: str | Path, profile: A
 
         profile = load_profile(str(profile))
     data = model.read_bytes()
-    session = _Session(spec=spec, model=model, threads=int(threads) if threads else profile_threads(profile),
+    if not threads:
+        threads = profile.runtime_threads if profile is not None else 1
+    session = _Session(spec=spec, model=model, threads=int(threads),
                        use_gpu=getattr(profile, "kernel_library", "") == "gpu-delegate", runs=int(runs),
                        warmup=int(warmup), timeout_s=float(timeout_s), connect_timeout_s=float(connect_timeout_s),
                        benchmark_binary=benchmark_binary, remote_dir=remote_dir)
