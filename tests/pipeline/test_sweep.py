@@ -152,3 +152,27 @@ def test_sweep_orders_tightest_or_roomiest_first_and_names_the_known_orders(tmp_
                                       "sideways", "--out", str(out)])
     assert isinstance(result.exception, SearchError) and "staged" in str(result.exception)
     assert not out.exists(), "a sweep that cannot start writes nothing, so the fixed command can use the same --out"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, models", [("mobile", {"model_int8.tflite", "model_fp16.tflite"}),
+                                          ("gpu", {"model_fp32.onnx", "model_fp16.onnx"})])
+def test_a_sweep_over_phones_or_gpus_deploys_each_board_in_its_own_runtime(tmp_path, kind, models):
+    from tinynas.hardware import list_profiles
+
+    out = tmp_path / kind
+    args = ["sweep", "--kind", kind, "--dataset", "digits", *TINY, "--final-top-k", "1", "--out", str(out), "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert sorted(b["board"] for b in report["boards"]) == sorted(p.id for p in list_profiles(kind=kind))
+    for row in report["boards"]:
+        assert row["status"] == "ok", row
+        board = out / row["board"]
+        assert models <= {p.name for p in (board / "model").iterdir()}
+        assert not list(board.rglob("model_data.cc")), "phones and GPUs get no C arrays"
+        winner = json.loads((board / "summary.json").read_text())["winner"]
+        assert winner["kind"] == kind and set(winner["artifacts"]) == models
+        assert all(a["accuracy"] > 0.3 for a in winner["artifacts"].values()), winner["artifacts"]
+    # The boards share one cache: the second board trains nothing the first already trained.
+    assert report["boards"][-1]["trainings"] == 0 and report["trainings"] == report["boards"][0]["trainings"]

@@ -8,6 +8,7 @@ section 2 (TFLiteConverter, TFLITE_BUILTINS_INT8, int8 input and output).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -24,15 +25,20 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def _quiet_fds() -> Iterator[None]:
-    """Silence the converter's C++ chatter, which writes straight to file descriptors 1 and 2."""
+    """Silence the converter's chatter: its C++ side writes straight to file descriptors 1 and 2,
+    and Keras's export prints ("Saved artifact at ...") to ``sys.stdout``, which is not fd 1 when
+    a caller (click's test runner, a notebook) has replaced it, and would corrupt ``--json`` output.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
+    printed = io.StringIO()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -41,7 +47,7 @@ def _quiet_fds() -> Iterator[None]:
             os.close(saved[0])
             os.close(saved[1])
             sink.seek(0)
-            tail = sink.read()[-4000:].decode(errors="replace")
+            tail = (printed.getvalue() + sink.read().decode(errors="replace"))[-4000:]
             if tail.strip():
                 log.debug("converter output (tail):\n%s", tail)
 
