@@ -50,7 +50,7 @@ def test_mutate_grows_depth_with_real_blocks_and_always_changes_the_network():
 def test_size_counts_distinct_networks():
     space = get_space("mcunet", input_shape=(96, 96, 3), num_classes=2)
     per_stage = 1 + 9 + 9**2 + 9**3 + 9**4  # a stage may be left out (depth 0)
-    assert space.size() == 8 * len(resolution_options((96, 96, 3))) * 2 * per_stage ** len(STAGES)
+    assert space.size() == 10 * len(resolution_options((96, 96, 3))) * 2 * per_stage ** len(STAGES)
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,9 @@ Resolution: square inputs may be resized (the trainer resizes images to
 native size; smaller inputs offer the native size and the upscaled 16, 24, 32.
 Downscaled options (16 and 24 for large inputs, 12-24 below a small native size)
 came later, with widths 0.1-0.2 (channels rounded to multiples of 4) and
-stages left out (depth 0): MCUNet's way down to 14 KB-arena boards (issue 12).
-They are appended to their decisions, so every earlier arch keeps its id.
+stages left out (depth 0): MCUNet's way down to 14 KB-arena boards (issue 12);
+widths 1.25 and 1.5 for phones and GPUs came after them (issue 15). All are
+appended to their decisions, so every earlier arch keeps its id.
 Non-square and 1-D inputs keep their native size. A 1-D input (L, C) starts
 with a RESHAPE to (1, 1, L, C) and uses (1, k) kernels, all ops TFLM runs.
 
@@ -54,7 +55,8 @@ KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
 # Options added later go last, so every earlier arch keeps its decision indices (strategy states) and id.
 DEPTHS = (1, 2, 3, 4, 0)  # 0: the stage is left out (issue 12: the 14 KB-arena boards)
-WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 0.1, 0.15, 0.2)
+# 1.25 and 1.5 (issue 15): phones and GPUs hold MobileNetV2-1.4-class networks at 224x224.
+WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 0.1, 0.15, 0.2, 1.25, 1.5)
 #: widths below this round channels to multiples of 4, not 8: at 0.1 a multiple of 8 would undo the shrinking
 NARROW_WIDTH = 0.25
 MAX_DOWNSAMPLES = 5  # stem + stages 1, 2, 3, 5: MobileNetV2's total stride of 32
