@@ -311,7 +311,8 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
            f"(candidates are shared across boards through one cache), {_fmt(r['seconds'], '.0f')} s.", "",
            f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. Each board was told "
            "the earlier boards' results that fit it, counted in its budget (the `shared` column).", "",
-           "| board | status | winner | int8 acc | val acc | latency (ms) | arena (bytes) | flash (bytes) | "
+           "| board | status | winner | int8 acc | val acc | latency (ms) | arena or runtime memory (bytes) | "
+           "flash or model file (bytes) | "
            "candidates (shared) | trainings |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for b in r["boards"]:
