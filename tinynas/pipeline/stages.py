@@ -255,6 +255,7 @@ def search_stage(ctx: StageContext) -> dict:
         if entry["id"] not in told:
             strategy.tell(Arch.from_json(entry["arch"]), observation(entry))
     budget_n, minutes = s.candidates, s.budget_minutes
+    fidelity = "ofa" if s.strategy == "ofa" else "low"  # inherited accuracy from the supernet, or a short training
     best = max((e["accuracy"] for e in journaled.values() if e.get("accuracy") is not None), default=None)
     started = time.monotonic() - elapsed
 
@@ -272,7 +273,8 @@ def search_stage(ctx: StageContext) -> dict:
             continue
         outcome = {k: entry.get(k) for k in ("accuracy", "val_loss", "test_accuracy", "train_seconds", "params")}
         outcome.update(seconds=0.0, cached=True, worker=None)
-        rec = _record(ctx, "search", arch, fidelity="low", outcome=outcome, extra={"shared_from": entry.get("board")})
+        rec = _record(ctx, "search", arch, fidelity=fidelity, outcome=outcome,
+                      extra={"shared_from": entry.get("board")})
         journaled[arch.id] = rec
         strategy.tell(arch, observation(rec))
         best = max(best or 0.0, rec["accuracy"])
@@ -280,7 +282,6 @@ def search_stage(ctx: StageContext) -> dict:
     save()
 
     evaluator = stage_evaluator(ctx)
-    fidelity = "ofa" if s.strategy == "ofa" else "low"
     queue = list(strategy.pending)  # asked before the kill, never told: evaluate them first
     in_flight: dict[cf.Future, Arch] = {}
     bar = _bar(ctx, budget_n, f"search {s.strategy}", initial=len(journaled))
