@@ -53,3 +53,7 @@ class SearchError(TinyNASError):
 
 class ProxyError(TinyNASError):
     """A zero-cost proxy is unknown or could not be computed."""
+
+
+class SupernetError(TinyNASError):
+    """A once-for-all supernet cannot cover an arch, or its cache belongs to another run."""

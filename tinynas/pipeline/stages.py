@@ -15,8 +15,10 @@ registered in STAGES and inserted in ``stage_plan``; nothing else changes):
 - ``darts``: differentiable refinement (Liu et al. 2019, DARTS; for TinyML MicroNets,
   Banbury et al. 2021) of the search winner's neighbourhood: a supernet over the winner's
   decisions with a latency/arena penalty, between ``search`` and ``final``.
-- ``ofa``: once-for-all (Cai et al. 2020): train one supernet once, then search subnets for
-  every board of a sweep without retraining; it would replace ``search`` for sweeps.
+
+ofa:     supernet (train or reuse the once-for-all supernet, tinynas.ofa) -> search (evolution over
+         its subnets, scored by inherited accuracy: journal fidelity "ofa") -> final (fine-tuned
+         from inherited weights) -> winner
 """
 
 from __future__ import annotations
@@ -79,8 +81,17 @@ class StageContext:
 
 def stage_plan(strategy: str) -> list[str]:
     """The search stages for a strategy, in order."""
-    head = ["prefilter"] if strategy == "staged" else []
+    head = {"staged": ["prefilter"], "ofa": ["supernet"]}.get(strategy, [])
     return [*head, "search", "final", "winner"]
+
+
+def stage_evaluator(ctx: StageContext) -> Evaluator:
+    """Who scores the search's and final stage's jobs: the supernet's subnets for ``ofa``, else training."""
+    if ctx.settings.strategy == "ofa":
+        from tinynas.ofa.pipeline import subnet_evaluator
+
+        return subnet_evaluator(ctx)  # type: ignore[return-value]
+    return ctx.evaluator
 
 
 def run_stages(ctx: StageContext, names: list[str]) -> dict[str, dict]:
@@ -207,6 +218,15 @@ def _proxy_memo_path(ctx: StageContext) -> Path:
     return Path(ctx.evaluator.spec.cache_dir) / "proxies" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
+# -- once-for-all supernet -----------------------------------------------------------------------
+@STAGES.register("supernet")
+def supernet_stage(ctx: StageContext) -> dict:
+    """Train, resume or reuse the run's once-for-all supernet (tinynas.ofa.pipeline)."""
+    from tinynas.ofa.pipeline import supernet_stage as train_or_reuse
+
+    return train_or_reuse(ctx)
+
+
 # -- search ---------------------------------------------------------------------------------------
 def make_search_strategy(ctx: StageContext) -> Strategy:
     s = ctx.settings
@@ -235,6 +255,7 @@ def search_stage(ctx: StageContext) -> dict:
         if entry["id"] not in told:
             strategy.tell(Arch.from_json(entry["arch"]), observation(entry))
     budget_n, minutes = s.candidates, s.budget_minutes
+    fidelity = "ofa" if s.strategy == "ofa" else "low"  # inherited accuracy from the supernet, or a short training
     best = max((e["accuracy"] for e in journaled.values() if e.get("accuracy") is not None), default=None)
     started = time.monotonic() - elapsed
 
@@ -252,13 +273,15 @@ def search_stage(ctx: StageContext) -> dict:
             continue
         outcome = {k: entry.get(k) for k in ("accuracy", "val_loss", "test_accuracy", "train_seconds", "params")}
         outcome.update(seconds=0.0, cached=True, worker=None)
-        rec = _record(ctx, "search", arch, fidelity="low", outcome=outcome, extra={"shared_from": entry.get("board")})
+        rec = _record(ctx, "search", arch, fidelity=fidelity, outcome=outcome,
+                      extra={"shared_from": entry.get("board")})
         journaled[arch.id] = rec
         strategy.tell(arch, observation(rec))
         best = max(best or 0.0, rec["accuracy"])
         started -= float(entry.get("seconds") or 0.0)
     save()
 
+    evaluator = stage_evaluator(ctx)
     queue = list(strategy.pending)  # asked before the kill, never told: evaluate them first
     in_flight: dict[cf.Future, Arch] = {}
     bar = _bar(ctx, budget_n, f"search {s.strategy}", initial=len(journaled))
@@ -280,7 +303,7 @@ def search_stage(ctx: StageContext) -> dict:
     repeats = 0  # proposals of archs already evaluated in a row (evolution may repeat, Real et al. 2019)
     with _stops_cleanly(ctx, "search", bar, on_interrupt=interrupted):
         while True:
-            while len(in_flight) < ctx.evaluator.workers and budget_left() and repeats < MAX_REPEATS:
+            while len(in_flight) < evaluator.workers and budget_left() and repeats < MAX_REPEATS:
                 if queue:
                     arch = queue.pop(0)
                 else:
@@ -296,15 +319,15 @@ def search_stage(ctx: StageContext) -> dict:
                 if not ctx.check(arch):  # constraints are hard: never trained
                     raise SearchError(f"strategy {s.strategy!r} proposed {arch.id}, which does not fit "
                                       f"{ctx.resolved.profile.id}; this is a bug in the strategy's feasibility filter")
-                job = EvalJob(arch=arch, budget=search_budget, seed=int(s.seed), fidelity="low")
-                in_flight[ctx.evaluator.submit(job)] = arch
+                job = EvalJob(arch=arch, budget=search_budget, seed=int(s.seed), fidelity=fidelity)
+                in_flight[evaluator.submit(job)] = arch
             if not in_flight:
                 break
             done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 arch = in_flight.pop(fut)
                 outcome, error = _collect(fut, arch)
-                entry = _record(ctx, "search", arch, fidelity="low", outcome=outcome, error=error)
+                entry = _record(ctx, "search", arch, fidelity=fidelity, outcome=outcome, error=error)
                 journaled[arch.id] = entry
                 strategy.tell(arch, observation(entry))
                 save()
@@ -414,13 +437,14 @@ def final_stage(ctx: StageContext) -> dict:
     todo = [Arch.from_json(e["arch"]) for e in top if e["id"] not in done or not (sdir / f"{e['id']}.keras").is_file()]
     bar = _bar(ctx, len(top), "final training", initial=len(top) - len(todo))
     in_flight: dict[cf.Future, Arch] = {}
+    evaluator = stage_evaluator(ctx) if todo else ctx.evaluator
     with _stops_cleanly(ctx, "final", bar):
         while todo or in_flight:
-            while todo and len(in_flight) < ctx.evaluator.workers:
+            while todo and len(in_flight) < evaluator.workers:
                 arch = todo.pop(0)
                 job = EvalJob(arch=arch, budget=budget, seed=int(s.seed), fidelity="final",
                               model_path=str(sdir / f"{arch.id}.keras"))
-                in_flight[ctx.evaluator.submit(job)] = arch
+                in_flight[evaluator.submit(job)] = arch
             finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 arch = in_flight.pop(fut)

@@ -402,6 +402,7 @@ _BUILTIN_MODULES = (
     "tinynas.strategies.reinforce",
     "tinynas.strategies.nanonas",
     "tinynas.strategies.staged",
+    "tinynas.strategies.ofa",
     "tinynas.pipeline.staged",  # the staged strategy lives with the pipeline
 )
 

@@ -1,0 +1,68 @@
+"""`tinynas run --strategy ofa` end to end on a digits slice: exit codes, the supernet stage, inherited
+accuracy in the journal, a second run reusing the cached supernet, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+FLAGS = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
+         "--final-top-k", "1", "--no-progress", "--max-macs", "200k"]
+
+
+def _run(monkeypatch, capsys, *args, command="run"):
+    from tinynas.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tinynas", command, *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    return exc.value.code, capsys.readouterr()
+
+
+def _journal(out):
+    return [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
+
+
+@pytest.mark.slow
+def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    first = tmp_path / "a"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS, "--cache-dir", str(cache), "--out", str(first))
+    assert code == 0, cap.err[-3000:]
+    done = json.loads((first / "stages" / "supernet" / "done.json").read_text())
+    assert done["reused"] is False and set(done["phase_seconds"]) == {"full", "kernel", "depth", "expand", "width"}
+    lines = _journal(first)
+    search = [e for e in lines if e.get("stage") == "search" and "arch" in e]
+    assert len(search) == 3 and all(e["fidelity"] == "ofa" and e["accuracy"] is not None for e in search)
+    assert all(float(e["arch"]["decisions"]["width"]) <= 0.5 for e in search)  # covered by the supernet
+    final = [e for e in lines if e.get("stage") == "final" and "arch" in e]
+    assert final and final[0]["inherited_accuracy"] is not None and final[0]["worker"] == "ofa"
+    assert (first / "model" / "model_int8.tflite").is_file() and (first / "deploy" / "model_data.cc").is_file()
+
+    second = tmp_path / "b"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS, "--cache-dir", str(cache), "--out", str(second),
+                     command="search")
+    assert code == 0, cap.err[-3000:]
+    again = json.loads((second / "stages" / "supernet" / "done.json").read_text())
+    assert again["reused"] is True and again["directory"] == done["directory"] and not again["phase_seconds"]
+
+
+def test_ofa_on_another_space_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "dscnn",
+                     "--strategy", "ofa", *FLAGS, "--out", str(out))
+    assert code == 1 and "strategy 'ofa' works only on space(s) mcunet" in cap.err
+    assert "Traceback" not in cap.err and not out.exists()
+
+
+def test_a_board_no_subnet_fits_names_the_smallest_subnets_cost(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l010rb", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS[:-2], "--max-macs", "1k", "--out", str(out))
+    assert code == 1 and "smallest" in cap.err and "macs" in cap.err and "vs budget 1000" in cap.err, cap.err
+    assert not out.exists()

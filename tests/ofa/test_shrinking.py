@@ -1,0 +1,147 @@
+"""Progressive shrinking on a tiny glyphs slice: a killed training resumes, a corrupt checkpoint
+retrains its phase and says so, and a supernet trained for other data or settings is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinynas.errors import SupernetError
+
+REPO = Path(__file__).resolve().parents[2]
+
+TRAIN = textwrap.dedent("""
+    import sys
+    from tinynas.data.base import load_dataset
+    from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
+    from tinynas.space import get_space
+
+    ds = load_dataset("glyphs", seed=int(sys.argv[2]), num_samples=200)
+    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    schedule = ShrinkingSchedule(epochs=(int(sys.argv[3]), 1, 1, 1, 1), batch_size=32, max_width=0.15,
+                                 max_train_samples=64, subnets_per_step=2)
+    net, report = train_supernet(dataset=ds, space=space, schedule=schedule, cache_dir=sys.argv[1])
+    print("DIR", report.directory)
+""")
+
+
+def _schedule(**kw):
+    from tinynas.ofa.shrinking import ShrinkingSchedule
+
+    base = dict(epochs=(2, 1, 1, 1, 1), batch_size=32, max_width=0.15, max_train_samples=64, subnets_per_step=2)
+    base.update(kw)
+    return ShrinkingSchedule(**base)
+
+
+def _data(seed=0):
+    from tinynas.data.base import load_dataset
+    from tinynas.space import get_space
+
+    ds = load_dataset("glyphs", seed=seed, num_samples=200)
+    return ds, get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    from tinynas.ofa.shrinking import train_supernet
+
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(tmp_path), "0", "6"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    state = {}
+    while time.time() < deadline and proc.poll() is None:
+        files = list(tmp_path.glob("ofa/*/checkpoint.json"))
+        if files:
+            try:
+                state = json.loads(files[0].read_text())
+            except ValueError:
+                state = {}
+            if state.get("epoch") and state["epoch"]["done"] >= 2:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = state["epoch"]["done"]
+
+    ds, space = _data()
+    net, report = train_supernet(dataset=ds, space=space, schedule=_schedule(epochs=(6, 1, 1, 1, 1)),
+                                 cache_dir=tmp_path)
+    assert report.resumed_from is not None and report.resumed_from.startswith("phase full, epoch")
+    assert int(report.resumed_from.rsplit(" ", 1)[1]) >= done
+    assert list(report.phase_seconds) == ["full", "kernel", "depth", "expand", "width"]
+    assert not report.notes
+    # finished: the next call reuses it without training
+    again, second = train_supernet(dataset=ds, space=space, schedule=_schedule(epochs=(6, 1, 1, 1, 1)),
+                                   cache_dir=tmp_path)
+    assert second.reused and not second.phase_seconds
+    name = next(iter(net.variables))
+    np.testing.assert_array_equal(again.variables[name].numpy(), net.variables[name].numpy())
+
+
+@pytest.mark.slow
+def test_a_corrupt_checkpoint_retrains_its_phase_and_says_so(tmp_path):
+    from tinynas.ofa.shrinking import train_supernet
+
+    ds, space = _data()
+    _, report = train_supernet(dataset=ds, space=space, schedule=_schedule(), cache_dir=tmp_path)
+    folder = Path(report.directory)
+    state = json.loads((folder / "checkpoint.json").read_text())
+    # as if killed in the depth phase, and the epoch checkpoint then damaged on disk
+    for phase in ("depth", "expand", "width"):
+        del state["phases"][phase]
+    state.pop("final")
+    (folder / "epoch.npz").write_bytes(b"PK\x03\x04 truncated")
+    state["epoch"] = {"phase": "depth", "done": 1, "file": "epoch.npz", "sha256": "0" * 64}
+    (folder / "checkpoint.json").write_text(json.dumps(state))
+
+    _, again = train_supernet(dataset=ds, space=space, schedule=_schedule(), cache_dir=tmp_path)
+    assert any("corrupt" in n and "retraining phase depth" in n for n in again.notes), again.notes
+    assert list(again.phase_seconds) == ["depth", "expand", "width"]
+    assert again.resumed_from == "end of phase kernel"
+
+
+def test_a_supernet_of_other_data_or_settings_is_refused(tmp_path):
+    from tinynas.ofa.cache import claim_dir, supernet_meta
+
+    ds, space = _data()
+    other, _ = _data(seed=1)
+    meta = supernet_meta(dataset_fingerprint=ds.fingerprint, space="mcunet", input_shape=(28, 28, 1),
+                         num_classes=10, schedule=_schedule().to_json())
+    claim_dir(tmp_path, meta)
+    claim_dir(tmp_path, meta)  # its own folder: accepted
+    with pytest.raises(SupernetError, match="another dataset .*cannot be reused.*delete"):
+        claim_dir(tmp_path, {**meta, "dataset_fingerprint": other.fingerprint})
+    with pytest.raises(SupernetError, match=r"another shrinking schedule \(fields \['learning_rate'\]"):
+        claim_dir(tmp_path, {**meta, "schedule": _schedule(learning_rate=0.01).to_json()})
+    with pytest.raises(SupernetError, match="another space"):
+        claim_dir(tmp_path, {**meta, "space": "dscnn"})
+    # through the public entry point too, before any training starts
+    from tinynas.ofa.shrinking import train_supernet
+
+    with pytest.raises(SupernetError, match="another dataset"):
+        train_supernet(dataset=other, space=space, schedule=_schedule(), cache_dir=tmp_path, directory=tmp_path)
+
+
+def test_schedule_scales_with_the_data_and_validates():
+    from tinynas.ofa.shrinking import ShrinkingSchedule
+
+    small, large = ShrinkingSchedule.scaled(640), ShrinkingSchedule.scaled(64_000)
+    assert small.epochs[0] > large.epochs[0] >= 1
+    with pytest.raises(SupernetError, match="epochs must give 5 counts"):
+        ShrinkingSchedule(epochs=(1, 1))

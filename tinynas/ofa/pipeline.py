@@ -1,0 +1,67 @@
+"""The once-for-all stage of a run: train or reuse the supernet, and hand the search its subnet evaluator.
+
+``tinynas run --strategy ofa`` plans supernet -> search -> final -> winner
+(tinynas.pipeline.stages.stage_plan). The supernet is keyed in the run's cache
+directory, which a sweep shares, so every board after the first reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tinynas.ofa.evaluate import SubnetEvaluator
+from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
+from tinynas.ofa.supernet import ElasticMCUNet
+
+log = logging.getLogger(__name__)
+
+_LOADED: dict[str, ElasticMCUNet] = {}
+
+
+def schedule_for(ctx: Any) -> ShrinkingSchedule:
+    """The run's shrinking schedule: ``steps_per_phase`` scaled to the data, else the search fidelity
+    (``--search-epochs`` per phase, twice for the full network, on ``--search-samples`` samples)."""
+    s, hyper = ctx.settings, ctx.resolved.strategy_hyper
+    n_train = len(ctx.resolved.dataset.y_train)
+    samples = n_train if s.search_samples is None else min(int(s.search_samples), n_train)
+    common = dict(max_width=float(hyper.get("max_width", 0.5)), subnets_per_step=int(hyper.get("subnets_per_step", 2)),
+                  max_train_samples=None if samples >= n_train else samples, seed=int(s.seed))
+    steps = hyper.get("steps_per_phase")
+    if steps is not None:
+        return ShrinkingSchedule.scaled(samples, steps_per_phase=int(steps), **common)
+    epochs = int(s.search_epochs)
+    return ShrinkingSchedule(epochs=(2 * epochs,) + (epochs,) * 4, **common)
+
+
+def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:
+    schedule = schedule_for(ctx)
+    net, report = train_supernet(dataset=ctx.resolved.dataset, space=ctx.resolved.space, schedule=schedule,
+                                 cache_dir=ctx.evaluator.spec.cache_dir)
+    _LOADED[report.directory] = net
+    return net, report
+
+
+def supernet_stage(ctx: Any) -> dict[str, Any]:
+    """Train (or resume, or reuse) the supernet; its done.json says which and how long it took."""
+    _, report = _supernet(ctx)
+    for note in report.notes:
+        ctx.run.journal.append({"type": "stage", "stage": "supernet", "event": "checkpoint", "message": note})
+    log.info("supernet %s: %s in %.1f s", report.directory,
+             "reused" if report.reused else "trained", report.seconds)
+    return {"directory": report.directory, "reused": report.reused, "resumed_from": report.resumed_from,
+            "seconds": round(report.seconds, 1), "phase_seconds": {k: round(v, 1) for k, v in
+                                                                   report.phase_seconds.items()},
+            "notes": report.notes, "schedule": schedule_for(ctx).to_json()}
+
+
+def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
+    """The evaluator of the run's supernet (loaded from the cache when this process has not got it)."""
+    done = ctx.run.stage_done("supernet") or {}
+    net = _LOADED.get(done.get("directory", ""))
+    if net is None:
+        net, _ = _supernet(ctx)
+    hyper = ctx.resolved.strategy_hyper
+    return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,
+                           recalibration_samples=int(hyper.get("recalibration_samples", 2000)),
+                           seed=int(ctx.settings.seed))

@@ -1,0 +1,301 @@
+"""Progressive shrinking (Once-for-All, Cai et al. 2020, sec. 3.3): train the supernet phase by phase.
+
+Phases: the full network; then elastic kernel; elastic depth (and the optional
+head, stages may be left out); elastic expand ratio (expansions re-sorted by
+importance first); elastic width. Every phase samples a random resolution per
+batch and ``subnets_per_step`` random subnets per step, each learning from the
+labels (with label smoothing) plus knowledge distillation from the full network
+as trained in phase one (weight ``kd_weight``, Hinton et al. 2015). Adam with a
+cosine learning rate restarted per phase.
+
+The schedule scales with the data (``ShrinkingSchedule.scaled``): a fixed number
+of optimizer steps per phase, so a 10k-image set trains in minutes on 2 cores.
+A checkpoint is written after every epoch and every phase; a killed training
+resumes from the last one (Adam's moments restart), a corrupt checkpoint is reported and its phase
+retrained from the end of the previous phase.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinynas.errors import SupernetError
+from tinynas.ofa.cache import claim_dir, supernet_dir, supernet_meta
+from tinynas.ofa.plan import largest_archs
+from tinynas.ofa.supernet import ElasticMCUNet, copy_variables, load_weights, save_weights
+from tinynas.space.arch import Arch
+from tinynas.space.base import SearchSpace
+from tinynas.space.mcunet import DEPTHS, EXPANDS, KERNELS, STAGES
+
+log = logging.getLogger(__name__)
+
+PHASES = ("full", "kernel", "depth", "expand", "width")
+STATE_FILE = "checkpoint.json"
+FINAL_FILE = "supernet.npz"
+BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
+
+
+@dataclass(frozen=True)
+class ShrinkingSchedule:
+    """Hyperparameters of progressive shrinking; part of the supernet's cache key."""
+
+    epochs: tuple[int, ...] = (4, 2, 2, 2, 2)  # per phase, in PHASES order
+    batch_size: int = 64
+    subnets_per_step: int = 2
+    learning_rate: float = 3e-3
+    label_smoothing: float = 0.1
+    kd_weight: float = 1.0
+    max_width: float = 0.5
+    max_train_samples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.epochs) != len(PHASES) or any(int(e) < 0 for e in self.epochs):
+            raise SupernetError(f"shrinking schedule: epochs must give {len(PHASES)} counts >= 0 "
+                                f"(phases {', '.join(PHASES)}), got {self.epochs}")
+        if self.epochs[0] < 1:
+            raise SupernetError("shrinking schedule: the full-network phase needs at least 1 epoch "
+                                "(it is the distillation teacher)")
+
+    @classmethod
+    def scaled(cls, n_train: int, *, steps_per_phase: int = 300, batch_size: int = 64, **kw: Any) -> "ShrinkingSchedule":
+        """A schedule of about ``steps_per_phase`` optimizer steps per phase for ``n_train`` samples
+        (twice that for the full network, which every subnet learns from)."""
+        per_epoch = max(1, math.ceil(n_train / batch_size))
+        epochs = max(1, round(steps_per_phase / per_epoch))
+        return cls(epochs=(2 * epochs,) + (epochs,) * (len(PHASES) - 1), batch_size=batch_size, **kw)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epochs"] = list(self.epochs)
+        return data
+
+
+@dataclass
+class ShrinkingReport:
+    """What a training did: seconds per phase, where it resumed, and any checkpoint it could not use."""
+
+    directory: str
+    reused: bool = False
+    resumed_from: str | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.phase_seconds.values()))
+
+
+def _sample(space: SearchSpace, rng: np.random.Generator, phase: str, *, max_width: float, resolution: int) -> Arch:
+    """A random subnet with the dimensions not yet elastic in ``phase`` at their largest."""
+    level = PHASES.index(phase)
+    widths = [w for w in space.decisions()[0].options if w <= max_width]
+    values = space.sample(rng).as_dict()
+    values["resolution"] = resolution
+    values["width"] = widths[int(rng.integers(len(widths)))] if level >= 4 else max_width
+    if level < 2:
+        values["head"] = True
+    for s in range(1, len(STAGES) + 1):
+        if level < 2:
+            values[f"s{s}_depth"] = max(DEPTHS)
+        for b in range(1, max(DEPTHS) + 1):
+            if level < 1:
+                values[f"s{s}_b{b}_kernel"] = max(KERNELS)
+            if level < 3:
+                values[f"s{s}_b{b}_expand"] = max(EXPANDS)
+    return space.canonical(Arch.from_dict(space.name, values))
+
+
+class _Adam:
+    """Adam over the supernet's variables (fresh moments per phase; the expand phase permutes channels)."""
+
+    def __init__(self, tf: Any, variables: list[Any]) -> None:
+        self.tf = tf
+        self.variables = variables
+        self.m = [tf.Variable(tf.zeros(v.shape)) for v in variables]
+        self.v = [tf.Variable(tf.zeros(v.shape)) for v in variables]
+        self.step = 0
+
+    def apply(self, grads: list[Any], lr: float) -> None:
+        tf = self.tf
+        self.step += 1
+        b1p, b2p = tf.constant(BETA_1 ** self.step), tf.constant(BETA_2 ** self.step)
+        for var, grad, m, v in zip(self.variables, grads, self.m, self.v):
+            if grad is None:
+                continue
+            if isinstance(grad, tf.IndexedSlices):
+                grad = tf.convert_to_tensor(grad)
+            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p,
+                                         lr=tf.constant(lr), beta1=BETA_1, beta2=BETA_2, epsilon=EPSILON, grad=grad)
+
+
+def _write_state(directory: Path, state: dict[str, Any]) -> None:
+    tmp = directory / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(directory / STATE_FILE)
+
+
+def _read_state(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {"corrupt": True}
+
+
+def _restore(net: ElasticMCUNet, directory: Path, state: dict[str, Any], report: ShrinkingReport
+             ) -> tuple[int, int]:
+    """Load the newest usable checkpoint; returns (phase index, epochs done in it) to continue from."""
+    if state.get("corrupt"):
+        report.notes.append(f"{directory / STATE_FILE} is corrupt; retraining from the last intact phase")
+        log.warning(report.notes[-1])
+        state = {}
+    phases_done: dict[str, str] = dict(state.get("phases", {}))
+    epoch = state.get("epoch")
+    if epoch:
+        phase = PHASES.index(epoch["phase"])
+        try:
+            net.load_state(load_weights(directory / epoch["file"], sha256=epoch["sha256"]), source=epoch["file"])
+            report.resumed_from = f"phase {epoch['phase']}, epoch {epoch['done']}"
+            return phase, int(epoch["done"])
+        except SupernetError as exc:
+            report.notes.append(f"checkpoint of phase {epoch['phase']} epoch {epoch['done']} is corrupt ({exc}); "
+                                f"retraining phase {epoch['phase']} from its start")
+            log.warning(report.notes[-1])
+    for index in range(len(PHASES) - 1, -1, -1):
+        name = PHASES[index]
+        if name not in phases_done:
+            continue
+        try:
+            net.load_state(load_weights(directory / f"phase_{name}.npz", sha256=phases_done[name]),
+                           source=f"phase_{name}.npz")
+            report.resumed_from = report.resumed_from or f"end of phase {name}"
+            return index + 1, 0
+        except SupernetError as exc:
+            report.notes.append(f"checkpoint after phase {name} is corrupt ({exc}); retraining phase {name}")
+            log.warning(report.notes[-1])
+    return 0, 0
+
+
+def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSchedule, cache_dir: str | Path,
+                   directory: str | Path | None = None) -> tuple[ElasticMCUNet, ShrinkingReport]:
+    """The trained supernet for (dataset, space, schedule), trained now, resumed, or reused from the cache.
+
+    ``directory`` overrides the cache folder (``cache_dir/ofa/<key>``). Raises
+    SupernetError when that folder was trained for another dataset, space or
+    schedule, or when the space or input is not covered.
+    """
+    meta = supernet_meta(dataset_fingerprint=dataset.fingerprint, space=space.name,
+                         input_shape=tuple(space.input_shape), num_classes=space.num_classes,
+                         schedule=schedule.to_json())
+    folder = Path(directory) if directory is not None else supernet_dir(cache_dir, meta)
+    net = ElasticMCUNet(space=space, max_width=schedule.max_width, seed=schedule.seed)
+    claim_dir(folder, meta)
+    report = ShrinkingReport(directory=str(folder))
+    state = _read_state(folder)
+    final = state.get("final")
+    if final:
+        try:
+            net.load_state(load_weights(folder / FINAL_FILE, sha256=final), source=str(folder / FINAL_FILE))
+            report.reused = True
+            return net, report
+        except SupernetError as exc:
+            report.notes.append(f"{exc}; resuming from the phase checkpoints")
+            log.warning(report.notes[-1])
+    start_phase, start_epoch = _restore(net, folder, state, report)
+    if report.resumed_from:
+        log.info("supernet %s: resuming from %s", folder.name, report.resumed_from)
+    phases = dict(state.get("phases", {})) if not state.get("corrupt") else {}
+    x, y = dataset.x_train, dataset.y_train
+    if schedule.max_train_samples is not None and schedule.max_train_samples < len(y):
+        idx = np.random.default_rng(schedule.seed).permutation(len(y))[: schedule.max_train_samples]
+        x, y = x[idx], y[idx]
+    teacher = None
+    if start_phase > 0:
+        try:
+            teacher_state = load_weights(folder / "phase_full.npz", sha256=phases.get("full"))
+            teacher = {k: net.tf.constant(v) for k, v in teacher_state.items()}
+        except SupernetError as exc:
+            report.notes.append(f"{exc}; distilling from the current weights instead")
+            log.warning(report.notes[-1])
+            teacher = copy_variables(net.variables)
+    for index in range(start_phase, len(PHASES)):
+        phase = PHASES[index]
+        began = time.perf_counter()
+        first_epoch = start_epoch if index == start_phase else 0
+        if phase == "expand" and first_epoch == 0:
+            net.sort_expansions()
+        _train_phase(net, x, y, phase=phase, schedule=schedule, teacher=teacher, first_epoch=first_epoch,
+                     folder=folder, phases=phases, num_classes=space.num_classes)
+        phases[phase] = save_weights(folder / f"phase_{phase}.npz", net.state())
+        _write_state(folder, {"phases": phases, "epoch": None})
+        if phase == "full":
+            teacher = copy_variables(net.variables)
+        report.phase_seconds[phase] = time.perf_counter() - began
+        log.info("supernet %s: phase %s done in %.1f s", folder.name, phase, report.phase_seconds[phase])
+    digest = save_weights(folder / FINAL_FILE, net.state())
+    _write_state(folder, {"phases": phases, "epoch": None, "final": digest,
+                          "seconds": report.seconds, "notes": report.notes})
+    return net, report
+
+
+def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str, schedule: ShrinkingSchedule,
+                 teacher: dict[str, Any] | None, first_epoch: int, folder: Path, phases: dict[str, str],
+                 num_classes: int) -> None:
+    tf = net.tf
+    space = net.space
+    epochs = int(schedule.epochs[PHASES.index(phase)])
+    if epochs == 0:
+        return
+    variables = list(net.variables.values())
+    adam = _Adam(tf, variables)
+    resolutions = [int(r) for r in space.decisions()[1].options]
+    full = largest_archs(space, max_width=schedule.max_width)[0]
+    steps_per_epoch = max(1, math.ceil(len(y) / schedule.batch_size))
+    total = epochs * steps_per_epoch
+    ls = schedule.label_smoothing
+    for epoch in range(first_epoch, epochs):
+        rng = np.random.default_rng([schedule.seed, PHASES.index(phase), epoch])
+        order = rng.permutation(len(y))
+        for i in range(steps_per_epoch):
+            idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
+            if not len(idx):
+                continue
+            xb, yb = x[idx], y[idx]
+            res = resolutions[int(rng.integers(len(resolutions)))]
+            xr = net.prepare_inputs(xb, res)
+            target = tf.one_hot(yb, num_classes) * (1.0 - ls) + ls / num_classes
+            if phase == "full":
+                archs = [full.replace(resolution=res)]
+            else:
+                archs = [_sample(space, rng, phase, max_width=schedule.max_width, resolution=res)
+                         for _ in range(schedule.subnets_per_step)]
+            soft = None
+            if teacher is not None and schedule.kd_weight > 0:
+                soft = tf.nn.softmax(net.logits(full.replace(resolution=res), xr, variables=teacher))
+            with tf.GradientTape() as tape:
+                loss = 0.0
+                for arch in archs:
+                    logits = net.logits(arch, xr)
+                    loss += tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits))
+                    if soft is not None:
+                        loss += schedule.kd_weight * tf.reduce_mean(
+                            tf.nn.softmax_cross_entropy_with_logits(soft, logits))
+            grads = tape.gradient(loss, variables)
+            step = epoch * steps_per_epoch + i
+            lr = 0.5 * schedule.learning_rate * (1 + math.cos(math.pi * step / total))
+            adam.apply(grads, lr)
+        digest = save_weights(folder / "epoch.npz", net.state())
+        _write_state(folder, {"phases": phases, "epoch": {"phase": phase, "done": epoch + 1, "file": "epoch.npz",
+                                                         "sha256": digest}})
+        log.info("supernet %s: phase %s epoch %d/%d (last loss %.3f)", folder.name, phase, epoch + 1, epochs,
+                 float(loss))

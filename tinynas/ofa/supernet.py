@@ -1,0 +1,324 @@
+"""The elastic mcunet supernet: one set of weights from which every covered arch is sliced.
+
+Once-for-All (Cai et al. 2020, sec. 3.2): a subnet uses the first ``d`` blocks
+of each stage (elastic depth), the first channels of each expansion (elastic
+expand ratio; ``sort_expansions`` puts the important ones first), and a kxk
+depthwise kernel that is the centre of the 7x7 kernel passed through a learned
+per-layer transformation matrix (25x25 for 7->5, 9x9 for 5->3, both initialised
+to identity). Input resolution is free: the weights do not depend on it.
+
+Width multiplier: elastic by channel slicing (slimmable networks, Yu et al.
+2019), not one supernet per width. Every width's channel counts are prefixes
+of the widest's, and a subnet's BatchNorm statistics are recalibrated anyway,
+which is the part that slimmable networks found to break under sharing. One
+supernet per width group would multiply the training time by the number of
+groups on a 2-core machine, and the tiny boards need widths 0.1-0.35 while the
+roomy ones want 0.5-1.0, so a sweep would train several. The supernet is built
+at ``max_width`` (archs with a wider multiplier are not covered: SupernetError).
+
+The supernet computes in eager TensorFlow over plain ``tf.Variable``s keyed by
+slot; ``extract`` writes the sliced weights into the model that
+``tinynas.space.keras_builder`` builds from the space's Graph, so cost model,
+int8 conversion and deployment see an ordinary model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinynas.errors import SupernetError
+from tinynas.ofa.plan import Step, SubnetPlan, largest_archs, subnet_plan
+from tinynas.space.arch import Arch
+from tinynas.space.base import SearchSpace
+
+BN_EPSILON = 1e-3  # Keras BatchNormalization's default, so extraction changes nothing
+MAX_KERNEL = 7
+
+
+def _tf() -> Any:
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
+    import tensorflow as tf
+
+    return tf
+
+
+class ElasticMCUNet:
+    """Weights of the elastic network over ``space`` (mcunet, square image input) up to ``max_width``."""
+
+    def __init__(self, *, space: SearchSpace, max_width: float, seed: int = 0) -> None:
+        tf = _tf()
+        self.tf = tf
+        self.space = space
+        self.max_width = float(max_width)
+        widths = [o for o in space.decisions()[0].options]
+        if self.max_width not in widths:
+            raise SupernetError(f"supernet max_width {max_width} is not a width of the mcunet space {sorted(widths)}")
+        self._plans: dict[str, SubnetPlan] = {}
+        sizes: dict[str, tuple[str, int, int, int]] = {}
+        for arch in largest_archs(space, max_width=self.max_width):
+            for step in self.plan(arch).steps:
+                if not step.slot:
+                    continue
+                kind, cin, cout, k = sizes.get(step.slot, (step.kind, 0, 0, 0))
+                sizes[step.slot] = (step.kind, max(cin, step.in_channels), max(cout, step.out_channels),
+                                    max(k, step.kernel))
+        self.slot_sizes = sizes
+        rng = np.random.default_rng(seed)
+        self.variables: dict[str, Any] = {}
+        for slot, (kind, cin, cout, k) in sizes.items():
+            if kind == "FULLY_CONNECTED":
+                self._add(f"{slot}/kernel", rng.normal(0, np.sqrt(1.0 / cin), (cin, cout)))
+                self._add(f"{slot}/bias", np.zeros(cout))
+                continue
+            if kind == "DEPTHWISE_CONV_2D":
+                self._add(f"{slot}/kernel", rng.normal(0, np.sqrt(2.0 / (k * k)), (k, k, cin, 1)))
+                channels = cin
+                if k == MAX_KERNEL:  # the 7->5 and 5->3 transformation matrices (OFA sec. 3.2)
+                    self._add(f"{slot}/t75", np.eye(25))
+                    self._add(f"{slot}/t53", np.eye(9))
+            else:
+                self._add(f"{slot}/kernel", rng.normal(0, np.sqrt(2.0 / (k * k * cin)), (k, k, cin, cout)))
+                channels = cout
+            self._add(f"{slot}/gamma", np.ones(channels))
+            self._add(f"{slot}/beta", np.zeros(channels))
+
+    def _add(self, name: str, value: np.ndarray) -> None:
+        self.variables[name] = self.tf.Variable(value.astype(np.float32), name=name.replace("/", "_"))
+
+    # -- coverage -------------------------------------------------------------
+    def plan(self, arch: Arch) -> SubnetPlan:
+        """The arch's plan; raises SupernetError when an op needs more channels than its slot has."""
+        plan = self._plans.get(arch.id)
+        if plan is None:
+            plan = subnet_plan(self.space, arch)
+            if hasattr(self, "slot_sizes"):
+                self._check_covered(plan)
+            self._plans[arch.id] = plan
+        return plan
+
+    def _check_covered(self, plan: SubnetPlan) -> None:
+        for step in plan.steps:
+            if not step.slot:
+                continue
+            _, cin, cout, k = self.slot_sizes[step.slot]
+            if step.in_channels > cin or (step.kind != "DEPTHWISE_CONV_2D" and step.out_channels > cout) \
+                    or step.kernel > k:
+                raise SupernetError(
+                    f"arch {plan.arch.id} (width {plan.arch['width']}) is not covered by this supernet "
+                    f"(max width {self.max_width}): op {step.layer} needs {step.in_channels}->{step.out_channels} "
+                    f"channels, the supernet has {cin}->{cout}; search widths <= {self.max_width} or train a "
+                    "supernet with a larger max_width"
+                )
+
+    def covers(self, arch: Arch) -> bool:
+        try:
+            self.plan(arch)
+        except SupernetError:
+            return False
+        return True
+
+    # -- weights of one subnet ------------------------------------------------
+    def depthwise_kernel(self, slot: str, kernel: int, channels: int, variables: dict[str, Any] | None = None) -> Any:
+        """The kxk depthwise kernel of ``slot``: centre crops chained through the transformation matrices."""
+        tf = self.tf
+        v = self.variables if variables is None else variables
+        w = v[f"{slot}/kernel"][:, :, :channels, :]
+        size = int(w.shape[0])
+        for target, matrix in ((5, "t75"), (3, "t53")):
+            if kernel >= size or size != target + 2:
+                continue
+            crop = w[1:-1, 1:-1]  # (target, target, c, 1)
+            flat = tf.reshape(tf.transpose(crop, [2, 3, 0, 1]), [channels, target * target])
+            flat = tf.matmul(flat, v[f"{slot}/{matrix}"])
+            w = tf.transpose(tf.reshape(flat, [channels, 1, target, target]), [2, 3, 0, 1])
+            size = target
+        if size != kernel:
+            raise SupernetError(f"supernet slot {slot}: no {kernel}x{kernel} kernel (has {size}x{size})")
+        return w
+
+    def _weights(self, step: Step, variables: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """(kernel, gamma or bias, beta or None) of one op, sliced to its channels."""
+        slot, cin, cout = step.slot, step.in_channels, step.out_channels
+        if step.kind == "FULLY_CONNECTED":
+            return variables[f"{slot}/kernel"][:cin, :cout], variables[f"{slot}/bias"][:cout], None
+        if step.kind == "DEPTHWISE_CONV_2D":
+            kernel = self.depthwise_kernel(slot, step.kernel, cin, variables)
+            c = cin
+        else:
+            full = variables[f"{slot}/kernel"]
+            off = (int(full.shape[0]) - step.kernel) // 2
+            kernel = full[off:off + step.kernel, off:off + step.kernel, :cin, :cout]
+            c = cout
+        return kernel, variables[f"{slot}/gamma"][:c], variables[f"{slot}/beta"][:c]
+
+    # -- forward --------------------------------------------------------------
+    def prepare_inputs(self, x: Any, resolution: int) -> Any:
+        """Images at the subnet's resolution, resized as the trainer resizes them (bilinear)."""
+        tf = self.tf
+        x = tf.convert_to_tensor(x, tf.float32)
+        if int(x.shape[1]) != resolution:
+            x = tf.image.resize(x, (resolution, resolution), method="bilinear")
+        return x
+
+    def logits(self, arch: Arch, x: Any, *, bn_stats: dict[str, tuple[Any, Any]] | None = None,
+               collect: dict[str, list] | None = None, variables: dict[str, Any] | None = None) -> Any:
+        """Pre-softmax outputs of ``arch`` on images ``x`` (resized here).
+
+        BatchNorm uses the batch's statistics unless ``bn_stats`` (slot -> mean, variance) is given;
+        ``collect`` receives each slot's batch statistics (for recalibration).
+        """
+        tf = self.tf
+        v = self.variables if variables is None else variables
+        plan = self.plan(arch)
+        x = self.prepare_inputs(x, plan.resolution)
+        block_in = x
+        for step in plan.steps:
+            if step.kind == "ADD":
+                x = block_in + x
+                continue
+            if step.kind == "MEAN":
+                x = tf.reduce_mean(x, axis=[1, 2])
+                continue
+            if step.kind == "SOFTMAX":
+                continue
+            if step.block_start:
+                block_in = x
+            kernel, a, b = self._weights(step, v)
+            if step.kind == "FULLY_CONNECTED":
+                x = tf.matmul(x, kernel) + a
+                continue
+            strides = [1, step.stride, step.stride, 1]
+            if step.kind == "DEPTHWISE_CONV_2D":
+                x = tf.nn.depthwise_conv2d(x, kernel, strides=strides, padding="SAME")
+            else:
+                x = tf.nn.conv2d(x, kernel, strides=strides, padding="SAME")
+            if bn_stats is not None:
+                mean, var = bn_stats[step.slot]
+            else:
+                mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+                if collect is not None:
+                    collect.setdefault(step.slot, []).append((mean.numpy(), var.numpy()))
+            x = tf.nn.batch_normalization(x, mean, var, b, a, BN_EPSILON)
+            if step.activation == "relu6":
+                x = tf.nn.relu6(x)
+            elif step.activation == "relu":
+                x = tf.nn.relu(x)
+        return x
+
+    def recalibrate(self, arch: Arch, x: np.ndarray, *, batch_size: int = 256) -> dict[str, tuple[Any, Any]]:
+        """BatchNorm statistics of ``arch`` averaged over ``x`` (OFA sec. 3.3: before judging a subnet)."""
+        collect: dict[str, list] = {}
+        for start in range(0, len(x), batch_size):
+            self.logits(arch, x[start:start + batch_size], collect=collect)
+        return {slot: (np.mean([m for m, _ in vals], axis=0), np.mean([v for _, v in vals], axis=0))
+                for slot, vals in collect.items()}
+
+    def predict(self, arch: Arch, x: np.ndarray, bn_stats: dict[str, tuple[Any, Any]], *,
+                batch_size: int = 512) -> np.ndarray:
+        """Softmax probabilities of ``arch`` with recalibrated statistics."""
+        tf = self.tf
+        out = [tf.nn.softmax(self.logits(arch, x[i:i + batch_size], bn_stats=bn_stats)).numpy()
+               for i in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+    # -- importance sorting ---------------------------------------------------
+    def sort_expansions(self) -> None:
+        """Reorder every block's expansion channels by importance, most important first.
+
+        Importance is the L1 norm of the projection's input weights of a channel
+        (OFA sec. 3.2, elastic width); the expand conv's outputs, the depthwise
+        kernel and their BatchNorm parameters follow the same permutation, so the
+        full network computes the same function.
+        """
+        tf = self.tf
+        v = self.variables
+        for slot in self.slot_sizes:
+            if not slot.endswith("_project"):
+                continue
+            block = slot[: -len("_project")]
+            importance = tf.reduce_sum(tf.abs(v[f"{slot}/kernel"]), axis=[0, 1, 3])
+            order = tf.argsort(importance, direction="DESCENDING")
+            v[f"{block}_expand/kernel"].assign(tf.gather(v[f"{block}_expand/kernel"], order, axis=3))
+            for name in (f"{block}_expand/gamma", f"{block}_expand/beta", f"{block}_dw/gamma", f"{block}_dw/beta"):
+                v[name].assign(tf.gather(v[name], order))
+            v[f"{block}_dw/kernel"].assign(tf.gather(v[f"{block}_dw/kernel"], order, axis=2))
+            v[f"{slot}/kernel"].assign(tf.gather(v[f"{slot}/kernel"], order, axis=2))
+
+    # -- extraction -------------------------------------------------------------
+    def extract(self, arch: Arch, bn_stats: dict[str, tuple[Any, Any]]) -> Any:
+        """A plain ``keras.Model`` of ``arch`` (built from the space's Graph) holding this supernet's weights.
+
+        ``bn_stats`` come from ``recalibrate``. Raises SupernetError for an arch not covered.
+        """
+        from tinynas.space.keras_builder import build_keras_model
+
+        plan = self.plan(arch)
+        model = build_keras_model(self.space.graph(arch))
+        for step in plan.steps:
+            if not step.slot:
+                continue
+            kernel, a, b = self._weights(step, self.variables)
+            layer = model.get_layer(step.layer)
+            if step.kind == "FULLY_CONNECTED":
+                layer.set_weights([np.asarray(kernel), np.asarray(a)])
+                continue
+            layer.set_weights([np.asarray(kernel)])
+            mean, var = bn_stats[step.slot]
+            model.get_layer(f"{step.layer}_bn").set_weights(
+                [np.asarray(a), np.asarray(b), np.asarray(mean), np.asarray(var)])
+        return model
+
+    # -- state ------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        return {name: var.numpy() for name, var in self.variables.items()}
+
+    def load_state(self, state: dict[str, np.ndarray], *, source: str) -> None:
+        """Set every variable from ``state``; raises SupernetError naming ``source`` on a mismatch."""
+        missing = sorted(set(self.variables) - set(state))
+        if missing:
+            raise SupernetError(f"{source}: supernet weights lack {missing[:3]}; it was saved by another supernet")
+        for name, var in self.variables.items():
+            if tuple(state[name].shape) != tuple(var.shape):
+                raise SupernetError(f"{source}: weight {name} has shape {state[name].shape}, the supernet "
+                                    f"needs {tuple(var.shape)}; it was saved by another supernet")
+            var.assign(state[name])
+
+
+def save_weights(path: Path, state: dict[str, np.ndarray]) -> str:
+    """Write ``state`` as .npz atomically; returns its sha256 (the checkpoint manifest keeps it)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k.replace("/", "__"): v for k, v in state.items()})
+    data = buf.getvalue()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(path: Path, *, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """Read a .npz written by ``save_weights``; raises SupernetError when missing, truncated or altered."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SupernetError(f"{path}: cannot read supernet weights ({exc})") from exc
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise SupernetError(f"{path}: checksum mismatch (the file is truncated or altered)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k.replace("__", "/"): npz[k] for k in npz.files}
+    except Exception as exc:  # zip/npy format errors of a damaged file
+        raise SupernetError(f"{path}: not a readable supernet weight file ({exc})") from exc
+
+
+def copy_variables(variables: dict[str, Any]) -> dict[str, Any]:
+    """Frozen tensors of the current weights (the distillation teacher)."""
+    tf = _tf()
+    return {name: tf.constant(var.numpy()) for name, var in variables.items()}
+

@@ -1,0 +1,71 @@
+"""``ofa``: once-for-all specialization (Cai et al. 2020): regularized evolution over the subnets
+of one trained supernet, scored by inherited accuracy (tinynas.ofa.evaluate).
+
+The pipeline (tinynas.pipeline.stages) trains or reuses the supernet in its ``supernet``
+stage, runs this strategy in ``search`` against the subnet evaluator (journal fidelity
+"ofa": a weight slice, a BatchNorm recalibration and one validation pass per subnet),
+then fine-tunes the top few from their inherited weights in ``final``. The supernet
+hyperparameters live here so ``--strategy-option`` sets them and config.toml records them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tinynas.errors import SearchError
+from tinynas.space.arch import Arch
+from tinynas.space.base import SearchSpace
+from tinynas.strategies.base import register_strategy
+from tinynas.strategies.evolution import RegularizedEvolution
+
+
+@register_strategy
+class OnceForAll(RegularizedEvolution):
+    """Evolution over the subnets the supernet covers (width <= ``max_width``).
+
+    A subnet costs about a second, not a training, so the population is larger than
+    plain evolution's (OFA's own search uses 100; 32 fits a budget of a few hundred).
+    ``max_width``: the supernet's widest multiplier (0.5 by default: the 2-core budget of
+    the supernet's training; nano33ble-class boards hold little more at 28x28).
+    ``steps_per_phase``: optimizer steps per shrinking phase, scaled to the data (None:
+    ``--search-epochs`` epochs per phase on ``--search-samples`` samples).
+    ``subnets_per_step``: subnets sampled per step; ``recalibration_samples``: training
+    samples that re-estimate a subnet's BatchNorm statistics (OFA uses 2000).
+    """
+
+    name = "ofa"
+    supported_spaces = ("mcunet",)
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        seed: int = 0,
+        feasible: Callable[[Arch], bool] | None = None,
+        max_tries: int = 1000,
+        population_size: int = 32,
+        sample_size: int = 8,
+        mutations: int = 1,
+        max_width: float = 0.5,
+        steps_per_phase: int | None = None,
+        subnets_per_step: int = 2,
+        recalibration_samples: int = 2000,
+    ) -> None:
+        widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
+        if float(max_width) not in widths:
+            raise SearchError(f"ofa max_width must be one of the space's widths {sorted(widths)}, got {max_width}")
+        if steps_per_phase is not None and int(steps_per_phase) < 1:
+            raise SearchError(f"ofa steps_per_phase must be at least 1, got {steps_per_phase}")
+        if int(subnets_per_step) < 1 or int(recalibration_samples) < 1:
+            raise SearchError("ofa subnets_per_step and recalibration_samples must be at least 1")
+        self.max_width = float(max_width)
+        self.steps_per_phase = None if steps_per_phase is None else int(steps_per_phase)
+        self.subnets_per_step = int(subnets_per_step)
+        self.recalibration_samples = int(recalibration_samples)
+        limit = self.max_width
+
+        def covered(arch: Arch) -> bool:
+            return float(arch["width"]) <= limit and (feasible is None or feasible(arch))
+
+        super().__init__(space=space, seed=seed, feasible=covered, max_tries=max_tries,
+                         population_size=population_size, sample_size=sample_size, mutations=mutations)
