@@ -56,7 +56,16 @@ SPECS = {  # space -> [(input shape, classes)]
     "nasbench201": [((32, 32, 3), 10), ((16, 16, 3), 10)],
     # sequences (mnist1d-like, a 3-axis sensor window) and small images (digits, 16x16)
     "tinyformer": [((40, 1), 10), ((128, 3), 6), ((8, 8, 1), 10), ((16, 16, 1), 10)],
+    # graphs: digits-grid (8x8 grid graph), karate-club (34 nodes, one-hot + marker features)
+    "gcn": [((64, 3), 10), ((34, 35), 2)],
 }
+
+
+def graph_adjacency(shape: tuple[int, ...]):
+    """The fixed graph a gcn spec is costed on: the 8x8 pixel grid, or the karate club."""
+    from tinynas.data import load_dataset
+
+    return load_dataset("digits-grid" if shape[0] == 64 else "karate-club").adjacency
 
 
 
@@ -75,7 +84,8 @@ def bench_spaces(n: int, seed: int, spaces: list[str]) -> list[dict]:
         specs = SPECS[name]
         per_shape = [n // len(specs) + (1 if i < n % len(specs) else 0) for i in range(len(specs))]
         for k, ((shape, classes), count) in enumerate(zip(specs, per_shape)):
-            space = get_space(name, input_shape=shape, num_classes=classes)
+            space = get_space(name, input_shape=shape, num_classes=classes,
+                              adjacency=graph_adjacency(shape) if name == "gcn" else None)
             rng = np.random.default_rng([seed, k])
             for i in range(count):
                 arch = space.sample(rng)
