@@ -148,4 +148,4 @@ class GcnSpace(SearchSpace):
             x = b.mean(x, axes=(1,), keepdims=False) if readout == "mean" else b.reduce_max(x, axes=(1,))
         x = b.fully_connected(x, units=self.num_classes)
         x = b.softmax(x)
-        return b.build(outputs=[x])
+        return b.build(outputs=[x], converter_ordered=True)

@@ -104,6 +104,9 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     name: str = "model"
+    # True when a space already emits its ops in the converter's order (gcn: checked op by op
+    # against the converter), so the cost model must not re-derive that order
+    converter_ordered: bool = False
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -426,5 +429,6 @@ class GraphBuilder:
     def softmax(self, x: str, *, beta: float = 1.0) -> str:
         return self._op("SOFTMAX", (x,), self.shape(x), beta=beta)
 
-    def build(self, *, outputs: Sequence[str]) -> Graph:
-        return Graph(tensors=self.tensors, ops=self.ops, inputs=[self.input], outputs=list(outputs), name=self.name)
+    def build(self, *, outputs: Sequence[str], converter_ordered: bool = False) -> Graph:
+        return Graph(tensors=self.tensors, ops=self.ops, inputs=[self.input], outputs=list(outputs), name=self.name,
+                     converter_ordered=converter_ordered)
