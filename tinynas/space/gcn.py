@@ -10,8 +10,10 @@ converter's op sequence for such a Keras model, batch-less tensors included (the
 converter drops the batch axis around the transposes and only restores it where a
 residual ADD or the readout needs it).
 
-Readouts: ``mean`` (MEAN over nodes), ``max`` (REDUCE_MAX over nodes) for graph
-tasks, and ``node`` for node tasks: the last input feature marks the node asked
+Readouts: ``mean`` (MEAN over nodes), ``max`` (REDUCE_MAX over nodes) and
+``flatten`` (every node's features into the classifier: the graph is fixed, so node
+order carries meaning, e.g. where on the pixel grid) for graph tasks, and ``node``
+for node tasks: the last input feature marks the node asked
 about (one-hot over nodes, as the ``karate-club`` dataset writes it) and the
 readout keeps that node's features (a fixed FULLY_CONNECTED picks the marker,
 MUL masks, MEAN sums; the 1/nodes scale is absorbed by the classifier).
@@ -33,7 +35,7 @@ HIDDEN = (8, 16, 24, 32, 48, 64)
 NORMALIZATIONS = ("symmetric", "random_walk")
 SELF_LOOPS = (True, False)
 RESIDUALS = (False, True)
-READOUTS = ("mean", "max", "node")
+READOUTS = ("mean", "max", "flatten", "node")
 MAX_NODES = 256  # A_hat is nodes x nodes int8 weights: 64 KB of flash at 256 nodes
 
 
@@ -61,7 +63,7 @@ class GcnSpace(SearchSpace):
     name = "gcn"
     description = ("graph convolutions relu(A_hat X W) on the dataset's fixed graph (int8 TRANSPOSE + "
                    "FULLY_CONNECTED in TFLM): layers 1-4, width 8-64, A normalization, self loops, residual, "
-                   "readout mean/max/node")
+                   "readout mean/max/flatten/node")
     default_input_shape = (64, 3)
     takes_adjacency = True
 
@@ -142,6 +144,8 @@ class GcnSpace(SearchSpace):
         if readout == "node":
             x = b.mul(x, marker)
             x = b.mean(x, axes=(1,), keepdims=False)
+        elif readout == "flatten":
+            x = b.reshape(x, (1, nodes * hidden))
         else:
             if not batched:
                 x = b.reshape(x, (1, nodes, hidden))
