@@ -122,3 +122,18 @@ def test_converter_and_tflm_agree_with_the_graph():
         assert np.mean(np.abs(int8_probs - float_probs)) < 0.05
         real = measure_arena_bytes(data)
         assert abs(estimate(g).arena_bytes - real) / real < 0.05
+
+
+def test_zero_cost_proxies_score_gcn_archs():
+    """The proxies' own forward pass runs the Graph (A_hat over the node axis); A_hat is no parameter."""
+    from tinynas.proxies.net import Batch
+    from tinynas.proxies.score import score_graph
+
+    sp = space()
+    rng = np.random.default_rng(1)
+    batch = Batch(x=rng.random((16, 64, 3)).astype(np.float32), y=np.arange(16) % 10)
+    for a in (arch(readout="max", residual=True, layers=3), arch(readout="flatten"), arch(readout="node")):
+        scores = score_graph(sp.graph(a), proxies=["synflow", "naswot", "snip", "params"], batch=batch, seed=0)
+        assert all(np.isfinite(v) for v in scores.values()), scores
+    g = sp.graph(arch(layers=3, hidden=8))
+    assert estimate(g).params == (3 * 8 + 8) + 2 * (8 * 8 + 8) + (8 * 10 + 10)
