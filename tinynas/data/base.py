@@ -73,7 +73,7 @@ class DatasetSource:
 DATASETS: Registry[DatasetSource] = Registry("dataset", error=DatasetError)
 PATH_KINDS: Registry[DatasetSource] = Registry("dataset path kind", error=DatasetError)
 
-_BUILTIN_MODULES = ("builtin", "glyphs", "downloads", "images", "audio", "tabular", "graphs")
+_BUILTIN_MODULES = ("builtin", "glyphs", "downloads", "images", "audio", "tabular", "graphs", "timeseries")
 
 
 def register_dataset(name: str, *, kind: str, description: str) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
