@@ -52,7 +52,7 @@ def run_one(*, dataset: str, board: str, space: str, args: argparse.Namespace, w
     row.update(arch=arch["decisions"], int8_acc=w.get("int8_accuracy"), float_acc=w.get("float_test_accuracy"),
                arena_bytes=w.get("tflm_arena_bytes"), est_arena_bytes=w["cost"]["arena_bytes"],
                latency_ms=w["cost"].get("latency_ms"), flash_bytes=w.get("tflite_flash_bytes"),
-               sram_budget_bytes=summary.get("budgets", {}).get("sram_bytes"))
+               sram_budget_bytes=summary.get("budgets", {}).get("sram_budget_bytes"))
     return row
 
 
