@@ -137,3 +137,27 @@ def test_zero_cost_proxies_score_gcn_archs():
         assert all(np.isfinite(v) for v in scores.values()), scores
     g = sp.graph(arch(layers=3, hidden=8))
     assert estimate(g).params == (3 * 8 + 8) + 2 * (8 * 8 + 8) + (8 * 10 + 10)
+
+
+@pytest.mark.slow
+def test_random_archs_convert_to_the_graph_with_no_float_op():
+    """Random archs of both graph datasets' shapes: the converter's op list is the Graph's, no float
+    tensor, and TFLite Micro allocates and invokes each."""
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.deploy.quantize import quantize_untrained
+    from tinynas.space.tflite_reader import read_tflite
+
+    rng = np.random.default_rng(3)
+    karate = (rng.random((34, 34)) < 0.15).astype(np.float32)
+    karate = np.maximum(karate, karate.T)
+    for sp in (space(), get_space("gcn", input_shape=(34, 35), num_classes=2, adjacency=karate)):
+        for _ in range(3):
+            a = sp.canonical(sp.sample(rng))
+            g = sp.graph(a)
+            data = quantize_untrained(g, seed=0)
+            back = read_tflite(data)
+            assert [(op.kind, back.tensor(op.outputs[0]).shape) for op in back.ops] == \
+                [(op.kind, g.tensor(op.outputs[0]).shape) for op in g.ops], sp.summary(a)
+            assert {t.dtype for t in back.tensors.values() if not t.constant} == {"int8"}, sp.summary(a)
+            out = MicroInterpreter(data).predict(rng.random((2, *sp.input_shape)).astype(np.float32))
+            assert out.shape == (2, sp.num_classes) and np.isfinite(out).all()
