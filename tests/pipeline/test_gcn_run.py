@@ -43,4 +43,5 @@ def test_gcn_on_a_dataset_without_a_graph_exits_1(tmp_path, capsys, monkeypatch)
     out = tmp_path / "run"
     code, err = _run(monkeypatch, capsys, "--dataset", "synthetic-seq", *FLAGS, "--out", str(out))
     assert code == 1 and "gcn needs a graph dataset" in err and "Traceback" not in err
+    assert "these take it: " in err and "gcn" not in err.split("these take it: ")[1]  # not offered without a graph
     assert not out.exists()

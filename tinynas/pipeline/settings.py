@@ -169,8 +169,9 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         fits = []
         for name in space_names():
             try:
-                get_space(name, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-                fits.append(name)
+                other = get_space(name, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+                if not (getattr(other, "takes_adjacency", False) and dataset.adjacency is None):
+                    fits.append(name)
             except TinyNASError:
                 pass
         raise SearchError(
