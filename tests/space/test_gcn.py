@@ -60,7 +60,7 @@ def test_layer_is_fc_then_transposed_a_hat_fc_and_readouts():
     node = space(features=5).graph(arch(readout="node", residual=True))
     first = node.ops[0]
     assert first.attrs.get("fixed") == "select_last" and node.tensor(first.outputs[0]).shape == (1, 64, 1)
-    assert np.array_equal(first.attrs["values"], [[0, 0, 0, 0, 1]])
+    assert np.array_equal(first.attrs["values"], [[0, 0, 0, 0, 64]])  # x nodes: MEAN leaves the node's row
     assert [op.kind for op in node.ops].count("ADD") == 1
     # one layer has no residual: canonical() says so, and both spell the same network
     sp = space()

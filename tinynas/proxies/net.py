@@ -288,7 +288,7 @@ def _fixed_dense(tf: Any, op: Any, args: list, ctx: dict) -> Any:
     if op.attrs["fixed"] == "adjacency":
         y = tf.einsum("ij,bjd->bid", tf.constant(values, dtype=args[0].dtype), args[0])
         return _act(tf, y, op.attrs.get("activation"), ctx)
-    return args[0][..., -1:]
+    return tf.tensordot(args[0], tf.constant(np.asarray(values).T, dtype=args[0].dtype), axes=1)
 
 
 def _transpose_any(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:

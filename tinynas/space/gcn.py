@@ -15,8 +15,8 @@ Readouts: ``mean`` (MEAN over nodes), ``max`` (REDUCE_MAX over nodes) and
 order carries meaning, e.g. where on the pixel grid) for graph tasks, and ``node``
 for node tasks: the last input feature marks the node asked
 about (one-hot over nodes, as the ``karate-club`` dataset writes it) and the
-readout keeps that node's features (a fixed FULLY_CONNECTED picks the marker,
-MUL masks, MEAN sums; the 1/nodes scale is absorbed by the classifier).
+readout keeps that node's features (a fixed FULLY_CONNECTED picks the marker
+times the node count, MUL masks, MEAN over the nodes leaves the marked node's row).
 """
 
 from __future__ import annotations
@@ -121,8 +121,10 @@ class GcnSpace(SearchSpace):
         b = GraphBuilder(input_shape=self.input_shape, name=f"gcn_{arch.id}")
         readout = str(arch["readout"])
         if readout == "node":  # the converter schedules the marker pick first
+            # weight `nodes` on the marker: MUL then MEAN over the nodes gives the marked node's features
+            # themselves, not 1/nodes of them (tiny logits the int8 model could not tell apart)
             marker = b.fixed_fully_connected(b.input, units=1, role="select_last",
-                                             values=np.eye(1, features, features - 1, dtype=np.float32))
+                                             values=nodes * np.eye(1, features, features - 1, dtype=np.float32))
         x, batched = b.input, True  # batched: (1, N, C); else the converter's batch-less (N, C)
         res = x  # the batched tensor a residual ADD reads
         for layer in range(layers):
