@@ -104,6 +104,7 @@ def main() -> None:
     ap.add_argument("--final-epochs", type=int, default=40)
     ap.add_argument("--proxy-archs", type=int, default=20, help="archs per new space for the proxy study (0: skip)")
     ap.add_argument("--proxy-epochs", type=int, default=3)
+    ap.add_argument("--proxy-spaces", default="tinyformer,gcn", help="spaces of the proxy study (tinyformer, gcn)")
     ap.add_argument("--proxy-samples", type=int, default=600, help="training samples per proxy-study arch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json (and the runs' summaries)")
@@ -111,15 +112,18 @@ def main() -> None:
     t0 = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tinynas_seqbench_") as tmp:
-        for dataset in args.datasets.split(","):
+        for dataset in filter(None, args.datasets.split(",")):
             for board in args.boards.split(","):
                 for space in args.spaces.split(","):
                     rows.append(run_one(dataset=dataset, board=board, space=space, args=args, workdir=Path(tmp)))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print_runs(rows)
+    if rows:
+        print_runs(rows)
     studies = []
     if args.proxy_archs > 0:
-        for space_name, dataset_name in (("tinyformer", "japanesevowels"), ("gcn", "digits-grid")):
+        studies_of = {"tinyformer": "japanesevowels", "gcn": "digits-grid"}
+        for space_name in filter(None, args.proxy_spaces.split(",")):
+            dataset_name = studies_of[space_name]
             studies.append(proxy_study(space_name=space_name, dataset_name=dataset_name, n=args.proxy_archs,
                                        epochs=args.proxy_epochs, samples=args.proxy_samples, seed=args.seed))
             print_proxies(studies[-1])

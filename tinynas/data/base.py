@@ -130,7 +130,8 @@ def resolve_source(name_or_path: str | Path) -> tuple[DatasetSource, Path | None
                 return src, path
         raise DatasetError(
             f"{path}: not a dataset tinynas can read; pass a folder with one sub-folder of images or "
-            "WAV files per class, a .npz file with arrays x and y, or a .csv file with a label column"
+            "WAV files per class, a .npz file with arrays x and y (and adjacency for a graph), a .csv file "
+            "with a label column, or a UCR/UEA .ts file"
         )
     raise DatasetError(
         f"unknown dataset {text!r} and no such file or folder; known datasets: {', '.join(DATASETS.names())}; "
