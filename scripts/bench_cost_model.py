@@ -17,6 +17,9 @@ about 4 minutes on 2 busy cores):
   --seed 0 (the set the tinyformer constants of cost/flash.py were fitted on; the arena's on 33
            other archs): arena median |err| 0.10 %, worst 0.66 %; flash 0.18 %, worst 2.96 %
   --seed 1 (held out): arena median |err| 0.09 %, worst 0.54 %; flash median 0.18 %, worst 1.32 %
+Measured for gcn (issue 14; 50 archs, 25 on digits-grid 64x3 and 25 on karate-club 34x35; its
+constants in cost/arena.py and cost/flash.py were fitted on 24 other archs, rng seed 7):
+  --spaces gcn --seed 0: arena median |err| 0.56 %, worst 2.67 %; flash median 0.68 %, worst 3.64 %
 """
 
 from __future__ import annotations
@@ -56,7 +59,16 @@ SPECS = {  # space -> [(input shape, classes)]
     "nasbench201": [((32, 32, 3), 10), ((16, 16, 3), 10)],
     # sequences (mnist1d-like, a 3-axis sensor window) and small images (digits, 16x16)
     "tinyformer": [((40, 1), 10), ((128, 3), 6), ((8, 8, 1), 10), ((16, 16, 1), 10)],
+    # graphs: digits-grid (8x8 grid graph), karate-club (34 nodes, one-hot + marker features)
+    "gcn": [((64, 3), 10), ((34, 35), 2)],
 }
+
+
+def graph_adjacency(shape: tuple[int, ...]):
+    """The fixed graph a gcn spec is costed on: the 8x8 pixel grid, or the karate club."""
+    from tinynas.data import load_dataset
+
+    return load_dataset("digits-grid" if shape[0] == 64 else "karate-club").adjacency
 
 
 
@@ -75,7 +87,8 @@ def bench_spaces(n: int, seed: int, spaces: list[str]) -> list[dict]:
         specs = SPECS[name]
         per_shape = [n // len(specs) + (1 if i < n % len(specs) else 0) for i in range(len(specs))]
         for k, ((shape, classes), count) in enumerate(zip(specs, per_shape)):
-            space = get_space(name, input_shape=shape, num_classes=classes)
+            space = get_space(name, input_shape=shape, num_classes=classes,
+                              adjacency=graph_adjacency(shape) if name == "gcn" else None)
             rng = np.random.default_rng([seed, k])
             for i in range(count):
                 arch = space.sample(rng)
@@ -179,7 +192,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="random archs per space (split over its input shapes)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--spaces", default="nanonas,dscnn,mcunet,nasbench201")
+    ap.add_argument("--spaces", default="nanonas,dscnn,mcunet,nasbench201,tinyformer,gcn")
     ap.add_argument("--skip-spaces", action="store_true", help="only the MLPerf, speed and latency tables")
     args = ap.parse_args()
     t0 = time.perf_counter()

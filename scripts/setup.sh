@@ -13,6 +13,9 @@ stamp=.venv/.tinynas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[test,ray]"
+  # UCR/UEA datasets: tinynas reads the .ts files in aeon's wheel and never imports aeon, so its
+  # dependencies (numba, pandas) are not needed
+  .venv/bin/python -m pip install -q --no-deps "aeon>=1.0,<2"
   touch "$stamp"
 fi
 if ! command -v arm-none-eabi-g++ >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

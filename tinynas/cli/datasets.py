@@ -56,6 +56,13 @@ def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json:
     click.echo(f"dataset      {info['name']}")
     click.echo(f"source       {info['source']}")
     click.echo(f"input shape  {tuple(info['input_shape'])}")
+    st = info["structure"]
+    if st["kind"] == "graph":
+        click.echo(f"graph        {st['nodes']} nodes, {st['edges']} {'directed ' if st['directed'] else ''}edges, "
+                   f"degree {st['degree_range'][0]}..{st['degree_range'][1]}, {st['node_features']} features per node"
+                   + (f", {st['self_loops']} self loops" if st["self_loops"] else ""))
+    elif st["kind"] == "sequence":
+        click.echo(f"sequence     length {st['length']}, {st['channels']} channel(s)")
     click.echo(f"sizes        train {info['sizes']['train']}, val {info['sizes']['val']}, test {info['sizes']['test']}")
     click.echo(f"scaling      {info['input_scaling']['description']} "
                f"(x = raw * {info['input_scaling']['scale']:.6g} + {info['input_scaling']['offset']:.6g})")

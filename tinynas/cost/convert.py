@@ -35,6 +35,8 @@ def converter_order(graph: Graph) -> Graph:
     The order decides tensor lifetimes, so the arena. A chain keeps its order;
     tensors are re-listed in op order, which is how the planner breaks ties.
     """
+    if graph.converter_ordered:
+        return graph
     ops = graph.ops
     consumers: dict[str, list[int]] = {}
     branching = False

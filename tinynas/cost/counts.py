@@ -108,10 +108,13 @@ LEARNED_CONSTANT_KINDS = frozenset({"ADD", "CONCATENATION"})
 
 def count_params(graph: Graph) -> int:
     """Weights and biases (elements of the constant inputs of conv and FC ops) plus learned
-    embeddings and tokens (non-scalar int8 constants of ADD and CONCATENATION)."""
+    embeddings and tokens (non-scalar int8 constants of ADD and CONCATENATION). A gcn's fixed
+    A_hat is no trained parameter (and one tensor for every layer): flash_bytes counts it."""
     total = 0
     tensors = graph.tensors
     for op in graph.ops:
+        if op.attrs.get("fixed"):
+            continue
         if op.kind in WEIGHT_KINDS:
             for name in op.inputs[1:]:
                 if name and tensors[name].constant:

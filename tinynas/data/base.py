@@ -37,6 +37,8 @@ class RawData:
     source: str
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    # a fixed graph the samples live on: (nodes, nodes) weights, x is then (N, nodes, features)
+    adjacency: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class DatasetSource:
 DATASETS: Registry[DatasetSource] = Registry("dataset", error=DatasetError)
 PATH_KINDS: Registry[DatasetSource] = Registry("dataset path kind", error=DatasetError)
 
-_BUILTIN_MODULES = ("builtin", "glyphs", "downloads", "images", "audio", "tabular")
+_BUILTIN_MODULES = ("builtin", "glyphs", "downloads", "images", "audio", "tabular", "graphs", "timeseries")
 
 
 def register_dataset(name: str, *, kind: str, description: str) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
@@ -128,7 +130,8 @@ def resolve_source(name_or_path: str | Path) -> tuple[DatasetSource, Path | None
                 return src, path
         raise DatasetError(
             f"{path}: not a dataset tinynas can read; pass a folder with one sub-folder of images or "
-            "WAV files per class, a .npz file with arrays x and y, or a .csv file with a label column"
+            "WAV files per class, a .npz file with arrays x and y (and adjacency for a graph), a .csv file "
+            "with a label column, or a UCR/UEA .ts file"
         )
     raise DatasetError(
         f"unknown dataset {text!r} and no such file or folder; known datasets: {', '.join(DATASETS.names())}; "
@@ -226,6 +229,10 @@ def load_dataset(
         raw.x_test = np.ascontiguousarray(raw.x_test, dtype=np.float32)
         raw.y_test = np.asarray(raw.y_test, dtype=np.int64)
     _check_raw(raw, where)
+    if raw.adjacency is not None:
+        from tinynas.data.graph_checks import checked_adjacency
+
+        raw.adjacency = checked_adjacency(raw.adjacency, where=where, field="adjacency", nodes=raw.x.shape[1])
 
     if raw.x_test is None:
         test_idx, val_idx, train_idx = stratified_split(raw.y, (test_fraction, val_fraction), seed=seed)
@@ -236,6 +243,8 @@ def load_dataset(
     arrays = {"x": raw.x, "y": raw.y}
     if raw.x_test is not None:
         arrays.update(x_test=raw.x_test, y_test=raw.y_test)
+    if raw.adjacency is not None:
+        arrays.update(adjacency=raw.adjacency)
     used = {**source.option_defaults(), **options}
     meta = {
         "loader": source.name,
@@ -257,6 +266,7 @@ def load_dataset(
         source=raw.source,
         fingerprint=fingerprint,
         options={k: v for k, v in used.items()},
+        adjacency=raw.adjacency,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])

@@ -52,7 +52,8 @@ def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
 
 
 @register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
-                    description="a .npz with x (N,H,W,C or N,L,C), y, optional x_test/y_test and class_names")
+                    description="a .npz with x (N,H,W,C or N,L,C), y, optional x_test/y_test and class_names; "
+                                "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features)")
 def load_npz(path: Path) -> RawData:
     """uint8/integer features are taken as 0..255 pixels and divided by 255; floats are used as they are."""
     try:
@@ -67,6 +68,16 @@ def load_npz(path: Path) -> RawData:
     if ("x_test" in data) != ("y_test" in data):
         raise DatasetError(f"{path}: x_test and y_test must be given together; found {sorted(data)}")
     names = tuple(str(s) for s in data["class_names"].tolist()) if "class_names" in data else None
+    adjacency = None
+    if "adjacency" in data:
+        from tinynas.data.graph_checks import checked_adjacency
+
+        for key in ("x", "x_test"):
+            if key in data and data[key].ndim not in (2, 3):
+                raise DatasetError(f"{path}: with an adjacency, {key} must be (N, nodes) or (N, nodes, features) "
+                                   f"node features, got shape {data[key].shape}")
+        nodes = data["x"].shape[1] if data["x"].ndim >= 2 else None
+        adjacency = checked_adjacency(data["adjacency"], where=str(path), field="adjacency", nodes=nodes)
     x = _features(data["x"], str(path), "x")
     y, names = _labels(data["y"], str(path), names)
     x_test = y_test = None
@@ -80,7 +91,8 @@ def load_npz(path: Path) -> RawData:
     else:
         scaling = InputScaling(description=f"values as stored in {path.name}, used as they are")
     return RawData(x=scaling.apply(x), y=y, x_test=None if x_test is None else scaling.apply(x_test), y_test=y_test,
-                   class_names=names, scaling=scaling, source=f"npz file {path}")
+                   class_names=names, scaling=scaling, adjacency=adjacency,
+                   source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
 
 @register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",

@@ -69,6 +69,8 @@ class Dataset:
     source: str
     fingerprint: str
     options: dict[str, Any] = field(default_factory=dict)
+    # graph datasets: the fixed (nodes, nodes) adjacency every sample's (nodes, features) rows live on
+    adjacency: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -82,6 +84,26 @@ class Dataset:
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
 
+    @property
+    def is_graph(self) -> bool:
+        return self.adjacency is not None
+
+    def structure_json(self) -> dict[str, Any]:
+        """What the input is made of: a graph (nodes, edges, degree range), a sequence or an image."""
+        shape = self.input_shape
+        if self.adjacency is not None:
+            a = np.asarray(self.adjacency)
+            off = (a != 0) & ~np.eye(len(a), dtype=bool)
+            degree = off.sum(axis=1)
+            symmetric = bool(np.array_equal(off, off.T))
+            edges = int(off.sum() // 2) if symmetric else int(off.sum())
+            return {"kind": "graph", "nodes": int(len(a)), "edges": edges, "directed": not symmetric,
+                    "self_loops": int(np.count_nonzero(np.diag(a))),
+                    "degree_range": [int(degree.min()), int(degree.max())], "node_features": int(shape[1])}
+        if len(shape) == 2:
+            return {"kind": "sequence", "length": int(shape[0]), "channels": int(shape[1])}
+        return {"kind": "image", "height": int(shape[0]), "width": int(shape[1]), "channels": int(shape[2])}
+
     def to_json(self) -> dict[str, Any]:
         """Everything but the arrays: what ``tinynas datasets inspect --json`` prints and runs record."""
         k = self.num_classes
@@ -90,6 +112,7 @@ class Dataset:
             "name": self.name,
             "source": self.source,
             "input_shape": list(self.input_shape),
+            "structure": self.structure_json(),
             "num_classes": k,
             "class_names": list(self.class_names),
             "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},

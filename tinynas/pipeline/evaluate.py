@@ -79,7 +79,8 @@ def _context(spec: WorkerSpec, dataset: Any = None) -> dict[str, Any]:
         data = dataset if dataset is not None else load_dataset(spec.dataset, seed=spec.dataset_seed)
         _CTX.clear()
         _CTX.update(spec=spec, dataset=data, cache=TrainCache(spec.cache_dir),
-                    space=get_space(spec.space, input_shape=spec.input_shape, num_classes=spec.num_classes))
+                    space=get_space(spec.space, input_shape=spec.input_shape, num_classes=spec.num_classes,
+                                    adjacency=data.adjacency))
     return _CTX
 
 

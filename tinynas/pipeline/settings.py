@@ -159,14 +159,19 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
     if dataset is None:
         dataset = load_dataset(settings.dataset, seed=settings.seed)
     try:
-        space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                          adjacency=dataset.adjacency)
+        if getattr(space, "takes_adjacency", False) and dataset.adjacency is None:
+            raise SpaceError(f"{settings.space} needs a graph dataset (digits-grid, karate-club, or a .npz with an "
+                             "adjacency array)")
         space.graph(space.sample(np.random.default_rng(0)))  # a space may only fail when building
     except (SpaceError, TinyNASError) as exc:
         fits = []
         for name in space_names():
             try:
-                get_space(name, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-                fits.append(name)
+                other = get_space(name, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+                if not (getattr(other, "takes_adjacency", False) and dataset.adjacency is None):
+                    fits.append(name)
             except TinyNASError:
                 pass
         raise SearchError(

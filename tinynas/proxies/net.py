@@ -64,7 +64,7 @@ class GraphNet:
     def _init(self, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
         weights: dict[str, dict[str, np.ndarray]] = {}
         for op in self.graph.ops:
-            if op.kind not in PARAMETRIC:
+            if op.kind not in PARAMETRIC or op.attrs.get("fixed"):  # gcn's A_hat is not a trained weight
                 continue
             cin = self.graph.tensors[op.inputs[0]].shape[-1]
             a = op.attrs
@@ -94,7 +94,7 @@ class GraphNet:
         """
         weights: dict[str, dict[str, np.ndarray]] = {}
         for op in graph.ops:
-            if op.kind not in PARAMETRIC:
+            if op.kind not in PARAMETRIC or op.attrs.get("fixed"):
                 continue
             name = op.outputs[0]
             try:
@@ -268,12 +268,39 @@ def _add_or_constant(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 
 
 def _dense_nd(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
+    if op.attrs.get("fixed"):
+        return _fixed_dense(tf, op, args, ctx)
     if len(args[0].shape) <= 2:
         return _dense(tf, op, args, w, ctx)
     y = tf.tensordot(args[0], w["kernel"], axes=1)  # tokens (N, T, D): the same weights per token
     if ctx["taps"] is not None:
         ctx["taps"].setdefault("layer_out", []).append(y)
     return _act(tf, y + w["bias"], op.attrs.get("activation"), ctx)
+
+
+def _fixed_dense(tf: Any, op: Any, args: list, ctx: dict) -> Any:
+    """gcn's fixed FULLY_CONNECTEDs on the (N, nodes, features) layout the Keras model keeps (its
+    batch-less TRANSPOSEs are the identity here): A_hat over the node axis, or the marker pick."""
+    values = op.attrs.get("values")
+    if values is None:
+        raise ProxyError(f"op {op.outputs[0]}: gcn's fixed {op.attrs['fixed']} weights are unknown; build the "
+                         "space with the dataset's adjacency to score it")
+    if op.attrs["fixed"] == "adjacency":
+        y = tf.einsum("ij,bjd->bid", tf.constant(values, dtype=args[0].dtype), args[0])
+        return _act(tf, y, op.attrs.get("activation"), ctx)
+    return tf.tensordot(args[0], tf.constant(np.asarray(values).T, dtype=args[0].dtype), axes=1)
+
+
+def _transpose_any(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if op.attrs.get("batch_axis") is False:  # gcn's layout around A_hat: see _fixed_dense
+        return args[0]
+    return _transpose(tf, op, args, w, ctx)
+
+
+def _reduce_max(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if ctx["taps"] is not None:
+        ctx["taps"].setdefault("features", []).append(args[0])
+    return tf.reduce_max(args[0], axis=list(op.attrs["axes"]))
 
 
 def _reshape_any(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
@@ -345,7 +372,8 @@ _FORWARD: dict[str, Callable[..., Any]] = {
     "RSQRT": _rsqrt,
     "HARD_SWISH": _hard_swish,
     "BATCH_MATMUL": _batch_matmul,
-    "TRANSPOSE": _transpose,
+    "TRANSPOSE": _transpose_any,
+    "REDUCE_MAX": _reduce_max,
     "CONCATENATION": _class_token,
     "STRIDED_SLICE": _take_token,
     "MUL": _mul,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -171,10 +171,17 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
     return SPACES.add(cls.name, cls)
 
 
-def get_space(name: str, *, input_shape: Sequence[int], num_classes: int) -> SearchSpace:
-    """The space ``name`` built for an input shape and class count (raises SpaceError if unknown)."""
+def get_space(name: str, *, input_shape: Sequence[int], num_classes: int, adjacency: Any = None) -> SearchSpace:
+    """The space ``name`` built for an input shape and class count (raises SpaceError if unknown).
+
+    ``adjacency`` is a graph dataset's fixed (nodes, nodes) graph; spaces that set
+    ``takes_adjacency`` (gcn) bake it into their models, the others ignore it.
+    """
     _load_builtin_spaces()
-    return SPACES.get(name)(input_shape=input_shape, num_classes=num_classes)
+    cls = SPACES.get(name)
+    if getattr(cls, "takes_adjacency", False):
+        return cls(input_shape=input_shape, num_classes=num_classes, adjacency=adjacency)  # type: ignore[call-arg]
+    return cls(input_shape=input_shape, num_classes=num_classes)
 
 
 def space_names() -> list[str]:
@@ -186,7 +193,7 @@ def _load_builtin_spaces() -> None:
     # Importing the modules registers them; kept lazy so `import tinynas.space` stays cheap.
     import importlib
 
-    for module in ("mcunet", "nanonas", "dscnn", "nasbench201", "tinyformer"):
+    for module in ("mcunet", "nanonas", "dscnn", "nasbench201", "tinyformer", "gcn"):
         try:
             importlib.import_module(f"tinynas.space.{module}")
         except ModuleNotFoundError as exc:

@@ -27,7 +27,10 @@ Op attributes (``Op.attrs``), by kind:
   SUB / SQUARED_DIFFERENCE: nothing (two activations, numpy broadcasting).
   BATCH_MATMUL: adj_x, adj_y (TFLite's flags: the operand is given transposed in its last
     two axes; TFLM copies a RHS without adj_y into a persistent buffer, so spaces use adj_y).
-  TRANSPOSE: perm.   CONCATENATION: axis (a space's learned class token is the constant
+  TRANSPOSE: perm (``batch_axis=False``: a batch-less tensor, every axis may move).
+  FULLY_CONNECTED with ``fixed``: weights that are not trained and no bias (gcn: "adjacency" for
+    A_hat, "select_last" for the node marker); ``values`` holds them (None when only costing).
+  REDUCE_MAX: axes, keepdims (False).   CONCATENATION: axis (a space's learned class token is the constant
     first operand).   STRIDED_SLICE: index (the token kept along axis 1; the axis is dropped).
 
 Ops work on any rank: FULLY_CONNECTED on (1, T, D) tokens keeps the token axis, as the
@@ -101,6 +104,9 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     name: str = "model"
+    # True when a space already emits its ops in the converter's order (gcn: checked op by op
+    # against the converter), so the cost model must not re-derive that order
+    converter_ordered: bool = False
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -345,14 +351,42 @@ class GraphBuilder:
         ax = self._shared_constant(("axes", axes, axes_shape), "axes", axes_shape, dtype="int32", quant_channels=0)
         return self._op("MEAN", (x, ax), out, axes=axes, keepdims=bool(keepdims))
 
-    def transpose(self, x: str, *, perm: Sequence[int]) -> str:
+    def transpose(self, x: str, *, perm: Sequence[int], batch_axis: bool = True) -> str:
+        """TRANSPOSE by ``perm``; ``batch_axis=False`` for a batch-less tensor (the converter's layout
+        around a gcn propagation), whose perm then moves every axis."""
         shape = self.shape(x)
         perm = tuple(int(p) for p in perm)
-        if sorted(perm) != list(range(len(shape))) or perm[0] != 0:
+        if sorted(perm) != list(range(len(shape))) or (batch_axis and perm[0] != 0):
             raise SpaceError(f"TRANSPOSE perm must permute the axes of {shape} and keep the batch axis first, "
                              f"got {perm}")
         p = self._shared_constant(("perm", perm), "perm", (len(perm),), dtype="int32", quant_channels=0)
-        return self._op("TRANSPOSE", (x, p), tuple(shape[i] for i in perm), perm=perm)
+        if batch_axis:
+            return self._op("TRANSPOSE", (x, p), tuple(shape[i] for i in perm), perm=perm)
+        return self._op("TRANSPOSE", (x, p), tuple(shape[i] for i in perm), perm=perm, batch_axis=False)
+
+    def fixed_fully_connected(self, x: str, *, units: int, role: str, values: Any = None,
+                              activation: str | None = None) -> str:
+        """FULLY_CONNECTED with fixed, untrained weights of shape (units, in) and no bias: a gcn's
+        normalized adjacency (``role="adjacency"``) or its node-marker pick (``role="select_last"``).
+        ``values`` is the float weight matrix the Keras builder bakes in (None when only costing)."""
+        self._check_activation(activation)
+        n_in = self.shape(x)[-1]
+        # the converter stores equal weights once: every layer's A_hat is one tensor
+        wt = self._shared_constant(("fixed", role, units, n_in), "fc_fixed_w", (units, n_in), quant_channels=units)
+        out = (*self.shape(x)[:-1], units)
+        return self._op("FULLY_CONNECTED", (x, wt), out, units=units, activation=activation, fixed=role,
+                        values=values)
+
+    def reduce_max(self, x: str, *, axes: Sequence[int]) -> str:
+        """REDUCE_MAX over ``axes`` (batch axis 0 never reduced), keepdims off: a gcn's max readout."""
+        shape = self.shape(x)
+        axes = tuple(sorted(int(a) % len(shape) for a in axes))
+        if not axes or 0 in axes:
+            raise SpaceError(f"REDUCE_MAX must reduce axes other than the batch axis, got {axes}")
+        ax = self._shared_constant(("axes", axes, (len(axes),)), "axes", (len(axes),), dtype="int32",
+                                   quant_channels=0)
+        out = tuple(d for i, d in enumerate(shape) if i not in axes)
+        return self._op("REDUCE_MAX", (x, ax), out, axes=axes, keepdims=False)
 
     def batch_matmul(self, a: str, b: str, *, adj_x: bool = False, adj_y: bool = False) -> str:
         """BATCH_MATMUL of two activations of equal rank and batch axes: (..., M, K) x (..., K, N)
@@ -395,5 +429,6 @@ class GraphBuilder:
     def softmax(self, x: str, *, beta: float = 1.0) -> str:
         return self._op("SOFTMAX", (x,), self.shape(x), beta=beta)
 
-    def build(self, *, outputs: Sequence[str]) -> Graph:
-        return Graph(tensors=self.tensors, ops=self.ops, inputs=[self.input], outputs=list(outputs), name=self.name)
+    def build(self, *, outputs: Sequence[str], converter_ordered: bool = False) -> Graph:
+        return Graph(tensors=self.tensors, ops=self.ops, inputs=[self.input], outputs=list(outputs), name=self.name,
+                     converter_ordered=converter_ordered)

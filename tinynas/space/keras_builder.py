@@ -48,6 +48,14 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str, graph: Graph) -> Any:
         if bn:
             x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return _activation(keras, a.get("activation"), x, name)
+    if kind == "FULLY_CONNECTED" and a.get("fixed"):
+        return _fixed_dense(keras, op, args[0], name)
+    if kind == "TRANSPOSE" and a.get("batch_axis") is False:
+        return args[0]  # the converter's layout around a gcn propagation: Keras keeps (batch, nodes, features)
+    if kind == "RESHAPE" and _same_layout(args[0], a):
+        return args[0]
+    if kind == "REDUCE_MAX":
+        return tl.ReduceMax(axes=tuple(a["axes"]), name=name)(args[0])
     if kind == "FULLY_CONNECTED":
         x = layers.Dense(int(a["units"]), name=name)(args[0])
         return _activation(keras, a.get("activation"), x, name)
@@ -100,6 +108,39 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str, graph: Graph) -> Any:
     if kind == "RELU6":
         return layers.ReLU(max_value=6.0, name=name)(args[0])
     raise SpaceError(f"the Keras builder cannot build op {kind!r} (tensor {name})")
+
+
+def _same_layout(x: Any, attrs: dict[str, Any]) -> bool:
+    """A RESHAPE that only adds or drops the batch axis of the Keras tensor (gcn's layout ops)."""
+    shape = tuple(attrs["shape"])
+    target = shape if attrs.get("batch_axis", True) is False else shape[1:]
+    return tuple(int(d) for d in x.shape[1:]) == target
+
+
+def _fixed_dense(keras: Any, op: Op, x: Any, name: str) -> Any:
+    """A FULLY_CONNECTED with fixed weights (Op.attrs ``fixed``, ``values``) as its Keras layer."""
+    import numpy as np
+
+    from tinynas.space import keras_layers as tl
+
+    a = op.attrs
+    values = a.get("values")
+    if values is None:
+        raise SpaceError(
+            f"op {name}: its fixed {a['fixed']} weights are unknown; build the gcn space with the dataset's "
+            "adjacency (get_space('gcn', ..., adjacency=dataset.adjacency)) to train or convert it")
+    values = np.asarray(values, dtype=np.float32)
+    if a["fixed"] == "adjacency":
+        layer = tl.GraphPropagation(nodes=values.shape[0], name=name)
+        out = layer(x)
+        layer.a_hat.assign(values)
+    elif a["fixed"] == "select_last":
+        layer = tl.FixedDense(units=int(a["units"]), name=name)
+        out = layer(x)
+        layer.kernel.assign(values.T)
+    else:
+        raise SpaceError(f"op {name}: unknown fixed FULLY_CONNECTED role {a['fixed']!r}")
+    return _activation(keras, a.get("activation"), out, name)
 
 
 def _depthwise_strides(op: Op, x: Any, name: str) -> tuple[int, int]:

@@ -165,3 +165,60 @@ class TakeToken(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "index": self.index}
+
+
+@_register
+class GraphPropagation(keras.layers.Layer):
+    """``A_hat @ x`` over the node axis of (batch, nodes, features) with a fixed, untrained ``A_hat``
+    (a gcn's normalized adjacency). The einsum converts to TRANSPOSE + FULLY_CONNECTED (A_hat as
+    its weights) + TRANSPOSE; ``A_hat`` is a non-trainable weight, so it is saved with the model."""
+
+    def __init__(self, *, nodes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nodes = int(nodes)
+
+    def build(self, input_shape: Any) -> None:
+        self.a_hat = self.add_weight(name="a_hat", shape=(self.nodes, self.nodes), initializer="zeros",
+                                     trainable=False)
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf  # keras.ops.einsum lowers through transposes the converter cannot fold
+
+        return tf.einsum("ij,bjd->bid", tf.convert_to_tensor(self.a_hat), x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "nodes": self.nodes}
+
+
+@_register
+class FixedDense(keras.layers.Layer):
+    """``x @ K`` with a fixed, untrained kernel and no bias (a gcn's pick of the node-marker feature)."""
+
+    def __init__(self, *, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def build(self, input_shape: Any) -> None:
+        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.units), initializer="zeros",
+                                      trainable=False)
+
+    def call(self, x: Any) -> Any:
+        return ops.matmul(x, self.kernel)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units}
+
+
+@_register
+class ReduceMax(keras.layers.Layer):
+    """REDUCE_MAX over ``axes`` (batch axis 0 excluded), keepdims off."""
+
+    def __init__(self, *, axes: tuple[int, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axes = tuple(int(a) for a in axes)
+
+    def call(self, x: Any) -> Any:
+        return ops.max(x, axis=self.axes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axes": list(self.axes)}
