@@ -42,7 +42,7 @@ def test_bad_names_and_budgets_in_one_process(tmp_path):
 
     with pytest.raises(SearchError, match="unknown search strategy 'evolutoin'; known: .*evolution.*staged"):
         resolve(tiny_settings(strategy="evolutoin"))
-    with pytest.raises(SearchError, match="unknown search space 'mcunett'; known: dscnn, mcunet"):
+    with pytest.raises(SearchError, match="unknown search space 'mcunett'; known: dscnn, .*mcunet"):
         resolve(tiny_settings(space="mcunett"))
     assert not out.exists()
 
