@@ -75,7 +75,7 @@ def test_drnas_gradient_flows_through_the_dirichlet_sample():
     from tinynas.darts.cell import build_cell_supernet
 
     model = build_cell_supernet(input_shape=(8, 8, 1), num_classes=3, base_channels=4)
-    state = _State(tf, model, DartsConfig(method="drnas"), num_classes=3)
+    state = _State(model, DartsConfig(method="drnas"), shape=(6, 5))
     x, y = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32), np.arange(8) % 3
     grad = state._alpha_grad(tf.constant(x), tf.constant(y.astype(np.int32))).numpy()
     assert grad.shape == (6, 5) and np.isfinite(grad).all() and np.abs(grad).sum() > 0

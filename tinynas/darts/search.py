@@ -67,6 +67,10 @@ class DartsConfig:
     drnas_regularizer: str = "l2"
     drnas_scale: float = 1e-3
     hessian_every: int = 1
+    #: "exact" (the full Hessian of alpha: fine for the cell's 30 entries) or "power" (power iteration with
+    #: Hessian-vector products: the layer-wise supernets have blocks x 9 entries)
+    hessian: str = "exact"
+    power_iterations: int = 20
     hessian_samples: int = 256
     early_stop: bool = False
     min_epoch: int = 10
@@ -88,6 +92,8 @@ class DartsConfig:
             raise SearchError(f"order must be 1 or 2 (2 only for darts), got order {self.order} for {self.method}")
         if self.drnas_regularizer not in ("l2", "kl"):
             raise SearchError(f"drnas_regularizer must be 'l2' or 'kl', got {self.drnas_regularizer!r}")
+        if self.hessian not in ("exact", "power"):
+            raise SearchError(f"hessian must be 'exact' or 'power', got {self.hessian!r}")
         if self.hw_form not in ("hinge", "fbnet"):
             raise SearchError(f"hw_form must be 'hinge' or 'fbnet', got {self.hw_form!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.hessian_every < 0:
@@ -114,8 +120,15 @@ class DartsResult:
     cost: dict[str, Any] | None = None
     changed_to_fit: int | None = None
     seconds: float = 0.0
+    #: the epoch (0-based) whose arch was taken; True when the search stopped on a NaN loss or alpha; the id of
+    #: the derived arch when it did not fit and was repaired
+    arch_epoch: int | None = None
+    nan_stop: bool = False
+    derived_infeasible: str | None = None
 
     def op_counts(self) -> dict[str, int]:
+        if self.arch.space != "nasbench201":
+            return {}
         counts = {op: 0 for op in OPS}
         for _, op in self.arch.decisions:
             counts[str(op)] += 1
@@ -127,7 +140,9 @@ class DartsResult:
                 "weights": self.weights, "eigenvalues": self.eigenvalues, "val_accuracy": self.val_accuracy,
                 "op_counts": self.op_counts(), "expected_latency_ms": self.expected_latency_ms,
                 "expected_arena_bytes": self.expected_arena_bytes, "cost": self.cost,
-                "changed_to_fit": self.changed_to_fit, "seconds": round(self.seconds, 3)}
+                "changed_to_fit": self.changed_to_fit, "seconds": round(self.seconds, 3),
+                "arch_epoch": self.arch_epoch, "nan_stop": self.nan_stop,
+                "derived_infeasible": self.derived_infeasible}
 
 
 def derive_arch(weights: np.ndarray) -> Arch:
@@ -167,15 +182,6 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
                           f"{dataset.input_shape}")
     cfg = config
     started = time.perf_counter()
-    rng = np.random.default_rng(cfg.seed)
-    x = dataset.x_train.astype(np.float32)
-    y = dataset.y_train.astype(np.int32)
-    order = rng.permutation(len(y))
-    half = len(y) // 2
-    if half < cfg.batch_size:
-        raise SearchError(f"dataset {dataset.name!r} has {len(y)} training samples; a search with batch "
-                          f"{cfg.batch_size} needs at least {2 * cfg.batch_size} (two halves)")
-    xw, yw, xa, ya = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
     model = build_cell_supernet(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                 cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels, seed=cfg.seed)
     tables = space = None
@@ -186,15 +192,71 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
         space = NasBench201Space(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                  cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels)
         tables = cost_tables(space, profile)
-    state = _State(tf, model, cfg, num_classes=dataset.num_classes, tables=tables)
+    result = _search_loop(dataset, model=model, shape=(len(EDGE_NAMES), len(OPS)), derive=derive_arch, cfg=cfg,
+                          tables=tables, progress=progress)
+    if space is not None:
+        from tinynas.darts.hardware import nearest_feasible
+
+        _repair(result, space, profile, lambda arch, w: nearest_feasible(arch, w, _check(space, profile)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check(space: Any, profile: Any) -> Any:
+    from tinynas.pipeline.constraints import CostCheck
+
+    return CostCheck(space=space, profile=profile)
+
+
+def _repair(result: DartsResult, space: Any, profile: Any, nearest: Any) -> None:
+    """Check the derived arch against the board's hard budgets; replace an infeasible one by ``nearest``."""
+    check = _check(space, profile)
+    derived = result.arch
+    chosen = result.weights[result.arch_epoch] if result.arch_epoch is not None else result.weights[-1]
+    result.arch, result.changed_to_fit = nearest(derived, np.asarray(chosen))
+    if result.changed_to_fit:
+        result.derived_infeasible = derived.id
+        log.warning("the derived arch %s does not fit %s; took %s, %d decision(s) changed", derived.id, profile.id,
+                    result.arch.id, result.changed_to_fit)
+    c = check.cost(result.arch)
+    result.cost = {"latency_ms": c.latency_ms, "arena_bytes": int(c.arena_bytes),
+                   "flash_bytes": int(c.flash_bytes), "macs": int(c.macs), "fits": bool(c.fits)}
+
+
+def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: Any, cfg: DartsConfig,
+                 tables: Any = None, progress: Any = None, state_dir: Any = None) -> DartsResult:
+    """The alternating search shared by the cell and the layer-wise supernets.
+
+    ``model(x, mixing)`` with mixing of ``shape``; ``derive(mixing) -> Arch``. Stops early on RobustDARTS's
+    eigenvalue rule or when the loss or alpha turns NaN (the arch of the last finite epoch is kept). With
+    ``state_dir`` the supernet, alpha and optimiser state are checkpointed there after every epoch and a
+    search with the same config resumes from the last one."""
+    rng = np.random.default_rng(cfg.seed)
+    x = dataset.x_train.astype(np.float32)
+    y = dataset.y_train.astype(np.int32)
+    order = rng.permutation(len(y))
+    half = len(y) // 2
+    if half < cfg.batch_size:
+        raise SearchError(f"dataset {dataset.name!r} has {len(y)} training samples; a search with batch "
+                          f"{cfg.batch_size} needs at least {2 * cfg.batch_size} (two halves)")
+    xw, yw, xa, ya = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
+    state = _State(model, cfg, shape=shape, tables=tables)
     steps = half // cfg.batch_size
     total = cfg.epochs * steps
-    result = DartsResult(arch=derive_arch(state.mixing_mean()), config=cfg, epochs_run=0, stopped_early=False,
+    result = DartsResult(arch=derive(state.mixing_mean()), config=cfg, epochs_run=0, stopped_early=False,
                          stop_epoch=None)
     eig_batch = (xa[:cfg.hessian_samples], ya[:cfg.hessian_samples])
-    archs: list[Arch] = []
+    archs: list[Any] = []
+    start_epoch = 0
+    if state_dir is not None:
+        from tinynas.darts.checkpoint import load_checkpoint
+
+        start_epoch = load_checkpoint(state_dir, state, result, archs, derive=derive)
     for epoch in range(cfg.epochs):
-        pw, pa = rng.permutation(half), rng.permutation(len(ya))
+        pw, pa = rng.permutation(half), rng.permutation(len(ya))  # drawn every epoch so a resume sees the same
+        if epoch < start_epoch:
+            continue
+        losses = []
         for s in range(steps):
             step = epoch * steps + s
             lr = cfg.w_lr_min + 0.5 * (cfg.w_lr - cfg.w_lr_min) * (1 + math.cos(math.pi * step / total))
@@ -204,9 +266,14 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
                 state.alpha_step_second_order(xw[bw], yw[bw], xa[ba], ya[ba], lr)
             else:
                 state.alpha_step(xa[ba], ya[ba])
-            state.weight_step(xw[bw], yw[bw], lr)
+            losses.append(state.weight_step(xw[bw], yw[bw], lr))
         mixing = state.mixing_mean()
-        archs.append(derive_arch(mixing))
+        if not (np.isfinite(losses).all() and np.isfinite(mixing).all()):
+            result.stopped_early, result.stop_epoch, result.nan_stop = True, epoch, True
+            log.warning("%s epoch %d: the loss or alpha is NaN; stopping with the arch of epoch %d", cfg.method,
+                        epoch + 1, epoch)
+            break
+        archs.append(derive(mixing))
         result.weights.append(np.round(mixing, 5).tolist())
         result.val_accuracy.append(state.accuracy(dataset.x_val.astype(np.float32), dataset.y_val))
         if tables is not None:
@@ -216,8 +283,13 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
             else None
         result.eigenvalues.append(eig)
         result.epochs_run = epoch + 1
-        log.info("%s epoch %d: supernet val acc %.4f, eigenvalue %s, arch %s", cfg.method, epoch + 1,
-                 result.val_accuracy[-1], "-" if eig is None else f"{eig:.4f}", archs[-1].id)
+        log.info("%s epoch %d: supernet val acc %.4f, eigenvalue %s, arch %s%s", cfg.method, epoch + 1,
+                 result.val_accuracy[-1], "-" if eig is None else f"{eig:.4f}", archs[-1].id,
+                 f", E[LAT] {result.expected_latency_ms[-1]:.3f} ms" if tables is not None else "")
+        if state_dir is not None:
+            from tinynas.darts.checkpoint import save_checkpoint
+
+            save_checkpoint(state_dir, state, result)
         if progress is not None:
             progress(epoch, result)
         known = [e for e in result.eigenvalues if e is not None]
@@ -226,36 +298,24 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
                                  growth=cfg.growth)
             if t is not None:
                 result.stopped_early, result.stop_epoch = True, t
-                result.arch = archs[t - cfg.lookback]
+                result.arch, result.arch_epoch = archs[t - cfg.lookback], t - cfg.lookback
                 break
-    if not result.stopped_early:
-        result.arch = archs[-1]
-    if space is not None:
-        from tinynas.darts.hardware import nearest_feasible
-        from tinynas.pipeline.constraints import CostCheck
-
-        check = CostCheck(space=space, profile=profile)
-        derived = result.arch
-        chosen = result.weights[archs.index(derived)] if derived in archs else result.weights[-1]
-        result.arch, result.changed_to_fit = nearest_feasible(derived, np.asarray(chosen), check)
-        if result.changed_to_fit:
-            log.warning("the derived cell %s does not fit %s; took %s, %d edge(s) changed", derived.id, profile.id,
-                        result.arch.id, result.changed_to_fit)
-        c = check.cost(result.arch)
-        result.cost = {"latency_ms": c.latency_ms, "arena_bytes": int(c.arena_bytes),
-                       "flash_bytes": int(c.flash_bytes), "macs": int(c.macs), "fits": bool(c.fits)}
-    result.seconds = time.perf_counter() - started
+    if result.arch_epoch is None and archs:
+        result.arch, result.arch_epoch = archs[-1], len(archs) - 1
     return result
 
 
 class _State:
     """The variables of one search and its traced steps."""
 
-    def __init__(self, tf: Any, model: Any, cfg: DartsConfig, *, num_classes: int, tables: Any = None) -> None:
-        self.tf, self.model, self.cfg, self.num_classes, self.tables = tf, model, cfg, num_classes, tables
+    def __init__(self, model: Any, cfg: DartsConfig, *, shape: tuple[int, int], tables: Any = None) -> None:
+        from tinynas.tf_runtime import quiet_import
+
+        tf = quiet_import()
+        self.tf, self.model, self.cfg, self.shape, self.tables = tf, model, cfg, tuple(shape), tables
         self.hw_strength = tf.Variable(0.0, trainable=False)
         g = tf.random.Generator.from_seed(cfg.seed)
-        self.alpha = tf.Variable(1e-3 * g.normal((len(EDGE_NAMES), len(OPS))), name="alpha")
+        self.alpha = tf.Variable(1e-3 * g.normal(self.shape), name="alpha")
         self.weights = list(model.trainable_variables)
         self.momentum = [tf.Variable(tf.zeros_like(v)) for v in self.weights]
         self.m = tf.Variable(tf.zeros_like(self.alpha))
@@ -295,7 +355,7 @@ class _State:
             return cfg.drnas_scale * tf.reduce_sum(beta ** 2)
         # KL(Dir(beta) || Dir(1)) per edge, summed
         b0 = tf.reduce_sum(beta, axis=-1)
-        k = float(len(OPS))
+        k = float(self.shape[1])
         kl = (tf.math.lgamma(b0) - tf.reduce_sum(tf.math.lgamma(beta), axis=-1) - tf.math.lgamma(k)
               + tf.reduce_sum((beta - 1.0) * (tf.math.digamma(beta) - tf.math.digamma(b0)[:, None]), axis=-1))
         return cfg.drnas_scale * tf.reduce_sum(kl)
@@ -399,6 +459,8 @@ class _State:
 
     def hessian_eigenvalue(self, x: np.ndarray, y: np.ndarray) -> float:
         """The largest eigenvalue of d2 L_val / d alpha2 (exact: 30 x 30), with the mean mixing (DrNAS: its mean)."""
+        if self.cfg.hessian == "power":
+            return self.power_eigenvalue(x, y)
         hessian = self._hessian(self.tf.constant(x), self.tf.constant(y)).numpy()
         hessian = 0.5 * (hessian + hessian.T)
         return float(np.linalg.eigvalsh(hessian)[-1])
@@ -409,5 +471,33 @@ class _State:
             with tf.GradientTape() as inner:
                 loss = self._loss(x, y, self.mixing_mean_tensor())
             grad = inner.gradient(loss, self.alpha)
-        n = len(EDGE_NAMES) * len(OPS)
+        n = self.shape[0] * self.shape[1]
         return tf.reshape(outer.jacobian(grad, self.alpha), (n, n))
+
+    def _hvp_impl(self, x: Any, y: Any, v: Any) -> Any:
+        tf = self.tf
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                loss = self._loss(x, y, self.mixing_mean_tensor())
+            grad = inner.gradient(loss, self.alpha)
+            dot = tf.reduce_sum(grad * v)
+        return outer.gradient(dot, self.alpha)
+
+    def power_eigenvalue(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The dominant eigenvalue of d2 L_val / d alpha2 by power iteration on Hessian-vector products (the
+        largest in magnitude; for the positive-dominated Hessians of DARTS that is the largest)."""
+        tf = self.tf
+        if not hasattr(self, "_hvp"):
+            self._hvp = tf.function(self._hvp_impl, reduce_retracing=True)
+        xt, yt = tf.constant(x), tf.constant(y)
+        v = np.random.default_rng(self.cfg.seed).normal(size=self.shape).astype(np.float32)
+        v /= np.linalg.norm(v)
+        eig = 0.0
+        for _ in range(max(1, self.cfg.power_iterations)):
+            hv = self._hvp(xt, yt, tf.constant(v)).numpy()
+            eig = float(np.sum(v * hv))
+            norm = float(np.linalg.norm(hv))
+            if norm == 0 or not np.isfinite(norm):
+                break
+            v = hv / norm
+        return eig

@@ -1,0 +1,82 @@
+"""Differentiable search over a layer-wise supernet (mcunet around a base arch): the same DARTS / DrNAS /
+RobustDARTS loop as the NAS-Bench-201 cell (``search._search_loop``), a hardware-aware loss from the cost
+model's per-block tables, and the hard budget check of the derived arch with a nearest-feasible repair."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from tinynas.darts.search import DartsConfig, DartsResult, _repair, _search_loop
+from tinynas.errors import SearchError
+from tinynas.space.arch import Arch
+
+
+def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConfig(), profile: Any = None,
+                     progress: Any = None, state_dir: Any = None) -> DartsResult:
+    """Run ``config.method`` on ``plan``'s supernet; the result's arch is a valid arch of ``plan.space``.
+
+    With a ``profile`` the architecture loss carries the expected latency / arena penalties and a derived arch
+    that does not fit is replaced by the nearest one that does (``changed_to_fit`` blocks changed). With
+    ``state_dir`` every epoch is checkpointed there and a killed search resumes from the last epoch."""
+    from tinynas.darts.layerwise import layerwise_cost_tables
+    from tinynas.darts.layerwise_net import build_layerwise_supernet
+
+    started = time.perf_counter()
+    model = build_layerwise_supernet(plan, input_shape=tuple(dataset.input_shape), num_classes=dataset.num_classes,
+                                     seed=config.seed)
+    tables = layerwise_cost_tables(plan, profile) if profile is not None else None
+    result = _search_loop(dataset, model=model, shape=plan.shape, derive=plan.derive, cfg=config, tables=tables,
+                          progress=progress, state_dir=state_dir)
+    if profile is not None:
+        from tinynas.darts.search import _check
+
+        check = _check(plan.space, profile)
+        _repair(result, plan.space, profile, lambda arch, w: nearest_feasible_layerwise(plan, arch, w, check))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
+                               fits: Callable[[Arch], bool]) -> tuple[Arch, int]:
+    """``arch`` if it fits; else the fitting arch with one block changed and the highest probability under
+    ``weights``; failing that, blocks are set to the smallest option (3x3, expand 3) one at a time, the
+    blocks with the largest options first, until the arch fits.
+    Exhaustive search over two or more blocks is 9^k x C(n, k) cost-model calls, too many for a stage.
+    Returns ``(arch, blocks changed)``; SearchError if even the smallest options do not fit."""
+    if fits(arch):
+        return arch, 0
+    logp = np.log(np.clip(np.asarray(weights, dtype=np.float64), 1e-12, None))
+    current = [int(np.argmax(row)) for row in plan.one_hot(arch)]
+    best: tuple[float, Arch] | None = None
+    for i in range(len(current)):
+        for o in np.argsort(-logp[i]):
+            if o == current[i]:
+                continue
+            choice = list(current)
+            choice[i] = int(o)
+            score = float(sum(logp[j, c] for j, c in enumerate(choice)))
+            if best is not None and score <= best[0]:
+                break
+            candidate = plan.arch_of(choice)
+            if fits(candidate):
+                best = (score, candidate)
+                break
+    if best is not None:
+        return best[1], 1
+    # greedy: every block to its cheapest option, cheapest = smallest (kernel, expand) = option 0
+    choice, changed = list(current), set()
+    order = sorted(range(len(current)), key=lambda i: -current[i])
+    for i in order:
+        if choice[i] == 0:
+            continue
+        choice[i] = 0
+        changed.add(i)
+        candidate = plan.arch_of(choice)
+        if fits(candidate):
+            return candidate, len(changed)
+    raise SearchError(f"no kernel/expand choice of base arch {plan.base.id} fits the board; the base's width, "
+                      f"resolution or depths are too large: start from a smaller base (e.g. a feasible evolution "
+                      f"winner)")
