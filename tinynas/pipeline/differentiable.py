@@ -22,22 +22,33 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 32
 
 
-def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_tries: int = 2000) -> Arch:
-    """The arch with the most MACs among ``samples`` feasible random archs: the supernet keeps its width,
-    resolution and depths. Why the largest: the supernet then mixes the blocks of the biggest skeleton the
-    board holds, and the hardware loss and the repair shrink kernels and expansions where it overshoots."""
+def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: int, max_tries: int = 2000) -> Arch:
+    """The arch with the most MACs among ``samples`` feasible random archs of at most ``max_blocks`` active
+    blocks (fewest blocks when the draws find none that small): the supernet keeps its width, resolution and
+    depths. Why the largest: the supernet then mixes the blocks of the biggest skeleton the board holds, and
+    the hardware loss and the repair shrink kernels and expansions where it overshoots. Why a block cap:
+    every block is 9 branches, and tracing and training the supernet grows with them (11 blocks: ~100 s on
+    2 cores for one epoch of 64 samples, nearly all of it graph tracing)."""
     rng = np.random.default_rng(seed)
     found: dict[str, Arch] = {}
+    small = 0
     for _ in range(max_tries):
         arch = space.canonical(space.sample(rng))
         if arch.id not in found and check(arch):
             found[arch.id] = arch
-            if len(found) >= samples:
+            small += _blocks(arch) <= max_blocks
+            if small >= samples:
                 break
     if not found:
         raise SearchError(f"no feasible {space.name} arch in {max_tries} random draws: loosen the constraints "
                           f"(--max-macs, --latency-ms) or pick a roomier --profile")
-    return max(found.values(), key=lambda a: (int(check.cost(a).macs), a.id))
+    fewest = min(_blocks(a) for a in found.values())
+    pool = [a for a in found.values() if _blocks(a) <= max(max_blocks, fewest)]
+    return max(pool, key=lambda a: (int(check.cost(a).macs), a.id))
+
+
+def _blocks(arch: Arch) -> int:
+    return sum(int(v) for k, v in arch.decisions if k.endswith("_depth"))
 
 
 def differentiable_stage(ctx: Any) -> dict:
@@ -49,7 +60,8 @@ def differentiable_stage(ctx: Any) -> dict:
     space, profile = ctx.resolved.space, ctx.resolved.profile
     strategy = make_strategy(s.strategy, space=space, seed=int(s.seed), feasible=ctx.check,
                              **dict(ctx.resolved.strategy_hyper))
-    base = pick_base(space, check=ctx.check, seed=int(s.seed), samples=strategy.base_samples)
+    base = pick_base(space, check=ctx.check, seed=int(s.seed), samples=strategy.base_samples,
+                     max_blocks=strategy.max_mixed_blocks)
     plan = relax(space, base)
     data = ctx.resolved.dataset
     n = min(len(data.y_train), strategy.supernet_samples or s.search_samples or len(data.y_train))

@@ -27,7 +27,8 @@ class DifferentiableSearch(StagedSearch):
     size the supernet training; ``alpha_lr`` is the architecture step (the papers' 3e-4 is for 50 epochs;
     a few-epoch TinyML search needs a larger one, 0.01 here); ``hw_lambda`` the weight of the latency and
     arena hinges (ramped over the first half of the epochs); ``base_samples``: feasible random archs whose
-    largest (by MACs) fixes the supernet's width, resolution and depths.
+    largest (by MACs) of at most ``max_mixed_blocks`` active blocks fixes the supernet's width, resolution and
+    depths (each block is 9 branches of the supernet: its tracing and training time grow with them).
     """
 
     supported_spaces = ("mcunet",)
@@ -49,6 +50,7 @@ class DifferentiableSearch(StagedSearch):
         alpha_lr: float = 0.01,
         hw_lambda: float = 1.0,
         base_samples: int = 16,
+        max_mixed_blocks: int = 4,
     ) -> None:
         super().__init__(space=space, seed=seed, feasible=feasible, max_tries=max_tries,
                          population_size=population_size, sample_size=sample_size, mutations=mutations,
@@ -57,6 +59,8 @@ class DifferentiableSearch(StagedSearch):
             raise SearchError(f"{self.name} supernet_epochs must be at least 1, got {supernet_epochs}")
         if supernet_samples is not None and int(supernet_samples) < 8:
             raise SearchError(f"{self.name} supernet_samples must be at least 8, got {supernet_samples}")
+        if int(max_mixed_blocks) < 1:
+            raise SearchError(f"{self.name} max_mixed_blocks must be at least 1, got {max_mixed_blocks}")
         if float(alpha_lr) <= 0.0 or float(hw_lambda) < 0.0 or int(base_samples) < 1:
             raise SearchError(f"{self.name} needs alpha_lr > 0, hw_lambda >= 0 and base_samples >= 1; got "
                               f"{alpha_lr}, {hw_lambda}, {base_samples}")
@@ -65,6 +69,7 @@ class DifferentiableSearch(StagedSearch):
         self.alpha_lr = float(alpha_lr)
         self.hw_lambda = float(hw_lambda)
         self.base_samples = int(base_samples)
+        self.max_mixed_blocks = int(max_mixed_blocks)
 
     def config(self, *, epochs: int, batch_size: int) -> object:
         """The ``DartsConfig`` of this strategy's supernet search."""
