@@ -14,9 +14,10 @@ the journal and the report, and hands the work it did not do to the final traini
 Coming next, deliberately not registered yet (each is a function ``(ctx) -> dict``
 registered in STAGES and inserted in ``stage_plan``; nothing else changes):
 
-- ``darts``: differentiable refinement (Liu et al. 2019, DARTS; for TinyML MicroNets,
-  Banbury et al. 2021) of the search winner's neighbourhood: a supernet over the winner's
-  decisions with a latency/arena penalty, between ``search`` and ``final``.
+- differentiable refinement inside ``staged`` (Liu et al. 2019, DARTS; for TinyML MicroNets,
+  Banbury et al. 2021): the ``differentiable`` stage (run by ``--strategy darts|drnas|rdarts``
+  before ``search``) around the evolution winner instead of a random base, between ``search``
+  and ``final``.
 
 ofa:     supernet (train or reuse the once-for-all supernet, tinynas.ofa) -> search (evolution over
          its subnets, scored by inherited accuracy: journal fidelity "ofa") -> final (fine-tuned
