@@ -51,6 +51,23 @@ def _blocks(arch: Arch) -> int:
     return sum(int(v) for k, v in arch.decisions if k.endswith("_depth"))
 
 
+def _epoch_bar(ctx: Any, epochs: int, strategy: str) -> Any:
+    if not ctx.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=epochs, desc=f"supernet {strategy}", unit="epoch", dynamic_ncols=True)
+
+
+def _show(bar: Any, plan: Any, epoch: int, result: Any) -> None:
+    """The bar's postfix: the arch the weights derive now, its expected latency and the Hessian eigenvalue."""
+    eig = result.eigenvalues[-1] if result.eigenvalues else None
+    lat = result.expected_latency_ms[-1] if result.expected_latency_ms else None
+    bar.n = epoch + 1
+    bar.set_postfix(arch=plan.derive(result.weights[-1]).id,
+                    e_lat_ms="-" if lat is None else f"{lat:.2f}", eig="-" if eig is None else f"{eig:.3f}")
+
+
 def differentiable_stage(ctx: Any) -> dict:
     """Search the supernet; returns the derived (and repaired) arch with the search's record."""
     from tinynas.darts import relax, search_layerwise
@@ -68,8 +85,14 @@ def differentiable_stage(ctx: Any) -> dict:
     data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     epochs = strategy.supernet_epochs or int(s.search_epochs)
     config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
-    result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
-                              state_dir=run.stage_dir("differentiable"))
+    bar = _epoch_bar(ctx, epochs, s.strategy)
+    try:
+        result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
+                                  state_dir=run.stage_dir("differentiable"),
+                                  progress=None if bar is None else lambda epoch, r: _show(bar, plan, epoch, r))
+    finally:
+        if bar is not None:
+            bar.close()
     notes = []
     if result.derived_infeasible:
         notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
