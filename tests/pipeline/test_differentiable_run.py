@@ -77,5 +77,7 @@ def test_base_is_feasible_and_within_the_block_cap():
     check = CostCheck(space=space, profile=load_profile("nano33ble"))
     base = pick_base(space, check=check, seed=0, samples=8, max_blocks=3)
     assert check(base) and 1 <= _blocks(base) <= 3
+    # a resumed stage must rebuild the same supernet, or its checkpoint would not load
+    assert pick_base(space, check=check, seed=0, samples=8, max_blocks=3) == base
     with pytest.raises(SearchError, match="no feasible mcunet arch"):
         pick_base(space, check=lambda a: False, seed=0, samples=8, max_blocks=3, max_tries=20)
