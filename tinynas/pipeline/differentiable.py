@@ -103,7 +103,9 @@ def differentiable_stage(ctx: Any) -> dict:
         notes.append(f"RobustDARTS early stop at epoch {result.stop_epoch} (Hessian eigenvalue grew)")
     for note in notes:
         log.warning("differentiable search: %s", note)
-    val = result.val_accuracy[result.arch_epoch or -1] if result.val_accuracy else None
+    # the supernet's val accuracy at the epoch whose arch was taken (an early or NaN stop keeps an earlier one)
+    epoch = -1 if result.arch_epoch is None else result.arch_epoch
+    val = result.val_accuracy[epoch] if result.val_accuracy else None
     cost = ctx.check.cost(result.arch)
     from tinynas.pipeline.stages import cost_fields
 
