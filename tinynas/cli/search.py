@@ -20,7 +20,7 @@ def _common(fn: Callable) -> Callable:
         click.option("--dataset", required=True, help="A dataset name (tinynas datasets list) or a path."),
         click.option("--space", default="dscnn", show_default=True, help="Search space (tinynas space list)."),
         click.option("--strategy", default="staged", show_default=True,
-                     help="Search strategy: staged, evolution, random, reinforce, nanonas."),
+                     help="Search strategy: staged, evolution, random, reinforce, nanonas, ofa, darts, drnas, rdarts."),
         click.option("--budget-candidates", type=int, default=None,
                      help="Candidates to train in the search (default 24 when no budget is given)."),
         click.option("--budget-minutes", type=float, default=None, help="Wall-clock minutes for the search."),

@@ -15,12 +15,14 @@ from tinynas.space.arch import Arch
 
 
 def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConfig(), profile: Any = None,
-                     progress: Any = None, state_dir: Any = None) -> DartsResult:
+                     progress: Any = None, state_dir: Any = None,
+                     fits: Callable[[Arch], bool] | None = None) -> DartsResult:
     """Run ``config.method`` on ``plan``'s supernet; the result's arch is a valid arch of ``plan.space``.
 
     With a ``profile`` the architecture loss carries the expected latency / arena penalties and a derived arch
     that does not fit is replaced by the nearest one that does (``changed_to_fit`` blocks changed). With
-    ``state_dir`` every epoch is checkpointed there and a killed search resumes from the last epoch."""
+    ``state_dir`` every epoch is checkpointed there and a killed search resumes from the last epoch. ``fits``
+    (default: the profile's budgets) is the hard check, e.g. the pipeline's CostCheck with its MAC bound."""
     from tinynas.darts.layerwise import layerwise_cost_tables
     from tinynas.darts.layerwise_net import build_layerwise_supernet
 
@@ -33,7 +35,7 @@ def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConf
     if profile is not None:
         from tinynas.darts.search import _check
 
-        check = _check(plan.space, profile)
+        check = fits if fits is not None else _check(plan.space, profile)
         _repair(result, plan.space, profile, lambda arch, w: nearest_feasible_layerwise(plan, arch, w, check))
     result.seconds = time.perf_counter() - started
     return result

@@ -3,6 +3,8 @@
 staged:  prefilter -> search (regularized evolution seeded by the prefilter, low fidelity)
          -> final (top few at full fidelity) -> winner
 others:  search (the named strategy) -> final -> winner
+darts, drnas, rdarts: differentiable (layer-wise supernet of mcunet, derived + repaired arch: journal
+         fidelity "supernet") -> search (evolution from the derived arch) -> final -> winner
 ``tinynas run`` appends deploy and report (tinynas.pipeline.run). Each candidate is
 journaled before the strategy hears of it, and the strategy's state is saved after
 every tell, so a killed run resumes without training anything twice. A search that ends
@@ -12,9 +14,10 @@ the journal and the report, and hands the work it did not do to the final traini
 Coming next, deliberately not registered yet (each is a function ``(ctx) -> dict``
 registered in STAGES and inserted in ``stage_plan``; nothing else changes):
 
-- ``darts``: differentiable refinement (Liu et al. 2019, DARTS; for TinyML MicroNets,
-  Banbury et al. 2021) of the search winner's neighbourhood: a supernet over the winner's
-  decisions with a latency/arena penalty, between ``search`` and ``final``.
+- differentiable refinement inside ``staged`` (Liu et al. 2019, DARTS; for TinyML MicroNets,
+  Banbury et al. 2021): the ``differentiable`` stage (run by ``--strategy darts|drnas|rdarts``
+  before ``search``) around the evolution winner instead of a random base, between ``search``
+  and ``final``.
 
 ofa:     supernet (train or reuse the once-for-all supernet, tinynas.ofa) -> search (evolution over
          its subnets, scored by inherited accuracy: journal fidelity "ofa") -> final (fine-tuned
@@ -56,6 +59,8 @@ STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
 #: stages that only hand work to the evaluator; the others run TensorFlow or matplotlib in this process
 #: and take DRIVER_LOCK, so the boards of a concurrent sweep (tinynas.pipeline.sweep) can share the process
 EVALUATOR_STAGES = ("search", "final")
+#: strategies whose search starts from a differentiable supernet search (tinynas.pipeline.differentiable)
+DIFFERENTIABLE = ("darts", "drnas", "rdarts")
 DRIVER_LOCK = threading.RLock()
 
 
@@ -81,7 +86,8 @@ class StageContext:
 
 def stage_plan(strategy: str) -> list[str]:
     """The search stages for a strategy, in order."""
-    head = {"staged": ["prefilter"], "ofa": ["supernet"]}.get(strategy, [])
+    head = {"staged": ["prefilter"], "ofa": ["supernet"], **{d: ["differentiable"] for d in DIFFERENTIABLE}}.get(
+        strategy, [])
     return [*head, "search", "final", "winner"]
 
 
@@ -227,6 +233,14 @@ def supernet_stage(ctx: StageContext) -> dict:
     return train_or_reuse(ctx)
 
 
+@STAGES.register("differentiable")
+def differentiable_stage(ctx: StageContext) -> dict:
+    """Search the layer-wise supernet; derive, repair and journal its arch (tinynas.pipeline.differentiable)."""
+    from tinynas.pipeline.differentiable import differentiable_stage as search_supernet
+
+    return search_supernet(ctx)
+
+
 # -- search ---------------------------------------------------------------------------------------
 def make_search_strategy(ctx: StageContext) -> Strategy:
     s = ctx.settings
@@ -235,6 +249,8 @@ def make_search_strategy(ctx: StageContext) -> Strategy:
         done = ctx.run.stage_done("prefilter") or {}
         kept = [Arch.from_json(k["arch"]) for k in done.get("kept", [])]
         hyper["seed_archs"] = seeds_for_budget(kept, s.candidates)
+    elif s.strategy in DIFFERENTIABLE:  # the supernet's derived arch is trained first
+        hyper["seed_archs"] = [Arch.from_json((ctx.run.stage_done("differentiable") or {})["arch"])]
     return make_strategy(s.strategy, space=ctx.resolved.space, seed=int(s.seed), feasible=ctx.check, **hyper)
 
 

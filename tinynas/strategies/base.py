@@ -403,6 +403,7 @@ _BUILTIN_MODULES = (
     "tinynas.strategies.nanonas",
     "tinynas.strategies.staged",
     "tinynas.strategies.ofa",
+    "tinynas.strategies.differentiable",
     "tinynas.pipeline.staged",  # the staged strategy lives with the pipeline
 )
 

@@ -1,0 +1,83 @@
+"""`tinynas run --strategy darts|drnas|rdarts`: the differentiable stage searches a layer-wise mcunet supernet
+on digits, journals the derived arch (fidelity "supernet"), and the search trains that arch first; other
+spaces are refused before anything is written (tinynas/pipeline/differentiable.py, strategies/differentiable.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tinynas.errors import SearchError
+from tinynas.hardware import load_profile
+from tinynas.pipeline.constraints import CostCheck
+from tinynas.pipeline.differentiable import _blocks, pick_base
+from tinynas.space import get_space
+from tinynas.space.arch import Arch
+
+FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
+         "--final-top-k", "1", "--no-progress", "--max-macs", "200k"]
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    from tinynas.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = _run(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
+                     "mcunet", "--strategy", "darts", *FLAGS,
+                     "--out", str(out))
+    assert code == 0, err[-3000:]
+    lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
+    supernet = [e for e in lines if e.get("stage") == "differentiable" and e.get("type") == "candidate"]
+    assert len(supernet) == 1 and supernet[0]["fidelity"] == "supernet"
+    derived = Arch.from_json(supernet[0]["arch"])
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    space.validate(derived)
+    assert supernet[0]["cost"]["fits"] is True and supernet[0]["cost"]["macs"] <= 200_000
+    done = json.loads((out / "stages" / "differentiable" / "done.json").read_text())
+    assert done["derived"] == derived.id and 1 <= done["mixed_blocks"] <= 4  # max_mixed_blocks
+    assert done["expected_latency_ms"] > 0 and (out / "stages" / "differentiable" / "supernet.npz").is_file()
+    searched = [e for e in lines if e.get("stage") == "search" and e.get("type") == "candidate"]
+    assert searched[0]["id"] == derived.id  # the derived arch is the search's first candidate
+    assert (out / "model" / "model_int8.tflite").is_file()
+
+
+@pytest.mark.parametrize("strategy", ["darts", "drnas", "rdarts"])
+def test_other_spaces_are_refused_before_anything_is_written(strategy, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = _run(monkeypatch, capsys, "search", "--profile", "nano33ble", "--dataset", "digits", "--space",
+                     "dscnn", "--strategy", strategy, *FLAGS, "--out", str(out))
+    assert code == 1 and f"strategy {strategy!r} works only on" in err and "mcunet" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("option, message", [("max_mixed_blocks", "max_mixed_blocks must be at least 1"),
+                                             ("supernet_epochs", "supernet_epochs must be at least 1")])
+def test_bad_hyperparameters_are_clear_errors(option, message):
+    from tinynas.strategies import make_strategy
+
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    with pytest.raises(SearchError, match=message):
+        make_strategy("drnas", space=space, **{option: 0})
+
+
+def test_base_is_feasible_and_within_the_block_cap():
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    check = CostCheck(space=space, profile=load_profile("nano33ble"))
+    base = pick_base(space, check=check, seed=0, samples=8, max_blocks=3)
+    assert check(base) and 1 <= _blocks(base) <= 3
+    # a resumed stage must rebuild the same supernet, or its checkpoint would not load
+    assert pick_base(space, check=check, seed=0, samples=8, max_blocks=3) == base
+    with pytest.raises(SearchError, match="no feasible mcunet arch"):
+        pick_base(space, check=lambda a: False, seed=0, samples=8, max_blocks=3, max_tries=20)

@@ -1,0 +1,121 @@
+"""The ``differentiable`` stage of the ``darts`` / ``drnas`` / ``rdarts`` strategies: train a layer-wise
+supernet of mcunet on the dataset's train split (halves for weights and alpha), derive and repair the arch,
+journal it (fidelity "supernet"). The ``search`` stage then starts its evolution from that arch.
+
+A killed stage resumes from the supernet checkpoint of its last finished epoch (``stages/differentiable``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from tinynas.errors import SearchError
+from tinynas.space.arch import Arch
+
+log = logging.getLogger(__name__)
+
+#: supernet batch: small, because a TinyML search trains on a few hundred samples
+BATCH_SIZE = 32
+
+
+def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: int, max_tries: int = 2000) -> Arch:
+    """The arch with the most MACs among ``samples`` feasible random archs of at most ``max_blocks`` active
+    blocks (fewest blocks when the draws find none that small): the supernet keeps its width, resolution and
+    depths. Why the largest: the supernet then mixes the blocks of the biggest skeleton the board holds, and
+    the hardware loss and the repair shrink kernels and expansions where it overshoots. Why a block cap:
+    every block is 9 branches, and tracing and training the supernet grows with them (11 blocks: ~100 s on
+    2 cores for one epoch of 64 samples, nearly all of it graph tracing)."""
+    rng = np.random.default_rng(seed)
+    found: dict[str, Arch] = {}
+    small = 0
+    for _ in range(max_tries):
+        arch = space.canonical(space.sample(rng))
+        if arch.id not in found and check(arch):
+            found[arch.id] = arch
+            small += _blocks(arch) <= max_blocks
+            if small >= samples:
+                break
+    if not found:
+        raise SearchError(f"no feasible {space.name} arch in {max_tries} random draws: loosen the constraints "
+                          f"(--max-macs, --latency-ms) or pick a roomier --profile")
+    fewest = min(_blocks(a) for a in found.values())
+    pool = [a for a in found.values() if _blocks(a) <= max(max_blocks, fewest)]
+    return max(pool, key=lambda a: (int(check.cost(a).macs), a.id))
+
+
+def _blocks(arch: Arch) -> int:
+    return sum(int(v) for k, v in arch.decisions if k.endswith("_depth"))
+
+
+def _epoch_bar(ctx: Any, epochs: int, strategy: str) -> Any:
+    if not ctx.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=epochs, desc=f"supernet {strategy}", unit="epoch", dynamic_ncols=True)
+
+
+def _show(bar: Any, plan: Any, epoch: int, result: Any) -> None:
+    """The bar's postfix: the arch the weights derive now, its expected latency and the Hessian eigenvalue."""
+    eig = result.eigenvalues[-1] if result.eigenvalues else None
+    lat = result.expected_latency_ms[-1] if result.expected_latency_ms else None
+    bar.n = epoch + 1
+    bar.set_postfix(arch=plan.derive(result.weights[-1]).id,
+                    e_lat_ms="-" if lat is None else f"{lat:.2f}", eig="-" if eig is None else f"{eig:.3f}")
+
+
+def differentiable_stage(ctx: Any) -> dict:
+    """Search the supernet; returns the derived (and repaired) arch with the search's record."""
+    from tinynas.darts import relax, search_layerwise
+    from tinynas.strategies import make_strategy
+
+    s, run = ctx.settings, ctx.run
+    space, profile = ctx.resolved.space, ctx.resolved.profile
+    strategy = make_strategy(s.strategy, space=space, seed=int(s.seed), feasible=ctx.check,
+                             **dict(ctx.resolved.strategy_hyper))
+    base = pick_base(space, check=ctx.check, seed=int(s.seed), samples=strategy.base_samples,
+                     max_blocks=strategy.max_mixed_blocks)
+    plan = relax(space, base)
+    data = ctx.resolved.dataset
+    n = min(len(data.y_train), strategy.supernet_samples or s.search_samples or len(data.y_train))
+    data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+    epochs = strategy.supernet_epochs or int(s.search_epochs)
+    config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
+    bar = _epoch_bar(ctx, epochs, s.strategy)
+    try:
+        result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
+                                  state_dir=run.stage_dir("differentiable"),
+                                  progress=None if bar is None else lambda epoch, r: _show(bar, plan, epoch, r))
+    finally:
+        if bar is not None:
+            bar.close()
+    notes = []
+    if result.derived_infeasible:
+        notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
+                     f"feasible arch {result.arch.id} ({result.changed_to_fit} block(s) changed)")
+    if result.nan_stop:
+        notes.append(f"the search diverged (NaN); kept the arch of epoch {result.arch_epoch}")
+    if result.stopped_early and not result.nan_stop:
+        notes.append(f"RobustDARTS early stop at epoch {result.stop_epoch} (Hessian eigenvalue grew)")
+    for note in notes:
+        log.warning("differentiable search: %s", note)
+    # the supernet's val accuracy at the epoch whose arch was taken (an early or NaN stop keeps an earlier one)
+    epoch = -1 if result.arch_epoch is None else result.arch_epoch
+    val = result.val_accuracy[epoch] if result.val_accuracy else None
+    cost = ctx.check.cost(result.arch)
+    from tinynas.pipeline.stages import cost_fields
+
+    ctx.run.journal.append({"type": "candidate", "stage": "differentiable", "id": result.arch.id,
+                            "arch": result.arch.to_json(), "fidelity": "supernet", "cost": cost_fields(cost),
+                            "accuracy": val, "error": None, "seconds": round(result.seconds, 3),
+                            "cached": False, "worker": None, "notes": notes})
+    record = result.to_json()
+    record.pop("weights")  # per-epoch mixing weights: the checkpoint holds the last; done.json stays small
+    return {"strategy": s.strategy, "base": base.id, "mixed_blocks": plan.shape[0], "derived": result.arch.id,
+            "arch": result.arch.to_json(), "notes": notes,
+            "expected_latency_ms": (result.expected_latency_ms or [None])[-1],
+            "latency_ms": float(cost.latency_ms), "search": record}
