@@ -17,7 +17,7 @@ from tinynas.errors import SearchError
 def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_classes: int, seed: int = 0) -> Any:
     """A ``keras.Model`` for ``plan`` (mcunet, image inputs H,W,C)."""
     from tinynas.space.mcunet import (FIRST_BLOCK_CHANNELS, HEAD_CHANNELS, NARROW_WIDTH, STAGES, STEM_CHANNELS,
-                                      downsample_count, make_divisible)
+                                      make_divisible, stride_schedule)
     from tinynas.tf_runtime import quiet_import
 
     if plan.space.name != "mcunet" or len(input_shape) != 3:
@@ -35,15 +35,7 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
     native_h, native_w, _ = input_shape
     h = int(values["resolution"])
     w = native_w if native_h != native_w else h
-    downs_h, downs_w = downsample_count(h), downsample_count(w)
-    position = 0
-
-    def stride(base: int) -> tuple[int, int]:
-        nonlocal position
-        if base == 1:
-            return (1, 1)
-        position += 1
-        return (2 if position <= downs_h else 1, 2 if position <= downs_w else 1)
+    stride = stride_schedule(h, w)
 
     def conv(filters: int, kernel: int = 1, st: tuple[int, int] = (1, 1), act: bool = True) -> list[Any]:
         out = [layers.Conv2D(filters, kernel, strides=st, padding="same", use_bias=False),

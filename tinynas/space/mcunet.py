@@ -36,7 +36,7 @@ equal networks always have equal ids.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -82,6 +82,24 @@ def downsample_count(size: int) -> int:
         size = -(-size // 2)
         n += 1
     return n
+
+
+def stride_schedule(h: int, w: int) -> Callable[[int], tuple[int, int]]:
+    """The (h, w) stride of each layer in build order: a layer whose base stride is 2 takes the
+    next of the five stride-2 positions, which halves an axis only while that axis still has
+    room (``downsample_count``); the Graph builder and the layer-wise supernet share it so their
+    feature maps agree."""
+    downs_h, downs_w = downsample_count(h), downsample_count(w)
+    position = 0
+
+    def stride(base: int) -> tuple[int, int]:
+        nonlocal position
+        if base == 1:
+            return (1, 1)
+        position += 1
+        return (2 if position <= downs_h else 1, 2 if position <= downs_w else 1)
+
+    return stride
 
 
 def resolution_options(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -243,16 +261,7 @@ class MCUNetSpace(SearchSpace):
             w = native_w if native_h != native_w else resolution
             b = GraphBuilder(input_shape=(h, w, channels), name=f"mcunet_{arch.id}")
             x = b.input
-        # Stride-2 positions actually used on each axis (the first n of the five).
-        downs_h, downs_w = downsample_count(h), downsample_count(w)
-        position = 0
-
-        def stride(base: int) -> tuple[int, int]:
-            nonlocal position
-            if base == 1:
-                return (1, 1)
-            position += 1
-            return (2 if position <= downs_h else 1, 2 if position <= downs_w else 1)
+        stride = stride_schedule(h, w)  # stride-2 positions actually used on each axis
 
         def kernel(k: int) -> tuple[int, int]:
             return (1, k) if self._one_d else (k, k)
