@@ -81,7 +81,7 @@ def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
 
 
 def test_qat_refuses_attention_layers_by_name():
-    """tinyformer's attention/LayerNorm layers are not modelled by the fake-quant scheme: QAT says which
+    """tinyformer's attention layers are not modelled by the fake-quant scheme: QAT says which
     layer and how to deploy instead (deploy's 'auto' mode then keeps the PTQ model)."""
     from tinynas.deploy.qat import build_qat_model
     from tinynas.errors import DeployError
@@ -92,5 +92,5 @@ def test_qat_refuses_attention_layers_by_name():
     arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
                                              ffn_activation="relu", pooling="mean", positional="none"))
     model = build_keras_model(space.graph(arch), seed=0)
-    with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(Mean.*without --qat"):
+    with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(\w+, an attention or graph op\) yet.*without --qat"):
         build_qat_model(model)

@@ -36,7 +36,10 @@ def _check_graph(graph: Graph, *, num_classes: int) -> None:
             assert b.shape == (oc,) and b.dtype == "int32" and w.dtype == "int8"
             assert w.quant_channels == oc
             assert a["activation"] in (None, "relu", "relu6")
-        elif op.kind == "ADD" and len(acts) == 1:  # a constant operand: epsilon or a learned embedding
+        elif op.kind == "MUL" and a.get("norm") == "batch":  # a BatchNormalization's per-channel scale
+            (x,), (k,) = acts, consts
+            assert x.shape == out.shape and k.shape == (x.shape[-1],)
+        elif op.kind == "ADD" and len(acts) == 1:  # a constant operand: epsilon, a learned embedding, a BN shift
             (x,), (k,) = acts, consts
             assert x.shape == out.shape and np.broadcast_shapes(x.shape, k.shape) == out.shape
         elif op.kind in ("ADD", "SUB", "SQUARED_DIFFERENCE") or (op.kind == "MUL" and len(acts) == 2):

@@ -83,21 +83,30 @@ def test_heads_must_divide_the_embedding():
 
 
 def test_one_head_graph_is_the_converters_op_list():
+    """The pre-norms fold into the FULLY_CONNECTED layers after them; the final norm is a MUL and an ADD."""
     space = get_space("tinyformer", input_shape=(40, 1), num_classes=4)
     g = space.graph(arch())
-    ln = ["MEAN", "SUB", "SQUARED_DIFFERENCE", "MEAN", "ADD", "RSQRT", "MUL"]
     assert [op.kind for op in g.ops] == [
         "RESHAPE", "CONV_2D", "RESHAPE",
-        *ln, "FULLY_CONNECTED", "FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX", "FULLY_CONNECTED", "TRANSPOSE",
+        "FULLY_CONNECTED", "FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX", "FULLY_CONNECTED", "TRANSPOSE",
         "BATCH_MATMUL", "FULLY_CONNECTED", "ADD",
-        *ln, "FULLY_CONNECTED", "FULLY_CONNECTED", "ADD",
-        *ln, "MEAN", "FULLY_CONNECTED", "SOFTMAX",
+        "FULLY_CONNECTED", "FULLY_CONNECTED", "ADD",
+        "MUL", "ADD", "MEAN", "FULLY_CONNECTED", "SOFTMAX",
     ]
     scores = next(op for op in g.ops if op.kind == "BATCH_MATMUL")
     assert scores.attrs["adj_y"] and g.tensor(scores.outputs[0]).shape == (1, 10, 10)
-    # one shared constant per value, as the converter stores them (the LayerNorms' axis and epsilon)
-    axes = {op.inputs[1] for op in g.ops if op.kind == "MEAN" and op.attrs["keepdims"]}
-    assert len(axes) == 1
+    normalized = [op for op in g.ops if op.attrs.get("batch_norm_in")]
+    assert len(normalized) == 4  # Q, K, V and the FFN's first layer
+    assert len({op.inputs[0] for op in normalized}) == 2  # one norm per block input, shared by Q, K and V
+
+
+def test_the_keras_model_shares_one_batch_norm_per_normalized_tensor():
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("tinyformer", input_shape=(40, 1), num_classes=4)
+    model = build_keras_model(space.graph(arch(depth=2)), seed=0)
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 2 * 2 + 1  # attention and FFN per block, and the final norm
 
 
 def test_multi_head_class_token_and_positional_embedding():
@@ -137,6 +146,8 @@ def test_keras_model_matches_graph_shapes():
     g = space.graph(arch(heads=2, pooling="class_token", positional="learned", ffn_activation="hard_swish"))
     model = build_keras_model(g, seed=0)
     for op in g.ops:
+        if op.attrs.get("norm") == "batch":
+            continue  # the scale half of a BatchNormalization: the Keras layer is named by its ADD
         want = g.tensor(op.outputs[0]).shape
         got = tuple(model.get_layer(op.outputs[0]).output.shape[1:])
         # a batch-less RESHAPE (and the projection after it) is (T, D) in the Graph, (batch, T, D) in Keras

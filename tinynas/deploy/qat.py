@@ -175,10 +175,10 @@ def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[An
     def clone_function(layer: Any) -> Any:
         kind = type(layer).__name__
         if type(layer).__module__ == "tinynas.space.keras_layers":
-            # attention and LayerNorm-as-ops (tinyformer): where TFLite quantizes inside them, and
-            # what it folds (a LayerNorm's gamma and beta into the next FULLY_CONNECTED), is not modelled
+            # attention (tinyformer, gcn's fixed propagation): where TFLite quantizes inside these layers,
+            # and what it folds into the FULLY_CONNECTED after them, is not modelled
             raise DeployError(
-                f"QAT does not model layer {layer.name} ({kind}, an attention/LayerNorm op) yet; "
+                f"QAT does not model layer {layer.name} ({kind}, an attention or graph op) yet; "
                 "deploy this model with post-training quantization (without --qat)"
             )
         if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):

@@ -9,7 +9,10 @@ of a Keras model that ``build_keras_model`` made from the same Graph; either way
 nothing is ever written back, so a model given to a proxy stays unchanged.
 Learned embeddings and class tokens (tinyformer) are taken at zero and a
 LayerNorm's gamma and beta at 1 and 0: their fresh values are near that, and the
-proxies score untrained networks.
+proxies score untrained networks. BatchNormalizations that are not part of a
+convolution (tinyformer's norms) live in ``norms``, by the tensor they normalize
+(in front of FULLY_CONNECTED layers) or produce (a MUL/ADD pair); they are not
+kernels, so the per-weight proxies do not score them.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class GraphNet:
     ``bias`` or, with ``batch_norm``, ``gamma``/``beta``/``mean``/``var``.
     """
 
-    def __init__(self, graph: Graph, *, seed: int = 0, weights: dict[str, dict[str, np.ndarray]] | None = None):
+    def __init__(self, graph: Graph, *, seed: int = 0, weights: dict[str, dict[str, np.ndarray]] | None = None,
+                 norms: dict[str, dict[str, np.ndarray]] | None = None):
         self.graph = graph
         for op in graph.ops:
             if op.kind not in _FORWARD:
@@ -60,6 +64,10 @@ class GraphNet:
                     f"supported: {', '.join(sorted(_FORWARD))}"
                 )
         self.weights = weights if weights is not None else self._init(np.random.default_rng(seed))
+        self.norms = norms if norms is not None else {
+            name: {"gamma": np.ones(dim, np.float32), "beta": np.zeros(dim, np.float32),
+                   "mean": np.zeros(dim, np.float32), "var": np.ones(dim, np.float32)}
+            for name, dim in _norm_tensors(graph).items()}
 
     def _init(self, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
         weights: dict[str, dict[str, np.ndarray]] = {}
@@ -112,7 +120,16 @@ class GraphNet:
             else:
                 w["bias"] = vals[1] if len(vals) > 1 else np.zeros(vals[0].shape[-1], np.float32)
             weights[name] = w
-        return cls(graph, weights=weights)
+        norms = {}
+        for tensor in _norm_tensors(graph):
+            layer = tensor if tensor in {op.outputs[0] for op in graph.ops if _is_norm_shift(op)} else f"{tensor}_bn"
+            try:
+                g, b, m, v = (np.array(t, dtype=np.float32, copy=True) for t in model.get_layer(layer).get_weights())
+            except ValueError:
+                raise ProxyError(f"Keras model {model.name!r} has no BatchNormalization {layer!r}: score models built "
+                                 "by tinynas.space.keras_builder.build_keras_model from the same Graph") from None
+            norms[tensor] = dict(gamma=g, beta=b, mean=m, var=v)
+        return cls(graph, weights=weights, norms=norms)
 
     def kernel_names(self) -> list[str]:
         """The ops whose kernels the per-weight proxies score (conv, depthwise, dense: as in Abdelfattah et al.)."""
@@ -153,7 +170,7 @@ class GraphNet:
 
         if bn not in BN_MODES:
             raise ProxyError(f"bn must be one of {BN_MODES}, got {bn!r}")
-        ctx = {"bn": bn, "taps": taps, "linear": linear}
+        ctx = {"bn": bn, "taps": taps, "linear": linear, "norms": self.norms, "normalized": {}}
         values: dict[str, Any] = {self.graph.inputs[0]: x}
         out_name = self.graph.outputs[0]
         for op in self.graph.ops:
@@ -253,12 +270,16 @@ def _add(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
 
 
 def _mul(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if op.attrs.get("norm") == "batch":
+        return args[0]  # the scale of a BatchNormalization: all of it is applied at its ADD
     if len(args) == 2:  # two activations (a LayerNorm's scaling), broadcasting
         return args[0] * args[1]
     return args[0] * float(op.attrs["factor"])
 
 
 def _add_or_constant(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
+    if _is_norm_shift(op):
+        return _norm(tf, op.outputs[0], args[0], ctx)
     if len(args) == 1:  # a constant operand: epsilon, or a learned embedding (zero when fresh)
         return args[0] + float(op.attrs.get("value", 0.0)) if op.attrs.get("constant") == "epsilon" else args[0]
     if len(args[0].shape) != len(args[1].shape):  # the converter's batch-less (T, D) projection output
@@ -267,9 +288,36 @@ def _add_or_constant(tf: Any, op: Any, args: list, w: Any, ctx: dict) -> Any:
     return _add(tf, op, args, w, ctx)
 
 
+def _norm_tensors(graph: Graph) -> dict[str, int]:
+    """The tensors a stand-alone BatchNormalization normalizes (an input of FULLY_CONNECTED layers with
+    ``batch_norm_in``) or produces (the ADD of a MUL/ADD pair), with their channel count."""
+    out: dict[str, int] = {}
+    for op in graph.ops:
+        if op.attrs.get("batch_norm_in"):
+            out[op.inputs[0]] = graph.tensors[op.inputs[0]].shape[-1]
+        elif _is_norm_shift(op):
+            out[op.outputs[0]] = graph.tensors[op.outputs[0]].shape[-1]
+    return out
+
+
+def _is_norm_shift(op: Any) -> bool:
+    return op.kind == "ADD" and op.attrs.get("constant") == "batch_norm"
+
+
+def _norm(tf: Any, name: str, y: Any, ctx: dict) -> Any:
+    """The BatchNormalization ``norms[name]`` of ``y``, once per forward pass (Q, K and V share it)."""
+    done = ctx["normalized"]
+    if name not in done:
+        w = {k: tf.cast(v, y.dtype) for k, v in ctx["norms"][name].items()}
+        done[name] = _bn(tf, y, w, ctx)
+    return done[name]
+
+
 def _dense_nd(tf: Any, op: Any, args: list, w: dict, ctx: dict) -> Any:
     if op.attrs.get("fixed"):
         return _fixed_dense(tf, op, args, ctx)
+    if op.attrs.get("batch_norm_in"):
+        args = [_norm(tf, op.inputs[0], args[0], ctx)]
     if len(args[0].shape) <= 2:
         return _dense(tf, op, args, w, ctx)
     y = tf.tensordot(args[0], w["kernel"], axes=1)  # tokens (N, T, D): the same weights per token

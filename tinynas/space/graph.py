@@ -14,16 +14,20 @@ Op attributes (``Op.attrs``), by kind:
     ("same"|"valid"), activation (None|"relu"|"relu6"), batch_norm (bool: the
     Keras model has a BatchNormalization that the converter folds);
     DEPTHWISE_CONV_2D also depth_multiplier.
-  FULLY_CONNECTED: units, activation.
+  FULLY_CONNECTED: units, activation; ``batch_norm_in`` (bool: the Keras model normalizes the input
+    with a BatchNormalization, one per input tensor, that the converter folds into the weights).
   MAX_POOL_2D / AVERAGE_POOL_2D: pool (ph, pw), stride, padding.
   MEAN: axes, keepdims.   RESHAPE: shape.   SOFTMAX: beta.
   ADD: activation; with a constant operand also ``constant``: "epsilon" (a fixed scalar,
-    ``value``) or "learned" (a trained tensor, e.g. a learned positional embedding).
+    ``value``), "learned" (a trained tensor, e.g. a learned positional embedding) or "batch_norm"
+    (the shift of an inference BatchNormalization, whose scale is the MUL before it).
   RELU / RELU6 / HARD_SWISH / RSQRT: nothing.
   MUL: factor (a constant scalar operand; NAS-Bench-201 uses factor 0 for a cell whose
     output node receives no edge, the 'none' op of the paper); or, between two
     activations with broadcasting, ``affine`` (bool: the Keras layer also applies a
-    LayerNorm's gamma and beta, which the converter folds into the FULLY_CONNECTED after it).
+    LayerNorm's gamma and beta, which the converter folds into the FULLY_CONNECTED after it); or, by a
+    per-channel constant, ``norm`` "batch" (an inference BatchNormalization's scale; its shift is the
+    ADD after it, where the Keras builder puts the one BatchNormalization layer).
   SUB / SQUARED_DIFFERENCE: nothing (two activations, numpy broadcasting).
   BATCH_MATMUL: adj_x, adj_y (TFLite's flags: the operand is given transposed in its last
     two axes; TFLM copies a RHS without adj_y into a persistent buffer, so spaces use adj_y).
@@ -275,7 +279,10 @@ class GraphBuilder:
     def flatten(self, x: str) -> str:
         return self.reshape(x, (1, self.tensors[x].size))
 
-    def fully_connected(self, x: str, *, units: int, activation: str | None = None) -> str:
+    def fully_connected(self, x: str, *, units: int, activation: str | None = None,
+                        batch_norm_in: bool = False) -> str:
+        """``batch_norm_in``: a BatchNormalization of ``x`` in front (shared by every FULLY_CONNECTED that
+        reads ``x`` with it); the converter folds it into the weights and bias, so it adds no op."""
         self._check_activation(activation)
         n_in = self.shape(x)[-1]
         # The TF 2.21 converter quantizes FULLY_CONNECTED weights per output channel.
@@ -283,7 +290,8 @@ class GraphBuilder:
         b = self._tensor("fc_b", (units,), dtype="int32", constant=True, quant_channels=units)
         # on tokens (1, T, D) the converter keeps the leading axes (keep_num_dims)
         out = (*self.shape(x)[:-1], units)
-        return self._op("FULLY_CONNECTED", (x, wt, b), out, units=units, activation=activation)
+        attrs: dict[str, Any] = {"batch_norm_in": True} if batch_norm_in else {}
+        return self._op("FULLY_CONNECTED", (x, wt, b), out, units=units, activation=activation, **attrs)
 
     def add(self, a: str, b: str, *, activation: str | None = None) -> str:
         """ADD of two activations: equal shapes, or shapes that broadcast to the larger one (a
@@ -422,6 +430,15 @@ class GraphBuilder:
         """Multiply by a constant scalar: TFLite MUL with a one-element constant operand."""
         k = self._tensor("mul_k", (1,), constant=True, quant_channels=1)
         return self._op("MUL", (x, k), self.shape(x), factor=float(factor))
+
+    def batch_norm(self, x: str) -> str:
+        """BatchNormalization over the last axis at inference: what the converter writes for one that
+        no convolution absorbs, a MUL and an ADD by per-channel constants (both int8 in TFLM)."""
+        dim = self.shape(x)[-1]
+        scale = self._tensor("bn_scale", (dim,), constant=True, quant_channels=1)
+        y = self._op("MUL", (x, scale), self.shape(x), norm="batch")
+        shift = self._tensor("bn_shift", (dim,), constant=True, quant_channels=1)
+        return self._op("ADD", (y, shift), self.shape(x), activation=None, constant="batch_norm")
 
     def relu(self, x: str, *, max_value: float | None = None) -> str:
         return self._op("RELU6" if max_value == 6 else "RELU", (x,), self.shape(x))

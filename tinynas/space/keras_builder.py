@@ -59,6 +59,10 @@ def _apply(keras: Any, op: Op, args: list[Any], name: str, graph: Graph) -> Any:
     if kind == "FULLY_CONNECTED":
         x = layers.Dense(int(a["units"]), name=name)(args[0])
         return _activation(keras, a.get("activation"), x, name)
+    if kind == "MUL" and a.get("norm") == "batch":
+        return args[0]  # the scale of the BatchNormalization built at the ADD after it
+    if kind == "ADD" and a.get("constant") == "batch_norm":
+        return layers.BatchNormalization(name=name)(args[0])
     if kind == "ADD" and len(args) == 1:  # a constant operand: epsilon or a learned embedding
         const = next(graph.tensors[n] for n in op.inputs if n and graph.tensors[n].constant)
         if a.get("constant") == "epsilon":
@@ -184,8 +188,14 @@ def build_keras_model(graph: Graph, *, seed: int | None = None) -> Any:
         raise SpaceError(f"graph {graph.name!r} must have one input, has {len(graph.inputs)}")
     inp = keras.Input(shape=graph.input_shape[1:], name="input", dtype="float32")
     values: dict[str, Any] = {graph.inputs[0]: inp}
+    normalized: dict[str, Any] = {}  # one BatchNormalization per tensor, shared by the ops it feeds
     for op in graph.ops:
         args = [values[n] for n in op.inputs if n and not graph.tensors[n].constant]
+        if op.attrs.get("batch_norm_in"):
+            src = op.inputs[0]
+            if src not in normalized:
+                normalized[src] = keras.layers.BatchNormalization(name=f"{src}_bn")(args[0])
+            args[0] = normalized[src]
         out = _apply(keras, op, args, op.outputs[0], graph)
         values[op.outputs[0]] = out
     outputs = [values[n] for n in graph.outputs]

@@ -178,6 +178,23 @@ def _attrs(kind: str, op: Any, tensors: list[Any]) -> dict[str, Any]:
     return a
 
 
+def _mark_batch_norms(ops: list[Op], tensors: dict[str, Tensor]) -> None:
+    """A MUL by a per-channel constant and the ADD of a per-channel constant after it are what the
+    converter writes for a BatchNormalization nothing absorbed: mark them as the builder does."""
+    def channel_constant(op: Op) -> bool:
+        consts = [tensors[n] for n in op.inputs if n and tensors[n].constant]
+        channels = tensors[op.outputs[0]].shape[-1]
+        return len(consts) == 1 and channels > 1 and tuple(consts[0].shape) == (channels,)
+
+    scaled = set()
+    for op in ops:
+        if op.kind == "MUL" and channel_constant(op):
+            op.attrs["norm"] = "batch"
+            scaled.add(op.outputs[0])
+        elif op.kind == "ADD" and op.inputs[0] in scaled and channel_constant(op):
+            op.attrs["constant"] = "batch_norm"
+
+
 def read_tflite(path_or_bytes: str | Path | bytes | bytearray) -> Graph:
     """The Graph of the first subgraph of an int8 ``.tflite`` model.
 
@@ -223,6 +240,7 @@ def read_tflite(path_or_bytes: str | Path | bytes | bytearray) -> Graph:
         ins = tuple(tnames[j] if j >= 0 else "" for j in (op.inputs if op.inputs is not None else ()))
         outs = tuple(tnames[j] for j in (op.outputs if op.outputs is not None else ()))
         ops.append(Op(kind=kind, inputs=ins, outputs=outs, attrs=_attrs(kind, op, sub.tensors)))
+    _mark_batch_norms(ops, tensors)
     if unknown:
         log.warning("%s uses ops the cost model prices generically: %s", label, ", ".join(sorted(unknown)))
     name = Path(label).stem if not label.startswith("<") else "model"
