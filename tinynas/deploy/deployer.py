@@ -146,6 +146,16 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
     raise ModelFileError(f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras or .tflite file")
 
 
+def _calibration_inputs(dataset: Any, *, fit: dict[str, Any], n: int, x_train: np.ndarray | None = None) -> np.ndarray:
+    """Up to ``n`` samples that set the int8 activation ranges: the training split first, then the
+    validation split when training has fewer than ``n`` (UCR/UEA sets train on 20-50 series, and a
+    range seen on 40 samples clips more test samples than one seen on 50). Never the test split."""
+    x = x_train if x_train is not None else _fit_inputs(dataset.x_train, split="train", **fit)
+    if len(x) < n and len(getattr(dataset, "x_val", ())):
+        x = np.concatenate([x, _fit_inputs(dataset.x_val, split="val", **fit)])
+    return x[:n]
+
+
 def _fit_inputs(x: np.ndarray, *, model_shape: tuple[int, ...], dataset: Any, split: str,
                 model_path: Path) -> np.ndarray:
     """A whole split laid out as the model expects it, exactly as the trainer feeds it
@@ -195,7 +205,8 @@ def deploy(
     """Quantize, validate and write a deployable int8 build of ``model_path`` for ``profile``.
 
     ``model_path``: a ``.keras`` model (quantized here, full-integer PTQ with the
-    first ``representative_samples`` training samples) or an int8 ``.tflite``
+    first ``representative_samples`` training samples, topped up from the validation split
+    when training has fewer) or an int8 ``.tflite``
     (used as it is). ``qat``: True fine-tunes with QAT, "auto" only when int8
     loses more than 1 point against float, False never; the int8 model that
     is better on the validation split is kept (test accuracy is only reported). ``model_id``: the Arch id, else the first 12 hex digits of the int8
@@ -258,7 +269,7 @@ def deploy(
         from tinynas.deploy.quantize import quantize_int8
 
         x_train = _fit_inputs(dataset.x_train, split="train", **fit)
-        x_rep = x_train[:representative_samples]
+        x_rep = _calibration_inputs(dataset, fit=fit, n=representative_samples, x_train=x_train)
         float_acc = _float_accuracy(keras_model, x_test, y_test)
         model_bytes = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
@@ -345,7 +356,7 @@ def _deploy_runtime(*, kind: str, keras_model: Any, model_path: Path, profile: H
             f"{model_path}: a {profile.kind} deploy ({profile.id}) converts the float model itself; "
             "pass the trained .keras model, not a .tflite"
         )
-    x_rep = _fit_inputs(dataset.x_train, split="train", **fit)[:representative_samples]
+    x_rep = _calibration_inputs(dataset, fit=fit, n=representative_samples)
     metrics: dict[str, Any] = {
         "tool": TOOL_MARK,
         "model_id": model_id,
