@@ -22,7 +22,8 @@ def test_digits_grid_is_a_signal_on_the_8x8_grid():
     # node 0's ink equals pixel (0, 0) of the plain digits images
     plain = load_dataset("digits")
     assert np.allclose(ds.x_train[:, :, 0].reshape(-1, 8, 8), plain.x_train[..., 0])
-    assert ds.structure_json() == {"kind": "graph", "nodes": 64, "edges": 112, "directed": False, "self_loops": 0,
+    assert not ds.node_task
+    assert ds.structure_json() == {"kind": "graph", "task": "graph", "nodes": 64, "edges": 112, "directed": False, "self_loops": 0,
                                    "degree_range": [2, 4], "node_features": 3}
 
 
@@ -33,6 +34,7 @@ def test_karate_club_is_one_sample_per_node_with_a_query_marker():
     assert np.all(x[:, :, -1].sum(axis=1) == 1)  # exactly one node asked about per sample
     assert sorted(x[:, :, -1].argmax(axis=1).tolist()) == list(range(34))
     assert int(ds.adjacency.sum()) == 2 * 78
+    assert ds.node_task and ds.structure_json()["task"] == "node"
     rw = load_dataset("karate-club", features="random-walk", walk_steps=3)
     assert rw.input_shape == (34, 1 + 3 + 1) and rw.fingerprint != ds.fingerprint
     with pytest.raises(DatasetError, match="features must be 'onehot' or 'random-walk'"):
@@ -55,6 +57,20 @@ def test_npz_graph_loads_and_fingerprints_the_adjacency(tmp_path):
     assert other.fingerprint != ds.fingerprint
     flat = load_dataset(_graph_npz(tmp_path / "f.npz", x=np.ones((40, 9)), y=np.arange(40) % 2))
     assert flat.input_shape == (9, 1)
+    assert not ds.node_task
+
+
+def test_npz_node_task_needs_a_marker_in_the_last_feature(tmp_path):
+    x = np.zeros((40, 9, 3), np.float32)
+    x[np.arange(40), np.arange(40) % 9, -1] = 1.0  # sample i asks about node i % 9
+    ds = load_dataset(_graph_npz(tmp_path / "n.npz", x=x, node_task=True))
+    assert ds.node_task and ds.structure_json()["task"] == "node"
+    assert ds.fingerprint != load_dataset(_graph_npz(tmp_path / "g.npz", x=x)).fingerprint
+    x[3, :, -1] = 0.0
+    with pytest.raises(DatasetError, match=r"m.npz: x\[3\]: a node task's last feature must mark the node"):
+        load_dataset(_graph_npz(tmp_path / "m.npz", x=x, node_task=True))
+    with pytest.raises(DatasetError, match=r"s.npz: node_task needs an adjacency array"):
+        load_dataset(_graph_npz(tmp_path / "s.npz", x=x, adjacency=None, node_task=True))
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -74,7 +90,7 @@ def test_npz_graph_bad_input_names_file_and_field(tmp_path, arrays, message):
 def test_cli_inspect_shows_graph_and_sequence_structure(tmp_path):
     res = CliRunner().invoke(cli, ["datasets", "inspect", "digits-grid"])
     assert res.exit_code == 0, res.output
-    assert "graph        64 nodes, 112 edges, degree 2..4, 3 features per node" in res.output
+    assert "graph        64 nodes, 112 edges, degree 2..4, 3 features per node; graph task" in res.output
     res = CliRunner().invoke(cli, ["datasets", "inspect", "synthetic-seq", "-o", "length=20", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["structure"] == {"kind": "sequence", "length": 20, "channels": 3}

@@ -25,6 +25,20 @@ def space(nodes_side: int = 8, features: int = 3, classes: int = 10, adjacency=G
     return get_space("gcn", input_shape=(nodes_side * nodes_side, features), num_classes=classes, adjacency=adjacency)
 
 
+def test_the_task_decides_the_readouts():
+    """A graph task has no marked node to read; pooling a node task's nodes loses the node asked about."""
+    def readouts(node_task):
+        space = get_space("gcn", input_shape=(64, 3), num_classes=10, adjacency=GRID, node_task=node_task)
+        return next(d.options for d in space.decisions() if d.name == "readout")
+
+    assert readouts(False) == ("mean", "max", "flatten")
+    assert readouts(True) == ("flatten", "node")
+    assert readouts(None) == ("mean", "max", "flatten", "node")  # costing without data
+    graph_task = get_space("gcn", input_shape=(64, 3), num_classes=10, adjacency=GRID, node_task=False)
+    with pytest.raises(SpaceError, match=r"readout 'node' does not fit a graph task .*\['mean', 'max', 'flatten'\]"):
+        graph_task.validate(arch(readout="node"))
+
+
 def test_normalizations():
     a = grid_adjacency(3, 3)
     rw = normalized_adjacency(a, normalization="random_walk", self_loops=False)

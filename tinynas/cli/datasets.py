@@ -60,7 +60,9 @@ def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json:
     if st["kind"] == "graph":
         click.echo(f"graph        {st['nodes']} nodes, {st['edges']} {'directed ' if st['directed'] else ''}edges, "
                    f"degree {st['degree_range'][0]}..{st['degree_range'][1]}, {st['node_features']} features per node"
-                   + (f", {st['self_loops']} self loops" if st["self_loops"] else ""))
+                   + (f", {st['self_loops']} self loops" if st["self_loops"] else "")
+                   + ("; node task (the last feature marks the node asked about)" if st["task"] == "node"
+                      else "; graph task"))
     elif st["kind"] == "sequence":
         click.echo(f"sequence     length {st['length']}, {st['channels']} channel(s)")
     click.echo(f"sizes        train {info['sizes']['train']}, val {info['sizes']['val']}, test {info['sizes']['test']}")

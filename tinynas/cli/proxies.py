@@ -138,7 +138,8 @@ def benchmark(space_name: str, truth: str | None, column: str, dataset: str | No
 
         data = load_dataset(dataset, seed=seed)
         shape = parse_shape(input_shape) if input_shape else tuple(data.input_shape)
-        space = get_space(space_name, input_shape=shape, num_classes=len(data.class_names), adjacency=data.adjacency)
+        space = get_space(space_name, input_shape=shape, num_classes=len(data.class_names), adjacency=data.adjacency,
+                          node_task=data.node_task)
         result = benchmark_trained(space=space, dataset=data, n=n, epochs=epochs, seed=seed, proxies=names,
                                    ensemble=ens, progress=progress, max_train_samples=max_train_samples)
     else:

@@ -39,6 +39,8 @@ class RawData:
     y_test: np.ndarray | None = None
     # a fixed graph the samples live on: (nodes, nodes) weights, x is then (N, nodes, features)
     adjacency: np.ndarray | None = None
+    # with an adjacency: each sample asks about the node its last feature marks (a node task)
+    node_task: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ def load_dataset(
         "class_names": list(raw.class_names),
         "scaling": raw.scaling.to_json(),
     }
+    if raw.node_task:
+        meta["node_task"] = True
     fingerprint = fingerprint_arrays(arrays, meta=meta)
     ds = Dataset(
         name=source.name if path is None else path.name,
@@ -267,6 +271,7 @@ def load_dataset(
         fingerprint=fingerprint,
         options={k: v for k, v in used.items()},
         adjacency=raw.adjacency,
+        node_task=raw.node_task,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])

@@ -39,3 +39,16 @@ def checked_adjacency(adjacency: np.ndarray, *, where: str, field: str = "adjace
         raise DatasetError(f"{where}: {field} has no edge between two different nodes; a graph network "
                            "on it would see each node alone (use a sequence or tabular dataset instead)")
     return np.ascontiguousarray(a)
+
+
+def check_node_marker(x: np.ndarray, *, where: str, field: str = "x") -> None:
+    """A node task's samples mark the node they ask about with a 1 in the last feature, 0 elsewhere:
+    the gcn ``node`` readout reads that marker, so data without one is refused here."""
+    marker = np.asarray(x)[..., -1]
+    ok = np.isin(marker, (0.0, 1.0)).all(axis=-1) & (marker.sum(axis=-1) == 1)
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise DatasetError(
+            f"{where}: {field}[{bad}]: a node task's last feature must mark the node asked about (one 1, zeros "
+            "elsewhere); add that marker column to x, or drop node_task for a graph task"
+        )

@@ -92,6 +92,6 @@ def load_karate_club(*, features: str = "onehot", walk_steps: int = 4) -> RawDat
     x = np.zeros((n, n, base.shape[1] + 1), dtype=np.float32)
     x[:, :, :-1] = base
     x[np.arange(n), np.arange(n), -1] = 1.0  # sample i asks about node i
-    return RawData(x=x, y=y, class_names=clubs, adjacency=a,
+    return RawData(x=x, y=y, class_names=clubs, adjacency=a, node_task=True,
                    scaling=InputScaling(description=f"{features} node features and a 0/1 query-node marker (last)"),
                    source="networkx.karate_club_graph (Zachary 1977; offline, bundled with networkx)")

@@ -53,7 +53,8 @@ def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
 
 @register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
                     description="a .npz with x (N,H,W,C or N,L,C), y, optional x_test/y_test and class_names; "
-                                "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features)")
+                                "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features), and "
+                                "node_task=True a node task (x's last feature marks the node asked about)")
 def load_npz(path: Path) -> RawData:
     """uint8/integer features are taken as 0..255 pixels and divided by 255; floats are used as they are."""
     try:
@@ -78,6 +79,9 @@ def load_npz(path: Path) -> RawData:
                                    f"node features, got shape {data[key].shape}")
         nodes = data["x"].shape[1] if data["x"].ndim >= 2 else None
         adjacency = checked_adjacency(data["adjacency"], where=str(path), field="adjacency", nodes=nodes)
+    node_task = bool(np.asarray(data["node_task"]).reshape(-1)[0]) if "node_task" in data else False
+    if node_task and adjacency is None:
+        raise DatasetError(f"{path}: node_task needs an adjacency array (the graph the nodes belong to)")
     x = _features(data["x"], str(path), "x")
     y, names = _labels(data["y"], str(path), names)
     x_test = y_test = None
@@ -90,8 +94,14 @@ def load_npz(path: Path) -> RawData:
         scaling = InputScaling(scale=1.0 / 255.0, description="integer values 0..255 divided by 255")
     else:
         scaling = InputScaling(description=f"values as stored in {path.name}, used as they are")
+    if node_task:
+        from tinynas.data.graph_checks import check_node_marker
+
+        for key, arr in (("x", x), ("x_test", x_test)):
+            if arr is not None:
+                check_node_marker(arr, where=str(path), field=key)
     return RawData(x=scaling.apply(x), y=y, x_test=None if x_test is None else scaling.apply(x_test), y_test=y_test,
-                   class_names=names, scaling=scaling, adjacency=adjacency,
+                   class_names=names, scaling=scaling, adjacency=adjacency, node_task=node_task,
                    source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
 

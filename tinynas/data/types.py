@@ -71,6 +71,8 @@ class Dataset:
     options: dict[str, Any] = field(default_factory=dict)
     # graph datasets: the fixed (nodes, nodes) adjacency every sample's (nodes, features) rows live on
     adjacency: np.ndarray | None = None
+    # a node task: each sample asks about one node, marked 1 in its last feature (else a graph task)
+    node_task: bool = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -97,7 +99,8 @@ class Dataset:
             degree = off.sum(axis=1)
             symmetric = bool(np.array_equal(off, off.T))
             edges = int(off.sum() // 2) if symmetric else int(off.sum())
-            return {"kind": "graph", "nodes": int(len(a)), "edges": edges, "directed": not symmetric,
+            return {"kind": "graph", "task": "node" if self.node_task else "graph",
+                    "nodes": int(len(a)), "edges": edges, "directed": not symmetric,
                     "self_loops": int(np.count_nonzero(np.diag(a))),
                     "degree_range": [int(degree.min()), int(degree.max())], "node_features": int(shape[1])}
         if len(shape) == 2:

@@ -80,7 +80,7 @@ def _context(spec: WorkerSpec, dataset: Any = None) -> dict[str, Any]:
         _CTX.clear()
         _CTX.update(spec=spec, dataset=data, cache=TrainCache(spec.cache_dir),
                     space=get_space(spec.space, input_shape=spec.input_shape, num_classes=spec.num_classes,
-                                    adjacency=data.adjacency))
+                                    adjacency=data.adjacency, node_task=data.node_task))
     return _CTX
 
 

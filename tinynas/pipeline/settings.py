@@ -160,7 +160,7 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         dataset = load_dataset(settings.dataset, seed=settings.seed)
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                          adjacency=dataset.adjacency)
+                          adjacency=dataset.adjacency, node_task=dataset.node_task)
         if getattr(space, "takes_adjacency", False) and dataset.adjacency is None:
             raise SpaceError(f"{settings.space} needs a graph dataset (digits-grid, karate-club, or a .npz with an "
                              "adjacency array)")

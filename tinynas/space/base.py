@@ -171,16 +171,19 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
     return SPACES.add(cls.name, cls)
 
 
-def get_space(name: str, *, input_shape: Sequence[int], num_classes: int, adjacency: Any = None) -> SearchSpace:
+def get_space(name: str, *, input_shape: Sequence[int], num_classes: int, adjacency: Any = None,
+              node_task: bool | None = None) -> SearchSpace:
     """The space ``name`` built for an input shape and class count (raises SpaceError if unknown).
 
-    ``adjacency`` is a graph dataset's fixed (nodes, nodes) graph; spaces that set
-    ``takes_adjacency`` (gcn) bake it into their models, the others ignore it.
+    ``adjacency`` is a graph dataset's fixed (nodes, nodes) graph and ``node_task`` whether its
+    samples ask about one node (None: not known, e.g. costing without data); spaces that set
+    ``takes_adjacency`` (gcn) bake the graph into their models, the others ignore both.
     """
     _load_builtin_spaces()
     cls = SPACES.get(name)
     if getattr(cls, "takes_adjacency", False):
-        return cls(input_shape=input_shape, num_classes=num_classes, adjacency=adjacency)  # type: ignore[call-arg]
+        return cls(input_shape=input_shape, num_classes=num_classes, adjacency=adjacency,  # type: ignore[call-arg]
+                   node_task=node_task)
     return cls(input_shape=input_shape, num_classes=num_classes)
 
 

@@ -36,6 +36,10 @@ NORMALIZATIONS = ("symmetric", "random_walk")
 SELF_LOOPS = (True, False)
 RESIDUALS = (False, True)
 READOUTS = ("mean", "max", "flatten", "node")
+#: Readouts by task: a graph task has no marked node to read, and pooling over a node task's nodes
+#: loses which node was asked about (flatten keeps it: the marker is among the features).
+GRAPH_READOUTS = ("mean", "max", "flatten")
+NODE_READOUTS = ("flatten", "node")
 MAX_NODES = 256  # A_hat is nodes x nodes int8 weights: 64 KB of flash at 256 nodes
 
 
@@ -67,7 +71,8 @@ class GcnSpace(SearchSpace):
     default_input_shape = (64, 3)
     takes_adjacency = True
 
-    def __init__(self, *, input_shape: Sequence[int], num_classes: int, adjacency: np.ndarray | None = None) -> None:
+    def __init__(self, *, input_shape: Sequence[int], num_classes: int, adjacency: np.ndarray | None = None,
+                 node_task: bool | None = None) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
         if len(self.input_shape) != 2:
             raise SpaceError(
@@ -83,6 +88,9 @@ class GcnSpace(SearchSpace):
                 raise SpaceError(f"gcn: adjacency of shape {adjacency.shape} does not match {nodes} nodes of the "
                                  f"input shape {self.input_shape}")
         self.adjacency = adjacency
+        #: True/False: the dataset's task, which decides the readouts offered; None (costing without
+        #: data): every readout
+        self.node_task = node_task
 
     def _decisions_for_input(self) -> list[Decision]:
         return [
@@ -91,8 +99,20 @@ class GcnSpace(SearchSpace):
             Decision("normalization", NORMALIZATIONS),
             Decision("self_loops", SELF_LOOPS),
             Decision("residual", RESIDUALS),
-            Decision("readout", READOUTS),
+            Decision("readout", READOUTS if self.node_task is None else
+                     NODE_READOUTS if self.node_task else GRAPH_READOUTS),
         ]
+
+    def validate(self, arch: Arch) -> None:
+        readout = arch.get("readout")
+        if self.node_task is not None and readout in READOUTS:
+            offered = NODE_READOUTS if self.node_task else GRAPH_READOUTS
+            if readout not in offered:
+                task, why = (("a node task", "pooling over the nodes loses which node was asked about")
+                             if self.node_task else ("a graph task", "it has no marked node to read"))
+                raise SpaceError(f"gcn arch: readout {readout!r} does not fit {task} ({why}); "
+                                 f"use one of {list(offered)}")
+        super().validate(arch)
 
     def canonical(self, arch: Arch) -> Arch:
         """One layer has no residual (its input width is the feature count, not ``hidden``)."""

@@ -46,7 +46,7 @@ def train_arch_file(
     arch = read_arch_file(arch_path)
     ds = load_dataset(dataset, seed=seed, **(dataset_options or {}))
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes,
-                                 adjacency=ds.adjacency)
+                                 adjacency=ds.adjacency, node_task=ds.node_task)
     graph = space.graph(arch)
     result = train_graph(graph, ds, budget=budget, seed=seed, arch_id=arch.id, save_path=out, cache_dir=cache_dir)
     model_shape = tuple(graph.input_shape[1:])
