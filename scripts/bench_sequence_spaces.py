@@ -75,7 +75,8 @@ def proxy_study(*, space_name: str, dataset_name: str, n: int, epochs: int, samp
     from tinynas.space import get_space
 
     ds = load_dataset(dataset_name, seed=seed)
-    space = get_space(space_name, input_shape=ds.input_shape, num_classes=ds.num_classes, adjacency=ds.adjacency)
+    space = get_space(space_name, input_shape=ds.input_shape, num_classes=ds.num_classes, adjacency=ds.adjacency,
+                      node_task=ds.node_task)
     names = proxy_names()
     with tempfile.TemporaryDirectory() as cache:
         result = benchmark_trained(space=space, dataset=ds, n=n, epochs=epochs, seed=seed, proxies=names,

@@ -147,7 +147,7 @@ def prefilter(
     Feasibility is ``tinynas.cost.estimate(space.graph(arch), profile=profile,
     latency_target_ms=...).fits``; only feasible archs are scored. With several
     proxies the ranking is their rank ensemble (``ensemble``, default equal
-    weights); ``proxies`` defaults to the data-free default ensemble. A
+    weights); ``proxies`` defaults to the data-free ensemble measured for the space. A
     ``Dataset`` (``x_train``/``y_train``) or a ``Batch`` feeds data-dependent
     proxies. ``workers > 1`` scores in a process pool. Ctrl-C returns the
     candidates scored so far with ``partial=True``. ``known_scores`` (arch id ->
@@ -166,7 +166,7 @@ def prefilter(
     else:
         batch = batch_from_dataset(dataset_or_batch, n=batch_size, seed=seed)
     if proxies is None:
-        ensemble = ensemble or default_ensemble()
+        ensemble = ensemble or default_ensemble(space=space.name)
         proxies = ensemble.names
     proxies = tuple(proxies)
     specs = [get_proxy(p) for p in proxies]
