@@ -80,17 +80,62 @@ def test_qat_recovers_accuracy_that_ptq_loses(tmp_path):
     assert "model_qat.keras" in m["files"] and (tmp_path / "out" / "model_qat.keras").is_file()
 
 
-def test_qat_refuses_attention_layers_by_name():
-    """tinyformer's attention layers are not modelled by the fake-quant scheme: QAT says which
-    layer and how to deploy instead (deploy's 'auto' mode then keeps the PTQ model)."""
+def _tinyformer_digits(epochs: int = 4):
+    """A small tinyformer (class token, two heads, hard_swish) trained a few epochs on digits."""
+    import keras
+
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    ds = digits()
+    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=10)
+    arch = Arch.from_dict("tinyformer", dict(tokenizer="p2", embed_dim=16, depth=1, heads=2, ffn_ratio=2,
+                                             ffn_activation="hard_swish", pooling="class_token", positional="learned"))
+    model = build_keras_model(space.graph(arch), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=epochs, batch_size=64, verbose=0)
+    return model, ds
+
+
+def test_qat_simulates_a_tinyformer_with_its_pre_norms_folded():
+    """The pre-norm BatchNormalizations fold into the Dense layers after them (the kernel is quantized
+    folded), attention's int8 tensors get fake-quant, and the simulation predicts what TFLM does."""
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.deploy.qat import build_qat_model
+    from tinynas.deploy.quantize import quantize_int8
+
+    model, ds = _tinyformer_digits()
+    qat_model, fqs = build_qat_model(model)
+    quantized = {fq.name.removesuffix("_act_fq") for fq in fqs}
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    pre, final = norms[:-1], norms[-1]
+    assert pre and not quantized & {n.name for n in pre}  # folded: no int8 tensor of their own
+    assert final.name in quantized  # the final norm is a MUL and an ADD of its own
+    assert not any(name.startswith(("transpose", "strided_slice")) for name in quantized)
+    assert any(name.startswith("batch_matmul") for name in quantized)
+    for fq in fqs:
+        fq.calibrating = True
+    qat_model(ds.x_train[:200], training=False)
+    for fq in fqs:
+        fq.calibrating = False
+    sim = np.asarray(qat_model(ds.x_test, training=False)).argmax(axis=1)
+    tflm = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200])).predict_int8(ds.x_test).argmax(axis=1)
+    assert np.mean(sim == tflm) > 0.95
+
+
+def test_qat_refuses_graph_propagation_by_name():
+    """gcn's fixed propagation is not modelled by the fake-quant scheme: QAT says which layer and how
+    to deploy instead (deploy's 'auto' mode then keeps the PTQ model)."""
+    from tinynas.data.graphs import grid_adjacency
     from tinynas.deploy.qat import build_qat_model
     from tinynas.errors import DeployError
     from tinynas.space import Arch, get_space
     from tinynas.space.keras_builder import build_keras_model
 
-    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=10)
-    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
-                                             ffn_activation="relu", pooling="mean", positional="none"))
+    space = get_space("gcn", input_shape=(64, 3), num_classes=10, adjacency=grid_adjacency(8, 8), node_task=False)
+    arch = Arch.from_dict("gcn", dict(layers=1, hidden=8, normalization="symmetric", self_loops=True,
+                                      residual=False, readout="mean"))
     model = build_keras_model(space.graph(arch), seed=0)
-    with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(\w+, an attention or graph op\) yet.*without --qat"):
+    with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(GraphPropagation, a LayerNorm or graph "
+                                          r"op\) yet.*without --qat"):
         build_qat_model(model)

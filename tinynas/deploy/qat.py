@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 # Layers the TFLite converter folds into the producing CONV_2D / DEPTHWISE_CONV_2D /
 # FULLY_CONNECTED / ADD: their input is never an int8 tensor, so it gets no fake-quant.
 _FUSED_FOLLOWERS = ("BatchNormalization", "ReLU")
-# Layers whose output TFLite quantizes with a fixed or inherited range (or that are no op).
-_NO_OUTPUT_QUANT = ("Softmax", "InputLayer", "Dropout")
+# Layers whose output TFLite quantizes with a fixed or inherited range (or that are no op);
+# TRANSPOSE and STRIDED_SLICE (tinyformer's head split, class-token pick) move int8 values as they are.
+_NO_OUTPUT_QUANT = ("Softmax", "InputLayer", "Dropout", "Transpose", "TakeToken")
+# tinyformer's own layers that QAT simulates (keras_layers); the rest of that module (LayerNorm
+# written out, gcn's fixed propagation) is refused by name.
+_SIMULATED_CUSTOM = ("BatchMatMul", "Transpose", "Mean", "ClassToken", "TakeToken", "AddConstant")
+_WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
 @dataclass(frozen=True)
@@ -95,13 +100,17 @@ def _fake_quant_layers() -> tuple[type, type]:
         Symmetric, narrow range [-127, 127], one scale per output channel (the
         TFLite int8 spec); the wrapped layer keeps its float variables, so the
         fine-tuned weights stay in the original model. Per-channel symmetric
-        rounding commutes with a per-channel BatchNormalization scale, so
-        quantizing the unfolded kernel equals quantizing the folded one.
+        rounding commutes with a per-channel BatchNormalization scale after the
+        layer, so quantizing the unfolded kernel equals quantizing the folded one.
+        A BatchNormalization in front of a Dense (``input_scale``: its per-input
+        scale, gamma / sqrt(var + eps)) scales the kernel's rows instead, which
+        does not commute: the folded kernel is quantized and unfolded again.
         """
 
-        def __init__(self, inner: Any, **kw: Any) -> None:
+        def __init__(self, inner: Any, *, input_scale: Any = None, **kw: Any) -> None:
             super().__init__(name=inner.name + "_qat", **kw)
             self.inner = inner
+            self.input_scale = input_scale  # a function, so Keras does not track the norm layer twice
             kind = type(inner).__name__
             # Axes that share one scale: all but the output-channel axis.
             self.kind = kind
@@ -114,9 +123,16 @@ def _fake_quant_layers() -> tuple[type, type]:
 
         def _quantized_kernel(self) -> Any:
             w = self.inner.kernel
-            scale = tf.stop_gradient(tf.reduce_max(tf.abs(w), axis=self.reduce_axes, keepdims=True) / 127.0)
+            rows = None
+            if self.input_scale is not None:
+                rows = tf.stop_gradient(self.input_scale())[:, None]
+                rows = tf.where(tf.abs(rows) > 1e-12, rows, tf.ones_like(rows))
+            folded = w if rows is None else w * rows
+            scale = tf.stop_gradient(tf.reduce_max(tf.abs(folded), axis=self.reduce_axes, keepdims=True) / 127.0)
             scale = tf.maximum(scale, 1e-12)
-            q = tf.clip_by_value(tf.round(w / scale), -127.0, 127.0) * scale
+            q = tf.clip_by_value(tf.round(folded / scale), -127.0, 127.0) * scale
+            if rows is not None:
+                q = q / rows
             return w + tf.stop_gradient(q - w)  # straight-through estimator
 
         def call(self, x: Any) -> Any:
@@ -157,34 +173,71 @@ def _output_is_probability(model: Any) -> bool:
     return getattr(act, "__name__", "") == "softmax"
 
 
+def _input_norms(model: Any) -> dict[str, Any]:
+    """Dense layer name -> the BatchNormalization in front of it that the converter folds into its
+    weights (tinyformer's pre-norms): one whose input no conv or Dense produced (that one would
+    fold backwards, into its producer)."""
+    def producer(tensor: Any) -> Any:
+        history = getattr(tensor, "_keras_history", None)
+        return history[0] if history is not None else None
+
+    out: dict[str, Any] = {}
+    for layer in model.layers:
+        if type(layer).__name__ != "Dense":
+            continue
+        for node in getattr(layer, "_inbound_nodes", []):
+            for tensor in getattr(node, "input_tensors", []):
+                norm = producer(tensor)
+                if type(norm).__name__ != "BatchNormalization":
+                    continue
+                before = [type(producer(t)).__name__ for n in norm._inbound_nodes for t in n.input_tensors]
+                if not any(kind in _WEIGHTED for kind in before):
+                    out[layer.name] = norm
+    return out
+
+
+def _norm_scale(norm: Any) -> Any:
+    """gamma / sqrt(moving variance + epsilon) of a BatchNormalization, read when called."""
+    import keras
+
+    def scale() -> Any:
+        inv = keras.ops.rsqrt(norm.moving_variance + norm.epsilon)
+        return inv * norm.gamma if norm.gamma is not None else inv
+
+    return scale
+
+
 def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[Any]]:
     """A model that shares ``model``'s variables and simulates int8 inference; plus its activation quantizers.
 
-    Only functional (or Sequential) Keras models of Conv2D, DepthwiseConv2D,
-    Dense and shape/pooling/activation layers are supported; anything else
-    raises DeployError naming the layer.
+    Functional (or Sequential) Keras models of Conv2D, DepthwiseConv2D, Dense,
+    shape/pooling/activation layers and tinyformer's attention layers are
+    supported; anything else raises DeployError naming the layer.
     """
     import keras
 
     ActivationFakeQuant, WeightFakeQuant = _fake_quant_layers()
     consumers = _consumers(model)
+    input_norms = _input_norms(model)
+    folded_norms = {id(norm) for norm in input_norms.values()}
     fqs: list[Any] = []
     input_fq: dict[int, Any] = {}
     wrapped_to_original: dict[str, str] = {}
 
     def clone_function(layer: Any) -> Any:
         kind = type(layer).__name__
-        if type(layer).__module__ == "tinynas.space.keras_layers":
-            # attention (tinyformer, gcn's fixed propagation): where TFLite quantizes inside these layers,
-            # and what it folds into the FULLY_CONNECTED after them, is not modelled
+        if type(layer).__module__ == "tinynas.space.keras_layers" and kind not in _SIMULATED_CUSTOM:
+            # LayerNorm written out and gcn's fixed propagation: where TFLite quantizes inside these
+            # layers, and what it folds into the FULLY_CONNECTED after them, is not modelled
             raise DeployError(
-                f"QAT does not model layer {layer.name} ({kind}, an attention or graph op) yet; "
+                f"QAT does not model layer {layer.name} ({kind}, a LayerNorm or graph op) yet; "
                 "deploy this model with post-training quantization (without --qat)"
             )
-        if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
+        if kind in _WEIGHTED:
             if kind == "Conv2D" and getattr(layer, "groups", 1) != 1:
                 raise DeployError(f"QAT does not support grouped Conv2D (layer {layer.name})")
-            wrapper = WeightFakeQuant(layer)
+            norm = input_norms.get(layer.name)
+            wrapper = WeightFakeQuant(layer, input_scale=_norm_scale(norm) if norm is not None else None)
             wrapped_to_original[wrapper.name] = layer.name
             return wrapper
         if kind == "BatchNormalization":
@@ -203,7 +256,13 @@ def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[An
         name = wrapped_to_original.get(layer.name, layer.name)
         kind = type(layer.inner).__name__ if hasattr(layer, "inner") else type(layer).__name__
         followers = consumers.get(name, [])
-        if kind in _NO_OUTPUT_QUANT or (followers and all(f in _FUSED_FOLLOWERS for f in followers)):
+        # a BatchNormalization folds backwards only into a conv or Dense (tinyformer's final norm after a
+        # residual ADD is a MUL and an ADD of its own, reading the ADD's int8 output)
+        fused = followers and all(f in _FUSED_FOLLOWERS for f in followers) and (
+            kind in _WEIGHTED or "BatchNormalization" not in followers)
+        if kind in _NO_OUTPUT_QUANT or fused:
+            return out
+        if id(layer) in folded_norms:  # folded into the Dense layers after it: no int8 tensor of its own
             return out
         return new_fq(f"{name}_act_fq")(out)
 
