@@ -33,19 +33,12 @@ def _outlier_model():
 pytestmark = pytest.mark.usefixtures("deploy_digits_model")
 
 
-def test_qat_model_simulates_int8():
-    """The fake-quant model predicts what the int8 model in TFLM predicts (same argmax on nearly all samples)."""
+def _agreement_with_tflm(model, qat_model, fqs, ds) -> float:
+    """Calibrate the fake-quant ranges as PTQ would, then the share of test samples on which the
+    simulation and the int8 model in TFLM predict the same class."""
     from tinynas.deploy.interpreter import MicroInterpreter
-    from tinynas.deploy.qat import build_qat_model
     from tinynas.deploy.quantize import quantize_int8
 
-    import keras
-
-    ds = digits()
-    model = keras.saving.load_model(trained_digits_keras())
-    qat_model, fqs = build_qat_model(model)
-    # input, conv1 (after BN+ReLU6), pool, conv2, flatten, dense 32, dense 10: BN and ReLU are fused away
-    assert len(fqs) == 7
     for fq in fqs:
         fq.calibrating = True
     qat_model(ds.x_train[:200], training=False)
@@ -53,7 +46,21 @@ def test_qat_model_simulates_int8():
         fq.calibrating = False
     sim = np.asarray(qat_model(ds.x_test, training=False)).argmax(axis=1)
     tflm = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200])).predict_int8(ds.x_test).argmax(axis=1)
-    assert np.mean(sim == tflm) > 0.97
+    return float(np.mean(sim == tflm))
+
+
+def test_qat_model_simulates_int8():
+    """The fake-quant model predicts what the int8 model in TFLM predicts (same argmax on nearly all samples)."""
+    import keras
+
+    from tinynas.deploy.qat import build_qat_model
+
+    ds = digits()
+    model = keras.saving.load_model(trained_digits_keras())
+    qat_model, fqs = build_qat_model(model)
+    # input, conv1 (after BN+ReLU6), pool, conv2, flatten, dense 32, dense 10: BN and ReLU are fused away
+    assert len(fqs) == 7
+    assert _agreement_with_tflm(model, qat_model, fqs, ds) > 0.97
 
 
 @pytest.mark.slow
@@ -100,9 +107,7 @@ def _tinyformer_digits(epochs: int = 4):
 def test_qat_simulates_a_tinyformer_with_its_pre_norms_folded():
     """The pre-norm BatchNormalizations fold into the Dense layers after them (the kernel is quantized
     folded), attention's int8 tensors get fake-quant, and the simulation predicts what TFLM does."""
-    from tinynas.deploy.interpreter import MicroInterpreter
     from tinynas.deploy.qat import build_qat_model
-    from tinynas.deploy.quantize import quantize_int8
 
     model, ds = _tinyformer_digits()
     qat_model, fqs = build_qat_model(model)
@@ -113,14 +118,7 @@ def test_qat_simulates_a_tinyformer_with_its_pre_norms_folded():
     assert final.name in quantized  # the final norm is a MUL and an ADD of its own
     assert not any(name.startswith(("transpose", "strided_slice")) for name in quantized)
     assert any(name.startswith("batch_matmul") for name in quantized)
-    for fq in fqs:
-        fq.calibrating = True
-    qat_model(ds.x_train[:200], training=False)
-    for fq in fqs:
-        fq.calibrating = False
-    sim = np.asarray(qat_model(ds.x_test, training=False)).argmax(axis=1)
-    tflm = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200])).predict_int8(ds.x_test).argmax(axis=1)
-    assert np.mean(sim == tflm) > 0.95
+    assert _agreement_with_tflm(model, qat_model, fqs, ds) > 0.95
 
 
 def test_qat_refuses_graph_propagation_by_name():
