@@ -21,6 +21,10 @@ def _common(fn: Callable) -> Callable:
         click.option("--space", default="dscnn", show_default=True, help="Search space (tinynas space list)."),
         click.option("--strategy", default="staged", show_default=True,
                      help="Search strategy: staged, evolution, random, reinforce, nanonas, ofa, darts, drnas, rdarts."),
+        click.option("--refine", type=click.Choice(["none", "darts", "drnas", "rdarts"]), default="none",
+                     show_default=True,
+                     help="With --strategy staged on mcunet: a differentiable refinement stage between evolution "
+                          "and final training (layer-wise supernet around the evolution's best arch)."),
         click.option("--budget-candidates", type=int, default=None,
                      help="Candidates to train in the search (default 24 when no budget is given)."),
         click.option("--budget-minutes", type=float, default=None, help="Wall-clock minutes for the search."),
@@ -65,7 +69,7 @@ def _settings(profile: str, kw: dict[str, Any]):
 
     return RunSettings(
         profile=profile, dataset=kw["dataset"], space=kw["space"], strategy=kw["strategy"],
-        budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
+        refine=kw["refine"], budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
         backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],

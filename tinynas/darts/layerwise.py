@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -84,11 +84,30 @@ class LayerwisePlan:
         return weights
 
 
-def relax(space: Any, base: Arch) -> LayerwisePlan:
-    """The layer-wise supernet plan of ``space`` around ``base`` (validated first)."""
+def relax(space: Any, base: Arch, *, options: Sequence[tuple[int, int]] | None = None,
+          blocks: Sequence[str] | None = None) -> LayerwisePlan:
+    """The layer-wise supernet plan of ``space`` around ``base`` (validated first).
+
+    ``options`` (None: every kernel x expand) restricts every mixed block to these (kernel, expand) pairs,
+    e.g. the ones the evolution's top candidates use (``staged --refine``); fewer branches train faster and the
+    search stays where the evolution found good archs. ``base``'s own choices must be among them, so the plan
+    can express the base; SearchError otherwise. ``blocks`` (None: every active block) names the blocks to mix
+    (``"s2_b1"``); the others keep the base's choices."""
     space.validate(base)
     if space.name == "mcunet":
-        blocks = _mcunet_blocks(base)
+        mixed = _mcunet_blocks(base, options)
+        if blocks is not None:
+            unknown = sorted(set(blocks) - {b.name for b in mixed})
+            if unknown:
+                raise SearchError(f"blocks {unknown} are not active blocks of arch {base.id}; active: "
+                                  f"{[b.name for b in mixed]}")
+            mixed = [b for b in mixed if b.name in set(blocks)]
+        for block in mixed:
+            if tuple(int(base[d]) for d in block.decisions) not in block.options:
+                raise SearchError(f"base arch {base.id} sets {', '.join(block.decisions)} to "
+                                  f"{tuple(base[d] for d in block.decisions)}, not among the mixed options "
+                                  f"{list(block.options)}; include the base's choices")
+        blocks = mixed
     else:
         blocks = []
     if not blocks:
@@ -100,10 +119,16 @@ def relax(space: Any, base: Arch) -> LayerwisePlan:
     return LayerwisePlan(space=space, base=base, blocks=tuple(blocks))
 
 
-def _mcunet_blocks(base: Arch) -> list[MixedBlock]:
+def _mcunet_blocks(base: Arch, restrict: Sequence[tuple[int, int]] | None = None) -> list[MixedBlock]:
     from tinynas.space.mcunet import EXPANDS, KERNELS, STAGES, _block_names
 
     options = tuple(itertools.product(KERNELS, EXPANDS))
+    if restrict is not None:
+        unknown = sorted({(int(k), int(e)) for k, e in restrict} - set(options))
+        if unknown:
+            raise SearchError(f"mcunet has no block option (kernel, expand) {unknown}; options are {list(options)}")
+        # sorted like the full list, so option 0 stays the smallest (the repair's last resort)
+        options = tuple(o for o in options if o in {(int(k), int(e)) for k, e in restrict})
     blocks = []
     for s in range(1, len(STAGES) + 1):
         for b in range(1, int(base[f"s{s}_depth"]) + 1):

@@ -73,9 +73,10 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
                 out_ch = make_divisible(base_channels * width, divisor)
                 for b in range(1, int(values[f"s{s}_depth"]) + 1):
                     st = stride(base_stride) if b == 1 else (1, 1)
-                    i = mixed_index[f"s{s}_b{b}"]
-                    self.blocks.append((i, MixedBlock(plan.blocks[i].options, channels, out_ch, st,
-                                                      name=f"s{s}_b{b}")))
+                    i = mixed_index.get(f"s{s}_b{b}")  # None: a block the plan leaves at the base's choice
+                    options = plan.blocks[i].options if i is not None else (
+                        (int(values[f"s{s}_b{b}_kernel"]), int(values[f"s{s}_b{b}_expand"])),)
+                    self.blocks.append((i, MixedBlock(options, channels, out_ch, st, name=f"s{s}_b{b}")))
                     channels = out_ch
             self.head = (keras.Sequential(conv(make_divisible(HEAD_CHANNELS * width, divisor)))
                          if values["head"] else None)
@@ -86,7 +87,7 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
                 x = tf.image.resize(x, (h, w))
             x = self.stem(x, training=training)
             for i, block in self.blocks:
-                x = block(x, mixing[i], training=training)
+                x = block(x, tf.ones((1,)) if i is None else mixing[i], training=training)
             if self.head is not None:
                 x = self.head(x, training=training)
             return tf.nn.softmax(self.classifier(tf.reduce_mean(x, axis=(1, 2))))

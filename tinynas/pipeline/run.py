@@ -84,7 +84,7 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
             RunDir.open(out, config=config_for(resolved)) as rd:
         ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
                            progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
-        names = stage_plan(settings.strategy) + (["deploy"] if deploy else [])
+        names = stage_plan(settings.strategy, refine=settings.refine) + (["deploy"] if deploy else [])
         try:
             run_stages(ctx, names)
         except BaseException as exc:

@@ -38,6 +38,8 @@ class RunSettings:
     dataset: str
     space: str = "dscnn"
     strategy: str = "staged"
+    #: differentiable refinement between evolution and final training (staged only; tinynas.pipeline.refine)
+    refine: str = "none"
     budget_candidates: int | None = None
     budget_minutes: float | None = None
     workers: int = 1
@@ -148,6 +150,9 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
     if cls.supported_spaces is not None and settings.space not in cls.supported_spaces:
         raise SearchError(f"strategy {settings.strategy!r} works only on space(s) {', '.join(cls.supported_spaces)}, "
                           f"not {settings.space!r}; pass --space {cls.supported_spaces[0]} or another --strategy")
+    from tinynas.pipeline.refine import check_refine
+
+    check_refine(refine=settings.refine, strategy=settings.strategy, space=settings.space)
     known = strategy_hyperparameters(settings.strategy)
     hyper = {k: v for k, v in known.items() if _plain(v)}
     for key, value in settings.strategy_options.items():
@@ -205,6 +210,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
                    "final_epochs": s.final_epochs, "final_samples": s.final_samples, "final_top_k": s.final_top_k,
                    "prefilter_candidates": s.prefilter_candidates, "prefilter_keep": s.prefilter_keep},
         "seeds": {"seed": int(s.seed)},
+        # no section without refinement, so the config.toml of runs from before --refine still resume
+        **({"refine": {"method": s.refine}} if s.refine != "none" else {}),
         # what the command line changed of the profile's budgets (no section when nothing did)
         **({"constraints": s.constraints()} if s.constraints() else {}),
         "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir,
@@ -222,7 +229,7 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
     name = st.pop("name")
     return RunSettings(
         profile=profile or config["profile"]["id"], dataset=config["dataset"]["name"], space=config["space"]["name"],
-        strategy=name, budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
+        strategy=name, refine=config.get("refine", {}).get("method", "none"), budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
         search_epochs=b.get("search_epochs", 3), search_samples=b.get("search_samples"),
         final_epochs=b.get("final_epochs", 20), final_samples=b.get("final_samples"),
         final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),

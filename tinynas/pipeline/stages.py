@@ -1,7 +1,10 @@
 """The stages of a search, each skipped once its ``stages/<name>/done.json`` exists.
 
 staged:  prefilter -> search (regularized evolution seeded by the prefilter, low fidelity)
-         -> final (top few at full fidelity) -> winner
+         [-> refine (--refine darts|drnas|rdarts, mcunet: layer-wise supernet around the evolution's best,
+         mixing the block choices of its top candidates; derived + repaired arch journaled fidelity "supernet",
+         then trained at low fidelity; tinynas.pipeline.refine)] -> final (top few at full fidelity,
+         the refined arch among them when it ranks there) -> winner
 others:  search (the named strategy) -> final -> winner
 darts, drnas, rdarts: differentiable (layer-wise supernet of mcunet, derived + repaired arch: journal
          fidelity "supernet") -> search (evolution from the derived arch) -> final -> winner
@@ -10,14 +13,6 @@ journaled before the strategy hears of it, and the strategy's state is saved aft
 every tell, so a killed run resumes without training anything twice. A search that ends
 before its budget (every feasible arch tried, or the strategy done) says why in its done.json,
 the journal and the report, and hands the work it did not do to the final training.
-
-Coming next, deliberately not registered yet (each is a function ``(ctx) -> dict``
-registered in STAGES and inserted in ``stage_plan``; nothing else changes):
-
-- differentiable refinement inside ``staged`` (Liu et al. 2019, DARTS; for TinyML MicroNets,
-  Banbury et al. 2021): the ``differentiable`` stage (run by ``--strategy darts|drnas|rdarts``
-  before ``search``) around the evolution winner instead of a random base, between ``search``
-  and ``final``.
 
 ofa:     supernet (train or reuse the once-for-all supernet, tinynas.ofa) -> search (evolution over
          its subnets, scored by inherited accuracy: journal fidelity "ofa") -> final (fine-tuned
@@ -84,11 +79,12 @@ class StageContext:
         return self.resolved.settings
 
 
-def stage_plan(strategy: str) -> list[str]:
-    """The search stages for a strategy, in order."""
+def stage_plan(strategy: str, *, refine: str = "none") -> list[str]:
+    """The search stages for a strategy, in order (``refine``: staged's differentiable refinement)."""
     head = {"staged": ["prefilter"], "ofa": ["supernet"], **{d: ["differentiable"] for d in DIFFERENTIABLE}}.get(
         strategy, [])
-    return [*head, "search", "final", "winner"]
+    middle = ["refine"] if strategy == "staged" and refine != "none" else []
+    return [*head, "search", *middle, "final", "winner"]
 
 
 def stage_evaluator(ctx: StageContext) -> Evaluator:
@@ -239,6 +235,14 @@ def differentiable_stage(ctx: StageContext) -> dict:
     from tinynas.pipeline.differentiable import differentiable_stage as search_supernet
 
     return search_supernet(ctx)
+
+
+@STAGES.register("refine")
+def refine_stage(ctx: StageContext) -> dict:
+    """Refine the evolution's best arch by a differentiable search (tinynas.pipeline.refine)."""
+    from tinynas.pipeline.refine import refine_stage as refine
+
+    return refine(ctx)
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -444,7 +448,9 @@ def final_stage(ctx: StageContext) -> dict:
     """Train the top ``final_top_k`` search candidates at full fidelity, keeping their weights."""
     s, run = ctx.settings, ctx.run
     sdir = run.stage_dir("final")
-    top = top_candidates(run.journal.candidates(stage="search"), int(s.final_top_k))
+    from tinynas.pipeline.refine import final_entries
+
+    top = top_candidates(run.journal.candidates(stage="search") + final_entries(ctx), int(s.final_top_k))
     budget, extension = final_budget(ctx, n_final=len(top))
     if extension is not None and not any(e.get("event") == "extended" for e in run.journal.events(stage="final")):
         log.warning("final training: %s", extension["message"])

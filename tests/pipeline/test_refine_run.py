@@ -1,0 +1,120 @@
+"""`tinynas run --strategy staged --refine darts|drnas|rdarts`: the refine stage between evolution and final
+training (tinynas/pipeline/refine.py): which blocks it mixes, its refusals before anything is written, and a
+real tiny run on digits whose derived arch is journaled (fidelity "supernet") and resumes without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from tinynas.errors import SearchError
+from tinynas.darts import relax
+from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks
+from tinynas.pipeline.settings import RunSettings, settings_from_config
+from tinynas.pipeline.stages import stage_plan
+from tinynas.space import get_space
+from tinynas.space.arch import Arch
+
+FLAGS = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
+         "--final-top-k", "2", "--prefilter-candidates", "6", "--no-progress", "--max-macs", "200k"]
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    from tinynas.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def _arch(space, **blocks: tuple[int, int]) -> Arch:
+    """An mcunet arch with stage 2 of depth 2 (and whatever else the sample fixed), blocks set as given."""
+    import numpy as np
+
+    values = dict(space.canonical(space.sample(np.random.default_rng(0))).decisions)
+    values.update({f"s{s}_depth": 0 for s in range(1, 6)}, s2_depth=2)
+    for name, (k, e) in blocks.items():
+        values[f"{name}_kernel"], values[f"{name}_expand"] = k, e
+    return space.canonical(Arch.from_dict("mcunet", values))
+
+
+def test_mixes_only_the_blocks_where_the_top_candidates_disagree():
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
+    other = _arch(space, s2_b1=(3, 3), s2_b2=(7, 6))
+    assert block_choices([base, other])["s2_b2"] == {(5, 4), (7, 6)}
+    names, options = mixed_blocks(base, [base, other], max_blocks=4)
+    assert names == ["s2_b2"] and options == [(5, 4), (7, 6)]
+    plan = relax(space, base, options=options, blocks=names)
+    assert plan.shape == (1, 2) and plan.derive([[0.2, 0.8]])["s2_b2_kernel"] == 7
+    assert plan.derive([[0.2, 0.8]])["s2_b1_kernel"] == 3  # the agreed block keeps the base's choice
+    assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])
+    with pytest.raises(SearchError, match="not among the mixed options"):
+        relax(space, base, options=[(7, 6), (3, 4)], blocks=["s2_b2"])
+
+
+def test_plan_settings_and_config_carry_the_refine_method():
+    assert stage_plan("staged", refine="drnas") == ["prefilter", "search", "refine", "final", "winner"]
+    assert stage_plan("staged") == ["prefilter", "search", "final", "winner"]
+    assert stage_plan("evolution", refine="darts") == ["search", "final", "winner"]
+    s = RunSettings(profile="nano33ble", dataset="digits", space="mcunet", refine="rdarts")
+    config = {"profile": {"id": "nano33ble"}, "dataset": {"name": "digits"}, "space": {"name": "mcunet"},
+              "strategy": {"name": "staged"}, "refine": {"method": s.refine}}
+    assert settings_from_config(config).refine == "rdarts"
+    del config["refine"]
+    assert settings_from_config(config).refine == "none"  # a run from before --refine
+    with pytest.raises(SearchError, match="--refine 'adam' is unknown"):
+        check_refine(refine="adam", strategy="staged", space="mcunet")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "dscnn", "--strategy", "staged"], "space 'dscnn' has nothing to mix"),
+    (["--space", "mcunet", "--strategy", "evolution"], "refines the evolution of --strategy staged"),
+])
+def test_refusals_exit_1_before_anything_is_written(args, message, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = _run(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", *args,
+                     "--refine", "darts", *FLAGS, "--out", str(out))
+    assert code == 1 and message in err, err[-2000:]
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.slow
+def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet", "--strategy", "staged",
+            "--refine", "drnas", *FLAGS, "--out", str(out)]
+    code, err = _run(monkeypatch, capsys, *args)
+    assert code == 0, err[-3000:]
+    done = json.loads((out / "stages" / "refine" / "done.json").read_text())
+    lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
+    refined = [e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]
+    if done.get("skipped"):  # top candidates that agree on every block: said so, nothing trained
+        assert "nothing to mix" in done["skipped"] and not refined
+        return
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    derived = Arch.from_json(done["arch"])
+    space.validate(derived)
+    supernet = [e for e in refined if e["fidelity"] == "supernet"]
+    assert len(supernet) == 1 and supernet[0]["id"] == derived.id and supernet[0]["cost"]["fits"] is True
+    assert 1 <= done["mixed_blocks"] <= 4 and (out / "stages" / "refine" / "supernet.npz").is_file()
+    assert done["handed"] == (done["feasible"] and done["accuracy"] >= done["cut_accuracy"])
+    finals = {e["id"] for e in lines if e.get("stage") == "final" and e.get("type") == "candidate"}
+    assert (derived.id in finals) == done["handed"] or derived.id in finals
+    assert (out / "model" / "model_int8.tflite").is_file()
+    # killed after the supernet's last epoch, before the stage finished: resume from the checkpoint
+    (out / "stages" / "refine" / "done.json").unlink()
+    for later in ("final", "winner", "deploy"):
+        shutil.rmtree(out / "stages" / later, ignore_errors=True)
+    code, err = _run(monkeypatch, capsys, *args)
+    assert code == 0, err[-3000:]
+    again = json.loads((out / "stages" / "refine" / "done.json").read_text())
+    assert again["derived"] == derived.id
+    lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
+    assert len([e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]) == len(refined)
