@@ -3,7 +3,8 @@
 Phases: the full network; then elastic kernel; elastic depth (and the optional
 head, stages may be left out); elastic expand ratio (expansions re-sorted by
 importance first); elastic width. Every phase samples a random resolution per
-batch and ``subnets_per_step`` random subnets per step, each learning from the
+batch and ``subnets_per_step`` random subnets per step (forward passes traced
+once per block signature, ``tinynas.ofa.compiled``), each learning from the
 labels (with label smoothing) plus knowledge distillation from the full network
 as trained in phase one (weight ``kd_weight``, Hinton et al. 2015). Adam with a
 cosine learning rate restarted per phase.
@@ -29,6 +30,7 @@ import numpy as np
 
 from tinynas.errors import SupernetError
 from tinynas.ofa.cache import claim_dir, supernet_dir, supernet_meta
+from tinynas.ofa.compiled import CompiledForward
 from tinynas.ofa.plan import largest_archs
 from tinynas.ofa.supernet import ElasticMCUNet, copy_variables, load_weights, save_weights
 from tinynas.space.arch import Arch
@@ -228,6 +230,7 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
             report.notes.append(f"{exc}; distilling from the current weights instead")
             log.warning(report.notes[-1])
             teacher = copy_variables(net.variables)
+    forward = CompiledForward(net)  # one set of traces for all phases
     for index in range(start_phase, len(PHASES)):
         phase = PHASES[index]
         began = time.perf_counter()
@@ -235,7 +238,7 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
         if phase == "expand" and first_epoch == 0:
             net.sort_expansions()
         _train_phase(net, x, y, phase=phase, schedule=schedule, teacher=teacher, first_epoch=first_epoch,
-                     folder=folder, phases=phases, num_classes=space.num_classes)
+                     folder=folder, phases=phases, num_classes=space.num_classes, forward=forward)
         phases[phase] = save_weights(folder / f"phase_{phase}.npz", net.state())
         _write_state(folder, {"phases": phases, "epoch": None})
         if phase == "full":
@@ -250,7 +253,7 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
 
 def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str, schedule: ShrinkingSchedule,
                  teacher: dict[str, Any] | None, first_epoch: int, folder: Path, phases: dict[str, str],
-                 num_classes: int) -> None:
+                 num_classes: int, forward: CompiledForward) -> None:
     tf = net.tf
     space = net.space
     epochs = int(schedule.epochs[PHASES.index(phase)])
@@ -281,11 +284,11 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
                          for _ in range(schedule.subnets_per_step)]
             soft = None
             if teacher is not None and schedule.kd_weight > 0:
-                soft = tf.nn.softmax(net.logits(full.replace(resolution=res), xr, variables=teacher))
+                soft = tf.nn.softmax(forward.logits(full.replace(resolution=res), xr, variables=teacher))
             with tf.GradientTape() as tape:
                 loss = 0.0
                 for arch in archs:
-                    logits = net.logits(arch, xr)
+                    logits = forward.logits(arch, xr)
                     loss += tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits))
                     if soft is not None:
                         loss += schedule.kd_weight * tf.reduce_mean(

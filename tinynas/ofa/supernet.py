@@ -17,7 +17,7 @@ roomy ones want 0.5-1.0, so a sweep would train several. The supernet is built
 at ``max_width`` (archs with a wider multiplier are not covered: SupernetError).
 
 The supernet computes in eager TensorFlow over plain ``tf.Variable``s keyed by
-slot; ``extract`` writes the sliced weights into the model that
+slot (training runs the same maths through ``tinynas.ofa.compiled``); ``extract`` writes the sliced weights into the model that
 ``tinynas.space.keras_builder`` builds from the space's Graph, so cost model,
 int8 conversion and deployment see an ordinary model.
 """
