@@ -16,7 +16,7 @@ from typing import Any
 
 from tinynas.errors import SupernetError
 
-FORMAT = 1
+FORMAT = 2  # 2: the full network trains at the native resolution (shrinking.py)
 META_FILE = "supernet.json"
 
 
