@@ -16,7 +16,7 @@ from typing import Any
 
 from tinynas.errors import SupernetError
 
-FORMAT = 2  # 2: the full network trains at the native resolution (shrinking.py)
+FORMAT = 3  # 3: resolution is elastic only in the last shrinking phase (shrinking.py)
 META_FILE = "supernet.json"
 
 

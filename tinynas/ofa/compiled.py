@@ -39,7 +39,7 @@ class CompiledForward:
     def _function(self, body: Any, static: tuple, tensors: list[Any]) -> Any:
         """The traced ``body`` for the Python arguments ``static``: channel and batch dimensions relaxed,
         kernel sizes kept, so exactly one trace per ``static``."""
-        key = (body.__name__,) + static + tuple(tuple(t.shape[:2]) for t in tensors if len(t.shape) == 4)
+        key = (body.__name__,) + static + tuple(tuple(t.shape[:2]) for t in tensors[1:] if len(t.shape) == 4)
         fn = self._functions.get(key)
         if fn is None:
             tf = self.tf
