@@ -147,6 +147,7 @@ def test_schedule_scales_with_the_data_and_validates():
         ShrinkingSchedule(epochs=(1, 1))
 
 
+@pytest.mark.slow
 def test_the_full_network_learns_and_its_recalibrated_accuracy_is_far_above_chance(tmp_path):
     """The teacher phase on sklearn digits: once trained at one resolution, the largest subnet with
     BatchNorm recalibrated on training samples is accurate (it sat at chance when the full network
