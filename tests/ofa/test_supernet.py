@@ -101,3 +101,18 @@ def test_other_spaces_are_refused():
     space = get_space("dscnn", input_shape=(40, 1), num_classes=4)
     with pytest.raises(SupernetError, match="'mcunet' space only"):
         subnet_plan(space, space.sample(np.random.default_rng(0)))
+
+
+def test_recalibrated_statistics_do_not_depend_on_the_batch_size(supernet):
+    """Pooled over batches, the first BatchNorm's statistics are those of all samples at once (a mean
+    of per-batch variances would miss the spread of the batch means). Deeper layers see inputs
+    normalized by each batch's own statistics (OFA's recalibration), so only the stem is exact."""
+    arch = _archs(supernet.space, 1, seed=5)[0]
+    x = np.random.default_rng(2).random((40, *SHAPE), dtype=np.float32)
+    whole = supernet.recalibrate(arch, x, batch_size=40)
+    pooled = supernet.recalibrate(arch, x, batch_size=7)  # uneven last batch
+    assert whole.keys() == pooled.keys()
+    mean, var = whole["stem"]
+    np.testing.assert_allclose(pooled["stem"][0], mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled["stem"][1], var, rtol=1e-3, atol=1e-5)
+    assert np.ptp(var) > 0  # distinct channels, not a trivially equal constant

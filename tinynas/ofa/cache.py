@@ -16,7 +16,7 @@ from typing import Any
 
 from tinynas.errors import SupernetError
 
-FORMAT = 1
+FORMAT = 3  # 3: resolution is elastic only in the last shrinking phase (shrinking.py)
 META_FILE = "supernet.json"
 
 

@@ -17,7 +17,7 @@ roomy ones want 0.5-1.0, so a sweep would train several. The supernet is built
 at ``max_width`` (archs with a wider multiplier are not covered: SupernetError).
 
 The supernet computes in eager TensorFlow over plain ``tf.Variable``s keyed by
-slot; ``extract`` writes the sliced weights into the model that
+slot (training runs the same maths through ``tinynas.ofa.compiled``); ``extract`` writes the sliced weights into the model that
 ``tinynas.space.keras_builder`` builds from the space's Graph, so cost model,
 int8 conversion and deployment see an ordinary model.
 """
@@ -215,10 +215,21 @@ class ElasticMCUNet:
     def recalibrate(self, arch: Arch, x: np.ndarray, *, batch_size: int = 256) -> dict[str, tuple[Any, Any]]:
         """BatchNorm statistics of ``arch`` averaged over ``x`` (OFA sec. 3.3: before judging a subnet)."""
         collect: dict[str, list] = {}
+        sizes = []
         for start in range(0, len(x), batch_size):
+            sizes.append(len(x[start:start + batch_size]))
             self.logits(arch, x[start:start + batch_size], collect=collect)
-        return {slot: (np.mean([m for m, _ in vals], axis=0), np.mean([v for _, v in vals], axis=0))
-                for slot, vals in collect.items()}
+        weights = np.asarray(sizes, np.float64) / float(sum(sizes))
+        out = {}
+        for slot, vals in collect.items():
+            means = np.stack([m for m, _ in vals]).astype(np.float64)
+            variances = np.stack([v for _, v in vals]).astype(np.float64)
+            mean = weights @ means
+            # the variance over all samples, not the mean of per-batch variances (which misses the
+            # spread of the batch means): E[var_b + mean_b^2] - mean^2, batches weighted by size
+            var = np.maximum(weights @ (variances + means ** 2) - mean ** 2, 0.0)
+            out[slot] = (mean.astype(np.float32), var.astype(np.float32))
+        return out
 
     def predict(self, arch: Arch, x: np.ndarray, bn_stats: dict[str, tuple[Any, Any]], *,
                 batch_size: int = 512) -> np.ndarray:
