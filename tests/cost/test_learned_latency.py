@@ -66,6 +66,47 @@ def test_json_round_trip_predicts_the_same(synthetic_model):
     assert back.predict_ms(converter_view(_graph(7, (160, 160, 3)))) > back.predict_ms(g)
 
 
+def test_group_scales_and_per_kernel_cost_round_trip_and_price(synthetic_model):
+    import dataclasses
+
+    g = converter_view(_graph(7))
+    sums, kernels = synthetic_model.group_sums(g)
+    assert kernels == sum(op.kind != "RESHAPE" for op in g.ops) and all(v > 0 for v in sums.values())
+    model = dataclasses.replace(synthetic_model, group_scales={"dwconv": 2.0}, op_ms=0.001)
+    expected = 0.01 + 0.001 * kernels + sum((2.0 if k == "dwconv" else 0.9) * v for k, v in sums.items())
+    assert model.predict_ms(g) == pytest.approx(expected)
+    back = KernelLatencyModel.from_json(json.loads(json.dumps(model.to_json())))
+    assert back.group_scales == {"dwconv": 2.0} and back.predict_ms(g) == pytest.approx(expected)
+    bad = dict(model.to_json(), group_scales={"dwconv": -1.0})
+    with pytest.raises(CostError, match="group_scales positive"):
+        KernelLatencyModel.from_json(bad)
+
+
+def test_large_depthwise_kernels_are_their_own_correction_group():
+    from tinynas.cost.kernel_latency import scale_group
+
+    assert scale_group("dwconv", {"kernel": 7}) == "dwconv_large"
+    assert scale_group("dwconv", {"kernel": 5}) == "dwconv" and scale_group("conv", {"kernel": 7}) == "conv"
+
+
+def test_fit_correction_recovers_scales_and_per_kernel_cost():
+    from tinynas.measure.kernel_calibrate import fit_correction
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(30):
+        groups = {"conv1x1": float(rng.uniform(0.1, 2)), "dwconv": float(rng.uniform(0.1, 2))}
+        kernels = int(rng.integers(20, 60))
+        measured = 0.002 + 0.0015 * kernels + 1.2 * groups["conv1x1"] + 0.8 * groups["dwconv"]
+        rows.append({"measured_ms": measured, "kernels": kernels, "group_ms": groups})
+    fit = fit_correction(rows, invoke_ms=0.002, ridge=1e-6)
+    assert fit.group_scales == pytest.approx({"conv1x1": 1.2, "dwconv": 0.8}, rel=1e-3)
+    assert fit.op_ms == pytest.approx(0.0015, rel=1e-3) and fit.median_error_pct < 0.1
+    # too few whole models for a fit: the median ratio scales every kernel
+    few = fit_correction(rows[:2], invoke_ms=0.002)
+    assert few.group_scales == {} and few.op_ms == 0.0 and few.kernel_scale > 0
+
+
 def test_numpy_trees_agree_with_sklearn():
     from sklearn.tree import DecisionTreeRegressor
 

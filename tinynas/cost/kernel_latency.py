@@ -46,6 +46,16 @@ def kernel_kind(op: Op, graph: Graph) -> str:
             "AVERAGE_POOL_2D": "pool", "ADD": "add", "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
 
 
+def scale_group(kind: str, config: Mapping[str, float]) -> str:
+    """The whole-model correction group of a kernel: its kind, with depthwise convolutions of more than
+    25 taps (7x7) apart: XNNPACK has single-pass depthwise microkernels up to 25 taps and runs larger
+    ones multi-pass, an order of magnitude slower per MAC, and their cost inside a model differs from
+    their cost alone more than the other kernels' does."""
+    if kind == "dwconv" and float(config["kernel"]) > 5:
+        return "dwconv_large"
+    return kind
+
+
 def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) == 4:
         return shape[1], shape[2], shape[3]
@@ -124,14 +134,19 @@ class Tree:
 @dataclass(frozen=True)
 class KernelLatencyModel:
     """Per-kind forests predicting log(kernel ms) from ``feature_vector``; a model's latency is
-    ``invoke_ms`` plus ``kernel_scale`` x the sum over its kernels (the scale is fitted on a few whole
-    models: isolated kernels run with colder caches than inside a model). A kind without a forest costs ``fallback_ms``."""
+    ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its ``scale_group``'s
+    entry of ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
+    whole models: a kernel alone runs with other caches and its own dispatch than inside a model, and
+    the per-kernel dispatch cost is lost when the empty model's time is subtracted from each kernel.
+    A kind without a forest costs ``fallback_ms``."""
 
     forests: dict[str, tuple[Tree, ...]]
     invoke_ms: float
     threads: int = 1
     kernel_scale: float = 1.0
     fallback_ms: float = 0.0
+    group_scales: dict[str, float] = field(default_factory=dict)
+    op_ms: float = 0.0
     source: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -144,19 +159,31 @@ class KernelLatencyModel:
         x = np.stack([feature_vector(c) for c in configs])
         return np.exp(np.mean([t.predict(x) for t in trees], axis=0))
 
-    def predict_ms(self, graph: Graph) -> float:
-        """Predicted milliseconds of one inference of ``graph`` (the converter's view: one op, one kernel)."""
+    def group_sums(self, graph: Graph) -> tuple[dict[str, float], int]:
+        """Unscaled predicted kernel milliseconds of ``graph`` summed per ``scale_group``, and its
+        number of kernels: what the whole-model correction is fitted on."""
         by_kind: dict[str, list[dict[str, float]]] = {}
         for op in graph.ops:
             if op.kind == "RESHAPE":  # XNNPACK makes it a view of the same buffer
                 continue
             by_kind.setdefault(kernel_kind(op, graph), []).append(kernel_features(op, graph))
-        kernels = sum(self.kernel_ms(k, c).sum() for k, c in by_kind.items())
-        return float(self.invoke_ms + self.kernel_scale * kernels)
+        sums: dict[str, float] = {}
+        for kind, configs in by_kind.items():
+            for cfg, ms in zip(configs, self.kernel_ms(kind, configs)):
+                group = scale_group(kind, cfg)
+                sums[group] = sums.get(group, 0.0) + float(ms)
+        return sums, sum(len(c) for c in by_kind.values())
+
+    def predict_ms(self, graph: Graph) -> float:
+        """Predicted milliseconds of one inference of ``graph`` (the converter's view: one op, one kernel)."""
+        sums, kernels = self.group_sums(graph)
+        total = sum(self.group_scales.get(g, self.kernel_scale) * ms for g, ms in sums.items())
+        return float(self.invoke_ms + self.op_ms * kernels + total)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
-                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "source": self.source,
+                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "group_scales": self.group_scales,
+                "op_ms": self.op_ms, "source": self.source,
                 "stats": self.stats,
                 "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
 
@@ -175,15 +202,18 @@ class KernelLatencyModel:
             invoke = float(data["invoke_ms"])
             fallback = float(data.get("fallback_ms", 0.0))
             scale = float(data.get("kernel_scale", 1.0))
+            op_ms = float(data.get("op_ms", 0.0))
+            groups = {str(k): float(v) for k, v in dict(data.get("group_scales", {})).items()}
         except (KeyError, TypeError, ValueError):
-            raise CostError(f"{where}: invoke_ms must be a number of milliseconds") from None
-        if not (math.isfinite(invoke) and invoke >= 0 and math.isfinite(fallback) and fallback >= 0
-                and math.isfinite(scale) and scale > 0):
-            raise CostError(f"{where}: invoke_ms and fallback_ms must be finite and not negative, "
-                            "kernel_scale positive")
+            raise CostError(f"{where}: invoke_ms, op_ms and group_scales must be numbers") from None
+        if not (all(math.isfinite(v) and v >= 0 for v in (invoke, fallback, op_ms))
+                and all(math.isfinite(v) and v > 0 for v in (scale, *groups.values()))):
+            raise CostError(f"{where}: invoke_ms, op_ms and fallback_ms must be finite and not negative, "
+                            "kernel_scale and group_scales positive; calibrate again (tinynas calibrate --measure host)")
         return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
                             for k, v in forests.items()},
                    invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
+                   group_scales=groups, op_ms=op_ms,
                    source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
 
 

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -144,7 +144,8 @@ def host_profile(profile: Any) -> Any:
 @dataclass(frozen=True)
 class KernelCalibration:
     """What ``calibrate_host`` measured and fitted: kernels per kind, the in-sample and 5-fold
-    held-out median relative error of single-kernel predictions, where it was written."""
+    held-out median relative error of single-kernel predictions, the whole-model correction
+    (``fit_correction``) and the whole models it was fitted on, where it was written."""
 
     profile_id: str
     kernels: int
@@ -154,10 +155,16 @@ class KernelCalibration:
     per_kind: dict[str, dict[str, float]]
     model_path: str | None
     samples: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    group_scales: dict[str, float] = field(default_factory=dict)
+    op_ms: float = 0.0
+    whole_model_error_pct: float = -1.0
+    whole_models: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile_id": self.profile_id, "kernels": self.kernels, "invoke_ms": self.invoke_ms,
-                "threads": self.threads, "kernel_scale": self.kernel_scale, "per_kind": self.per_kind,
+                "threads": self.threads, "kernel_scale": self.kernel_scale, "group_scales": self.group_scales,
+                "op_ms": self.op_ms, "whole_model_error_pct": self.whole_model_error_pct,
+                "whole_models": list(self.whole_models), "per_kind": self.per_kind,
                 "model_path": self.model_path,
                 "samples": list(self.samples)}
 
@@ -189,14 +196,54 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
     return forests, stats
 
 
+@dataclass(frozen=True)
+class Correction:
+    """The whole-model correction of summed kernel predictions (``KernelLatencyModel``): one scale per
+    kernel group seen in the whole models, the scale of the others, a per-kernel cost, and the
+    in-sample median relative error of whole models with it."""
+
+    kernel_scale: float
+    group_scales: dict[str, float]
+    op_ms: float
+    median_error_pct: float
+
+
+def fit_correction(rows: Sequence[Mapping[str, Any]], *, invoke_ms: float, ridge: float = 0.05) -> Correction:
+    """Fit ``measured = invoke_ms + op_ms x kernels + sum_g scale_g x group_ms[g]`` on whole models
+    (``rows``: ``measured_ms``, ``kernels``, ``group_ms``) by least squares on the relative error, the
+    figure the goal is stated in, with each scale pulled towards the median ratio by ``ridge`` (a
+    group that is rare in the rows keeps about that ratio). Scales stay in [0.2, 5], ``op_ms`` >= 0."""
+    from scipy.optimize import lsq_linear
+
+    rows = [r for r in rows if r["measured_ms"] > 0]
+    if not rows:
+        return Correction(1.0, {}, 0.0, -1.0)
+    ratios = [(r["measured_ms"] - invoke_ms) / s for r in rows if (s := sum(r["group_ms"].values())) > 0]
+    prior = float(np.clip(np.median(ratios), 0.2, 5.0)) if ratios else 1.0
+    groups = sorted({g for r in rows for g, v in r["group_ms"].items() if v > 0})
+    if len(rows) < len(groups) + 2:  # too few whole models for a fit: the median ratio alone
+        return Correction(prior, {}, 0.0, -1.0)
+    # columns: op_ms in us (so that all columns are of similar size), then one scale per group
+    a = np.array([[r["kernels"] * 1e-3 / r["measured_ms"]] + [r["group_ms"].get(g, 0.0) / r["measured_ms"]
+                                                             for g in groups] for r in rows])
+    b = np.array([1.0 - invoke_ms / r["measured_ms"] for r in rows])
+    reg = np.sqrt(ridge) * np.eye(len(groups) + 1)[1:]
+    sol = lsq_linear(np.vstack([a, reg]), np.concatenate([b, np.sqrt(ridge) * np.full(len(groups), prior)]),
+                     bounds=([0.0] + [0.2] * len(groups), [np.inf] + [5.0] * len(groups)))
+    op_ms = float(sol.x[0]) * 1e-3
+    scales = {g: float(v) for g, v in zip(groups, sol.x[1:])}
+    err = np.abs(a @ sol.x - b)  # predicted / measured - 1, as b is 1 - invoke / measured
+    return Correction(prior, scales, op_ms, round(float(np.median(err)) * 100.0, 2))
+
+
 def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
                    home: Path | None = None, whole_models: int | None = None,
                    on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
     """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
-    ``whole_models`` (default n / 30, at least 2) whole random models are timed too, and the median
-    ratio of measured to summed kernel latency scales the kernel sum. ``threads`` defaults to the
+    ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
+    correction of the kernel sum (``fit_correction``: a scale per kernel group, a per-kernel cost). ``threads`` defaults to the
     profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
     measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
     """
@@ -219,29 +266,35 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     from tinynas.space import get_space
 
     forests, stats = fit_forests(samples, seed=seed)
-    # Isolated kernels start from cold caches and their own input, so their sum overshoots a whole model
-    # (by ~10 % on this host); a few whole models (from the calibration seed, not the benchmark's) set
-    # one scale on the kernel sum.
+    # A kernel alone runs with other caches and its own dispatch than inside a model, and subtracting the
+    # empty model's time from each kernel loses the per-kernel dispatch: a few whole models (from the
+    # calibration seed, not the benchmark's) fit a scale per kernel group and a per-kernel cost.
     unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads)
-    ratios = []
+    rows = []
     rng = np.random.default_rng(seed + 1)
-    for j in range(whole_models if whole_models is not None else max(2, n // 30)):
+    for j in range(whole_models if whole_models is not None else max(2, n // 12)):
         name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
         space = get_space(name, input_shape=shape, num_classes=10)
         g = space.graph(space.sample(rng))
         measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
-        kernel_sum = unscaled.predict_ms(converter_view(g)) - overhead
-        if kernel_sum > 0:
-            ratios.append((measured - overhead) / kernel_sum)
-    scale = float(np.median(ratios)) if ratios else 1.0
+        sums, count = unscaled.group_sums(converter_view(g))
+        rows.append({"space": name, "input": "x".join(map(str, shape)), "measured_ms": measured,
+                     "kernels": count, "group_ms": sums})
+    correction = fit_correction(rows, invoke_ms=overhead)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, kernel_scale=scale,
-                               source=f"LiteRT on the host, {len(samples)} kernels, {threads} thread(s), {stamp}",
+    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads,
+                               kernel_scale=correction.kernel_scale, group_scales=correction.group_scales,
+                               op_ms=correction.op_ms,
+                               source=f"LiteRT on the host, {len(samples)} kernels, {len(rows)} whole models, "
+                                      f"{threads} thread(s), {stamp}",
                                stats={"kernels": len(samples), "per_kind": stats, "date": stamp,
-                                      "whole_model_ratios": [round(r, 4) for r in ratios]})
+                                      "whole_models": rows,
+                                      "whole_model_in_sample_median_error_pct": correction.median_error_pct})
     path = save_kernel_model(profile.id, model, home=home) if save else None
     if path is not None:
         log.info("%s: kernel latency model written to %s", profile.id, path)
     return KernelCalibration(profile_id=profile.id, kernels=len(samples), invoke_ms=overhead, threads=threads,
-                             kernel_scale=scale,
-                             per_kind=stats, model_path=str(path) if path else None, samples=tuple(samples))
+                             kernel_scale=correction.kernel_scale, per_kind=stats,
+                             model_path=str(path) if path else None, samples=tuple(samples),
+                             group_scales=correction.group_scales, op_ms=correction.op_ms,
+                             whole_model_error_pct=correction.median_error_pct, whole_models=tuple(rows))
