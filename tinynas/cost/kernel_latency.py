@@ -82,6 +82,16 @@ def kernel_features(op: Op, graph: Graph) -> dict[str, float]:
             "in_elems": sum(a.size for a in acts), "out_elems": t[op.outputs[0]].size}
 
 
+TARGETS = ("log_ms", "log_ms_per_work")
+
+
+def kernel_work(config: Mapping[str, float]) -> float:
+    """What a kernel's time grows with: its MACs, or for a kernel without (pool, add, mean) the larger
+    of its input and output elements. A forest that predicts time per unit of work extrapolates to
+    kernels larger than any it was fitted on; one that predicts time cannot."""
+    return max(float(config["macs"]), float(config["in_elems"]), float(config["out_elems"]), 1.0)
+
+
 def feature_vector(config: Mapping[str, float]) -> np.ndarray:
     """``FEATURES`` of a kernel configuration as the regressors see them: log2(1 + x)."""
     return np.log2(1.0 + np.array([float(config[f]) for f in FEATURES], dtype=np.float64))
@@ -133,7 +143,8 @@ class Tree:
 
 @dataclass(frozen=True)
 class KernelLatencyModel:
-    """Per-kind forests predicting log(kernel ms) from ``feature_vector``; a model's latency is
+    """Per-kind forests predicting log(kernel ms) from ``feature_vector``, or with ``target``
+    ``log_ms_per_work`` log(kernel ms / ``kernel_work``); a model's latency is
     ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its ``scale_group``'s
     entry of ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
     whole models: a kernel alone runs with other caches and its own dispatch than inside a model, and
@@ -145,6 +156,7 @@ class KernelLatencyModel:
     threads: int = 1
     kernel_scale: float = 1.0
     fallback_ms: float = 0.0
+    target: str = "log_ms"
     group_scales: dict[str, float] = field(default_factory=dict)
     op_ms: float = 0.0
     source: str = ""
@@ -157,7 +169,10 @@ class KernelLatencyModel:
         if not trees:
             return np.full(len(configs), self.fallback_ms)
         x = np.stack([feature_vector(c) for c in configs])
-        return np.exp(np.mean([t.predict(x) for t in trees], axis=0))
+        ms = np.exp(np.mean([t.predict(x) for t in trees], axis=0))
+        if self.target == "log_ms_per_work":
+            ms = ms * np.array([kernel_work(c) for c in configs])
+        return ms
 
     def group_sums(self, graph: Graph) -> tuple[dict[str, float], int]:
         """Unscaled predicted kernel milliseconds of ``graph`` summed per ``scale_group``, and its
@@ -182,7 +197,8 @@ class KernelLatencyModel:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
-                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "group_scales": self.group_scales,
+                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "target": self.target,
+                "group_scales": self.group_scales,
                 "op_ms": self.op_ms, "source": self.source,
                 "stats": self.stats,
                 "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
@@ -206,6 +222,10 @@ class KernelLatencyModel:
             groups = {str(k): float(v) for k, v in dict(data.get("group_scales", {})).items()}
         except (KeyError, TypeError, ValueError):
             raise CostError(f"{where}: invoke_ms, op_ms and group_scales must be numbers") from None
+        target = str(data.get("target", "log_ms"))
+        if target not in TARGETS:
+            raise CostError(f"{where}: target must be one of {', '.join(TARGETS)}, got {target!r}; "
+                            "calibrate again (tinynas calibrate --measure host)")
         if not (all(math.isfinite(v) and v >= 0 for v in (invoke, fallback, op_ms))
                 and all(math.isfinite(v) and v > 0 for v in (scale, *groups.values()))):
             raise CostError(f"{where}: invoke_ms, op_ms and fallback_ms must be finite and not negative, "
@@ -213,7 +233,7 @@ class KernelLatencyModel:
         return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
                             for k, v in forests.items()},
                    invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
-                   group_scales=groups, op_ms=op_ms,
+                   group_scales=groups, op_ms=op_ms, target=target,
                    source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
 
 

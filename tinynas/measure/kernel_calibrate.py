@@ -5,10 +5,10 @@
 graphs of random architectures of the spaces (so their configurations cover what
 searches produce, with larger inputs than MCUs take), each rebuilt as a one-kernel
 model, quantized to int8 like the deploy path and timed with LiteRT
-(``measure.host.time_litert``). A kernel's latency is the model's median minus the
-median of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
+(``time_tflite``: the fastest run's CPU time). A kernel's latency is the model's time minus
+the time of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
 per-invoke overhead, which the model adds back once. One random forest per kernel
-kind is fitted on log(ms) and stored as JSON (``tinynas.cost.kernel_latency``).
+kind is fitted on log(ms per MAC or element) and stored as JSON (``tinynas.cost.kernel_latency``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from tinynas.cost.convert import converter_view
 from tinynas.cost.kernel_latency import (KernelLatencyModel, Tree, feature_vector, kernel_features,
-                                         kernel_kind, save_kernel_model)
+                                         kernel_kind, kernel_work, save_kernel_model)
 from tinynas.errors import MeasureError
 from tinynas.space.graph import Graph, GraphBuilder, Op
 
@@ -104,19 +104,25 @@ def _overhead_graph() -> Graph:
 
 
 def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float = 60.0) -> float:
-    """Median ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
-    after warm-up. With one thread each run is timed by the thread's CPU time
-    (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
-    load and short ones' does not, and kernels would no longer add up to models."""
+    """Fastest ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
+    after warm-up of at least 5 runs or 20 ms. With one thread each run is timed by the thread's CPU
+    time (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
+    load and short ones' does not, and kernels would no longer add up to models.
+
+    The minimum, not the median: on this shared 2-core machine other processes' TensorFlow jobs evict
+    the caches and take memory bandwidth, so the CPU-time median of one model moved by +-20 % from one
+    measurement to the next while its minimum stayed within 1-2 % (``benchmarks/mobile_latency``).
+    The minimum is what the model costs a core that has its caches to itself."""
     from tinynas.measure.host import time_litert, time_litert_cpu
 
     def timed(runs: int, warmup: int) -> float:
         if threads == 1:
-            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).median_ms
-        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).median_ms
+            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).min_ms
+        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).min_ms
 
     probe = timed(3, 2)
-    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), 3)
+    warmup = int(min(50, max(5, 20.0 / max(probe, 1e-3))))
+    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), warmup)
 
 
 def time_graph(graph: Graph, *, threads: int, seed: int, min_total_ms: float = 60.0) -> float:
@@ -169,10 +175,12 @@ class KernelCalibration:
                 "samples": list(self.samples)}
 
 
-def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30
+def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30,
+                target: str = "log_ms"
                 ) -> tuple[dict[str, tuple[Tree, ...]], dict[str, dict[str, float]]]:
-    """One random forest per kind on (log2 features -> log ms), exported to ``Tree``s, with each
-    kind's 5-fold held-out median relative error."""
+    """One random forest per kind on (log2 features -> ``target``: log ms, or log of ms per
+    ``kernel_work``), exported to ``Tree``s, with each kind's 5-fold held-out median relative error
+    of the kernel's ms."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.model_selection import cross_val_predict
 
@@ -182,6 +190,8 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
         rows = [s for s in samples if s["kind"] == kind]
         x = np.stack([feature_vector(s["config"]) for s in rows])
         y = np.log(np.array([s["kernel_ms"] for s in rows]))
+        if target == "log_ms_per_work":
+            y = y - np.log(np.array([kernel_work(s["config"]) for s in rows]))
         rf = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.8, random_state=seed)
         held = None
         if len(rows) >= 5:
@@ -191,7 +201,8 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
         forests[kind] = tuple(Tree(e.tree_.children_left.astype(np.int64), e.tree_.children_right.astype(np.int64),
                                    e.tree_.feature.astype(np.int64), e.tree_.threshold.astype(np.float64),
                                    e.tree_.value[:, 0, 0].astype(np.float64)) for e in rf.estimators_)
-        stats[kind] = {"kernels": len(rows), "median_ms": float(np.exp(np.median(y))),
+        ms = np.array([s["kernel_ms"] for s in rows])
+        stats[kind] = {"kernels": len(rows), "median_ms": float(np.median(ms)),
                        "held_out_median_error_pct": -1.0 if held is None else round(held, 2)}
     return forests, stats
 
@@ -265,11 +276,11 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
             on_kernel(i + 1, len(kernels))
     from tinynas.space import get_space
 
-    forests, stats = fit_forests(samples, seed=seed)
+    forests, stats = fit_forests(samples, seed=seed, target="log_ms_per_work")
     # A kernel alone runs with other caches and its own dispatch than inside a model, and subtracting the
     # empty model's time from each kernel loses the per-kernel dispatch: a few whole models (from the
     # calibration seed, not the benchmark's) fit a scale per kernel group and a per-kernel cost.
-    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads)
+    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work")
     rows = []
     rng = np.random.default_rng(seed + 1)
     for j in range(whole_models if whole_models is not None else max(2, n // 12)):
@@ -282,7 +293,7 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
                      "kernels": count, "group_ms": sums})
     correction = fit_correction(rows, invoke_ms=overhead)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads,
+    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work",
                                kernel_scale=correction.kernel_scale, group_scales=correction.group_scales,
                                op_ms=correction.op_ms,
                                source=f"LiteRT on the host, {len(samples)} kernels, {len(rows)} whole models, "
