@@ -73,6 +73,7 @@ def test_group_scales_and_per_kernel_cost_round_trip_and_price(synthetic_model):
     sums, kernels = synthetic_model.group_sums(g)
     assert kernels == sum(op.kind != "RESHAPE" for op in g.ops) and all(v > 0 for v in sums.values())
     model = dataclasses.replace(synthetic_model, group_scales={"dwconv": 2.0}, op_ms=0.001)
+    assert model.target == "log_ms"
     expected = 0.01 + 0.001 * kernels + sum((2.0 if k == "dwconv" else 0.9) * v for k, v in sums.items())
     assert model.predict_ms(g) == pytest.approx(expected)
     back = KernelLatencyModel.from_json(json.loads(json.dumps(model.to_json())))
@@ -82,11 +83,16 @@ def test_group_scales_and_per_kernel_cost_round_trip_and_price(synthetic_model):
         KernelLatencyModel.from_json(bad)
 
 
-def test_large_depthwise_kernels_are_their_own_correction_group():
-    from tinynas.cost.kernel_latency import scale_group
+def test_kernels_xnnpack_runs_differently_are_kinds_of_their_own():
+    from tinynas.space.graph import GraphBuilder
 
-    assert scale_group("dwconv", {"kernel": 7}) == "dwconv_large"
-    assert scale_group("dwconv", {"kernel": 5}) == "dwconv" and scale_group("conv", {"kernel": 7}) == "conv"
+    b = GraphBuilder(input_shape=(16, 16, 8), name="k")
+    x = b.depthwise_conv2d(b.input, kernel=(7, 7), stride=(1, 1), padding="same", batch_norm=False)
+    x = b.depthwise_conv2d(x, kernel=(5, 5), stride=(1, 1), padding="same", batch_norm=False)
+    x = b.pool2d(x, kind="avg", pool=2, stride=2)
+    x = b.pool2d(x, kind="max", pool=2, stride=2)
+    g = b.build(outputs=[x])
+    assert [kernel_kind(op, g) for op in g.ops] == ["dwconv_large", "dwconv", "avgpool", "pool"]
 
 
 def test_fit_correction_recovers_scales_and_per_kernel_cost():

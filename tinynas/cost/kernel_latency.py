@@ -30,30 +30,25 @@ from tinynas.space.graph import Graph, Op
 
 FORMAT = "tinynas-kernel-latency/1"
 # Kernel kinds: ops that run as the same kernel family share a regressor.
-KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax", "other")
+KINDS = ("conv", "conv1x1", "dwconv", "dwconv_large", "fc", "pool", "avgpool", "add", "mean", "softmax", "other")
 # The configuration of a kernel; sizes enter as log2(1 + x) so a tree splits where a size doubles.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "kernel", "stride", "h_out", "w_out", "macs", "in_elems", "out_elems")
 
 
 def kernel_kind(op: Op, graph: Graph) -> str:
-    """The regressor that prices ``op``: its TFLite kind, with 1x1 convolutions apart (XNNPACK runs
-    them as a GEMM without im2col)."""
+    """The regressor that prices ``op``: its TFLite kind, with the kernels XNNPACK runs differently
+    apart, as measured on the host: 1x1 convolutions (a GEMM without im2col); depthwise convolutions
+    of more than 25 taps (7x7: multi-pass, about 12x the time per MAC of 3x3 and 5x5, which have
+    single-pass microkernels); average pools (about 20x a max pool of the same shape)."""
     kind = op.kind
     if kind == "CONV_2D":
         k = graph.tensors[op.inputs[1]].shape
         return "conv1x1" if k[1] == 1 and k[2] == 1 else "conv"
-    return {"DEPTHWISE_CONV_2D": "dwconv", "FULLY_CONNECTED": "fc", "MAX_POOL_2D": "pool",
-            "AVERAGE_POOL_2D": "pool", "ADD": "add", "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
-
-
-def scale_group(kind: str, config: Mapping[str, float]) -> str:
-    """The whole-model correction group of a kernel: its kind, with depthwise convolutions of more than
-    25 taps (7x7) apart: XNNPACK has single-pass depthwise microkernels up to 25 taps and runs larger
-    ones multi-pass, an order of magnitude slower per MAC, and their cost inside a model differs from
-    their cost alone more than the other kernels' does."""
-    if kind == "dwconv" and float(config["kernel"]) > 5:
-        return "dwconv_large"
-    return kind
+    if kind == "DEPTHWISE_CONV_2D":
+        k = graph.tensors[op.inputs[1]].shape
+        return "dwconv_large" if k[1] * k[2] > 25 else "dwconv"
+    return {"FULLY_CONNECTED": "fc", "MAX_POOL_2D": "pool", "AVERAGE_POOL_2D": "avgpool", "ADD": "add",
+            "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
 
 
 def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -145,8 +140,8 @@ class Tree:
 class KernelLatencyModel:
     """Per-kind forests predicting log(kernel ms) from ``feature_vector``, or with ``target``
     ``log_ms_per_work`` log(kernel ms / ``kernel_work``); a model's latency is
-    ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its ``scale_group``'s
-    entry of ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
+    ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its kind's entry of
+    ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
     whole models: a kernel alone runs with other caches and its own dispatch than inside a model, and
     the per-kernel dispatch cost is lost when the empty model's time is subtracted from each kernel.
     A kind without a forest costs ``fallback_ms``."""
@@ -175,18 +170,14 @@ class KernelLatencyModel:
         return ms
 
     def group_sums(self, graph: Graph) -> tuple[dict[str, float], int]:
-        """Unscaled predicted kernel milliseconds of ``graph`` summed per ``scale_group``, and its
+        """Unscaled predicted kernel milliseconds of ``graph`` summed per kernel kind, and its
         number of kernels: what the whole-model correction is fitted on."""
         by_kind: dict[str, list[dict[str, float]]] = {}
         for op in graph.ops:
             if op.kind == "RESHAPE":  # XNNPACK makes it a view of the same buffer
                 continue
             by_kind.setdefault(kernel_kind(op, graph), []).append(kernel_features(op, graph))
-        sums: dict[str, float] = {}
-        for kind, configs in by_kind.items():
-            for cfg, ms in zip(configs, self.kernel_ms(kind, configs)):
-                group = scale_group(kind, cfg)
-                sums[group] = sums.get(group, 0.0) + float(ms)
+        sums = {kind: float(self.kernel_ms(kind, configs).sum()) for kind, configs in by_kind.items()}
         return sums, sum(len(c) for c in by_kind.values())
 
     def predict_ms(self, graph: Graph) -> float:

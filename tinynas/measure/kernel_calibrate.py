@@ -33,13 +33,17 @@ MEASURE_TARGETS = ("host",)
 # Input shapes per space for mobile targets: the spaces' defaults and larger images.
 SPACE_INPUTS = (("mcunet", (96, 96, 3)), ("mcunet", (160, 160, 3)), ("dscnn", (49, 10, 1)),
                 ("nanonas", (64, 64, 3)), ("nanonas", (128, 128, 3)), ("mcunet", (224, 224, 3)))
-MEASURED_KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax")
+MEASURED_KINDS = ("conv", "conv1x1", "dwconv", "dwconv_large", "fc", "pool", "avgpool", "add", "mean", "softmax")
+# Kinds that cost about one dispatch whatever their configuration: a few samples each, the rest of
+# the budget goes to the kinds whose time varies over orders of magnitude.
+LIGHT_KINDS = ("add", "fc", "mean", "softmax")
 
 
 def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, tuple[int, ...]]] = SPACE_INPUTS,
                    archs_per_space: int = 12) -> list[tuple[str, dict[str, Any], Op, Graph]]:
     """``n`` kernels (kind, configuration, op, its graph) from random archs of the spaces, drawn
-    round-robin over the kinds so that rare kinds (softmax, mean) are measured too."""
+    round-robin over the kinds so that rare kinds (softmax, mean) are measured too; the
+    ``LIGHT_KINDS`` stop at n / 30 (at least 2) kernels each."""
     from tinynas.space import get_space
 
     rng = np.random.default_rng(seed)
@@ -62,10 +66,17 @@ def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, t
         rng.shuffle(items)  # type: ignore[arg-type]
     out: list[tuple[str, dict[str, Any], Op, Graph]] = []
     kinds = sorted(pool)
-    while len(out) < n and any(pool.values()):
+    light_cap = max(2, n // 30)
+    taken = dict.fromkeys(kinds, 0)
+
+    def open_(kind: str) -> bool:
+        return bool(pool[kind]) and (kind not in LIGHT_KINDS or taken[kind] < light_cap)
+
+    while len(out) < n and any(open_(k) for k in kinds):
         for kind in kinds:
-            if pool[kind] and len(out) < n:
+            if open_(kind) and len(out) < n:
                 out.append(pool[kind].pop())
+                taken[kind] += 1
     return out
 
 
