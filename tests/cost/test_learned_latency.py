@@ -93,6 +93,13 @@ def test_kernels_xnnpack_runs_differently_are_kinds_of_their_own():
     x = b.pool2d(x, kind="max", pool=2, stride=2)
     g = b.build(outputs=[x])
     assert [kernel_kind(op, g) for op in g.ops] == ["dwconv_large", "dwconv", "avgpool", "pool"]
+    # a model fitted before the split prices them with the kind they were part of
+    old = _synthetic_model()
+    assert "dwconv" in old.forests
+    merged = KernelLatencyModel(forests={k: v for k, v in old.forests.items() if k in ("dwconv", "pool")},
+                                invoke_ms=0.0, fallback_ms=123.0)
+    cfg = kernel_features(g.ops[0], g)
+    assert merged.kernel_ms("dwconv_large", [cfg])[0] == pytest.approx(merged.kernel_ms("dwconv", [cfg])[0])
 
 
 def test_fit_correction_recovers_scales_and_per_kernel_cost():

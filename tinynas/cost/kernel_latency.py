@@ -78,6 +78,7 @@ def kernel_features(op: Op, graph: Graph) -> dict[str, float]:
 
 
 TARGETS = ("log_ms", "log_ms_per_work")
+_SPLIT_FROM = {"dwconv_large": "dwconv", "avgpool": "pool"}
 
 
 def kernel_work(config: Mapping[str, float]) -> float:
@@ -160,7 +161,8 @@ class KernelLatencyModel:
     def kernel_ms(self, kind: str, configs: list[Mapping[str, float]]) -> np.ndarray:
         if not configs:
             return np.zeros(0)
-        trees = self.forests.get(kind)
+        # a model fitted before dwconv_large and avgpool were kinds of their own priced them as these
+        trees = self.forests.get(kind) or self.forests.get(_SPLIT_FROM.get(kind, ""))
         if not trees:
             return np.full(len(configs), self.fallback_ms)
         x = np.stack([feature_vector(c) for c in configs])
@@ -220,7 +222,8 @@ class KernelLatencyModel:
         if not (all(math.isfinite(v) and v >= 0 for v in (invoke, fallback, op_ms))
                 and all(math.isfinite(v) and v > 0 for v in (scale, *groups.values()))):
             raise CostError(f"{where}: invoke_ms, op_ms and fallback_ms must be finite and not negative, "
-                            "kernel_scale and group_scales positive; calibrate again (tinynas calibrate --measure host)")
+                            "kernel_scale and group_scales positive; "
+                            "calibrate again (tinynas calibrate --measure host)")
         return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
                             for k, v in forests.items()},
                    invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,

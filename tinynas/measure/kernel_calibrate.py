@@ -121,8 +121,8 @@ def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float
     load and short ones' does not, and kernels would no longer add up to models.
 
     The minimum, not the median: on this shared 2-core machine other processes' TensorFlow jobs evict
-    the caches and take memory bandwidth, so the CPU-time median of one model moved by +-20 % from one
-    measurement to the next while its minimum stayed within 1-2 % (``benchmarks/mobile_latency``).
+    the caches and take memory bandwidth, so the CPU-time median of one model moved by up to 27 % from one
+    measurement to the next while its minimum stayed within 2 % (``benchmarks/mobile_latency``).
     The minimum is what the model costs a core that has its caches to itself."""
     from tinynas.measure.host import time_litert, time_litert_cpu
 
@@ -265,7 +265,8 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
     ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
-    correction of the kernel sum (``fit_correction``: a scale per kernel group, a per-kernel cost). ``threads`` defaults to the
+    correction of the kernel sum (``fit_correction``: a scale per kernel kind, a per-kernel cost).
+    ``threads`` defaults to the
     profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
     measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
     """
