@@ -266,8 +266,7 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
 
     ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
     correction of the kernel sum (``fit_correction``: a scale per kernel kind, a per-kernel cost).
-    ``threads`` defaults to the
-    profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
+    ``threads`` defaults to the profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
     measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
     """
     profile = host_profile(profile)
