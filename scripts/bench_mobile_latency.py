@@ -2,14 +2,17 @@
 
 Draws N random architectures from the spaces (a seed other than calibration's, so
 no model was measured while fitting), converts each to int8 .tflite, times it with
-LiteRT on this machine the way calibration times kernels (median after warm-up,
-the threads the kernel model was fitted with; one thread: the thread's CPU time,
-``kernel_calibrate.time_tflite``; the wall-clock median is printed beside it) and compares it with the profile's learned kernel model
+LiteRT on this machine the way calibration times kernels (the fastest run after
+warm-up, with the threads the kernel model was fitted with; one thread: the
+thread's CPU time, ``kernel_calibrate.time_tflite``; the wall-clock median is
+printed beside it) and compares it with the profile's learned kernel model
 (``tinynas calibrate --profile rpi4 --measure host``) and with the old
 cycles-per-MAC model of its TOML file. Goal: 90 % of models within +-10 %
 (nn-Meter, Zhang et al. 2021, reports 99 % on a Pixel 4 CPU).
 
     PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 --n 30
+
+Results: benchmarks/mobile_latency/README.md.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=30, help="held-out whole models")
     parser.add_argument("--seed", type=int, default=1000, help="not calibrate's seed: models no kernel came from")
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--out", default=None, help="also write the summary and rows as JSON to this file")
     args = parser.parse_args(argv)
 
     from tinynas.cost import estimate
@@ -57,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         measured = time_tflite(data, threads=kernels.threads, seed=i, min_total_ms=300.0)
         wall = time_litert(data, threads=kernels.threads, runs=15, warmup=3).median_ms
         learned = estimate(graph, profile=profile).latency_ms
+        groups, n_kernels = kernels.group_sums(converter_view(graph))
         old = latency_ms(graph_work(converter_view(graph)), profile.latency, clock_hz=profile.clock_hz)
         rows.append({"space": name, "input": "x".join(map(str, shape)), "ops": len(converter_view(graph).ops),
-                     "measured_ms": measured, "wall_ms": wall, "learned_ms": learned, "cycles_per_mac_ms": old})
+                     "measured_ms": measured, "wall_ms": wall, "learned_ms": learned, "cycles_per_mac_ms": old,
+                     "kernels": n_kernels, "group_ms": {k: round(v, 5) for k, v in groups.items()}})
         print(f"{i + 1}/{args.n}", file=sys.stderr, end="\r")
     within = lambda key: float(np.mean([abs(r[key] / r["measured_ms"] - 1) <= 0.10 for r in rows]))  # noqa: E731
     err = lambda key: float(np.median([abs(r[key] / r["measured_ms"] - 1) for r in rows]) * 100)  # noqa: E731
@@ -68,15 +74,19 @@ def main(argv: list[str] | None = None) -> int:
                "learned_within_10pct": within("learned_ms"), "learned_median_error_pct": err("learned_ms"),
                "cycles_per_mac_within_10pct": within("cycles_per_mac_ms"),
                "cycles_per_mac_median_error_pct": err("cycles_per_mac_ms")}
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
     if args.as_json:
         print(json.dumps({"summary": summary, "rows": rows}, indent=2))
         return 0
     print(f"{'space':<9} {'input':<11} {'ops':>4} {'wall ms':>8} {'measured ms':>12} {'learned ms':>11} {'err':>7} "
-          f"{'cyc/MAC ms':>11} {'err':>7}")
+          f"{'cyc/MAC ms':>11} {'err':>7} {'dw7x7 share':>11}")
     for r in rows:
         print(f"{r['space']:<9} {r['input']:<11} {r['ops']:>4} {r['wall_ms']:>8.2f} {r['measured_ms']:>12.3f} {r['learned_ms']:>11.3f} "
               f"{100 * (r['learned_ms'] / r['measured_ms'] - 1):>+6.1f}% {r['cycles_per_mac_ms']:>11.3f} "
-              f"{100 * (r['cycles_per_mac_ms'] / r['measured_ms'] - 1):>+6.1f}%")
+              f"{100 * (r['cycles_per_mac_ms'] / r['measured_ms'] - 1):>+6.1f}% "
+              f"{r['group_ms'].get('dwconv_large', 0) / max(sum(r['group_ms'].values()), 1e-9):>11.2f}")
     print(f"\n{profile.id}, {len(rows)} held-out models, LiteRT {kernels.threads} thread(s), "
           f"load average {summary['load_avg_1m']:.2f} ({kernels.source})")
     print(f"learned kernel model: {100 * summary['learned_within_10pct']:.0f} % within +-10 %, "

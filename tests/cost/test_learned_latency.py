@@ -66,6 +66,60 @@ def test_json_round_trip_predicts_the_same(synthetic_model):
     assert back.predict_ms(converter_view(_graph(7, (160, 160, 3)))) > back.predict_ms(g)
 
 
+def test_group_scales_and_per_kernel_cost_round_trip_and_price(synthetic_model):
+    import dataclasses
+
+    g = converter_view(_graph(7))
+    sums, kernels = synthetic_model.group_sums(g)
+    assert kernels == sum(op.kind != "RESHAPE" for op in g.ops) and all(v > 0 for v in sums.values())
+    model = dataclasses.replace(synthetic_model, group_scales={"dwconv": 2.0}, op_ms=0.001)
+    assert model.target == "log_ms"
+    expected = 0.01 + 0.001 * kernels + sum((2.0 if k == "dwconv" else 0.9) * v for k, v in sums.items())
+    assert model.predict_ms(g) == pytest.approx(expected)
+    back = KernelLatencyModel.from_json(json.loads(json.dumps(model.to_json())))
+    assert back.group_scales == {"dwconv": 2.0} and back.predict_ms(g) == pytest.approx(expected)
+    bad = dict(model.to_json(), group_scales={"dwconv": -1.0})
+    with pytest.raises(CostError, match="group_scales positive"):
+        KernelLatencyModel.from_json(bad)
+
+
+def test_kernels_xnnpack_runs_differently_are_kinds_of_their_own():
+    from tinynas.space.graph import GraphBuilder
+
+    b = GraphBuilder(input_shape=(16, 16, 8), name="k")
+    x = b.depthwise_conv2d(b.input, kernel=(7, 7), stride=(1, 1), padding="same", batch_norm=False)
+    x = b.depthwise_conv2d(x, kernel=(5, 5), stride=(1, 1), padding="same", batch_norm=False)
+    x = b.pool2d(x, kind="avg", pool=2, stride=2)
+    x = b.pool2d(x, kind="max", pool=2, stride=2)
+    g = b.build(outputs=[x])
+    assert [kernel_kind(op, g) for op in g.ops] == ["dwconv_large", "dwconv", "avgpool", "pool"]
+    # a model fitted before the split prices them with the kind they were part of
+    old = _synthetic_model()
+    assert "dwconv" in old.forests
+    merged = KernelLatencyModel(forests={k: v for k, v in old.forests.items() if k in ("dwconv", "pool")},
+                                invoke_ms=0.0, fallback_ms=123.0)
+    cfg = kernel_features(g.ops[0], g)
+    assert merged.kernel_ms("dwconv_large", [cfg])[0] == pytest.approx(merged.kernel_ms("dwconv", [cfg])[0])
+
+
+def test_fit_correction_recovers_scales_and_per_kernel_cost():
+    from tinynas.measure.kernel_calibrate import fit_correction
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(30):
+        groups = {"conv1x1": float(rng.uniform(0.1, 2)), "dwconv": float(rng.uniform(0.1, 2))}
+        kernels = int(rng.integers(20, 60))
+        measured = 0.002 + 0.0015 * kernels + 1.2 * groups["conv1x1"] + 0.8 * groups["dwconv"]
+        rows.append({"measured_ms": measured, "kernels": kernels, "group_ms": groups})
+    fit = fit_correction(rows, invoke_ms=0.002, ridge=1e-6)
+    assert fit.group_scales == pytest.approx({"conv1x1": 1.2, "dwconv": 0.8}, rel=1e-3)
+    assert fit.op_ms == pytest.approx(0.0015, rel=1e-3) and fit.median_error_pct < 0.1
+    # too few whole models for a fit: the median ratio scales every kernel
+    few = fit_correction(rows[:2], invoke_ms=0.002)
+    assert few.group_scales == {} and few.op_ms == 0.0 and few.kernel_scale > 0
+
+
 def test_numpy_trees_agree_with_sklearn():
     from sklearn.tree import DecisionTreeRegressor
 

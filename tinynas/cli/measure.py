@@ -246,7 +246,11 @@ def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, who
         return
     click.echo(f"profile {result.profile_id}: {result.kernels} kernels timed with LiteRT on this machine, "
                f"{result.threads} thread(s); per-invoke overhead {result.invoke_ms * 1000:.1f} us, "
-               f"kernel sum x {result.kernel_scale:.3f} (fitted on whole models)")
+               f"kernel sum x {result.kernel_scale:.3f} (median over whole models)")
+    if result.group_scales:
+        scales = ", ".join(f"{g} x {v:.3f}" for g, v in sorted(result.group_scales.items()))
+        click.echo(f"  fitted on whole models: {scales}, {result.op_ms * 1000:.2f} us per kernel; "
+                   f"in-sample median error {result.whole_model_error_pct:.1f} %")
     click.echo(f"  {'kind':<10} {'kernels':>7} {'median ms':>10} {'held-out median error':>22}")
     for kind, st in sorted(result.per_kind.items()):
         err = st["held_out_median_error_pct"]

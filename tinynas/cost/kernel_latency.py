@@ -30,20 +30,25 @@ from tinynas.space.graph import Graph, Op
 
 FORMAT = "tinynas-kernel-latency/1"
 # Kernel kinds: ops that run as the same kernel family share a regressor.
-KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax", "other")
+KINDS = ("conv", "conv1x1", "dwconv", "dwconv_large", "fc", "pool", "avgpool", "add", "mean", "softmax", "other")
 # The configuration of a kernel; sizes enter as log2(1 + x) so a tree splits where a size doubles.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "kernel", "stride", "h_out", "w_out", "macs", "in_elems", "out_elems")
 
 
 def kernel_kind(op: Op, graph: Graph) -> str:
-    """The regressor that prices ``op``: its TFLite kind, with 1x1 convolutions apart (XNNPACK runs
-    them as a GEMM without im2col)."""
+    """The regressor that prices ``op``: its TFLite kind, with the kernels XNNPACK runs differently
+    apart, as measured on the host: 1x1 convolutions (a GEMM without im2col); depthwise convolutions
+    of more than 25 taps (7x7: multi-pass, about 12x the time per MAC of 3x3 and 5x5, which have
+    single-pass microkernels); average pools (about 20x a max pool of the same shape)."""
     kind = op.kind
     if kind == "CONV_2D":
         k = graph.tensors[op.inputs[1]].shape
         return "conv1x1" if k[1] == 1 and k[2] == 1 else "conv"
-    return {"DEPTHWISE_CONV_2D": "dwconv", "FULLY_CONNECTED": "fc", "MAX_POOL_2D": "pool",
-            "AVERAGE_POOL_2D": "pool", "ADD": "add", "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
+    if kind == "DEPTHWISE_CONV_2D":
+        k = graph.tensors[op.inputs[1]].shape
+        return "dwconv_large" if k[1] * k[2] > 25 else "dwconv"
+    return {"FULLY_CONNECTED": "fc", "MAX_POOL_2D": "pool", "AVERAGE_POOL_2D": "avgpool", "ADD": "add",
+            "MEAN": "mean", "SOFTMAX": "softmax"}.get(kind, "other")
 
 
 def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -70,6 +75,17 @@ def kernel_features(op: Op, graph: Graph) -> dict[str, float]:
     return {"h_in": h, "w_in": w, "c_in": c, "c_out": oc, "kernel": int(kernel[0]), "stride": int(stride[0]),
             "h_out": oh, "w_out": ow, "macs": op_work(graph, op).macs,
             "in_elems": sum(a.size for a in acts), "out_elems": t[op.outputs[0]].size}
+
+
+TARGETS = ("log_ms", "log_ms_per_work")
+_SPLIT_FROM = {"dwconv_large": "dwconv", "avgpool": "pool"}
+
+
+def kernel_work(config: Mapping[str, float]) -> float:
+    """What a kernel's time grows with: its MACs, or for a kernel without (pool, add, mean) the larger
+    of its input and output elements. A forest that predicts time per unit of work extrapolates to
+    kernels larger than any it was fitted on; one that predicts time cannot."""
+    return max(float(config["macs"]), float(config["in_elems"]), float(config["out_elems"]), 1.0)
 
 
 def feature_vector(config: Mapping[str, float]) -> np.ndarray:
@@ -123,40 +139,60 @@ class Tree:
 
 @dataclass(frozen=True)
 class KernelLatencyModel:
-    """Per-kind forests predicting log(kernel ms) from ``feature_vector``; a model's latency is
-    ``invoke_ms`` plus ``kernel_scale`` x the sum over its kernels (the scale is fitted on a few whole
-    models: isolated kernels run with colder caches than inside a model). A kind without a forest costs ``fallback_ms``."""
+    """Per-kind forests predicting log(kernel ms) from ``feature_vector``, or with ``target``
+    ``log_ms_per_work`` log(kernel ms / ``kernel_work``); a model's latency is
+    ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its kind's entry of
+    ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
+    whole models: a kernel alone runs with other caches and its own dispatch than inside a model, and
+    the per-kernel dispatch cost is lost when the empty model's time is subtracted from each kernel.
+    A kind without a forest costs ``fallback_ms``."""
 
     forests: dict[str, tuple[Tree, ...]]
     invoke_ms: float
     threads: int = 1
     kernel_scale: float = 1.0
     fallback_ms: float = 0.0
+    target: str = "log_ms"
+    group_scales: dict[str, float] = field(default_factory=dict)
+    op_ms: float = 0.0
     source: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
 
     def kernel_ms(self, kind: str, configs: list[Mapping[str, float]]) -> np.ndarray:
         if not configs:
             return np.zeros(0)
-        trees = self.forests.get(kind)
+        # a model fitted before dwconv_large and avgpool were kinds of their own priced them as these
+        trees = self.forests.get(kind) or self.forests.get(_SPLIT_FROM.get(kind, ""))
         if not trees:
             return np.full(len(configs), self.fallback_ms)
         x = np.stack([feature_vector(c) for c in configs])
-        return np.exp(np.mean([t.predict(x) for t in trees], axis=0))
+        ms = np.exp(np.mean([t.predict(x) for t in trees], axis=0))
+        if self.target == "log_ms_per_work":
+            ms = ms * np.array([kernel_work(c) for c in configs])
+        return ms
 
-    def predict_ms(self, graph: Graph) -> float:
-        """Predicted milliseconds of one inference of ``graph`` (the converter's view: one op, one kernel)."""
+    def group_sums(self, graph: Graph) -> tuple[dict[str, float], int]:
+        """Unscaled predicted kernel milliseconds of ``graph`` summed per kernel kind, and its
+        number of kernels: what the whole-model correction is fitted on."""
         by_kind: dict[str, list[dict[str, float]]] = {}
         for op in graph.ops:
             if op.kind == "RESHAPE":  # XNNPACK makes it a view of the same buffer
                 continue
             by_kind.setdefault(kernel_kind(op, graph), []).append(kernel_features(op, graph))
-        kernels = sum(self.kernel_ms(k, c).sum() for k, c in by_kind.items())
-        return float(self.invoke_ms + self.kernel_scale * kernels)
+        sums = {kind: float(self.kernel_ms(kind, configs).sum()) for kind, configs in by_kind.items()}
+        return sums, sum(len(c) for c in by_kind.values())
+
+    def predict_ms(self, graph: Graph) -> float:
+        """Predicted milliseconds of one inference of ``graph`` (the converter's view: one op, one kernel)."""
+        sums, kernels = self.group_sums(graph)
+        total = sum(self.group_scales.get(g, self.kernel_scale) * ms for g, ms in sums.items())
+        return float(self.invoke_ms + self.op_ms * kernels + total)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
-                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "source": self.source,
+                "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "target": self.target,
+                "group_scales": self.group_scales,
+                "op_ms": self.op_ms, "source": self.source,
                 "stats": self.stats,
                 "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
 
@@ -175,15 +211,23 @@ class KernelLatencyModel:
             invoke = float(data["invoke_ms"])
             fallback = float(data.get("fallback_ms", 0.0))
             scale = float(data.get("kernel_scale", 1.0))
+            op_ms = float(data.get("op_ms", 0.0))
+            groups = {str(k): float(v) for k, v in dict(data.get("group_scales", {})).items()}
         except (KeyError, TypeError, ValueError):
-            raise CostError(f"{where}: invoke_ms must be a number of milliseconds") from None
-        if not (math.isfinite(invoke) and invoke >= 0 and math.isfinite(fallback) and fallback >= 0
-                and math.isfinite(scale) and scale > 0):
-            raise CostError(f"{where}: invoke_ms and fallback_ms must be finite and not negative, "
-                            "kernel_scale positive")
+            raise CostError(f"{where}: invoke_ms, op_ms and group_scales must be numbers") from None
+        target = str(data.get("target", "log_ms"))
+        if target not in TARGETS:
+            raise CostError(f"{where}: target must be one of {', '.join(TARGETS)}, got {target!r}; "
+                            "calibrate again (tinynas calibrate --measure host)")
+        if not (all(math.isfinite(v) and v >= 0 for v in (invoke, fallback, op_ms))
+                and all(math.isfinite(v) and v > 0 for v in (scale, *groups.values()))):
+            raise CostError(f"{where}: invoke_ms, op_ms and fallback_ms must be finite and not negative, "
+                            "kernel_scale and group_scales positive; "
+                            "calibrate again (tinynas calibrate --measure host)")
         return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
                             for k, v in forests.items()},
                    invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
+                   group_scales=groups, op_ms=op_ms, target=target,
                    source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
 
 

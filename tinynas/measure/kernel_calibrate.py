@@ -5,10 +5,10 @@
 graphs of random architectures of the spaces (so their configurations cover what
 searches produce, with larger inputs than MCUs take), each rebuilt as a one-kernel
 model, quantized to int8 like the deploy path and timed with LiteRT
-(``measure.host.time_litert``). A kernel's latency is the model's median minus the
-median of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
+(``time_tflite``: the fastest run's CPU time). A kernel's latency is the model's time minus
+the time of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
 per-invoke overhead, which the model adds back once. One random forest per kernel
-kind is fitted on log(ms) and stored as JSON (``tinynas.cost.kernel_latency``).
+kind is fitted on log(ms per MAC or element) and stored as JSON (``tinynas.cost.kernel_latency``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from tinynas.cost.convert import converter_view
 from tinynas.cost.kernel_latency import (KernelLatencyModel, Tree, feature_vector, kernel_features,
-                                         kernel_kind, save_kernel_model)
+                                         kernel_kind, kernel_work, save_kernel_model)
 from tinynas.errors import MeasureError
 from tinynas.space.graph import Graph, GraphBuilder, Op
 
@@ -33,13 +33,17 @@ MEASURE_TARGETS = ("host",)
 # Input shapes per space for mobile targets: the spaces' defaults and larger images.
 SPACE_INPUTS = (("mcunet", (96, 96, 3)), ("mcunet", (160, 160, 3)), ("dscnn", (49, 10, 1)),
                 ("nanonas", (64, 64, 3)), ("nanonas", (128, 128, 3)), ("mcunet", (224, 224, 3)))
-MEASURED_KINDS = ("conv", "conv1x1", "dwconv", "fc", "pool", "add", "mean", "softmax")
+MEASURED_KINDS = ("conv", "conv1x1", "dwconv", "dwconv_large", "fc", "pool", "avgpool", "add", "mean", "softmax")
+# Kinds that cost about one dispatch whatever their configuration: a few samples each, the rest of
+# the budget goes to the kinds whose time varies over orders of magnitude.
+LIGHT_KINDS = ("add", "fc", "mean", "softmax")
 
 
 def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, tuple[int, ...]]] = SPACE_INPUTS,
                    archs_per_space: int = 12) -> list[tuple[str, dict[str, Any], Op, Graph]]:
     """``n`` kernels (kind, configuration, op, its graph) from random archs of the spaces, drawn
-    round-robin over the kinds so that rare kinds (softmax, mean) are measured too."""
+    round-robin over the kinds so that rare kinds (softmax, mean) are measured too; the
+    ``LIGHT_KINDS`` stop at n / 30 (at least 2) kernels each."""
     from tinynas.space import get_space
 
     rng = np.random.default_rng(seed)
@@ -62,10 +66,17 @@ def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, t
         rng.shuffle(items)  # type: ignore[arg-type]
     out: list[tuple[str, dict[str, Any], Op, Graph]] = []
     kinds = sorted(pool)
-    while len(out) < n and any(pool.values()):
+    light_cap = max(2, n // 30)
+    taken = dict.fromkeys(kinds, 0)
+
+    def open_(kind: str) -> bool:
+        return bool(pool[kind]) and (kind not in LIGHT_KINDS or taken[kind] < light_cap)
+
+    while len(out) < n and any(open_(k) for k in kinds):
         for kind in kinds:
-            if pool[kind] and len(out) < n:
+            if open_(kind) and len(out) < n:
                 out.append(pool[kind].pop())
+                taken[kind] += 1
     return out
 
 
@@ -104,19 +115,25 @@ def _overhead_graph() -> Graph:
 
 
 def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float = 60.0) -> float:
-    """Median ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
-    after warm-up. With one thread each run is timed by the thread's CPU time
-    (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
-    load and short ones' does not, and kernels would no longer add up to models."""
+    """Fastest ms of an int8 ``.tflite`` in LiteRT: enough runs to last ``min_total_ms`` (15 to 400),
+    after warm-up of at least 5 runs or 20 ms. With one thread each run is timed by the thread's CPU
+    time (``measure.host.time_litert_cpu``): on a shared machine wall time of long runs grows with the
+    load and short ones' does not, and kernels would no longer add up to models.
+
+    The minimum, not the median: on this shared 2-core machine other processes' TensorFlow jobs evict
+    the caches and take memory bandwidth, so the CPU-time median of one model moved by up to 27 % from one
+    measurement to the next while its minimum stayed within 2 % (``benchmarks/mobile_latency``).
+    The minimum is what the model costs a core that has its caches to itself."""
     from tinynas.measure.host import time_litert, time_litert_cpu
 
     def timed(runs: int, warmup: int) -> float:
         if threads == 1:
-            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).median_ms
-        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).median_ms
+            return time_litert_cpu(data, runs=runs, warmup=warmup, seed=seed).min_ms
+        return time_litert(data, threads=threads, runs=runs, warmup=warmup, seed=seed).min_ms
 
     probe = timed(3, 2)
-    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), 3)
+    warmup = int(min(50, max(5, 20.0 / max(probe, 1e-3))))
+    return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), warmup)
 
 
 def time_graph(graph: Graph, *, threads: int, seed: int, min_total_ms: float = 60.0) -> float:
@@ -144,7 +161,8 @@ def host_profile(profile: Any) -> Any:
 @dataclass(frozen=True)
 class KernelCalibration:
     """What ``calibrate_host`` measured and fitted: kernels per kind, the in-sample and 5-fold
-    held-out median relative error of single-kernel predictions, where it was written."""
+    held-out median relative error of single-kernel predictions, the whole-model correction
+    (``fit_correction``) and the whole models it was fitted on, where it was written."""
 
     profile_id: str
     kernels: int
@@ -154,18 +172,26 @@ class KernelCalibration:
     per_kind: dict[str, dict[str, float]]
     model_path: str | None
     samples: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    group_scales: dict[str, float] = field(default_factory=dict)
+    op_ms: float = 0.0
+    whole_model_error_pct: float = -1.0
+    whole_models: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile_id": self.profile_id, "kernels": self.kernels, "invoke_ms": self.invoke_ms,
-                "threads": self.threads, "kernel_scale": self.kernel_scale, "per_kind": self.per_kind,
+                "threads": self.threads, "kernel_scale": self.kernel_scale, "group_scales": self.group_scales,
+                "op_ms": self.op_ms, "whole_model_error_pct": self.whole_model_error_pct,
+                "whole_models": list(self.whole_models), "per_kind": self.per_kind,
                 "model_path": self.model_path,
                 "samples": list(self.samples)}
 
 
-def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30
+def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30,
+                target: str = "log_ms"
                 ) -> tuple[dict[str, tuple[Tree, ...]], dict[str, dict[str, float]]]:
-    """One random forest per kind on (log2 features -> log ms), exported to ``Tree``s, with each
-    kind's 5-fold held-out median relative error."""
+    """One random forest per kind on (log2 features -> ``target``: log ms, or log of ms per
+    ``kernel_work``), exported to ``Tree``s, with each kind's 5-fold held-out median relative error
+    of the kernel's ms."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.model_selection import cross_val_predict
 
@@ -175,6 +201,8 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
         rows = [s for s in samples if s["kind"] == kind]
         x = np.stack([feature_vector(s["config"]) for s in rows])
         y = np.log(np.array([s["kernel_ms"] for s in rows]))
+        if target == "log_ms_per_work":
+            y = y - np.log(np.array([kernel_work(s["config"]) for s in rows]))
         rf = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.8, random_state=seed)
         held = None
         if len(rows) >= 5:
@@ -184,9 +212,50 @@ def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: in
         forests[kind] = tuple(Tree(e.tree_.children_left.astype(np.int64), e.tree_.children_right.astype(np.int64),
                                    e.tree_.feature.astype(np.int64), e.tree_.threshold.astype(np.float64),
                                    e.tree_.value[:, 0, 0].astype(np.float64)) for e in rf.estimators_)
-        stats[kind] = {"kernels": len(rows), "median_ms": float(np.exp(np.median(y))),
+        ms = np.array([s["kernel_ms"] for s in rows])
+        stats[kind] = {"kernels": len(rows), "median_ms": float(np.median(ms)),
                        "held_out_median_error_pct": -1.0 if held is None else round(held, 2)}
     return forests, stats
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The whole-model correction of summed kernel predictions (``KernelLatencyModel``): one scale per
+    kernel group seen in the whole models, the scale of the others, a per-kernel cost, and the
+    in-sample median relative error of whole models with it."""
+
+    kernel_scale: float
+    group_scales: dict[str, float]
+    op_ms: float
+    median_error_pct: float
+
+
+def fit_correction(rows: Sequence[Mapping[str, Any]], *, invoke_ms: float, ridge: float = 0.05) -> Correction:
+    """Fit ``measured = invoke_ms + op_ms x kernels + sum_g scale_g x group_ms[g]`` on whole models
+    (``rows``: ``measured_ms``, ``kernels``, ``group_ms``) by least squares on the relative error, the
+    figure the goal is stated in, with each scale pulled towards the median ratio by ``ridge`` (a
+    group that is rare in the rows keeps about that ratio). Scales stay in [0.2, 5], ``op_ms`` >= 0."""
+    from scipy.optimize import lsq_linear
+
+    rows = [r for r in rows if r["measured_ms"] > 0]
+    if not rows:
+        return Correction(1.0, {}, 0.0, -1.0)
+    ratios = [(r["measured_ms"] - invoke_ms) / s for r in rows if (s := sum(r["group_ms"].values())) > 0]
+    prior = float(np.clip(np.median(ratios), 0.2, 5.0)) if ratios else 1.0
+    groups = sorted({g for r in rows for g, v in r["group_ms"].items() if v > 0})
+    if len(rows) < len(groups) + 2:  # too few whole models for a fit: the median ratio alone
+        return Correction(prior, {}, 0.0, -1.0)
+    # columns: op_ms in us (so that all columns are of similar size), then one scale per group
+    a = np.array([[r["kernels"] * 1e-3 / r["measured_ms"]] + [r["group_ms"].get(g, 0.0) / r["measured_ms"]
+                                                             for g in groups] for r in rows])
+    b = np.array([1.0 - invoke_ms / r["measured_ms"] for r in rows])
+    reg = np.sqrt(ridge) * np.eye(len(groups) + 1)[1:]
+    sol = lsq_linear(np.vstack([a, reg]), np.concatenate([b, np.sqrt(ridge) * np.full(len(groups), prior)]),
+                     bounds=([0.0] + [0.2] * len(groups), [np.inf] + [5.0] * len(groups)))
+    op_ms = float(sol.x[0]) * 1e-3
+    scales = {g: float(v) for g, v in zip(groups, sol.x[1:])}
+    err = np.abs(a @ sol.x - b)  # predicted / measured - 1, as b is 1 - invoke / measured
+    return Correction(prior, scales, op_ms, round(float(np.median(err)) * 100.0, 2))
 
 
 def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
@@ -195,9 +264,9 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
-    ``whole_models`` (default n / 30, at least 2) whole random models are timed too, and the median
-    ratio of measured to summed kernel latency scales the kernel sum. ``threads`` defaults to the
-    profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
+    ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
+    correction of the kernel sum (``fit_correction``: a scale per kernel kind, a per-kernel cost).
+    ``threads`` defaults to the profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
     measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
     """
     profile = host_profile(profile)
@@ -211,37 +280,44 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     samples = []
     for i, (kind, cfg, op, g) in enumerate(kernels):
         ms = time_graph(single_kernel_graph(op, g), threads=threads, seed=seed + i)
-        # A kernel faster than the timer's noise keeps a floor of 1 us: log(ms) needs it positive.
+        # log(ms) needs a positive kernel time: a floor of 0.1 us, below what a kernel costs inside a
+        # model (a floor of 1 us made a 20-kernel model of 11 us cost 20 us before the correction).
         samples.append({"kind": kind, "op": op.kind, "config": cfg, "measured_ms": ms,
-                        "kernel_ms": max(ms - overhead, 1e-3)})
+                        "kernel_ms": max(ms - overhead, 1e-4)})
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
     from tinynas.space import get_space
 
-    forests, stats = fit_forests(samples, seed=seed)
-    # Isolated kernels start from cold caches and their own input, so their sum overshoots a whole model
-    # (by ~10 % on this host); a few whole models (from the calibration seed, not the benchmark's) set
-    # one scale on the kernel sum.
-    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads)
-    ratios = []
+    forests, stats = fit_forests(samples, seed=seed, target="log_ms_per_work")
+    # A kernel alone runs with other caches and its own dispatch than inside a model, and subtracting the
+    # empty model's time from each kernel loses the per-kernel dispatch: a few whole models (from the
+    # calibration seed, not the benchmark's) fit a scale per kernel group and a per-kernel cost.
+    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work")
+    rows = []
     rng = np.random.default_rng(seed + 1)
-    for j in range(whole_models if whole_models is not None else max(2, n // 30)):
+    for j in range(whole_models if whole_models is not None else max(2, n // 12)):
         name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
         space = get_space(name, input_shape=shape, num_classes=10)
         g = space.graph(space.sample(rng))
         measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
-        kernel_sum = unscaled.predict_ms(converter_view(g)) - overhead
-        if kernel_sum > 0:
-            ratios.append((measured - overhead) / kernel_sum)
-    scale = float(np.median(ratios)) if ratios else 1.0
+        sums, count = unscaled.group_sums(converter_view(g))
+        rows.append({"space": name, "input": "x".join(map(str, shape)), "measured_ms": measured,
+                     "kernels": count, "group_ms": sums})
+    correction = fit_correction(rows, invoke_ms=overhead)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, kernel_scale=scale,
-                               source=f"LiteRT on the host, {len(samples)} kernels, {threads} thread(s), {stamp}",
+    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work",
+                               kernel_scale=correction.kernel_scale, group_scales=correction.group_scales,
+                               op_ms=correction.op_ms,
+                               source=f"LiteRT on the host, {len(samples)} kernels, {len(rows)} whole models, "
+                                      f"{threads} thread(s), {stamp}",
                                stats={"kernels": len(samples), "per_kind": stats, "date": stamp,
-                                      "whole_model_ratios": [round(r, 4) for r in ratios]})
+                                      "whole_models": rows,
+                                      "whole_model_in_sample_median_error_pct": correction.median_error_pct})
     path = save_kernel_model(profile.id, model, home=home) if save else None
     if path is not None:
         log.info("%s: kernel latency model written to %s", profile.id, path)
     return KernelCalibration(profile_id=profile.id, kernels=len(samples), invoke_ms=overhead, threads=threads,
-                             kernel_scale=scale,
-                             per_kind=stats, model_path=str(path) if path else None, samples=tuple(samples))
+                             kernel_scale=correction.kernel_scale, per_kind=stats,
+                             model_path=str(path) if path else None, samples=tuple(samples),
+                             group_scales=correction.group_scales, op_ms=correction.op_ms,
+                             whole_model_error_pct=correction.median_error_pct, whole_models=tuple(rows))
