@@ -95,9 +95,7 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     done = json.loads((out / "stages" / "refine" / "done.json").read_text())
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     refined = [e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]
-    if done.get("skipped"):  # top candidates that agree on every block: said so, nothing trained
-        assert "nothing to mix" in done["skipped"] and not refined
-        return
+    assert not done.get("skipped"), done  # this seed's top candidates disagree: the stage must mix
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     derived = Arch.from_json(done["arch"])
     space.validate(derived)
