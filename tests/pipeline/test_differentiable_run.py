@@ -51,6 +51,9 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
     searched = [e for e in lines if e.get("stage") == "search" and e.get("type") == "candidate"]
     assert searched[0]["id"] == derived.id  # the derived arch is the search's first candidate
     assert (out / "model" / "model_int8.tflite").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refinement"]["stage"] == "differentiable" and summary["refinement"]["derived"] == derived.id
+    assert f"derived {derived.id}, expected latency" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("strategy", ["darts", "drnas", "rdarts"])

@@ -106,6 +106,8 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     finals = {e["id"] for e in lines if e.get("stage") == "final" and e.get("type") == "candidate"}
     assert (derived.id in finals) == done["handed"] or derived.id in finals
     assert (out / "model" / "model_int8.tflite").is_file()
+    report = (out / "report.md").read_text()
+    assert "## Differentiable refinement (drnas, stage `refine`)" in report and f"derived {derived.id}" in report
     # killed after the supernet's last epoch, before the stage finished: resume from the checkpoint
     (out / "stages" / "refine" / "done.json").unlink()
     for later in ("final", "winner", "deploy"):

@@ -73,6 +73,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "epochs": (final_done.get("budget") or {}).get("epochs"),
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
             "extension": final_done.get("extension")},
+        "refinement": _refinement(rd),
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
@@ -83,6 +84,35 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "pareto": {"latency_ms": [_row(e) for e in pareto_rows(entries, "latency_ms")],
                    "arena_bytes": [_row(e) for e in pareto_rows(entries, "arena_bytes")]},
     }
+
+
+def _refinement(rd: RunDir) -> dict[str, Any] | None:
+    """What the differentiable stage did: ``staged --refine``'s ``refine`` or ``--strategy darts|drnas|rdarts``'s
+    ``differentiable`` (None when the run has neither)."""
+    for stage in ("refine", "differentiable"):
+        done = rd.stage_done(stage)
+        if done:
+            return {"stage": stage, "method": done.get("method") or done.get("strategy"), "base": done.get("base"),
+                    "mixed_blocks": done.get("mixed_blocks"), "derived": done.get("derived"),
+                    "expected_latency_ms": done.get("expected_latency_ms"), "latency_ms": done.get("latency_ms"),
+                    "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or []}
+    return None
+
+
+def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
+    if not r:
+        return []
+    out = [f"## Differentiable refinement ({r['method']}, stage `{r['stage']}`)", ""]
+    if r.get("skipped"):
+        return out + [f"Skipped: {r['skipped']}.", ""]
+    out.append(f"Layer-wise supernet around {r['base']} with {r['mixed_blocks']} mixed block(s): derived "
+               f"{r['derived']}, expected latency {_fmt(r['expected_latency_ms'], '.2f')} ms against the cost "
+               f"model's {_fmt(r['latency_ms'], '.2f')} ms.")
+    if r.get("handed") is not None:
+        out.append("It was handed to final training." if r["handed"] else
+                   "It was not handed to final training (it did not fit or ranked below the top candidates).")
+    out += [f"- {note}" for note in r.get("notes", [])]
+    return out + [""]
 
 
 def _row(e: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +250,7 @@ def render_markdown(s: dict[str, Any]) -> str:
            f"{s['trainings']} trainings, search {_fmt(s['search_seconds'], '.0f')} s, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
     out += [line + "\n" for line in _stop_lines(s)]
+    out += _refinement_lines(s.get("refinement"))
     if not s.get("winner"):
         out += ["The run has not finished yet: run the same command again to resume.", ""]
     else:
