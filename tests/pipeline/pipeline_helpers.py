@@ -14,3 +14,18 @@ def tiny_settings(**changes):
                   final_epochs=1, final_top_k=2, prefilter_candidates=12, prefilter_keep=4)
     values.update(changes)
     return RunSettings(**values)
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``tinynas ARGS`` in this process: its exit code (0 when main returns) and what it wrote to stderr."""
+    import sys
+
+    import pytest
+
+    from tinynas.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    return int(exc.value.code or 0), capsys.readouterr().err

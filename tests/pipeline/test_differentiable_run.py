@@ -6,9 +6,9 @@ spaces are refused before anything is written (tinynas/pipeline/differentiable.p
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
+from pipeline_helpers import run_cli
 
 from tinynas.errors import SearchError
 from tinynas.hardware import load_profile
@@ -21,20 +21,10 @@ FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples",
          "--final-top-k", "1", "--no-progress", "--max-macs", "200k"]
 
 
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from tinynas.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    return int(exc.value.code or 0), capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    code, err = _run(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
+    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
                      "mcunet", "--strategy", "darts", *FLAGS,
                      "--out", str(out))
     assert code == 0, err[-3000:]
@@ -59,7 +49,7 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
 @pytest.mark.parametrize("strategy", ["darts", "drnas", "rdarts"])
 def test_other_spaces_are_refused_before_anything_is_written(strategy, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    code, err = _run(monkeypatch, capsys, "search", "--profile", "nano33ble", "--dataset", "digits", "--space",
+    code, err = run_cli(monkeypatch, capsys, "search", "--profile", "nano33ble", "--dataset", "digits", "--space",
                      "dscnn", "--strategy", strategy, *FLAGS, "--out", str(out))
     assert code == 1 and f"strategy {strategy!r} works only on" in err and "mcunet" in err
     assert "Traceback" not in err and not out.exists()

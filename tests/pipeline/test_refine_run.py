@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
+from pipeline_helpers import run_cli
 
 from tinynas.errors import SearchError
 from tinynas.darts import relax
@@ -21,16 +21,6 @@ from tinynas.space.arch import Arch
 
 FLAGS = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
          "--final-top-k", "2", "--prefilter-candidates", "6", "--no-progress", "--max-macs", "200k"]
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from tinynas.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    return int(exc.value.code or 0), capsys.readouterr().err
 
 
 def _arch(space, **blocks: tuple[int, int]) -> Arch:
@@ -79,7 +69,7 @@ def test_plan_settings_and_config_carry_the_refine_method():
 ])
 def test_refusals_exit_1_before_anything_is_written(args, message, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    code, err = _run(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", *args,
+    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", *args,
                      "--refine", "darts", *FLAGS, "--out", str(out))
     assert code == 1 and message in err, err[-2000:]
     assert "Traceback" not in err and not out.exists()
@@ -90,7 +80,7 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     out = tmp_path / "run"
     args = ["run", "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet", "--strategy", "staged",
             "--refine", "drnas", *FLAGS, "--out", str(out)]
-    code, err = _run(monkeypatch, capsys, *args)
+    code, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err[-3000:]
     done = json.loads((out / "stages" / "refine" / "done.json").read_text())
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
@@ -112,7 +102,7 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     (out / "stages" / "refine" / "done.json").unlink()
     for later in ("final", "winner", "deploy"):
         shutil.rmtree(out / "stages" / later, ignore_errors=True)
-    code, err = _run(monkeypatch, capsys, *args)
+    code, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err[-3000:]
     again = json.loads((out / "stages" / "refine" / "done.json").read_text())
     assert again["derived"] == derived.id

@@ -51,6 +51,35 @@ def _blocks(arch: Arch) -> int:
     return sum(int(v) for k, v in arch.decisions if k.endswith("_depth"))
 
 
+def run_layerwise_search(ctx: Any, data: Any, *, plan: Any, config: Any, epochs: int, label: str,
+                         state_dir: Any) -> tuple[Any, list[str]]:
+    """The layer-wise search with its epoch bar, and what the run must say about it: a derived arch that was
+    repaired to fit, a NaN stop, a RobustDARTS early stop (each also logged). Shared by the ``differentiable``
+    stage of ``--strategy darts|drnas|rdarts`` and the ``refine`` stage of ``staged --refine``."""
+    from tinynas.darts import search_layerwise
+
+    profile = ctx.resolved.profile
+    bar = _epoch_bar(ctx, epochs, label)
+    try:
+        result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
+                                  state_dir=state_dir,
+                                  progress=None if bar is None else lambda epoch, r: _show(bar, plan, epoch, r))
+    finally:
+        if bar is not None:
+            bar.close()
+    notes = []
+    if result.derived_infeasible:
+        notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
+                     f"feasible arch {result.arch.id} ({result.changed_to_fit} block(s) changed)")
+    if result.nan_stop:
+        notes.append(f"the search diverged (NaN); kept the arch of epoch {result.arch_epoch}")
+    if result.stopped_early and not result.nan_stop:
+        notes.append(f"RobustDARTS early stop at epoch {result.stop_epoch} (Hessian eigenvalue grew)")
+    for note in notes:
+        log.warning("%s: %s", label, note)
+    return result, notes
+
+
 def _epoch_bar(ctx: Any, epochs: int, strategy: str) -> Any:
     if not ctx.progress:
         return None
@@ -70,11 +99,11 @@ def _show(bar: Any, plan: Any, epoch: int, result: Any) -> None:
 
 def differentiable_stage(ctx: Any) -> dict:
     """Search the supernet; returns the derived (and repaired) arch with the search's record."""
-    from tinynas.darts import relax, search_layerwise
+    from tinynas.darts import relax
     from tinynas.strategies import make_strategy
 
     s, run = ctx.settings, ctx.run
-    space, profile = ctx.resolved.space, ctx.resolved.profile
+    space = ctx.resolved.space
     strategy = make_strategy(s.strategy, space=space, seed=int(s.seed), feasible=ctx.check,
                              **dict(ctx.resolved.strategy_hyper))
     base = pick_base(space, check=ctx.check, seed=int(s.seed), samples=strategy.base_samples,
@@ -85,24 +114,8 @@ def differentiable_stage(ctx: Any) -> dict:
     data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     epochs = strategy.supernet_epochs or int(s.search_epochs)
     config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
-    bar = _epoch_bar(ctx, epochs, s.strategy)
-    try:
-        result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
-                                  state_dir=run.stage_dir("differentiable"),
-                                  progress=None if bar is None else lambda epoch, r: _show(bar, plan, epoch, r))
-    finally:
-        if bar is not None:
-            bar.close()
-    notes = []
-    if result.derived_infeasible:
-        notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
-                     f"feasible arch {result.arch.id} ({result.changed_to_fit} block(s) changed)")
-    if result.nan_stop:
-        notes.append(f"the search diverged (NaN); kept the arch of epoch {result.arch_epoch}")
-    if result.stopped_early and not result.nan_stop:
-        notes.append(f"RobustDARTS early stop at epoch {result.stop_epoch} (Hessian eigenvalue grew)")
-    for note in notes:
-        log.warning("differentiable search: %s", note)
+    result, notes = run_layerwise_search(ctx, data, plan=plan, config=config, epochs=epochs, label=s.strategy,
+                                         state_dir=run.stage_dir("differentiable"))
     # the supernet's val accuracy at the epoch whose arch was taken (an early or NaN stop keeps an earlier one)
     epoch = -1 if result.arch_epoch is None else result.arch_epoch
     val = result.val_accuracy[epoch] if result.val_accuracy else None

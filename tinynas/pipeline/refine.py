@@ -72,13 +72,13 @@ def refine_stage(ctx: Any) -> dict:
     """Refine the evolution's best arch; returns the derived arch, its search-fidelity accuracy and whether
     final training takes it (``handed``). A search with no usable candidate, or top candidates that all use
     one block option, skip the supernet with a note (nothing to mix)."""
-    from tinynas.darts import relax, search_layerwise
-    from tinynas.pipeline.differentiable import BATCH_SIZE, _epoch_bar, _show
+    from tinynas.darts import relax
+    from tinynas.pipeline.differentiable import BATCH_SIZE, run_layerwise_search
     from tinynas.pipeline.stages import cost_fields, top_candidates
     from tinynas.strategies import make_strategy
 
     s, run = ctx.settings, ctx.run
-    space, profile = ctx.resolved.space, ctx.resolved.profile
+    space = ctx.resolved.space
     method = s.refine
     top = top_candidates(run.journal.candidates(stage="search"), int(s.final_top_k))
     if not top:
@@ -101,24 +101,8 @@ def refine_stage(ctx: Any) -> dict:
     data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     epochs = strategy.supernet_epochs or int(s.search_epochs)
     config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
-    bar = _epoch_bar(ctx, epochs, f"refine {method}")
-    try:
-        result = search_layerwise(data, plan=plan, config=config, profile=profile, fits=ctx.check,
-                                  state_dir=run.stage_dir(STAGE),
-                                  progress=None if bar is None else lambda epoch, r: _show(bar, plan, epoch, r))
-    finally:
-        if bar is not None:
-            bar.close()
-    notes = []
-    if result.derived_infeasible:
-        notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
-                     f"feasible arch {result.arch.id} ({result.changed_to_fit} block(s) changed)")
-    if result.nan_stop:
-        notes.append(f"the search diverged (NaN); kept the arch of epoch {result.arch_epoch}")
-    if result.stopped_early and not result.nan_stop:
-        notes.append(f"RobustDARTS early stop at epoch {result.stop_epoch} (Hessian eigenvalue grew)")
-    for note in notes:
-        log.warning("refine: %s", note)
+    result, notes = run_layerwise_search(ctx, data, plan=plan, config=config, epochs=epochs,
+                                         label=f"refine {method}", state_dir=run.stage_dir(STAGE))
     derived = result.arch
     journaled = run.journal.candidates(stage=STAGE)
     if not any(e["id"] == derived.id and e.get("fidelity") == "supernet" for e in journaled):  # a resumed stage
