@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinynas.ofa.plan import Step
-from tinynas.ofa.supernet import BN_EPSILON, ElasticMCUNet
+from tinynas.ofa.supernet import BN_EPSILON, ElasticMCUNet, shrink_depthwise
 from tinynas.space.arch import Arch
 
 
@@ -63,7 +63,7 @@ class CompiledForward:
         tf = self.tf
         strides = [1, stride, stride, 1]
         if kind == "DEPTHWISE_CONV_2D":
-            w = self._depthwise_kernel(full[:, :, :cin, :], kernel, t75, t53)
+            w = shrink_depthwise(tf, full[:, :, :cin, :], kernel, t75=t75, t53=t53)
             x = tf.nn.depthwise_conv2d(x, w, strides=strides, padding="SAME")
             c = cin
         else:
@@ -79,20 +79,6 @@ class CompiledForward:
         elif activation == "relu":
             x = tf.nn.relu(x)
         return x
-
-    def _depthwise_kernel(self, w: Any, kernel: int, t75: Any, t53: Any) -> Any:
-        """``ElasticMCUNet.depthwise_kernel`` with the channel count left to the tensor's shape."""
-        tf = self.tf
-        size = int(w.shape[0])
-        for target, matrix in ((5, t75), (3, t53)):
-            if kernel >= size or size != target + 2:
-                continue
-            crop = w[1:-1, 1:-1]
-            flat = tf.reshape(tf.transpose(crop, [2, 3, 0, 1]), [-1, target * target])
-            flat = tf.matmul(flat, matrix)
-            w = tf.transpose(tf.reshape(flat, [-1, 1, target, target]), [2, 3, 0, 1])
-            size = target
-        return w
 
     def _op_body(self, x: Any, full: Any, gamma: Any, beta: Any, cin: Any, cout: Any, kind: str, kernel: int,
                  stride: int, activation: str | None) -> Any:

@@ -127,20 +127,11 @@ class ElasticMCUNet:
     # -- weights of one subnet ------------------------------------------------
     def depthwise_kernel(self, slot: str, kernel: int, channels: int, variables: dict[str, Any] | None = None) -> Any:
         """The kxk depthwise kernel of ``slot``: centre crops chained through the transformation matrices."""
-        tf = self.tf
         v = self.variables if variables is None else variables
-        w = v[f"{slot}/kernel"][:, :, :channels, :]
-        size = int(w.shape[0])
-        for target, matrix in ((5, "t75"), (3, "t53")):
-            if kernel >= size or size != target + 2:
-                continue
-            crop = w[1:-1, 1:-1]  # (target, target, c, 1)
-            flat = tf.reshape(tf.transpose(crop, [2, 3, 0, 1]), [channels, target * target])
-            flat = tf.matmul(flat, v[f"{slot}/{matrix}"])
-            w = tf.transpose(tf.reshape(flat, [channels, 1, target, target]), [2, 3, 0, 1])
-            size = target
-        if size != kernel:
-            raise SupernetError(f"supernet slot {slot}: no {kernel}x{kernel} kernel (has {size}x{size})")
+        w = shrink_depthwise(self.tf, v[f"{slot}/kernel"][:, :, :channels, :], kernel, t75=v.get(f"{slot}/t75"),
+                             t53=v.get(f"{slot}/t53"))
+        if int(w.shape[0]) != kernel:
+            raise SupernetError(f"supernet slot {slot}: no {kernel}x{kernel} kernel (has {w.shape[0]}x{w.shape[0]})")
         return w
 
     def _weights(self, step: Step, variables: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -333,3 +324,18 @@ def copy_variables(variables: dict[str, Any]) -> dict[str, Any]:
     tf = _tf()
     return {name: tf.constant(var.numpy()) for name, var in variables.items()}
 
+
+def shrink_depthwise(tf: Any, w: Any, kernel: int, *, t75: Any, t53: Any) -> Any:
+    """A (size, size, c, 1) depthwise kernel cut down towards ``kernel``: each step takes the centre crop
+    (7 -> 5 -> 3) times its learned transformation matrix (OFA's elastic kernel). The channel count is
+    read from the tensor, so a traced caller may leave it open; a kernel it cannot reach is returned as is."""
+    size = int(w.shape[0])
+    for target, matrix in ((5, t75), (3, t53)):
+        if kernel >= size or size != target + 2:
+            continue
+        crop = w[1:-1, 1:-1]  # (target, target, c, 1)
+        flat = tf.reshape(tf.transpose(crop, [2, 3, 0, 1]), [-1, target * target])
+        flat = tf.matmul(flat, matrix)
+        w = tf.transpose(tf.reshape(flat, [-1, 1, target, target]), [2, 3, 0, 1])
+        size = target
+    return w
