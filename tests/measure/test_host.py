@@ -119,6 +119,7 @@ def test_ssh_runs_the_real_litert_benchmark_script(tiny_models, tmp_path, monkey
     report = measure_on_target(target="ssh:pi@rpi4.local", model=tiny_models["tflite"], profile="rpi4", runs=10,
                                warmup=2, remote_dir=str(remote), run_dir=tmp_path / "run")
     assert report.complete and report.runtime == "litert benchmark_litert_model" and report.threads == 4
-    assert report.inferences_per_window == 10 and report.latency_ms > 0 and report.max_ms >= report.min_ms
+    # the tool rounds to 0.01 ms, and this tiny model can run in under 5 us on a quiet machine
+    assert report.inferences_per_window == 10 and report.latency_ms >= 0 and report.max_ms >= report.min_ms
     assert shlex.split(report.command[-1])[:3] == ["python3", "-m", "ai_edge_litert.tools.benchmark_litert_model"]
     assert (remote / "tiny.tflite.latency.json").is_file()
