@@ -12,6 +12,15 @@ cycles-per-MAC model of its TOML file. Goal: 90 % of models within +-10 %
 
     PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 --n 30
 
+Offline, without measuring anything: ``--refit CAL.json`` fits the model again from a stored
+calibration (``tinynas calibrate --measure host --out CAL.json``) instead of loading the profile's, and
+``--offline BENCH.json`` takes the measured times of a stored run of this script (``--out``) and
+rebuilds its models from ``--seed``, so a change of the model is scored on the same held-out models:
+
+    PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 \
+        --refit benchmarks/mobile_latency/rpi4.calibration.host.json \
+        --offline benchmarks/mobile_latency/bench_rpi4_host_n30.json
+
 Results: benchmarks/mobile_latency/README.md.
 """
 
@@ -32,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="not calibrate's seed: models no kernel came from")
     parser.add_argument("--json", dest="as_json", action="store_true")
     parser.add_argument("--out", default=None, help="also write the summary and rows as JSON to this file")
+    parser.add_argument("--refit", default=None, metavar="CAL_JSON",
+                        help="fit the kernel model from this stored calibration (calibrate --out) instead of "
+                             "loading the profile's")
+    parser.add_argument("--offline", default=None, metavar="BENCH_JSON",
+                        help="measure nothing: the measured times of this stored run (--out), its models rebuilt "
+                             "from --seed")
     args = parser.parse_args(argv)
 
     from tinynas.cost import estimate
@@ -46,7 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     from tinynas.space import get_space
 
     profile = load_profile(args.profile)
-    kernels = load_kernel_model(profile.id)
+    if args.refit:
+        from tinynas.measure.kernel_calibrate import refit_calibration
+
+        with open(args.refit, encoding="utf-8") as f:
+            kernels = refit_calibration(json.load(f), where=args.refit)
+    else:
+        kernels = load_kernel_model(profile.id)
+    stored = None
+    if args.offline:
+        with open(args.offline, encoding="utf-8") as f:
+            stored = json.load(f)["rows"]
+        args.n = len(stored)
     if kernels is None:
         print(f"{profile.id} has no kernel latency model: run tinynas calibrate --profile {profile.id} --measure host",
               file=sys.stderr)
@@ -57,10 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
         space = get_space(name, input_shape=shape, num_classes=10)
         graph = space.graph(space.sample(rng))
-        data = quantize_untrained(graph, seed=i)
-        measured = time_tflite(data, threads=kernels.threads, seed=i, min_total_ms=300.0)
-        wall = time_litert(data, threads=kernels.threads, runs=15, warmup=3).median_ms
-        learned = estimate(graph, profile=profile).latency_ms
+        if stored is not None:
+            if (stored[i]["space"], stored[i]["input"]) != (name, "x".join(map(str, shape))):
+                print(f"{args.offline}: rows[{i}] is {stored[i]['space']} {stored[i]['input']}, but seed {args.seed} "
+                      f"draws {name} {'x'.join(map(str, shape))}: pass the --seed it was measured with",
+                      file=sys.stderr)
+                return 1
+            measured, wall = float(stored[i]["measured_ms"]), float(stored[i]["wall_ms"])
+        else:
+            data = quantize_untrained(graph, seed=i)
+            measured = time_tflite(data, threads=kernels.threads, seed=i, min_total_ms=300.0)
+            wall = time_litert(data, threads=kernels.threads, runs=15, warmup=3).median_ms
+        # a refitted model is not the profile's: price with it directly (estimate loads the profile's)
+        learned = (kernels.predict_ms(converter_view(graph)) if args.refit
+                   else estimate(graph, profile=profile).latency_ms)
         groups, n_kernels = kernels.group_sums(converter_view(graph))
         old = latency_ms(graph_work(converter_view(graph)), profile.latency, clock_hz=profile.clock_hz)
         rows.append({"space": name, "input": "x".join(map(str, shape)), "ops": len(converter_view(graph).ops),
@@ -71,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     err = lambda key: float(np.median([abs(r[key] / r["measured_ms"] - 1) for r in rows]) * 100)  # noqa: E731
     summary = {"profile": profile.id, "models": len(rows), "threads": kernels.threads,
                "kernel_model": kernels.source, "load_avg_1m": os.getloadavg()[0],
+               "measured": f"stored: {args.offline}" if args.offline else "now, on this machine",
                "learned_within_10pct": within("learned_ms"), "learned_median_error_pct": err("learned_ms"),
                "cycles_per_mac_within_10pct": within("cycles_per_mac_ms"),
                "cycles_per_mac_median_error_pct": err("cycles_per_mac_ms")}
@@ -88,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * (r['cycles_per_mac_ms'] / r['measured_ms'] - 1):>+6.1f}% "
               f"{r['group_ms'].get('dwconv_large', 0) / max(sum(r['group_ms'].values()), 1e-9):>11.2f}")
     print(f"\n{profile.id}, {len(rows)} held-out models, LiteRT {kernels.threads} thread(s), "
-          f"load average {summary['load_avg_1m']:.2f} ({kernels.source})")
+          f"load average {summary['load_avg_1m']:.2f} ({kernels.source}; measured {summary['measured']})")
     print(f"learned kernel model: {100 * summary['learned_within_10pct']:.0f} % within +-10 %, "
           f"median error {summary['learned_median_error_pct']:.1f} %")
     print(f"cycles-per-MAC model: {100 * summary['cycles_per_mac_within_10pct']:.0f} % within +-10 %, "

@@ -209,6 +209,13 @@ def test_calibrate_measure_host_then_estimate_uses_it(home, tmp_path):
     data = json.loads(report.read_text())
     assert len(data["samples"]) == 10 and all(s["kernel_ms"] > 0 for s in data["samples"])
     assert {"conv", "dwconv", "conv1x1"} <= set(model.forests)
+    assert model.target == "log_ratio_baseline" and set(model.baselines) == set(model.forests)
+    # the stored calibration refits offline to the same model (the whole model rebuilt from the seed)
+    from tinynas.measure.kernel_calibrate import refit_calibration
+
+    assert data["seed"] == 3 and len(data["whole_models"]) == 1
+    refit = refit_calibration(data, where=str(report))
+    assert refit.predict_ms(converter_view(_graph(5))) == pytest.approx(model.predict_ms(converter_view(_graph(5))))
     # `tinynas estimate` on a .tflite prices it with the kernel model
     from tinynas.deploy.quantize import quantize_untrained
 

@@ -77,7 +77,16 @@ def kernel_features(op: Op, graph: Graph) -> dict[str, float]:
             "in_elems": sum(a.size for a in acts), "out_elems": t[op.outputs[0]].size}
 
 
-TARGETS = ("log_ms", "log_ms_per_work")
+TARGETS = ("log_ms", "log_ms_per_work", "log_ratio_baseline")
+# Derived features the ``log_ratio_baseline`` forests see besides ``FEATURES``: kernel taps, weight
+# bytes and output pixels (log2(1 + x)), and how full XNNPACK's channel tiles are (channels over
+# channels rounded up to 8 or 16: its int8 GEMM and depthwise microkernels step 8 or 16 channels, and a
+# 1- to 6-channel layer pays for a whole tile).
+EXTRA_FEATURES = ("taps", "weight_bytes", "out_pixels", "c_in_tile8", "c_out_tile8", "c_out_tile16")
+# The physical baseline of a kernel (``baseline_terms``): a dispatch (1 us), MACs with the channels
+# padded to XNNPACK's tiles (millions), activation elements read and written (millions), weight bytes
+# (millions); one non-negative coefficient each per kind, in ms per unit.
+BASELINE_TERMS = ("dispatch_us", "tile_macs_m", "act_elems_m", "weight_bytes_m")
 _SPLIT_FROM = {"dwconv_large": "dwconv", "avgpool": "pool"}
 
 
@@ -91,6 +100,52 @@ def kernel_work(config: Mapping[str, float]) -> float:
 def feature_vector(config: Mapping[str, float]) -> np.ndarray:
     """``FEATURES`` of a kernel configuration as the regressors see them: log2(1 + x)."""
     return np.log2(1.0 + np.array([float(config[f]) for f in FEATURES], dtype=np.float64))
+
+
+def _up(x: float, tile: int) -> float:
+    return float(tile * math.ceil(max(x, 1.0) / tile))
+
+
+def weight_bytes(kind: str, config: Mapping[str, float]) -> float:
+    """int8 weight bytes of a kernel: what it reads besides activations (0 for kinds without weights)."""
+    taps = float(config["kernel"]) ** 2
+    if kind in ("conv", "conv1x1", "fc"):
+        return float(config["c_in"]) * float(config["c_out"]) * taps
+    if kind in ("dwconv", "dwconv_large"):
+        return float(config["c_out"]) * taps
+    return 0.0
+
+
+def extended_feature_vector(kind: str, config: Mapping[str, float]) -> np.ndarray:
+    """``FEATURES`` then ``EXTRA_FEATURES`` of a kernel: what the ``log_ratio_baseline`` forests see."""
+    c_in, c_out = float(config["c_in"]), float(config["c_out"])
+    logs = np.log2(1.0 + np.array([float(config["kernel"]) ** 2, weight_bytes(kind, config),
+                                   float(config["h_out"]) * float(config["w_out"])]))
+    tiles = np.array([max(c_in, 1.0) / _up(c_in, 8), max(c_out, 1.0) / _up(c_out, 8), max(c_out, 1.0) / _up(c_out, 16)])
+    return np.concatenate([feature_vector(config), logs, tiles])
+
+
+def baseline_terms(kind: str, config: Mapping[str, float]) -> np.ndarray:
+    """``BASELINE_TERMS`` of a kernel: a roofline-like sum (dispatch + compute + memory) whose coefficients
+    are fitted per kind, so that the forest only learns the ratio of the kernel's time to it. The
+    baseline is linear in the kernel's size, so it extrapolates past the largest sampled kernel and keeps
+    the per-kernel dispatch of small ones (which time per MAC does not). MAC kernels count their MACs
+    with output channels padded to 16 and input channels to 8 (XNNPACK's tiles); others their MACs."""
+    pixels = float(config["h_out"]) * float(config["w_out"])
+    taps = float(config["kernel"]) ** 2
+    if kind in ("conv", "conv1x1", "fc"):
+        macs = pixels * _up(config["c_out"], 16) * taps * _up(config["c_in"], 8)
+    elif kind in ("dwconv", "dwconv_large"):
+        macs = pixels * _up(config["c_out"], 16) * taps
+    else:
+        macs = float(config["macs"])
+    acts = float(config["in_elems"]) + float(config["out_elems"])
+    return np.array([1e-3, macs * 1e-6, acts * 1e-6, weight_bytes(kind, config) * 1e-6])
+
+
+def model_features(target: str) -> list[str]:
+    """The feature names a model of ``target`` is fitted on (its JSON ``features``)."""
+    return list(FEATURES) + (list(EXTRA_FEATURES) if target == "log_ratio_baseline" else [])
 
 
 @dataclass(frozen=True)
@@ -121,7 +176,7 @@ class Tree:
                 "threshold": self.threshold.tolist(), "value": self.value.tolist()}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, where: str) -> "Tree":
+    def from_json(cls, data: Mapping[str, Any], *, where: str, n_features: int = len(FEATURES)) -> "Tree":
         try:
             arrays = (np.asarray(data["left"], dtype=np.int64), np.asarray(data["right"], dtype=np.int64),
                       np.asarray(data["feature"], dtype=np.int64), np.asarray(data["threshold"], dtype=np.float64),
@@ -131,7 +186,7 @@ class Tree:
                             "calibrate again (tinynas calibrate --measure host)") from None
         n = len(arrays[0])
         if n == 0 or any(len(a) != n for a in arrays) or arrays[0].max() >= n or arrays[1].max() >= n \
-                or (arrays[2][arrays[0] >= 0] >= len(FEATURES)).any():
+                or (arrays[2][arrays[0] >= 0] >= n_features).any():
             raise CostError(f"{where}: tree arrays are empty, of different lengths or point outside the tree; "
                             "calibrate again (tinynas calibrate --measure host)")
         return cls(*arrays)
@@ -140,7 +195,9 @@ class Tree:
 @dataclass(frozen=True)
 class KernelLatencyModel:
     """Per-kind forests predicting log(kernel ms) from ``feature_vector``, or with ``target``
-    ``log_ms_per_work`` log(kernel ms / ``kernel_work``); a model's latency is
+    ``log_ms_per_work`` log(kernel ms / ``kernel_work``), or with ``log_ratio_baseline`` (what calibrate
+    fits) log(kernel ms / baseline) from ``extended_feature_vector``, where the baseline is
+    ``baseline_terms`` times the kind's ``baselines`` coefficients; a model's latency is
     ``invoke_ms`` + ``op_ms`` per kernel + the sum over its kernels, each times its kind's entry of
     ``group_scales`` (else ``kernel_scale``). The scales and ``op_ms`` are fitted on a few
     whole models: a kernel alone runs with other caches and its own dispatch than inside a model, and
@@ -155,6 +212,7 @@ class KernelLatencyModel:
     target: str = "log_ms"
     group_scales: dict[str, float] = field(default_factory=dict)
     op_ms: float = 0.0
+    baselines: dict[str, tuple[float, ...]] = field(default_factory=dict)
     source: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -165,6 +223,13 @@ class KernelLatencyModel:
         trees = self.forests.get(kind) or self.forests.get(_SPLIT_FROM.get(kind, ""))
         if not trees:
             return np.full(len(configs), self.fallback_ms)
+        if self.target == "log_ratio_baseline":
+            coef = np.asarray(self.baselines.get(kind) or self.baselines.get(_SPLIT_FROM.get(kind, ""), ()))
+            if coef.shape != (len(BASELINE_TERMS),):
+                return np.full(len(configs), self.fallback_ms)
+            x = np.stack([extended_feature_vector(kind, c) for c in configs])
+            base = np.array([max(float(baseline_terms(kind, c) @ coef), 1e-6) for c in configs])
+            return np.exp(np.mean([t.predict(x) for t in trees], axis=0)) * base
         x = np.stack([feature_vector(c) for c in configs])
         ms = np.exp(np.mean([t.predict(x) for t in trees], axis=0))
         if self.target == "log_ms_per_work":
@@ -189,10 +254,12 @@ class KernelLatencyModel:
         return float(self.invoke_ms + self.op_ms * kernels + total)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "features": list(FEATURES), "invoke_ms": self.invoke_ms, "threads": self.threads,
+        return {"format": FORMAT, "features": model_features(self.target), "invoke_ms": self.invoke_ms,
+                "threads": self.threads,
                 "kernel_scale": self.kernel_scale, "fallback_ms": self.fallback_ms, "target": self.target,
                 "group_scales": self.group_scales,
                 "op_ms": self.op_ms, "source": self.source,
+                "baselines": {k: list(v) for k, v in self.baselines.items()},
                 "stats": self.stats,
                 "forests": {k: [t.to_json() for t in trees] for k, trees in self.forests.items()}}
 
@@ -201,9 +268,14 @@ class KernelLatencyModel:
         """Raises CostError naming ``where`` and the field for a file this version cannot read."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise CostError(f"{where}: format must be {FORMAT!r}; calibrate again (tinynas calibrate --measure host)")
-        if list(data.get("features", ())) != list(FEATURES):
-            raise CostError(f"{where}: features {data.get('features')} are not this tinynas's {list(FEATURES)}; "
+        target = str(data.get("target", "log_ms"))
+        if target not in TARGETS:
+            raise CostError(f"{where}: target must be one of {', '.join(TARGETS)}, got {target!r}; "
                             "calibrate again (tinynas calibrate --measure host)")
+        features = model_features(target)
+        if list(data.get("features", ())) != features:
+            raise CostError(f"{where}: features {data.get('features')} are not this tinynas's {features} "
+                            f"for target {target!r}; calibrate again (tinynas calibrate --measure host)")
         forests = data.get("forests")
         if not isinstance(forests, Mapping) or set(forests) - set(KINDS):
             raise CostError(f"{where}: forests must map kernel kinds ({', '.join(KINDS)}) to lists of trees")
@@ -215,20 +287,43 @@ class KernelLatencyModel:
             groups = {str(k): float(v) for k, v in dict(data.get("group_scales", {})).items()}
         except (KeyError, TypeError, ValueError):
             raise CostError(f"{where}: invoke_ms, op_ms and group_scales must be numbers") from None
-        target = str(data.get("target", "log_ms"))
-        if target not in TARGETS:
-            raise CostError(f"{where}: target must be one of {', '.join(TARGETS)}, got {target!r}; "
-                            "calibrate again (tinynas calibrate --measure host)")
+        baselines = _baselines_from_json(data.get("baselines", {}), forests, target=target, where=where)
         if not (all(math.isfinite(v) and v >= 0 for v in (invoke, fallback, op_ms))
                 and all(math.isfinite(v) and v > 0 for v in (scale, *groups.values()))):
             raise CostError(f"{where}: invoke_ms, op_ms and fallback_ms must be finite and not negative, "
                             "kernel_scale and group_scales positive; "
                             "calibrate again (tinynas calibrate --measure host)")
-        return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}") for t in v)
+        return cls(forests={k: tuple(Tree.from_json(t, where=f"{where}: forests.{k}", n_features=len(features))
+                                     for t in v)
                             for k, v in forests.items()},
                    invoke_ms=invoke, threads=int(data.get("threads", 1)), kernel_scale=scale, fallback_ms=fallback,
-                   group_scales=groups, op_ms=op_ms, target=target,
+                   group_scales=groups, op_ms=op_ms, target=target, baselines=baselines,
                    source=str(data.get("source", "")), stats=dict(data.get("stats", {})))
+
+
+def _baselines_from_json(data: Any, forests: Mapping[str, Any], *, target: str,
+                         where: str) -> dict[str, tuple[float, ...]]:
+    """``baselines`` of a model file, checked: with target ``log_ratio_baseline`` every kind with a forest
+    needs ``len(BASELINE_TERMS)`` finite, non-negative coefficients, not all zero."""
+    if not isinstance(data, Mapping):
+        raise CostError(f"{where}: baselines must map kernel kinds to lists of {len(BASELINE_TERMS)} numbers "
+                        f"({', '.join(BASELINE_TERMS)}); calibrate again (tinynas calibrate --measure host)")
+    out: dict[str, tuple[float, ...]] = {}
+    for kind, coef in data.items():
+        try:
+            values = tuple(float(v) for v in coef)
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) != len(BASELINE_TERMS) or not all(math.isfinite(v) and v >= 0 for v in values) \
+                or not any(v > 0 for v in values):
+            raise CostError(f"{where}: baselines.{kind} must be {len(BASELINE_TERMS)} finite, non-negative "
+                            f"numbers, not all zero ({', '.join(BASELINE_TERMS)}), got {coef!r}; "
+                            "calibrate again (tinynas calibrate --measure host)")
+        out[str(kind)] = values
+    if target == "log_ratio_baseline" and (missing := sorted(set(forests) - set(out))):
+        raise CostError(f"{where}: target 'log_ratio_baseline' needs baselines for every forest; "
+                        f"missing {', '.join(missing)}; calibrate again (tinynas calibrate --measure host)")
+    return out
 
 
 def kernel_model_path(profile_id: str, *, home: Path | None = None) -> Path:

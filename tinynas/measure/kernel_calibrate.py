@@ -8,7 +8,9 @@ model, quantized to int8 like the deploy path and timed with LiteRT
 (``time_tflite``: the fastest run's CPU time). A kernel's latency is the model's time minus
 the time of an almost empty model (one 1x1 average pool on a 1x1x1 input): the
 per-invoke overhead, which the model adds back once. One random forest per kernel
-kind is fitted on log(ms per MAC or element) and stored as JSON (``tinynas.cost.kernel_latency``).
+kind is fitted on the log ratio of its time to a per-kind roofline baseline (``kernel_fit``) and
+stored as JSON (``tinynas.cost.kernel_latency``). ``refit_calibration`` fits again from a stored
+calibration (``--out``) without measuring.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from tinynas.cost.convert import converter_view
-from tinynas.cost.kernel_latency import (KernelLatencyModel, Tree, feature_vector, kernel_features,
-                                         kernel_kind, kernel_work, save_kernel_model)
+from tinynas.cost.kernel_latency import KernelLatencyModel, kernel_features, kernel_kind, save_kernel_model
 from tinynas.errors import MeasureError
+from tinynas.measure.kernel_fit import (Correction, fit_correction, fit_forests,  # noqa: F401 (re-exported)
+                                        fit_kernel_model)
 from tinynas.space.graph import Graph, GraphBuilder, Op
 
 log = logging.getLogger(__name__)
@@ -176,86 +179,16 @@ class KernelCalibration:
     op_ms: float = 0.0
     whole_model_error_pct: float = -1.0
     whole_models: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"profile_id": self.profile_id, "kernels": self.kernels, "invoke_ms": self.invoke_ms,
+        return {"profile_id": self.profile_id, "seed": self.seed, "kernels": self.kernels,
+                "invoke_ms": self.invoke_ms,
                 "threads": self.threads, "kernel_scale": self.kernel_scale, "group_scales": self.group_scales,
                 "op_ms": self.op_ms, "whole_model_error_pct": self.whole_model_error_pct,
                 "whole_models": list(self.whole_models), "per_kind": self.per_kind,
                 "model_path": self.model_path,
                 "samples": list(self.samples)}
-
-
-def fit_forests(samples: Sequence[dict[str, Any]], *, seed: int = 0, n_trees: int = 30,
-                target: str = "log_ms"
-                ) -> tuple[dict[str, tuple[Tree, ...]], dict[str, dict[str, float]]]:
-    """One random forest per kind on (log2 features -> ``target``: log ms, or log of ms per
-    ``kernel_work``), exported to ``Tree``s, with each kind's 5-fold held-out median relative error
-    of the kernel's ms."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.model_selection import cross_val_predict
-
-    forests: dict[str, tuple[Tree, ...]] = {}
-    stats: dict[str, dict[str, float]] = {}
-    for kind in sorted({s["kind"] for s in samples}):
-        rows = [s for s in samples if s["kind"] == kind]
-        x = np.stack([feature_vector(s["config"]) for s in rows])
-        y = np.log(np.array([s["kernel_ms"] for s in rows]))
-        if target == "log_ms_per_work":
-            y = y - np.log(np.array([kernel_work(s["config"]) for s in rows]))
-        rf = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.8, random_state=seed)
-        held = None
-        if len(rows) >= 5:
-            cv = cross_val_predict(rf, x, y, cv=min(5, len(rows)))
-            held = float(np.median(np.abs(np.exp(cv - y) - 1.0)) * 100.0)
-        rf.fit(x, y)
-        forests[kind] = tuple(Tree(e.tree_.children_left.astype(np.int64), e.tree_.children_right.astype(np.int64),
-                                   e.tree_.feature.astype(np.int64), e.tree_.threshold.astype(np.float64),
-                                   e.tree_.value[:, 0, 0].astype(np.float64)) for e in rf.estimators_)
-        ms = np.array([s["kernel_ms"] for s in rows])
-        stats[kind] = {"kernels": len(rows), "median_ms": float(np.median(ms)),
-                       "held_out_median_error_pct": -1.0 if held is None else round(held, 2)}
-    return forests, stats
-
-
-@dataclass(frozen=True)
-class Correction:
-    """The whole-model correction of summed kernel predictions (``KernelLatencyModel``): one scale per
-    kernel group seen in the whole models, the scale of the others, a per-kernel cost, and the
-    in-sample median relative error of whole models with it."""
-
-    kernel_scale: float
-    group_scales: dict[str, float]
-    op_ms: float
-    median_error_pct: float
-
-
-def fit_correction(rows: Sequence[Mapping[str, Any]], *, invoke_ms: float, ridge: float = 0.05) -> Correction:
-    """Fit ``measured = invoke_ms + op_ms x kernels + sum_g scale_g x group_ms[g]`` on whole models
-    (``rows``: ``measured_ms``, ``kernels``, ``group_ms``) by least squares on the relative error, the
-    figure the goal is stated in, with each scale pulled towards the median ratio by ``ridge`` (a
-    group that is rare in the rows keeps about that ratio). Scales stay in [0.2, 5], ``op_ms`` >= 0."""
-    from scipy.optimize import lsq_linear
-
-    rows = [r for r in rows if r["measured_ms"] > 0]
-    if not rows:
-        return Correction(1.0, {}, 0.0, -1.0)
-    ratios = [(r["measured_ms"] - invoke_ms) / s for r in rows if (s := sum(r["group_ms"].values())) > 0]
-    prior = float(np.clip(np.median(ratios), 0.2, 5.0)) if ratios else 1.0
-    groups = sorted({g for r in rows for g, v in r["group_ms"].items() if v > 0})
-    if len(rows) < len(groups) + 2:  # too few whole models for a fit: the median ratio alone
-        return Correction(prior, {}, 0.0, -1.0)
-    # columns: op_ms in us (so that all columns are of similar size), then one scale per group
-    a = np.array([[r["kernels"] * 1e-3 / r["measured_ms"]] + [r["group_ms"].get(g, 0.0) / r["measured_ms"]
-                                                             for g in groups] for r in rows])
-    b = np.array([1.0 - invoke_ms / r["measured_ms"] for r in rows])
-    reg = np.sqrt(ridge) * np.eye(len(groups) + 1)[1:]
-    sol = lsq_linear(np.vstack([a, reg]), np.concatenate([b, np.sqrt(ridge) * np.full(len(groups), prior)]),
-                     bounds=([0.0] + [0.2] * len(groups), [np.inf] + [5.0] * len(groups)))
-    op_ms = float(sol.x[0]) * 1e-3
-    scales = {g: float(v) for g, v in zip(groups, sol.x[1:])}
-    err = np.abs(a @ sol.x - b)  # predicted / measured - 1, as b is 1 - invoke / measured
-    return Correction(prior, scales, op_ms, round(float(np.median(err)) * 100.0, 2))
 
 
 def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
@@ -286,33 +219,22 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
                         "kernel_ms": max(ms - overhead, 1e-4)})
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
-    from tinynas.space import get_space
-
-    forests, stats = fit_forests(samples, seed=seed, target="log_ms_per_work")
+    whole = []
+    for j, (name, shape, g) in enumerate(whole_model_graphs(seed=seed, n=whole_models if whole_models is not None
+                                                            else max(2, n // 12))):
+        measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
+        whole.append(({"space": name, "input": "x".join(map(str, shape)), "measured_ms": measured},
+                      converter_view(g)))
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     # A kernel alone runs with other caches and its own dispatch than inside a model, and subtracting the
     # empty model's time from each kernel loses the per-kernel dispatch: a few whole models (from the
     # calibration seed, not the benchmark's) fit a scale per kernel group and a per-kernel cost.
-    unscaled = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work")
-    rows = []
-    rng = np.random.default_rng(seed + 1)
-    for j in range(whole_models if whole_models is not None else max(2, n // 12)):
-        name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
-        space = get_space(name, input_shape=shape, num_classes=10)
-        g = space.graph(space.sample(rng))
-        measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
-        sums, count = unscaled.group_sums(converter_view(g))
-        rows.append({"space": name, "input": "x".join(map(str, shape)), "measured_ms": measured,
-                     "kernels": count, "group_ms": sums})
-    correction = fit_correction(rows, invoke_ms=overhead)
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = KernelLatencyModel(forests=forests, invoke_ms=overhead, threads=threads, target="log_ms_per_work",
-                               kernel_scale=correction.kernel_scale, group_scales=correction.group_scales,
-                               op_ms=correction.op_ms,
-                               source=f"LiteRT on the host, {len(samples)} kernels, {len(rows)} whole models, "
-                                      f"{threads} thread(s), {stamp}",
-                               stats={"kernels": len(samples), "per_kind": stats, "date": stamp,
-                                      "whole_models": rows,
-                                      "whole_model_in_sample_median_error_pct": correction.median_error_pct})
+    model, correction, rows = fit_kernel_model(
+        samples=samples, whole_models=whole, invoke_ms=overhead, threads=threads, seed=seed,
+        source=f"LiteRT on the host, {len(samples)} kernels, {len(whole)} whole models, {threads} thread(s), "
+               f"{stamp}",
+        extra_stats={"date": stamp})
+    stats = model.stats["per_kind"]
     path = save_kernel_model(profile.id, model, home=home) if save else None
     if path is not None:
         log.info("%s: kernel latency model written to %s", profile.id, path)
@@ -320,4 +242,53 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
                              kernel_scale=correction.kernel_scale, per_kind=stats,
                              model_path=str(path) if path else None, samples=tuple(samples),
                              group_scales=correction.group_scales, op_ms=correction.op_ms,
-                             whole_model_error_pct=correction.median_error_pct, whole_models=tuple(rows))
+                             whole_model_error_pct=correction.median_error_pct, whole_models=tuple(rows),
+                             seed=seed)
+
+
+def whole_model_graphs(*, seed: int, n: int) -> list[tuple[str, tuple[int, ...], Graph]]:
+    """The ``n`` whole models ``calibrate_host`` times with ``seed`` (space, input shape, graph): drawn
+    with seed + 1 over ``SPACE_INPUTS``, so a stored calibration's whole models can be rebuilt."""
+    from tinynas.space import get_space
+
+    rng = np.random.default_rng(seed + 1)
+    out = []
+    for _ in range(n):
+        name, shape = SPACE_INPUTS[int(rng.integers(len(SPACE_INPUTS)))]
+        space = get_space(name, input_shape=shape, num_classes=10)
+        out.append((name, shape, space.graph(space.sample(rng))))
+    return out
+
+
+def refit_calibration(data: Mapping[str, Any], *, where: str = "calibration", target: str | None = None,
+                      ) -> KernelLatencyModel:
+    """The kernel latency model of a stored calibration (``tinynas calibrate --measure host --out FILE``:
+    its ``samples``, ``invoke_ms``, ``threads``, ``seed`` (0 when absent, calibrate's default) and
+    ``whole_models``), fitted again without measuring: the whole models are rebuilt from the seed.
+    Raises MeasureError naming ``where`` and the field when the file lacks them or its whole models are
+    not the ones this tinynas draws for that seed (the spaces changed since)."""
+    from tinynas.measure.kernel_fit import DEFAULT_TARGET
+
+    try:
+        samples = [{"kind": str(s["kind"]), "config": dict(s["config"]), "kernel_ms": float(s["kernel_ms"])}
+                   for s in data["samples"]]
+        invoke_ms, threads, seed = float(data["invoke_ms"]), int(data.get("threads", 1)), int(data.get("seed", 0))
+        stored = [{"space": str(r["space"]), "input": str(r["input"]), "measured_ms": float(r["measured_ms"])}
+                  for r in data.get("whole_models", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MeasureError(f"{where}: needs samples (kind, config, kernel_ms), invoke_ms and whole_models "
+                           f"(space, input, measured_ms) as tinynas calibrate --measure host --out writes them "
+                           f"({exc!r})") from None
+    if not samples:
+        raise MeasureError(f"{where}: samples is empty; calibrate with --out to keep the measured kernels")
+    whole = []
+    for i, (row, (name, shape, g)) in enumerate(zip(stored, whole_model_graphs(seed=seed, n=len(stored)))):
+        if (row["space"], row["input"]) != (name, "x".join(map(str, shape))):
+            raise MeasureError(f"{where}: whole_models[{i}] is {row['space']} {row['input']}, but seed {seed} draws "
+                               f"{name} {'x'.join(map(str, shape))} now (the spaces changed?); calibrate again")
+        whole.append((row, converter_view(g)))
+    model, _, _ = fit_kernel_model(samples=samples, whole_models=whole, invoke_ms=invoke_ms, threads=threads,
+                                   seed=seed, target=target or DEFAULT_TARGET,
+                                   source=f"refitted offline from {where}: {len(samples)} kernels, "
+                                          f"{len(whole)} whole models, {threads} thread(s)")
+    return model
