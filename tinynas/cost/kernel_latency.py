@@ -6,7 +6,12 @@ of its kernels after fusion (conv + BN + activation is one kernel), and each
 kernel kind's latency is a smooth function of its configuration (input size,
 channels, kernel, stride), which a random forest per kind learns from measured
 single kernels. The converter's view of a Graph (``cost.convert``) already has
-that fusion, so one op is one kernel here.
+that fusion, so one op is one kernel here. What calibrate fits now
+(``log_ratio_baseline``): per kind a roofline-like baseline linear in the kernel's
+size (``baseline_terms``: dispatch, tile-padded MACs, bytes), and a forest for the
+ratio of the measured time to it. A forest alone cannot price a kernel larger than
+any it saw; the baseline can, and the forest only has to learn the microkernels'
+shape effects (``benchmarks/mobile_latency/README.md`` has the comparison).
 
 The fitted forests are plain JSON (sklearn's tree arrays: children, feature,
 threshold, value) written beside the profile's latency overlay
