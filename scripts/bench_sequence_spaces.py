@@ -33,16 +33,17 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def run_one(*, dataset: str, board: str, space: str, args: argparse.Namespace, workdir: Path) -> dict:
-    out = workdir / f"{dataset}_{board}_{space}"
+def run_one(*, dataset: str, board: str, space: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict:
+    out = workdir / f"{dataset}_{board}_{space}_s{seed}"
     cmd = [sys.executable, "-m", "tinynas.cli.main", "run", "--profile", board, "--dataset", dataset,
            "--space", space, "--strategy", "evolution", "--budget-candidates", str(args.candidates),
            "--search-epochs", str(args.search_epochs), "--final-epochs", str(args.final_epochs),
-           "--final-top-k", "1", "--prefilter-candidates", str(4 * args.candidates), "--seed", str(args.seed),
+           "--final-top-k", "1", "--prefilter-candidates", str(4 * args.candidates), "--seed", str(seed),
            "--no-progress", "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    row = {"dataset": dataset, "board": board, "space": space, "seconds": round(time.perf_counter() - t0, 1)}
+    row = {"dataset": dataset, "board": board, "space": space, "seed": seed,
+           "seconds": round(time.perf_counter() - t0, 1)}
     if proc.returncode != 0:
         row["error"] = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
         return row
@@ -52,20 +53,35 @@ def run_one(*, dataset: str, board: str, space: str, args: argparse.Namespace, w
     row.update(arch=arch["decisions"], int8_acc=w.get("int8_accuracy"), float_acc=w.get("float_test_accuracy"),
                arena_bytes=w.get("tflm_arena_bytes"), est_arena_bytes=w["cost"]["arena_bytes"],
                latency_ms=w["cost"].get("latency_ms"), flash_bytes=w.get("tflite_flash_bytes"),
-               sram_budget_bytes=summary.get("budgets", {}).get("sram_budget_bytes"))
+               sram_budget_bytes=summary.get("budgets", {}).get("sram_budget_bytes"),
+               qat=w.get("qat"))
     return row
 
 
 def print_runs(rows: list[dict]) -> None:
-    print("\n== best tinyformer vs best dscnn, same search budget (int8 = real TFLM interpreter) ==")
-    print(f"{'dataset':<17} {'board':<14} {'space':<11} {'int8 acc':>8} {'float acc':>9} {'arena B':>8} "
-          f"{'latency ms':>10} {'flash B':>8} {'s':>6}")
+    print("\n== best tinyformer vs best dscnn, same search budget (int8 = real TFLite Micro interpreter) ==")
+    print(f"{'dataset':<14} {'board':<14} {'space':<11} {'seed':>4} {'int8 acc':>8} {'float acc':>9} {'int8-fl':>7} "
+          f"{'QAT':>4} {'arena B':>8} {'latency ms':>10} {'flash B':>8} {'s':>5}")
     for r in rows:
+        head = f"{r['dataset']:<14} {r['board']:<14} {r['space']:<11} {r.get('seed', 0):>4}"
         if "error" in r:
-            print(f"{r['dataset']:<17} {r['board']:<14} {r['space']:<11} error: {r['error'][:90]}")
+            print(f"{head} error: {r['error'][:90]}")
             continue
-        print(f"{r['dataset']:<17} {r['board']:<14} {r['space']:<11} {r['int8_acc']:>8.3f} {r['float_acc']:>9.3f} "
-              f"{r['arena_bytes']:>8} {r['latency_ms']:>10.2f} {r['flash_bytes']:>8} {r['seconds']:>6.0f}")
+        qat = "yes" if (r.get("qat") or {}).get("used") else "-"
+        print(f"{head} {r['int8_acc']:>8.3f} {r['float_acc']:>9.3f} {100 * (r['int8_acc'] - r['float_acc']):>+7.1f} "
+              f"{qat:>4} {r['arena_bytes']:>8} {r['latency_ms']:>10.2f} {r['flash_bytes']:>8} {r['seconds']:>5.0f}")
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["dataset"], r["board"], r["space"]), []).append(r)
+    if any(len(g) > 1 for g in groups.values()):
+        print("\n== mean over seeds (int8-fl: int8 minus float test accuracy, points) ==")
+        print(f"{'dataset':<14} {'board':<14} {'space':<11} {'n':>2} {'int8 acc':>8} {'float acc':>9} {'int8-fl':>7} "
+              f"{'worst':>6}")
+        for (dataset, board, space), g in groups.items():
+            gaps = [100 * (r["int8_acc"] - r["float_acc"]) for r in g]
+            print(f"{dataset:<14} {board:<14} {space:<11} {len(g):>2} {sum(r['int8_acc'] for r in g) / len(g):>8.3f} "
+                  f"{sum(r['float_acc'] for r in g) / len(g):>9.3f} {sum(gaps) / len(gaps):>+7.1f} {min(gaps):>+6.1f}")
 
 
 def proxy_study(*, space_name: str, dataset_name: str, n: int, epochs: int, samples: int, seed: int) -> dict:
@@ -107,17 +123,20 @@ def main() -> None:
     ap.add_argument("--proxy-epochs", type=int, default=3)
     ap.add_argument("--proxy-spaces", default="tinyformer,gcn", help="spaces of the proxy study (tinyformer, gcn)")
     ap.add_argument("--proxy-samples", type=int, default=600, help="training samples per proxy-study arch")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="search seeds of part 1 (comma-separated); the first seeds part 2")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.json (and the runs' summaries)")
     args = ap.parse_args()
+    seeds = [int(v) for v in args.seeds.split(",")]
     t0 = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tinynas_seqbench_") as tmp:
         for dataset in filter(None, args.datasets.split(",")):
             for board in args.boards.split(","):
                 for space in args.spaces.split(","):
-                    rows.append(run_one(dataset=dataset, board=board, space=space, args=args, workdir=Path(tmp)))
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                    for seed in seeds:
+                        rows.append(run_one(dataset=dataset, board=board, space=space, seed=seed, args=args,
+                                            workdir=Path(tmp)))
+                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if rows:
         print_runs(rows)
     studies = []
@@ -126,7 +145,7 @@ def main() -> None:
         for space_name in filter(None, args.proxy_spaces.split(",")):
             dataset_name = studies_of[space_name]
             studies.append(proxy_study(space_name=space_name, dataset_name=dataset_name, n=args.proxy_archs,
-                                       epochs=args.proxy_epochs, samples=args.proxy_samples, seed=args.seed))
+                                       epochs=args.proxy_epochs, samples=args.proxy_samples, seed=seeds[0]))
             print_proxies(studies[-1])
     print(f"\n(total {time.perf_counter() - t0:.0f} s; settings: {vars(args)})")
     if args.out is not None:

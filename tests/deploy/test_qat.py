@@ -137,3 +137,60 @@ def test_qat_refuses_graph_propagation_by_name():
     with pytest.raises(DeployError, match=r"QAT does not model layer \S+ \(GraphPropagation, a LayerNorm or graph "
                                           r"op\) yet.*without --qat"):
         build_qat_model(model)
+
+
+def test_qat_reason_sees_a_validation_split_too_small_to_measure_a_point():
+    """'auto' fine-tunes on a measured loss, and on a split where one sample is more than a point."""
+    from tinynas.deploy.deployer import _qat_reason
+
+    assert _qat_reason("auto", drop=0.0, val_samples=269) is None
+    assert "loses 2.00 points" in _qat_reason("auto", drop=0.02, val_samples=269)
+    assert "(8 samples) is too small" in _qat_reason("auto", drop=0.0, val_samples=8)
+    assert _qat_reason("auto", drop=0.0, val_samples=100) is None  # one sample is exactly a point
+    assert _qat_reason(True, drop=0.0, val_samples=269) == "requested (--qat)"
+    assert _qat_reason(False, drop=0.5, val_samples=8) is None
+
+
+def test_fine_tuning_target_mixes_labels_and_the_float_models_predictions():
+    """distill 0: one-hot labels; 1: the float model's probabilities; between: the mix; rows sum to 1."""
+    from tinynas.deploy.qat import _fine_tuning_target
+    from tinynas.errors import DeployError
+
+    model, ds = _tinyformer_digits(epochs=1)
+    x, y = ds.x_train[:16], np.asarray(ds.y_train[:16])
+    probs = np.asarray(model.predict(x, verbose=0))
+    labels = _fine_tuning_target(model, x=x, y=y, distill=0.0, batch_size=8)
+    assert np.array_equal(labels.argmax(axis=1), y) and np.all(labels.max(axis=1) == 1.0)
+    np.testing.assert_allclose(_fine_tuning_target(model, x=x, y=y, distill=1.0, batch_size=8), probs, atol=1e-6)
+    half = _fine_tuning_target(model, x=x, y=y, distill=0.5, batch_size=8)
+    np.testing.assert_allclose(half, 0.5 * labels + 0.5 * probs, atol=1e-6)
+    np.testing.assert_allclose(half.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(DeployError, match=r"distill weight must be in \[0, 1\]"):
+        _fine_tuning_target(model, x=x, y=y, distill=1.5, batch_size=8)
+    with pytest.raises(DeployError, match="class indices"):
+        _fine_tuning_target(model, x=x, y=y + 10, distill=0.0, batch_size=8)
+
+
+@pytest.mark.slow
+def test_auto_fine_tunes_when_validation_is_too_small_and_keeps_the_closer_int8_model(tmp_path):
+    """A tinyformer deployed with a 40-sample validation split: 'auto' fine-tunes although PTQ loses
+    nothing measurable there, records why and both models' validation numbers, and keeps the int8 model
+    that is more accurate on validation or, tied, whose outputs are closer to the float model's."""
+    import dataclasses
+
+    from tinynas.deploy.deployer import deploy
+
+    model, ds = _tinyformer_digits()
+    small = dataclasses.replace(ds, x_val=ds.x_val[:40], y_val=ds.y_val[:40])
+    path = tmp_path / "tinyformer.keras"
+    model.save(path)
+    m = deploy(model_path=path, profile=make_profile(), dataset=small, out_dir=tmp_path / "out", qat="auto",
+               firmware=False).metrics
+    q = m["qat"]
+    assert q["applied"] and "(40 samples) is too small" in q["reason"]
+    assert q["settings"]["distill"] == 1.0
+    qat_key = (q["qat_val_int8_accuracy"], -q["qat_val_output_distance"])
+    ptq_key = (q["ptq_val_int8_accuracy"], -q["ptq_val_output_distance"])
+    assert q["used"] == (qat_key >= ptq_key)
+    assert m["int8_accuracy"] == (q["qat_int8_accuracy"] if q["used"] else q["ptq_int8_accuracy"])
+    assert 0.0 <= q["ptq_val_output_distance"] < 0.1 and 0.0 <= q["qat_val_output_distance"] < 0.1

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tinynas.cli.main import cli
 from tinynas.pipeline.journal import Journal
+from tinynas.pipeline.report import render_markdown
 from tinynas.pipeline.rundir import loads_config
 
 
@@ -36,6 +37,10 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert metrics["model_id"] == win["id"] and metrics["int8_accuracy"] == win["int8_accuracy"]
     assert json.loads((out / "model" / "arch.json").read_text())["space"] == "dscnn"
     assert summary["pareto"]["latency_ms"] and summary["pareto"]["arena_bytes"]
+    # how the int8 number came about: deploy's QAT record, and the report's note when fine-tuning won
+    assert win["qat"]["requested"] == "auto" and "settings" not in win["qat"]
+    tuned = {**summary, "winner": {**win, "qat": {"applied": True, "used": True, "ptq_int8_accuracy": 0.9}}}
+    assert "after quantization-aware fine-tuning (post-training quantization: 0.9000)" in render_markdown(tuned)
 
     journal = Journal(out / "journal.jsonl")
     search = journal.candidates(stage="search")

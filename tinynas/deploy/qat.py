@@ -1,8 +1,9 @@
 """Quantization-aware fine-tuning for Keras 3, where tensorflow-model-optimization does not work.
 
 Deploy runs it when int8 post-training quantization loses more than a point of
-accuracy: the float model is fine-tuned with simulated int8 rounding, then the
-normal PTQ (``quantize.quantize_int8``) converts the fine-tuned float weights.
+accuracy (or the validation split is too small to tell): the float model is
+fine-tuned with simulated int8 rounding towards its own float predictions, then
+the normal PTQ (``quantize.quantize_int8``) converts the fine-tuned float weights.
 Scheme: Jacob et al. 2018 ("Quantization and Training of Neural Networks for
 Efficient Integer-Arithmetic-Only Inference", sec. 3): weights fake-quantized
 per output channel, symmetric, as TFLite's int8 spec does; activations
@@ -37,19 +38,30 @@ _WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 @dataclass(frozen=True)
 class QATSettings:
-    """Fine-tuning budget: a few epochs at a low learning rate on the training split."""
+    """Fine-tuning budget: a few epochs at a low learning rate on the training split.
 
-    epochs: int = 8
-    learning_rate: float = 1e-3
+    1e-4 for 20 epochs, distilling the float model: measured on 8 tinyformer models of GunPoint
+    and BasicMotions (issue 14), int8 then stayed within 0.7 point of float on every one; at 1e-3
+    (the earlier default) fine-tuning left the trained solution and int8 fell up to 12 points.
+    """
+
+    epochs: int = 20
+    learning_rate: float = 1e-4
     batch_size: int = 32
     ema_momentum: float = 0.99
     calibration_samples: int = 200
     seed: int = 0
+    #: Weight of the float model's own predictions in the fine-tuning target (Hinton et al. 2015's
+    #: distillation, teacher = the model before QAT); the rest is the labels. Deploy's question is
+    #: "does int8 behave like float", and matching float's outputs asks it directly; labels alone let
+    #: a model that fits its 30-50 training series drift to another solution (issue 14: one
+    #: BasicMotions model went from 92.5 to 90.0 % int8 with labels only).
+    distill: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
                 "ema_momentum": self.ema_momentum, "calibration_samples": self.calibration_samples,
-                "seed": self.seed}
+                "seed": self.seed, "distill": self.distill}
 
 
 def _fake_quant_layers() -> tuple[type, type]:
@@ -163,6 +175,23 @@ def _consumers(model: Any) -> dict[str, list[str]]:
                 names.append(type(op).__name__)
         out[layer.name] = names
     return out
+
+
+def _fine_tuning_target(model: Any, *, x: np.ndarray, y: np.ndarray, distill: float, batch_size: int) -> np.ndarray:
+    """One-hot labels mixed with the float model's predicted probabilities, ``distill`` of the latter."""
+    if not 0.0 <= distill <= 1.0:
+        raise DeployError(f"QAT distill weight must be in [0, 1], got {distill}")
+    units = int(model.output_shape[-1])
+    if int(y.max()) >= units or int(y.min()) < 0:
+        raise DeployError(f"QAT labels must be class indices in [0, {units}), got {int(y.min())}..{int(y.max())}")
+    target = np.eye(units, dtype=np.float32)[y.astype(np.int64)]
+    if distill == 0.0:
+        return target
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    if not _output_is_probability(model):
+        out = np.exp(out - out.max(axis=-1, keepdims=True))
+        out /= out.sum(axis=-1, keepdims=True)
+    return (1.0 - distill) * target + distill * out
 
 
 def _output_is_probability(model: Any) -> bool:
@@ -325,13 +354,16 @@ def qat_finetune(
     for fq in fqs:
         fq.calibrating = False
 
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not _output_is_probability(model))
+    target = _fine_tuning_target(model, x=x, y=y, distill=settings.distill, batch_size=settings.batch_size)
+    # cross-entropy is linear in its target, so one soft target mixes label and teacher losses
+    loss = keras.losses.CategoricalCrossentropy(from_logits=not _output_is_probability(model))
     qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=loss,
-                      metrics=["accuracy"], jit_compile=False)
-    history = qat_model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=0)
+                      metrics=["categorical_accuracy"], jit_compile=False)
+    history = qat_model.fit(x, target, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+                            verbose=0)
     for layer in float_model.layers:  # BatchNormalization was frozen only for fine-tuning
         if type(layer).__name__ == "BatchNormalization":
             layer.trainable = True
     log.info("QAT fine-tuning: %d epochs, final loss %.4f, accuracy (simulated int8) %.4f",
-             settings.epochs, history.history["loss"][-1], history.history["accuracy"][-1])
+             settings.epochs, history.history["loss"][-1], history.history["categorical_accuracy"][-1])
     return float_model

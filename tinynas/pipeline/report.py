@@ -52,7 +52,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "tflm_arena_bytes": deployed.get("arena_bytes") if deployed else None,
                "tflite_flash_bytes": deployed.get("flash_bytes") if deployed else None,
                "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
-               "template": deployed.get("template") if deployed else None}
+               "template": deployed.get("template") if deployed else None,
+               "qat": _qat_outcome(deployed.get("qat")) if deployed else None}
         if deployed and deployed.get("artifacts"):  # mobile and gpu: LiteRT or ONNX models, one row each
             win.update(kind=deployed.get("kind"), artifacts=deployed["artifacts"])
     return {
@@ -194,7 +195,8 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("architecture", f"{w.get('id', '-')} `{_arch_text(w.get('arch'))}`"),
         ("validation accuracy (float, final training)", _fmt(w.get("val_accuracy"), ".4f")),
         ("test accuracy (float)", _fmt(w.get("float_test_accuracy"), ".4f")),
-        *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f"))]),
+        *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")
+                                  + _qat_note(w.get("qat")))]),
         ("predicted latency", f"{_fmt(c.get('latency_ms'), '.2f')} ms (target {_fmt(s['budgets'].get('latency_target_ms'))} ms)"),
         ("arena", f"{_fmt(w.get('tflm_arena_bytes') or c.get('arena_bytes'))} bytes "
                   f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'))})"),
@@ -206,6 +208,23 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
          or "none (the profile's)"),
         ("firmware template", _fmt(w.get("template"))),
     ]
+
+
+def _qat_outcome(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Deploy's QAT record without its settings: whether it ran, why, and which int8 model won."""
+    if not record:
+        return None
+    return {k: v for k, v in record.items() if k != "settings"}
+
+
+def _qat_note(qat: dict[str, Any] | None) -> str:
+    """How the int8 number came about, when quantization-aware fine-tuning ran."""
+    if not qat or not qat.get("applied"):
+        return ""
+    ptq = _fmt(qat.get("ptq_int8_accuracy"), ".4f")
+    if qat.get("used"):
+        return f" after quantization-aware fine-tuning (post-training quantization: {ptq})"
+    return " (post-training quantization; fine-tuning ran and was not better on validation)"
 
 
 def _artifact_lines(w: dict[str, Any]) -> list[tuple[str, str]]:
