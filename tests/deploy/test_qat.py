@@ -172,10 +172,10 @@ def test_fine_tuning_target_mixes_labels_and_the_float_models_predictions():
 
 
 @pytest.mark.slow
-def test_auto_fine_tunes_when_validation_is_too_small_and_keeps_the_closer_int8_model(tmp_path):
+def test_auto_fine_tunes_when_validation_is_too_small(tmp_path):
     """A tinyformer deployed with a 40-sample validation split: 'auto' fine-tunes although PTQ loses
-    nothing measurable there, records why and both models' validation numbers, and keeps the int8 model
-    that is more accurate on validation or, tied, whose outputs are closer to the float model's."""
+    nothing measurable there, records why and both models' numbers, and keeps the fine-tuned int8
+    model unless it is less accurate on validation."""
     import dataclasses
 
     from tinynas.deploy.deployer import deploy
@@ -189,8 +189,6 @@ def test_auto_fine_tunes_when_validation_is_too_small_and_keeps_the_closer_int8_
     q = m["qat"]
     assert q["applied"] and "(40 samples) is too small" in q["reason"]
     assert q["settings"]["distill"] == 1.0
-    qat_key = (q["qat_val_int8_accuracy"], -q["qat_val_output_distance"])
-    ptq_key = (q["ptq_val_int8_accuracy"], -q["ptq_val_output_distance"])
-    assert q["used"] == (qat_key >= ptq_key)
+    assert q["used"] == (q["qat_val_int8_accuracy"] >= q["ptq_val_int8_accuracy"])
     assert m["int8_accuracy"] == (q["qat_int8_accuracy"] if q["used"] else q["ptq_int8_accuracy"])
-    assert 0.0 <= q["ptq_val_output_distance"] < 0.1 and 0.0 <= q["qat_val_output_distance"] < 0.1
+    assert abs(q["qat_int8_accuracy"] - m["float_accuracy"]) <= 0.02  # distilled: int8 stays near float

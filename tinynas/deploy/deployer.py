@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tinynas.deploy.interpreter import MicroInterpreter
+from tinynas.deploy.interpreter import int8_accuracy
 from tinynas.deploy.qat import QATSettings
 from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, budget_checks, does_not_fit_message
 from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
@@ -278,10 +278,9 @@ def deploy(
         # Whether to fine-tune, and which int8 model to keep, is decided on the validation
         # split: choosing on the test split would make the reported test accuracy optimistic.
         x_val, y_val = _selection_split(dataset, fit=fit, fallback=(x_test, y_test))
-        float_val = np.asarray(keras_model.predict(x_val, batch_size=256, verbose=0))
-        ptq_val, ptq_dist = _int8_against_float(model_bytes, x=x_val, y=y_val, float_out=float_val)
+        ptq_val = int8_accuracy(model_bytes, x=x_val, y=y_val)
         drop = _float_accuracy(keras_model, x_val, y_val) - ptq_val
-        qat_record.update(ptq_val_int8_accuracy=ptq_val, ptq_val_output_distance=ptq_dist)
+        qat_record["ptq_val_int8_accuracy"] = ptq_val
         tuned = None
         reason = _qat_reason(qat, drop=drop, val_samples=len(y_val))
         if reason:
@@ -299,18 +298,18 @@ def deploy(
                 tuned = None
         if tuned is not None:
             qat_bytes = quantize_int8(tuned, representative=x_rep, num_samples=representative_samples)
-            qat_val, qat_dist = _int8_against_float(qat_bytes, x=x_val, y=y_val, float_out=float_val)
+            qat_val = int8_accuracy(qat_bytes, x=x_val, y=y_val)
             qat_report = validate_int8(qat_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
             qat_record.update(applied=True, qat_int8_accuracy=qat_report.int8_accuracy, qat_val_int8_accuracy=qat_val,
-                              qat_val_output_distance=qat_dist, settings=qat_settings.to_json())
-            # Accuracy first; on a tie (a small validation split mostly ties) the int8 model whose
-            # outputs stay closer to the float model's: a continuous measure that 8 samples still inform.
-            if (qat_val, -qat_dist) >= (ptq_val, -ptq_dist):
+                              settings=qat_settings.to_json())
+            # A tie keeps the fine-tuned model: a small validation split mostly ties, and that is
+            # where fine-tuning runs because validation cannot tell (see _qat_reason).
+            if qat_val >= ptq_val:
                 model_bytes, report, tuned_model = qat_bytes, qat_report, tuned
                 qat_record["used"] = True
             else:
-                log.warning("QAT did not beat PTQ on validation (accuracy %.4f vs %.4f, output distance to float "
-                            "%.4f vs %.4f): keeping the PTQ model", qat_val, ptq_val, qat_dist, ptq_dist)
+                log.warning("QAT did not beat PTQ on validation (%.4f < %.4f): keeping the PTQ model",
+                            qat_val, ptq_val)
     else:
         if qat is True:
             raise DeployError(
@@ -404,14 +403,6 @@ def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, o
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
-
-
-def _int8_against_float(model_bytes: bytes, *, x: np.ndarray, y: np.ndarray,
-                        float_out: np.ndarray) -> tuple[float, float]:
-    """Top-1 accuracy of the int8 model in TFLite Micro, and the mean |int8 output - float output|."""
-    out = MicroInterpreter(model_bytes).predict(x).reshape(len(x), -1)
-    accuracy = float(np.mean(out.argmax(axis=1) == np.asarray(y).reshape(-1)))
-    return accuracy, float(np.mean(np.abs(out - float_out.reshape(len(x), -1))))
 
 
 def _qat_reason(qat: QATMode, *, drop: float, val_samples: int) -> str | None:
