@@ -1,6 +1,7 @@
 """`tinynas run --strategy staged --refine darts|drnas|rdarts`: the refine stage between evolution and final
 training (tinynas/pipeline/refine.py): which blocks it mixes, its refusals before anything is written, and a
-real tiny run on digits whose derived arch is journaled (fidelity "supernet") and resumes without retraining.
+real tiny run on digits whose derived arch is journaled (fidelity "supernet") and resumes without retraining, and
+one whose single top candidate leaves no disagreement, so the stage mixes around the best arch instead of skipping.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pipeline_helpers import run_cli
 
 from tinynas.errors import SearchError
 from tinynas.darts import relax
-from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks
+from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks, neighbour_blocks
 from tinynas.pipeline.settings import RunSettings, settings_from_config
 from tinynas.pipeline.stages import stage_plan
 from tinynas.space import get_space
@@ -47,6 +48,21 @@ def test_mixes_only_the_blocks_where_the_top_candidates_disagree():
     assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])
     with pytest.raises(SearchError, match="not among the mixed options"):
         relax(space, base, options=[(7, 6), (3, 4)], blocks=["s2_b2"])
+
+
+def test_agreeing_top_candidates_mix_the_best_arch_around_its_own_choices():
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
+    assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])  # nothing to mix by disagreement
+    # a latency that grows with s2_b2's kernel only: that block ranks first under a one-block cap
+    names, options = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: a["s2_b2_kernel"])
+    assert names == ["s2_b2"] and options == [(k, e) for k in (3, 5, 7) for e in (3, 4, 6)]
+    names, options = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: a["s2_b1_expand"])
+    assert names == ["s2_b1"] and options == [(3, 3), (3, 4), (5, 3), (5, 4)]  # one step around (3, 3)
+    names, options = neighbour_blocks(base, space=space, max_blocks=4, latency=lambda a: 0.0)
+    assert names == ["s2_b1", "s2_b2"] and (3, 3) in options and (5, 4) in options
+    plan = relax(space, base, options=options, blocks=names)  # the plan can express the base
+    assert plan.derive(plan.one_hot(base)) == base
 
 
 def test_plan_settings_and_config_carry_the_refine_method():
@@ -108,3 +124,20 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert again["derived"] == derived.id
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     assert len([e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]) == len(refined)
+
+
+@pytest.mark.slow
+def test_staged_refine_with_one_top_candidate_mixes_around_it_instead_of_skipping(tmp_path, monkeypatch, capsys):
+    """--final-top-k 1: one top candidate agrees with itself on every block, the case that used to skip."""
+    out = tmp_path / "run"
+    flags = list(FLAGS)
+    flags[flags.index("--final-top-k") + 1] = "1"
+    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
+                        "mcunet", "--strategy", "staged", "--refine", "drnas", *flags, "--out", str(out))
+    assert code == 0, err[-3000:]
+    done = json.loads((out / "stages" / "refine" / "done.json").read_text())
+    assert not done.get("skipped") and done["mix"] == "neighbourhood", done
+    assert 1 <= done["mixed_blocks"] == len(done["mixed"]) <= 4 and len(done["options"]) >= 4
+    get_space("mcunet", input_shape=(8, 8, 1), num_classes=10).validate(Arch.from_json(done["arch"]))
+    assert "agree on every block" in done["notes"][0] and "mixed instead" in done["notes"][0]
+    assert "mixed instead its block(s)" in (out / "report.md").read_text()

@@ -3,17 +3,21 @@ and final training (prefilter -> search -> refine -> final -> winner), the pipel
 
 It trains the layer-wise supernet (tinynas.darts) around the evolution's best arch, every block mixing only the
 (kernel, expand) choices that the top candidates use, derives and repairs the arch with the cost model and
-journals it (fidelity "supernet", like the ``differentiable`` stage). The supernet's accuracy is not comparable
-with the search's, so the derived arch is then trained at the search's own fidelity ("low") unless the search
-already did; final training takes it when it ranks among the top ``final_top_k`` by that measure. A killed stage
-resumes from the supernet checkpoint of its last finished epoch (``stages/refine``).
+journals it (fidelity "supernet", like the ``differentiable`` stage). When the top candidates agree on every
+block (a small search often converges on one arch), there is no disagreement to mix; rather than skip, the stage
+then mixes the best arch's own blocks over the kernel x expand options one step around its choices
+(``neighbour_blocks``), so it always searches something, and says so in its notes and the report.
+The supernet's accuracy is not comparable with the search's, so the derived arch is then trained at the search's
+own fidelity ("low") unless the search already did; final training takes it when it ranks among the top
+``final_top_k`` by that measure. A killed stage resumes from the supernet checkpoint of its last finished epoch
+(``stages/refine``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from tinynas.errors import SearchError
 from tinynas.space.arch import Arch
@@ -68,10 +72,53 @@ def mixed_blocks(base: Arch, archs: list[Arch], *, max_blocks: int) -> tuple[lis
     return names, sorted(set().union(*(used[n] for n in names))) if names else []
 
 
+def _neighbours(options: tuple[int, ...], value: int) -> list[int]:
+    i = options.index(value)
+    return list(options[max(0, i - 1):i + 2])
+
+
+def neighbour_blocks(base: Arch, *, space: Any, max_blocks: int,
+                     latency: Callable[[Arch], float]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The blocks of ``base`` to mix when its top candidates agree on every block, and their options.
+
+    Blocks: the active blocks where the kernel x expand choice moves ``latency`` most (the arch with that block
+    at its largest option against its smallest; at most ``max_blocks``), since there the hardware-aware loss
+    and the accuracy trade the most. Options: each mixed block's own (kernel, expand) and the options one step
+    around it (kernel 3/5/7, expand 3/4/6), united over the mixed blocks (the supernet shares one option list);
+    the base's choices are always among them, so the plan can express the base. Skip is not offered: mcunet
+    drops a block only by lowering its stage's depth (tinynas.darts.layerwise). An arch with no active block
+    gives ``([], [])``."""
+    from tinynas.space.mcunet import EXPANDS, KERNELS
+
+    own = block_choices([base])
+    if not own:
+        return [], []
+    small, large = (KERNELS[0], EXPANDS[0]), (KERNELS[-1], EXPANDS[-1])
+
+    def with_block(name: str, choice: tuple[int, int]) -> Arch:
+        values = dict(base.decisions)
+        values[f"{name}_kernel"], values[f"{name}_expand"] = choice
+        return space.canonical(Arch.from_dict(space.name, values))
+
+    def spread(name: str) -> float:
+        try:
+            return float(latency(with_block(name, large))) - float(latency(with_block(name, small)))
+        except Exception as exc:  # an arch the cost model cannot cost: rank it last rather than fail the stage
+            log.info("refine: block %s of %s could not be costed (%s); ranked last", name, base.id, exc)
+            return float("-inf")
+
+    ranked = sorted(own, key=lambda n: (-spread(n), n))
+    names = sorted(ranked[:max(1, int(max_blocks))])
+    options = {(k, e) for n in names for (k0, e0) in own[n]
+               for k in _neighbours(KERNELS, k0) for e in _neighbours(EXPANDS, e0)}
+    return names, sorted(options)
+
+
 def refine_stage(ctx: Any) -> dict:
     """Refine the evolution's best arch; returns the derived arch, its search-fidelity accuracy and whether
-    final training takes it (``handed``). A search with no usable candidate, or top candidates that all use
-    one block option, skip the supernet with a note (nothing to mix)."""
+    final training takes it (``handed``), and how the mixed blocks were chosen (``mix``: "disagreement" of the
+    top candidates, or "neighbourhood" of the best arch when they agree on every block). Only a search with no
+    usable candidate, or a best arch with no active block, skips the supernet with a note (nothing to mix)."""
     from tinynas.darts import relax
     from tinynas.pipeline.differentiable import BATCH_SIZE, run_layerwise_search
     from tinynas.pipeline.stages import cost_fields, top_candidates
@@ -90,11 +137,20 @@ def refine_stage(ctx: Any) -> dict:
     # the supernet hyperparameters of --strategy <method> at their defaults (epochs: --search-epochs)
     strategy = make_strategy(method, space=space, seed=int(s.seed), feasible=ctx.check)
     names, options = mixed_blocks(base, archs, max_blocks=strategy.max_mixed_blocks)
+    mix, mix_notes = "disagreement", []
     if not names:
-        note = (f"the top {len(top)} candidate(s) agree on every block of {base.id}: nothing to mix; "
-                f"raise --final-top-k or the search budget for more diverse top candidates")
-        log.warning("refine: %s", note)
-        return {"method": method, "base": base.id, "skipped": note, "handed": False}
+        names, options = neighbour_blocks(base, space=space, max_blocks=strategy.max_mixed_blocks,
+                                          latency=lambda a: float(ctx.check.cost(a).latency_ms))
+        if not names:
+            note = f"the best arch {base.id} has no active block: nothing to mix"
+            log.warning("refine: %s", note)
+            return {"method": method, "base": base.id, "skipped": note, "handed": False}
+        mix = "neighbourhood"
+        mix_notes.append(
+            f"the top {len(top)} candidate(s) agree on every block of {base.id}; mixed instead its block(s) "
+            f"{', '.join(names)} (where kernel x expand moves latency most on {ctx.resolved.profile.id}) over "
+            f"the options one step around their own: (kernel, expand) {', '.join(map(str, options))}")
+        log.info("refine: %s", mix_notes[-1])
     plan = relax(space, base, options=options, blocks=names)
     data = ctx.resolved.dataset
     n = min(len(data.y_train), strategy.supernet_samples or s.search_samples or len(data.y_train))
@@ -103,6 +159,7 @@ def refine_stage(ctx: Any) -> dict:
     config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
     result, notes = run_layerwise_search(ctx, data, plan=plan, config=config, epochs=epochs,
                                          label=f"refine {method}", state_dir=run.stage_dir(STAGE))
+    notes = mix_notes + notes
     derived = result.arch
     journaled = run.journal.candidates(stage=STAGE)
     if not any(e["id"] == derived.id and e.get("fidelity") == "supernet" for e in journaled):  # a resumed stage
@@ -120,7 +177,8 @@ def refine_stage(ctx: Any) -> dict:
     record = result.to_json()
     record.pop("weights")
     return {"method": method, "base": base.id, "top": [a.id for a in archs], "options": [list(o) for o in options],
-            "mixed_blocks": plan.shape[0], "derived": derived.id, "arch": derived.to_json(), "notes": notes,
+            "mix": mix, "mixed": names, "mixed_blocks": plan.shape[0], "derived": derived.id,
+            "arch": derived.to_json(), "notes": notes,
             "accuracy": accuracy, "cut_accuracy": cut, "feasible": feasible, "handed": handed,
             "expected_latency_ms": (result.expected_latency_ms or [None])[-1],
             "latency_ms": float(ctx.check.cost(derived).latency_ms), "search": record}
