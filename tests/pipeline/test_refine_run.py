@@ -1,7 +1,7 @@
 """`tinynas run --strategy staged --refine darts|drnas|rdarts`: the refine stage between evolution and final
 training (tinynas/pipeline/refine.py): which blocks it mixes, its refusals before anything is written, and a
-real tiny run on digits whose derived arch is journaled (fidelity "supernet") and resumes without retraining, and
-one whose single top candidate leaves no disagreement, so the stage mixes around the best arch instead of skipping.
+real tiny run on digits whose derived arch is journaled (fidelity "supernet") and resumes without retraining.
+The run whose top candidates agree is in test_refine_neighbourhood_run.py.
 """
 
 from __future__ import annotations
@@ -124,20 +124,3 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert again["derived"] == derived.id
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     assert len([e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]) == len(refined)
-
-
-@pytest.mark.slow
-def test_staged_refine_with_one_top_candidate_mixes_around_it_instead_of_skipping(tmp_path, monkeypatch, capsys):
-    """--final-top-k 1: one top candidate agrees with itself on every block, the case that used to skip."""
-    out = tmp_path / "run"
-    flags = list(FLAGS)
-    flags[flags.index("--final-top-k") + 1] = "1"
-    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
-                        "mcunet", "--strategy", "staged", "--refine", "drnas", *flags, "--out", str(out))
-    assert code == 0, err[-3000:]
-    done = json.loads((out / "stages" / "refine" / "done.json").read_text())
-    assert not done.get("skipped") and done["mix"] == "neighbourhood", done
-    assert 1 <= done["mixed_blocks"] == len(done["mixed"]) <= 4 and len(done["options"]) >= 4
-    get_space("mcunet", input_shape=(8, 8, 1), num_classes=10).validate(Arch.from_json(done["arch"]))
-    assert "agree on every block" in done["notes"][0] and "mixed instead" in done["notes"][0]
-    assert "mixed instead its block(s)" in (out / "report.md").read_text()
