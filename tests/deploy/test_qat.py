@@ -140,15 +140,20 @@ def test_qat_refuses_graph_propagation_by_name():
 
 
 def test_qat_reason_sees_a_validation_split_too_small_to_measure_a_point():
-    """'auto' fine-tunes on a measured loss, and on a split where one sample is more than a point."""
-    from tinynas.deploy.deployer import _qat_reason
+    """'auto' fine-tunes on a measured loss, and an attention model on a split where one sample is
+    more than a point; a CNN on such a split keeps post-training quantization."""
+    from tinynas.deploy.deployer import _attention_layers, _qat_reason
 
-    assert _qat_reason("auto", drop=0.0, val_samples=269) is None
-    assert "loses 2.00 points" in _qat_reason("auto", drop=0.02, val_samples=269)
-    assert "(8 samples) is too small" in _qat_reason("auto", drop=0.0, val_samples=8)
-    assert _qat_reason("auto", drop=0.0, val_samples=100) is None  # one sample is exactly a point
-    assert _qat_reason(True, drop=0.0, val_samples=269) == "requested (--qat)"
-    assert _qat_reason(False, drop=0.5, val_samples=8) is None
+    model, _ = _tinyformer_digits(epochs=1)
+    attention = _attention_layers(model)
+    assert attention  # QK^T and attention x V
+    assert _qat_reason("auto", drop=0.0, val_samples=269, attention=attention) is None
+    assert "loses 2.00 points" in _qat_reason("auto", drop=0.02, val_samples=269, attention=[])
+    assert "(8 samples) is too small" in _qat_reason("auto", drop=0.0, val_samples=8, attention=attention)
+    assert _qat_reason("auto", drop=0.0, val_samples=8, attention=[]) is None
+    assert _qat_reason("auto", drop=0.0, val_samples=100, attention=attention) is None  # one sample = a point
+    assert _qat_reason(True, drop=0.0, val_samples=269, attention=[]) == "requested (--qat)"
+    assert _qat_reason(False, drop=0.5, val_samples=8, attention=attention) is None
 
 
 def test_fine_tuning_target_mixes_labels_and_the_float_models_predictions():

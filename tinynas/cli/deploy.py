@@ -25,7 +25,7 @@ from tinynas.cli.common import echo_json
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
 @click.option("--qat/--no-qat", default=None,
               help="Force or forbid quantization-aware fine-tuning (default: when int8 loses > 1 point on "
-                   "the validation split, or that split has under 100 samples and cannot tell).")
+                   "the validation split, or for attention models when that split has under 100 samples).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Dataset split seed used in training.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, template: str | None,

@@ -208,8 +208,8 @@ def deploy(
     first ``representative_samples`` training samples, topped up from the validation split
     when training has fewer) or an int8 ``.tflite``
     (used as it is). ``qat``: True fine-tunes with QAT, "auto" only when int8
-    loses more than 1 point against float on the validation split or that split is too small
-    to tell (under 100 samples), False never; the int8 model that
+    loses more than 1 point against float on the validation split, or the model has attention
+    and that split is too small to tell (under 100 samples), False never; the int8 model that
     is better on the validation split is kept (test accuracy is only reported). ``model_id``: the Arch id, else the first 12 hex digits of the int8
     model's SHA-1. ``out_dir`` gets ``model_int8.tflite``, ``model_data.h``,
     ``model_data.cc``, ``op_resolver.h``, ``firmware/<template>/`` (unless
@@ -282,7 +282,7 @@ def deploy(
         drop = _float_accuracy(keras_model, x_val, y_val) - ptq_val
         qat_record["ptq_val_int8_accuracy"] = ptq_val
         tuned = None
-        reason = _qat_reason(qat, drop=drop, val_samples=len(y_val))
+        reason = _qat_reason(qat, drop=drop, val_samples=len(y_val), attention=_attention_layers(keras_model))
         if reason:
             from tinynas.deploy.qat import qat_finetune
 
@@ -405,14 +405,16 @@ def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, o
     return result
 
 
-def _qat_reason(qat: QATMode, *, drop: float, val_samples: int) -> str | None:
+def _qat_reason(qat: QATMode, *, drop: float, val_samples: int, attention: list[str]) -> str | None:
     """Why deploy fine-tunes with QAT, or None when it does not.
 
     "auto" fine-tunes when int8 loses more than ``MAX_INT8_DROP`` on the validation split, and
-    also when that split is too small to see such a loss (fewer than 1 / MAX_INT8_DROP samples:
-    one sample is more than a point). UCR/UEA sets validate on 8-10 series, so their int8 loss
-    only shows on the test split (issue 14: tinyformer 1.3-2.5 points below float with PTQ);
-    fine-tuning a model trained on so little data costs seconds.
+    also when the model has attention (``attention``: its BATCH_MATMUL layers) and that split
+    is too small to see such a loss (fewer than 1 / MAX_INT8_DROP samples: one sample is more
+    than a point). UCR/UEA sets validate on 8-10 series; there, measured on the test splits
+    (issue 14, 3 seeds x 2 boards x GunPoint and BasicMotions), post-training quantization
+    lost 1.3-2.7 points on half of the tinyformer winners and never on a dscnn winner, while
+    fine-tuning a fragile dscnn on 42 series once cost it 6 points.
     """
     if qat is True:
         return "requested (--qat)"
@@ -420,10 +422,16 @@ def _qat_reason(qat: QATMode, *, drop: float, val_samples: int) -> str | None:
         return None
     if drop > MAX_INT8_DROP:
         return f"int8 loses {100 * drop:.2f} points against float on the validation split"
-    if val_samples * MAX_INT8_DROP < 1:
-        return (f"the validation split ({val_samples} samples) is too small to see a loss of "
+    if attention and val_samples * MAX_INT8_DROP < 1:
+        return (f"the model has attention ({', '.join(attention[:3])}), where int8 rounding costs accuracy, "
+                f"and the validation split ({val_samples} samples) is too small to see a loss of "
                 f"{100 * MAX_INT8_DROP:g} point")
     return None
+
+
+def _attention_layers(model: Any) -> list[str]:
+    """Names of the model's BATCH_MATMUL layers (tinyformer's attention scores and mixing)."""
+    return [layer.name for layer in model.layers if type(layer).__name__ == "BatchMatMul"]
 
 
 def _selection_split(dataset: Any, *, fit: dict[str, Any],

@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning for Keras 3, where tensorflow-model-optimization does not work.
 
 Deploy runs it when int8 post-training quantization loses more than a point of
-accuracy (or the validation split is too small to tell): the float model is
+accuracy (or, for attention, the validation split is too small to tell): the float model is
 fine-tuned with simulated int8 rounding towards its own float predictions, then
 the normal PTQ (``quantize.quantize_int8``) converts the fine-tuned float weights.
 Scheme: Jacob et al. 2018 ("Quantization and Training of Neural Networks for
