@@ -167,3 +167,25 @@ def test_the_full_network_learns_and_its_recalibrated_accuracy_is_far_above_chan
     assert accuracy > 0.6, accuracy  # chance is 0.1
     # the recalibrated statistics are those of the training data seen through this subnet
     assert all(np.all(np.asarray(var) >= 0) for _, var in stats.values())
+
+
+def test_elastic_steps_keep_the_full_networks_stride_pattern_unless_a_shift_is_drawn():
+    """A left-out stage moves the stride-2 positions of the later stages; the sampler keeps those
+    subnets to the steps that drew a shift (``shift_prob``), and a bad share is refused by name."""
+    from tinynas.ofa.plan import largest_archs, stride_pattern
+    from tinynas.ofa.shrinking import _sample_step
+    from tinynas.ofa.supernet import ElasticMCUNet
+
+    ds, space = _data()
+    schedule = _schedule(subnets_per_step=40)
+    net = ElasticMCUNet(space=space, max_width=0.15, seed=0)
+    full = largest_archs(space, max_width=0.15)[0].replace(resolution=int(ds.input_shape[0]))
+    keep = stride_pattern(net.plan(full))
+    rng = np.random.default_rng(0)
+    kept = _sample_step(net, rng, "depth", schedule=schedule, resolution=full["resolution"], keep=keep)
+    assert all(stride_pattern(net.plan(a)) == keep for a in kept)
+    assert any(int(a[f"s{s}_depth"]) < 4 for a in kept for s in range(1, 6))  # depth is still elastic
+    free = _sample_step(net, rng, "depth", schedule=schedule, resolution=full["resolution"], keep=None)
+    assert any(stride_pattern(net.plan(a)) != keep for a in free)  # 40 draws: some stage 1-3 left out
+    with pytest.raises(SupernetError, match="shift_prob must be within 0..1"):
+        _schedule(shift_prob=1.5)
