@@ -91,6 +91,9 @@ def main() -> None:
     p.add_argument("--tau-sampler", default="space", choices=("space", "phases"),
                    help="space: uniformly random covered archs; phases: equal shares drawn by the kernel, depth, "
                         "expand and width phases' samplers (the rest at their largest), for a tau per dimension")
+    p.add_argument("--standalone-cache", default=None,
+                   help="JSON file of stand-alone accuracies by arch id (and epochs): read, and extended with "
+                        "the subnets trained now, so another supernet is ranked against the same trainings")
     p.add_argument("--tau-epochs", type=int, default=5, help="stand-alone training epochs per subnet (--tau)")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")
@@ -145,21 +148,31 @@ def main() -> None:
         inherited.append(acc)
         print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
     if args.tau:
-        kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims)
+        kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
+                    cache=args.standalone_cache)
 
 
-def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str]) -> None:
+def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None) -> None:
     """Stand-alone validation accuracy of each arch after ``epochs`` epochs from scratch, and Kendall tau
     against the inherited accuracies (the issue's ranking criterion)."""
     from scipy.stats import kendalltau
 
     from tinynas.train import TrainBudget, train_graph
 
+    import json
+
+    known = json.loads(Path(cache).read_text()) if cache and Path(cache).is_file() else {}
     standalone = []
     for arch, acc in zip(archs, inherited):
         t = time.time()
-        result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False), seed=0)
-        standalone.append(float(result.val_accuracy))
+        key = f"{arch.id}/e{epochs}"
+        if key not in known:
+            result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
+                                 seed=0)
+            known[key] = float(result.val_accuracy)
+            if cache:
+                Path(cache).write_text(json.dumps(known, indent=1))
+        standalone.append(known[key])
         print(f"{space.summary(arch):80s} inherited {acc:.3f} stand-alone {standalone[-1]:.3f}  "
               f"{time.time() - t:.1f} s", flush=True)
     tau = kendalltau(inherited, standalone)
