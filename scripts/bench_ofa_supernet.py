@@ -88,6 +88,12 @@ def main() -> None:
     p.add_argument("--tau", type=int, default=0,
                    help="also train this many random covered subnets stand-alone and print Kendall tau "
                         "between their inherited and stand-alone validation accuracy")
+    p.add_argument("--tau-sampler", default="space", choices=("space", "phases"),
+                   help="space: uniformly random covered archs; phases: equal shares drawn by the kernel, depth, "
+                        "expand and width phases' samplers (the rest at their largest), for a tau per dimension")
+    p.add_argument("--standalone-cache", default=None,
+                   help="JSON file of stand-alone accuracies by arch id (and epochs): read, and extended with "
+                        "the subnets trained now, so another supernet is ranked against the same trainings")
     p.add_argument("--tau-epochs", type=int, default=5, help="stand-alone training epochs per subnet (--tau)")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")
@@ -120,6 +126,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     largest = largest_archs(space, max_width=args.max_width)[0]
     archs = [largest.replace(resolution=int(ds.input_shape[0]))]  # the resolution the teacher trained at
+    dims: list[str] = []
+    if args.tau and args.tau_sampler == "phases":
+        from tinynas.ofa.shrinking import _sample
+
+        resolutions = [int(r) for r in space.decisions()[1].options]
+        for i in range(args.tau):
+            phase = PHASES[1 + i % 4]
+            res = int(ds.input_shape[0]) if phase != "width" else resolutions[int(rng.integers(len(resolutions)))]
+            archs.append(_sample(space, rng, phase, max_width=args.max_width, resolution=res))
+            dims.append(phase)
     while len(archs) < max(args.subnets, args.tau) + 1:
         arch = space.sample(rng)
         if net.covers(arch):
@@ -132,25 +148,40 @@ def main() -> None:
         inherited.append(acc)
         print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
     if args.tau:
-        kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs)
+        kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
+                    cache=args.standalone_cache)
 
 
-def kendall_tau(net, ds, space, archs, inherited, epochs: int) -> None:
+def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None) -> None:
     """Stand-alone validation accuracy of each arch after ``epochs`` epochs from scratch, and Kendall tau
     against the inherited accuracies (the issue's ranking criterion)."""
     from scipy.stats import kendalltau
 
     from tinynas.train import TrainBudget, train_graph
 
+    import json
+
+    known = json.loads(Path(cache).read_text()) if cache and Path(cache).is_file() else {}
     standalone = []
     for arch, acc in zip(archs, inherited):
         t = time.time()
-        result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False), seed=0)
-        standalone.append(float(result.val_accuracy))
+        key = f"{arch.id}/e{epochs}"
+        if key not in known:
+            result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
+                                 seed=0)
+            known[key] = float(result.val_accuracy)
+            if cache:
+                Path(cache).write_text(json.dumps(known, indent=1))
+        standalone.append(known[key])
         print(f"{space.summary(arch):80s} inherited {acc:.3f} stand-alone {standalone[-1]:.3f}  "
               f"{time.time() - t:.1f} s", flush=True)
     tau = kendalltau(inherited, standalone)
     print(f"Kendall tau over {len(archs)} subnets: {tau.statistic:.3f} (p {tau.pvalue:.3f})")
+    for dim in sorted(set(dims), key=dims.index):
+        idx = [i for i, d in enumerate(dims) if d == dim]
+        t = kendalltau([inherited[i] for i in idx], [standalone[i] for i in idx])
+        print(f"  elastic {dim} ({len(idx)} subnets drawn by its phase's sampler): tau {t.statistic:.3f} "
+              f"(p {t.pvalue:.3f})")
 
 
 if __name__ == "__main__":

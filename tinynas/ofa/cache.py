@@ -16,7 +16,8 @@ from typing import Any
 
 from tinynas.errors import SupernetError
 
-FORMAT = 3  # 3: resolution is elastic only in the last shrinking phase (shrinking.py)
+FORMAT = 4  # 3: resolution is elastic only in the last shrinking phase; 4: stride shifts only in
+#            a share shift_prob of the elastic steps (shrinking.py)
 META_FILE = "supernet.json"
 
 

@@ -82,6 +82,13 @@ def subnet_plan(space: SearchSpace, arch: Arch, *, graph: Graph | None = None) -
     return SubnetPlan(arch=arch, resolution=int(arch["resolution"]), steps=tuple(steps))
 
 
+def stride_pattern(plan: SubnetPlan) -> tuple[str, ...]:
+    """The weight slots that downsample in ``plan``. A left-out stage (depth 0) or another input
+    resolution moves the space's stride-2 positions (``stride_schedule``), so shared weights then
+    see features at another scale; progressive shrinking keeps most subnets on the full network's."""
+    return tuple(step.slot for step in plan.steps if step.stride == 2)
+
+
 def largest_archs(space: SearchSpace, *, max_width: float) -> list[Arch]:
     """The biggest networks at ``max_width`` (with and without head): together they size every slot."""
     values = {d.name: d.options[-1] for d in space.decisions()}

@@ -16,8 +16,23 @@ span 12-32 pixels (8-32 on digits) and change which layers downsample. Sampled
 from the start, the full network did not learn (glyphs: loss at chance after 120
 steps, 18 % accuracy, against loss 1.34 at one resolution) and elastic-kernel
 subnets stayed at chance (digits: loss 9.1 -> 8.6 per step of 2 subnets, against
-4.9 at the native resolution). Adam with a
-cosine learning rate restarted per phase.
+4.9 at the native resolution).
+
+Stride shifts are rare: a left-out stage (depth 0) moves the stride-2 positions of
+the later stages as another resolution does, and subnets whose stride pattern
+(``plan.stride_pattern``) is not the full network's stayed near chance while the
+others learned (digits, 60 steps/phase, after the depth phase: 0.14 against 0.65;
+benchmarks/ofa/README.md). So only a share ``shift_prob`` of the elastic steps
+draws subnets that may move them (and, in the width phase, a non-native
+resolution); the other steps sample among subnets with the full network's pattern.
+
+Each new dimension is anchored: with two or more subnets per step the first one
+varies only the phase's own dimension (the others at their largest), the rest all
+dimensions elastic so far (``isolate_new``). Sampling width jointly with depth,
+kernel and expand left widths 0.1-0.2 at chance however long the phase ran
+(digits: 240 width steps, loss flat at chance); a width-only subnet per step
+brought them to 0.19-0.39 in 60 steps (README).
+Adam with a cosine learning rate restarted per phase.
 
 The schedule scales with the data (``ShrinkingSchedule.scaled``): a fixed number
 of optimizer steps per phase, so a 10k-image set trains in minutes on 2 cores.
@@ -41,7 +56,7 @@ import numpy as np
 from tinynas.errors import SupernetError
 from tinynas.ofa.cache import claim_dir, supernet_dir, supernet_meta
 from tinynas.ofa.compiled import CompiledForward
-from tinynas.ofa.plan import largest_archs
+from tinynas.ofa.plan import largest_archs, stride_pattern
 from tinynas.ofa.supernet import ElasticMCUNet, copy_variables, load_weights, save_weights
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
@@ -68,11 +83,16 @@ class ShrinkingSchedule:
     max_width: float = 0.5
     max_train_samples: int | None = None
     seed: int = 0
+    shift_prob: float = 0.25  # share of elastic steps whose subnets may move the stride-2 positions
+    isolate_new: bool = True  # one subnet per step varies only the phase's new dimension
 
     def __post_init__(self) -> None:
         if len(self.epochs) != len(PHASES) or any(int(e) < 0 for e in self.epochs):
             raise SupernetError(f"shrinking schedule: epochs must give {len(PHASES)} counts >= 0 "
                                 f"(phases {', '.join(PHASES)}), got {self.epochs}")
+        if not 0.0 <= float(self.shift_prob) <= 1.0:
+            raise SupernetError(f"shrinking schedule: shift_prob must be within 0..1 (a share of steps), "
+                                f"got {self.shift_prob}")
         if self.epochs[0] < 1:
             raise SupernetError("shrinking schedule: the full-network phase needs at least 1 epoch "
                                 "(it is the distillation teacher)")
@@ -106,24 +126,48 @@ class ShrinkingReport:
         return float(sum(self.phase_seconds.values()))
 
 
-def _sample(space: SearchSpace, rng: np.random.Generator, phase: str, *, max_width: float, resolution: int) -> Arch:
-    """A random subnet with the dimensions not yet elastic in ``phase`` at their largest."""
+def _sample(space: SearchSpace, rng: np.random.Generator, phase: str, *, max_width: float, resolution: int,
+            only_new: bool = False) -> Arch:
+    """A random subnet with the dimensions not yet elastic in ``phase`` at their largest; with
+    ``only_new`` also those of the earlier phases (only ``phase``'s own dimension varies)."""
     level = PHASES.index(phase)
+    low = level if only_new else 1  # the lowest phase whose dimension is sampled
+
+    def elastic(dimension_level: int) -> bool:
+        return low <= dimension_level <= level
+
     widths = [w for w in space.decisions()[0].options if w <= max_width]
     values = space.sample(rng).as_dict()
     values["resolution"] = resolution
-    values["width"] = widths[int(rng.integers(len(widths)))] if level >= 4 else max_width
-    if level < 2:
+    values["width"] = widths[int(rng.integers(len(widths)))] if elastic(4) else max_width
+    if not elastic(2):
         values["head"] = True
     for s in range(1, len(STAGES) + 1):
-        if level < 2:
+        if not elastic(2):
             values[f"s{s}_depth"] = max(DEPTHS)
         for b in range(1, max(DEPTHS) + 1):
-            if level < 1:
+            if not elastic(1):
                 values[f"s{s}_b{b}_kernel"] = max(KERNELS)
-            if level < 3:
+            if not elastic(3):
                 values[f"s{s}_b{b}_expand"] = max(EXPANDS)
     return space.canonical(Arch.from_dict(space.name, values))
+
+
+def _sample_step(net: ElasticMCUNet, rng: np.random.Generator, phase: str, *, schedule: ShrinkingSchedule,
+                 resolution: int, keep: tuple[str, ...] | None) -> list[Arch]:
+    """``subnets_per_step`` subnets of ``phase``; with ``keep``, only subnets whose stride pattern it is
+    (rejection sampling, at most 50 draws each, then the last draw). With ``schedule.isolate_new`` and
+    two or more subnets per step, the first varies only the phase's own dimension."""
+    archs = []
+    for i in range(schedule.subnets_per_step):
+        only_new = schedule.isolate_new and i == 0 and schedule.subnets_per_step > 1
+        for _ in range(50):
+            arch = _sample(net.space, rng, phase, max_width=schedule.max_width, resolution=resolution,
+                           only_new=only_new)
+            if keep is None or stride_pattern(net.plan(arch)) == keep:
+                break
+        archs.append(arch)
+    return archs
 
 
 class _Adam:
@@ -274,6 +318,7 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
     resolutions = [int(r) for r in space.decisions()[1].options]
     native = int(space.input_shape[0])
     full = largest_archs(space, max_width=schedule.max_width)[0].replace(resolution=native)
+    full_strides = stride_pattern(net.plan(full))
     steps_per_epoch = max(1, math.ceil(len(y) / schedule.batch_size))
     total = epochs * steps_per_epoch
     ls = schedule.label_smoothing
@@ -285,16 +330,18 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
             if not len(idx):
                 continue
             xb, yb = x[idx], y[idx]
+            # a share shift_prob of the steps may move the stride-2 positions (module docstring)
+            shift = phase != "full" and float(rng.random()) < schedule.shift_prob
             res = resolutions[int(rng.integers(len(resolutions)))]
-            if phase != PHASES[-1]:  # see the module docstring: resolution is elastic last
+            if phase != PHASES[-1] or not shift:  # resolution is elastic last
                 res = native
             xr = net.prepare_inputs(xb, res)
             target = tf.one_hot(yb, num_classes) * (1.0 - ls) + ls / num_classes
             if phase == "full":
                 archs = [full]
             else:
-                archs = [_sample(space, rng, phase, max_width=schedule.max_width, resolution=res)
-                         for _ in range(schedule.subnets_per_step)]
+                archs = _sample_step(net, rng, phase, schedule=schedule, resolution=res,
+                                     keep=None if shift else full_strides)
             soft = None
             if teacher is not None and schedule.kd_weight > 0:
                 # the teacher sees the same images at the resolution it was trained at
