@@ -3,14 +3,25 @@
 DARTS is known to drift to parameter-free ops (skip connections, pooling) as its
 search goes on (Zela et al. 2020; Chen et al. 2021); its Hessian's dominant
 eigenvalue grows meanwhile, which is what RobustDARTS's early stop watches.
-For each method this prints the derived cell's op counts, its NAS-Bench-201
-string, its published CIFAR-10 validation accuracy (``benchmarks/
-nasbench201_accuracy.csv``: how good the cell is when trained properly, a
-transfer reference, since the search here runs on a built-in dataset), the
-supernet's validation accuracy, the eigenvalue at the first and last epoch and
-the wall time. Usage:
 
-    .venv/bin/python scripts/bench_darts.py [--dataset glyphs] [--epochs 30] [--methods darts,drnas,darts-es]
+For each method and seed this records, per search epoch, the fraction of
+parameter-free ops (``skip_connect``, ``none``, ``avg_pool_3x3``) in the cell
+derived from that epoch's mixing weights (``DartsResult.weights`` keeps them per
+epoch, so the search needs no hook), and for the final derived cell its
+published CIFAR-10 validation accuracy (``benchmarks/nasbench201_accuracy.csv``:
+how good the cell is when trained properly, a transfer check, since the search
+here runs on a small built-in dataset), the epoch RobustDARTS stopped at, the
+eigenvalue at the first and last epoch and the wall time. The derivation
+excludes ``none`` (DARTS's argmax rule), so a derived cell's parameter-free ops
+are skips and pools.
+
+Each finished (method, seed) row is appended to ``--out`` (JSON lines, flushed)
+as soon as it finishes, so a run cut short keeps its rows; ``--table-from``
+prints the table of one or more such files (runs split over processes). Usage:
+
+    .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 50 --seeds 0,1,2 \\
+        --methods darts,drnas,darts-es --out runs.jsonl
+    .venv/bin/python scripts/bench_darts.py --table-from a.jsonl,b.jsonl --every 5
 """
 
 from __future__ import annotations
@@ -21,10 +32,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAM_FREE = ("skip_connect", "none", "avg_pool_3x3")
 
 
 def published() -> dict[str, float]:
@@ -32,59 +45,136 @@ def published() -> dict[str, float]:
         return {row["arch_str"]: float(row["cifar10_val_acc"]) for row in csv.DictReader(fh)}
 
 
+def param_free_fraction(arch: Any) -> float:
+    """The share of the cell's edges whose op has no parameters (what DARTS collapses to)."""
+    ops = [str(op) for _, op in arch.decisions]
+    return sum(op in PARAM_FREE for op in ops) / len(ops)
+
+
+def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, float]) -> dict[str, Any]:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tinynas.darts import DartsConfig, search_cell
+    from tinynas.darts.search import derive_arch
+    from tinynas.data import load_dataset
+    from tinynas.space.nasbench201 import arch_string
+
+    data = load_dataset(args.dataset, seed=seed)
+    data = replace(data, x_train=data.x_train[:args.samples], y_train=data.y_train[:args.samples])
+    common = dict(epochs=args.epochs, base_channels=args.channels, seed=seed)
+    hess = args.hessian_every
+    configs = {
+        "darts": lambda: DartsConfig(hessian_every=hess, **common),
+        "darts-2nd": lambda: DartsConfig(order=2, hessian_every=hess, **common),
+        "drnas": lambda: DartsConfig(method="drnas", hessian_every=hess, **common),
+        # the early stop needs the eigenvalue every epoch
+        "darts-es": lambda: DartsConfig(early_stop=True, min_epoch=min(10, args.epochs // 2), hessian_every=1,
+                                        **common),
+    }
+    result = search_cell(data, config=configs[name]())
+    per_epoch = [param_free_fraction(derive_arch(np.asarray(w))) for w in result.weights]
+    text = arch_string(result.arch)
+    eig = [e for e in result.eigenvalues if e is not None]
+    return {"method": name, "seed": seed, "dataset": args.dataset, "samples": len(data.y_train),
+            "channels": args.channels, "max_epochs": args.epochs, "epochs": result.epochs_run,
+            "stop_epoch": None if result.stop_epoch is None else result.stop_epoch + 1,
+            "arch_epoch": None if result.arch_epoch is None else result.arch_epoch + 1,
+            "param_free": per_epoch, "final_param_free": param_free_fraction(result.arch),
+            "ops": result.op_counts(), "arch": text, "nb201_cifar10": table.get(text),
+            "supernet_val": result.val_accuracy[-1] if result.val_accuracy else None,
+            "eig_first": eig[0] if eig else None, "eig_last": eig[-1] if eig else None,
+            "seconds": round(result.seconds, 1)}
+
+
+def _fmt(v: Any, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows: list[dict[str, Any]], *, every: int) -> None:
+    """Per method x seed: the fraction at every ``every``-th epoch, the final cell's; then a mean per method."""
+    if not rows:
+        print("no finished runs")
+        return
+    longest = max(r["max_epochs"] for r in rows)
+    marks = [e for e in range(every, longest + 1, every)]
+    if 1 not in marks:
+        marks = [1, *marks]
+    head = " ".join(f"{'e' + str(e):>5}" for e in marks)
+    print(f"{'method':<9} {'seed':>4} {head} {'final':>5} {'stop':>4} {'NB201 C10':>9} {'eig 1st':>7} "
+          f"{'eig last':>8} {'s':>5}  cell")
+
+    def at(r: dict[str, Any], e: int) -> float | None:
+        return r["param_free"][e - 1] if e <= len(r["param_free"]) else None
+
+    for r in rows:
+        cells = " ".join(f"{_fmt(at(r, e)):>5}" for e in marks)
+        print(f"{r['method']:<9} {r['seed']:>4} {cells} {r['final_param_free']:>5.2f} {_fmt(r['stop_epoch'], 'd'):>4} "
+              f"{_fmt(r['nb201_cifar10']):>9} {_fmt(r['eig_first'], '.3f'):>7} {_fmt(r['eig_last'], '.3f'):>8} "
+              f"{r['seconds']:>5.0f}  {r['arch']}")
+    print("mean per method (over the seeds that reached the epoch):")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = [r for r in rows if r["method"] == method]
+        cells = []
+        for e in marks:
+            vals = [at(r, e) for r in group if at(r, e) is not None]
+            cells.append(f"{_fmt(sum(vals) / len(vals) if vals else None):>5}")
+        accs = [r["nb201_cifar10"] for r in group if r["nb201_cifar10"] is not None]
+        stops = [r["stop_epoch"] for r in group if r["stop_epoch"] is not None]
+        final = sum(r["final_param_free"] for r in group) / len(group)
+        stop = f"{sum(stops) / len(stops):.0f}" if stops else "-"
+        print(f"{method:<9} {'n=' + str(len(group)):>4} {' '.join(cells)} {final:>5.2f} {stop:>4} "
+              f"{_fmt(sum(accs) / len(accs) if accs else None):>9}")
+    print("e<k>: parameter-free fraction (skip, none, avg_pool; none is never derived) of the cell derived at epoch k;"
+          " final: of the returned cell; stop: epoch RobustDARTS's eigenvalue rule stopped at (it returns the cell"
+          " of 4 epochs earlier); NB201 C10: published CIFAR-10 validation accuracy of the returned cell")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="glyphs")
+    parser.add_argument("--dataset", default="digits")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--methods", default="darts,drnas,darts-es")
     parser.add_argument("--samples", type=int, default=4000, help="training samples used (split in two halves)")
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--hessian-every", type=int, default=0,
+                        help="eigenvalue every k epochs for darts/drnas (0: never; darts-es always computes it)")
+    parser.add_argument("--out", help="append each finished (method, seed) row to this JSON-lines file")
+    parser.add_argument("--table-from", help="comma-separated JSON-lines files: print their table and exit")
+    parser.add_argument("--every", type=int, default=5, help="table column every k epochs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from dataclasses import replace
-
-    from tinynas.darts import DartsConfig, search_cell
-    from tinynas.data import load_dataset
-    from tinynas.space.nasbench201 import arch_string
-
-    data = load_dataset(args.dataset, seed=args.seed)
-    data = replace(data, x_train=data.x_train[:args.samples], y_train=data.y_train[:args.samples])
-    configs = {
-        "darts": DartsConfig(epochs=args.epochs, base_channels=args.channels, seed=args.seed),
-        "darts-2nd": DartsConfig(order=2, epochs=args.epochs, base_channels=args.channels, seed=args.seed),
-        "drnas": DartsConfig(method="drnas", epochs=args.epochs, base_channels=args.channels, seed=args.seed),
-        "darts-es": DartsConfig(epochs=args.epochs, early_stop=True, min_epoch=min(10, args.epochs // 2),
-                                base_channels=args.channels, seed=args.seed),
-    }
+    if args.table_from:
+        rows = []
+        for path in args.table_from.split(","):
+            with open(path) as fh:
+                rows += [json.loads(line) for line in fh if line.strip()]
+        order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es"])}
+        rows.sort(key=lambda r: (order.get(r["method"], 9), r["seed"]))
+        print_table(rows, every=args.every)
+        return
     table = published()
     rows = []
     for name in args.methods.split(","):
-        result = search_cell(data, config=configs[name])
-        text = arch_string(result.arch)
-        eig = [e for e in result.eigenvalues if e is not None]
-        rows.append({"method": name, "epochs": result.epochs_run, "stop_epoch": result.stop_epoch,
-                     "ops": result.op_counts(), "arch": text, "nb201_cifar10": table.get(text),
-                     "supernet_val": result.val_accuracy[-1], "eig_first": eig[0] if eig else None,
-                     "eig_last": eig[-1] if eig else None, "seconds": result.seconds})
+        for seed in (int(s) for s in args.seeds.split(",")):
+            row = run_one(name, seed, args, table)
+            rows.append(row)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+            print(f"done {name} seed {seed}: {row['epochs']} epochs, final param-free {row['final_param_free']:.2f}, "
+                  f"NB201 C10 {_fmt(row['nb201_cifar10'])}, {row['seconds']:.0f} s", file=sys.stderr, flush=True)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()
         return
-    print(f"{args.dataset}, {args.samples} training samples, up to {args.epochs} epochs, C={args.channels}, "
-          f"seed {args.seed}")
-    print(f"{'method':<10} {'epochs':>6} {'skip':>4} {'pool':>4} {'conv':>4} {'NB201 C10':>9} {'supernet':>8} "
-          f"{'eig first':>9} {'eig last':>9} {'s':>6}  cell")
-    for r in rows:
-        ops = r["ops"]
-        conv = ops["nor_conv_1x1"] + ops["nor_conv_3x3"]
-        epochs = f"{r['epochs']}" + ("*" if r["stop_epoch"] is not None else "")
-        fmt = (lambda v: "-" if v is None else f"{v:.3f}")
-        print(f"{r['method']:<10} {epochs:>6} {ops['skip_connect']:>4} {ops['avg_pool_3x3']:>4} {conv:>4} "
-              f"{fmt(r['nb201_cifar10']):>9} {r['supernet_val']:>8.4f} {fmt(r['eig_first']):>9} "
-              f"{fmt(r['eig_last']):>9} {r['seconds']:>6.0f}  {r['arch']}")
-    print("* stopped early by RobustDARTS's eigenvalue rule (the arch of 4 epochs before the stop)")
+    print(f"{args.dataset}, {rows[0]['samples']} training samples, up to {args.epochs} epochs, C={args.channels}, "
+          f"seeds {args.seeds}")
+    print_table(rows, every=args.every)
 
 
 if __name__ == "__main__":

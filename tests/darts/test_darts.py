@@ -103,6 +103,8 @@ def test_a_short_search_on_digits_derives_a_nasbench201_arch(config):
     get_space("nasbench201", input_shape=(8, 8, 1), num_classes=10).validate(result.arch)
     assert result.epochs_run == 1 and len(result.weights) == 1 and len(result.val_accuracy) == 1
     assert np.allclose(np.sum(result.weights[0], axis=1), 1.0, atol=1e-3)
+    # scripts/bench_darts.py reads the per-epoch derived cells from weights: the returned arch must be one of them
+    assert result.arch_epoch == 0 and derive_arch(np.asarray(result.weights[result.arch_epoch])).id == result.arch.id
     if config.hessian_every:
         assert result.eigenvalues[0] is not None and np.isfinite(result.eigenvalues[0])
     info = result.to_json()
