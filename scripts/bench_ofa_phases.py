@@ -26,11 +26,6 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def stride_slots(net, arch) -> tuple[str, ...]:
-    """The weight slots that downsample in ``arch`` (its stride pattern)."""
-    return tuple(s.slot for s in net.plan(arch).steps if s.stride == 2)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="digits")
@@ -48,17 +43,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import numpy as np
 
-    from tinynas.data.base import load_dataset
-    from tinynas.ofa.plan import largest_archs
-    from tinynas.ofa.shrinking import PHASES, ShrinkingSchedule, _sample, train_supernet
-    from tinynas.ofa.supernet import load_weights
-    from tinynas.space.base import get_space
+    from bench_ofa_supernet import setup
 
-    ds = load_dataset("glyphs", seed=0, num_samples=args.samples) if args.dataset == "glyphs" \
-        else load_dataset(args.dataset, seed=0)
-    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
-    schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
-                                        max_width=args.max_width)
+    from tinynas.ofa.plan import largest_archs, stride_pattern
+    from tinynas.ofa.shrinking import PHASES, _sample, train_supernet
+    from tinynas.ofa.supernet import load_weights
+
+    ds, space, schedule = setup(args)
     if args.epochs:
         schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
     if args.shift_prob is not None:
@@ -69,7 +60,7 @@ def main() -> None:
     print(f"supernet {report.directory}: phases {report.phase_seconds}, reused {report.reused}")
     native = int(ds.input_shape[0])
     full = largest_archs(space, max_width=args.max_width)[0].replace(resolution=native)
-    full_strides = stride_slots(net, full)
+    full_strides = stride_pattern(net.plan(full))
     rng = np.random.default_rng(123)
     native_res = [int(r) for r in space.decisions()[1].options]
     sets: dict[str, list] = {}
@@ -96,7 +87,7 @@ def main() -> None:
             for arch in archs:
                 stats = net.recalibrate(arch, x_recal)
                 acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
-                same = stride_slots(net, arch) == full_strides
+                same = stride_pattern(net.plan(arch)) == full_strides
                 groups[same].append(acc)
                 if args.verbose:
                     print(f"  {ckpt} {name} {'same' if same else 'shifted'} {space.summary(arch)} {acc:.3f}")

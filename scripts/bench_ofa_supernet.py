@@ -22,6 +22,21 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def setup(args: argparse.Namespace) -> tuple:
+    """The dataset (--dataset, --samples), its mcunet space and the shrinking schedule scaled to it
+    (--steps-per-phase, --max-width): what every OFA benchmark script starts from."""
+    from tinynas.data.base import load_dataset
+    from tinynas.ofa.shrinking import ShrinkingSchedule
+    from tinynas.space.base import get_space
+
+    ds = load_dataset("glyphs", seed=0, num_samples=args.samples) if args.dataset == "glyphs" \
+        else load_dataset(args.dataset, seed=0)
+    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
+                                        max_width=args.max_width)
+    return ds, space, schedule
+
+
 def compare_steps(ds, space, schedule, n: int) -> None:
     """Median seconds of one shrinking step (teacher forward, subnets forward and backward, Adam) with
     the eager supernet and with the traced forward, alternating on the same batches and subnets so the
@@ -101,16 +116,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import numpy as np
 
-    from tinynas.data.base import load_dataset
     from tinynas.ofa.plan import largest_archs
-    from tinynas.ofa.shrinking import PHASES, ShrinkingSchedule, train_supernet
-    from tinynas.space.base import get_space
+    from tinynas.ofa.shrinking import PHASES, train_supernet
 
-    ds = load_dataset("glyphs", seed=0, num_samples=args.samples) if args.dataset == "glyphs" \
-        else load_dataset(args.dataset, seed=0)
-    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
-    schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
-                                        max_width=args.max_width)
+    ds, space, schedule = setup(args)
     print(f"{len(ds.y_train)} training samples; {schedule}")
     if args.compare_steps:
         compare_steps(ds, space, schedule, args.compare_steps)
