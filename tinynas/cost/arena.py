@@ -56,6 +56,7 @@ OP_DATA_BYTES: dict[str, int] = {
     "MEAN": 146,
     "MAX_POOL_2D": 72,
     "AVERAGE_POOL_2D": 72,
+    "AVERAGE_POOL_2D_VALID": 72,  # one kernel; the key splits only the flash figure (cost/flash.py)
     "SOFTMAX": 258,
     "ADD": 72,
     "RESHAPE": 113,
