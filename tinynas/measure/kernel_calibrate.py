@@ -292,3 +292,49 @@ def refit_calibration(data: Mapping[str, Any], *, where: str = "calibration", ta
                                    source=f"refitted offline from {where}: {len(samples)} kernels, "
                                           f"{len(whole)} whole models, {threads} thread(s)")
     return model
+
+
+def merge_calibrations(datas: Sequence[Mapping[str, Any]], *, where: Sequence[str]) -> dict[str, Any]:
+    """One calibration from several stored runs of the same draw (``tinynas calibrate --measure host
+    --out``, same seed and ``--n``): each kernel's, each whole model's and the empty model's fastest time
+    over the runs, the kernel's time being its fastest model time minus the fastest empty model.
+
+    Why: on a shared machine the fastest run of one session still moves with the other processes' load
+    (the same 0.1-0.3 ms model measured 16-26 % apart in two sessions under load 4.5,
+    ``benchmarks/mobile_latency/README.md``); the fastest over sessions is closer to what the kernel
+    costs an idle core, which is what ``time_tflite`` aims at. Raises MeasureError naming the file and
+    the row when the runs did not measure the same kernels or whole models."""
+    if not datas or len(datas) != len(where):
+        raise MeasureError("merge_calibrations needs one name in where per calibration, and at least one")
+    first, name0 = datas[0], where[0]
+    try:
+        out = {**first, "samples": [dict(s) for s in first["samples"]],
+               "whole_models": [dict(r) for r in first.get("whole_models", [])]}
+        for data, name in zip(datas[1:], where[1:]):
+            if int(data.get("seed", 0)) != int(first.get("seed", 0)) or len(data["samples"]) != len(out["samples"]) \
+                    or len(data.get("whole_models", [])) != len(out["whole_models"]):
+                raise MeasureError(f"{name}: seed, samples or whole_models differ in number from {name0}; merge only "
+                                   "runs of tinynas calibrate --measure host with the same --seed, --n and "
+                                   "--whole-models")
+            out["invoke_ms"] = min(float(out["invoke_ms"]), float(data["invoke_ms"]))
+            for i, (mine, theirs) in enumerate(zip(out["samples"], data["samples"])):
+                if (mine["kind"], dict(mine["config"])) != (theirs["kind"], dict(theirs["config"])):
+                    raise MeasureError(f"{name}: samples[{i}] is {theirs['kind']} {theirs['config']}, not the "
+                                       f"{mine['kind']} {mine['config']} of {name0}; merge only runs with the same "
+                                       "--seed and --n of the same tinynas")
+                key = "measured_ms" if "measured_ms" in mine and "measured_ms" in theirs else "kernel_ms"
+                mine[key] = min(float(mine[key]), float(theirs[key]))
+                if key == "kernel_ms":
+                    mine.pop("measured_ms", None)
+            for i, (mine, theirs) in enumerate(zip(out["whole_models"], data.get("whole_models", []))):
+                if (mine["space"], mine["input"]) != (theirs["space"], theirs["input"]):
+                    raise MeasureError(f"{name}: whole_models[{i}] is {theirs['space']} {theirs['input']}, not the "
+                                       f"{mine['space']} {mine['input']} of {name0}")
+                mine["measured_ms"] = min(float(mine["measured_ms"]), float(theirs["measured_ms"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MeasureError(f"{', '.join(where)}: needs samples (kind, config, kernel_ms), invoke_ms and whole_models "
+                           f"as tinynas calibrate --measure host --out writes them ({exc!r})") from None
+    for s in out["samples"]:
+        if "measured_ms" in s:  # the same floor as calibrate_host
+            s["kernel_ms"] = max(float(s["measured_ms"]) - float(out["invoke_ms"]), 1e-4)
+    return out
