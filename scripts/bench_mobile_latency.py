@@ -25,6 +25,7 @@ On this shared machine the fastest run of one session still moves with the other
 0.1-0.3 ms model 16-26 % apart in two sessions): ``--repeat R`` times every model in R rounds, one model
 after the other, and keeps its fastest; several files after ``--refit`` (runs of the same calibration
 draw) or ``--offline`` (runs of this script with the same ``--seed``) keep each time's fastest over them.
+Both help on a quiet machine only: under load 5-7 the fastest run of 5-20 us models also reads too low.
 
 Results: benchmarks/mobile_latency/README.md.
 """

@@ -323,8 +323,11 @@ def merge_calibrations(datas: Sequence[Mapping[str, Any]], *, where: Sequence[st
     Why: on a shared machine the fastest run of one session still moves with the other processes' load
     (the same 0.1-0.3 ms model measured 16-26 % apart in two sessions under load 4.5,
     ``benchmarks/mobile_latency/README.md``); the fastest over sessions is closer to what the kernel
-    costs an idle core, which is what ``time_tflite`` aims at. Raises MeasureError naming the file and
-    the row when the runs did not measure the same kernels or whole models."""
+    costs an idle core, which is what ``time_tflite`` aims at. Merge runs of a quiet machine only: under
+    load 5-7 the fastest run of models of 5-20 us also read far too low (a 12 us model at 5.3 us), and
+    a quiet run merged with a loaded one scored worse than the quiet run alone (README). Raises
+    MeasureError naming the file and the row when the runs did not measure the same kernels or whole
+    models."""
     if not datas or len(datas) != len(where):
         raise MeasureError("merge_calibrations needs one name in where per calibration, and at least one")
     first, name0 = datas[0], where[0]
