@@ -35,8 +35,8 @@ def main(kinds: list[str]) -> int:
     ratio_of = {}
     for k in kinds:
         rs = [r for r in cold["rows"] if r["kind"] == k]
-        ratio = np.clip([max(r["cold_ms"] - cold["overhead_cold_ms"], 1e-5) / max(r["warm_ms"] - cold["overhead_ms"], 1e-5)
-                         for r in rs], 0.8, 3.0)
+        ratio = np.clip([max(r["cold_ms"] - cold["overhead_cold_ms"], 1e-5)
+                         / max(r["warm_ms"] - cold["overhead_ms"], 1e-5) for r in rs], 0.8, 3.0)
         x = np.stack([extended_feature_vector(k, r["config"]) for r in rs])
         ratio_of[k] = RandomForestRegressor(n_estimators=30, min_samples_leaf=3, random_state=0).fit(x, np.log(ratio))
         sys.stdout.write(f"{k}: cold / warm median {np.median(ratio):.2f} over {len(rs)} kernels\n")
