@@ -114,8 +114,45 @@ def test_bench_script_scores_a_refit_offline(samples, tmp_path, monkeypatch, cap
     summary = json.loads(out.read_text())["summary"]
     assert summary["models"] == 3 and summary["measured"] == f"stored: {bench}"
     assert summary["learned_within_10pct"] == 1.0
+    # several stored runs: each model's fastest over them
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps({"rows": [dict(r, measured_ms=2 * r["measured_ms"]) for r in rows]}))
+    monkeypatch.setattr(sys, "argv", ["bench", "--refit", str(cal), str(cal), "--offline", str(slow), str(bench),
+                                      "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / "scripts" / "bench_mobile_latency.py"), run_name="__main__")
+    assert exit_.value.code == 0
+    merged = json.loads(out.read_text())
+    assert merged["summary"]["learned_within_10pct"] == 1.0
+    assert [r["measured_ms"] for r in merged["rows"]] == [r["measured_ms"] for r in rows]
+    assert len(merged["rows"][0]["measured_rounds_ms"]) == 2
     # a stored run from another seed is refused, naming the file and the row
     monkeypatch.setattr(sys, "argv", ["bench", "--refit", str(cal), "--offline", str(bench), "--seed", "7"])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(ROOT / "scripts" / "bench_mobile_latency.py"), run_name="__main__")
     assert exit_.value.code == 1 and "bench.json: rows[" in capsys.readouterr().err
+
+
+def test_merged_calibrations_keep_each_fastest_time_and_refuse_other_draws(samples):
+    from tinynas.measure.kernel_calibrate import merge_calibrations
+
+    a = _calibration(samples)
+    for s in a["samples"]:
+        s["measured_ms"] = s["kernel_ms"] + 0.001
+    b = json.loads(json.dumps(a))
+    b["samples"][0]["measured_ms"] *= 0.5  # faster in b
+    a["whole_models"][1]["measured_ms"] *= 2.0  # slower in a
+    b["invoke_ms"] = 0.0008
+    merged = merge_calibrations([a, b], where=["a.json", "b.json"])
+    assert merged["invoke_ms"] == 0.0008
+    assert merged["samples"][0]["kernel_ms"] == pytest.approx(max(b["samples"][0]["measured_ms"] - 0.0008, 1e-4))
+    assert merged["samples"][1]["kernel_ms"] == pytest.approx(a["samples"][1]["measured_ms"] - 0.0008)
+    assert merged["whole_models"][1]["measured_ms"] == b["whole_models"][1]["measured_ms"]
+    assert a["whole_models"][1]["measured_ms"] != merged["whole_models"][1]["measured_ms"]  # inputs untouched
+    assert refit_calibration(merged, where="a.json + b.json").stats["kernels"] == len(samples)
+    other = json.loads(json.dumps(b))
+    other["samples"][3]["config"]["c_out"] += 1
+    with pytest.raises(MeasureError, match=r"b.json: samples\[3\] is .* not the .* of a.json"):
+        merge_calibrations([a, other], where=["a.json", "b.json"])
+    with pytest.raises(MeasureError, match="b.json: seed, samples or whole_models differ"):
+        merge_calibrations([a, dict(b, samples=b["samples"][:-1])], where=["a.json", "b.json"])

@@ -201,13 +201,16 @@ def test_calibrate_measure_host_then_estimate_uses_it(home, tmp_path):
     report = tmp_path / "calib.json"
     # one thread (rpi4 says 4): this 2-core test machine times a single thread by its CPU time
     res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4", "--measure", "host", "--n", "10", "--threads", "1",
-                                   "--whole-models", "1", "--seed", "3", "--out", str(report)])
+                                   "--whole-models", "1", "--seed", "3", "--rounds", "2", "--out", str(report)])
     assert res.exit_code == 0, res.output
     assert "10 kernels timed with LiteRT" in res.output and "kernel latency model written to" in res.output
     model = load_kernel_model("rpi4")
     assert model is not None and model.threads == 1 and model.invoke_ms > 0 and model.kernel_scale > 0
     data = json.loads(report.read_text())
     assert len(data["samples"]) == 10 and all(s["kernel_ms"] > 0 for s in data["samples"])
+    # two timing rounds, the fastest kept
+    assert data["rounds"] == 2 and all(len(s["measured_rounds_ms"]) == 2 and s["measured_ms"] == min(
+        s["measured_rounds_ms"]) for s in [*data["samples"], *data["whole_models"]])
     assert {"conv", "dwconv", "conv1x1"} <= set(model.forests)
     assert model.target == "log_ratio_baseline" and set(model.baselines) == set(model.forests)
     # the stored calibration refits offline to the same model (the whole model rebuilt from the seed)

@@ -187,13 +187,16 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
               help="With --measure host: whole random models timed to scale the kernel sum (default: n/30, "
                    "at least 2; 0: no scale).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --measure host: which kernels are drawn.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --measure host: time every kernel and model in this many rounds and keep its fastest "
+                   "(on a shared machine; each round of 300 kernels adds about half a minute).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the calibration report (coefficients, errors) as JSON here.")
 @click.option("--dry-run", is_flag=True, help="Fit and report, but do not write the profile overlay.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str | None, n_kernels: int,
-              threads: int | None, whole_models: int | None, seed: int, out: Path | None, dry_run: bool,
-              as_json: bool) -> None:
+              threads: int | None, whole_models: int | None, seed: int, rounds: int, out: Path | None,
+              dry_run: bool, as_json: bool) -> None:
     """Fit a board's latency model to measurement files and store it as the profile's user overlay.
 
     With --measure host (mobile and gpu profiles), measure single kernels with LiteRT on this machine
@@ -203,7 +206,7 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
         if measurements:
             raise click.UsageError("give either measurement files or --measure host, not both")
         _calibrate_host(profile_id, n_kernels=n_kernels, threads=threads, whole_models=whole_models, seed=seed,
-                        out=out, dry_run=dry_run, as_json=as_json)
+                        rounds=rounds, out=out, dry_run=dry_run, as_json=as_json)
         return
     if not measurements:
         raise click.UsageError("give measurement files (latency.json from tinynas measure), or --measure host "
@@ -227,15 +230,16 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
 
 
 def _calibrate_host(profile_id: str, *, n_kernels: int, threads: int | None, whole_models: int | None, seed: int,
-                    out: Path | None,
+                    rounds: int, out: Path | None,
                     dry_run: bool, as_json: bool) -> None:
     from tinynas.measure.kernel_calibrate import calibrate_host, host_profile
 
     host_profile(profile_id)  # an MCU profile is refused before anything is measured
-    with click.progressbar(length=n_kernels, label="measuring kernels",
+    with click.progressbar(length=n_kernels, label="converting kernels",
                            file=click.get_text_stream("stderr")) as bar:
         result = calibrate_host(profile=profile_id, n=n_kernels, seed=seed, threads=threads, save=not dry_run,
-                                whole_models=whole_models, on_kernel=lambda done, total: bar.update(1))
+                                whole_models=whole_models, rounds=rounds,
+                                on_kernel=lambda done, total: bar.update(1))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n")

@@ -180,9 +180,10 @@ class KernelCalibration:
     whole_model_error_pct: float = -1.0
     whole_models: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     seed: int = 0
+    rounds: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"profile_id": self.profile_id, "seed": self.seed, "kernels": self.kernels,
+        return {"profile_id": self.profile_id, "seed": self.seed, "rounds": self.rounds, "kernels": self.kernels,
                 "invoke_ms": self.invoke_ms,
                 "threads": self.threads, "kernel_scale": self.kernel_scale, "group_scales": self.group_scales,
                 "op_ms": self.op_ms, "whole_model_error_pct": self.whole_model_error_pct,
@@ -192,15 +193,19 @@ class KernelCalibration:
 
 
 def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
-                   home: Path | None = None, whole_models: int | None = None,
+                   home: Path | None = None, whole_models: int | None = None, rounds: int = 1,
                    on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
     """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
     ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
     correction of the kernel sum (``fit_correction``: a scale per kernel kind, a per-kernel cost).
-    ``threads`` defaults to the profile's ``[extra] threads``, else 1. Raises MeasureError for an MCU profile (its latency is
-    measured on the board: tinynas measure + calibrate FILES) or ``n < 2``.
+    ``threads`` defaults to the profile's ``[extra] threads``, else 1. Every kernel and model is converted
+    once, then timed in ``rounds`` rounds, one after the other in each, and keeps its fastest round: a
+    burst of other processes' load then does not hit all rounds of one kernel (conversion, ~1.5 s a
+    kernel, is most of the time; a round of 300 kernels takes about half a minute). ``on_kernel`` is
+    told of each converted kernel. Raises MeasureError for an MCU profile (its latency is
+    measured on the board: tinynas measure + calibrate FILES), ``n < 2`` or ``rounds < 1``.
     """
     profile = host_profile(profile)
     if n < 2:
@@ -208,23 +213,39 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     threads = int(threads if threads is not None else profile.extra.get("threads", 1))
     if threads < 1:
         raise MeasureError(f"{profile.source_path or profile.id}: extra.threads must be at least 1, got {threads}")
+    if rounds < 1:
+        raise MeasureError(f"--rounds must be at least 1, got {rounds}")
+    from tinynas.deploy.quantize import quantize_untrained
+
     kernels = sample_kernels(n=n, seed=seed)
-    overhead = time_graph(_overhead_graph(), threads=threads, seed=seed, min_total_ms=200.0)
-    samples = []
-    for i, (kind, cfg, op, g) in enumerate(kernels):
-        ms = time_graph(single_kernel_graph(op, g), threads=threads, seed=seed + i)
-        # log(ms) needs a positive kernel time: a floor of 0.1 us, below what a kernel costs inside a
-        # model (a floor of 1 us made a 20-kernel model of 11 us cost 20 us before the correction).
-        samples.append({"kind": kind, "op": op.kind, "config": cfg, "measured_ms": ms,
-                        "kernel_ms": max(ms - overhead, 1e-4)})
+    overhead_data = quantize_untrained(_overhead_graph(), seed=seed, num_samples=4)
+    kernel_data = []
+    for i, (_, _, op, g) in enumerate(kernels):
+        kernel_data.append(quantize_untrained(single_kernel_graph(op, g), seed=seed + i, num_samples=4))
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
-    whole = []
-    for j, (name, shape, g) in enumerate(whole_model_graphs(seed=seed, n=whole_models if whole_models is not None
-                                                            else max(2, n // 12))):
-        measured = time_graph(g, threads=threads, seed=seed + j, min_total_ms=300.0)
-        whole.append(({"space": name, "input": "x".join(map(str, shape)), "measured_ms": measured},
-                      converter_view(g)))
+    graphs = whole_model_graphs(seed=seed, n=whole_models if whole_models is not None else max(2, n // 12))
+    whole_data = [quantize_untrained(g, seed=seed + j, num_samples=4) for j, (_, _, g) in enumerate(graphs)]
+    overhead_times: list[float] = []
+    kernel_times: list[list[float]] = [[] for _ in kernel_data]
+    whole_times: list[list[float]] = [[] for _ in whole_data]
+    for _ in range(rounds):
+        overhead_times.append(time_tflite(overhead_data, threads=threads, seed=seed, min_total_ms=200.0))
+        for i, data in enumerate(kernel_data):
+            kernel_times[i].append(time_tflite(data, threads=threads, seed=seed + i))
+        for j, data in enumerate(whole_data):
+            whole_times[j].append(time_tflite(data, threads=threads, seed=seed + j, min_total_ms=300.0))
+    overhead = min(overhead_times)
+    samples = []
+    for (kind, cfg, op, _), times in zip(kernels, kernel_times):
+        # log(ms) needs a positive kernel time: a floor of 0.1 us, below what a kernel costs inside a
+        # model (a floor of 1 us made a 20-kernel model of 11 us cost 20 us before the correction).
+        samples.append({"kind": kind, "op": op.kind, "config": cfg, "measured_ms": min(times),
+                        "kernel_ms": max(min(times) - overhead, 1e-4),
+                        **({"measured_rounds_ms": times} if rounds > 1 else {})})
+    whole = [({"space": name, "input": "x".join(map(str, shape)), "measured_ms": min(times),
+               **({"measured_rounds_ms": times} if rounds > 1 else {})}, converter_view(g))
+             for (name, shape, g), times in zip(graphs, whole_times)]
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     # A kernel alone runs with other caches and its own dispatch than inside a model, and subtracting the
     # empty model's time from each kernel loses the per-kernel dispatch: a few whole models (from the
@@ -232,7 +253,7 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
     model, correction, rows = fit_kernel_model(
         samples=samples, whole_models=whole, invoke_ms=overhead, threads=threads, seed=seed,
         source=f"LiteRT on the host, {len(samples)} kernels, {len(whole)} whole models, {threads} thread(s), "
-               f"{stamp}",
+               f"fastest of {rounds} round(s), {stamp}",
         extra_stats={"date": stamp})
     stats = model.stats["per_kind"]
     path = save_kernel_model(profile.id, model, home=home) if save else None
@@ -243,7 +264,7 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
                              model_path=str(path) if path else None, samples=tuple(samples),
                              group_scales=correction.group_scales, op_ms=correction.op_ms,
                              whole_model_error_pct=correction.median_error_pct, whole_models=tuple(rows),
-                             seed=seed)
+                             seed=seed, rounds=rounds)
 
 
 def whole_model_graphs(*, seed: int, n: int) -> list[tuple[str, tuple[int, ...], Graph]]:
@@ -292,3 +313,52 @@ def refit_calibration(data: Mapping[str, Any], *, where: str = "calibration", ta
                                    source=f"refitted offline from {where}: {len(samples)} kernels, "
                                           f"{len(whole)} whole models, {threads} thread(s)")
     return model
+
+
+def merge_calibrations(datas: Sequence[Mapping[str, Any]], *, where: Sequence[str]) -> dict[str, Any]:
+    """One calibration from several stored runs of the same draw (``tinynas calibrate --measure host
+    --out``, same seed and ``--n``): each kernel's, each whole model's and the empty model's fastest time
+    over the runs, the kernel's time being its fastest model time minus the fastest empty model.
+
+    Why: on a shared machine the fastest run of one session still moves with the other processes' load
+    (the same 0.1-0.3 ms model measured 16-26 % apart in two sessions under load 4.5,
+    ``benchmarks/mobile_latency/README.md``); the fastest over sessions is closer to what the kernel
+    costs an idle core, which is what ``time_tflite`` aims at. Merge runs of a quiet machine only: under
+    load 5-7 the fastest run of models of 5-20 us also read far too low (a 12 us model at 5.3 us), and
+    a quiet run merged with a loaded one scored worse than the quiet run alone (README). Raises
+    MeasureError naming the file and the row when the runs did not measure the same kernels or whole
+    models."""
+    if not datas or len(datas) != len(where):
+        raise MeasureError("merge_calibrations needs one name in where per calibration, and at least one")
+    first, name0 = datas[0], where[0]
+    try:
+        out = {**first, "samples": [dict(s) for s in first["samples"]],
+               "whole_models": [dict(r) for r in first.get("whole_models", [])]}
+        for data, name in zip(datas[1:], where[1:]):
+            if int(data.get("seed", 0)) != int(first.get("seed", 0)) or len(data["samples"]) != len(out["samples"]) \
+                    or len(data.get("whole_models", [])) != len(out["whole_models"]):
+                raise MeasureError(f"{name}: seed, samples or whole_models differ in number from {name0}; merge only "
+                                   "runs of tinynas calibrate --measure host with the same --seed, --n and "
+                                   "--whole-models")
+            out["invoke_ms"] = min(float(out["invoke_ms"]), float(data["invoke_ms"]))
+            for i, (mine, theirs) in enumerate(zip(out["samples"], data["samples"])):
+                if (mine["kind"], dict(mine["config"])) != (theirs["kind"], dict(theirs["config"])):
+                    raise MeasureError(f"{name}: samples[{i}] is {theirs['kind']} {theirs['config']}, not the "
+                                       f"{mine['kind']} {mine['config']} of {name0}; merge only runs with the same "
+                                       "--seed and --n of the same tinynas")
+                key = "measured_ms" if "measured_ms" in mine and "measured_ms" in theirs else "kernel_ms"
+                mine[key] = min(float(mine[key]), float(theirs[key]))
+                if key == "kernel_ms":
+                    mine.pop("measured_ms", None)
+            for i, (mine, theirs) in enumerate(zip(out["whole_models"], data.get("whole_models", []))):
+                if (mine["space"], mine["input"]) != (theirs["space"], theirs["input"]):
+                    raise MeasureError(f"{name}: whole_models[{i}] is {theirs['space']} {theirs['input']}, not the "
+                                       f"{mine['space']} {mine['input']} of {name0}")
+                mine["measured_ms"] = min(float(mine["measured_ms"]), float(theirs["measured_ms"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MeasureError(f"{', '.join(where)}: needs samples (kind, config, kernel_ms), invoke_ms and whole_models "
+                           f"as tinynas calibrate --measure host --out writes them ({exc!r})") from None
+    for s in out["samples"]:
+        if "measured_ms" in s:  # the same floor as calibrate_host
+            s["kernel_ms"] = max(float(s["measured_ms"]) - float(out["invoke_ms"]), 1e-4)
+    return out
