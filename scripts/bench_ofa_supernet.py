@@ -5,6 +5,12 @@ network and a few random covered subnets the validation accuracy after BN recali
 on 500 training samples with the seconds each evaluation took.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_ofa_supernet.py --samples 12000 --steps-per-phase 100 --max-width 0.35
+
+With ``--tau N`` it also trains N subnets stand-alone and prints Kendall tau between inherited and
+stand-alone accuracy, overall and per sampler (benchmarks/ofa/README.md (c), (e)):
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_ofa_supernet.py --dataset digits --steps-per-phase 60 \
+        --subnets 0 --tau 32 --tau-sampler native --tau-epochs 15 --tau-seeds 2 --tau-json tau.json
 """
 
 from __future__ import annotations
