@@ -5,6 +5,12 @@ network and a few random covered subnets the validation accuracy after BN recali
 on 500 training samples with the seconds each evaluation took.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_ofa_supernet.py --samples 12000 --steps-per-phase 100 --max-width 0.35
+
+With ``--tau N`` it also trains N subnets stand-alone and prints Kendall tau between inherited and
+stand-alone accuracy, overall and per sampler (benchmarks/ofa/README.md (c), (e)):
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_ofa_supernet.py --dataset digits --steps-per-phase 60 \
+        --subnets 0 --tau 32 --tau-sampler native --tau-epochs 15 --tau-seeds 2 --tau-json tau.json
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -103,13 +110,21 @@ def main() -> None:
     p.add_argument("--tau", type=int, default=0,
                    help="also train this many random covered subnets stand-alone and print Kendall tau "
                         "between their inherited and stand-alone validation accuracy")
-    p.add_argument("--tau-sampler", default="space", choices=("space", "phases"),
+    p.add_argument("--tau-sampler", default="space", choices=("space", "phases", "native"),
                    help="space: uniformly random covered archs; phases: equal shares drawn by the kernel, depth, "
-                        "expand and width phases' samplers (the rest at their largest), for a tau per dimension")
+                        "expand and width phases' samplers (the rest at their largest), for a tau per dimension; "
+                        "native: as phases, all at the native resolution and kept only when their stride-2 "
+                        "positions are the full network's (plan.stride_pattern; no stride-shifted subnets)")
     p.add_argument("--standalone-cache", default=None,
                    help="JSON file of stand-alone accuracies by arch id (and epochs): read, and extended with "
                         "the subnets trained now, so another supernet is ranked against the same trainings")
     p.add_argument("--tau-epochs", type=int, default=5, help="stand-alone training epochs per subnet (--tau)")
+    p.add_argument("--tau-seeds", type=int, default=1,
+                   help="stand-alone trainings per subnet (seeds 0..n-1), averaged; with 2 or more also the tau "
+                        "between the seeds (how far the reference agrees with itself)")
+    p.add_argument("--tau-json", default=None, help="write every subnet's accuracies and the taus to this JSON file")
+    p.add_argument("--shift-prob", type=float, default=None, help="ShrinkingSchedule.shift_prob (default: its own)")
+    p.add_argument("--epochs", default=None, help="epochs per phase, comma-separated (overrides --steps-per-phase)")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")
     args = p.parse_args()
@@ -120,6 +135,10 @@ def main() -> None:
     from tinynas.ofa.shrinking import PHASES, train_supernet
 
     ds, space, schedule = setup(args)
+    if args.epochs:
+        schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
+    if args.shift_prob is not None:
+        schedule = replace(schedule, shift_prob=args.shift_prob)
     print(f"{len(ds.y_train)} training samples; {schedule}")
     if args.compare_steps:
         compare_steps(ds, space, schedule, args.compare_steps)
@@ -136,14 +155,23 @@ def main() -> None:
     largest = largest_archs(space, max_width=args.max_width)[0]
     archs = [largest.replace(resolution=int(ds.input_shape[0]))]  # the resolution the teacher trained at
     dims: list[str] = []
-    if args.tau and args.tau_sampler == "phases":
+    if args.tau and args.tau_sampler in ("phases", "native"):
+        from tinynas.ofa.plan import stride_pattern
         from tinynas.ofa.shrinking import _sample
 
         resolutions = [int(r) for r in space.decisions()[1].options]
+        native = int(ds.input_shape[0])
+        full_strides = stride_pattern(net.plan(archs[0]))
         for i in range(args.tau):
             phase = PHASES[1 + i % 4]
-            res = int(ds.input_shape[0]) if phase != "width" else resolutions[int(rng.integers(len(resolutions)))]
-            archs.append(_sample(space, rng, phase, max_width=args.max_width, resolution=res))
+            while True:
+                res = native if phase != "width" or args.tau_sampler == "native" \
+                    else resolutions[int(rng.integers(len(resolutions)))]
+                arch = _sample(space, rng, phase, max_width=args.max_width, resolution=res)
+                if args.tau_sampler == "phases" or (stride_pattern(net.plan(arch)) == full_strides
+                                                    and arch.id not in {a.id for a in archs}):
+                    break
+            archs.append(arch)
             dims.append(phase)
     while len(archs) < max(args.subnets, args.tau) + 1:
         arch = space.sample(rng)
@@ -158,39 +186,70 @@ def main() -> None:
         print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
     if args.tau:
         kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
-                    cache=args.standalone_cache)
+                    cache=args.standalone_cache, seeds=args.tau_seeds, out=args.tau_json,
+                    about={"argv": sys.argv[1:], "supernet": report.directory, "schedule": schedule.to_json()})
 
 
-def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None) -> None:
-    """Stand-alone validation accuracy of each arch after ``epochs`` epochs from scratch, and Kendall tau
-    against the inherited accuracies (the issue's ranking criterion)."""
-    from scipy.stats import kendalltau
-
-    from tinynas.train import TrainBudget, train_graph
-
+def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None,
+                seeds: int = 1, out: str | None = None, about: dict | None = None) -> None:
+    """Stand-alone validation accuracy of each arch after ``epochs`` epochs from scratch (the mean over
+    ``seeds`` trainings), and Kendall tau against the inherited accuracies (the issue's ranking criterion),
+    overall and per sampler; with ``out``, every row and tau as JSON (rewritten after each subnet)."""
     import json
 
+    from scipy.stats import kendalltau
+
+    import numpy as np
+    from tinynas.ofa.plan import stride_pattern
+    from tinynas.train import TrainBudget, train_graph
+
     known = json.loads(Path(cache).read_text()) if cache and Path(cache).is_file() else {}
-    standalone = []
-    for arch, acc in zip(archs, inherited):
+    rows: list[dict] = []
+
+    def taus() -> dict:
+        mean = [r["standalone"] for r in rows]
+        inh = [r["inherited"] for r in rows]
+        found = {"all": kendalltau(inh, mean)}
+        for dim in sorted(set(dims), key=dims.index):
+            idx = [i for i, r in enumerate(rows) if r["dim"] == dim]
+            found[dim] = kendalltau([inh[i] for i in idx], [mean[i] for i in idx])
+        out_taus = {k: {"tau": float(v.statistic), "p": float(v.pvalue),
+                        "n": len(rows) if k == "all" else sum(r["dim"] == k for r in rows)} for k, v in found.items()}
+        if seeds > 1:  # the reference against itself: seed 0 vs seed 1
+            t = kendalltau([r["seeds"][0] for r in rows], [r["seeds"][1] for r in rows])
+            out_taus["seed0_vs_seed1"] = {"tau": float(t.statistic), "p": float(t.pvalue), "n": len(rows)}
+            for s in range(seeds):
+                t = kendalltau(inh, [r["seeds"][s] for r in rows])
+                out_taus[f"inherited_vs_seed{s}"] = {"tau": float(t.statistic), "p": float(t.pvalue), "n": len(rows)}
+        return out_taus
+
+    for i, (arch, acc) in enumerate(zip(archs, inherited)):
         t = time.time()
-        key = f"{arch.id}/e{epochs}"
-        if key not in known:
-            result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
-                                 seed=0)
-            known[key] = float(result.val_accuracy)
-            if cache:
-                Path(cache).write_text(json.dumps(known, indent=1))
-        standalone.append(known[key])
-        print(f"{space.summary(arch):80s} inherited {acc:.3f} stand-alone {standalone[-1]:.3f}  "
-              f"{time.time() - t:.1f} s", flush=True)
-    tau = kendalltau(inherited, standalone)
-    print(f"Kendall tau over {len(archs)} subnets: {tau.statistic:.3f} (p {tau.pvalue:.3f})")
-    for dim in sorted(set(dims), key=dims.index):
-        idx = [i for i, d in enumerate(dims) if d == dim]
-        t = kendalltau([inherited[i] for i in idx], [standalone[i] for i in idx])
-        print(f"  elastic {dim} ({len(idx)} subnets drawn by its phase's sampler): tau {t.statistic:.3f} "
-              f"(p {t.pvalue:.3f})")
+        accs = []
+        for seed in range(seeds):
+            key = f"{arch.id}/e{epochs}" + (f"/s{seed}" if seed else "")
+            if key not in known:
+                result = train_graph(space.graph(arch), ds,
+                                     budget=TrainBudget(epochs=epochs, evaluate_test=False), seed=seed)
+                known[key] = float(result.val_accuracy)
+                if cache:
+                    Path(cache).write_text(json.dumps(known, indent=1))
+            accs.append(known[key])
+        rows.append({"id": arch.id, "summary": space.summary(arch), "dim": dims[i] if i < len(dims) else "space",
+                     "stride_pattern": list(stride_pattern(net.plan(arch))), "inherited": acc,
+                     "seeds": accs, "standalone": float(np.mean(accs)), "seconds": round(time.time() - t, 1),
+                     "load_average": [round(x, 2) for x in os.getloadavg()]})
+        print(f"{space.summary(arch):80s} inherited {acc:.3f} stand-alone {rows[-1]['standalone']:.3f} "
+              f"({', '.join(f'{a:.3f}' for a in accs)})  {time.time() - t:.1f} s load {os.getloadavg()[0]:.2f}",
+              flush=True)
+        if out and len(rows) >= 2:
+            Path(out).write_text(json.dumps({**(about or {}), "epochs": epochs, "seeds": seeds,
+                                             "rows": rows, "taus": taus()}, indent=1))
+    found = taus()
+    print(f"Kendall tau over {len(archs)} subnets: {found['all']['tau']:.3f} (p {found['all']['p']:.3f})")
+    for key, t in found.items():
+        if key != "all":
+            print(f"  {key} ({t['n']} subnets): tau {t['tau']:.3f} (p {t['p']:.3f})")
 
 
 if __name__ == "__main__":
