@@ -17,11 +17,22 @@ are skips and pools.
 
 Each finished (method, seed) row is appended to ``--out`` (JSON lines, flushed)
 as soon as it finishes, so a run cut short keeps its rows; ``--table-from``
-prints the table of one or more such files (runs split over processes). Usage:
+prints the table of one or more such files (runs split over processes). ``--epochs-out`` also appends one
+row per search epoch as it ends (the derived cell, its parameter-free share, the eigenvalue), so a run killed
+mid-search leaves its trajectory.
+
+RobustDARTS's DARTS-ES follows DARTS's trajectory exactly until it stops, so a ``darts`` run with the
+eigenvalue every epoch (``--hessian-every 1``) also gives DARTS-ES: ``--table-from ... --es-post-hoc`` adds
+a ``darts-es*`` row per such run, the stop rule (``tinynas.darts.early_stop_epoch``, min_epoch 10 counted
+from the first alpha update) applied to its recorded eigenvalues, and the cell of 4 epochs before the stop.
+Usage:
 
     .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 50 --seeds 0,1,2 \\
         --methods darts,drnas,darts-es --out runs.jsonl
     .venv/bin/python scripts/bench_darts.py --table-from a.jsonl,b.jsonl --every 5
+    .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 60 --warmup-epochs 10 --batch-size 16 \
+        --seeds 0 --methods darts --hessian-every 1 --out runs.jsonl --epochs-out epochs.jsonl
+    .venv/bin/python scripts/bench_darts.py --table-from runs.jsonl --es-post-hoc --every 10
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +75,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
 
     data = load_dataset(args.dataset, seed=seed)
     data = replace(data, x_train=data.x_train[:args.samples], y_train=data.y_train[:args.samples])
-    common = dict(epochs=args.epochs, base_channels=args.channels, seed=seed)
+    common = dict(epochs=args.epochs, base_channels=args.channels, seed=seed, batch_size=args.batch_size,
+                  warmup_epochs=args.warmup_epochs, hessian_samples=args.hessian_samples)
     hess = args.hessian_every
     configs = {
         "darts": lambda: DartsConfig(hessian_every=hess, **common),
@@ -73,19 +86,58 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
         "darts-es": lambda: DartsConfig(early_stop=True, min_epoch=min(10, args.epochs // 2), hessian_every=1,
                                         **common),
     }
-    result = search_cell(data, config=configs[name]())
-    per_epoch = [param_free_fraction(derive_arch(np.asarray(w))) for w in result.weights]
+
+    def log_epoch(epoch: int, result: Any) -> None:
+        if not args.epochs_out:
+            return
+        arch = derive_arch(np.asarray(result.weights[-1]))
+        row = {"method": name, "seed": seed, "epoch": epoch + 1, "param_free": param_free_fraction(arch),
+               "arch": arch_string(arch), "eigenvalue": result.eigenvalues[-1],
+               "supernet_val": result.val_accuracy[-1], "seconds": round(time.perf_counter() - started, 1)}
+        with open(args.epochs_out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    started = time.perf_counter()
+    result = search_cell(data, config=configs[name](), progress=log_epoch)
+    archs = [derive_arch(np.asarray(w)) for w in result.weights]
+    per_epoch = [param_free_fraction(a) for a in archs]
     text = arch_string(result.arch)
     eig = [e for e in result.eigenvalues if e is not None]
+    half = len(data.y_train) // 2
     return {"method": name, "seed": seed, "dataset": args.dataset, "samples": len(data.y_train),
-            "channels": args.channels, "max_epochs": args.epochs, "epochs": result.epochs_run,
+            "channels": args.channels, "batch_size": args.batch_size, "warmup_epochs": args.warmup_epochs,
+            "alpha_steps": max(0, result.epochs_run - args.warmup_epochs) * (half // args.batch_size),
+            "hessian_samples": args.hessian_samples, "max_epochs": args.epochs, "epochs": result.epochs_run,
             "stop_epoch": None if result.stop_epoch is None else result.stop_epoch + 1,
             "arch_epoch": None if result.arch_epoch is None else result.arch_epoch + 1,
             "param_free": per_epoch, "final_param_free": param_free_fraction(result.arch),
+            "archs": [arch_string(a) for a in archs], "eigenvalues": result.eigenvalues,
             "ops": result.op_counts(), "arch": text, "nb201_cifar10": table.get(text),
             "supernet_val": result.val_accuracy[-1] if result.val_accuracy else None,
             "eig_first": eig[0] if eig else None, "eig_last": eig[-1] if eig else None,
             "seconds": round(result.seconds, 1)}
+
+
+def es_post_hoc(row: dict[str, Any], table: dict[str, float], *, min_epoch: int = 10) -> dict[str, Any] | None:
+    """The DARTS-ES result of a darts row whose eigenvalue was computed every epoch after warm-up: the same row
+    cut at RobustDARTS's stop (the cell of ``lookback`` epochs earlier), or unchanged when the rule never fired;
+    None when the row lacks the per-epoch eigenvalues."""
+    from tinynas.darts import early_stop_epoch
+
+    warm = row.get("warmup_epochs", 0)
+    eigs = row.get("eigenvalues", [])[warm:]
+    if row["method"] != "darts" or not eigs or any(e is None for e in eigs) or "archs" not in row:
+        return None
+    cut = dict(row, method="darts-es*")
+    t = early_stop_epoch(eigs, min_epoch=min_epoch)
+    if t is None:
+        return cut
+    stop, lookback = t + warm, 4
+    arch = row["archs"][stop - lookback]
+    cut.update(stop_epoch=stop + 1, arch_epoch=stop - lookback + 1, epochs=stop + 1,
+               param_free=row["param_free"][:stop + 1], final_param_free=row["param_free"][stop - lookback],
+               arch=arch, nb201_cifar10=table.get(arch), eig_last=eigs[t])
+    return cut
 
 
 def _fmt(v: Any, spec: str = ".2f") -> str:
@@ -138,6 +190,14 @@ def main() -> None:
     parser.add_argument("--methods", default="darts,drnas,darts-es")
     parser.add_argument("--samples", type=int, default=4000, help="training samples used (split in two halves)")
     parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--warmup-epochs", type=int, default=0,
+                        help="epochs (of --epochs) that train only the weights before alpha moves")
+    parser.add_argument("--hessian-samples", type=int, default=256, help="validation samples for the eigenvalue")
+    parser.add_argument("--epochs-out", help="append one row per search epoch to this JSON-lines file")
+    parser.add_argument("--es-post-hoc", action="store_true",
+                        help="with --table-from: add DARTS-ES rows (darts-es*) from darts rows with every-epoch "
+                             "eigenvalues")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--hessian-every", type=int, default=0,
                         help="eigenvalue every k epochs for darts/drnas (0: never; darts-es always computes it)")
@@ -152,7 +212,10 @@ def main() -> None:
         for path in args.table_from.split(","):
             with open(path) as fh:
                 rows += [json.loads(line) for line in fh if line.strip()]
-        order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es"])}
+        if args.es_post_hoc:
+            table = published()
+            rows += [cut for cut in (es_post_hoc(r, table) for r in rows) if cut is not None]
+        order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es", "darts-es*"])}
         rows.sort(key=lambda r: (order.get(r["method"], 9), r["seed"]))
         print_table(rows, every=args.every)
         return

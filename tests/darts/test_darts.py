@@ -43,6 +43,8 @@ def test_robust_darts_early_stop_rule():
     ({"method": "drnas", "order": 2}, "2 only for darts"),
     ({"drnas_regularizer": "l1"}, "'l2' or 'kl'"),
     ({"epochs": 0}, "at least 1"),
+    ({"epochs": 5, "warmup_epochs": 5}, "warmup_epochs must be in"),
+    ({"warmup_epochs": -1}, "warmup_epochs must be in"),
 ])
 def test_bad_configs_are_refused(changes, message):
     with pytest.raises(SearchError, match=message):
@@ -109,6 +111,25 @@ def test_a_short_search_on_digits_derives_a_nasbench201_arch(config):
         assert result.eigenvalues[0] is not None and np.isfinite(result.eigenvalues[0])
     info = result.to_json()
     assert sum(info["op_counts"].values()) == 6 and info["op_counts"]["none"] == 0
+
+
+@pytest.mark.slow
+def test_warm_up_epochs_train_only_the_weights():
+    """During warm-up alpha keeps its initialisation and no eigenvalue is taken; then the search starts."""
+    from dataclasses import replace
+
+    import tensorflow as tf
+
+    from tinynas.data import load_dataset
+
+    digits = load_dataset("digits")
+    small = replace(digits, x_train=digits.x_train[:512], y_train=digits.y_train[:512])  # 4 steps per epoch
+    config = DartsConfig(epochs=2, warmup_epochs=1, hessian_every=1, hessian_samples=32, base_channels=4)
+    result = search_cell(small, config=config)
+    init = tf.nn.softmax(1e-3 * tf.random.Generator.from_seed(config.seed).normal((6, 5)), axis=-1).numpy()
+    np.testing.assert_allclose(result.weights[0], init, atol=2e-5)
+    assert np.abs(np.asarray(result.weights[1]) - init).max() > 5e-5
+    assert result.eigenvalues[0] is None and np.isfinite(result.eigenvalues[1])
 
 
 def test_a_dataset_too_small_for_two_halves_is_refused():

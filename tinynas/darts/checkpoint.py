@@ -50,7 +50,7 @@ def load_checkpoint(state_dir: Any, state: Any, result: Any, archs: list, *, der
     if not (d / "supernet.json").exists() or not (d / "supernet.npz").exists():
         return 0
     meta = json.loads((d / "supernet.json").read_text())
-    if meta["config"] != asdict(state.cfg):
+    if {"warmup_epochs": 0, **meta["config"]} != asdict(state.cfg):  # checkpoints from before warm-up existed
         raise SearchError(f"{d / 'supernet.json'} was written by a search with another config; delete {d} to "
                           f"start over, or resume with the same settings")
     with np.load(d / "supernet.npz") as z:

@@ -20,6 +20,11 @@
   ``t >= min_epoch`` whose local mean eigenvalue (window 5) exceeds 1.3 times the
   one 4 entries earlier, and returns the arch of that earlier epoch (the paper's
   DARTS-ES). ``regularize`` scales the weight decay up (the paper's L2 variant).
+- Warm-up (PC-DARTS, Xu et al., ICLR 2020: 15 of 50 epochs): the first
+  ``warmup_epochs`` epochs train only the network weights, alpha stays at its initialisation, so untrained
+  convolutions do not lose to parameter-free ops before they learn anything. The default 0 searches from the
+  first step. No eigenvalue is computed in warm-up epochs and the early-stop rule (``min_epoch`` included)
+  counts epochs from the first alpha update.
 
 The derived arch is the argmax op of every edge, ``none`` excluded, an arch of
 the ``nasbench201`` space: its id, cost and published NAS-Bench-201 accuracy
@@ -52,6 +57,8 @@ class DartsConfig:
     method: str = "darts"
     order: int = 1
     epochs: int = 10
+    #: the first warmup_epochs of the epochs update only the weights (0: alpha from the first step)
+    warmup_epochs: int = 0
     batch_size: int = 64
     cells_per_stage: int = 1
     base_channels: int = 8
@@ -98,6 +105,9 @@ class DartsConfig:
             raise SearchError(f"hw_form must be 'hinge' or 'fbnet', got {self.hw_form!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.hessian_every < 0:
             raise SearchError("epochs and batch_size must be at least 1 and hessian_every at least 0")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise SearchError(f"warmup_epochs must be in [0, epochs): got {self.warmup_epochs} warm-up epochs of "
+                              f"{self.epochs}; alpha would never be updated")
 
 
 @dataclass
@@ -262,7 +272,9 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
             lr = cfg.w_lr_min + 0.5 * (cfg.w_lr - cfg.w_lr_min) * (1 + math.cos(math.pi * step / total))
             state.hw_strength.assign(cfg.hw_lambda * min(1.0, step / max(1.0, total / 2)))  # ramp over the first half
             bw, ba = pw[s * cfg.batch_size:(s + 1) * cfg.batch_size], pa[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            if cfg.order == 2:
+            if epoch < cfg.warmup_epochs:
+                pass
+            elif cfg.order == 2:
                 state.alpha_step_second_order(xw[bw], yw[bw], xa[ba], ya[ba], lr)
             else:
                 state.alpha_step(xa[ba], ya[ba])
@@ -279,8 +291,9 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
         if tables is not None:
             result.expected_latency_ms.append(round(tables.expected_latency(mixing), 4))
             result.expected_arena_bytes.append(round(tables.expected_arena(mixing), 1))
-        eig = state.hessian_eigenvalue(*eig_batch) if cfg.hessian_every and (epoch + 1) % cfg.hessian_every == 0 \
-            else None
+        searched = epoch + 1 - cfg.warmup_epochs  # epochs with alpha updates so far
+        eig = state.hessian_eigenvalue(*eig_batch) \
+            if cfg.hessian_every and searched > 0 and searched % cfg.hessian_every == 0 else None
         result.eigenvalues.append(eig)
         result.epochs_run = epoch + 1
         log.info("%s epoch %d: supernet val acc %.4f, eigenvalue %s, arch %s%s", cfg.method, epoch + 1,
@@ -292,11 +305,13 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
             save_checkpoint(state_dir, state, result)
         if progress is not None:
             progress(epoch, result)
-        known = [e for e in result.eigenvalues if e is not None]
-        if cfg.early_stop and len(known) == len(result.eigenvalues):
+        searching = result.eigenvalues[cfg.warmup_epochs:]
+        known = [e for e in searching if e is not None]
+        if cfg.early_stop and known and len(known) == len(searching):
             t = early_stop_epoch(known, min_epoch=cfg.min_epoch, window=cfg.window, lookback=cfg.lookback,
                                  growth=cfg.growth)
             if t is not None:
+                t += cfg.warmup_epochs
                 result.stopped_early, result.stop_epoch = True, t
                 result.arch, result.arch_epoch = archs[t - cfg.lookback], t - cfg.lookback
                 break
