@@ -272,11 +272,9 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
             lr = cfg.w_lr_min + 0.5 * (cfg.w_lr - cfg.w_lr_min) * (1 + math.cos(math.pi * step / total))
             state.hw_strength.assign(cfg.hw_lambda * min(1.0, step / max(1.0, total / 2)))  # ramp over the first half
             bw, ba = pw[s * cfg.batch_size:(s + 1) * cfg.batch_size], pa[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            if epoch < cfg.warmup_epochs:
-                pass
-            elif cfg.order == 2:
+            if epoch >= cfg.warmup_epochs and cfg.order == 2:
                 state.alpha_step_second_order(xw[bw], yw[bw], xa[ba], ya[ba], lr)
-            else:
+            elif epoch >= cfg.warmup_epochs:
                 state.alpha_step(xa[ba], ya[ba])
             losses.append(state.weight_step(xw[bw], yw[bw], lr))
         mixing = state.mixing_mean()
