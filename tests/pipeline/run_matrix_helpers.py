@@ -1,0 +1,89 @@
+"""The `tinynas run` matrix: every search space that takes the input x every registered strategy,
+on a tiny budget. Its cells are split over two test files (mcunet's, the slowest, in their own) so
+the two pytest workers can share them; ``run_cell`` is what each cell checks.
+
+Issue 11, defect 2: `mcunet` and `nanonas` never finished a run because the final stage
+read archs back from the journal with sorted keys and the space demanded its own key
+order; unit tests did not catch it because `dscnn`'s names happen to be alphabetical.
+The matrix is built from the registries, so a new space or strategy joins it (and has
+to finish a run) without anyone editing the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tinynas.errors import SpaceError
+from tinynas.space import get_space
+from tinynas.space.arch import Arch
+from tinynas.space.base import space_names
+from tinynas.strategies.base import get_strategy, strategy_names
+
+DATASET, INPUT_SHAPE, CLASSES = "digits", (8, 8, 1), 10
+# Seconds per cell: two candidates of one epoch on 64 samples; small models (MAC bound) train fast.
+FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
+         "--final-top-k", "1", "--prefilter-candidates", "4", "--no-progress"]
+# A MAC bound keeps the searched models small; NAS-Bench-201's fixed-width cell has none under ~470k MACs.
+MAC_BOUND = {"nasbench201": "600k"}
+MUST_RUN = {"mcunet", "nanonas", "dscnn"}
+# Spaces whose input digits' images are not: they run on a dataset of their kind instead.
+OWN_DATASET = {"gcn": ("digits-grid", (64, 3), 10)}
+CELLS = [(space, strategy) for space in space_names() for strategy in strategy_names()]
+#: the cells of the slowest space, run from their own file
+OWN_FILE_SPACE = "mcunet"
+
+
+def takes_input(space: str) -> str | None:
+    """Why the matrix dataset's input is refused by ``space`` (None: it takes it)."""
+    _, shape, classes = OWN_DATASET.get(space, (DATASET, INPUT_SHAPE, CLASSES))
+    try:
+        get_space(space, input_shape=shape, num_classes=classes)
+    except SpaceError as exc:
+        return str(exc)
+    return None
+
+
+def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
+    """Run one cell with the real CLI and check its exit code, summary, report, model and journal."""
+    from tinynas.cli.main import main
+
+    reason = takes_input(space)
+    if reason is not None:
+        pytest.skip(f"{space} does not take {DATASET}'s input {INPUT_SHAPE}: {reason}")
+    supported = get_strategy(strategy).supported_spaces
+    refused = supported is not None and space not in supported
+    out = tmp_path / "run"
+    dataset = OWN_DATASET.get(space, (DATASET,))[0]
+    monkeypatch.setattr(sys, "argv", ["tinynas", "run", "--profile", "nano33ble", "--dataset", dataset,
+                                      "--space", space, "--strategy", strategy, *FLAGS,
+                                      "--max-macs", MAC_BOUND.get(space, "200k"), "--out", str(out)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)  # main() returns when the command succeeded
+    captured = capsys.readouterr()
+    if refused:  # a strategy made for other spaces says so before anything is written
+        assert exc.value.code == 1 and f"strategy {strategy!r} works only on" in captured.err
+        assert "Traceback" not in captured.err and not out.exists()
+        return
+    assert exc.value.code == 0, captured.err[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    config = (out / "config.toml").read_text()
+    assert f'name = "{strategy}"' in config and f'"{space}"' in config
+    winner = summary["winner"]
+    arch = json.loads((out / "model" / "arch.json").read_text())
+    assert arch["space"] == space and winner["fits"] is True
+    assert (out / "model" / "model_int8.tflite").is_file() and (out / "deploy" / "model_data.cc").is_file()
+    report = (out / "report.md").read_text()
+    assert f"Space `{space}`, strategy `{strategy}`" in report
+    assert summary["space"] == space and summary["strategy"] == strategy
+    # the deployed genotype, with its keys sorted as a JSON tool would write it, is still an arch of the space
+    resorted = Arch.from_json(json.loads(json.dumps(arch, sort_keys=True)))
+    _, shape, classes = OWN_DATASET.get(space, (DATASET, INPUT_SHAPE, CLASSES))
+    get_space(space, input_shape=shape, num_classes=classes).validate(resorted)
+    # the final stage trained archs the search journaled (read back with sorted keys)
+    lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
+    finals = [e for e in lines if e.get("stage") == "final" and "arch" in e]
+    assert finals and all(e["arch"]["space"] == space for e in finals)
