@@ -47,8 +47,8 @@ OP_BYTES: dict[str, int] = {
     "SOFTMAX": -68,
     "MAX_POOL_2D": -11,
     # NAS-Bench-201's 3x3 'same' pools carry the fitted figure. A 2x2 'valid' average pool (nanonas)
-    # writes a file byte for byte the size of the max-pool one (74 nanonas archs, 5 input shapes,
-    # one to five pools): the fit's 140 B put its files ~150 B per pool too high.
+    # writes a file byte for byte the size of the max-pool one (140 of 140 nanonas arch pairs, 5 input
+    # shapes, one to five pools): the fit's 140 B put its files ~150 B per pool too high.
     "AVERAGE_POOL_2D": 140,
     "AVERAGE_POOL_2D_VALID": -11,
     "ADD": -155,
