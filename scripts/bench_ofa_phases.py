@@ -18,7 +18,6 @@ import logging
 import os
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,10 +49,6 @@ def main() -> None:
     from tinynas.ofa.supernet import load_weights
 
     ds, space, schedule = setup(args)
-    if args.epochs:
-        schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
-    if args.shift_prob is not None:
-        schedule = replace(schedule, shift_prob=args.shift_prob)
     print(schedule)
     net, report = train_supernet(dataset=ds, space=space, schedule=schedule,
                                  cache_dir=args.cache or tempfile.mkdtemp(prefix="ofa_"))

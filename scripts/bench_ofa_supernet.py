@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def setup(args: argparse.Namespace) -> tuple:
     """The dataset (--dataset, --samples), its mcunet space and the shrinking schedule scaled to it
-    (--steps-per-phase, --max-width): what every OFA benchmark script starts from."""
+    (--steps-per-phase, --max-width), with --epochs and --shift-prob overriding it where the script
+    has them: what every OFA benchmark script starts from."""
     from tinynas.data.base import load_dataset
     from tinynas.ofa.shrinking import ShrinkingSchedule
     from tinynas.space.base import get_space
@@ -41,6 +42,10 @@ def setup(args: argparse.Namespace) -> tuple:
     space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
     schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
                                         max_width=args.max_width)
+    if getattr(args, "epochs", None):
+        schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
+    if getattr(args, "shift_prob", None) is not None:
+        schedule = replace(schedule, shift_prob=args.shift_prob)
     return ds, space, schedule
 
 
@@ -135,10 +140,6 @@ def main() -> None:
     from tinynas.ofa.shrinking import PHASES, train_supernet
 
     ds, space, schedule = setup(args)
-    if args.epochs:
-        schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
-    if args.shift_prob is not None:
-        schedule = replace(schedule, shift_prob=args.shift_prob)
     print(f"{len(ds.y_train)} training samples; {schedule}")
     if args.compare_steps:
         compare_steps(ds, space, schedule, args.compare_steps)
