@@ -139,12 +139,11 @@ def time_tflite(data: bytes, *, threads: int, seed: int = 0, min_total_ms: float
     return timed(int(min(400, max(15, min_total_ms / max(probe, 1e-3)))), warmup)
 
 
-def time_graph(graph: Graph, *, threads: int, seed: int, min_total_ms: float = 60.0) -> float:
-    """``time_tflite`` of ``graph`` quantized to int8 with random weights (as the deploy path converts)."""
+def _int8(graph: Graph, *, seed: int) -> bytes:
+    """``graph`` quantized to int8 with random weights (as the deploy path converts), ready to time."""
     from tinynas.deploy.quantize import quantize_untrained
 
-    data = quantize_untrained(graph, seed=seed, num_samples=4)
-    return time_tflite(data, threads=threads, seed=seed, min_total_ms=min_total_ms)
+    return quantize_untrained(graph, seed=seed, num_samples=4)
 
 
 def host_profile(profile: Any) -> Any:
@@ -215,17 +214,15 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
         raise MeasureError(f"{profile.source_path or profile.id}: extra.threads must be at least 1, got {threads}")
     if rounds < 1:
         raise MeasureError(f"--rounds must be at least 1, got {rounds}")
-    from tinynas.deploy.quantize import quantize_untrained
-
     kernels = sample_kernels(n=n, seed=seed)
-    overhead_data = quantize_untrained(_overhead_graph(), seed=seed, num_samples=4)
+    overhead_data = _int8(_overhead_graph(), seed=seed)
     kernel_data = []
     for i, (_, _, op, g) in enumerate(kernels):
-        kernel_data.append(quantize_untrained(single_kernel_graph(op, g), seed=seed + i, num_samples=4))
+        kernel_data.append(_int8(single_kernel_graph(op, g), seed=seed + i))
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
     graphs = whole_model_graphs(seed=seed, n=whole_models if whole_models is not None else max(2, n // 12))
-    whole_data = [quantize_untrained(g, seed=seed + j, num_samples=4) for j, (_, _, g) in enumerate(graphs)]
+    whole_data = [_int8(g, seed=seed + j) for j, (_, _, g) in enumerate(graphs)]
     overhead_times: list[float] = []
     kernel_times: list[list[float]] = [[] for _ in kernel_data]
     whole_times: list[list[float]] = [[] for _ in whole_data]
