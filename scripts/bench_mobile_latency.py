@@ -10,7 +10,7 @@ printed beside it) and compares it with the profile's learned kernel model
 cycles-per-MAC model of its TOML file. Goal: 90 % of models within +-10 %
 (nn-Meter, Zhang et al. 2021, reports 99 % on a Pixel 4 CPU).
 
-    PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 --n 30
+    PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 --n 100 --repeat 3
 
 Offline, without measuring anything: ``--refit CAL.json`` fits the model again from a stored
 calibration (``tinynas calibrate --measure host --out CAL.json``) instead of loading the profile's, and
@@ -18,8 +18,8 @@ calibration (``tinynas calibrate --measure host --out CAL.json``) instead of loa
 rebuilds its models from ``--seed``, so a change of the model is scored on the same held-out models:
 
     PYTHONPATH=. python scripts/bench_mobile_latency.py --profile rpi4 \
-        --refit benchmarks/mobile_latency/rpi4.calibration.host.json \
-        --offline benchmarks/mobile_latency/bench_rpi4_host_n30.json
+        --refit benchmarks/mobile_latency/rpi4.calibration.host.quiet900.json \
+        --offline benchmarks/mobile_latency/bench_rpi4_host_n100_quiet.json
 
 On this shared machine the fastest run of one session still moves with the others' load (the same
 0.1-0.3 ms model 16-26 % apart in two sessions): ``--repeat R`` times every model in R rounds, one model

@@ -4,7 +4,7 @@ every run (``kernels_warm_cold.time_cold``), back to back so that both see the s
 
     PYTHONPATH=. python benchmarks/mobile_latency/calibration_kernels_cold.py calibration_kernels_cold_loaded.json
 
-Kernels are ``sample_kernels(n=300, seed=0)``, the draw of ``rpi4.calibration.host.json``, in its order.
+Kernels are ``sample_kernels(n=300, seed=0, by_source=False)``, the draw of ``rpi4.calibration.host.json``, in its order.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main(out: str) -> int:
     empty = quantize_untrained(_overhead_graph(), seed=0, num_samples=4)
     ov, ov_cold = time_tflite(empty, threads=1, min_total_ms=200.0), time_cold(empty, flush, runs=30)
     rows = []
-    for i, (kind, cfg, op, g) in enumerate(sample_kernels(n=300, seed=0)):
+    for i, (kind, cfg, op, g) in enumerate(sample_kernels(n=300, seed=0, by_source=False)):
         if kind not in ("conv1x1", "dwconv", "dwconv_large"):
             continue
         data = quantize_untrained(single_kernel_graph(op, g), seed=i, num_samples=4)

@@ -32,6 +32,18 @@ def samples() -> list[dict]:
             for kind, cfg, _, _ in sample_kernels(n=60, seed=0, archs_per_space=3)]
 
 
+def test_kernels_of_a_kind_are_drawn_evenly_over_the_spaces():
+    """mcunet archs have ~45 kernels, nanonas archs 4-16: drawn uniformly, the big space's kernels
+    crowd out the small one's; by source, every (space, input) pair gives its share of each kind."""
+    def spaces(by_source: bool) -> list[str]:
+        drawn = sample_kernels(n=120, seed=0, archs_per_space=3, by_source=by_source)
+        return [g.name.split("_")[0] for kind, _, _, g in drawn if kind == "conv"]
+
+    even = spaces(True)
+    assert even[:len(SPACE_INPUTS)] == [name for name, _ in SPACE_INPUTS]
+    assert even != spaces(False)
+
+
 def test_baseline_is_fitted_per_kind_and_recovers_a_linear_law(samples):
     conv = [s for s in samples if s["kind"] == "conv1x1"]
     coef = fit_baseline("conv1x1", [s["config"] for s in conv], np.array([s["kernel_ms"] for s in conv]))

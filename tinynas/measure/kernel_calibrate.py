@@ -43,16 +43,23 @@ LIGHT_KINDS = ("add", "fc", "mean", "softmax")
 
 
 def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, tuple[int, ...]]] = SPACE_INPUTS,
-                   archs_per_space: int = 12) -> list[tuple[str, dict[str, Any], Op, Graph]]:
+                   archs_per_space: int = 12, by_source: bool = True) -> list[tuple[str, dict[str, Any], Op, Graph]]:
     """``n`` kernels (kind, configuration, op, its graph) from random archs of the spaces, drawn
     round-robin over the kinds so that rare kinds (softmax, mean) are measured too; the
-    ``LIGHT_KINDS`` stop at n / 30 (at least 2) kernels each."""
+    ``LIGHT_KINDS`` stop at n / 30 (at least 2) kernels each.
+
+    With ``by_source`` (the default) each kind's kernels are drawn round-robin over the (space, input)
+    pairs that have that kind, so every pair gets an equal share. Drawn uniformly over distinct kernels
+    instead (``by_source=False``, the draw of calibrations before it), an mcunet arch's ~45 kernels
+    outnumbered a nanonas arch's 4-16: 3 of 51 sampled ``conv`` kernels were 5x5 stride-1 convolutions,
+    and the held-out nanonas models built of them were 15-19 % under-predicted
+    (``benchmarks/mobile_latency/README.md``)."""
     from tinynas.space import get_space
 
     rng = np.random.default_rng(seed)
-    pool: dict[str, list[tuple[str, dict[str, Any], Op, Graph]]] = {}
+    pool: dict[str, list[list[tuple[str, dict[str, Any], Op, Graph]]]] = {}
     seen: set[tuple] = set()
-    for name, shape in space_inputs:
+    for source, (name, shape) in enumerate(space_inputs):
         space = get_space(name, input_shape=shape, num_classes=10)
         for _ in range(archs_per_space):
             g = converter_view(space.graph(space.sample(rng)))
@@ -64,21 +71,24 @@ def sample_kernels(*, n: int, seed: int = 0, space_inputs: Sequence[tuple[str, t
                 key = (kind, op.kind, op.attrs.get("activation"), *cfg.values())
                 if key not in seen:
                     seen.add(key)
-                    pool.setdefault(kind, []).append((kind, cfg, op, g))
-    for items in pool.values():
-        rng.shuffle(items)  # type: ignore[arg-type]
+                    lists = pool.setdefault(kind, [[] for _ in space_inputs])
+                    lists[source if by_source else 0].append((kind, cfg, op, g))
+    for lists in pool.values():
+        for items in lists:
+            rng.shuffle(items)  # type: ignore[arg-type]
     out: list[tuple[str, dict[str, Any], Op, Graph]] = []
     kinds = sorted(pool)
     light_cap = max(2, n // 30)
     taken = dict.fromkeys(kinds, 0)
 
     def open_(kind: str) -> bool:
-        return bool(pool[kind]) and (kind not in LIGHT_KINDS or taken[kind] < light_cap)
+        return any(pool[kind]) and (kind not in LIGHT_KINDS or taken[kind] < light_cap)
 
     while len(out) < n and any(open_(k) for k in kinds):
         for kind in kinds:
             if open_(kind) and len(out) < n:
-                out.append(pool[kind].pop())
+                lists = [items for items in pool[kind] if items]
+                out.append(lists[taken[kind] % len(lists)].pop())
                 taken[kind] += 1
     return out
 
@@ -191,18 +201,18 @@ class KernelCalibration:
                 "samples": list(self.samples)}
 
 
-def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | None = None, save: bool = True,
-                   home: Path | None = None, whole_models: int | None = None, rounds: int = 1,
+def calibrate_host(*, profile: Any, n: int = 900, seed: int = 0, threads: int | None = None, save: bool = True,
+                   home: Path | None = None, whole_models: int | None = None, rounds: int = 3,
                    on_kernel: Callable[[int, int], None] | None = None) -> KernelCalibration:
     """Measure ``n`` kernels with LiteRT on this machine, fit ``profile``'s kernel latency model and
     (with ``save``) write it beside its overlay, where ``tinynas.cost`` picks it up.
 
-    ``whole_models`` (default n / 12, at least 2) whole random models are timed too, and fit the
+    ``whole_models`` (default n / 12, at least 2, at most 50) whole random models are timed too, and fit the
     correction of the kernel sum (``fit_correction``: a scale per kernel kind, a per-kernel cost).
     ``threads`` defaults to the profile's ``[extra] threads``, else 1. Every kernel and model is converted
     once, then timed in ``rounds`` rounds, one after the other in each, and keeps its fastest round: a
     burst of other processes' load then does not hit all rounds of one kernel (conversion, ~1.5 s a
-    kernel, is most of the time; a round of 300 kernels takes about half a minute). ``on_kernel`` is
+    kernel, is most of the time; a round of 900 kernels takes about half a minute). ``on_kernel`` is
     told of each converted kernel. Raises MeasureError for an MCU profile (its latency is
     measured on the board: tinynas measure + calibrate FILES), ``n < 2`` or ``rounds < 1``.
     """
@@ -214,14 +224,16 @@ def calibrate_host(*, profile: Any, n: int = 300, seed: int = 0, threads: int | 
         raise MeasureError(f"{profile.source_path or profile.id}: extra.threads must be at least 1, got {threads}")
     if rounds < 1:
         raise MeasureError(f"--rounds must be at least 1, got {rounds}")
-    kernels = sample_kernels(n=n, seed=seed)
+    # enough archs that every (space, input) pair still has kernels of each kind to give at large n
+    kernels = sample_kernels(n=n, seed=seed, archs_per_space=max(12, n // 25))
     overhead_data = _int8(_overhead_graph(), seed=seed)
     kernel_data = []
     for i, (_, _, op, g) in enumerate(kernels):
         kernel_data.append(_int8(single_kernel_graph(op, g), seed=seed + i))
         if on_kernel is not None:
             on_kernel(i + 1, len(kernels))
-    graphs = whole_model_graphs(seed=seed, n=whole_models if whole_models is not None else max(2, n // 12))
+    n_whole = whole_models if whole_models is not None else min(50, max(2, n // 12))
+    graphs = whole_model_graphs(seed=seed, n=n_whole)
     whole_data = [_int8(g, seed=seed + j) for j, (_, _, g) in enumerate(graphs)]
     overhead_times: list[float] = []
     kernel_times: list[list[float]] = [[] for _ in kernel_data]
