@@ -12,7 +12,7 @@ import shutil
 import pytest
 from pipeline_helpers import run_cli
 
-from tinynas.errors import SearchError
+from tinynas.errors import CostError, SearchError
 from tinynas.darts import relax
 from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks, neighbour_blocks
 from tinynas.pipeline.settings import RunSettings, settings_from_config
@@ -63,6 +63,26 @@ def test_agreeing_top_candidates_mix_the_best_arch_around_its_own_choices():
     assert names == ["s2_b1", "s2_b2"] and (3, 3) in options and (5, 4) in options
     plan = relax(space, base, options=options, blocks=names)  # the plan can express the base
     assert plan.derive(plan.one_hot(base)) == base
+
+
+def test_a_neighbour_the_cost_model_refuses_ranks_last_and_a_bug_is_not_swallowed():
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
+
+    def refuses_s2_b2(arch):
+        if arch["s2_b2_kernel"] == 7:
+            raise CostError("no latency for a 7x7 kernel here")
+        return float(arch["s2_b1_kernel"])
+
+    # s2_b2 would spread most, but its largest option cannot be costed: s2_b1 is mixed instead
+    names, _ = neighbour_blocks(base, space=space, max_blocks=1, latency=refuses_s2_b2)
+    assert names == ["s2_b1"]
+
+    def broken(arch):
+        raise KeyError("s9_b9_kernel")
+
+    with pytest.raises(KeyError):
+        neighbour_blocks(base, space=space, max_blocks=1, latency=broken)
 
 
 def test_plan_settings_and_config_carry_the_refine_method():

@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 from typing import Any, Callable
 
-from tinynas.errors import SearchError
+from tinynas.errors import CostError, SearchError, SpaceError
 from tinynas.space.arch import Arch
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def neighbour_blocks(base: Arch, *, space: Any, max_blocks: int,
     def spread(name: str) -> float:
         try:
             return float(latency(with_block(name, large))) - float(latency(with_block(name, small)))
-        except Exception as exc:  # an arch the cost model cannot cost: rank it last rather than fail the stage
+        except (CostError, SpaceError) as exc:  # a neighbour the space or cost model refuses: rank it last
             log.info("refine: block %s of %s could not be costed (%s); ranked last", name, base.id, exc)
             return float("-inf")
 
