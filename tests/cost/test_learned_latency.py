@@ -230,3 +230,13 @@ def test_calibrate_measure_host_then_estimate_uses_it(home, tmp_path):
     from tinynas.space.tflite_reader import read_tflite
 
     assert json.loads(res.output)["latency_ms"] == pytest.approx(model.predict_ms(read_tflite(model_file)))
+
+
+def test_calibrating_more_threads_than_cpus_says_what_it_measures(home, monkeypatch, caplog):
+    from tinynas.measure import kernel_calibrate
+
+    monkeypatch.setattr(kernel_calibrate.os, "cpu_count", lambda: 1)
+    with caplog.at_level("WARNING", logger="tinynas.measure.kernel_calibrate"):
+        result = kernel_calibrate.calibrate_host(profile="rpi4", n=2, threads=2, whole_models=0, rounds=1, save=False)
+    assert result.threads == 2 and result.kernels == 2
+    assert "2 LiteRT threads on a machine with 1 CPUs" in caplog.text and "--threads 1" in caplog.text

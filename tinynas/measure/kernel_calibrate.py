@@ -16,6 +16,7 @@ calibration (``--out``) without measuring.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -224,6 +225,11 @@ def calibrate_host(*, profile: Any, n: int = 900, seed: int = 0, threads: int | 
         raise MeasureError(f"{profile.source_path or profile.id}: extra.threads must be at least 1, got {threads}")
     if rounds < 1:
         raise MeasureError(f"--rounds must be at least 1, got {rounds}")
+    cpus = os.cpu_count() or 1
+    if threads > cpus:
+        log.warning("%s: timing %d LiteRT threads on a machine with %d CPUs measures threads waiting for each "
+                    "other, not the target; calibrate with --threads %d or fewer (the model is then for that many "
+                    "threads), or on a machine with %d cores", profile.id, threads, cpus, cpus, threads)
     # enough archs that every (space, input) pair still has kernels of each kind to give at large n
     kernels = sample_kernels(n=n, seed=seed, archs_per_space=max(12, n // 25))
     overhead_data = _int8(_overhead_graph(), seed=seed)
