@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tinynas.space.graph import Graph, GraphBuilder
 
 
-@pytest.fixture(scope="session", autouse=True)
-def tinynas_home(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("tinynas_home")
-    old = os.environ.get("TINYNAS_HOME")
-    os.environ["TINYNAS_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TINYNAS_HOME", None)
-    else:
-        os.environ["TINYNAS_HOME"] = old
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("tinynas_home")
 
+
+@pytest.fixture(autouse=True)
+def tinynas_home(session_home, monkeypatch: pytest.MonkeyPatch):
+    """TINYNAS_HOME set for each test, not once for the worker: set once, a session fixture of another
+    directory set later on the same xdist worker replaced it, and mnist1d was cached in the other home."""
+    monkeypatch.setenv("TINYNAS_HOME", str(session_home))
+    return session_home
 
 
 def _small_cnn(input_shape=(8, 8, 1), num_classes=10, filters=16) -> Graph:
