@@ -19,7 +19,11 @@ Each finished (method, seed) row is appended to ``--out`` (JSON lines, flushed)
 as soon as it finishes, so a run cut short keeps its rows; ``--table-from``
 prints the table of one or more such files (runs split over processes). ``--epochs-out`` also appends one
 row per search epoch as it ends (the derived cell, its parameter-free share, the eigenvalue), so a run killed
-mid-search leaves its trajectory.
+mid-search leaves its trajectory; given to ``--table-from`` with the ``--out`` files, the per-epoch rows of a
+run with no finished row become its row, marked unfinished, the cell of its last epoch as its result (rows
+written before they carried ``warmup_epochs`` take ``--warmup-epochs``). ``--cells-per-stage`` sets the
+supernet's depth (default 1; NAS-Bench-201's skeleton has 5, the depth of the published collapse) and is recorded
+in every row; rows written before it existed read as 1.
 
 RobustDARTS's DARTS-ES follows DARTS's trajectory exactly until it stops, so a ``darts`` run with the
 eigenvalue every epoch (``--hessian-every 1``) also gives DARTS-ES: ``--table-from ... --es-post-hoc`` adds
@@ -32,6 +36,8 @@ Usage:
     .venv/bin/python scripts/bench_darts.py --table-from a.jsonl,b.jsonl --every 5
     .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 60 --warmup-epochs 10 --batch-size 16 \
         --seeds 0 --methods darts --hessian-every 1 --out runs.jsonl --epochs-out epochs.jsonl
+    .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 40 --warmup-epochs 10 --batch-size 16 \
+        --cells-per-stage 5 --seeds 0 --methods darts --hessian-every 1 --out deep.jsonl --epochs-out deep_ep.jsonl
     .venv/bin/python scripts/bench_darts.py --table-from runs.jsonl --es-post-hoc --every 10
 """
 
@@ -75,8 +81,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
 
     data = load_dataset(args.dataset, seed=seed)
     data = replace(data, x_train=data.x_train[:args.samples], y_train=data.y_train[:args.samples])
-    common = dict(epochs=args.epochs, base_channels=args.channels, seed=seed, batch_size=args.batch_size,
-                  warmup_epochs=args.warmup_epochs, hessian_samples=args.hessian_samples)
+    common = dict(epochs=args.epochs, base_channels=args.channels, cells_per_stage=args.cells_per_stage, seed=seed,
+                  batch_size=args.batch_size, warmup_epochs=args.warmup_epochs, hessian_samples=args.hessian_samples)
     hess = args.hessian_every
     configs = {
         "darts": lambda: DartsConfig(hessian_every=hess, **common),
@@ -91,8 +97,9 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
         if not args.epochs_out:
             return
         arch = derive_arch(np.asarray(result.weights[-1]))
-        row = {"method": name, "seed": seed, "epoch": epoch + 1, "param_free": param_free_fraction(arch),
-               "arch": arch_string(arch), "eigenvalue": result.eigenvalues[-1],
+        row = {"method": name, "seed": seed, "cells_per_stage": args.cells_per_stage, "epoch": epoch + 1,
+               "max_epochs": args.epochs, "warmup_epochs": args.warmup_epochs,
+               "param_free": param_free_fraction(arch), "arch": arch_string(arch), "eigenvalue": result.eigenvalues[-1],
                "supernet_val": result.val_accuracy[-1], "seconds": round(time.perf_counter() - started, 1)}
         with open(args.epochs_out, "a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -105,7 +112,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
     eig = [e for e in result.eigenvalues if e is not None]
     half = len(data.y_train) // 2
     return {"method": name, "seed": seed, "dataset": args.dataset, "samples": len(data.y_train),
-            "channels": args.channels, "batch_size": args.batch_size, "warmup_epochs": args.warmup_epochs,
+            "channels": args.channels, "cells_per_stage": args.cells_per_stage, "batch_size": args.batch_size,
+            "warmup_epochs": args.warmup_epochs,
             "alpha_steps": max(0, result.epochs_run - args.warmup_epochs) * (half // args.batch_size),
             "hessian_samples": args.hessian_samples, "max_epochs": args.epochs, "epochs": result.epochs_run,
             "stop_epoch": None if result.stop_epoch is None else result.stop_epoch + 1,
@@ -140,6 +148,51 @@ def es_post_hoc(row: dict[str, Any], table: dict[str, float], *, min_epoch: int 
     return cut
 
 
+def unfinished_rows(epoch_rows: list[dict[str, Any]], finished: list[dict[str, Any]], table: dict[str, float],
+                    *, warmup_epochs: int) -> list[dict[str, Any]]:
+    """Table rows for the runs of ``--epochs-out`` rows that have no finished row (a search cut short): the
+    trajectory up to its last epoch, the cell of that epoch as its result, ``unfinished`` set. Rows written
+    before the per-epoch rows carried ``warmup_epochs`` take ``warmup_epochs``. Raises ValueError when a run's
+    epochs are not 1..k (the file holds two runs of one method, seed and depth)."""
+    done = {(r["method"], r["seed"], cells_per_stage(r)) for r in finished}
+    runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in epoch_rows:
+        runs.setdefault((r["method"], r["seed"], cells_per_stage(r)), []).append(r)
+    out = []
+    for key, epochs in runs.items():
+        if key in done:
+            continue
+        epochs.sort(key=lambda r: r["epoch"])
+        if [r["epoch"] for r in epochs] != list(range(1, len(epochs) + 1)):
+            raise ValueError(f"per-epoch rows of {key} are not epochs 1..k: the file holds more than one run of it; "
+                             "write each run to its own --epochs-out file")
+        eigs = [r["eigenvalue"] for r in epochs]
+        known = [e for e in eigs if e is not None]
+        last = epochs[-1]
+        out.append({"method": key[0], "seed": key[1], "cells_per_stage": key[2],
+                    "warmup_epochs": last.get("warmup_epochs", warmup_epochs),
+                    "max_epochs": last.get("max_epochs", len(epochs)), "epochs": len(epochs), "stop_epoch": None,
+                    "arch_epoch": len(epochs), "param_free": [r["param_free"] for r in epochs],
+                    "final_param_free": last["param_free"], "archs": [r["arch"] for r in epochs],
+                    "eigenvalues": eigs, "arch": last["arch"], "nb201_cifar10": table.get(last["arch"]),
+                    "supernet_val": last["supernet_val"], "eig_first": known[0] if known else None,
+                    "eig_last": known[-1] if known else None, "seconds": last["seconds"],
+                    "unfinished": {"reached": len(epochs), "planned": last.get("max_epochs")}})
+    return out
+
+
+def cells_per_stage(row: dict[str, Any]) -> int:
+    """The supernet's cells per stage; rows written before the field existed were searched with 1."""
+    return int(row.get("cells_per_stage", 1))
+
+
+def _unfinished_note(row: dict[str, Any]) -> str:
+    cut = row.get("unfinished")
+    if not cut:
+        return ""
+    return f"  (no finished row: per-epoch rows up to epoch {cut['reached']} of {cut['planned'] or '?'})"
+
+
 def _fmt(v: Any, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -154,7 +207,7 @@ def print_table(rows: list[dict[str, Any]], *, every: int) -> None:
     if 1 not in marks:
         marks = [1, *marks]
     head = " ".join(f"{'e' + str(e):>5}" for e in marks)
-    print(f"{'method':<9} {'seed':>4} {head} {'final':>5} {'stop':>4} {'NB201 C10':>9} {'eig 1st':>7} "
+    print(f"{'method':<9} {'seed':>4} {'N':>2} {head} {'final':>5} {'stop':>4} {'NB201 C10':>9} {'eig 1st':>7} "
           f"{'eig last':>8} {'s':>5}  cell")
 
     def at(r: dict[str, Any], e: int) -> float | None:
@@ -162,12 +215,13 @@ def print_table(rows: list[dict[str, Any]], *, every: int) -> None:
 
     for r in rows:
         cells = " ".join(f"{_fmt(at(r, e)):>5}" for e in marks)
-        print(f"{r['method']:<9} {r['seed']:>4} {cells} {r['final_param_free']:>5.2f} {_fmt(r['stop_epoch'], 'd'):>4} "
-              f"{_fmt(r['nb201_cifar10']):>9} {_fmt(r['eig_first'], '.3f'):>7} {_fmt(r['eig_last'], '.3f'):>8} "
-              f"{r['seconds']:>5.0f}  {r['arch']}")
-    print("mean per method (over the seeds that reached the epoch):")
-    for method in dict.fromkeys(r["method"] for r in rows):
-        group = [r for r in rows if r["method"] == method]
+        print(f"{r['method']:<9} {r['seed']:>4} {cells_per_stage(r):>2} {cells} {r['final_param_free']:>5.2f} "
+              f"{_fmt(r['stop_epoch'], 'd'):>4} {_fmt(r['nb201_cifar10']):>9} {_fmt(r['eig_first'], '.3f'):>7} "
+              f"{_fmt(r['eig_last'], '.3f'):>8} {r['seconds']:>5.0f}  {r['arch']}"
+              + _unfinished_note(r))
+    print("mean per method and depth (over the seeds that reached the epoch):")
+    for method, depth in dict.fromkeys((r["method"], cells_per_stage(r)) for r in rows):
+        group = [r for r in rows if r["method"] == method and cells_per_stage(r) == depth]
         cells = []
         for e in marks:
             vals = [at(r, e) for r in group if at(r, e) is not None]
@@ -176,11 +230,12 @@ def print_table(rows: list[dict[str, Any]], *, every: int) -> None:
         stops = [r["stop_epoch"] for r in group if r["stop_epoch"] is not None]
         final = sum(r["final_param_free"] for r in group) / len(group)
         stop = f"{sum(stops) / len(stops):.0f}" if stops else "-"
-        print(f"{method:<9} {'n=' + str(len(group)):>4} {' '.join(cells)} {final:>5.2f} {stop:>4} "
+        print(f"{method:<9} {'n=' + str(len(group)):>4} {depth:>2} {' '.join(cells)} {final:>5.2f} {stop:>4} "
               f"{_fmt(sum(accs) / len(accs) if accs else None):>9}")
-    print("e<k>: parameter-free fraction (skip, none, avg_pool; none is never derived) of the cell derived at epoch k;"
-          " final: of the returned cell; stop: epoch RobustDARTS's eigenvalue rule stopped at (it returns the cell"
-          " of 4 epochs earlier); NB201 C10: published CIFAR-10 validation accuracy of the returned cell")
+    print("N: cells per stage of the supernet (NB201's is 5); e<k>: parameter-free fraction (skip, none, avg_pool;"
+          " none is never derived) of the cell derived at epoch k; final: of the returned cell; stop: epoch"
+          " RobustDARTS's eigenvalue rule stopped at (it returns the cell of 4 epochs earlier); NB201 C10: published"
+          " CIFAR-10 validation accuracy of the returned cell")
 
 
 def main() -> None:
@@ -190,6 +245,8 @@ def main() -> None:
     parser.add_argument("--methods", default="darts,drnas,darts-es")
     parser.add_argument("--samples", type=int, default=4000, help="training samples used (split in two halves)")
     parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1,
+                        help="cells per stage of the supernet (DartsConfig.cells_per_stage; NAS-Bench-201's is 5)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup-epochs", type=int, default=0,
                         help="epochs (of --epochs) that train only the weights before alpha moves")
@@ -202,7 +259,8 @@ def main() -> None:
     parser.add_argument("--hessian-every", type=int, default=0,
                         help="eigenvalue every k epochs for darts/drnas (0: never; darts-es always computes it)")
     parser.add_argument("--out", help="append each finished (method, seed) row to this JSON-lines file")
-    parser.add_argument("--table-from", help="comma-separated JSON-lines files: print their table and exit")
+    parser.add_argument("--table-from", help="comma-separated JSON-lines files (--out, and --epochs-out for runs cut "
+                                             "short): print their table and exit")
     parser.add_argument("--every", type=int, default=5, help="table column every k epochs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -212,11 +270,14 @@ def main() -> None:
         for path in args.table_from.split(","):
             with open(path) as fh:
                 rows += [json.loads(line) for line in fh if line.strip()]
+        table = published()
+        per_epoch = [r for r in rows if "epoch" in r]  # --epochs-out rows: runs cut short become rows too
+        rows = [r for r in rows if "epoch" not in r]
+        rows += unfinished_rows(per_epoch, rows, table, warmup_epochs=args.warmup_epochs)
         if args.es_post_hoc:
-            table = published()
             rows += [cut for cut in (es_post_hoc(r, table) for r in rows) if cut is not None]
         order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es", "darts-es*"])}
-        rows.sort(key=lambda r: (order.get(r["method"], 9), r["seed"]))
+        rows.sort(key=lambda r: (order.get(r["method"], 9), cells_per_stage(r), r["seed"]))
         print_table(rows, every=args.every)
         return
     table = published()
@@ -236,7 +297,7 @@ def main() -> None:
         print()
         return
     print(f"{args.dataset}, {rows[0]['samples']} training samples, up to {args.epochs} epochs, C={args.channels}, "
-          f"seeds {args.seeds}")
+          f"{args.cells_per_stage} cell(s) per stage, seeds {args.seeds}")
     print_table(rows, every=args.every)
 
 
