@@ -43,8 +43,10 @@ def main() -> None:
 
     ds = load_dataset("digits", seed=0)
     space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
-    net = ElasticMCUNet(space=space, max_width=args.max_width, seed=0)
     state = load_weights(Path(args.weights))
+    # supernets before README (f) have no predecessor reader slots
+    net = ElasticMCUNet(space=space, max_width=args.max_width, seed=0,
+                        predecessor_inputs=any("_from_s" in name for name in state))
     tf = net.tf
     forward = CompiledForward(net)
     full = largest_archs(space, max_width=args.max_width)[0].replace(resolution=int(ds.input_shape[0]))

@@ -46,6 +46,12 @@ def setup(args: argparse.Namespace) -> tuple:
         schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
     if getattr(args, "shift_prob", None) is not None:
         schedule = replace(schedule, shift_prob=args.shift_prob)
+    if getattr(args, "no_predecessor_inputs", False):  # the supernet of (e), before README (f)
+        schedule = replace(schedule, predecessor_inputs=False)
+    if getattr(args, "reader_lr_scale", None) is not None:
+        schedule = replace(schedule, reader_lr_scale=args.reader_lr_scale)
+    if getattr(args, "reader_epochs", None) is not None:
+        schedule = replace(schedule, reader_epochs=args.reader_epochs)
     return ds, space, schedule
 
 
@@ -129,6 +135,13 @@ def main() -> None:
                         "between the seeds (how far the reference agrees with itself)")
     p.add_argument("--tau-json", default=None, help="write every subnet's accuracies and the taus to this JSON file")
     p.add_argument("--shift-prob", type=float, default=None, help="ShrinkingSchedule.shift_prob (default: its own)")
+    p.add_argument("--no-predecessor-inputs", action="store_true",
+                   help="share the reader of a stage's output across predecessors (ShrinkingSchedule."
+                        "predecessor_inputs False: the supernets trained before README (f))")
+    p.add_argument("--reader-lr-scale", type=float, default=None,
+                   help="ShrinkingSchedule.reader_lr_scale (default: its own)")
+    p.add_argument("--reader-epochs", type=int, default=None,
+                   help="ShrinkingSchedule.reader_epochs (default: its own)")
     p.add_argument("--epochs", default=None, help="epochs per phase, comma-separated (overrides --steps-per-phase)")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")
@@ -150,6 +163,7 @@ def main() -> None:
     print(f"supernet: {time.time() - start:.0f} s, phases {report.phase_seconds}, reused {report.reused}")
     per_epoch = -(-len(ds.y_train) // schedule.batch_size)
     steps = {ph: per_epoch * e for ph, e in zip(PHASES, schedule.epochs)}
+    steps["readers"] = per_epoch * schedule.reader_epochs  # the optional last phase (README (f))
     print("seconds per optimizer step: " + ", ".join(
         f"{ph} {report.phase_seconds[ph] / steps[ph]:.3f} ({steps[ph]} steps)" for ph in report.phase_seconds))
     rng = np.random.default_rng(0)
@@ -251,6 +265,15 @@ def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], 
     for key, t in found.items():
         if key != "all":
             print(f"  {key} ({t['n']} subnets): tau {t['tau']:.3f} (p {t['p']:.3f})")
+    groups: dict[str, list[dict]] = {}
+    for arch, row in zip(archs, rows):
+        gone = [str(s) for s in range(1, 6) if int(arch[f"s{s}_depth"]) == 0]
+        groups.setdefault(f"w{arch['width']} left out: {'+'.join(gone) or 'none'}", []).append(row)
+    print("by width and left-out stages: n, mean inherited / stand-alone (each subnet's pair)")
+    for name, members in sorted(groups.items()):
+        pairs = ", ".join(f"{r['inherited']:.3f}/{r['standalone']:.3f}" for r in members)
+        print(f"  {name:28s} {len(members):2d}  {np.mean([r['inherited'] for r in members]):.3f} / "
+              f"{np.mean([r['standalone'] for r in members]):.3f}  ({pairs})")
 
 
 if __name__ == "__main__":

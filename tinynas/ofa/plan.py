@@ -3,6 +3,13 @@
 The plan is read off the space's own Graph for the arch (not re-derived from
 the decisions), so the supernet computes exactly the network the cost model
 judges and the Keras builder builds, op for op, shape for shape. Framework-free.
+
+Predecessor inputs: the reader of a stage's output (the next stage's first block,
+else the head conv or classifier) reads, after a left-out stage, an earlier stage's
+features, and fewer of them. With ``predecessor_inputs`` it then uses slots of its
+own per actual predecessor (``input_slot``), not the ones the full network trains on
+another stage's features (benchmarks/ofa/README.md (f)). The Graph is the same either
+way; only which weights fill it differs.
 """
 
 from __future__ import annotations
@@ -41,20 +48,46 @@ class SubnetPlan:
     steps: tuple[Step, ...]
 
 
-def _slots(arch: Arch) -> list[tuple[str, bool]]:
+PREDECESSOR_TAG = "_from_s"
+
+
+def input_slot(slot: str, predecessor: int) -> str:
+    """The slot ``slot`` uses when its input comes from stage ``predecessor`` (0: the first block)
+    instead of the stage before it, a left-out stage in between."""
+    return f"{slot}{PREDECESSOR_TAG}{predecessor}"
+
+
+def shared_slot(slot: str) -> str:
+    """The full network's slot behind ``slot`` (itself unless it is an ``input_slot``)."""
+    return slot.split(PREDECESSOR_TAG)[0]
+
+
+def _slots(arch: Arch, *, predecessor_inputs: bool) -> list[tuple[str, bool]]:
     """Weight slots of the arch's weighted ops in Graph order, with 'starts a block'."""
     slots = [("stem", False), ("first_dw", False), ("first_pw", False)]
+    previous = 0  # the last stage present so far (0: the first block)
+
+    def reader(slot: str, stage: int) -> str:  # the op reading the output of the stage before ``stage``
+        return input_slot(slot, previous) if predecessor_inputs and previous != stage - 1 else slot
+
     for s in range(1, len(STAGES) + 1):
-        for b in range(1, int(arch[f"s{s}_depth"]) + 1):
-            slots += [(f"s{s}b{b}_expand", True), (f"s{s}b{b}_dw", False), (f"s{s}b{b}_project", False)]
+        depth = int(arch[f"s{s}_depth"])
+        for b in range(1, depth + 1):
+            block = [(f"s{s}b{b}_expand", True), (f"s{s}b{b}_dw", False), (f"s{s}b{b}_project", False)]
+            # the whole first block: its expansion count follows the input's channel count too
+            slots += [(reader(slot, s), start) for slot, start in block] if b == 1 else block
+        previous = s if depth else previous
+    after = len(STAGES) + 1
     if arch["head"]:
-        slots.append(("head", False))
-    slots.append(("classifier_head" if arch["head"] else "classifier", False))
+        slots.append((reader("head", after), False))
+    slots.append(("classifier_head" if arch["head"] else reader("classifier", after), False))
     return slots
 
 
-def subnet_plan(space: SearchSpace, arch: Arch, *, graph: Graph | None = None) -> SubnetPlan:
-    """The plan of ``arch``; raises SupernetError for a space or input the supernet does not cover."""
+def subnet_plan(space: SearchSpace, arch: Arch, *, graph: Graph | None = None,
+                predecessor_inputs: bool = False) -> SubnetPlan:
+    """The plan of ``arch`` (with ``predecessor_inputs``, the reader of a left-out stage's successor
+    uses its ``input_slot``); raises SupernetError for a space or input the supernet does not cover."""
     if space.name != "mcunet":
         raise SupernetError(f"once-for-all supernets cover the 'mcunet' space only, not {space.name!r}; "
                             "use --space mcunet or another strategy")
@@ -64,7 +97,7 @@ def subnet_plan(space: SearchSpace, arch: Arch, *, graph: Graph | None = None) -
                             "is not one; use another strategy for sequences and spectrograms")
     space.validate(arch)
     graph = graph if graph is not None else space.graph(arch)
-    slots = iter(_slots(arch))
+    slots = iter(_slots(arch, predecessor_inputs=predecessor_inputs))
     steps: list[Step] = []
     for op in graph.ops:
         in_shape = graph.tensors[op.inputs[0]].shape
@@ -85,8 +118,9 @@ def subnet_plan(space: SearchSpace, arch: Arch, *, graph: Graph | None = None) -
 def stride_pattern(plan: SubnetPlan) -> tuple[str, ...]:
     """The weight slots that downsample in ``plan``. A left-out stage (depth 0) or another input
     resolution moves the space's stride-2 positions (``stride_schedule``), so shared weights then
-    see features at another scale; progressive shrinking keeps most subnets on the full network's."""
-    return tuple(step.slot for step in plan.steps if step.stride == 2)
+    see features at another scale; progressive shrinking keeps most subnets on the full network's.
+    Named by the shared slots: a position in the network, whichever predecessor's weights fill it."""
+    return tuple(shared_slot(step.slot) for step in plan.steps if step.stride == 2)
 
 
 def largest_archs(space: SearchSpace, *, max_width: float) -> list[Arch]:
@@ -103,4 +137,17 @@ def largest_archs(space: SearchSpace, *, max_width: float) -> list[Arch]:
     for head in (True, False):
         values["head"] = head
         out.append(Arch.from_dict(space.name, {d.name: values[d.name] for d in space.decisions()}))
+    return out
+
+
+def skip_archs(space: SearchSpace, *, max_width: float) -> list[Arch]:
+    """The largest networks with stages ``p+1 .. s-1`` left out, for every reader ``s`` (a stage, or the
+    head and classifier after the last) and earlier predecessor ``p``: together they size every
+    ``input_slot``."""
+    out = []
+    for arch in largest_archs(space, max_width=max_width):
+        for reader in range(2, len(STAGES) + 2):
+            for predecessor in range(0, reader - 1):
+                gone = {f"s{s}_depth": 0 for s in range(predecessor + 1, reader)}
+                out.append(space.canonical(arch.replace(**gone)))
     return out

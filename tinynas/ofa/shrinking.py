@@ -32,6 +32,18 @@ dimensions elastic so far (``isolate_new``). Sampling width jointly with depth,
 kernel and expand left widths 0.1-0.2 at chance however long the phase ran
 (digits: 240 width steps, loss flat at chance); a width-only subnet per step
 brought them to 0.19-0.39 in 60 steps (README).
+
+When depth becomes elastic, the supernet's predecessor input slots (the reader of a
+stage's output after a left-out stage, ``supernet.ElasticMCUNet``) start as copies
+of the shared ones and from then on train only on subnets with that gap
+(``predecessor_inputs``, README (f)). Such a subnet is drawn in about a sixth of the
+subnets, and Adam moves a weight by about the learning rate per update whatever
+the gradient's size, so at the shared rate those slots barely left their copies
+(digits, depth phase: mean |change| 0.016 against weights of 0.28; the stage-2 skips
+stayed at 0.25); they learn at ``reader_lr_scale`` times the rate. An optional last
+phase (``reader_epochs``) then trains only those slots, on width-phase subnets that
+use one: no other subnet's weights move.
+
 Adam with a cosine learning rate restarted per phase.
 
 The schedule scales with the data (``ShrinkingSchedule.scaled``): a fixed number
@@ -56,7 +68,7 @@ import numpy as np
 from tinynas.errors import SupernetError
 from tinynas.ofa.cache import claim_dir, supernet_dir, supernet_meta
 from tinynas.ofa.compiled import CompiledForward
-from tinynas.ofa.plan import largest_archs, stride_pattern
+from tinynas.ofa.plan import largest_archs, shared_slot, stride_pattern
 from tinynas.ofa.supernet import ElasticMCUNet, copy_variables, load_weights, save_weights
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
@@ -65,6 +77,7 @@ from tinynas.space.mcunet import DEPTHS, EXPANDS, KERNELS, STAGES
 log = logging.getLogger(__name__)
 
 PHASES = ("full", "kernel", "depth", "expand", "width")
+READERS = "readers"  # the optional last phase (ShrinkingSchedule.reader_epochs); no epoch checkpoints
 STATE_FILE = "checkpoint.json"
 FINAL_FILE = "supernet.npz"
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
@@ -85,11 +98,19 @@ class ShrinkingSchedule:
     seed: int = 0
     shift_prob: float = 0.25  # share of elastic steps whose subnets may move the stride-2 positions
     isolate_new: bool = True  # one subnet per step varies only the phase's new dimension
+    predecessor_inputs: bool = True  # the op after a left-out stage has weights per predecessor stage
+    reader_lr_scale: float = 12.0  # learning rate of those weights relative to the rest (module docstring)
+    reader_epochs: int = 0  # a last phase training only those weights, on subnets with a left-out stage
 
     def __post_init__(self) -> None:
         if len(self.epochs) != len(PHASES) or any(int(e) < 0 for e in self.epochs):
             raise SupernetError(f"shrinking schedule: epochs must give {len(PHASES)} counts >= 0 "
                                 f"(phases {', '.join(PHASES)}), got {self.epochs}")
+        if int(self.reader_epochs) < 0:
+            raise SupernetError(f"shrinking schedule: reader_epochs must be >= 0, got {self.reader_epochs}")
+        if not float(self.reader_lr_scale) > 0.0:
+            raise SupernetError(f"shrinking schedule: reader_lr_scale must be > 0 (a factor on the learning "
+                                f"rate), got {self.reader_lr_scale}")
         if not 0.0 <= float(self.shift_prob) <= 1.0:
             raise SupernetError(f"shrinking schedule: shift_prob must be within 0..1 (a share of steps), "
                                 f"got {self.shift_prob}")
@@ -106,8 +127,15 @@ class ShrinkingSchedule:
         return cls(epochs=(2 * epochs,) + (epochs,) * (len(PHASES) - 1), batch_size=batch_size, **kw)
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as JSON (the cache key). ``predecessor_inputs`` (with its two fields) appears only
+        when set: without it the supernet is the one trained before the field existed, so those caches
+        stay reusable."""
         data = asdict(self)
         data["epochs"] = list(self.epochs)
+        if not self.predecessor_inputs:
+            del data["predecessor_inputs"], data["reader_lr_scale"], data["reader_epochs"]
+        elif not self.reader_epochs:  # likewise supernets trained before the readers phase existed
+            del data["reader_epochs"]
         return data
 
 
@@ -154,17 +182,20 @@ def _sample(space: SearchSpace, rng: np.random.Generator, phase: str, *, max_wid
 
 
 def _sample_step(net: ElasticMCUNet, rng: np.random.Generator, phase: str, *, schedule: ShrinkingSchedule,
-                 resolution: int, keep: tuple[str, ...] | None) -> list[Arch]:
-    """``subnets_per_step`` subnets of ``phase``; with ``keep``, only subnets whose stride pattern it is
-    (rejection sampling, at most 50 draws each, then the last draw). With ``schedule.isolate_new`` and
-    two or more subnets per step, the first varies only the phase's own dimension."""
+                 resolution: int, keep: tuple[str, ...] | None, reader: bool = False) -> list[Arch]:
+    """``subnets_per_step`` subnets of ``phase``; with ``keep``, only subnets whose stride pattern it is,
+    with ``reader`` only subnets that use a predecessor input slot (rejection sampling, at most 50 draws
+    each, then the last draw). With ``schedule.isolate_new`` and two or more subnets per step (not with
+    ``reader``), the first varies only the phase's own dimension."""
     archs = []
     for i in range(schedule.subnets_per_step):
-        only_new = schedule.isolate_new and i == 0 and schedule.subnets_per_step > 1
+        only_new = schedule.isolate_new and i == 0 and schedule.subnets_per_step > 1 and not reader
         for _ in range(50):
             arch = _sample(net.space, rng, phase, max_width=schedule.max_width, resolution=resolution,
                            only_new=only_new)
-            if keep is None or stride_pattern(net.plan(arch)) == keep:
+            plan = net.plan(arch)
+            if (keep is None or stride_pattern(plan) == keep) and \
+                    (not reader or any(shared_slot(step.slot) != step.slot for step in plan.steps)):
                 break
         archs.append(arch)
     return archs
@@ -173,9 +204,10 @@ def _sample_step(net: ElasticMCUNet, rng: np.random.Generator, phase: str, *, sc
 class _Adam:
     """Adam over the supernet's variables (fresh moments per phase; the expand phase permutes channels)."""
 
-    def __init__(self, tf: Any, variables: list[Any]) -> None:
+    def __init__(self, tf: Any, variables: list[Any], *, lr_scales: list[float] | None = None) -> None:
         self.tf = tf
         self.variables = variables
+        self.lr_scales = lr_scales if lr_scales is not None else [1.0] * len(variables)
         self.m = [tf.Variable(tf.zeros(v.shape)) for v in variables]
         self.v = [tf.Variable(tf.zeros(v.shape)) for v in variables]
         self.step = 0
@@ -184,13 +216,14 @@ class _Adam:
         tf = self.tf
         self.step += 1
         b1p, b2p = tf.constant(BETA_1 ** self.step), tf.constant(BETA_2 ** self.step)
-        for var, grad, m, v in zip(self.variables, grads, self.m, self.v):
+        for var, grad, m, v, scale in zip(self.variables, grads, self.m, self.v, self.lr_scales):
             if grad is None:
                 continue
             if isinstance(grad, tf.IndexedSlices):
                 grad = tf.convert_to_tensor(grad)
             tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p,
-                                         lr=tf.constant(lr), beta1=BETA_1, beta2=BETA_2, epsilon=EPSILON, grad=grad)
+                                         lr=tf.constant(lr * scale), beta1=BETA_1, beta2=BETA_2, epsilon=EPSILON,
+                                         grad=grad)
 
 
 def _write_state(directory: Path, state: dict[str, Any]) -> None:
@@ -254,7 +287,8 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
                          input_shape=tuple(space.input_shape), num_classes=space.num_classes,
                          schedule=schedule.to_json())
     folder = Path(directory) if directory is not None else supernet_dir(cache_dir, meta)
-    net = ElasticMCUNet(space=space, max_width=schedule.max_width, seed=schedule.seed)
+    net = ElasticMCUNet(space=space, max_width=schedule.max_width, seed=schedule.seed,
+                        predecessor_inputs=schedule.predecessor_inputs)
     claim_dir(folder, meta)
     report = ShrinkingReport(directory=str(folder))
     state = _read_state(folder)
@@ -289,6 +323,8 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
         phase = PHASES[index]
         began = time.perf_counter()
         first_epoch = start_epoch if index == start_phase else 0
+        if phase == "depth" and first_epoch == 0:
+            net.init_input_slots()
         if phase == "expand" and first_epoch == 0:
             net.sort_expansions()
         _train_phase(net, x, y, phase=phase, schedule=schedule, teacher=teacher, first_epoch=first_epoch,
@@ -299,6 +335,12 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
             teacher = copy_variables(net.variables)
         report.phase_seconds[phase] = time.perf_counter() - began
         log.info("supernet %s: phase %s done in %.1f s", folder.name, phase, report.phase_seconds[phase])
+    if schedule.predecessor_inputs and schedule.reader_epochs:
+        # killed here, a rerun finds every phase done but no final weights and repeats this one
+        began = time.perf_counter()
+        _train_phase(net, x, y, phase=READERS, schedule=schedule, teacher=teacher, first_epoch=0, folder=folder,
+                     phases=phases, num_classes=space.num_classes, forward=forward)
+        report.phase_seconds[READERS] = time.perf_counter() - began
     digest = save_weights(folder / FINAL_FILE, net.state())
     _write_state(folder, {"phases": phases, "epoch": None, "final": digest,
                           "seconds": report.seconds, "notes": report.notes})
@@ -308,13 +350,22 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
 def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str, schedule: ShrinkingSchedule,
                  teacher: dict[str, Any] | None, first_epoch: int, folder: Path, phases: dict[str, str],
                  num_classes: int, forward: CompiledForward) -> None:
+    """One phase of progressive shrinking. ``READERS`` trains only the predecessor input slots, on
+    width-phase subnets that use one, so no other subnet changes."""
     tf = net.tf
     space = net.space
-    epochs = int(schedule.epochs[PHASES.index(phase)])
+    only_readers = phase == READERS
+    level = len(PHASES) if only_readers else PHASES.index(phase)
+    epochs = int(schedule.reader_epochs if only_readers else schedule.epochs[level])
     if epochs == 0:
         return
-    variables = list(net.variables.values())
-    adam = _Adam(tf, variables)
+    readers = {f"{slot}/" for slot in net.input_slots()}
+    names = [n for n in net.variables if not only_readers or n[:n.index("/") + 1] in readers]
+    variables = [net.variables[n] for n in names]
+    adam = _Adam(tf, variables, lr_scales=[
+        schedule.reader_lr_scale if not only_readers and n[:n.index("/") + 1] in readers else 1.0 for n in names])
+    if only_readers:
+        phase = PHASES[-1]  # its sampler, resolutions and shifts
     resolutions = [int(r) for r in space.decisions()[1].options]
     native = int(space.input_shape[0])
     full = largest_archs(space, max_width=schedule.max_width)[0].replace(resolution=native)
@@ -323,7 +374,7 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
     total = epochs * steps_per_epoch
     ls = schedule.label_smoothing
     for epoch in range(first_epoch, epochs):
-        rng = np.random.default_rng([schedule.seed, PHASES.index(phase), epoch])
+        rng = np.random.default_rng([schedule.seed, level, epoch])
         order = rng.permutation(len(y))
         for i in range(steps_per_epoch):
             idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
@@ -341,7 +392,7 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
                 archs = [full]
             else:
                 archs = _sample_step(net, rng, phase, schedule=schedule, resolution=res,
-                                     keep=None if shift else full_strides)
+                                     keep=None if shift else full_strides, reader=only_readers)
             soft = None
             if teacher is not None and schedule.kd_weight > 0:
                 # the teacher sees the same images at the resolution it was trained at
@@ -358,8 +409,9 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
             step = epoch * steps_per_epoch + i
             lr = 0.5 * schedule.learning_rate * (1 + math.cos(math.pi * step / total))
             adam.apply(grads, lr)
-        digest = save_weights(folder / "epoch.npz", net.state())
-        _write_state(folder, {"phases": phases, "epoch": {"phase": phase, "done": epoch + 1, "file": "epoch.npz",
-                                                         "sha256": digest}})
-        log.info("supernet %s: phase %s epoch %d/%d (last loss %.3f, %d traces so far)", folder.name, phase,
-                 epoch + 1, epochs, float(loss), forward.traces)
+        if not only_readers:
+            digest = save_weights(folder / "epoch.npz", net.state())
+            _write_state(folder, {"phases": phases, "epoch": {"phase": phase, "done": epoch + 1,
+                                                             "file": "epoch.npz", "sha256": digest}})
+        log.info("supernet %s: phase %s epoch %d/%d (last loss %.3f, %d traces so far)", folder.name,
+                 READERS if only_readers else phase, epoch + 1, epochs, float(loss), forward.traces)

@@ -16,6 +16,16 @@ groups on a 2-core machine, and the tiny boards need widths 0.1-0.35 while the
 roomy ones want 0.5-1.0, so a sweep would train several. The supernet is built
 at ``max_width`` (archs with a wider multiplier are not covered: SupernetError).
 
+Left-out stages (depth 0, the space's addition for 14 KB boards; OFA keeps at
+least two blocks per stage): the reader after the gap gets an earlier stage's
+features, fewer channels, and so a smaller expansion. With ``predecessor_inputs``
+that reader (the next stage's first block: expand, depthwise, project with their
+BatchNorms; else the head conv or classifier) has slots per actual predecessor
+(``plan.input_slot``), initialised from the shared ones when depth becomes elastic
+(``init_input_slots``). Shared, they kept stage-2 skips at 0.2 inherited against
+0.95 trained alone; training only that block of such a subnet lifts it to 0.85
+(benchmarks/ofa/README.md (e), (f)).
+
 The supernet computes in eager TensorFlow over plain ``tf.Variable``s keyed by
 slot (training runs the same maths through ``tinynas.ofa.compiled``); ``extract`` writes the sliced weights into the model that
 ``tinynas.space.keras_builder`` builds from the space's Graph, so cost model,
@@ -32,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tinynas.errors import SupernetError
-from tinynas.ofa.plan import Step, SubnetPlan, largest_archs, subnet_plan
+from tinynas.ofa.plan import Step, SubnetPlan, largest_archs, shared_slot, skip_archs, subnet_plan
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
 
@@ -50,25 +60,32 @@ def _tf() -> Any:
 
 
 class ElasticMCUNet:
-    """Weights of the elastic network over ``space`` (mcunet, square image input) up to ``max_width``."""
+    """Weights of the elastic network over ``space`` (mcunet, square image input) up to ``max_width``;
+    ``predecessor_inputs``: a slot per predecessor for the op after a left-out stage (module docstring)."""
 
-    def __init__(self, *, space: SearchSpace, max_width: float, seed: int = 0) -> None:
+    def __init__(self, *, space: SearchSpace, max_width: float, seed: int = 0,
+                 predecessor_inputs: bool = True) -> None:
         tf = _tf()
         self.tf = tf
         self.space = space
         self.max_width = float(max_width)
+        self.predecessor_inputs = bool(predecessor_inputs)
         widths = [o for o in space.decisions()[0].options]
         if self.max_width not in widths:
             raise SupernetError(f"supernet max_width {max_width} is not a width of the mcunet space {sorted(widths)}")
         self._plans: dict[str, SubnetPlan] = {}
         sizes: dict[str, tuple[str, int, int, int]] = {}
-        for arch in largest_archs(space, max_width=self.max_width):
+        sizing = largest_archs(space, max_width=self.max_width)
+        if self.predecessor_inputs:
+            sizing += skip_archs(space, max_width=self.max_width)
+        for arch in sizing:
             for step in self.plan(arch).steps:
                 if not step.slot:
                     continue
                 kind, cin, cout, k = sizes.get(step.slot, (step.kind, 0, 0, 0))
                 sizes[step.slot] = (step.kind, max(cin, step.in_channels), max(cout, step.out_channels),
                                     max(k, step.kernel))
+        self._plans.clear()
         self.slot_sizes = sizes
         rng = np.random.default_rng(seed)
         self.variables: dict[str, Any] = {}
@@ -97,7 +114,7 @@ class ElasticMCUNet:
         """The arch's plan; raises SupernetError when an op needs more channels than its slot has."""
         plan = self._plans.get(arch.id)
         if plan is None:
-            plan = subnet_plan(self.space, arch)
+            plan = subnet_plan(self.space, arch, predecessor_inputs=self.predecessor_inputs)
             if hasattr(self, "slot_sizes"):
                 self._check_covered(plan)
             self._plans[arch.id] = plan
@@ -230,6 +247,20 @@ class ElasticMCUNet:
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out)
 
+    def input_slots(self) -> list[str]:
+        """The slots used only after a left-out stage (``plan.input_slot``); empty without predecessor_inputs."""
+        return [slot for slot in self.slot_sizes if shared_slot(slot) != slot]
+
+    def init_input_slots(self) -> None:
+        """Set every input slot to the shared slot's weights for its channels, so a subnet with a
+        left-out stage starts from what it inherited before, then trains its own reader."""
+        v = self.variables
+        for slot in self.input_slots():
+            for name in ("kernel", "bias", "gamma", "beta", "t75", "t53"):
+                if f"{slot}/{name}" in v:
+                    var = v[f"{slot}/{name}"]
+                    var.assign(v[f"{shared_slot(slot)}/{name}"][tuple(slice(0, int(n)) for n in var.shape)])
+
     # -- importance sorting ---------------------------------------------------
     def sort_expansions(self) -> None:
         """Reorder every block's expansion channels by importance, most important first.
@@ -237,20 +268,23 @@ class ElasticMCUNet:
         Importance is the L1 norm of the projection's input weights of a channel
         (OFA sec. 3.2, elastic width); the expand conv's outputs, the depthwise
         kernel and their BatchNorm parameters follow the same permutation, so the
-        full network computes the same function.
+        full network computes the same function. A predecessor's copy of a block
+        (``input_slot``) is sorted by its own projection.
         """
         tf = self.tf
         v = self.variables
         for slot in self.slot_sizes:
-            if not slot.endswith("_project"):
+            shared = shared_slot(slot)
+            if not shared.endswith("_project"):
                 continue
-            block = slot[: -len("_project")]
+            block, tag = shared[: -len("_project")], slot[len(shared):]
+            expand, dw = f"{block}_expand{tag}", f"{block}_dw{tag}"
             importance = tf.reduce_sum(tf.abs(v[f"{slot}/kernel"]), axis=[0, 1, 3])
             order = tf.argsort(importance, direction="DESCENDING")
-            v[f"{block}_expand/kernel"].assign(tf.gather(v[f"{block}_expand/kernel"], order, axis=3))
-            for name in (f"{block}_expand/gamma", f"{block}_expand/beta", f"{block}_dw/gamma", f"{block}_dw/beta"):
+            v[f"{expand}/kernel"].assign(tf.gather(v[f"{expand}/kernel"], order, axis=3))
+            for name in (f"{expand}/gamma", f"{expand}/beta", f"{dw}/gamma", f"{dw}/beta"):
                 v[name].assign(tf.gather(v[name], order))
-            v[f"{block}_dw/kernel"].assign(tf.gather(v[f"{block}_dw/kernel"], order, axis=2))
+            v[f"{dw}/kernel"].assign(tf.gather(v[f"{dw}/kernel"], order, axis=2))
             v[f"{slot}/kernel"].assign(tf.gather(v[f"{slot}/kernel"], order, axis=2))
 
     # -- extraction -------------------------------------------------------------
