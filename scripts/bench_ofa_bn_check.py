@@ -25,6 +25,25 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def fine_tune(forward, arch, variables, ds, *, steps: int) -> float:
+    """Train only ``variables`` of the supernet through ``arch`` for ``steps`` Adam steps (batch 64,
+    lr 3e-3, cross-entropy on the training split); returns the seconds it took."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tinynas.ofa.shrinking import _Adam
+
+    adam, rng, began = _Adam(tf, variables), np.random.default_rng(0), time.time()
+    for _ in range(steps):
+        idx = rng.choice(len(ds.y_train), 64, replace=False)
+        with tf.GradientTape() as tape:
+            logits = forward.logits(arch, ds.x_train[idx])
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                ds.y_train[idx].astype(np.int32), logits))
+        adam.apply(tape.gradient(loss, variables), 3e-3)
+    return time.time() - began
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", required=True)
@@ -37,7 +56,6 @@ def main() -> None:
     from tinynas.data.base import load_dataset
     from tinynas.ofa.compiled import CompiledForward
     from tinynas.ofa.plan import largest_archs, stride_pattern
-    from tinynas.ofa.shrinking import _Adam
     from tinynas.ofa.supernet import ElasticMCUNet, load_weights
     from tinynas.space.base import get_space
 
@@ -47,7 +65,6 @@ def main() -> None:
     # supernets before README (f) have no predecessor reader slots
     net = ElasticMCUNet(space=space, max_width=args.max_width, seed=0,
                         predecessor_inputs=any("_from_s" in name for name in state))
-    tf = net.tf
     forward = CompiledForward(net)
     full = largest_archs(space, max_width=args.max_width)[0].replace(resolution=int(ds.input_shape[0]))
     cases = {"r16": full.replace(resolution=16), "s1_off": space.canonical(full.replace(s1_depth=0)),
@@ -64,15 +81,8 @@ def main() -> None:
             names = [k for k in net.variables if k.split("@")[0].endswith(("/gamma", "/beta"))] \
                 if mode == "bn" else list(net.variables)
             variables = [net.variables[k] for k in names]
-            adam, rng, began = _Adam(tf, variables), np.random.default_rng(0), time.time()
-            for _ in range(args.steps):
-                idx = rng.choice(len(ds.y_train), 64, replace=False)
-                with tf.GradientTape() as tape:
-                    logits = forward.logits(arch, ds.x_train[idx])
-                    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                        ds.y_train[idx].astype(np.int32), logits))
-                adam.apply(tape.gradient(loss, variables), 3e-3)
-            print(f"{mode}-only {args.steps} steps ({time.time() - began:.0f} s): {name} strides "
+            seconds = fine_tune(forward, arch, variables, ds, steps=args.steps)
+            print(f"{mode}-only {args.steps} steps ({seconds:.0f} s): {name} strides "
                   f"{stride_pattern(net.plan(arch))} {before:.3f} -> {acc(arch):.3f}; full network now {acc(full):.3f}",
                   flush=True)
 

@@ -28,12 +28,13 @@ import math
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ofa_bn_check import fine_tune  # noqa: E402
 
 
 def arch_from_summary(space, summary: str):
@@ -103,7 +104,7 @@ def main() -> None:
     from tinynas.data.base import load_dataset
     from tinynas.ofa.compiled import CompiledForward
     from tinynas.ofa.plan import largest_archs
-    from tinynas.ofa.shrinking import ShrinkingSchedule, _Adam
+    from tinynas.ofa.shrinking import ShrinkingSchedule
     from tinynas.ofa.supernet import ElasticMCUNet, load_weights
     from tinynas.space.base import get_space
 
@@ -116,7 +117,6 @@ def main() -> None:
         for phase, row in sampling_counts(space, ds, schedule, net).items():
             print(f"sampling {phase}: of {row[-1]} subnets trained, left out stage 1..5: {row[:5]}", flush=True)
     state = load_weights(Path(args.weights))
-    tf = net.tf
     forward = CompiledForward(net)
     full = largest_archs(space, max_width=args.max_width)[0].replace(resolution=int(ds.input_shape[0]))
     want = {int(s) for s in args.left_out.split(",")}
@@ -147,16 +147,9 @@ def main() -> None:
             prefix = {"adapter": (adapter,), "block": (f"{consumer}_", adapter), "all": ("",)}[mode]
             names = [k for k in net.variables if k.startswith(prefix)]
             variables = [net.variables[k] for k in names]
-            adam, rng, began = _Adam(tf, variables), np.random.default_rng(0), time.time()
-            for _ in range(args.steps):
-                idx = rng.choice(len(ds.y_train), 64, replace=False)
-                with tf.GradientTape() as tape:
-                    logits = forward.logits(arch, ds.x_train[idx])
-                    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                        ds.y_train[idx].astype(np.int32), logits))
-                adam.apply(tape.gradient(loss, variables), 3e-3)
+            seconds = fine_tune(forward, arch, variables, ds, steps=args.steps)
             print(f"  {mode} ({len(names)} variables: {consumer} ...) {args.steps} steps "
-                  f"({time.time() - began:.0f} s): "
+                  f"({seconds:.0f} s): "
                   f"val {acc(arch, ds.x_val, ds.y_val):.3f}; full network now {acc(full, ds.x_val, ds.y_val):.3f}",
                   flush=True)
 

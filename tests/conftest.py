@@ -37,3 +37,17 @@ def mlperf_models(shared_benchmarks: Path) -> dict[str, Path]:
         "vww": base / "vww_96_int8.tflite",
         "ad": base / "ad01_int8.tflite",
     }
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tinynas_home")
+
+
+@pytest.fixture
+def tinynas_home(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One TINYNAS_HOME per worker session (generated datasets made once), set for each test that asks:
+    set once in os.environ, a session fixture of another directory set later on the same xdist worker
+    replaced it, and mnist1d was cached in the other home."""
+    monkeypatch.setenv("TINYNAS_HOME", str(session_home))
+    return session_home
