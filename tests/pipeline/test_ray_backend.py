@@ -174,6 +174,11 @@ def test_a_three_board_sweep_runs_boards_at_once(cluster, tmp_path):
     assert rows[result.report["run_order"][2]]["shared"] > 0
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_a_concurrent_sweep_and_the_same_command_resumes(cluster, tmp_path):
     """The boards run in threads, which never see SIGINT: each running board journals its interruption."""
@@ -182,7 +187,11 @@ def test_ctrl_c_stops_a_concurrent_sweep_and_the_same_command_resumes(cluster, t
             "--strategy", "random", "--budget-candidates", "4", "--search-epochs", "1", "--search-samples", "200",
             "--final-epochs", "1", "--final-top-k", "1", "--search-only", "--backend", "ray", "--ray-address", cluster,
             "--no-progress", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The child inherits this worker's SIGINT disposition and signal mask; earlier tests in the same
+    # pytest worker can leave SIGINT ignored or blocked (the sweep then ran to the end, exit 0, in two
+    # full-suite runs), so it starts as a shell would start it: default action, unblocked.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     end = time.monotonic() + 180
     while time.monotonic() < end and proc.poll() is None:
         if any(j.read_text().count('"type": "candidate"') for j in out.glob("*/journal.jsonl")):
