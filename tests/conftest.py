@@ -51,3 +51,25 @@ def tinynas_home(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     replaced it, and mnist1d was cached in the other home."""
     monkeypatch.setenv("TINYNAS_HOME", str(session_home))
     return session_home
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    """Seconds per test file and per xdist worker, after ``--durations``: the workers take whole
+    files (``--dist loadfile``), so when the suite's time drifts, this shows whether one file
+    grew or the two workers came out unbalanced."""
+    per_file: dict[str, float] = {}
+    per_worker: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            seconds, nodeid = getattr(report, "duration", None), getattr(report, "nodeid", "")
+            if not isinstance(seconds, float) or "::" not in nodeid:
+                continue
+            per_file[nodeid.split("::")[0]] = per_file.get(nodeid.split("::")[0], 0.0) + seconds
+            worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
+            per_worker[worker] = per_worker.get(worker, 0.0) + seconds
+    if not per_file:
+        return
+    terminalreporter.write_sep("=", "slowest 15 test files (setup + call + teardown)")
+    for path, seconds in sorted(per_file.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {path}")
+    terminalreporter.write_line("per worker: " + ", ".join(f"{w} {s:.0f}s" for w, s in sorted(per_worker.items())))
