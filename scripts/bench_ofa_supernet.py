@@ -52,6 +52,12 @@ def setup(args: argparse.Namespace) -> tuple:
         schedule = replace(schedule, reader_lr_scale=args.reader_lr_scale)
     if getattr(args, "reader_epochs", None) is not None:
         schedule = replace(schedule, reader_epochs=args.reader_epochs)
+    if getattr(args, "reader_sampling", None) is not None:
+        schedule = replace(schedule, reader_sampling=args.reader_sampling)
+    if getattr(args, "reader_body_lr_scale", None) is not None:
+        schedule = replace(schedule, reader_body_lr_scale=args.reader_body_lr_scale)
+    if getattr(args, "reader_phase_lr_scale", None) is not None:
+        schedule = replace(schedule, reader_phase_lr_scale=args.reader_phase_lr_scale)
     return ds, space, schedule
 
 
@@ -142,6 +148,12 @@ def main() -> None:
                    help="ShrinkingSchedule.reader_lr_scale (default: its own)")
     p.add_argument("--reader-epochs", type=int, default=None,
                    help="ShrinkingSchedule.reader_epochs (default: its own)")
+    p.add_argument("--reader-sampling", default=None, choices=("any", "round_robin"),
+                   help="ShrinkingSchedule.reader_sampling (default: its own)")
+    p.add_argument("--reader-body-lr-scale", type=float, default=None,
+                   help="ShrinkingSchedule.reader_body_lr_scale (default: its own)")
+    p.add_argument("--reader-phase-lr-scale", type=float, default=None,
+                   help="ShrinkingSchedule.reader_phase_lr_scale (default: its own)")
     p.add_argument("--epochs", default=None, help="epochs per phase, comma-separated (overrides --steps-per-phase)")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")

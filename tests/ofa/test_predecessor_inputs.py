@@ -163,3 +163,81 @@ def test_the_readers_phase_trains_only_the_input_slots(tmp_path):
     assert moved and all(name[:name.index("/") + 1] in readers for name in moved), sorted(moved)[:5]
     again, second = train_supernet(dataset=ds, space=space, schedule=schedule, cache_dir=tmp_path)
     assert second.reused and not second.phase_seconds
+
+
+def test_round_robin_reader_sampling_gives_every_gap_its_turn_at_the_full_networks_strides():
+    """``reader_sampling="round_robin"``: in the readers phase each (reader, predecessor) pair gets an equal
+    share of the subnets, the rare ones included (the head after stage 1 or 2, stages 2/3-5 left out), and
+    every subnet keeps the full network's stride pattern; rejection sampling ("any") draws them seldom."""
+    import collections
+
+    from tinynas.ofa.plan import largest_archs, reader_gaps, stride_pattern, uses_gap
+    from tinynas.ofa.shrinking import ShrinkingSchedule, _sample_step
+    from tinynas.ofa.supernet import ElasticMCUNet
+
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)  # digits' shape: the README's runs
+    net = ElasticMCUNet(space=space, max_width=0.35, seed=0)
+    keep = stride_pattern(net.plan(largest_archs(space, max_width=0.35)[0].replace(resolution=8)))
+    counts = {}
+    for mode in ("any", "round_robin"):
+        schedule = ShrinkingSchedule(max_width=0.35, reader_epochs=1, reader_sampling=mode)
+        rng, turns = np.random.default_rng(0), ({} if mode == "round_robin" else None)
+        count = collections.Counter()
+        for _ in range(40):
+            for arch in _sample_step(net, rng, "width", schedule=schedule, resolution=8, keep=keep, reader=True,
+                                     gap_turns=turns):
+                plan = net.plan(arch)
+                assert stride_pattern(plan) == keep, arch.id
+                count.update(gap for gap in reader_gaps() if uses_gap(plan, *gap))
+        counts[mode] = count
+    # stage 1 left out moves the strides at 8 px: the 10 pairs after stage 1 or later, 8 subnets each
+    native = [gap for gap in reader_gaps() if gap[1] >= 1]
+    assert len(native) == 10 and all(counts["round_robin"][gap] >= 8 for gap in native), counts["round_robin"]
+    assert counts["any"][(6, 1)] + counts["any"][(6, 2)] < 4, counts["any"]
+
+
+def test_readers_phase_options_enter_the_cache_key_only_away_from_their_neutral_values():
+    """A readers phase with ``reader_sampling="any"``, ``reader_body_lr_scale=0`` and
+    ``reader_phase_lr_scale=1`` is the one trained before these options existed: same key, so those caches are reused; without a readers phase they
+    change nothing and stay out of the key."""
+    from tinynas.ofa.shrinking import ShrinkingSchedule
+
+    before = ShrinkingSchedule(max_width=0.25, reader_epochs=12).to_json()
+    assert not {"reader_sampling", "reader_body_lr_scale", "reader_phase_lr_scale"} & set(before)
+    options = {"reader_sampling": "round_robin", "reader_body_lr_scale": 0.1, "reader_phase_lr_scale": 12.0}
+    assert ShrinkingSchedule(max_width=0.25, **options).to_json() == ShrinkingSchedule(max_width=0.25).to_json()
+    new = ShrinkingSchedule(max_width=0.25, reader_epochs=12, **options).to_json()
+    assert new == {**before, **options}
+    with pytest.raises(SupernetError, match="reader_sampling must be one of any, round_robin, got 'rr'"):
+        ShrinkingSchedule(reader_sampling="rr")
+    with pytest.raises(SupernetError, match="reader_body_lr_scale must be >= 0"):
+        ShrinkingSchedule(reader_body_lr_scale=-1.0)
+    with pytest.raises(SupernetError, match="reader_phase_lr_scale must be > 0"):
+        ShrinkingSchedule(reader_phase_lr_scale=0.0)
+
+
+def test_reader_body_lr_scale_moves_the_other_weights_at_that_share_of_the_readers_rate(tmp_path):
+    """``reader_body_lr_scale``: the readers phase trains every weight, the reader slots at the phase's
+    rate and the rest at that factor of it. Adam's first step moves each weight with a gradient by its
+    learning rate (m / sqrt(v) = +-1), so one step shows the two rates exactly."""
+    from tinynas.data.base import load_dataset
+    from tinynas.ofa.compiled import CompiledForward
+    from tinynas.ofa.shrinking import READERS, ShrinkingSchedule, _train_phase
+    from tinynas.ofa.supernet import ElasticMCUNet
+
+    ds = load_dataset("glyphs", seed=0, num_samples=200)
+    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    schedule = ShrinkingSchedule(batch_size=32, max_width=0.15, reader_epochs=1, reader_sampling="round_robin",
+                                 reader_body_lr_scale=0.1, kd_weight=0.0)
+    net = ElasticMCUNet(space=space, max_width=0.15, seed=0)
+    net.init_input_slots()
+    before = {name: var.numpy().copy() for name, var in net.variables.items()}
+    _train_phase(net, ds.x_train[:32], ds.y_train[:32], phase=READERS, schedule=schedule, teacher=None,
+                 first_epoch=0, folder=tmp_path, phases={}, num_classes=ds.num_classes, forward=CompiledForward(net))
+    readers = {f"{slot}/" for slot in net.input_slots()}
+    step = {name: float(np.abs(var.numpy() - before[name]).max()) for name, var in net.variables.items()}
+    moved_readers = [v for n, v in step.items() if n[:n.index("/") + 1] in readers and v > 0]
+    moved_body = [v for n, v in step.items() if n[:n.index("/") + 1] not in readers and v > 0]
+    assert moved_readers and moved_body
+    np.testing.assert_allclose(max(moved_readers), schedule.learning_rate, rtol=1e-3)
+    np.testing.assert_allclose(max(moved_body), 0.1 * schedule.learning_rate, rtol=1e-3)

@@ -123,6 +123,22 @@ def stride_pattern(plan: SubnetPlan) -> tuple[str, ...]:
     return tuple(shared_slot(step.slot) for step in plan.steps if step.stride == 2)
 
 
+def reader_gaps() -> list[tuple[int, int]]:
+    """Every (reader, predecessor) pair that has an ``input_slot``: the reader is stage 2..5's first block
+    or, as stage 6, the head (or classifier); the predecessor the last stage present before it (0: the
+    first block)."""
+    last = len(STAGES) + 1
+    return [(reader, predecessor) for reader in range(2, last + 1) for predecessor in range(0, reader - 1)]
+
+
+def uses_gap(plan: SubnetPlan, reader: int, predecessor: int) -> bool:
+    """Whether ``plan`` (with predecessor inputs) uses the ``input_slot`` of that (reader, predecessor) pair."""
+    slots = {step.slot for step in plan.steps}
+    if reader <= len(STAGES):
+        return input_slot(f"s{reader}b1_expand", predecessor) in slots
+    return bool({input_slot("head", predecessor), input_slot("classifier", predecessor)} & slots)
+
+
 def largest_archs(space: SearchSpace, *, max_width: float) -> list[Arch]:
     """The biggest networks at ``max_width`` (with and without head): together they size every slot."""
     values = {d.name: d.options[-1] for d in space.decisions()}

@@ -42,7 +42,16 @@ the gradient's size, so at the shared rate those slots barely left their copies
 (digits, depth phase: mean |change| 0.016 against weights of 0.28; the stage-2 skips
 stayed at 0.25); they learn at ``reader_lr_scale`` times the rate. An optional last
 phase (``reader_epochs``) then trains only those slots, on width-phase subnets that
-use one: no other subnet's weights move.
+use one: no other subnet's weights move. Three options of that phase (README (g);
+none raised tau on digits, so all default to off):
+``reader_sampling="round_robin"`` cycles over the (reader, predecessor) pairs and
+draws a subnet with that gap, so the rare ones (the head after stage 2, in about 1 %
+of random subnets) get as many steps as the common ones; ``reader_body_lr_scale`` > 0
+trains every weight, the rest at that factor of the readers' rate (the blocks after
+the gap learned on the full network's features: training them too took a stage-2
+skip from 0.85 to 0.91, README (f)), with the full network in every step so the
+shared weights keep serving it; ``reader_phase_lr_scale`` sets the reader slots' rate
+in that phase (1: the learning rate).
 
 Adam with a cosine learning rate restarted per phase.
 
@@ -68,7 +77,7 @@ import numpy as np
 from tinynas.errors import SupernetError
 from tinynas.ofa.cache import claim_dir, supernet_dir, supernet_meta
 from tinynas.ofa.compiled import CompiledForward
-from tinynas.ofa.plan import largest_archs, shared_slot, stride_pattern
+from tinynas.ofa.plan import largest_archs, reader_gaps, shared_slot, stride_pattern, uses_gap
 from tinynas.ofa.supernet import ElasticMCUNet, copy_variables, load_weights, save_weights
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
@@ -78,6 +87,7 @@ log = logging.getLogger(__name__)
 
 PHASES = ("full", "kernel", "depth", "expand", "width")
 READERS = "readers"  # the optional last phase (ShrinkingSchedule.reader_epochs); no epoch checkpoints
+READER_SAMPLING = ("any", "round_robin")  # ShrinkingSchedule.reader_sampling
 STATE_FILE = "checkpoint.json"
 FINAL_FILE = "supernet.npz"
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
@@ -101,6 +111,9 @@ class ShrinkingSchedule:
     predecessor_inputs: bool = True  # the op after a left-out stage has weights per predecessor stage
     reader_lr_scale: float = 12.0  # learning rate of those weights relative to the rest (module docstring)
     reader_epochs: int = 0  # a last phase training only those weights, on subnets with a left-out stage
+    reader_sampling: str = "any"  # that phase's subnets: "any" with a gap, or "round_robin" over the gaps
+    reader_body_lr_scale: float = 0.0  # > 0: that phase also trains the other weights, at this factor
+    reader_phase_lr_scale: float = 1.0  # that phase's rate for the reader slots, relative to learning_rate
 
     def __post_init__(self) -> None:
         if len(self.epochs) != len(PHASES) or any(int(e) < 0 for e in self.epochs):
@@ -108,6 +121,15 @@ class ShrinkingSchedule:
                                 f"(phases {', '.join(PHASES)}), got {self.epochs}")
         if int(self.reader_epochs) < 0:
             raise SupernetError(f"shrinking schedule: reader_epochs must be >= 0, got {self.reader_epochs}")
+        if self.reader_sampling not in READER_SAMPLING:
+            raise SupernetError(f"shrinking schedule: reader_sampling must be one of {', '.join(READER_SAMPLING)}, "
+                                f"got {self.reader_sampling!r}")
+        if not float(self.reader_body_lr_scale) >= 0.0:
+            raise SupernetError(f"shrinking schedule: reader_body_lr_scale must be >= 0 (0: the readers phase "
+                                f"trains only the reader slots), got {self.reader_body_lr_scale}")
+        if not float(self.reader_phase_lr_scale) > 0.0:
+            raise SupernetError(f"shrinking schedule: reader_phase_lr_scale must be > 0 (a factor on the "
+                                f"learning rate), got {self.reader_phase_lr_scale}")
         if not float(self.reader_lr_scale) > 0.0:
             raise SupernetError(f"shrinking schedule: reader_lr_scale must be > 0 (a factor on the learning "
                                 f"rate), got {self.reader_lr_scale}")
@@ -127,15 +149,26 @@ class ShrinkingSchedule:
         return cls(epochs=(2 * epochs,) + (epochs,) * (len(PHASES) - 1), batch_size=batch_size, **kw)
 
     def to_json(self) -> dict[str, Any]:
-        """The fields as JSON (the cache key). ``predecessor_inputs`` (with its two fields) appears only
+        """The fields as JSON (the cache key). ``predecessor_inputs`` (with the reader fields) appears only
         when set: without it the supernet is the one trained before the field existed, so those caches
-        stay reusable."""
+        stay reusable; so do the readers phase's options, only with ``reader_epochs`` and away from
+        their neutral values ("any", 0, 1)."""
         data = asdict(self)
         data["epochs"] = list(self.epochs)
         if not self.predecessor_inputs:
-            del data["predecessor_inputs"], data["reader_lr_scale"], data["reader_epochs"]
-        elif not self.reader_epochs:  # likewise supernets trained before the readers phase existed
-            del data["reader_epochs"]
+            del data["predecessor_inputs"], data["reader_lr_scale"]
+        if not self.predecessor_inputs or not self.reader_epochs:
+            # likewise supernets trained before the readers phase existed; without that phase
+            # its options change nothing
+            del data["reader_epochs"], data["reader_sampling"], data["reader_body_lr_scale"], \
+                data["reader_phase_lr_scale"]
+        else:  # at their neutral values, the readers-phase supernets trained before these options
+            if self.reader_sampling == "any":
+                del data["reader_sampling"]
+            if not self.reader_body_lr_scale:
+                del data["reader_body_lr_scale"]
+            if self.reader_phase_lr_scale == 1.0:
+                del data["reader_phase_lr_scale"]
         return data
 
 
@@ -181,15 +214,54 @@ def _sample(space: SearchSpace, rng: np.random.Generator, phase: str, *, max_wid
     return space.canonical(Arch.from_dict(space.name, values))
 
 
+def _with_gap(space: SearchSpace, arch: Arch, rng: np.random.Generator, reader: int, predecessor: int) -> Arch:
+    """``arch`` with stages ``predecessor+1 .. reader-1`` left out and the two around the gap present
+    (a left-out one revived with a random depth, kernels and expansions)."""
+    values = arch.as_dict()
+    for s in range(predecessor + 1, reader):
+        values[f"s{s}_depth"] = 0
+    for s in (predecessor, reader):
+        if 1 <= s <= len(STAGES) and not values[f"s{s}_depth"]:
+            depths = [d for d in DEPTHS if d]
+            values[f"s{s}_depth"] = depths[int(rng.integers(len(depths)))]
+            for b in range(1, max(DEPTHS) + 1):
+                values[f"s{s}_b{b}_kernel"] = KERNELS[int(rng.integers(len(KERNELS)))]
+                values[f"s{s}_b{b}_expand"] = EXPANDS[int(rng.integers(len(EXPANDS)))]
+    return space.canonical(Arch.from_dict(space.name, values))
+
+
 def _sample_step(net: ElasticMCUNet, rng: np.random.Generator, phase: str, *, schedule: ShrinkingSchedule,
-                 resolution: int, keep: tuple[str, ...] | None, reader: bool = False) -> list[Arch]:
+                 resolution: int, keep: tuple[str, ...] | None, reader: bool = False,
+                 gap_turns: dict[Any, int] | None = None) -> list[Arch]:
     """``subnets_per_step`` subnets of ``phase``; with ``keep``, only subnets whose stride pattern it is,
     with ``reader`` only subnets that use a predecessor input slot (rejection sampling, at most 50 draws
     each, then the last draw). With ``schedule.isolate_new`` and two or more subnets per step (not with
-    ``reader``), the first varies only the phase's own dimension."""
+    ``reader``), the first varies only the phase's own dimension.
+
+    ``gap_turns`` (with ``reader``; ``reader_sampling="round_robin"``) holds, per ``keep``, the index of
+    the next (reader, predecessor) pair: each subnet is drawn with that gap, and a pair that cannot keep
+    the stride pattern (stage 1 left out at the native resolution) is passed over."""
     archs = []
+    gaps = reader_gaps()
     for i in range(schedule.subnets_per_step):
         only_new = schedule.isolate_new and i == 0 and schedule.subnets_per_step > 1 and not reader
+        if reader and gap_turns is not None:
+            turn = gap_turns.get(keep, 0)
+            arch = None
+            for offset in range(len(gaps)):
+                gap = gaps[(turn + offset) % len(gaps)]
+                for _ in range(5):
+                    candidate = _with_gap(net.space, _sample(net.space, rng, phase, max_width=schedule.max_width,
+                                                             resolution=resolution), rng, *gap)
+                    plan = net.plan(candidate)
+                    if (keep is None or stride_pattern(plan) == keep) and uses_gap(plan, *gap):
+                        arch = candidate
+                        break
+                if arch is not None:
+                    gap_turns[keep] = turn + offset + 1
+                    break
+            archs.append(arch if arch is not None else candidate)
+            continue
         for _ in range(50):
             arch = _sample(net.space, rng, phase, max_width=schedule.max_width, resolution=resolution,
                            only_new=only_new)
@@ -360,10 +432,17 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
     if epochs == 0:
         return
     readers = {f"{slot}/" for slot in net.input_slots()}
-    names = [n for n in net.variables if not only_readers or n[:n.index("/") + 1] in readers]
+    body = float(schedule.reader_body_lr_scale) if only_readers else 0.0  # readers phase: the other weights too
+    names = [n for n in net.variables if not only_readers or body or n[:n.index("/") + 1] in readers]
     variables = [net.variables[n] for n in names]
-    adam = _Adam(tf, variables, lr_scales=[
-        schedule.reader_lr_scale if not only_readers and n[:n.index("/") + 1] in readers else 1.0 for n in names])
+    is_reader = [n[:n.index("/") + 1] in readers for n in names]
+    if only_readers:
+        rate = float(schedule.reader_phase_lr_scale)
+        scales = [rate if r else body * rate for r in is_reader]
+    else:
+        scales = [schedule.reader_lr_scale if r else 1.0 for r in is_reader]
+    adam = _Adam(tf, variables, lr_scales=scales)
+    gap_turns: dict[Any, int] | None = {} if only_readers and schedule.reader_sampling == "round_robin" else None
     if only_readers:
         phase = PHASES[-1]  # its sampler, resolutions and shifts
     resolutions = [int(r) for r in space.decisions()[1].options]
@@ -392,15 +471,18 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
                 archs = [full]
             else:
                 archs = _sample_step(net, rng, phase, schedule=schedule, resolution=res,
-                                     keep=None if shift else full_strides, reader=only_readers)
+                                     keep=None if shift else full_strides, reader=only_readers, gap_turns=gap_turns)
+            if body:  # the shared weights move for the skip subnets: the full network learns along
+                archs = archs + [full]
+            xn = net.prepare_inputs(xb, native)
             soft = None
             if teacher is not None and schedule.kd_weight > 0:
                 # the teacher sees the same images at the resolution it was trained at
-                soft = tf.nn.softmax(forward.logits(full, net.prepare_inputs(xb, native), variables=teacher))
+                soft = tf.nn.softmax(forward.logits(full, xn, variables=teacher))
             with tf.GradientTape() as tape:
                 loss = 0.0
                 for arch in archs:
-                    logits = forward.logits(arch, xr)
+                    logits = forward.logits(arch, xn if int(arch["resolution"]) == native else xr)
                     loss += tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits))
                     if soft is not None:
                         loss += schedule.kd_weight * tf.reduce_mean(
