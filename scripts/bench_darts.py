@@ -1,4 +1,4 @@
-"""DARTS, DrNAS and RobustDARTS (DARTS-ES) on the NAS-Bench-201 cell: does DARTS collapse, do the others not?
+"""DARTS, DrNAS and RobustDARTS (DARTS-ES, L2, DP) on the NAS-Bench-201 cell: does DARTS collapse, do the others not?
 
 DARTS is known to drift to parameter-free ops (skip connections, pooling) as its
 search goes on (Zela et al. 2020; Chen et al. 2021); its Hessian's dominant
@@ -29,6 +29,9 @@ RobustDARTS's DARTS-ES follows DARTS's trajectory exactly until it stops, so a `
 eigenvalue every epoch (``--hessian-every 1``) also gives DARTS-ES: ``--table-from ... --es-post-hoc`` adds
 a ``darts-es*`` row per such run, the stop rule (``tinynas.darts.early_stop_epoch``, min_epoch 10 counted
 from the first alpha update) applied to its recorded eigenvalues, and the cell of 4 epochs before the stop.
+``rdarts-l2`` and ``rdarts-dp`` are RobustDARTS's regularised variants without the stop: the network's weight
+decay times ``--l2-factor`` (default 27: 8.1e-3, the paper's largest) and DropPath on every op but the skip,
+ramped to ``--drop-path`` (default 0.6, the paper's largest).
 Usage:
 
     .venv/bin/python scripts/bench_darts.py --dataset digits --epochs 50 --seeds 0,1,2 \\
@@ -91,6 +94,9 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
         # the early stop needs the eigenvalue every epoch
         "darts-es": lambda: DartsConfig(early_stop=True, min_epoch=min(10, args.epochs // 2), hessian_every=1,
                                         **common),
+        # RobustDARTS's regularised variants, no early stop (the paper's R-DARTS(L2) / R-DARTS(DP))
+        "rdarts-l2": lambda: DartsConfig(regularize=args.l2_factor, hessian_every=hess, **common),
+        "rdarts-dp": lambda: DartsConfig(drop_path=args.drop_path, hessian_every=hess, **common),
     }
 
     def log_epoch(epoch: int, result: Any) -> None:
@@ -116,6 +122,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
             "warmup_epochs": args.warmup_epochs,
             "alpha_steps": max(0, result.epochs_run - args.warmup_epochs) * (half // args.batch_size),
             "hessian_samples": args.hessian_samples, "max_epochs": args.epochs, "epochs": result.epochs_run,
+            "weight_decay": result.config.w_weight_decay * result.config.regularize,
+            "drop_path": result.config.drop_path,
             "stop_epoch": None if result.stop_epoch is None else result.stop_epoch + 1,
             "arch_epoch": None if result.arch_epoch is None else result.arch_epoch + 1,
             "param_free": per_epoch, "final_param_free": param_free_fraction(result.arch),
@@ -255,6 +263,10 @@ def main() -> None:
     parser.add_argument("--es-post-hoc", action="store_true",
                         help="with --table-from: add DARTS-ES rows (darts-es*) from darts rows with every-epoch "
                              "eigenvalues")
+    parser.add_argument("--l2-factor", type=float, default=27.0,
+                        help="rdarts-l2: the network's weight decay is 3e-4 times this (RobustDARTS: 1, 3, 9, 27)")
+    parser.add_argument("--drop-path", type=float, default=0.6,
+                        help="rdarts-dp: DropPath probability at the last epoch, ramped from 0 (RobustDARTS: 0.2-0.6)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--hessian-every", type=int, default=0,
                         help="eigenvalue every k epochs for darts/drnas (0: never; darts-es always computes it)")
@@ -276,7 +288,8 @@ def main() -> None:
         rows += unfinished_rows(per_epoch, rows, table, warmup_epochs=args.warmup_epochs)
         if args.es_post_hoc:
             rows += [cut for cut in (es_post_hoc(r, table) for r in rows) if cut is not None]
-        order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es", "darts-es*"])}
+        order = {m: i for i, m in enumerate(["darts", "darts-2nd", "drnas", "darts-es", "darts-es*", "rdarts-l2",
+                                                     "rdarts-dp"])}
         rows.sort(key=lambda r: (order.get(r["method"], 9), cells_per_stage(r), r["seed"]))
         print_table(rows, every=args.every)
         return

@@ -45,6 +45,8 @@ def test_robust_darts_early_stop_rule():
     ({"epochs": 0}, "at least 1"),
     ({"epochs": 5, "warmup_epochs": 5}, "warmup_epochs must be in"),
     ({"warmup_epochs": -1}, "warmup_epochs must be in"),
+    ({"regularize": 0.0}, "regularize must be > 0"),
+    ({"drop_path": 1.0}, r"drop_path in \[0, 1\)"),
 ])
 def test_bad_configs_are_refused(changes, message):
     with pytest.raises(SearchError, match=message):
@@ -68,6 +70,53 @@ def test_supernet_mixing_selects_ops():
     pool = tf.one_hot([OPS.index("avg_pool_3x3")] * 6, 5)
     corner = cell(tf.ones((1, 8, 8, 4)), pool).numpy()
     np.testing.assert_allclose(corner, np.full_like(corner, 4.0), rtol=1e-5)  # padding excluded from the mean
+
+
+def test_drop_path_drops_whole_samples_of_every_op_but_the_skip():
+    """RobustDARTS's DP variant: in training, an op's output is zeroed for a share p of the samples and the rest
+    scaled by 1 / (1 - p); the skip passes untouched, and inference and p = 0 never drop."""
+    import tensorflow as tf
+
+    from tinynas.darts.cell import DROPPED_OPS, build_cell_supernet
+
+    model = build_cell_supernet(input_shape=(8, 8, 1), num_classes=10, base_channels=4, drop_path=True)
+    assert np.all(model.drop_factors(400).numpy() == 1.0)  # probability 0 until it is set
+    model.set_drop_prob(0.5)
+    factors = model.drop_factors(400).numpy()
+    assert factors.shape == (3, 6, len(DROPPED_OPS), 400) and set(np.unique(factors)) == {0.0, 2.0}
+    assert 0.4 < (factors == 0.0).mean() < 0.6
+    edge, x = model.stages[0][0].edges[0], tf.ones((400, 8, 8, 4))
+    pool, skip = tf.one_hot(OPS.index("avg_pool_3x3"), 5), tf.one_hot(OPS.index("skip_connect"), 5)
+    drops = factors[0, 0]
+    per_sample = edge(x, pool, training=True, drops=drops).numpy().reshape(400, -1)
+    np.testing.assert_allclose(per_sample, np.repeat(drops[DROPPED_OPS.index("avg_pool_3x3")][:, None], 256, 1))
+    assert np.allclose(edge(x, skip, training=True, drops=drops).numpy(), 1.0)
+    # the whole network: training passes differ, inference and functions traced without it do not
+    images, uniform = tf.random.normal((16, 8, 8, 1)), tf.fill((6, 5), 0.2)
+    assert not np.allclose(model(images, uniform, training=True), model(images, uniform, training=True))
+    np.testing.assert_allclose(model(images, uniform), model(images, uniform))
+    with model.without_drop_path():
+        plain = tf.function(lambda v: model(v, uniform, training=True))
+        first = plain(images).numpy()
+    np.testing.assert_allclose(plain(images).numpy(), first, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_regularised_variants_search_and_still_measure_the_eigenvalue():
+    from dataclasses import replace
+
+    from tinynas.data import load_dataset
+
+    digits = load_dataset("digits")
+    small = replace(digits, x_train=digits.x_train[:256], y_train=digits.y_train[:256])  # 4 steps per epoch
+    config = DartsConfig(epochs=2, drop_path=0.5, regularize=27.0, hessian_every=1, hessian_samples=32,
+                         base_channels=4, batch_size=32)
+    result = search_cell(small, config=config)
+    assert result.epochs_run == 2 and all(np.isfinite(e) for e in result.eigenvalues)
+    with pytest.raises(SearchError, match="only the nasbench201 cell"):
+        from tinynas.darts.search import _search_loop
+
+        _search_loop(small, model=object(), shape=(6, 5), derive=derive_arch, cfg=config)
 
 
 def test_drnas_gradient_flows_through_the_dirichlet_sample():

@@ -14,18 +14,30 @@ Following DARTS (Liu et al., ICLR 2019) and NAS-Bench-201's search code:
 ``call``, so DARTS (softmax of alpha) and DrNAS (a Dirichlet sample) share the
 network. All cells of the network share one set of architecture weights, as in
 the paper.
+
+DropPath (RobustDARTS's DP variant, Zela et al., ICLR 2020): ``model.set_drop_prob(p)`` zeroes each
+non-identity op's output (``none`` aside, which is zero anyway) for a random share ``p`` of the samples in a
+training pass and scales the kept ones by ``1 / (1 - p)``; the skip is never dropped. The default 0 leaves
+the network as DARTS has it; inference (``training=False``) never drops.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from tinynas.space.nasbench201 import EDGES, OPS
 
+#: the ops DropPath acts on: every op but the skip (and ``none``, zero anyway)
+DROPPED_OPS = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
 
 def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells_per_stage: int = 1,
-                        base_channels: int = 8, seed: int = 0) -> Any:
-    """A ``keras.Model`` subclass instance: ``model(x, mixing, training=...)`` -> class probabilities."""
+                        base_channels: int = 8, seed: int = 0, drop_path: bool = False) -> Any:
+    """A ``keras.Model`` subclass instance: ``model(x, mixing, training=...)`` -> class probabilities.
+
+    ``drop_path`` builds DropPath into the training passes (at probability 0 until ``set_drop_prob``); without
+    it the graphs have no random op at all."""
     from tinynas.tf_runtime import quiet_import
 
     quiet_import()
@@ -34,6 +46,15 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
 
     keras.utils.set_random_seed(int(seed))
     layers = keras.layers
+    # outside the model, so it is neither a weight of the supernet nor in its checkpoints
+    drop_prob = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    drop_rng = tf.random.Generator.from_seed(int(seed) + 7)
+
+    # read when a function is traced: a graph traced under ``model.without_drop_path()`` has no random op,
+    # which the vectorised Hessian of the eigenvalue needs (pfor cannot vectorise a stateful RNG)
+    with_drop = bool(drop_path)
+    tracing_drop = [with_drop]
+    n_cells = 3 * int(cells_per_stage)
 
     def conv_bn(filters: int, kernel: int, stride: int = 1, *, affine: bool) -> keras.Sequential:
         return keras.Sequential([
@@ -51,10 +72,12 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
                         "nor_conv_3x3": conv_bn(channels, 3, affine=False),
                         "avg_pool_3x3": layers.AveragePooling2D(3, strides=1, padding="same")}
 
-        def call(self, x: Any, weights: Any, training: bool = False) -> Any:
+        def call(self, x: Any, weights: Any, training: bool = False, drops: Any = None) -> Any:
             out = weights[OPS.index("skip_connect")] * x
             for name, op in self.ops.items():
                 y = op(x, training=training) if name != "avg_pool_3x3" else _avg_pool_excluding_pad(tf, op, x)
+                if drops is not None:
+                    y = y * drops[DROPPED_OPS.index(name)][:, None, None, None]
                 out = out + weights[OPS.index(name)] * y
             return out
 
@@ -63,10 +86,10 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
             super().__init__(**kwargs)
             self.edges = [MixedEdge(channels, name=f"edge_{dst}_{src}") for dst, src in EDGES]
 
-        def call(self, x: Any, mixing: Any, training: bool = False) -> Any:
+        def call(self, x: Any, mixing: Any, training: bool = False, drops: Any = None) -> Any:
             nodes = [x]
             for dst in (1, 2, 3):
-                terms = [edge(nodes[src], mixing[i], training=training)
+                terms = [edge(nodes[src], mixing[i], training=training, drops=None if drops is None else drops[i])
                          for i, ((e_dst, src), edge) in enumerate(zip(EDGES, self.edges)) if e_dst == dst]
                 nodes.append(tf.add_n(terms))
             return nodes[3]
@@ -97,12 +120,38 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
             self.head = layers.Dense(int(num_classes))
 
         def call(self, x: Any, mixing: Any, training: bool = False) -> Any:
+            drops = self.drop_factors(tf.shape(x)[0]) if training and tracing_drop[0] else None
             x = self.stem(x, training=training)
+            cell = 0
             for blocks in self.stages:
                 for block in blocks:
-                    x = block(x, mixing, training=training) if isinstance(block, Cell) else block(x, training=training)
+                    if isinstance(block, Cell):
+                        x = block(x, mixing, training=training, drops=None if drops is None else drops[cell])
+                        cell += 1
+                    else:
+                        x = block(x, training=training)
             x = tf.reduce_mean(tf.nn.relu(x), axis=(1, 2))
             return tf.nn.softmax(self.head(x))
+
+        def drop_factors(self, batch: Any) -> Any:
+            """0 or 1 / keep per (cell, edge, dropped op, sample), drawn in one call per forward pass (one RNG
+            op, not one per op: stateful ops run in program order); all ones at probability 0."""
+            keep = 1.0 - drop_prob
+            u = drop_rng.uniform((n_cells, len(EDGES), len(DROPPED_OPS), batch))
+            return tf.floor(keep + u) / keep
+
+        def set_drop_prob(self, p: float) -> None:
+            """DropPath's probability for the following training passes (0 disables it)."""
+            drop_prob.assign(float(p))
+
+        @contextlib.contextmanager
+        def without_drop_path(self) -> Iterator[None]:
+            """Functions first traced inside this block never drop (the eigenvalue's Hessian)."""
+            tracing_drop[0] = False
+            try:
+                yield
+            finally:
+                tracing_drop[0] = with_drop
 
     model = CellSupernet()
     model(tf.zeros((1, *input_shape)), tf.fill((len(EDGES), len(OPS)), 1.0 / len(OPS)))  # create the variables

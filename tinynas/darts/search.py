@@ -19,7 +19,11 @@
   ``hessian_every`` epochs; with ``early_stop`` the search stops at the first epoch
   ``t >= min_epoch`` whose local mean eigenvalue (window 5) exceeds 1.3 times the
   one 4 entries earlier, and returns the arch of that earlier epoch (the paper's
-  DARTS-ES). ``regularize`` scales the weight decay up (the paper's L2 variant).
+  DARTS-ES). The paper's regularised variants: ``regularize`` scales the network's weight decay (R-DARTS(L2):
+  3e-4 x 3^k), ``drop_path`` is the DropPath probability on every op but the skip, ramped linearly from 0 at
+  the first epoch to that value at the last (R-DARTS(DP): 0.2-0.6). The paper reads both as keeping the
+  eigenvalue low. DropPath is off while the eigenvalue is computed, so it is the same quantity with and
+  without it.
 - Warm-up (PC-DARTS, Xu et al., ICLR 2020: 15 of 50 epochs): the first
   ``warmup_epochs`` epochs train only the network weights, alpha stays at its initialisation, so untrained
   convolutions do not lose to parameter-free ops before they learn anything. The default 0 searches from the
@@ -33,6 +37,7 @@ apply as to any other arch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -85,6 +90,8 @@ class DartsConfig:
     lookback: int = 4
     growth: float = 1.3
     regularize: float = 1.0
+    #: RobustDARTS's DP variant: the last epoch's DropPath probability (0: off; the cell supernet only)
+    drop_path: float = 0.0
     #: hardware-aware loss (tinynas.darts.hardware), used when search_cell gets a profile
     hw_form: str = "hinge"
     hw_lambda: float = 1.0
@@ -103,6 +110,9 @@ class DartsConfig:
             raise SearchError(f"hessian must be 'exact' or 'power', got {self.hessian!r}")
         if self.hw_form not in ("hinge", "fbnet"):
             raise SearchError(f"hw_form must be 'hinge' or 'fbnet', got {self.hw_form!r}")
+        if not self.regularize > 0.0 or not 0.0 <= self.drop_path < 1.0:
+            raise SearchError(f"regularize must be > 0 and drop_path in [0, 1); got {self.regularize} and "
+                              f"{self.drop_path}")
         if self.epochs < 1 or self.batch_size < 1 or self.hessian_every < 0:
             raise SearchError("epochs and batch_size must be at least 1 and hessian_every at least 0")
         if not 0 <= self.warmup_epochs < self.epochs:
@@ -193,7 +203,8 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
     cfg = config
     started = time.perf_counter()
     model = build_cell_supernet(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                                cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels, seed=cfg.seed)
+                                cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels, seed=cfg.seed,
+                                drop_path=cfg.drop_path > 0)
     tables = space = None
     if profile is not None:
         from tinynas.darts.hardware import cost_tables
@@ -250,6 +261,9 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
         raise SearchError(f"dataset {dataset.name!r} has {len(y)} training samples; a search with batch "
                           f"{cfg.batch_size} needs at least {2 * cfg.batch_size} (two halves)")
     xw, yw, xa, ya = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
+    if cfg.drop_path and not hasattr(model, "set_drop_prob"):
+        raise SearchError(f"drop_path={cfg.drop_path}: this supernet has no DropPath; only the nasbench201 cell "
+                          "supernet does. Use drop_path=0 here")
     state = _State(model, cfg, shape=shape, tables=tables)
     steps = half // cfg.batch_size
     total = cfg.epochs * steps
@@ -266,6 +280,8 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
         pw, pa = rng.permutation(half), rng.permutation(len(ya))  # drawn every epoch so a resume sees the same
         if epoch < start_epoch:
             continue
+        if cfg.drop_path:
+            model.set_drop_prob(cfg.drop_path * epoch / cfg.epochs)
         losses = []
         for s in range(steps):
             step = epoch * steps + s
@@ -425,7 +441,7 @@ class _State:
             loss = self._loss(xw, yw, self.mixing())
         grads = tape.gradient(loss, self.weights)
         for v, g in zip(self.weights, grads):  # w' = w - xi (dL_train/dw + wd w)
-            v.assign_sub(lr * (g + cfg.w_weight_decay * v))
+            v.assign_sub(lr * (g + cfg.w_weight_decay * cfg.regularize * v))
         with tf.GradientTape() as tape:
             loss = self._hardware(self._loss(xa, ya, self.mixing()))
         d_alpha, *d_w = tape.gradient(loss, [self.alpha, *self.weights])
@@ -472,9 +488,10 @@ class _State:
 
     def hessian_eigenvalue(self, x: np.ndarray, y: np.ndarray) -> float:
         """The largest eigenvalue of d2 L_val / d alpha2 (exact: 30 x 30), with the mean mixing (DrNAS: its mean)."""
-        if self.cfg.hessian == "power":
-            return self.power_eigenvalue(x, y)
-        hessian = self._hessian(self.tf.constant(x), self.tf.constant(y)).numpy()
+        with self.model.without_drop_path() if self.cfg.drop_path else contextlib.nullcontext():
+            if self.cfg.hessian == "power":
+                return self.power_eigenvalue(x, y)
+            hessian = self._hessian(self.tf.constant(x), self.tf.constant(y)).numpy()
         hessian = 0.5 * (hessian + hessian.T)
         return float(np.linalg.eigvalsh(hessian)[-1])
 
