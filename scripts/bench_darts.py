@@ -122,7 +122,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
             "warmup_epochs": args.warmup_epochs,
             "alpha_steps": max(0, result.epochs_run - args.warmup_epochs) * (half // args.batch_size),
             "hessian_samples": args.hessian_samples, "max_epochs": args.epochs, "epochs": result.epochs_run,
-            "weight_decay": result.config.w_weight_decay * result.config.regularize,
+            "weight_decay": result.config.weight_decay,
             "drop_path": result.config.drop_path,
             "stop_epoch": None if result.stop_epoch is None else result.stop_epoch + 1,
             "arch_epoch": None if result.arch_epoch is None else result.arch_epoch + 1,

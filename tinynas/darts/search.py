@@ -99,6 +99,11 @@ class DartsConfig:
     fbnet_b: float = 0.6
     seed: int = 0
 
+    @property
+    def weight_decay(self) -> float:
+        """The network's weight decay, RobustDARTS's L2 factor included."""
+        return self.w_weight_decay * self.regularize
+
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise SearchError(f"unknown differentiable method {self.method!r}; use one of {', '.join(METHODS)}")
@@ -441,7 +446,7 @@ class _State:
             loss = self._loss(xw, yw, self.mixing())
         grads = tape.gradient(loss, self.weights)
         for v, g in zip(self.weights, grads):  # w' = w - xi (dL_train/dw + wd w)
-            v.assign_sub(lr * (g + cfg.w_weight_decay * cfg.regularize * v))
+            v.assign_sub(lr * (g + cfg.weight_decay * v))
         with tf.GradientTape() as tape:
             loss = self._hardware(self._loss(xa, ya, self.mixing()))
         d_alpha, *d_w = tape.gradient(loss, [self.alpha, *self.weights])
@@ -465,8 +470,7 @@ class _State:
         with tf.GradientTape() as tape:
             loss = self._loss(x, y, mixing)
         grads = tape.gradient(loss, self.weights)
-        decay = cfg.w_weight_decay * cfg.regularize
-        grads = [g + decay * v for g, v in zip(grads, self.weights)]
+        grads = [g + cfg.weight_decay * v for g, v in zip(grads, self.weights)]
         grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip)
         for v, m, g in zip(self.weights, self.momentum, grads):
             m.assign(cfg.w_momentum * m + g)
