@@ -51,7 +51,7 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
     drop_rng = tf.random.Generator.from_seed(int(seed) + 7)
 
     # read when a function is traced: a graph traced under ``model.without_drop_path()`` has no random op,
-    # which the vectorised Hessian of the eigenvalue needs (pfor cannot vectorise a stateful RNG)
+    # which the eigenvalue's Hessian needs: its Hessian-vector products must all differentiate one function
     with_drop = bool(drop_path)
     tracing_drop = [with_drop]
     n_cells = 3 * int(cells_per_stage)
