@@ -186,8 +186,6 @@ def test_sequence_datasets_are_refused():
         search_cell(load_dataset("mnist1d"), config=DartsConfig())
 
 
-
-
 @pytest.mark.slow
 def test_the_exact_hessian_equals_second_derivatives_taken_row_by_row():
     """The eigenvalue's Hessian is built from one Hessian-vector product per entry of alpha (to bound its

@@ -502,9 +502,8 @@ class _State:
     def hessian(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The full Hessian of the validation loss in alpha, column by column: one Hessian-vector product per
         entry of alpha. Why not ``tape.jacobian``: its vectorised form holds every column's backward pass at
-        once, about 11 GB for the 5-cell-per-stage NB201 supernet on 256 samples against 2.4 GB here, for
-        24 s per Hessian instead of 10 s (2 cores); its loop form took longer than this (measured in
-        benchmarks/differentiable/hessian_memory.txt)."""
+        once, 11 GB for the 5-cell-per-stage NB201 supernet on 256 samples against 2.4 GB here, for 21 s per
+        Hessian instead of 10 s on 2 cores (benchmarks/differentiable/hessian_memory.txt)."""
         tf = self.tf
         xt, yt = tf.constant(x), tf.constant(y)
         n = self.shape[0] * self.shape[1]
