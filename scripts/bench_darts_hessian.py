@@ -82,9 +82,9 @@ def main() -> None:
     print(f"{'way':15} {'first s':>8} {'next s':>7} {'peak RSS GB':>12} {'eigenvalue':>11}")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for way in args.ways.split(","):
-        cmd = [sys.executable, __file__, "--one", way, "--cells-per-stage", str(args.cells_per_stage),
-               "--channels", str(args.channels), "--samples", str(args.samples), "--calls", str(args.calls)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        # the child parses this command line's own sizes, then measures the one way
+        proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", way], env=env,
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{way:15} failed (exit {proc.returncode}): {proc.stderr.strip()[-200:]}")
             continue
