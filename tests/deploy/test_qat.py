@@ -121,6 +121,30 @@ def test_qat_simulates_a_tinyformer_with_its_pre_norms_folded():
     assert _agreement_with_tflm(model, qat_model, fqs, ds) > 0.95
 
 
+# The `run` matrix deploys with --no-qat (it would spend most of its time fine-tuning 1-epoch models), so the
+# fake-quant scheme meets each image space's own layers (mcunet's inverted residuals and hard_swish, nanonas's
+# plain convs, NB201's cell sums and pooling) here: a sampled arch, briefly trained, simulated as TFLM computes it.
+@pytest.mark.parametrize("space_name", ["dscnn", "mcunet", "nanonas", "nasbench201"])
+def test_qat_simulates_every_image_space_as_tflm_computes_it(space_name):
+    import keras
+
+    from tinynas.deploy.qat import build_qat_model
+    from tinynas.space import get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    ds = digits()
+    space = get_space(space_name, input_shape=(8, 8, 1), num_classes=10)
+    arch = space.sample(np.random.default_rng(3))
+    model = build_keras_model(space.graph(arch), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=64, verbose=0)
+    qat_model, fqs = build_qat_model(model)
+    assert fqs
+    agreement = _agreement_with_tflm(model, qat_model, fqs, ds)
+    print(f"{space_name} {arch.id}: {len(fqs)} fake-quant points, agreement with TFLM {agreement:.4f}")
+    assert agreement > 0.95
+
+
 def test_qat_refuses_graph_propagation_by_name():
     """gcn's fixed propagation is not modelled by the fake-quant scheme: QAT says which layer and how
     to deploy instead (deploy's 'auto' mode then keeps the PTQ model)."""

@@ -23,9 +23,11 @@ from tinynas.space.base import space_names
 from tinynas.strategies.base import get_strategy, strategy_names
 
 DATASET, INPUT_SHAPE, CLASSES = "digits", (8, 8, 1), 10
-# Seconds per cell: two candidates of one epoch on 64 samples; small models (MAC bound) train fast.
+# Seconds per cell: two candidates of one epoch on 64 samples; small models (MAC bound) train fast. --no-qat: a
+# 1-epoch model often loses a point in int8, and deploy's 20-epoch QAT would then be most of the cell (QAT in `run`:
+# test_run_end_to_end.py; QAT on every space's layers: tests/deploy/test_qat.py).
 FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
-         "--final-top-k", "1", "--prefilter-candidates", "4", "--no-progress"]
+         "--final-top-k", "1", "--prefilter-candidates", "4", "--no-progress", "--no-qat"]
 # A MAC bound keeps the searched models small; NAS-Bench-201's fixed-width cell has none under ~470k MACs.
 MAC_BOUND = {"nasbench201": "600k"}
 MUST_RUN = {"mcunet", "nanonas", "dscnn"}

@@ -77,6 +77,13 @@ def test_sweep_needs_boards(tmp_path):
     assert isinstance(result.exception, SearchError) and "--profiles a,b,c or --kind" in str(result.exception)
 
 
+def test_a_search_only_sweep_refuses_a_qat_choice(tmp_path):
+    out = tmp_path / "s"
+    result = CliRunner().invoke(cli, ["sweep", "--profiles", "pico", "--dataset", "digits", "--search-only", "--no-qat",
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and "--no-qat is for deploying" in result.output and not out.exists()
+
+
 def test_sweep_boards_by_name_or_kind():
     from tinynas.errors import TinyNASError
     from tinynas.pipeline.sweep import sweep_profiles

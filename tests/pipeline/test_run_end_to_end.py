@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from pipeline_helpers import TINY
 
 from tinynas.cli.main import cli
 from tinynas.pipeline.journal import Journal
@@ -76,7 +77,6 @@ def test_report_rebuilds_a_run(finished_run, tmp_path):
 def test_rerunning_a_finished_run_trains_nothing(finished_run):
     journal = Journal(finished_run / "journal.jsonl")
     before = len(journal.candidates())
-    from pipeline_helpers import TINY
 
     result = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,
                                       "--out", str(finished_run), "--json"], catch_exceptions=False)
@@ -86,3 +86,25 @@ def test_rerunning_a_finished_run_trains_nothing(finished_run):
     other = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,
                                      "--seed", "1", "--out", str(finished_run)])
     assert "seeds.seed: 0 -> 1" in str(other.exception) and "--out" in str(other.exception)
+
+
+@pytest.mark.slow
+def test_no_qat_deploys_post_training_int8_and_does_not_reuse_an_auto_deploy(finished_run, tmp_path):
+    """--no-qat reaches deploy; a deploy of the same model made under another QAT setting (here the
+    finished run's "auto", found through the shared cache) is redone, not reused."""
+    out = tmp_path / "no-qat"
+    args = ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY, "--cache-dir",
+            str(finished_run / "cache"), "--no-qat", "--out", str(out), "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    win = json.loads((out / "summary.json").read_text())["winner"]
+    before = json.loads((finished_run / "summary.json").read_text())["winner"]
+    assert win["id"] == before["id"]  # the same trained model, from the cache
+    assert win["qat"]["requested"] is False and win["qat"]["applied"] is False
+    assert "reused_from" not in json.loads((out / "model" / "metrics.json").read_text())
+    assert loads_config((out / "config.toml").read_text(), where="config")["deploy"] == {"qat": False}
+    assert "fine-tuning turned off by --no-qat" in (out / "report.md").read_text()
+    # the finished run (deploy's own choice) refuses to resume with QAT forced
+    other = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,
+                                     "--qat", "--out", str(finished_run)])
+    assert other.exit_code != 0 and "deploy" in str(other.exception)

@@ -60,3 +60,10 @@ class Count(click.ParamType):
     def convert(self, value, param, ctx) -> int:  # noqa: ANN001 - click's signature
         return value if isinstance(value, int) else _scaled(value, _COUNT_UNITS, what="count",
                                                             example="500000, 500k or 1.2M")
+
+
+#: ``--qat/--no-qat`` of every command that deploys (deploy, run, sweep); None leaves it to deploy's rule.
+qat_option = click.option(
+    "--qat/--no-qat", default=None,
+    help="Force or forbid quantization-aware fine-tuning (default: when int8 loses > 1 point on the validation "
+         "split, or for attention models when that split has under 100 samples).")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tinynas.cli.common import echo_json
+from tinynas.cli.common import echo_json, qat_option
 
 
 @click.command("deploy")
@@ -23,9 +23,7 @@ from tinynas.cli.common import echo_json
               help="Output folder. Other files there (the model, notes) are left as they are; an earlier "
                    "deploy of the same model is replaced; a name clash is refused.")
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
-@click.option("--qat/--no-qat", default=None,
-              help="Force or forbid quantization-aware fine-tuning (default: when int8 loses > 1 point on "
-                   "the validation split, or for attention models when that split has under 100 samples).")
+@qat_option
 @click.option("--seed", default=0, show_default=True, type=int, help="Dataset split seed used in training.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, template: str | None,

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from tinynas.cli.common import ByteSize, Count, echo_json
+from tinynas.cli.common import ByteSize, Count, echo_json, qat_option
 
 # Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -73,7 +73,8 @@ def _settings(profile: str, kw: dict[str, Any]):
         backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],
-        prefilter_candidates=kw["prefilter_candidates"], template=kw.get("template"), cache_dir=kw["cache_dir"],
+        prefilter_candidates=kw["prefilter_candidates"], template=kw.get("template"), qat=kw.get("qat"),
+        cache_dir=kw["cache_dir"],
         progress=not kw["no_progress"], latency_ms=kw["latency_ms"], arena_budget_bytes=kw["arena_budget"],
         flash_budget_bytes=kw["flash_budget"], max_macs=kw["max_macs"],
     )
@@ -118,6 +119,7 @@ def search(profile: str, as_json: bool, **kw: Any) -> None:
 @click.command()
 @click.option("--profile", required=True, help="Board id (tinynas profiles list) or a .toml path.")
 @click.option("--template", default=None, help="Firmware template (default: the board's own).")
+@qat_option
 @_common
 def run(profile: str, as_json: bool, **kw: Any) -> None:
     """Search, train, quantize to int8, validate in TFLite Micro, write firmware and a report."""
@@ -131,6 +133,7 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
 @click.option("--profiles", default=None, help="Comma-separated board ids.")
 @click.option("--kind", default=None, help="Every built-in board of this kind (mcu, mobile, gpu).")
 @click.option("--search-only", is_flag=True, help="Search each board without deploying.")
+@qat_option
 @click.option("--order", default="tightest-first", show_default=True,
               help="Which board searches first. tightest-first: about the cost of one run, roomy boards pick "
                    "among candidates found for tighter ones; roomiest-first: each class of boards searches "
@@ -142,6 +145,9 @@ def sweep(profiles: str | None, kind: str | None, search_only: bool, order: str,
 
     if profiles and kind:
         raise click.UsageError("give --profiles or --kind, not both")
+    if search_only and kw["qat"] is not None:
+        raise click.UsageError(f"--{'' if kw['qat'] else 'no-'}qat is for deploying; a --search-only sweep deploys "
+                               "nothing: drop one of them")
     ids = sweep_profiles(profiles=profiles.split(",") if profiles else None, kind=kind)
     result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
                       order=order)

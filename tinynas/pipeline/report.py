@@ -218,7 +218,9 @@ def _qat_outcome(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _qat_note(qat: dict[str, Any] | None) -> str:
-    """How the int8 number came about, when quantization-aware fine-tuning ran."""
+    """How the int8 number came about, when quantization-aware fine-tuning ran or was turned off."""
+    if qat and qat.get("requested") is False:
+        return " (post-training quantization; fine-tuning turned off by --no-qat)"
     if not qat or not qat.get("applied"):
         return ""
     ptq = _fmt(qat.get("ptq_int8_accuracy"), ".4f")

@@ -131,7 +131,8 @@ def deploy_stage(ctx: StageContext) -> dict:
 
     The int8 model, its TFLM accuracy and its arena depend on the trained model, not on the board:
     when another run on the same cache (another board of a sweep) deployed the same model file,
-    its deploy is reused and only the budget check and the firmware are redone (``deploy.redeploy``).
+    its deploy is reused and only the budget check and the firmware are redone (``deploy.redeploy``),
+    provided it was asked for the same QAT (``RunSettings.qat``).
     """
     from tinynas.deploy.deployer import deploy, redeploy
 
@@ -139,6 +140,7 @@ def deploy_stage(ctx: StageContext) -> dict:
     ranked = (run.stage_done("final") or {}).get("ranked", [])
     sdir = run.stage_dir("deploy")
     index = Path(ctx.evaluator.spec.cache_dir) / "deploys"
+    qat = "auto" if ctx.settings.qat is None else bool(ctx.settings.qat)
     failures = []
     for arch_id in ranked:
         out_dir = sdir / arch_id
@@ -147,14 +149,14 @@ def deploy_stage(ctx: StageContext) -> dict:
         # Only MCU deploys are shared between boards: a mobile or GPU deploy validates in its own runtime.
         mcu = ctx.resolved.profile.kind == "mcu"
         earlier = _earlier_deploy(index / f"{sha}.json", sha=sha, out_dir=out_dir,
-                                  dataset=ctx.resolved.dataset) if mcu else None
+                                  dataset=ctx.resolved.dataset, qat=qat) if mcu else None
         try:
             if earlier is not None:
                 result = redeploy(earlier, source=model_path, profile=ctx.resolved.profile,
                                    dataset=ctx.resolved.dataset, out_dir=out_dir, template=ctx.settings.template)
             else:
                 result = deploy(model_path=model_path, profile=ctx.resolved.profile, dataset=ctx.resolved.dataset,
-                                out_dir=out_dir, template=ctx.settings.template, model_id=arch_id)
+                                out_dir=out_dir, template=ctx.settings.template, model_id=arch_id, qat=qat)
         except DoesNotFitError as exc:
             if mcu:  # written complete, "fits": false; reusable by a roomier board
                 _remember(index / f"{sha}.json", out_dir)
@@ -187,9 +189,9 @@ def _remember(entry: Path, out_dir: Path) -> None:
     atomic_write_json(entry, {"out_dir": str(out_dir.resolve())})
 
 
-def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any) -> Any:
-    """The finished deploy of the model file with SHA-256 ``sha`` on ``dataset`` recorded in ``entry`` by
-    another run (None when there is none, it is gone, or it is ``out_dir`` itself)."""
+def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any, qat: Any) -> Any:
+    """The finished deploy of the model file with SHA-256 ``sha`` on ``dataset``, asked for the same ``qat``,
+    recorded in ``entry`` by another run (None when there is none, it is gone, or it is ``out_dir`` itself)."""
     from tinynas.deploy.deployer import TOOL_MARK, DeployResult
     from tinynas.pipeline.rundir import read_json
 
@@ -202,8 +204,9 @@ def _earlier_deploy(entry: Path, *, sha: str, out_dir: Path, dataset: Any) -> An
         return None
     m = earlier.metrics
     same_data = (m.get("dataset") or {}).get("fingerprint") == getattr(dataset, "fingerprint", None)
+    same_qat = (m.get("qat") or {}).get("requested") == qat
     if m.get("tool") != TOOL_MARK or (m.get("source") or {}).get("sha256") != sha or not same_data \
-            or m.get("kind", "mcu") != "mcu" or not earlier.model_path.is_file():
+            or not same_qat or m.get("kind", "mcu") != "mcu" or not earlier.model_path.is_file():
         return None
     return earlier
 

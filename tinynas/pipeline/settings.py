@@ -55,6 +55,9 @@ class RunSettings:
     prefilter_candidates: int = 150
     prefilter_keep: int = 8
     template: str | None = None
+    #: quantization-aware fine-tuning at deploy: None fine-tunes only when int8 loses accuracy (deploy's
+    #: "auto"), True always, False never (the post-training int8 model is deployed as it is)
+    qat: bool | None = None
     strategy_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None  # default: <out>/cache (a sweep shares <sweep>/cache)
     progress: bool = False
@@ -212,6 +215,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
         "seeds": {"seed": int(s.seed)},
         # no section without refinement, so the config.toml of runs from before --refine still resume
         **({"refine": {"method": s.refine}} if s.refine != "none" else {}),
+        # no section when deploy decides on QAT itself, so the config.toml of runs from before --qat still resume
+        **({"deploy": {"qat": bool(s.qat)}} if s.qat is not None else {}),
         # what the command line changed of the profile's budgets (no section when nothing did)
         **({"constraints": s.constraints()} if s.constraints() else {}),
         "execution": {"workers": int(s.workers), "template": s.template, "cache_dir": s.cache_dir,
@@ -234,7 +239,8 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
         final_epochs=b.get("final_epochs", 20), final_samples=b.get("final_samples"),
         final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),
         prefilter_keep=b.get("prefilter_keep", 8), seed=config.get("seeds", {}).get("seed", 0),
-        workers=ex.get("workers", 1), template=ex.get("template"), cache_dir=ex.get("cache_dir"),
+        qat=config.get("deploy", {}).get("qat"), workers=ex.get("workers", 1), template=ex.get("template"),
+        cache_dir=ex.get("cache_dir"),
         backend=ex.get("backend", "local"), ray_address=ex.get("ray_address"),
         strategy_options=st, **dict(config.get("constraints", {})),
     )
