@@ -85,7 +85,9 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
     data = load_dataset(args.dataset, seed=seed)
     data = replace(data, x_train=data.x_train[:args.samples], y_train=data.y_train[:args.samples])
     common = dict(epochs=args.epochs, base_channels=args.channels, cells_per_stage=args.cells_per_stage, seed=seed,
-                  batch_size=args.batch_size, warmup_epochs=args.warmup_epochs, hessian_samples=args.hessian_samples)
+                  batch_size=args.batch_size, warmup_epochs=args.warmup_epochs, hessian_samples=args.hessian_samples,
+                  affine_ops=args.affine_ops)
+    label = name + ("+affine" if args.affine_ops else "")  # the method's rows, apart from its default runs
     hess = args.hessian_every
     configs = {
         "darts": lambda: DartsConfig(hessian_every=hess, **common),
@@ -103,7 +105,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
         if not args.epochs_out:
             return
         arch = derive_arch(np.asarray(result.weights[-1]))
-        row = {"method": name, "seed": seed, "cells_per_stage": args.cells_per_stage, "epoch": epoch + 1,
+        row = {"method": label, "seed": seed, "cells_per_stage": args.cells_per_stage, "epoch": epoch + 1,
                "max_epochs": args.epochs, "warmup_epochs": args.warmup_epochs,
                "param_free": param_free_fraction(arch), "arch": arch_string(arch), "eigenvalue": result.eigenvalues[-1],
                "supernet_val": result.val_accuracy[-1], "seconds": round(time.perf_counter() - started, 1)}
@@ -117,7 +119,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, table: dict[str, flo
     text = arch_string(result.arch)
     eig = [e for e in result.eigenvalues if e is not None]
     half = len(data.y_train) // 2
-    return {"method": name, "seed": seed, "dataset": args.dataset, "samples": len(data.y_train),
+    return {"method": label, "seed": seed, "dataset": args.dataset, "samples": len(data.y_train),
             "channels": args.channels, "cells_per_stage": args.cells_per_stage, "batch_size": args.batch_size,
             "warmup_epochs": args.warmup_epochs,
             "alpha_steps": max(0, result.epochs_run - args.warmup_epochs) * (half // args.batch_size),
@@ -267,6 +269,9 @@ def main() -> None:
                         help="rdarts-l2: the network's weight decay is 3e-4 times this (RobustDARTS: 1, 3, 9, 27)")
     parser.add_argument("--drop-path", type=float, default=0.6,
                         help="rdarts-dp: DropPath probability at the last epoch, ramped from 0 (RobustDARTS: 0.2-0.6)")
+    parser.add_argument("--affine-ops", action="store_true",
+                        help="BatchNorm scale and shift in the candidate convolutions (DartsConfig.affine_ops); rows "
+                             "are labelled METHOD+affine")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--hessian-every", type=int, default=0,
                         help="eigenvalue every k epochs for darts/drnas (0: never; darts-es always computes it)")
@@ -303,7 +308,8 @@ def main() -> None:
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
-            print(f"done {name} seed {seed}: {row['epochs']} epochs, final param-free {row['final_param_free']:.2f}, "
+            print(f"done {row['method']} seed {seed}: {row['epochs']} epochs, "
+                  f"final param-free {row['final_param_free']:.2f}, "
                   f"NB201 C10 {_fmt(row['nb201_cifar10'])}, {row['seconds']:.0f} s", file=sys.stderr, flush=True)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)

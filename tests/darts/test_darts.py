@@ -72,6 +72,23 @@ def test_supernet_mixing_selects_ops():
     np.testing.assert_allclose(corner, np.full_like(corner, 4.0), rtol=1e-5)  # padding excluded from the mean
 
 
+def test_candidate_convolutions_have_no_batchnorm_scale_unless_asked():
+    """DARTS's search ops: BatchNorm without affine parameters; ``affine_ops`` (a diagnostic) adds them."""
+    import tensorflow as tf
+
+    from tinynas.darts.cell import build_cell_supernet
+
+    def edge_norm_weights(affine_ops: bool) -> set[str]:
+        model = build_cell_supernet(input_shape=(8, 8, 1), num_classes=10, base_channels=4, affine_ops=affine_ops)
+        model(tf.zeros((1, 8, 8, 1)), tf.fill((6, 5), 0.2))
+        edge = model.stages[0][0].edges[0]
+        return {w.path.rsplit("/", 1)[-1] for op in edge.ops.values() for w in op.trainable_weights
+                if "batch_normalization" in w.path}
+
+    assert edge_norm_weights(False) == set()
+    assert edge_norm_weights(True) == {"gamma", "beta"}
+
+
 def test_drop_path_drops_whole_samples_of_every_op_but_the_skip():
     """RobustDARTS's DP variant: in training, an op's output is zeroed for a share p of the samples and the rest
     scaled by 1 / (1 - p); the skip passes untouched, and inference and p = 0 never drop."""

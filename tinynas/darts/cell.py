@@ -33,11 +33,13 @@ DROPPED_OPS = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells_per_stage: int = 1,
-                        base_channels: int = 8, seed: int = 0, drop_path: bool = False) -> Any:
+                        base_channels: int = 8, seed: int = 0, drop_path: bool = False,
+                        affine_ops: bool = False) -> Any:
     """A ``keras.Model`` subclass instance: ``model(x, mixing, training=...)`` -> class probabilities.
 
     ``drop_path`` builds DropPath into the training passes (at probability 0 until ``set_drop_prob``); without
-    it the graphs have no random op at all."""
+    it the graphs have no random op at all. ``affine_ops``: the candidate convolutions' BatchNorms get a scale
+    and a shift (``DartsConfig.affine_ops``)."""
     from tinynas.tf_runtime import quiet_import
 
     quiet_import()
@@ -68,8 +70,8 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
 
         def __init__(self, channels: int, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.ops = {"nor_conv_1x1": conv_bn(channels, 1, affine=False),
-                        "nor_conv_3x3": conv_bn(channels, 3, affine=False),
+            self.ops = {"nor_conv_1x1": conv_bn(channels, 1, affine=affine_ops),
+                        "nor_conv_3x3": conv_bn(channels, 3, affine=affine_ops),
                         "avg_pool_3x3": layers.AveragePooling2D(3, strides=1, padding="same")}
 
         def call(self, x: Any, weights: Any, training: bool = False, drops: Any = None) -> Any:

@@ -92,6 +92,11 @@ class DartsConfig:
     regularize: float = 1.0
     #: RobustDARTS's DP variant: the last epoch's DropPath probability (0: off; the cell supernet only)
     drop_path: float = 0.0
+    #: BatchNorm with scale and shift in the cell's candidate convolutions. DARTS's search ops have none (the
+    #: default); True is a diagnostic: without them a convolution's output does not depend on its weights'
+    #: scale, so weight decay only speeds up its effective learning rate (tested: it does not explain the L2 collapse,
+    #: benchmarks/differentiable/nb201_collapse_deep_affine.txt)
+    affine_ops: bool = False
     #: hardware-aware loss (tinynas.darts.hardware), used when search_cell gets a profile
     hw_form: str = "hinge"
     hw_lambda: float = 1.0
@@ -209,7 +214,7 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
     started = time.perf_counter()
     model = build_cell_supernet(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                 cells_per_stage=cfg.cells_per_stage, base_channels=cfg.base_channels, seed=cfg.seed,
-                                drop_path=cfg.drop_path > 0)
+                                drop_path=cfg.drop_path > 0, affine_ops=cfg.affine_ops)
     tables = space = None
     if profile is not None:
         from tinynas.darts.hardware import cost_tables
