@@ -122,8 +122,8 @@ def test_qat_simulates_a_tinyformer_with_its_pre_norms_folded():
 
 
 # The `run` matrix deploys with --no-qat (it would spend most of its time fine-tuning 1-epoch models), so the
-# fake-quant scheme meets each image space's own layers (mcunet's inverted residuals and hard_swish, nanonas's
-# plain convs, NB201's cell sums and pooling) here: a sampled arch, briefly trained, simulated as TFLM computes it.
+# fake-quant scheme meets each image space's own layers (mcunet's inverted residuals, nanonas's plain convs,
+# NB201's cell sums and pooling) here: a sampled arch, briefly trained, simulated as TFLM computes it.
 @pytest.mark.parametrize("space_name", ["dscnn", "mcunet", "nanonas", "nasbench201"])
 def test_qat_simulates_every_image_space_as_tflm_computes_it(space_name):
     import keras

@@ -25,7 +25,7 @@ FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples",
 def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
-                     "mcunet", "--strategy", "darts", *FLAGS, "--no-qat", "--out", str(out))  # QAT: see test_refine_run
+                     "mcunet", "--strategy", "darts", *FLAGS, "--no-qat", "--out", str(out))  # as run_matrix_helpers
     assert code == 0, err[-3000:]
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     supernet = [e for e in lines if e.get("stage") == "differentiable" and e.get("type") == "candidate"]

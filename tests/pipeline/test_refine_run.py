@@ -20,8 +20,7 @@ from tinynas.pipeline.stages import stage_plan
 from tinynas.space import get_space
 from tinynas.space.arch import Arch
 
-# --no-qat: a model trained 1 epoch often loses a point in int8, and deploy's 20-epoch QAT would then be most of
-# the test; QAT inside `run` is tested by test_run_end_to_end.py, QAT itself by tests/deploy/test_qat.py.
+# --no-qat: as in run_matrix_helpers.FLAGS (QAT would fine-tune the 1-epoch models for most of the test)
 FLAGS = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
          "--final-top-k", "2", "--prefilter-candidates", "6", "--no-progress", "--max-macs", "200k", "--no-qat"]
 
