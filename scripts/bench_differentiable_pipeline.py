@@ -16,8 +16,9 @@ actually spent (refined: search + refine), so the residual difference is visible
 Columns: int8 TFLM test accuracy of the deployed winner; ``cands`` search candidates trained; ``infeasible``:
 the supernet's derived arch broke a budget before the repair (``changed``: blocks the repair changed);
 ``mix``: how the refine stage chose its blocks (``disagreement`` of the top candidates, or ``neighbourhood``
-of the best arch when they agree on every block); ``won``: the derived arch won the final; ``handed``:
-final training took it. Usage:
+of the best arch when they agree on every block); ``skipped``: blocks the derived arch left out of the base's
+stages ("-" where no skip was offered); ``won``: the derived arch won the final; ``handed``: final training
+took it. Usage:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_differentiable_pipeline.py [--boards nucleo-l010rb,nano33ble]
         [--seeds 0,1,2] [--strategies staged,staged+drnas]
@@ -45,6 +46,17 @@ def _stage_done_time(lines: list[dict], stage: str) -> float | None:
     return times[-1] if times else None
 
 
+def _left_out(done: dict, lines: list[dict]) -> str:
+    """Blocks the derived arch left out of the base's stages ("-" where the stage offered no skip)."""
+    if [0, 0] not in done.get("options", []):
+        return "-"
+    base = next((e["arch"] for e in lines if e.get("type") == "candidate" and e.get("id") == done["base"]), None)
+    if base is None:
+        return "?"
+    depth = lambda arch: sum(int(v) for k, v in arch["decisions"].items() if k.endswith("_depth"))  # noqa: E731
+    return str(depth(base) - depth(done["arch"]))
+
+
 def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, seed: str, out: Path,
          candidates: int) -> tuple[dict | None, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -63,7 +75,7 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
     search = json.loads((out / "stages" / "search" / "done.json").read_text())
     row = {"winner": json.loads((out / "summary.json").read_text())["winner"], "seconds": seconds,
            "cands": search["evaluated"], "search_s": float(search["elapsed_s"]), "refine_s": 0.0,
-           "infeasible": "-", "changed": "-", "mix": "-", "won": "-", "handed": "-"}
+           "infeasible": "-", "changed": "-", "mix": "-", "won": "-", "handed": "-", "skipped": "-"}
     done_path = out / "stages" / ("refine" if refine else "differentiable") / "done.json"
     if done_path.is_file():
         done = json.loads(done_path.read_text())
@@ -71,6 +83,7 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
             row["infeasible"] = str(done["search"]["derived_infeasible"] is not None)
             row["changed"] = str(done["search"]["changed_to_fit"])
             row["won"] = str(done["derived"] == row["winner"]["id"])
+            row["skipped"] = _left_out(done, lines)
         row["mix"] = done.get("mix", "skipped" if done.get("skipped") else "-")
         row["handed"] = str(done.get("handed", "-"))
         if refine:
@@ -103,7 +116,8 @@ def main() -> None:
                                        f"/ its search seconds per candidate (rounded)" if refined
                                        else "equal candidates"))
     print(f"{'board':14} {'strategy':12} {'seed':>4} {'int8 acc':>8} {'val acc':>7} {'lat ms':>7} {'arena B':>7} "
-          f"{'cands':>5} {'infeasible':>10} {'changed':>7} {'mix':>13} {'won':>5} {'handed':>6} {'search+ s':>9} "
+          f"{'cands':>5} {'infeasible':>10} {'changed':>7} {'mix':>13} {'skipped':>7} {'won':>5} {'handed':>6} "
+          f"{'search+ s':>9} "
           f"{'total s':>7}", flush=True)
     rows: list[tuple[str, str, dict]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +142,7 @@ def main() -> None:
                     print(f"{board:14} {name:12} {seed:>4} {acc if acc is not None else float('nan'):>8.4f} "
                           f"{w['val_accuracy']:>7.4f} {w['cost']['latency_ms']:>7.1f} {w['cost']['arena_bytes']:>7} "
                           f"{row['cands']:>5} {row['infeasible']:>10} {row['changed']:>7} {row['mix']:>13} "
+                          f"{row['skipped']:>7} "
                           f"{row['won']:>5} {row['handed']:>6} {spent:>9.0f} {row['seconds']:>7.0f}", flush=True)
     print("\nmean int8 accuracy per board and strategy (seeds that finished); derived infeasible before repair")
     for board in args.boards.split(","):

@@ -26,7 +26,8 @@ from tinynas.space.base import get_space
 
 def _base(space):
     values = dict(space.sample(np.random.default_rng(0)).decisions)
-    values.update(width=0.1, resolution=8, head=False, s1_depth=1, s2_depth=1, s3_depth=0, s4_depth=0, s5_depth=0)
+    # two blocks: s1_b1, which cannot be skipped (its skip option is masked), and s1_b2, which can
+    values.update(width=0.1, resolution=8, head=False, s1_depth=2, s2_depth=0, s3_depth=0, s4_depth=0, s5_depth=0)
     return space.canonical(Arch.from_dict("mcunet", values))
 
 
@@ -51,6 +52,9 @@ def test_short_drnas_search_derives_a_valid_mcunet_arch(plan, digits):
                               profile=load_profile("nucleo-h743zi"))
     plan.space.validate(result.arch)
     assert result.epochs_run == 2 and np.asarray(result.weights).shape == (2, *plan.shape)
+    weights = np.asarray(result.weights[-1])
+    assert plan.shape == (2, 10) and weights[0, -1] == 0 and weights[1, -1] > 0  # s1_b1 may not skip, s1_b2 may
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-4)
     assert all(e is not None and np.isfinite(e) for e in result.eigenvalues)
     assert result.cost["fits"] and result.changed_to_fit == 0
     assert len(result.expected_latency_ms) == 2 and result.expected_latency_ms[-1] > 0
@@ -63,12 +67,24 @@ def test_power_iteration_matches_the_exact_eigenvalue(plan, digits):
     from tinynas.darts.search import _State
 
     model = build_layerwise_supernet(plan, input_shape=(8, 8, 1), num_classes=10)
-    state = _State(model, replace(TINY, power_iterations=50), shape=plan.shape)
+    state = _State(model, replace(TINY, power_iterations=50), shape=plan.shape, mask=plan.mask)
     state.alpha.assign(np.random.default_rng(0).normal(size=plan.shape).astype(np.float32))
     x, y = digits.x_train[:64].astype(np.float32), digits.y_train[:64].astype(np.int32)
     exact = np.linalg.eigvalsh(state.hessian(x, y))
     dominant = exact[np.argmax(np.abs(exact))]
     assert state.power_eigenvalue(x, y) == pytest.approx(dominant, rel=0.05, abs=1e-4)
+
+
+def test_a_block_weighted_all_on_skip_is_the_identity(plan, digits):
+    from tinynas.darts.layerwise_net import build_layerwise_supernet
+
+    model = build_layerwise_supernet(plan, input_shape=(8, 8, 1), num_classes=10)
+    (_, first), (_, second) = model.blocks
+    assert second.name == "s1_b2" and len(second.branches) == 9  # skip adds no branch
+    x = first(model.stem(digits.x_train[:4].astype(np.float32)), np.full(10, 0.1, np.float32))
+    skip, conv = np.eye(10, dtype=np.float32)[9], np.eye(10, dtype=np.float32)[0]
+    np.testing.assert_array_equal(second(x, skip).numpy(), x.numpy())
+    assert not np.allclose(second(x, conv).numpy(), x.numpy())
 
 
 def test_diverging_search_stops_on_nan_with_a_valid_arch(plan, digits):
@@ -120,6 +136,10 @@ def test_killed_search_resumes_from_its_checkpoint(plan, digits, tmp_path):
     np.testing.assert_allclose(resumed.weights, fresh.weights, atol=2e-3)
     with pytest.raises(SearchError, match="another config"):
         search_layerwise(digits, plan=plan, config=replace(cfg, seed=1), state_dir=state)
+    # a plan with another option list (here the base's own choices only, no skip) is refused by shape
+    own = sorted({tuple(plan.blocks[i].options[o]) for i, o in enumerate(plan.choice(plan.one_hot(plan.base)))})
+    with pytest.raises(SearchError, match=r"mixes 2 blocks x 10 options, this search 2 x"):
+        search_layerwise(digits, plan=relax(plan.space, plan.base, options=own), config=cfg, state_dir=state)
 
 
 def test_infeasible_arch_is_repaired_to_the_nearest_feasible(plan):
@@ -135,5 +155,8 @@ def test_infeasible_arch_is_repaired_to_the_nearest_feasible(plan):
     assert changed >= 1 and latency(arch) <= limit
     plan.space.validate(arch)
     assert nearest_feasible_layerwise(plan, smallest, weights, lambda a: True) == (smallest, 0)
+    # a budget only a shallower stage meets: the repair leaves s1_b2 out (s1_b1 cannot be)
+    shallow, changed = nearest_feasible_layerwise(plan, biggest, weights, lambda a: latency(a) < latency(smallest))
+    assert shallow["s1_depth"] == 1 and latency(shallow) < latency(smallest) and changed >= 1
     with pytest.raises(SearchError, match="start from a smaller base"):
         nearest_feasible_layerwise(plan, biggest, weights, lambda a: False)

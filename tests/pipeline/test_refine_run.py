@@ -14,6 +14,7 @@ from pipeline_helpers import run_cli
 
 from tinynas.errors import CostError, SearchError
 from tinynas.darts import relax
+from tinynas.darts.layerwise import SKIP
 from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks, neighbour_blocks
 from tinynas.pipeline.settings import RunSettings, settings_from_config
 from tinynas.pipeline.stages import stage_plan
@@ -57,13 +58,24 @@ def test_agreeing_top_candidates_mix_the_best_arch_around_its_own_choices():
     assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])  # nothing to mix by disagreement
     # a latency that grows with s2_b2's kernel only: that block ranks first under a one-block cap
     names, options = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: a["s2_b2_kernel"])
-    assert names == ["s2_b2"] and options == [(k, e) for k in (3, 5, 7) for e in (3, 4, 6)]
+    assert names == ["s2_b2"] and options == [(k, e) for k in (3, 5, 7) for e in (3, 4, 6)] + [SKIP]
     names, options = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: a["s2_b1_expand"])
-    assert names == ["s2_b1"] and options == [(3, 3), (3, 4), (5, 3), (5, 4)]  # one step around (3, 3)
+    # one step around (3, 3), and no skip: a stage's first block cannot be left out
+    assert names == ["s2_b1"] and options == [(3, 3), (3, 4), (5, 3), (5, 4)]
     names, options = neighbour_blocks(base, space=space, max_blocks=4, latency=lambda a: 0.0)
-    assert names == ["s2_b1", "s2_b2"] and (3, 3) in options and (5, 4) in options
+    assert names == ["s2_b1", "s2_b2"] and (3, 3) in options and (5, 4) in options and options[-1] == SKIP
     plan = relax(space, base, options=options, blocks=names)  # the plan can express the base
     assert plan.derive(plan.one_hot(base)) == base
+
+
+def test_a_top_candidate_with_a_shallower_stage_puts_skip_among_the_options():
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
+    shallow = space.canonical(base.replace(s2_depth=1))
+    names, options = mixed_blocks(base, [base, shallow], max_blocks=4)
+    assert names == ["s2_b2"] and options == [(5, 4), SKIP]
+    plan = relax(space, base, options=options, blocks=names)
+    assert plan.derive([[0.3, 0.7]]) == shallow and plan.derive([[0.7, 0.3]]) == base
 
 
 def test_a_neighbour_the_cost_model_refuses_ranks_last_and_a_bug_is_not_swallowed():

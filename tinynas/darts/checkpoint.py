@@ -54,6 +54,10 @@ def load_checkpoint(state_dir: Any, state: Any, result: Any, archs: list, *, der
         raise SearchError(f"{d / 'supernet.json'} was written by a search with another config; delete {d} to "
                           f"start over, or resume with the same settings")
     with np.load(d / "supernet.npz") as z:
+        if tuple(z["alpha"].shape) != tuple(state.alpha.shape):  # e.g. written before the plan offered skip
+            raise SearchError(f"{d / 'supernet.npz'} mixes {z['alpha'].shape[0]} blocks x {z['alpha'].shape[1]} "
+                              f"options, this search {state.alpha.shape[0]} x {state.alpha.shape[1]}; delete {d} "
+                              f"to start over")
         n_model = sum(1 for k in z.files if k.startswith("model_"))
         state.model.set_weights([z[f"model_{i}"] for i in range(n_model)])
         for i, m in enumerate(state.momentum):

@@ -1,5 +1,6 @@
 """The keras supernet of a ``LayerwisePlan`` on ``mcunet``: the base arch's skeleton with every mixed block a
-weighted sum of its options (FBNet: one inverted-residual branch per kernel x expand option).
+weighted sum of its options (FBNet: one inverted-residual branch per kernel x expand option; skip adds no
+branch, so a residual block with all weight on skip is the identity).
 
 Same skeleton as ``McuNetSpace._build`` (stem 3x3 stride 2, depthwise-separable first block, stages of
 inverted residual blocks, optional 1x1 head, global pooling, dense), with BatchNorm after every conv so the
@@ -23,6 +24,8 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
     if plan.space.name != "mcunet" or len(input_shape) != 3:
         raise SearchError(f"the layer-wise supernet is built for mcunet on image inputs H,W,C; got space "
                           f"{plan.space.name!r} with input {input_shape}")
+    from tinynas.darts.layerwise import SKIP
+
     quiet_import()
     import keras
     import tensorflow as tf
@@ -52,11 +55,14 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
         def __init__(self, options: Any, in_ch: int, out_ch: int, st: tuple[int, int], **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.residual = st == (1, 1) and in_ch == out_ch
-            self.branches = [keras.Sequential(conv(in_ch * int(e)) + dw(int(k), st) + conv(out_ch, act=False))
-                             for k, e in options]
+            # skip: no branch (a stage's first block masks it: LayerwisePlan.mask)
+            self.option_index = [o for o, option in enumerate(options) if tuple(option) != SKIP]
+            self.branches = [keras.Sequential(conv(in_ch * int(options[o][1])) + dw(int(options[o][0]), st)
+                                              + conv(out_ch, act=False)) for o in self.option_index]
 
         def call(self, x: Any, weights: Any, training: bool = False) -> Any:
-            y = tf.add_n([weights[o] * branch(x, training=training) for o, branch in enumerate(self.branches)])
+            y = tf.add_n([weights[o] * branch(x, training=training)
+                          for o, branch in zip(self.option_index, self.branches)])
             return x + y if self.residual else y
 
     mixed_index = {block.name: i for i, block in enumerate(plan.blocks)}

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinynas.darts.layerwise import SKIP
 from tinynas.darts.search import DartsConfig, DartsResult, _repair, _search_loop
 from tinynas.errors import SearchError
 from tinynas.space.arch import Arch
@@ -31,7 +32,7 @@ def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConf
                                      seed=config.seed)
     tables = layerwise_cost_tables(plan, profile) if profile is not None else None
     result = _search_loop(dataset, model=model, shape=plan.shape, derive=plan.derive, cfg=config, tables=tables,
-                          progress=progress, state_dir=state_dir)
+                          progress=progress, state_dir=state_dir, mask=plan.mask)
     if profile is not None:
         from tinynas.darts.search import _check
 
@@ -45,17 +46,21 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
                                fits: Callable[[Arch], bool]) -> tuple[Arch, int]:
     """``arch`` if it fits; else the fitting arch with one block changed and the highest probability under
     ``weights``; failing that, blocks are set to the smallest option (3x3, expand 3) one at a time, the
-    blocks with the largest options first, until the arch fits.
+    blocks with the largest options first, then left out where the plan offers skip, the last first, until
+    the arch fits.
     Exhaustive search over two or more blocks is 9^k x C(n, k) cost-model calls, too many for a stage.
     Returns ``(arch, blocks changed)``; SearchError if even the smallest options do not fit."""
     if fits(arch):
         return arch, 0
     logp = np.log(np.clip(np.asarray(weights, dtype=np.float64), 1e-12, None))
-    current = [int(np.argmax(row)) for row in plan.one_hot(arch)]
+    current = plan.choice(weights)  # the choice ``arch`` was derived from (which block a skip left out)
+    if plan.arch_of(current) != arch:
+        current = [int(np.argmax(row)) for row in plan.one_hot(arch)]
+    mask = plan.mask
     best: tuple[float, Arch] | None = None
     for i in range(len(current)):
         for o in np.argsort(-logp[i]):
-            if o == current[i]:
+            if o == current[i] or not mask[i, o]:
                 continue
             choice = list(current)
             choice[i] = int(o)
@@ -68,9 +73,11 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
                 break
     if best is not None:
         return best[1], 1
-    # greedy: every block to its cheapest option, cheapest = smallest (kernel, expand) = option 0
+    # greedy: every block to its smallest (kernel, expand) = option 0; a skipped block (skip is the last option)
+    # is cheaper still and stays skipped
     choice, changed = list(current), set()
-    order = sorted(range(len(current)), key=lambda i: -current[i])
+    skipped = {i for i, o in enumerate(current) if tuple(plan.blocks[i].options[o]) == SKIP}
+    order = sorted(set(range(len(current))) - skipped, key=lambda i: -current[i])
     for i in order:
         if choice[i] == 0:
             continue
@@ -79,6 +86,15 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
         candidate = plan.arch_of(choice)
         if fits(candidate):
             return candidate, len(changed)
-    raise SearchError(f"no kernel/expand choice of base arch {plan.base.id} fits the board; the base's width, "
+    # then leave blocks out where the plan can, the last mixed blocks first
+    for i in reversed(range(len(current))):
+        if i in skipped or SKIP not in plan.blocks[i].options or not mask[i, plan.blocks[i].options.index(SKIP)]:
+            continue
+        choice[i] = plan.blocks[i].options.index(SKIP)
+        changed.add(i)
+        candidate = plan.arch_of(choice)
+        if fits(candidate):
+            return candidate, len(changed)
+    raise SearchError(f"no kernel/expand/skip choice of base arch {plan.base.id} fits the board; the base's width, "
                       f"resolution or depths are too large: start from a smaller base (e.g. a feasible evolution "
                       f"winner)")

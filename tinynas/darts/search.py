@@ -255,10 +255,11 @@ def _repair(result: DartsResult, space: Any, profile: Any, nearest: Any) -> None
 
 
 def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: Any, cfg: DartsConfig,
-                 tables: Any = None, progress: Any = None, state_dir: Any = None) -> DartsResult:
+                 tables: Any = None, progress: Any = None, state_dir: Any = None, mask: Any = None) -> DartsResult:
     """The alternating search shared by the cell and the layer-wise supernets.
 
-    ``model(x, mixing)`` with mixing of ``shape``; ``derive(mixing) -> Arch``. Stops early on RobustDARTS's
+    ``model(x, mixing)`` with mixing of ``shape``; ``derive(mixing) -> Arch``; ``mask`` (0/1 of ``shape``, None:
+    all 1) the options each row may weight (``_State.mixing``). Stops early on RobustDARTS's
     eigenvalue rule or when the loss or alpha turns NaN (the arch of the last finite epoch is kept). With
     ``state_dir`` the supernet, alpha and optimiser state are checkpointed there after every epoch and a
     search with the same config resumes from the last one."""
@@ -274,7 +275,7 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
     if cfg.drop_path and not hasattr(model, "set_drop_prob"):
         raise SearchError(f"drop_path={cfg.drop_path}: this supernet has no DropPath; only the nasbench201 cell "
                           "supernet does. Use drop_path=0 here")
-    state = _State(model, cfg, shape=shape, tables=tables)
+    state = _State(model, cfg, shape=shape, tables=tables, mask=mask)
     steps = half // cfg.batch_size
     total = cfg.epochs * steps
     result = DartsResult(arch=derive(state.mixing_mean()), config=cfg, epochs_run=0, stopped_early=False,
@@ -347,11 +348,13 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
 class _State:
     """The variables of one search and its traced steps."""
 
-    def __init__(self, model: Any, cfg: DartsConfig, *, shape: tuple[int, int], tables: Any = None) -> None:
+    def __init__(self, model: Any, cfg: DartsConfig, *, shape: tuple[int, int], tables: Any = None,
+                 mask: Any = None) -> None:
         from tinynas.tf_runtime import quiet_import
 
         tf = quiet_import()
         self.tf, self.model, self.cfg, self.shape, self.tables = tf, model, cfg, tuple(shape), tables
+        self.mask = None if mask is None or np.all(mask) else tf.constant(np.asarray(mask), tf.float32)
         self.hw_strength = tf.Variable(0.0, trainable=False)
         g = tf.random.Generator.from_seed(cfg.seed)
         self.alpha = tf.Variable(1e-3 * g.normal(self.shape), name="alpha")
@@ -372,10 +375,19 @@ class _State:
         """The weights of one forward pass: softmax(alpha), or a Dirichlet(ELU(alpha) + 1) sample."""
         tf = self.tf
         if self.cfg.method == "darts":
-            return tf.nn.softmax(self.alpha, axis=-1)
+            return self._masked(tf.nn.softmax(self.alpha, axis=-1))
         beta = tf.nn.elu(self.alpha) + 1.0
         gammas = tf.random.stateless_gamma(tf.shape(beta), seed=self.rng.make_seeds(1)[:, 0], alpha=beta)
-        return gammas / tf.reduce_sum(gammas, axis=-1, keepdims=True)
+        return self._masked(gammas / tf.reduce_sum(gammas, axis=-1, keepdims=True))
+
+    def _masked(self, weights: Any) -> Any:
+        """``weights`` with the masked options zeroed and each row renormalised: for softmax the same as
+        leaving those entries of alpha out (their exponentials cancel), for a Dirichlet sample the same as
+        leaving out their Gammas; either way the masked alpha gets no gradient from the loss."""
+        if self.mask is None:
+            return weights
+        kept = weights * self.mask
+        return kept / self.tf.reduce_sum(kept, axis=-1, keepdims=True)
 
     def mixing_mean(self) -> np.ndarray:
         return self.mixing_mean_tensor().numpy()
@@ -421,9 +433,9 @@ class _State:
     def mixing_mean_tensor(self) -> Any:
         tf = self.tf
         if self.cfg.method == "darts":
-            return tf.nn.softmax(self.alpha, axis=-1)
+            return self._masked(tf.nn.softmax(self.alpha, axis=-1))
         beta = tf.nn.elu(self.alpha) + 1.0
-        return beta / tf.reduce_sum(beta, axis=-1, keepdims=True)
+        return self._masked(beta / tf.reduce_sum(beta, axis=-1, keepdims=True))
 
     def _adam(self, grad: Any) -> None:
         tf, cfg = self.tf, self.cfg

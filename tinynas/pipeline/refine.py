@@ -2,11 +2,12 @@
 and final training (prefilter -> search -> refine -> final -> winner), the pipeline the design card names.
 
 It trains the layer-wise supernet (tinynas.darts) around the evolution's best arch, every block mixing only the
-(kernel, expand) choices that the top candidates use, derives and repairs the arch with the cost model and
-journals it (fidelity "supernet", like the ``differentiable`` stage). When the top candidates agree on every
-block (a small search often converges on one arch), there is no disagreement to mix; rather than skip, the stage
-then mixes the best arch's own blocks over the kernel x expand options one step around its choices
-(``neighbour_blocks``), so it always searches something, and says so in its notes and the report.
+(kernel, expand) choices that the top candidates use (and skip where one has a shallower stage), derives and
+repairs the arch with the cost model and journals it (fidelity "supernet", like the ``differentiable`` stage).
+When the top candidates agree on every block (a small search often converges on one arch), there is no
+disagreement to mix; rather than skip the stage, it then mixes the best arch's own blocks over the kernel x
+expand options one step around its choices, plus skip (``neighbour_blocks``), so it always searches
+something, and says so in its notes and the report.
 The supernet's accuracy is not comparable with the search's, so the derived arch is then trained at the search's
 own fidelity ("low") unless the search already did; final training takes it when it ranks among the top
 ``final_top_k`` by that measure. A killed stage resumes from the supernet checkpoint of its last finished epoch
@@ -19,6 +20,7 @@ import logging
 from dataclasses import replace
 from typing import Any, Callable
 
+from tinynas.darts.layerwise import SKIP, block_position, option_label
 from tinynas.errors import CostError, SearchError, SpaceError
 from tinynas.space.arch import Arch
 
@@ -63,13 +65,23 @@ def block_choices(archs: list[Arch]) -> dict[str, set[tuple[int, int]]]:
 def mixed_blocks(base: Arch, archs: list[Arch], *, max_blocks: int) -> tuple[list[str], list[tuple[int, int]]]:
     """The blocks of ``base`` to mix and their options: the active blocks where the top candidates disagree
     (most distinct choices first, at most ``max_blocks``: every option is a branch of the supernet, and its
-    tracing and training grow with them), over the union of the choices used there. Blocks where they agree
-    keep the base's choice."""
+    tracing and training grow with them), over the union of the choices used there. A candidate whose stage is
+    shallower than the base's disagrees by skipping the base's later blocks there, so ``SKIP`` joins their
+    choices. Blocks where they agree keep the base's choice."""
     used = block_choices(archs)
     own = block_choices([base])
+    for name in own:
+        stage, index = block_position(name)
+        if index > 1 and any(int(a[f"s{stage}_depth"]) < index for a in archs):
+            used[name].add(SKIP)
     ranked = sorted((name for name in own if len(used[name]) > 1), key=lambda n: (-len(used[n]), n))
     names = sorted(ranked[:max_blocks])
-    return names, sorted(set().union(*(used[n] for n in names))) if names else []
+    return names, _ordered(set().union(*(used[n] for n in names))) if names else []
+
+
+def _ordered(options: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(kernel, expand) pairs in order, skip last (as the plan orders them)."""
+    return sorted(options, key=lambda o: (o == SKIP, o))
 
 
 def _neighbours(options: tuple[int, ...], value: int) -> list[int]:
@@ -85,9 +97,9 @@ def neighbour_blocks(base: Arch, *, space: Any, max_blocks: int,
     at its largest option against its smallest; at most ``max_blocks``), since there the hardware-aware loss
     and the accuracy trade the most. Options: each mixed block's own (kernel, expand) and the options one step
     around it (kernel 3/5/7, expand 3/4/6), united over the mixed blocks (the supernet shares one option list);
-    the base's choices are always among them, so the plan can express the base. Skip is not offered: mcunet
-    drops a block only by lowering its stage's depth (tinynas.darts.layerwise). An arch with no active block
-    gives ``([], [])``."""
+    the base's choices are always among them, so the plan can express the base; and skip when a mixed block
+    comes after its stage's first (leaving it out is the next smaller step; tinynas.darts.layerwise). An arch
+    with no active block gives ``([], [])``."""
     from tinynas.space.mcunet import EXPANDS, KERNELS
 
     own = block_choices([base])
@@ -111,7 +123,9 @@ def neighbour_blocks(base: Arch, *, space: Any, max_blocks: int,
     names = sorted(ranked[:max(1, int(max_blocks))])
     options = {(k, e) for n in names for (k0, e0) in own[n]
                for k in _neighbours(KERNELS, k0) for e in _neighbours(EXPANDS, e0)}
-    return names, sorted(options)
+    if any(block_position(n)[1] > 1 for n in names):
+        options.add(SKIP)
+    return names, _ordered(options)
 
 
 def refine_stage(ctx: Any) -> dict:
@@ -149,7 +163,7 @@ def refine_stage(ctx: Any) -> dict:
         mix_notes.append(
             f"the top {len(top)} candidate(s) agree on every block of {base.id}; mixed instead its block(s) "
             f"{', '.join(names)} (where kernel x expand moves latency most on {ctx.resolved.profile.id}) over "
-            f"the options one step around their own: (kernel, expand) {', '.join(map(str, options))}")
+            f"the options one step around their own: (kernel, expand) {', '.join(map(option_label, options))}")
         log.info("refine: %s", mix_notes[-1])
     plan = relax(space, base, options=options, blocks=names)
     data = ctx.resolved.dataset
