@@ -140,6 +140,16 @@ def main() -> None:
                    help="stand-alone trainings per subnet (seeds 0..n-1), averaged; with 2 or more also the tau "
                         "between the seeds (how far the reference agrees with itself)")
     p.add_argument("--tau-json", default=None, help="write every subnet's accuracies and the taus to this JSON file")
+    p.add_argument("--reference-only", action="store_true",
+                   help="only train the --tau subnets stand-alone into --standalone-cache (no supernet training: "
+                        "the subnets are drawn from an untrained supernet's plans, which do not depend on its "
+                        "weights), so the reference can run beside the supernet or over several sessions")
+    p.add_argument("--tau-shard", default=None, metavar="K/N",
+                   help="with --reference-only, train only the subnets whose index is K modulo N (one process per "
+                        "core; they share --standalone-cache)")
+    p.add_argument("--tau-cached-only", action="store_true",
+                   help="rank only the subnets whose stand-alone accuracies (every seed) are in --standalone-cache; "
+                        "train nothing")
     p.add_argument("--shift-prob", type=float, default=None, help="ShrinkingSchedule.shift_prob (default: its own)")
     p.add_argument("--no-predecessor-inputs", action="store_true",
                    help="share the reader of a stage's output across predecessors (ShrinkingSchedule."
@@ -169,15 +179,23 @@ def main() -> None:
     if args.compare_steps:
         compare_steps(ds, space, schedule, args.compare_steps)
         return
-    start = time.time()
-    net, report = train_supernet(dataset=ds, space=space, schedule=schedule,
-                                 cache_dir=args.cache or tempfile.mkdtemp(prefix="ofa_"))
-    print(f"supernet: {time.time() - start:.0f} s, phases {report.phase_seconds}, reused {report.reused}")
-    per_epoch = -(-len(ds.y_train) // schedule.batch_size)
-    steps = {ph: per_epoch * e for ph, e in zip(PHASES, schedule.epochs)}
-    steps["readers"] = per_epoch * schedule.reader_epochs  # the optional last phase (README (f))
-    print("seconds per optimizer step: " + ", ".join(
-        f"{ph} {report.phase_seconds[ph] / steps[ph]:.3f} ({steps[ph]} steps)" for ph in report.phase_seconds))
+    if args.reference_only:
+        if not (args.tau and args.standalone_cache):
+            p.error("--reference-only needs --tau N and --standalone-cache FILE")
+        from tinynas.ofa.supernet import ElasticMCUNet
+
+        net = ElasticMCUNet(space=space, max_width=schedule.max_width, seed=schedule.seed,
+                            predecessor_inputs=schedule.predecessor_inputs)
+    else:
+        start = time.time()
+        net, report = train_supernet(dataset=ds, space=space, schedule=schedule,
+                                     cache_dir=args.cache or tempfile.mkdtemp(prefix="ofa_"))
+        print(f"supernet: {time.time() - start:.0f} s, phases {report.phase_seconds}, reused {report.reused}")
+        per_epoch = -(-len(ds.y_train) // schedule.batch_size)
+        steps = {ph: per_epoch * e for ph, e in zip(PHASES, schedule.epochs)}
+        steps["readers"] = per_epoch * schedule.reader_epochs  # the optional last phase (README (f))
+        print("seconds per optimizer step: " + ", ".join(
+            f"{ph} {report.phase_seconds[ph] / steps[ph]:.3f} ({steps[ph]} steps)" for ph in report.phase_seconds))
     rng = np.random.default_rng(0)
     largest = largest_archs(space, max_width=args.max_width)[0]
     archs = [largest.replace(resolution=int(ds.input_shape[0]))]  # the resolution the teacher trained at
@@ -204,6 +222,11 @@ def main() -> None:
         arch = space.sample(rng)
         if net.covers(arch):
             archs.append(arch)
+    if args.reference_only:
+        k, n = (int(x) for x in (args.tau_shard or "0/1").split("/"))
+        train_reference(space, ds, [a for i, a in enumerate(archs[1:args.tau + 1]) if i % n == k],
+                        epochs=args.tau_epochs, seeds=args.tau_seeds, cache=args.standalone_cache)
+        return
     inherited = []
     for arch in archs:
         t = time.time()
@@ -214,14 +237,54 @@ def main() -> None:
     if args.tau:
         kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
                     cache=args.standalone_cache, seeds=args.tau_seeds, out=args.tau_json,
-                    about={"argv": sys.argv[1:], "supernet": report.directory, "schedule": schedule.to_json()})
+                    about={"argv": sys.argv[1:], "supernet": report.directory, "schedule": schedule.to_json()},
+                    cached_only=args.tau_cached_only)
+
+
+def _reference_key(arch, epochs: int, seed: int) -> str:
+    return f"{arch.id}/e{epochs}" + (f"/s{seed}" if seed else "")
+
+
+def _store(cache: str, key: str, value: float) -> dict:
+    """Add one stand-alone accuracy to the cache file, merged with what other processes wrote since it was
+    read (written to a temporary file and renamed, so a killed process never leaves half a file)."""
+    import json
+
+    path = Path(cache)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known[key] = value
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(known, indent=1))
+    os.replace(tmp, path)
+    return known
+
+
+def train_reference(space, ds, archs, *, epochs: int, seeds: int, cache: str) -> None:
+    """Train each arch stand-alone for every seed not yet in ``cache`` (the reference of --tau), seed 0 of
+    every arch first, so a reference cut short still ranks the most subnets."""
+    import json
+
+    from tinynas.train import TrainBudget, train_graph
+
+    for seed in range(seeds):
+        for arch in archs:
+            key = _reference_key(arch, epochs, seed)
+            if Path(cache).is_file() and key in json.loads(Path(cache).read_text()):
+                continue
+            t = time.time()
+            result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
+                                 seed=seed)
+            _store(cache, key, float(result.val_accuracy))
+            print(f"{space.summary(arch):80s} seed {seed} stand-alone {result.val_accuracy:.3f}  "
+                  f"{time.time() - t:.1f} s load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None,
-                seeds: int = 1, out: str | None = None, about: dict | None = None) -> None:
+                seeds: int = 1, out: str | None = None, about: dict | None = None, cached_only: bool = False) -> None:
     """Stand-alone validation accuracy of each arch after ``epochs`` epochs from scratch (the mean over
     ``seeds`` trainings), and Kendall tau against the inherited accuracies (the issue's ranking criterion),
-    overall and per sampler; with ``out``, every row and tau as JSON (rewritten after each subnet)."""
+    overall and per sampler; with ``out``, every row and tau as JSON (rewritten after each subnet).
+    ``cached_only`` ranks only the archs whose every seed is in ``cache`` and trains nothing."""
     import json
 
     from scipy.stats import kendalltau
@@ -231,6 +294,11 @@ def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], 
     from tinynas.train import TrainBudget, train_graph
 
     known = json.loads(Path(cache).read_text()) if cache and Path(cache).is_file() else {}
+    if cached_only:
+        keep = [i for i, a in enumerate(archs) if all(_reference_key(a, epochs, s) in known for s in range(seeds))]
+        print(f"ranking the {len(keep)} of {len(archs)} subnets with a cached reference", flush=True)
+        archs, inherited = [archs[i] for i in keep], [inherited[i] for i in keep]
+        dims = [dims[i] for i in keep if i < len(dims)]
     rows: list[dict] = []
 
     def taus() -> dict:
@@ -254,13 +322,13 @@ def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], 
         t = time.time()
         accs = []
         for seed in range(seeds):
-            key = f"{arch.id}/e{epochs}" + (f"/s{seed}" if seed else "")
+            key = _reference_key(arch, epochs, seed)
             if key not in known:
                 result = train_graph(space.graph(arch), ds,
                                      budget=TrainBudget(epochs=epochs, evaluate_test=False), seed=seed)
                 known[key] = float(result.val_accuracy)
                 if cache:
-                    Path(cache).write_text(json.dumps(known, indent=1))
+                    known = _store(cache, key, known[key])
             accs.append(known[key])
         rows.append({"id": arch.id, "summary": space.summary(arch), "dim": dims[i] if i < len(dims) else "space",
                      "stride_pattern": list(stride_pattern(net.plan(arch))), "inherited": acc,
