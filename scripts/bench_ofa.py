@@ -1,14 +1,19 @@
-"""Once-for-all (``--strategy ofa``) against ``staged`` on glyphs, per board, and what a supernet costs.
+"""Once-for-all (``--strategy ofa``) against ``staged`` on glyphs, per board and seed, and what a supernet costs.
 
-For each board: ``tinynas run`` with ``staged`` and with ``ofa`` (one shared cache, so the
-first ofa board trains the supernet and later boards reuse it), both given the same
-search minutes; prints the int8 TFLM test accuracy of each deployed winner, the wall
-seconds of each run, the supernet's training seconds, and the seconds of each board's
-specialization once the supernet exists (its search stage). Then the ofa winner of the
-first board trained from scratch with the final budget against its fine-tuned accuracy.
-Prints a markdown table; ``--save`` writes it under benchmarks/ofa/.
+For each board, strategy and seed: ``tinynas run`` with the same search minutes, final training and deploy
+settings; the int8 TFLM test accuracy of the deployed winner, the run's wall seconds, the supernet's training
+seconds (``reused`` once it exists: one supernet per seed, shared by every board through ``--work``'s cache)
+and the seconds of each board's specialization (its search stage). ``--scratch-epochs N`` also trains each
+ofa winner from scratch for N epochs (the issue's fine-tuned against from-scratch comparison).
 
-    .venv/bin/python scripts/bench_ofa.py --samples 2000 --minutes 1 --steps-per-phase 60 --final-epochs 3  # ~20 min
+Rows go to ``--json`` as they finish (merged, written by rename), keyed board/strategy/seed, and rows already
+there are skipped: so ``--strategies staged`` and ``--strategies ofa`` run as two processes, one per core
+(each run uses one TensorFlow thread, so both get the same machine), and a later session adds seeds.
+``--table-only`` prints the table of what the file holds. The dataset is the same for every seed
+(``--data-seed``); the seed changes the run (search, training, supernet).
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_ofa.py --samples 1500 --minutes 0.5 --steps-per-phase 40 \\
+        --final-epochs 2 --json /tmp/ofa_small.json   # a few minutes
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -31,12 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BOARDS = ("nucleo-l010rb", "nucleo-l432kc", "nano33ble")
 
 
-def _stage_seconds(out: Path, stage: str) -> float | None:
+def _stage_done(out: Path, stage: str) -> dict[str, Any] | None:
     done = out / "stages" / stage / "done.json"
-    if not done.is_file():
-        return None
-    data = json.loads(done.read_text())
-    return data.get("elapsed_s", data.get("seconds"))
+    return json.loads(done.read_text()) if done.is_file() else None
 
 
 def _one(settings: Any, out: Path, dataset: Any) -> dict[str, Any]:
@@ -47,75 +50,130 @@ def _one(settings: Any, out: Path, dataset: Any) -> dict[str, Any]:
     try:
         result = run(settings=settings, out=out, dataset=dataset)
     except TinyNASError as exc:
-        return {"error": str(exc)[:200], "wall_s": time.perf_counter() - start}
-    w = result.summary["winner"]
+        return {"error": str(exc)[:300], "wall_s": time.perf_counter() - start}
+    s, w = result.summary, result.summary["winner"]
+    search = _stage_done(out, "search") or {}
+    supernet = _stage_done(out, "supernet")
     return {"int8": w.get("int8_accuracy"), "float": w.get("float_test_accuracy"), "arch": w["arch"],
-            "wall_s": time.perf_counter() - start, "search_s": _stage_seconds(out, "search"),
-            "supernet": json.loads((out / "stages" / "supernet" / "done.json").read_text())
-            if (out / "stages" / "supernet" / "done.json").is_file() else None}
+            "qat": w.get("qat"), "wall_s": round(time.perf_counter() - start, 1),
+            "search_s": search.get("elapsed_s"), "candidates": s.get("candidates_evaluated"),
+            "supernet": None if supernet is None else {k: supernet.get(k) for k in ("reused", "seconds")}}
+
+
+def _store(path: Path, key: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Add one row to the results file, merged with what another process wrote since (temp file + rename)."""
+    rows = json.loads(path.read_text()) if path.is_file() else {}
+    rows[key] = row
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, path)
+    return rows
+
+
+def _scratch(row: dict[str, Any], *, dataset: Any, epochs: int, seed: int) -> dict[str, Any]:
+    from tinynas.space import get_space
+    from tinynas.space.arch import Arch
+    from tinynas.train import TrainBudget, train_graph
+
+    space = get_space("mcunet", input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+    start = time.perf_counter()
+    result = train_graph(space.graph(Arch.from_json(row["arch"])), dataset,
+                         budget=TrainBudget(epochs=epochs, evaluate_test=True), seed=seed)
+    return {"epochs": epochs, "float": result.test_accuracy, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _mean(values: list[float]) -> str:
+    if not values:
+        return "-"
+    text = f"{100 * statistics.mean(values):.1f}"
+    return text + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else "")
+
+
+def table(rows: dict[str, Any], about: str) -> str:
+    boards = list(dict.fromkeys(k.split("/")[0] for k in rows))
+    lines = [about, "",
+             "| board | staged int8 % | ofa int8 % | seeds (staged/ofa) | staged wall s | ofa wall s | "
+             "ofa supernet s | ofa search s | ofa subnets | staged cands |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for board in boards:
+        got = {st: [r for k, r in sorted(rows.items()) if k.startswith(f"{board}/{st}/")] for st in ("staged", "ofa")}
+        ok = {st: [r for r in rs if r.get("int8") is not None] for st, rs in got.items()}
+        errors = [f"{st} s{i}: {r['error'][:80]}" for st, rs in got.items() for i, r in enumerate(rs) if "error" in r]
+        med = lambda rs, f: f"{statistics.median(f(r) for r in rs):.0f}" if rs else "-"  # noqa: E731
+        sn = [r["supernet"] for r in ok["ofa"] if r.get("supernet")]
+        sn_s = ", ".join("reused" if x.get("reused") else f"{x.get('seconds', 0):.0f}" for x in sn) or "-"
+        lines.append(f"| {board} | {_mean([r['int8'] for r in ok['staged']])} | {_mean([r['int8'] for r in ok['ofa']])}"
+                     f" | {len(ok['staged'])}/{len(ok['ofa'])} | {med(got['staged'], lambda r: r['wall_s'])} | "
+                     f"{med(got['ofa'], lambda r: r['wall_s'])} | {sn_s} | "
+                     f"{med(ok['ofa'], lambda r: r.get('search_s') or 0)} | {med(ok['ofa'], lambda r: r['candidates'])}"
+                     f" | {med(ok['staged'], lambda r: r['candidates'])} |")
+        lines += [f"  error: {e}" for e in errors]
+    scratch = [(k, r) for k, r in sorted(rows.items()) if "/ofa/" in k and r.get("scratch")]
+    if scratch:
+        lines += ["", "| ofa winner | fine-tuned float test % | from scratch float test % (epochs) | difference |",
+                  "|---|---|---|---|"]
+        for key, r in scratch:
+            sc = r["scratch"]
+            lines.append(f"| {key} | {100 * r['float']:.1f} | {100 * sc['float']:.1f} ({sc['epochs']}) | "
+                         f"{100 * (r['float'] - sc['float']):+.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--boards", default=",".join(BOARDS))
+    p.add_argument("--strategies", default="staged,ofa")
+    p.add_argument("--seeds", default="0", help="comma-separated run seeds")
     p.add_argument("--samples", type=int, default=2000, help="glyphs num_samples (the issue's table: 12000)")
-    p.add_argument("--minutes", type=float, default=1.0, help="search minutes of each run")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=1.0, help="search minutes of each run (the issue: 10)")
     p.add_argument("--steps-per-phase", type=int, default=60)
     p.add_argument("--max-width", type=float, default=0.35)
     p.add_argument("--final-epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--final-top-k", type=int, default=2)
+    p.add_argument("--scratch-epochs", type=int, default=0, help="train each ofa winner from scratch this long")
+    p.add_argument("--work", default=None, help="run directories and the shared cache (default: a temp dir)")
+    p.add_argument("--json", default=None, help="rows file (resumable; default: WORK/rows.json)")
+    p.add_argument("--table-only", action="store_true")
     p.add_argument("--save", default=None, help="also write the table to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from tinynas.data.base import load_dataset
-    from tinynas.pipeline.settings import RunSettings
-    from tinynas.space.arch import Arch
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_ofa_"))
+    path = Path(args.json or work / "rows.json")
+    about = (f"glyphs num_samples={args.samples} (data seed {args.data_seed}), {args.minutes} search min per run, "
+             f"final top {args.final_top_k} x {args.final_epochs} epochs, supernet max_width {args.max_width}, "
+             f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
+    rows = json.loads(path.read_text()) if path.is_file() else {}
+    if not args.table_only:
+        from tinynas.data.base import load_dataset
+        from tinynas.pipeline.settings import RunSettings
 
-    dataset = load_dataset("glyphs", seed=args.seed, num_samples=args.samples)
-    work = Path(tempfile.mkdtemp(prefix="bench_ofa_"))
-    rows = []
-    first_ofa = None
-    for board in args.boards.split(","):
-        base = dict(profile=board, dataset="glyphs", space="mcunet", budget_minutes=args.minutes,
-                    search_epochs=2, search_samples=1000, final_epochs=args.final_epochs, final_top_k=2,
-                    seed=args.seed, cache_dir=str(work / "cache"))
-        staged = _one(RunSettings(strategy="staged", prefilter_candidates=60, **base), work / f"staged_{board}",
-                      dataset)
-        ofa = _one(RunSettings(strategy="ofa", strategy_options={"max_width": args.max_width,
-                                                                 "steps_per_phase": args.steps_per_phase},
-                               **base), work / f"ofa_{board}", dataset)
-        first_ofa = first_ofa or (ofa if "arch" in ofa else None)
-        rows.append((board, staged, ofa))
-        print(board, json.dumps({"staged": {k: v for k, v in staged.items() if k != "arch"},
-                                 "ofa": {k: v for k, v in ofa.items() if k not in ("arch", "supernet")}}),
-              flush=True)
-
-    def acc(r: dict) -> str:
-        return f"{100 * r['int8']:.1f}" if r.get("int8") is not None else f"error: {r.get('error', '?')[:60]}"
-
-    lines = [f"glyphs num_samples={args.samples} ({len(dataset.y_train)} train), seed {args.seed}, "
-             f"{args.minutes} search min per run, final {args.final_epochs} epochs, supernet max_width "
-             f"{args.max_width}, {args.steps_per_phase} steps/phase; 2 shared cores", "",
-             "| board | staged int8 % | ofa int8 % | staged wall s | ofa wall s | ofa supernet s | ofa search s |",
-             "|---|---|---|---|---|---|---|"]
-    for board, staged, ofa in rows:
-        sn = ofa.get("supernet") or {}
-        sn_s = "reused" if sn.get("reused") else f"{sn.get('seconds', 0):.0f}"
-        lines.append(f"| {board} | {acc(staged)} | {acc(ofa)} | {staged['wall_s']:.0f} | {ofa['wall_s']:.0f} | "
-                     f"{sn_s} | {ofa.get('search_s') or 0:.0f} |")
-    if first_ofa is not None:
-        from tinynas.space import get_space
-        from tinynas.train import TrainBudget, train_graph
-
-        arch = Arch.from_json(first_ofa["arch"])
-        space = get_space("mcunet", input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-        scratch = train_graph(space.graph(arch), dataset, budget=TrainBudget(epochs=args.final_epochs,
-                                                                              evaluate_test=True), seed=args.seed)
-        lines += ["", f"fine-tuned ofa winner ({space.summary(arch)}): float test {100 * first_ofa['float']:.1f} %; "
-                      f"the same arch from scratch, {args.final_epochs} epochs: float test "
-                      f"{100 * scratch.test_accuracy:.1f} %"]
-    text = "\n".join(lines)
+        dataset = load_dataset("glyphs", seed=args.data_seed, num_samples=args.samples)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for board in args.boards.split(","):
+                for strategy in args.strategies.split(","):
+                    key = f"{board}/{strategy}/s{seed}"
+                    rows = json.loads(path.read_text()) if path.is_file() else {}
+                    if key not in rows:
+                        base = dict(profile=board, dataset="glyphs", space="mcunet", budget_minutes=args.minutes,
+                                    search_epochs=2, final_epochs=args.final_epochs, final_top_k=args.final_top_k,
+                                    seed=seed, cache_dir=str(work / "cache"))
+                        if strategy == "ofa":  # the supernet trains on every sample, as in README (h)
+                            settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
+                                "max_width": args.max_width, "steps_per_phase": args.steps_per_phase})
+                        else:
+                            settings = RunSettings(strategy=strategy, search_samples=1000, prefilter_candidates=60,
+                                                   **base)
+                        row = _one(settings, work / f"{strategy}_{board}_s{seed}", dataset)
+                        rows = _store(path, key, row)
+                        print(key, json.dumps({k: v for k, v in row.items() if k != "arch"}), flush=True)
+                    if strategy == "ofa" and args.scratch_epochs and rows[key].get("arch") \
+                            and not rows[key].get("scratch"):
+                        row = dict(rows[key], scratch=_scratch(rows[key], dataset=dataset,
+                                                               epochs=args.scratch_epochs, seed=seed))
+                        rows = _store(path, key, row)
+                        print(key, "scratch", json.dumps(row["scratch"]), flush=True)
+    text = table(rows, about)
     print(text)
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
