@@ -88,9 +88,10 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
             return candidate, len(changed)
     # then leave blocks out where the plan can, the last mixed blocks first
     for i in reversed(range(len(current))):
-        if i in skipped or SKIP not in plan.blocks[i].options or not mask[i, plan.blocks[i].options.index(SKIP)]:
+        block = plan.blocks[i]
+        if i in skipped or not block.skippable or SKIP not in block.options:
             continue
-        choice[i] = plan.blocks[i].options.index(SKIP)
+        choice[i] = block.options.index(SKIP)
         changed.add(i)
         candidate = plan.arch_of(choice)
         if fits(candidate):
