@@ -60,9 +60,13 @@ def _one(settings: Any, out: Path, dataset: Any) -> dict[str, Any]:
             "supernet": None if supernet is None else {k: supernet.get(k) for k in ("reused", "seconds")}}
 
 
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _store(path: Path, key: str, row: dict[str, Any]) -> dict[str, Any]:
     """Add one row to the results file, merged with what another process wrote since (temp file + rename)."""
-    rows = json.loads(path.read_text()) if path.is_file() else {}
+    rows = _load(path)
     rows[key] = row
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(rows, indent=1))
@@ -143,7 +147,7 @@ def main() -> None:
     about = (f"glyphs num_samples={args.samples} (data seed {args.data_seed}), {args.minutes} search min per run, "
              f"final top {args.final_top_k} x {args.final_epochs} epochs, supernet max_width {args.max_width}, "
              f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
-    rows = json.loads(path.read_text()) if path.is_file() else {}
+    rows = _load(path)
     if not args.table_only:
         from tinynas.data.base import load_dataset
         from tinynas.pipeline.settings import RunSettings
@@ -153,7 +157,7 @@ def main() -> None:
             for board in args.boards.split(","):
                 for strategy in args.strategies.split(","):
                     key = f"{board}/{strategy}/s{seed}"
-                    rows = json.loads(path.read_text()) if path.is_file() else {}
+                    rows = _load(path)
                     if key not in rows:
                         base = dict(profile=board, dataset="glyphs", space="mcunet", budget_minutes=args.minutes,
                                     search_epochs=2, final_epochs=args.final_epochs, final_top_k=args.final_top_k,

@@ -1,11 +1,17 @@
-"""Small helpers shared by the CLI modules: JSON output and shape parsing."""
+"""Small helpers shared by the CLI modules: JSON output, shape, size and KEY=VALUE parsing."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def echo_json(data: Any) -> None:
@@ -60,6 +66,24 @@ class Count(click.ParamType):
     def convert(self, value, param, ctx) -> int:  # noqa: ANN001 - click's signature
         return value if isinstance(value, int) else _scaled(value, _COUNT_UNITS, what="count",
                                                             example="500000, 500k or 1.2M")
+
+
+class Setting(click.ParamType):
+    """``KEY=VALUE`` with the value read as a TOML literal (``200`` an int, ``0.35`` a float, ``true`` a bool),
+    anything else as a string: the same types the option gets back from the run's ``config.toml``."""
+
+    name = "key=value"
+
+    def convert(self, value, param, ctx) -> tuple[str, Any]:  # noqa: ANN001 - click's signature
+        if isinstance(value, tuple):
+            return value
+        key, sep, text = str(value).partition("=")
+        if not sep or not key.strip().isidentifier():
+            self.fail(f"expected KEY=VALUE with a name for KEY, like steps_per_phase=200, got {value!r}", param, ctx)
+        try:
+            return key.strip(), tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            return key.strip(), text.strip()
 
 
 #: ``--qat/--no-qat`` of every command that deploys (deploy, run, sweep); None leaves it to deploy's rule.

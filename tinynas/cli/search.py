@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from tinynas.cli.common import ByteSize, Count, echo_json, qat_option
+from tinynas.cli.common import ByteSize, Count, Setting, echo_json, qat_option
 
 # Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +25,9 @@ def _common(fn: Callable) -> Callable:
                      show_default=True,
                      help="With --strategy staged on mcunet: a differentiable refinement stage between evolution "
                           "and final training (layer-wise supernet around the evolution's best arch)."),
+        click.option("--strategy-option", "strategy_options", type=Setting(), multiple=True, metavar="KEY=VALUE",
+                     help="A hyperparameter of --strategy (repeatable), e.g. --strategy-option steps_per_phase=200 "
+                          "for ofa; goes into config.toml [strategy]."),
         click.option("--budget-candidates", type=int, default=None,
                      help="Candidates to train in the search (default 24 when no budget is given)."),
         click.option("--budget-minutes", type=float, default=None, help="Wall-clock minutes for the search."),
@@ -69,7 +72,7 @@ def _settings(profile: str, kw: dict[str, Any]):
 
     return RunSettings(
         profile=profile, dataset=kw["dataset"], space=kw["space"], strategy=kw["strategy"],
-        refine=kw["refine"], budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
+        refine=kw["refine"], strategy_options=dict(kw["strategy_options"]), budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
         backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],

@@ -25,6 +25,7 @@ from tinynas.ofa.supernet import ElasticMCUNet
 
 log = logging.getLogger(__name__)
 
+
 class SubnetEvaluator:
     """Evaluates ``EvalJob``s on subnets of ``supernet`` (``workers`` is 1: the supernet lives here)."""
 

@@ -187,6 +187,14 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
             f"{tuple(dataset.input_shape)}): {exc}; pick another --space"
             + (f" (these take it: {', '.join(fits)})" if fits else "")
         ) from None
+    if settings.strategy_options:  # the strategy checks its values before anything is written
+        from tinynas.strategies import make_strategy
+
+        try:
+            make_strategy(settings.strategy, space=space, seed=int(settings.seed), **hyper)
+        except (TypeError, ValueError) as exc:
+            given = ", ".join(f"{k}={v!r}" for k, v in settings.strategy_options.items())
+            raise SearchError(f"strategy {settings.strategy!r} cannot take {given}: {exc}") from None
     return Resolved(settings=settings, profile=profile, dataset=dataset, space=space, strategy_hyper=hyper)
 
 
