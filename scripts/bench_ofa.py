@@ -93,6 +93,19 @@ def _mean(values: list[float]) -> str:
     return text + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else "")
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _shape(arch: dict[str, Any] | None) -> str:
+    """``w0.2 r24 d2-0-0-2-0``: width, resolution and blocks per stage, what tells the winners apart."""
+    if not arch:
+        return "-"
+    d = arch["decisions"]
+    depths = "-".join(str(d[k]) for k in sorted(d) if k.endswith("_depth"))
+    return f"w{d['width']} r{d['resolution']} d{depths}"
+
+
 def table(rows: dict[str, Any], about: str) -> str:
     boards = list(dict.fromkeys(k.split("/")[0] for k in rows))
     lines = [about, "",
@@ -111,6 +124,14 @@ def table(rows: dict[str, Any], about: str) -> str:
                      f"{med(ok['ofa'], lambda r: r.get('search_s') or 0)} | {med(ok['ofa'], lambda r: r['candidates'])}"
                      f" | {med(ok['staged'], lambda r: r['candidates'])} |")
         lines += [f"  error: {e}" for e in errors]
+    seeds = sorted({k.split("/")[2] for k in rows}, key=lambda x: int(x[1:]))
+    if len(seeds) > 1:
+        lines += ["", "| board | seed | staged int8 % | staged winner | ofa int8 % | ofa winner |", "|---|---|---|---|---|---|"]
+        for board in boards:
+            for seed in seeds:
+                pair = [rows.get(f"{board}/{st}/{seed}") or {} for st in ("staged", "ofa")]
+                cells = [f"{_pct(r.get('int8'))} | {_shape(r.get('arch'))}" for r in pair]
+                lines.append(f"| {board} | {seed} | {' | '.join(cells)} |")
     scratch = [(k, r) for k, r in sorted(rows.items()) if "/ofa/" in k and r.get("scratch")]
     if scratch:
         lines += ["", "| ofa winner | fine-tuned float test % | from scratch float test % (epochs) | difference |",
