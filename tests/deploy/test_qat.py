@@ -221,3 +221,40 @@ def test_auto_fine_tunes_when_validation_is_too_small(tmp_path):
     assert q["used"] == (q["qat_val_int8_accuracy"] >= q["ptq_val_int8_accuracy"])
     assert m["int8_accuracy"] == (q["qat_int8_accuracy"] if q["used"] else q["ptq_int8_accuracy"])
     assert abs(q["qat_int8_accuracy"] - m["float_accuracy"]) <= 0.02  # distilled: int8 stays near float
+
+
+def test_where_an_untrained_net_parts_from_tflm_its_int8_outputs_tie():
+    """A 616-MAC nanonas net (AVERAGE_POOL_2D, MEAN) after 2 epochs still outputs nearly uniform
+    probabilities, so the simulation and TFLM pick different classes on a third of the test images (79 of
+    269 measured). That is not a kernel the simulation gets wrong: it stays within one output step of TFLM
+    everywhere (0.52 measured), and where they part the simulation's class is within one int8 step of
+    TFLM's top output (an exact tie, measured, which TFLM's argmax breaks by index)."""
+    import keras
+
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.deploy.qat import build_qat_model
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    ds = digits()
+    space = get_space("nanonas", input_shape=(8, 8, 1), num_classes=10)
+    model = build_keras_model(space.graph(Arch.from_dict("nanonas", {"k": 2, "c": "1-avg-s2"})), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=64, verbose=0)
+    qat_model, fqs = build_qat_model(model)
+    for fq in fqs:
+        fq.calibrating = True
+    qat_model(ds.x_train[:200], training=False)
+    for fq in fqs:
+        fq.calibrating = False
+    sim = np.asarray(qat_model(ds.x_test, training=False))
+    micro = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200]))
+    q = micro.predict_int8(ds.x_test).astype(np.int32)
+    gap = np.abs(sim - micro.dequantize_output(q.astype(np.int8))).max() / micro.io.output.scale
+    parted = np.flatnonzero(sim.argmax(axis=1) != q.argmax(axis=1))
+    behind = q[parted].max(axis=1) - q[parted, sim.argmax(axis=1)[parted]]
+    print(f"{len(parted)} of {len(q)} parted; largest gap {gap:.2f} steps; steps behind {np.bincount(behind)}")
+    assert gap <= 1.0
+    assert len(parted) > 0.1 * len(q)  # the case is the near-tied one, not a trained net
+    assert np.all(behind <= 1)
