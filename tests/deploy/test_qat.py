@@ -33,18 +33,23 @@ def _outlier_model():
 pytestmark = pytest.mark.usefixtures("deploy_digits_model")
 
 
-def _agreement_with_tflm(model, qat_model, fqs, ds) -> float:
-    """Calibrate the fake-quant ranges as PTQ would, then the share of test samples on which the
-    simulation and the int8 model in TFLM predict the same class."""
-    from tinynas.deploy.interpreter import MicroInterpreter
-    from tinynas.deploy.quantize import quantize_int8
-
+def _calibrated_simulation(qat_model, fqs, ds) -> np.ndarray:
+    """Calibrate the fake-quant ranges on the samples PTQ calibrates on, then the simulation's test outputs."""
     for fq in fqs:
         fq.calibrating = True
     qat_model(ds.x_train[:200], training=False)
     for fq in fqs:
         fq.calibrating = False
-    sim = np.asarray(qat_model(ds.x_test, training=False)).argmax(axis=1)
+    return np.asarray(qat_model(ds.x_test, training=False))
+
+
+def _agreement_with_tflm(model, qat_model, fqs, ds) -> float:
+    """The share of test samples on which the calibrated simulation and the int8 model in TFLM predict
+    the same class."""
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.deploy.quantize import quantize_int8
+
+    sim = _calibrated_simulation(qat_model, fqs, ds).argmax(axis=1)
     tflm = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200])).predict_int8(ds.x_test).argmax(axis=1)
     return float(np.mean(sim == tflm))
 
@@ -243,12 +248,7 @@ def test_where_an_untrained_net_parts_from_tflm_its_int8_outputs_tie():
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=64, verbose=0)
     qat_model, fqs = build_qat_model(model)
-    for fq in fqs:
-        fq.calibrating = True
-    qat_model(ds.x_train[:200], training=False)
-    for fq in fqs:
-        fq.calibrating = False
-    sim = np.asarray(qat_model(ds.x_test, training=False))
+    sim = _calibrated_simulation(qat_model, fqs, ds)
     micro = MicroInterpreter(quantize_int8(model, representative=ds.x_train[:200]))
     q = micro.predict_int8(ds.x_test).astype(np.int32)
     gap = np.abs(sim - micro.dequantize_output(q.astype(np.int8))).max() / micro.io.output.scale

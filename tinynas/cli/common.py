@@ -68,6 +68,12 @@ class Count(click.ParamType):
                                                             example="500000, 500k or 1.2M")
 
 
+def split_setting(text: str) -> tuple[str, str] | None:
+    """``"KEY=VALUE"`` -> ``("KEY", "VALUE")``, both stripped; None without ``=`` or when KEY is not a name."""
+    key, sep, value = text.partition("=")
+    return (key.strip(), value.strip()) if sep and key.strip().isidentifier() else None
+
+
 class Setting(click.ParamType):
     """``KEY=VALUE`` with the value read as a TOML literal (``200`` an int, ``0.35`` a float, ``true`` a bool),
     anything else as a string: the same types the option gets back from the run's ``config.toml``."""
@@ -77,13 +83,14 @@ class Setting(click.ParamType):
     def convert(self, value, param, ctx) -> tuple[str, Any]:  # noqa: ANN001 - click's signature
         if isinstance(value, tuple):
             return value
-        key, sep, text = str(value).partition("=")
-        if not sep or not key.strip().isidentifier():
+        pair = split_setting(str(value))
+        if pair is None:
             self.fail(f"expected KEY=VALUE with a name for KEY, like steps_per_phase=200, got {value!r}", param, ctx)
+        key, text = pair
         try:
-            return key.strip(), tomllib.loads(f"v = {text.strip()}")["v"]
+            return key, tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
-            return key.strip(), text.strip()
+            return key, text
 
 
 #: ``--qat/--no-qat`` of every command that deploys (deploy, run, sweep); None leaves it to deploy's rule.

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from tinynas.cli.common import echo_json
+from tinynas.cli.common import echo_json, split_setting
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
     """``("image_size=32", ...)`` -> ``{"image_size": "32"}`` (typed later by the loader's signature)."""
     out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="-o/--option")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
+    for text in pairs:
+        pair = split_setting(text)
+        if pair is None:
+            raise click.BadParameter(f"expected KEY=VALUE with a name for KEY, got {text!r}", param_hint="-o/--option")
+        out[pair[0]] = pair[1]
     return out
 
 
