@@ -106,9 +106,17 @@ def _shape(arch: dict[str, Any] | None) -> str:
     return f"w{d['width']} r{d['resolution']} d{depths}"
 
 
+def header(rows: dict[str, Any], about: str) -> str:
+    """The settings the rows were run with (each row records them; ``about``, this invocation's, for rows
+    from before that) and their seeds, so ``--table-only`` does not print its own defaults."""
+    recorded = sorted({r.get("about") or about for r in rows.values()}) or [about]
+    seeds = sorted({int(k.rsplit("/s", 1)[1]) for k in rows})
+    return " | ".join(recorded) + f"; seeds {', '.join(map(str, seeds))}"
+
+
 def table(rows: dict[str, Any], about: str) -> str:
     boards = list(dict.fromkeys(k.split("/")[0] for k in rows))
-    lines = [about, "",
+    lines = [header(rows, about), "",
              "| board | staged int8 % | ofa int8 % | seeds (staged/ofa) | staged wall s | ofa wall s | "
              "ofa supernet s | ofa search s | ofa subnets | staged cands |", "|---|---|---|---|---|---|---|---|---|---|"]
     for board in boards:
@@ -189,7 +197,7 @@ def main() -> None:
                         else:
                             settings = RunSettings(strategy=strategy, search_samples=1000, prefilter_candidates=60,
                                                    **base)
-                        row = _one(settings, work / f"{strategy}_{board}_s{seed}", dataset)
+                        row = dict(_one(settings, work / f"{strategy}_{board}_s{seed}", dataset), about=about)
                         rows = _store(path, key, row)
                         print(key, json.dumps({k: v for k, v in row.items() if k != "arch"}), flush=True)
                     if strategy == "ofa" and args.scratch_epochs and rows[key].get("arch") \
