@@ -165,6 +165,12 @@ def main() -> None:
     p.add_argument("--reader-phase-lr-scale", type=float, default=None,
                    help="ShrinkingSchedule.reader_phase_lr_scale (default: its own)")
     p.add_argument("--epochs", default=None, help="epochs per phase, comma-separated (overrides --steps-per-phase)")
+    p.add_argument("--score-train-samples", type=int, default=0,
+                   help="score each subnet after one epoch of training on this many samples (a short fine-tune): "
+                        "from its inherited weights (--score-from inherited) or from scratch (a control)")
+    p.add_argument("--score-from", default="inherited", choices=("inherited", "scratch"),
+                   help="with --score-train-samples: start from the supernet's weights or from a fresh init")
+    p.add_argument("--score-lr", type=float, default=1e-3, help="with --score-train-samples: the peak rate")
     p.add_argument("--compare-steps", type=int, default=0,
                    help="only time this many training steps per phase, eager and traced alternately, and stop")
     args = p.parse_args()
@@ -232,6 +238,9 @@ def main() -> None:
         t = time.time()
         stats = net.recalibrate(arch, ds.x_train[:2000])
         acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
+        if args.score_train_samples:
+            acc = short_training_score(net, space, ds, arch, stats, samples=args.score_train_samples,
+                                       start=args.score_from, learning_rate=args.score_lr)
         inherited.append(acc)
         print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
     if args.tau:
@@ -239,6 +248,19 @@ def main() -> None:
                     cache=args.standalone_cache, seeds=args.tau_seeds, out=args.tau_json,
                     about={"argv": sys.argv[1:], "supernet": report.directory, "schedule": schedule.to_json()},
                     cached_only=args.tau_cached_only)
+
+
+def short_training_score(net, space, ds, arch, stats, *, samples: int, start: str, learning_rate: float) -> float:
+    """Validation accuracy after one epoch on ``samples`` training samples (cosine from ``learning_rate``),
+    starting from the subnet's inherited weights and recalibrated BN statistics, or from a fresh init (the
+    control: how much of the ranking a short training alone gives)."""
+    from tinynas.train import TrainBudget, train_graph
+    from tinynas.train.trainer import train_keras_model
+
+    budget = TrainBudget(epochs=1, max_train_samples=samples, learning_rate=learning_rate, evaluate_test=False)
+    if start == "scratch":
+        return float(train_graph(space.graph(arch), ds, budget=budget, seed=0).val_accuracy)
+    return float(train_keras_model(net.extract(arch, stats), ds, budget=budget, seed=0).val_accuracy)
 
 
 def _reference_key(arch, epochs: int, seed: int) -> str:
