@@ -9,6 +9,9 @@ ofa winner from scratch for N epochs (the issue's fine-tuned against from-scratc
 Rows go to ``--json`` as they finish (merged, written by rename), keyed board/strategy/seed, and rows already
 there are skipped: so ``--strategies staged`` and ``--strategies ofa`` run as two processes, one per core
 (each run uses one TensorFlow thread, so both get the same machine), and a later session adds seeds.
+``--strategies ofa-short`` runs ofa with the supernet schedule ``--strategy ofa`` defaulted to before it
+became the benchmarked one (48 steps per phase on 1,000 samples: 3 epochs per phase, twice for the full network,
+what ``--search-epochs 3 --search-samples 1000`` gave), to measure what the longer schedule adds.
 ``--table-only`` prints the table of what the file holds. The dataset is the same for every seed
 (``--data-seed``); the seed changes the run (search, training, supernet).
 
@@ -194,6 +197,9 @@ def main() -> None:
                         if strategy == "ofa":  # the supernet trains on every sample, as in README (h)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": args.steps_per_phase})
+                        elif strategy == "ofa-short":  # the schedule `--strategy ofa` defaulted to before stop 32
+                            settings = RunSettings(strategy="ofa", **base, strategy_options={
+                                "max_width": args.max_width, "steps_per_phase": 48, "supernet_samples": 1000})
                         else:
                             settings = RunSettings(strategy=strategy, search_samples=1000, prefilter_candidates=60,
                                                    **base)

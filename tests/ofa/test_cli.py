@@ -8,8 +8,11 @@ import sys
 
 import pytest
 
+# The supernet's own schedule (default: 200 steps per phase on every training sample) cut to 1 step per phase on
+# 64 samples: --search-epochs and --search-samples do not size it.
 FLAGS = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
-         "--final-top-k", "1", "--no-progress", "--max-macs", "200k"]
+         "--final-top-k", "1", "--no-progress", "--strategy-option", "steps_per_phase=1",
+         "--strategy-option", "supernet_samples=64", "--max-macs", "200k"]
 
 
 def _run(monkeypatch, capsys, *args, command="run"):

@@ -30,6 +30,8 @@ FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples",
          "--final-top-k", "1", "--prefilter-candidates", "4", "--no-progress", "--no-qat"]
 # A MAC bound keeps the searched models small; NAS-Bench-201's fixed-width cell has none under ~470k MACs.
 MAC_BOUND = {"nasbench201": "600k"}
+#: a strategy's own cost knobs cut to the matrix's size (ofa's supernet ignores --search-epochs/--search-samples)
+STRATEGY_FLAGS = {"ofa": ["--strategy-option", "steps_per_phase=1", "--strategy-option", "supernet_samples=64"]}
 MUST_RUN = {"mcunet", "nanonas", "dscnn"}
 # Spaces whose input digits' images are not: they run on a dataset of their kind instead.
 OWN_DATASET = {"gcn": ("digits-grid", (64, 3), 10)}
@@ -61,6 +63,7 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     dataset = OWN_DATASET.get(space, (DATASET,))[0]
     monkeypatch.setattr(sys, "argv", ["tinynas", "run", "--profile", "nano33ble", "--dataset", dataset,
                                       "--space", space, "--strategy", strategy, *FLAGS,
+                                      *STRATEGY_FLAGS.get(strategy, []),
                                       "--max-macs", MAC_BOUND.get(space, "200k"), "--out", str(out)])
     with pytest.raises(SystemExit) as exc:
         main()

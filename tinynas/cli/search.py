@@ -26,7 +26,7 @@ def _common(fn: Callable) -> Callable:
                      help="With --strategy staged on mcunet: a differentiable refinement stage between evolution "
                           "and final training (layer-wise supernet around the evolution's best arch)."),
         click.option("--strategy-option", "strategy_options", type=Setting(), multiple=True, metavar="KEY=VALUE",
-                     help="A hyperparameter of --strategy (repeatable), e.g. --strategy-option steps_per_phase=200 "
+                     help="A hyperparameter of --strategy (repeatable), e.g. --strategy-option max_width=0.35 "
                           "for ofa; goes into config.toml [strategy]."),
         click.option("--budget-candidates", type=int, default=None,
                      help="Candidates to train in the search (default 24 when no budget is given)."),

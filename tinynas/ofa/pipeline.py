@@ -20,18 +20,17 @@ _LOADED: dict[str, ElasticMCUNet] = {}
 
 
 def schedule_for(ctx: Any) -> ShrinkingSchedule:
-    """The run's shrinking schedule: ``steps_per_phase`` scaled to the data, else the search fidelity
-    (``--search-epochs`` per phase, twice for the full network, on ``--search-samples`` samples)."""
+    """The run's shrinking schedule: ``steps_per_phase`` optimizer steps per phase on ``supernet_samples``
+    training samples (every one by default), whatever ``--search-epochs`` and ``--search-samples`` say: those
+    size the per-candidate training of the other strategies, and the supernet is trained once for every board."""
     s, hyper = ctx.settings, ctx.resolved.strategy_hyper
     n_train = len(ctx.resolved.dataset.y_train)
-    samples = n_train if s.search_samples is None else min(int(s.search_samples), n_train)
-    common = dict(max_width=float(hyper.get("max_width", 0.5)), subnets_per_step=int(hyper.get("subnets_per_step", 2)),
-                  max_train_samples=None if samples >= n_train else samples, seed=int(s.seed))
-    steps = hyper.get("steps_per_phase")
-    if steps is not None:
-        return ShrinkingSchedule.scaled(samples, steps_per_phase=int(steps), **common)
-    epochs = int(s.search_epochs)
-    return ShrinkingSchedule(epochs=(2 * epochs,) + (epochs,) * 4, **common)
+    cap = hyper.get("supernet_samples")
+    samples = n_train if cap is None else min(int(cap), n_train)
+    return ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper.get("steps_per_phase", 200)),
+                                    max_width=float(hyper.get("max_width", 0.5)),
+                                    subnets_per_step=int(hyper.get("subnets_per_step", 2)),
+                                    max_train_samples=None if samples >= n_train else samples, seed=int(s.seed))
 
 
 def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:

@@ -27,8 +27,11 @@ class OnceForAll(RegularizedEvolution):
     plain evolution's (OFA's own search uses 100; 32 fits a budget of a few hundred).
     ``max_width``: the supernet's widest multiplier (0.5 by default: the 2-core budget of
     the supernet's training; nano33ble-class boards hold little more at 28x28).
-    ``steps_per_phase``: optimizer steps per shrinking phase, scaled to the data (None:
-    ``--search-epochs`` epochs per phase on ``--search-samples`` samples).
+    ``steps_per_phase``: optimizer steps per shrinking phase (200: the benchmarked schedule; on
+    glyphs, 10 search minutes, 60 steps per phase on 1,000 samples deployed 4.6-5 points below it,
+    benchmarks/ofa/README.md (l)). ``supernet_samples``: training samples the supernet trains on
+    (None: every one; it is trained once per dataset and shared by every board, so ``--search-samples``
+    and ``--search-epochs``, the per-candidate training of the other strategies, do not apply).
     ``subnets_per_step``: subnets sampled per step; ``recalibration_samples``: training
     samples that re-estimate a subnet's BatchNorm statistics (OFA uses 2000).
     """
@@ -47,19 +50,24 @@ class OnceForAll(RegularizedEvolution):
         sample_size: int = 8,
         mutations: int = 1,
         max_width: float = 0.5,
-        steps_per_phase: int | None = None,
+        steps_per_phase: int = 200,
+        supernet_samples: int | None = None,
         subnets_per_step: int = 2,
         recalibration_samples: int = 2000,
     ) -> None:
         widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
         if float(max_width) not in widths:
             raise SearchError(f"ofa max_width must be one of the space's widths {sorted(widths)}, got {max_width}")
-        if steps_per_phase is not None and int(steps_per_phase) < 1:
+        if int(steps_per_phase) < 1:
             raise SearchError(f"ofa steps_per_phase must be at least 1, got {steps_per_phase}")
+        if supernet_samples is not None and int(supernet_samples) < 1:
+            raise SearchError(f"ofa supernet_samples must be at least 1 (or unset: every training sample), "
+                              f"got {supernet_samples}")
         if int(subnets_per_step) < 1 or int(recalibration_samples) < 1:
             raise SearchError("ofa subnets_per_step and recalibration_samples must be at least 1")
         self.max_width = float(max_width)
-        self.steps_per_phase = None if steps_per_phase is None else int(steps_per_phase)
+        self.steps_per_phase = int(steps_per_phase)
+        self.supernet_samples = None if supernet_samples is None else int(supernet_samples)
         self.subnets_per_step = int(subnets_per_step)
         self.recalibration_samples = int(recalibration_samples)
         limit = self.max_width
