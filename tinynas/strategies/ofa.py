@@ -28,7 +28,7 @@ class OnceForAll(RegularizedEvolution):
     ``max_width``: the supernet's widest multiplier (0.5 by default: the 2-core budget of
     the supernet's training; nano33ble-class boards hold little more at 28x28).
     ``steps_per_phase``: optimizer steps per shrinking phase (200: the benchmarked schedule; on
-    glyphs, 10 search minutes, 60 steps per phase on 1,000 samples deployed 4.6-5 points below it,
+    glyphs, 10 search minutes, 48 steps per phase on 1,000 samples deployed 4.6-5 points below it,
     benchmarks/ofa/README.md (l)). ``supernet_samples``: training samples the supernet trains on
     (None: every one; it is trained once per dataset and shared by every board, so ``--search-samples``
     and ``--search-epochs``, the per-candidate training of the other strategies, do not apply).
