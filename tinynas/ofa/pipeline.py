@@ -28,7 +28,7 @@ def schedule_for(ctx: Any) -> ShrinkingSchedule:
     cap = hyper.get("supernet_samples")
     samples = n_train if cap is None else min(int(cap), n_train)
     return ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper.get("steps_per_phase", 200)),
-                                    max_width=float(hyper.get("max_width", 0.5)),
+                                    max_width=float(hyper.get("max_width", 0.35)),
                                     subnets_per_step=int(hyper.get("subnets_per_step", 2)),
                                     max_train_samples=None if samples >= n_train else samples, seed=int(s.seed))
 

@@ -25,8 +25,10 @@ class OnceForAll(RegularizedEvolution):
 
     A subnet costs about a second, not a training, so the population is larger than
     plain evolution's (OFA's own search uses 100; 32 fits a budget of a few hundred).
-    ``max_width``: the supernet's widest multiplier (0.5 by default: the 2-core budget of
-    the supernet's training; nano33ble-class boards hold little more at 28x28).
+    ``max_width``: the supernet's widest multiplier (0.35 by default, as benchmarked: on glyphs
+    at 10 search minutes 0.5 deployed 0.6-1 point lower on nucleo-l010rb and nano33ble and its
+    supernet took 40 % longer, benchmarks/ofa/README.md (l); nano33ble-class boards hold little
+    more at 28x28).
     ``steps_per_phase``: optimizer steps per shrinking phase (200: the benchmarked schedule; on
     glyphs, 10 search minutes, 48 steps per phase on 1,000 samples deployed 4.6-5 points below it,
     benchmarks/ofa/README.md (l)). ``supernet_samples``: training samples the supernet trains on
@@ -49,7 +51,7 @@ class OnceForAll(RegularizedEvolution):
         population_size: int = 32,
         sample_size: int = 8,
         mutations: int = 1,
-        max_width: float = 0.5,
+        max_width: float = 0.35,
         steps_per_phase: int = 200,
         supernet_samples: int | None = None,
         subnets_per_step: int = 2,
