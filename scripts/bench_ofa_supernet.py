@@ -237,10 +237,11 @@ def main() -> None:
     for arch in archs:
         t = time.time()
         stats = net.recalibrate(arch, ds.x_train[:2000])
-        acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
         if args.score_train_samples:
             acc = short_training_score(net, space, ds, arch, stats, samples=args.score_train_samples,
                                        start=args.score_from, learning_rate=args.score_lr)
+        else:
+            acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
         inherited.append(acc)
         print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
     if args.tau:

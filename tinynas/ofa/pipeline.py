@@ -19,18 +19,26 @@ log = logging.getLogger(__name__)
 _LOADED: dict[str, ElasticMCUNet] = {}
 
 
+def _hyper(ctx: Any) -> dict[str, Any]:
+    """The ofa strategy's hyperparameters: the run's values over the strategy's own defaults (one place for
+    those defaults: ``tinynas.strategies.ofa.OnceForAll``)."""
+    from tinynas.strategies import strategy_hyperparameters
+
+    return {**strategy_hyperparameters("ofa"), **ctx.resolved.strategy_hyper}
+
+
 def schedule_for(ctx: Any) -> ShrinkingSchedule:
     """The run's shrinking schedule: ``steps_per_phase`` optimizer steps per phase on ``supernet_samples``
     training samples (every one by default), whatever ``--search-epochs`` and ``--search-samples`` say: those
     size the per-candidate training of the other strategies, and the supernet is trained once for every board."""
-    s, hyper = ctx.settings, ctx.resolved.strategy_hyper
+    hyper = _hyper(ctx)
     n_train = len(ctx.resolved.dataset.y_train)
-    cap = hyper.get("supernet_samples")
+    cap = hyper["supernet_samples"]
     samples = n_train if cap is None else min(int(cap), n_train)
-    return ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper.get("steps_per_phase", 200)),
-                                    max_width=float(hyper.get("max_width", 0.35)),
-                                    subnets_per_step=int(hyper.get("subnets_per_step", 2)),
-                                    max_train_samples=None if samples >= n_train else samples, seed=int(s.seed))
+    return ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper["steps_per_phase"]),
+                                    max_width=float(hyper["max_width"]), subnets_per_step=int(hyper["subnets_per_step"]),
+                                    max_train_samples=None if samples >= n_train else samples,
+                                    seed=int(ctx.settings.seed))
 
 
 def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:
@@ -60,7 +68,6 @@ def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
     net = _LOADED.get(done.get("directory", ""))
     if net is None:
         net, _ = _supernet(ctx)
-    hyper = ctx.resolved.strategy_hyper
     return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,
-                           recalibration_samples=int(hyper.get("recalibration_samples", 2000)),
+                           recalibration_samples=int(_hyper(ctx)["recalibration_samples"]),
                            seed=int(ctx.settings.seed))
