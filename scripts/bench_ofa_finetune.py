@@ -6,6 +6,7 @@ recalibrated inherited weights, and train it for the final budget (``--epochs``,
 
 - ``inherit``: the inherited weights as they are (what ``tinynas/ofa/evaluate.py`` does);
 - ``scratch``: a fresh initialisation (same epochs: what the inherited weights are worth at equal cost);
+  ``scratch<N>`` trains it for N epochs instead (``scratch20``: more seeds of the stored from-scratch reference);
 - ``sp<L>``: shrink and perturb (Ash & Adams 2020, "On warm-starting neural network training"): every
   convolution and dense kernel becomes ``L * inherited + (1 - L) * fresh``; BatchNorm parameters and
   statistics are kept. Behind BatchNorm, shrinking a kernel leaves the function as it is and raises the
@@ -27,6 +28,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ def _start(model: Any, fresh: Any, start: str) -> None:
     """Set ``model``'s starting weights for ``start`` (``fresh`` is the same graph, freshly initialised)."""
     if start == "inherit":
         return
-    if start == "scratch":
+    if start.startswith("scratch"):
         model.set_weights(fresh.get_weights())
         return
     keep = float(start[2:])
@@ -115,7 +117,9 @@ def main() -> None:
                         model = net.extract(arch, stats)
                         _start(model, build_keras_model(space.graph(arch), seed=1000 + train_seed), start)
                         t0 = time.perf_counter()
-                        r = train_keras_model(model, dataset, budget=budget, seed=train_seed)
+                        epochs = int(start[len("scratch"):] or args.epochs) if start.startswith("scratch") \
+                            else args.epochs
+                        r = train_keras_model(model, dataset, budget=replace(budget, epochs=epochs), seed=train_seed)
                         results = json.loads(out.read_text()) if out.is_file() else {}
                         results[name] = {"float": r.test_accuracy, "val": r.val_accuracy, "inherited": inherited,
                                          "seconds": round(time.perf_counter() - t0, 1)}
@@ -128,7 +132,7 @@ def main() -> None:
 
 def table(rows: dict[str, Any], results: dict[str, Any], keys: list[str], starts: list[str], epochs: int) -> str:
     head = "| ofa winner | pipeline fine-tuned | from scratch 20 ep | " + " | ".join(
-        f"{s} {epochs} ep" for s in starts) + " |"
+        s if s[7:].isdigit() else f"{s} {epochs} ep" for s in starts) + " |"
     lines = [f"float test %, mean of the training seeds; the difference to from scratch 20 ep in brackets", "",
              head, "|" + "---|" * (3 + len(starts))]
     diffs: dict[str, list[float]] = {s: [] for s in starts}
