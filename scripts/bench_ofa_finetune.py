@@ -7,11 +7,9 @@ recalibrated inherited weights, and train it for the final budget (``--epochs``,
 - ``inherit``: the inherited weights as they are (what ``tinynas/ofa/evaluate.py`` does);
 - ``scratch``: a fresh initialisation (same epochs: what the inherited weights are worth at equal cost);
   ``scratch<N>`` trains it for N epochs instead (``scratch20``: more seeds of the stored from-scratch reference);
-- ``sp<L>``: shrink and perturb (Ash & Adams 2020, "On warm-starting neural network training"): every
-  convolution and dense kernel becomes ``L * inherited + (1 - L) * fresh``; BatchNorm parameters and
-  statistics are kept. Behind BatchNorm, shrinking a kernel leaves the function as it is and raises the
-  effective step of the next updates, which is their remedy for a warm start that generalises worse than a
-  cold one.
+- ``sp<L>``: shrink and perturb (``tinynas.ofa.evaluate.shrink_perturb``, what ``--strategy-option
+  finetune_keep=L`` does): every convolution and dense kernel becomes ``L * inherited + (1 - L) * fresh``,
+  BatchNorm kept.
 
 Each start is trained with ``--train-seeds`` seeds; the table gives the float test accuracy per row and start,
 and the mean difference to the stored 20-epoch from-scratch training.
@@ -57,16 +55,12 @@ def _supernet(dataset: Any, space: Any, *, cache: Path, seed: int, steps_per_pha
 
 def _start(model: Any, fresh: Any, start: str) -> None:
     """Set ``model``'s starting weights for ``start`` (``fresh`` is the same graph, freshly initialised)."""
-    if start == "inherit":
-        return
+    from tinynas.ofa.evaluate import shrink_perturb
+
     if start.startswith("scratch"):
         model.set_weights(fresh.get_weights())
-        return
-    keep = float(start[2:])
-    for layer, new in zip(model.layers, fresh.layers):
-        if not layer.weights or layer.__class__.__name__ == "BatchNormalization":
-            continue
-        layer.set_weights([keep * w + (1.0 - keep) * f for w, f in zip(layer.get_weights(), new.get_weights())])
+    elif start != "inherit":
+        shrink_perturb(model, fresh, keep=float(start[2:]))
 
 
 def main() -> None:

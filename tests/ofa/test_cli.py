@@ -44,6 +44,7 @@ def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, caps
     assert all(float(e["arch"]["decisions"]["width"]) <= 0.35 for e in search)  # covered by the supernet
     final = [e for e in lines if e.get("stage") == "final" and "arch" in e]
     assert final and final[0]["inherited_accuracy"] is not None and final[0]["worker"] == "ofa"
+    assert final[0]["finetune_keep"] == 0.5  # shrink and perturb by default
     assert (first / "model" / "model_int8.tflite").is_file() and (first / "deploy" / "model_data.cc").is_file()
 
     second = tmp_path / "b"
@@ -60,6 +61,14 @@ def test_ofa_on_another_space_is_refused_before_anything_is_written(tmp_path, mo
     code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "dscnn",
                      "--strategy", "ofa", *FLAGS, "--out", str(out))
     assert code == 1 and "strategy 'ofa' works only on space(s) mcunet" in cap.err
+    assert "Traceback" not in cap.err and not out.exists()
+
+
+def test_a_finetune_keep_outside_0_to_1_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS, "--strategy-option", "finetune_keep=1.5", "--out", str(out))
+    assert code == 1 and "finetune_keep must be within 0..1" in cap.err, cap.err
     assert "Traceback" not in cap.err and not out.exists()
 
 

@@ -9,7 +9,11 @@ like any final candidate. OFA fine-tunes specialized subnets briefly at a small 
 but its supernet is trained until inherited accuracy nears stand-alone; a CPU-sized
 one is not (glyphs, benchmarks/ofa/README.md (i): inherited 0.73, stand-alone 0.95),
 and there a quarter of the rate left the fine-tuned subnet 2 points below the same
-subnet at the full rate. Runs in the driver process, one job at a time.
+subnet at the full rate. For the same reason the inherited kernels are shrunk towards
+a fresh initialisation before fine-tuning (``finetune_keep``, ``shrink_perturb``): a
+warm start from such weights generalised worse than the same net trained from scratch
+for twice the epochs, and the blend closed that gap (README (m)). Runs in the driver
+process, one job at a time.
 """
 
 from __future__ import annotations
@@ -26,14 +30,39 @@ from tinynas.ofa.supernet import ElasticMCUNet
 log = logging.getLogger(__name__)
 
 
+def shrink_perturb(model: Any, fresh: Any, *, keep: float) -> None:
+    """Set every convolution and dense kernel of ``model`` to ``keep * its weights + (1 - keep) * fresh's``.
+
+    Shrink and perturb (Ash & Adams 2020, "On warm-starting neural network training"), with the
+    perturbation drawn from the layer's own initialiser: ``fresh`` is the same graph freshly
+    initialised. BatchNorm parameters and statistics stay as inherited, so behind BatchNorm the
+    shrink leaves the function nearly as it is while each update moves the smaller kernel further.
+    ``keep`` 1 changes nothing; 0 is a fresh start.
+    """
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"keep must be within 0..1, got {keep}")
+    if keep == 1.0:
+        return
+    pairs = list(zip(model.layers, fresh.layers))
+    for layer, new in pairs:
+        if layer.name != new.name or [tuple(w.shape) for w in layer.weights] != [tuple(w.shape) for w in new.weights]:
+            raise ValueError(f"fresh model's layer {new.name!r} does not match {layer.name!r}: not the same graph")
+    if len(model.layers) != len(fresh.layers):
+        raise ValueError(f"fresh model has {len(fresh.layers)} layers, the model {len(model.layers)}: not the same graph")
+    for layer, new in pairs:
+        if layer.weights and layer.__class__.__name__ != "BatchNormalization":
+            layer.set_weights([keep * w + (1.0 - keep) * f for w, f in zip(layer.get_weights(), new.get_weights())])
+
+
 class SubnetEvaluator:
     """Evaluates ``EvalJob``s on subnets of ``supernet`` (``workers`` is 1: the supernet lives here)."""
 
     workers = 1
 
     def __init__(self, *, supernet: ElasticMCUNet, dataset: Any, spec: Any, recalibration_samples: int = 2000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, finetune_keep: float = 1.0) -> None:
         self.supernet = supernet
+        self.finetune_keep = float(finetune_keep)
         self.dataset = dataset
         self.spec = spec
         rng = np.random.default_rng(seed)
@@ -56,13 +85,17 @@ class SubnetEvaluator:
             return {"accuracy": acc, "val_loss": loss, "test_accuracy": None, "train_seconds": seconds,
                     "seconds": round(seconds, 3), "cached": False, "worker": "ofa", "inherited": True}
         from tinynas.pipeline.evaluate import outcome_of
+        from tinynas.space.keras_builder import build_keras_model
         from tinynas.train.trainer import train_keras_model
 
         model = self.supernet.extract(job.arch, stats)
+        if self.finetune_keep < 1.0:
+            fresh = build_keras_model(self.supernet.space.graph(job.arch), seed=job.seed)
+            shrink_perturb(model, fresh, keep=self.finetune_keep)
         result = train_keras_model(model, self.dataset, budget=job.budget, seed=job.seed, save_path=job.model_path)
         log.info("fine-tuned subnet %s: inherited %.4f -> %.4f", job.arch.id, acc, result.val_accuracy)
         out = outcome_of(result, job, seconds=time.perf_counter() - start, worker="ofa")
-        out.update(inherited_accuracy=acc, params=int(model.count_params()))
+        out.update(inherited_accuracy=acc, params=int(model.count_params()), finetune_keep=self.finetune_keep)
         return out
 
     def submit(self, job: Any) -> cf.Future:

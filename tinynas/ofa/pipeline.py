@@ -68,6 +68,7 @@ def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
     net = _LOADED.get(done.get("directory", ""))
     if net is None:
         net, _ = _supernet(ctx)
+    hyper = _hyper(ctx)
     return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,
-                           recalibration_samples=int(_hyper(ctx)["recalibration_samples"]),
-                           seed=int(ctx.settings.seed))
+                           recalibration_samples=int(hyper["recalibration_samples"]),
+                           seed=int(ctx.settings.seed), finetune_keep=float(hyper["finetune_keep"]))

@@ -36,6 +36,11 @@ class OnceForAll(RegularizedEvolution):
     and ``--search-epochs``, the per-candidate training of the other strategies, do not apply).
     ``subnets_per_step``: subnets sampled per step; ``recalibration_samples``: training
     samples that re-estimate a subnet's BatchNorm statistics (OFA uses 2000).
+    ``finetune_keep``: share of each inherited kernel the final candidates start from, the rest a
+    fresh initialisation (shrink and perturb; 1.0: the inherited weights as they are). 0.5 by
+    default: on glyphs the 10-epoch fine-tune from inherited weights ended 0.85 point below the same
+    nets trained from scratch for 20 epochs on nucleo-l010rb, from the blend 0.12 below
+    (benchmarks/ofa/README.md (m)).
     """
 
     name = "ofa"
@@ -56,6 +61,7 @@ class OnceForAll(RegularizedEvolution):
         supernet_samples: int | None = None,
         subnets_per_step: int = 2,
         recalibration_samples: int = 2000,
+        finetune_keep: float = 0.5,
     ) -> None:
         widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
         if float(max_width) not in widths:
@@ -67,11 +73,15 @@ class OnceForAll(RegularizedEvolution):
                               f"got {supernet_samples}")
         if int(subnets_per_step) < 1 or int(recalibration_samples) < 1:
             raise SearchError("ofa subnets_per_step and recalibration_samples must be at least 1")
+        if not 0.0 <= float(finetune_keep) <= 1.0:
+            raise SearchError(f"ofa finetune_keep must be within 0..1 (1: fine-tune the inherited weights as they "
+                              f"are, 0: from scratch), got {finetune_keep}")
         self.max_width = float(max_width)
         self.steps_per_phase = int(steps_per_phase)
         self.supernet_samples = None if supernet_samples is None else int(supernet_samples)
         self.subnets_per_step = int(subnets_per_step)
         self.recalibration_samples = int(recalibration_samples)
+        self.finetune_keep = float(finetune_keep)
         limit = self.max_width
 
         def covered(arch: Arch) -> bool:

@@ -1,0 +1,78 @@
+"""``shrink_perturb``: the start of an ofa final candidate's fine-tune, between its inherited weights and a
+fresh initialisation of the same graph (``--strategy-option finetune_keep``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def subnet():
+    from tinynas.data.base import load_dataset
+    from tinynas.ofa.evaluate import SubnetEvaluator
+    from tinynas.ofa.plan import largest_archs
+    from tinynas.ofa.supernet import ElasticMCUNet
+    from tinynas.space import get_space
+
+    ds = load_dataset("digits", seed=0)
+    space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    net = ElasticMCUNet(space=space, max_width=0.15, seed=0)
+    arch = largest_archs(space, max_width=0.15)[0].replace(resolution=int(ds.input_shape[0]))
+    _, _, stats = SubnetEvaluator(supernet=net, dataset=ds, spec=None).inherited(arch)
+    return net, space, arch, stats
+
+
+def _pair(subnet, seed=3):
+    from tinynas.space.keras_builder import build_keras_model
+
+    net, space, arch, stats = subnet
+    return net.extract(arch, stats), build_keras_model(space.graph(arch), seed=seed)
+
+
+def test_kernels_are_blended_and_batchnorm_is_kept(subnet):
+    from tinynas.ofa.evaluate import shrink_perturb
+
+    model, fresh = _pair(subnet)
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers}
+    shrink_perturb(model, fresh, keep=0.3)
+    kernels = 0
+    for layer, new in zip(model.layers, fresh.layers):
+        old = before[layer.name]
+        for got, was, other in zip(layer.get_weights(), old, new.get_weights()):
+            if layer.__class__.__name__ == "BatchNormalization":
+                np.testing.assert_array_equal(got, was)  # inherited statistics and affine parameters
+            else:
+                np.testing.assert_allclose(got, 0.3 * was + 0.7 * other, rtol=1e-5, atol=1e-7)
+                kernels += 1
+    assert kernels > 10
+
+
+def test_keep_one_changes_nothing_and_zero_is_the_fresh_start(subnet):
+    from tinynas.ofa.evaluate import shrink_perturb
+
+    model, fresh = _pair(subnet)
+    before = [w.copy() for w in model.get_weights()]
+    shrink_perturb(model, fresh, keep=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    shrink_perturb(model, fresh, keep=0.0)
+    conv = next(layer for layer in model.layers if layer.name.startswith("conv_2d"))
+    np.testing.assert_array_equal(conv.get_weights()[0], fresh.get_layer(conv.name).get_weights()[0])
+
+
+def test_a_keep_outside_0_to_1_or_another_graph_is_refused(subnet):
+    from tinynas.ofa.evaluate import shrink_perturb
+    from tinynas.space.keras_builder import build_keras_model
+    from tinynas.strategies import make_strategy
+
+    net, space, arch, _ = subnet
+    model, fresh = _pair(subnet)
+    with pytest.raises(ValueError, match="keep must be within 0..1"):
+        shrink_perturb(model, fresh, keep=1.2)
+    other = build_keras_model(space.graph(space.canonical(arch.replace(s5_depth=1))), seed=0)
+    with pytest.raises(ValueError, match="not the same graph"):
+        shrink_perturb(model, other, keep=0.5)
+    from tinynas.errors import SearchError
+
+    with pytest.raises(SearchError, match="finetune_keep must be within 0..1"):
+        make_strategy("ofa", space=space, finetune_keep=-0.1)
