@@ -4,7 +4,7 @@ of one trained supernet, scored by inherited accuracy (tinynas.ofa.evaluate).
 The pipeline (tinynas.pipeline.stages) trains or reuses the supernet in its ``supernet``
 stage, runs this strategy in ``search`` against the subnet evaluator (journal fidelity
 "ofa": a weight slice, a BatchNorm recalibration and one validation pass per subnet),
-then fine-tunes the top few from their inherited weights in ``final``. The supernet
+then fine-tunes the top few from their inherited weights (``finetune_keep``) in ``final``. The supernet
 hyperparameters live here so ``--strategy-option`` sets them and config.toml records them.
 """
 
@@ -38,9 +38,9 @@ class OnceForAll(RegularizedEvolution):
     samples that re-estimate a subnet's BatchNorm statistics (OFA uses 2000).
     ``finetune_keep``: share of each inherited kernel the final candidates start from, the rest a
     fresh initialisation (shrink and perturb; 1.0: the inherited weights as they are). 0.5 by
-    default: on glyphs the 10-epoch fine-tune from inherited weights ended 0.85 point below the same
-    nets trained from scratch for 20 epochs on nucleo-l010rb, from the blend 0.12 below
-    (benchmarks/ofa/README.md (m)).
+    default: on glyphs, nucleo-l010rb, the 10-epoch fine-tune from inherited weights ended 0.82 point
+    below the same nets trained from scratch for 20 epochs (mean of 3 winners), from the blend 0.09
+    below; it was ahead of the plain warm start on all 9 winners of 3 boards (benchmarks/ofa/README.md (m)).
     """
 
     name = "ofa"
