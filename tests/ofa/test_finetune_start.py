@@ -61,18 +61,17 @@ def test_keep_one_changes_nothing_and_zero_is_the_fresh_start(subnet):
 
 
 def test_a_keep_outside_0_to_1_or_another_graph_is_refused(subnet):
+    from tinynas.errors import SearchError
     from tinynas.ofa.evaluate import shrink_perturb
     from tinynas.space.keras_builder import build_keras_model
     from tinynas.strategies import make_strategy
 
-    net, space, arch, _ = subnet
+    _, space, arch, _ = subnet
     model, fresh = _pair(subnet)
     with pytest.raises(ValueError, match="keep must be within 0..1"):
         shrink_perturb(model, fresh, keep=1.2)
     other = build_keras_model(space.graph(space.canonical(arch.replace(s5_depth=1))), seed=0)
     with pytest.raises(ValueError, match="not the same graph"):
         shrink_perturb(model, other, keep=0.5)
-    from tinynas.errors import SearchError
-
     with pytest.raises(SearchError, match="finetune_keep must be within 0..1"):
         make_strategy("ofa", space=space, finetune_keep=-0.1)
