@@ -40,9 +40,11 @@ def _supernet(dataset: Any, space: Any, *, cache: Path, seed: int, steps_per_pha
     """The cached supernet of ``bench_ofa.py``'s ofa runs for ``seed``; refuses to train a new one."""
     from tinynas.ofa.cache import supernet_dir, supernet_meta
     from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
+    from tinynas.strategies import strategy_hyperparameters
 
     schedule = ShrinkingSchedule.scaled(len(dataset.y_train), steps_per_phase=steps_per_phase, max_width=max_width,
-                                        subnets_per_step=2, max_train_samples=None, seed=seed)
+                                        subnets_per_step=strategy_hyperparameters("ofa")["subnets_per_step"],
+                                        max_train_samples=None, seed=seed)
     meta = supernet_meta(dataset_fingerprint=dataset.fingerprint, space=space.name,
                          input_shape=tuple(space.input_shape), num_classes=space.num_classes,
                          schedule=schedule.to_json())
