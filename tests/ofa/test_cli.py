@@ -78,3 +78,18 @@ def test_a_board_no_subnet_fits_names_the_smallest_subnets_cost(tmp_path, monkey
                      "--strategy", "ofa", *FLAGS[:-2], "--max-macs", "1k", "--out", str(out))
     assert code == 1 and "smallest" in cap.err and "macs" in cap.err and "vs budget 1000" in cap.err, cap.err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_an_ofa_sweep_shares_the_supernet_and_each_board_scores_its_own_subnets(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sweep"
+    code, cap = _run(monkeypatch, capsys, "--profiles", "nucleo-l432kc,nano33ble", "--dataset", "digits", "--space",
+                     "mcunet", "--strategy", "ofa", *FLAGS, "--search-only", "--out", str(out), command="sweep")
+    assert code == 0, cap.err[-3000:]
+    done = {b: json.loads((out / b / "stages" / "supernet" / "done.json").read_text())
+            for b in ("nucleo-l432kc", "nano33ble")}
+    assert done["nucleo-l432kc"]["directory"] == done["nano33ble"]["directory"]  # one supernet for both boards
+    assert sorted(d["reused"] for d in done.values()) == [False, True]
+    for board in done:  # no board is told another's subnets: each spends its whole budget on its own search
+        search = [e for e in _journal(out / board) if e.get("stage") == "search" and "arch" in e]
+        assert len(search) == 3 and not any(e.get("shared_from") for e in search), board

@@ -285,7 +285,10 @@ def search_stage(ctx: StageContext) -> dict:
 
     # Results of other boards of a sweep: accuracy does not depend on the board, only feasibility does.
     # Each counts in the budget as what it cost: one candidate, and its evaluation's seconds of a time budget.
-    for entry in sorted(ctx.shared, key=lambda e: -(e.get("accuracy") or 0.0)):
+    # Not for ofa: what its boards share is the supernet. A subnet scores in about a second, so telling a board
+    # the tighter boards' subnets saves seconds and spends its candidate budget on their region of the space.
+    shared = [] if fidelity == "ofa" else ctx.shared
+    for entry in sorted(shared, key=lambda e: -(e.get("accuracy") or 0.0)):
         if budget_n is not None and len(journaled) >= budget_n:
             break
         arch = Arch.from_json(entry["arch"])
