@@ -41,7 +41,7 @@ def setup(args: argparse.Namespace) -> tuple:
         else load_dataset(args.dataset, seed=0)
     space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
     schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
-                                        max_width=args.max_width)
+                                        max_width=args.max_width, seed=int(getattr(args, "seed", 0)))
     if getattr(args, "epochs", None):
         schedule = replace(schedule, epochs=tuple(int(e) for e in args.epochs.split(",")))
     if getattr(args, "shift_prob", None) is not None:
@@ -168,6 +168,10 @@ def main() -> None:
     p.add_argument("--score-train-samples", type=int, default=0,
                    help="score each subnet after one epoch of training on this many samples (a short fine-tune): "
                         "from its inherited weights (--score-from inherited) or from scratch (a control)")
+    p.add_argument("--tau-score", default="accuracy", choices=("accuracy", "loss"),
+                   help="what ranks a subnet: its inherited validation accuracy, or minus its inherited validation "
+                        "loss (the 'inherited' field of --tau-json is then minus the loss)")
+    p.add_argument("--seed", type=int, default=0, help="the supernet's seed (ShrinkingSchedule.seed; a run's --seed)")
     p.add_argument("--score-from", default="inherited", choices=("inherited", "scratch"),
                    help="with --score-train-samples: start from the supernet's weights or from a fresh init")
     p.add_argument("--score-lr", type=float, default=1e-3, help="with --score-train-samples: the peak rate")
@@ -240,10 +244,13 @@ def main() -> None:
         if args.score_train_samples:
             acc = short_training_score(net, space, ds, arch, stats, samples=args.score_train_samples,
                                        start=args.score_from, learning_rate=args.score_lr)
+        elif args.tau_score == "loss":  # minus the validation cross-entropy: higher is better, as for accuracy
+            probs = net.predict(arch, ds.x_val, stats)
+            acc = -float(np.mean(-np.log(np.clip(probs[np.arange(len(ds.y_val)), ds.y_val], 1e-7, 1.0))))
         else:
             acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
         inherited.append(acc)
-        print(f"{space.summary(arch):80s} inherited val acc {acc:.3f}  {time.time() - t:.2f} s")
+        print(f"{space.summary(arch):80s} inherited val {args.tau_score} {abs(acc):.3f}  {time.time() - t:.2f} s")
     if args.tau:
         kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
                     cache=args.standalone_cache, seeds=args.tau_seeds, out=args.tau_json,

@@ -75,3 +75,34 @@ def test_a_keep_outside_0_to_1_or_another_graph_is_refused(subnet):
         shrink_perturb(model, other, keep=0.5)
     with pytest.raises(SearchError, match="finetune_keep must be within 0..1"):
         make_strategy("ofa", space=space, finetune_keep=-0.1)
+
+
+def test_a_final_fine_tune_is_cached_per_subnet_supernet_and_start(subnet, tmp_path):
+    """Boards of a sweep that pick the same winner fine-tune it once; another start is another training."""
+    from types import SimpleNamespace
+
+    from tinynas.data.base import load_dataset
+    from tinynas.ofa.evaluate import SubnetEvaluator
+    from tinynas.pipeline.evaluate import EvalJob
+    from tinynas.train import TrainBudget
+
+    net, _, arch, _ = subnet
+    ds = load_dataset("digits", seed=0)
+    spec = SimpleNamespace(cache_dir=str(tmp_path / "cache"))
+    budget = TrainBudget(epochs=1, max_train_samples=128)
+
+    def final(keep, name, key="supernet-a"):
+        evaluator = SubnetEvaluator(supernet=net, dataset=ds, spec=spec, recalibration_samples=64, finetune_keep=keep,
+                                    supernet_key=key)
+        job = EvalJob(arch=arch, budget=budget, seed=1, fidelity="final", model_path=str(tmp_path / f"{name}.keras"))
+        return evaluator.submit(job).result()
+
+    first, again = final(0.5, "a"), final(0.5, "b")
+    assert first["cached"] is False and again["cached"] is True
+    assert again["accuracy"] == first["accuracy"] and (tmp_path / "b.keras").read_bytes() == \
+        (tmp_path / "a.keras").read_bytes()
+    assert again["inherited_accuracy"] == first["inherited_accuracy"] and again["finetune_keep"] == 0.5
+    assert final(1.0, "c")["cached"] is False  # another start
+    assert final(0.5, "d", key="supernet-b")["cached"] is False  # another supernet's weights
+    (tmp_path / "cache" / "models").rename(tmp_path / "gone")  # the outcome without its weights: train again
+    assert final(0.5, "e")["cached"] is False and (tmp_path / "e.keras").is_file()

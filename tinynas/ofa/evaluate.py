@@ -60,9 +60,10 @@ class SubnetEvaluator:
     workers = 1
 
     def __init__(self, *, supernet: ElasticMCUNet, dataset: Any, spec: Any, recalibration_samples: int = 2000,
-                 seed: int = 0, finetune_keep: float = 1.0) -> None:
+                 seed: int = 0, finetune_keep: float = 1.0, supernet_key: str | None = None) -> None:
         self.supernet = supernet
         self.finetune_keep = float(finetune_keep)
+        self.supernet_key = supernet_key
         self.dataset = dataset
         self.spec = spec
         rng = np.random.default_rng(seed)
@@ -84,19 +85,43 @@ class SubnetEvaluator:
             seconds = time.perf_counter() - start
             return {"accuracy": acc, "val_loss": loss, "test_accuracy": None, "train_seconds": seconds,
                     "seconds": round(seconds, 3), "cached": False, "worker": "ofa", "inherited": True}
-        from tinynas.pipeline.evaluate import outcome_of
+        from tinynas.pipeline.evaluate import install_model, kept_model_path, outcome_of
         from tinynas.space.keras_builder import build_keras_model
+        from tinynas.train import TrainCache
         from tinynas.train.trainer import train_keras_model
 
-        model = self.supernet.extract(job.arch, stats)
-        if self.finetune_keep < 1.0:
-            fresh = build_keras_model(self.supernet.space.graph(job.arch), seed=job.seed)
-            shrink_perturb(model, fresh, keep=self.finetune_keep)
-        result = train_keras_model(model, self.dataset, budget=job.budget, seed=job.seed, save_path=job.model_path)
-        log.info("fine-tuned subnet %s: inherited %.4f -> %.4f", job.arch.id, acc, result.val_accuracy)
+        key = self._final_key(job)
+        cache = None if key is None else TrainCache(self.spec.cache_dir)
+        kept = None if key is None or job.model_path is None else kept_model_path(self.spec, key)
+        result = None if cache is None else cache.get(key)
+        if result is not None and kept is not None and not kept.is_file():
+            result = None  # the outcome without its weights: fine-tune again
+        if result is None:
+            model = self.supernet.extract(job.arch, stats)
+            if self.finetune_keep < 1.0:
+                fresh = build_keras_model(self.supernet.space.graph(job.arch), seed=job.seed)
+                shrink_perturb(model, fresh, keep=self.finetune_keep)
+            result = train_keras_model(model, self.dataset, budget=job.budget, seed=job.seed,
+                                       save_path=kept or job.model_path)
+            if cache is not None:
+                cache.put(key, result)
+            log.info("fine-tuned subnet %s: inherited %.4f -> %.4f", job.arch.id, acc, result.val_accuracy)
+        if kept is not None:
+            install_model(kept, job.model_path)
         out = outcome_of(result, job, seconds=time.perf_counter() - start, worker="ofa")
-        out.update(inherited_accuracy=acc, params=int(model.count_params()), finetune_keep=self.finetune_keep)
+        out.update(inherited_accuracy=acc, params=int(result.params), finetune_keep=self.finetune_keep)
         return out
+
+    def _final_key(self, job: Any) -> str | None:
+        """The training cache key of a final fine-tune: the subnet, the supernet it inherits from, the start
+        (``finetune_keep``), budget and seed. Boards of a sweep that pick the same winner fine-tune it once.
+        None without a cache or a supernet key (a supernet that is not the cached one)."""
+        if self.supernet_key is None or self.spec is None or not getattr(self.spec, "cache_dir", None):
+            return None
+        from tinynas.train import cache_key
+
+        return cache_key(model_id=f"ofa/{self.supernet_key}/{job.arch.id}/keep{self.finetune_keep:g}",
+                         dataset_fingerprint=self.dataset.fingerprint, budget=job.budget, seed=job.seed)
 
     def submit(self, job: Any) -> cf.Future:
         fut: cf.Future = cf.Future()

@@ -8,6 +8,7 @@ directory, which a sweep shares, so every board after the first reuses it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from tinynas.ofa.evaluate import SubnetEvaluator
@@ -65,10 +66,13 @@ def supernet_stage(ctx: Any) -> dict[str, Any]:
 def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
     """The evaluator of the run's supernet (loaded from the cache when this process has not got it)."""
     done = ctx.run.stage_done("supernet") or {}
-    net = _LOADED.get(done.get("directory", ""))
+    directory = done.get("directory", "")
+    net = _LOADED.get(directory)
     if net is None:
-        net, _ = _supernet(ctx)
+        net, report = _supernet(ctx)
+        directory = report.directory
     hyper = _hyper(ctx)
     return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,
                            recalibration_samples=int(hyper["recalibration_samples"]),
-                           seed=int(ctx.settings.seed), finetune_keep=float(hyper["finetune_keep"]))
+                           seed=int(ctx.settings.seed), finetune_keep=float(hyper["finetune_keep"]),
+                           supernet_key=Path(directory).name)

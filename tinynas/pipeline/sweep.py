@@ -23,6 +23,13 @@ candidates), against single runs of each board:
   tight boards, so each class of boards searches its own frontier. On average the boards
   are as accurate as in their own runs (within 0.1 point), and a sweep costs about one
   run per class of boards (2.18x and 2.45x measured; 2.1-2.65x tabulated).
+
+With ``--strategy ofa`` the boards share the supernet (trained once into the cache) and the fine-tunes of
+winners they have in common, not subnet scores: a subnet scores in about a second, so each board searches with
+its whole budget of its own (tinynas.pipeline.stages, search), and the order does not matter. Measured on glyphs
+over the five boards above (scripts/bench_ofa_sweep.py, 120 subnets per board, benchmarks/ofa/README.md (o)):
+the sweep took 2.43x one single run from a cold cache (1,681 s against 691 s, of which 428 s supernet);
+each board after the first 168-275 s, and every board deployed what its own single run did.
 """
 
 from __future__ import annotations
