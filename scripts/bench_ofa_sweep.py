@@ -5,7 +5,8 @@ Two processes, one TensorFlow thread each, so they run side by side on two cores
 - ``--mode singles``: ``tinynas run --strategy ofa`` for each board of ``--singles`` one after another, sharing one
   cache: the first board trains the supernet, the others reuse it (the seconds per board once it exists).
 - ``--mode sweep``: ``tinynas sweep --strategy ofa`` over ``--boards`` with a cache of its own: one supernet, then
-  each board's specialization; later boards are told the subnets earlier boards scored (tinynas.pipeline.sweep).
+  each board's own search; the boards share the supernet and the fine-tunes of common winners
+  (tinynas.pipeline.sweep).
 
 Each board's stage seconds come from its run's journal (``stage`` start/done events). Subnets scored is the search
 budget in candidates (``--subnets``), so a board's search seconds are measured, not set by a time budget. Rows
@@ -33,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: the five MCU boards of scripts/bench_search.py's sweep, tightest last
 BOARDS = ("nucleo-h743zi", "nano33ble", "esp32s3-devkitc", "pico", "nucleo-l432kc")
-STAGES = ("supernet", "search", "final", "deploy")
 
 
 def stage_seconds(run_dir: Path) -> dict[str, float]:
@@ -53,6 +53,7 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
 
 
 def board_row(run_dir: Path) -> dict[str, Any]:
+    """One board's row: its winner's int8 and float test accuracy, subnets scored and told, stage seconds."""
     summary = json.loads((run_dir / "summary.json").read_text())
     supernet = run_dir / "stages" / "supernet" / "done.json"
     winner = summary.get("winner") or {}
@@ -72,32 +73,44 @@ def _store(path: Path, key: str, row: dict[str, Any]) -> None:
 
 
 def table(rows: dict[str, Any]) -> str:
+    """The rows of each run (``single``, ``sweep``, or another prefix a later bench stored), then each sweep's
+    total against the cold single run and its boards' int8 against their single runs."""
     lines = [rows.get("about", ""), "",
              "| run | board | supernet s | search s | subnets scored (told) | final s | deploy s | wall s | int8 % |",
              "|---|---|---|---|---|---|---|---|---|"]
-    single = {k.split("/", 1)[1]: r for k, r in rows.items() if k.startswith("single/")}
-    swept = {k.split("/", 1)[1]: r for k, r in rows.items() if k.startswith("sweep/") and k != "sweep/total"}
-    for run, group in (("single", single), ("sweep", swept)):
+    groups: dict[str, dict[str, Any]] = {}
+    for key, r in rows.items():
+        if "/" in key and not key.endswith("/total"):
+            run, board = key.split("/", 1)
+            groups.setdefault(run, {})[board] = r
+    for run, group in groups.items():
         for board, r in group.items():
             st = r["stages"]
             sn = f"{st.get('supernet', 0):.0f}" + (" (reused)" if r.get("supernet_reused") else "")
             int8 = "-" if r["int8"] is None else f"{100 * r['int8']:.1f}"
             lines.append(f"| {run} | {board} | {sn} | {st.get('search', 0):.0f} | {r['scored']} ({r.get('told') or 0}) | "
                          f"{st.get('final', 0):.0f} | {st.get('deploy', 0):.0f} | {r['wall_s']:.0f} | {int8} |")
-    total = rows.get("sweep/total")
-    if total and single:
+    single = groups.get("single", {})
+    if single:
         first = next(iter(single.values()))
-        lines += ["", f"sweep of {len(swept)} boards: {total['wall_s']:.0f} s; one single run from a cold cache "
-                      f"({next(iter(single))}): {first['wall_s']:.0f} s; ratio {total['wall_s'] / first['wall_s']:.2f}"]
         warm = list(single.values())[1:]
+        lines += ["", f"one single run from a cold cache ({next(iter(single))}): {first['wall_s']:.0f} s"]
         if warm:
             search = [r["stages"].get("search", 0) for r in warm]
             lines.append(f"single runs with the supernet cached: search {min(search):.0f}-{max(search):.0f} s, "
                          f"whole run {min(r['wall_s'] for r in warm):.0f}-{max(r['wall_s'] for r in warm):.0f} s")
+    for run, swept in groups.items():
+        total = rows.get(f"{run}/total")
+        if run == "single" or not total:
+            continue
+        line = f"{run} of {len(swept)} boards: {total['wall_s']:.0f} s"
+        if single:
+            line += f", {total['wall_s'] / first['wall_s']:.2f}x the cold single run"
         both = [b for b in swept if b in single and swept[b]["int8"] is not None and single[b]["int8"] is not None]
         if both:
-            diffs = ", ".join(f"{b} {100 * (swept[b]['int8'] - single[b]['int8']):+.1f}" for b in both)
-            lines.append(f"int8 sweep minus single run, per board: {diffs}")
+            line += "; int8 minus the single run: " + ", ".join(
+                f"{b} {100 * (swept[b]['int8'] - single[b]['int8']):+.1f}" for b in both)
+        lines.append(line)
     return "\n".join(lines)
 
 
