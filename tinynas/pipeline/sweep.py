@@ -28,7 +28,7 @@ With ``--strategy ofa`` the boards share the supernet (trained once into the cac
 winners they have in common, not subnet scores: a subnet scores in about a second, so each board searches with
 its whole budget of its own (tinynas.pipeline.stages, search), and the order does not matter. Measured on glyphs
 over the five boards above (scripts/bench_ofa_sweep.py, 120 subnets per board, benchmarks/ofa/README.md (o)):
-the sweep took 2.26x one single run from a cold cache (1,558 s against 691 s, of which 428 s supernet;
+the sweep took 2.26x one single run from a cold cache (1,558 s against 691 s, 428 s of that its supernet;
 2.43x before common winners' fine-tunes were cached); each board after the first 190-275 s, and every board
 deployed what its own single run did.
 """
