@@ -43,12 +43,12 @@ def shrink_perturb(model: Any, fresh: Any, *, keep: float) -> None:
         raise ValueError(f"keep must be within 0..1, got {keep}")
     if keep == 1.0:
         return
+    if len(model.layers) != len(fresh.layers):
+        raise ValueError(f"fresh model has {len(fresh.layers)} layers, the model {len(model.layers)}: not the same graph")
     pairs = list(zip(model.layers, fresh.layers))
     for layer, new in pairs:
         if layer.name != new.name or [tuple(w.shape) for w in layer.weights] != [tuple(w.shape) for w in new.weights]:
             raise ValueError(f"fresh model's layer {new.name!r} does not match {layer.name!r}: not the same graph")
-    if len(model.layers) != len(fresh.layers):
-        raise ValueError(f"fresh model has {len(fresh.layers)} layers, the model {len(model.layers)}: not the same graph")
     for layer, new in pairs:
         if layer.weights and layer.__class__.__name__ != "BatchNormalization":
             layer.set_weights([keep * w + (1.0 - keep) * f for w, f in zip(layer.get_weights(), new.get_weights())])
@@ -85,18 +85,17 @@ class SubnetEvaluator:
             seconds = time.perf_counter() - start
             return {"accuracy": acc, "val_loss": loss, "test_accuracy": None, "train_seconds": seconds,
                     "seconds": round(seconds, 3), "cached": False, "worker": "ofa", "inherited": True}
-        from tinynas.pipeline.evaluate import install_model, kept_model_path, outcome_of
+        from tinynas.pipeline.evaluate import install_model, kept_model_path, lookup, outcome_of
         from tinynas.space.keras_builder import build_keras_model
         from tinynas.train import TrainCache
         from tinynas.train.trainer import train_keras_model
 
         key = self._final_key(job)
         cache = None if key is None else TrainCache(self.spec.cache_dir)
-        kept = None if key is None or job.model_path is None else kept_model_path(self.spec, key)
-        result = None if cache is None else cache.get(key)
-        if result is not None and kept is not None and not kept.is_file():
-            result = None  # the outcome without its weights: fine-tune again
-        if result is None:
+        out = None if cache is None else lookup(self.spec, job, fingerprint=self.dataset.fingerprint, cache=cache,
+                                                key=key)
+        if out is None:
+            kept = None if cache is None or job.model_path is None else kept_model_path(self.spec, key)
             model = self.supernet.extract(job.arch, stats)
             if self.finetune_keep < 1.0:
                 fresh = build_keras_model(self.supernet.space.graph(job.arch), seed=job.seed)
@@ -105,11 +104,11 @@ class SubnetEvaluator:
                                        save_path=kept or job.model_path)
             if cache is not None:
                 cache.put(key, result)
+            if kept is not None:
+                install_model(kept, job.model_path)
             log.info("fine-tuned subnet %s: inherited %.4f -> %.4f", job.arch.id, acc, result.val_accuracy)
-        if kept is not None:
-            install_model(kept, job.model_path)
-        out = outcome_of(result, job, seconds=time.perf_counter() - start, worker="ofa")
-        out.update(inherited_accuracy=acc, params=int(result.params), finetune_keep=self.finetune_keep)
+            out = outcome_of(result, job, seconds=time.perf_counter() - start, worker="ofa")
+        out.update(inherited_accuracy=acc, finetune_keep=self.finetune_keep, worker="ofa")
         return out
 
     def _final_key(self, job: Any) -> str | None:

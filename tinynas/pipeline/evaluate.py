@@ -104,10 +104,12 @@ def install_model(kept: Path, model_path: str) -> None:
     os.replace(tmp, model_path)
 
 
-def lookup(spec: WorkerSpec, job: EvalJob, *, fingerprint: str, cache: Any) -> dict[str, Any] | None:
-    """The outcome of ``job`` from the cache (its weights installed when it asks for them), or None."""
+def lookup(spec: WorkerSpec, job: EvalJob, *, fingerprint: str, cache: Any, key: str | None = None
+           ) -> dict[str, Any] | None:
+    """The outcome of ``job`` from the cache (its weights installed when it asks for them), or None.
+    ``key``: the cache key when it is not the training's own (an ofa fine-tune's names its supernet)."""
     start = time.perf_counter()
-    key = job_key(job, fingerprint=fingerprint)
+    key = key or job_key(job, fingerprint=fingerprint)
     hit = cache.get(key)
     if hit is None:
         return None
