@@ -32,6 +32,8 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_ofa import _stage_done, _store  # noqa: E402  (the rows file and run folders of scripts/bench_ofa.py)
+
 #: the five MCU boards of scripts/bench_search.py's sweep, tightest last
 BOARDS = ("nucleo-h743zi", "nano33ble", "esp32s3-devkitc", "pico", "nucleo-l432kc")
 
@@ -55,21 +57,13 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
 def board_row(run_dir: Path) -> dict[str, Any]:
     """One board's row: its winner's int8 and float test accuracy, subnets scored and told, stage seconds."""
     summary = json.loads((run_dir / "summary.json").read_text())
-    supernet = run_dir / "stages" / "supernet" / "done.json"
+    supernet = _stage_done(run_dir, "supernet")
     winner = summary.get("winner") or {}
     return {"int8": winner.get("int8_accuracy"), "float": winner.get("float_test_accuracy"),
             "wall_s": summary.get("wall_seconds"), "scored": summary.get("candidates_evaluated"),
             "told": summary.get("candidates_shared"),
-            "supernet_reused": json.loads(supernet.read_text()).get("reused") if supernet.is_file() else None,
+            "supernet_reused": None if supernet is None else supernet.get("reused"),
             "stages": {k: round(v, 1) for k, v in stage_seconds(run_dir).items()}}
-
-
-def _store(path: Path, key: str, row: dict[str, Any]) -> None:
-    rows = json.loads(path.read_text()) if path.is_file() else {}
-    rows[key] = row
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(rows, indent=1))
-    os.replace(tmp, path)
 
 
 def table(rows: dict[str, Any]) -> str:
