@@ -12,6 +12,8 @@ there are skipped: so ``--strategies staged`` and ``--strategies ofa`` run as tw
 ``--strategies ofa-short`` runs ofa with the supernet schedule ``--strategy ofa`` defaulted to before it
 became the benchmarked one (48 steps per phase on 1,000 samples: 3 epochs per phase, twice for the full network,
 what ``--search-epochs 3 --search-samples 1000`` gave), to measure what the longer schedule adds.
+``--ofa-score predictor`` runs ofa with ``score=predictor`` and ``--predictor-candidates`` (2,000) as its candidate
+budget beside the minutes (benchmarks/ofa/README.md (q)); keep such rows in a file of their own.
 ``--table-only`` prints the table of what the file holds. The dataset is the same for every seed
 (``--data-seed``); the seed changes the run (search, training, supernet).
 
@@ -170,13 +172,18 @@ def main() -> None:
     p.add_argument("--work", default=None, help="run directories and the shared cache (default: a temp dir)")
     p.add_argument("--json", default=None, help="rows file (resumable; default: WORK/rows.json)")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--ofa-score", choices=("inherited", "predictor"), default="inherited",
+                   help="the ofa option score; predictor: the search ends after --predictor-candidates subnets")
+    p.add_argument("--predictor-candidates", type=int, default=2000)
     p.add_argument("--save", default=None, help="also write the table to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_ofa_"))
     path = Path(args.json or work / "rows.json")
-    about = (f"glyphs num_samples={args.samples} (data seed {args.data_seed}), {args.minutes} search min per run, "
+    about = (f"glyphs num_samples={args.samples} (data seed {args.data_seed}), {args.minutes} search min per run"
+             + (f" (ofa: score=predictor, {args.predictor_candidates} subnets)" if args.ofa_score == "predictor" else "")
+             + ", "
              f"final top {args.final_top_k} x {args.final_epochs} epochs, supernet max_width {args.max_width}, "
              f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
     rows = _load(path)
@@ -194,7 +201,12 @@ def main() -> None:
                         base = dict(profile=board, dataset="glyphs", space="mcunet", budget_minutes=args.minutes,
                                     search_epochs=2, final_epochs=args.final_epochs, final_top_k=args.final_top_k,
                                     seed=seed, cache_dir=str(work / "cache"))
-                        if strategy == "ofa":  # the supernet trains on every sample, as in README (h)
+                        if strategy == "ofa" and args.ofa_score == "predictor":  # README (q)
+                            settings = RunSettings(strategy="ofa", search_samples=None, **base,
+                                                   budget_candidates=args.predictor_candidates, strategy_options={
+                                                       "max_width": args.max_width, "score": "predictor",
+                                                       "steps_per_phase": args.steps_per_phase})
+                        elif strategy == "ofa":  # the supernet trains on every sample, as in README (h)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": args.steps_per_phase})
                         elif strategy == "ofa-short":  # the schedule `--strategy ofa` defaulted to before stop 32

@@ -171,6 +171,8 @@ def main() -> None:
     p.add_argument("--tau-score", default="accuracy", choices=("accuracy", "loss"),
                    help="what ranks a subnet: its inherited validation accuracy, or minus its inherited validation "
                         "loss (the 'inherited' field of --tau-json is then minus the loss)")
+    p.add_argument("--tau-predictor", default=None, metavar="PAIRS",
+                   help="rank by the accuracy predictor fitted on this pairs file (scripts/bench_ofa_predictor.py)")
     p.add_argument("--seed", type=int, default=0, help="the supernet's seed (ShrinkingSchedule.seed; a run's --seed)")
     p.add_argument("--score-from", default="inherited", choices=("inherited", "scratch"),
                    help="with --score-train-samples: start from the supernet's weights or from a fresh init")
@@ -251,6 +253,18 @@ def main() -> None:
             acc = float(np.mean(net.predict(arch, ds.x_val, stats).argmax(1) == ds.y_val))
         inherited.append(acc)
         print(f"{space.summary(arch):80s} inherited val {args.tau_score} {abs(acc):.3f}  {time.time() - t:.2f} s")
+    if args.tau_predictor:  # rank by the accuracy predictor fitted on the pairs file, the ranked subnets left out
+        import json
+
+        from tinynas.ofa.predictor import AccuracyPredictor
+        from tinynas.space.arch import Arch
+
+        ranked = {a.id for a in archs}
+        pairs = [p for p in json.loads(Path(args.tau_predictor).read_text())["pairs"] if p["id"] not in ranked]
+        predictor = AccuracyPredictor(space=space, seed=0)
+        fit = predictor.fit([Arch.from_json(p["arch"]) for p in pairs], [p["accuracy"] for p in pairs])
+        print(f"predictor on {len(pairs)} pairs: held-out MAE {fit.mae:.4f}, tau {fit.kendall_tau:.3f}")
+        inherited = [float(v) for v in predictor.predict(archs)]
     if args.tau:
         kendall_tau(net, ds, space, archs[1:args.tau + 1], inherited[1:args.tau + 1], args.tau_epochs, dims,
                     cache=args.standalone_cache, seeds=args.tau_seeds, out=args.tau_json,

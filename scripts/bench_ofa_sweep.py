@@ -8,6 +8,10 @@ Two processes, one TensorFlow thread each, so they run side by side on two cores
   each board's own search; the boards share the supernet and the fine-tunes of common winners
   (tinynas.pipeline.sweep).
 
+``--score predictor`` runs the same with ``--strategy-option score=predictor`` (give ``--subnets`` in the
+thousands), ``--label`` names the rows' run (so both kinds sit in one rows file) and ``--cache`` points the
+runs at a cache that already holds the supernet and its predictor pairs (benchmarks/ofa/README.md (q)).
+
 Each board's stage seconds come from its run's journal (``stage`` start/done events). Subnets scored is the search
 budget in candidates (``--subnets``), so a board's search seconds are measured, not set by a time budget. Rows
 go to ``--json`` (one file, merged by rename); ``--table-only`` prints what it holds.
@@ -70,7 +74,7 @@ def table(rows: dict[str, Any]) -> str:
     """The rows of each run (``single``, ``sweep``, or another prefix a later bench stored), then each sweep's
     total against the cold single run and its boards' int8 against their single runs."""
     lines = [rows.get("about", ""), "",
-             "| run | board | supernet s | search s | subnets scored (told) | final s | deploy s | wall s | int8 % |",
+             "| run | board | supernet s | search s (+ verify) | subnets scored (told) | final s | deploy s | wall s | int8 % |",
              "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, dict[str, Any]] = {}
     for key, r in rows.items():
@@ -82,7 +86,8 @@ def table(rows: dict[str, Any]) -> str:
             st = r["stages"]
             sn = f"{st.get('supernet', 0):.0f}" + (" (reused)" if r.get("supernet_reused") else "")
             int8 = "-" if r["int8"] is None else f"{100 * r['int8']:.1f}"
-            lines.append(f"| {run} | {board} | {sn} | {st.get('search', 0):.0f} | {r['scored']} ({r.get('told') or 0}) | "
+            search = f"{st.get('search', 0):.0f}" + (f" + {st['verify']:.0f}" if "verify" in st else "")
+            lines.append(f"| {run} | {board} | {sn} | {search} | {r['scored']} ({r.get('told') or 0}) | "
                          f"{st.get('final', 0):.0f} | {st.get('deploy', 0):.0f} | {r['wall_s']:.0f} | {int8} |")
     single = groups.get("single", {})
     if single:
@@ -95,11 +100,15 @@ def table(rows: dict[str, Any]) -> str:
                          f"whole run {min(r['wall_s'] for r in warm):.0f}-{max(r['wall_s'] for r in warm):.0f} s")
     for run, swept in groups.items():
         total = rows.get(f"{run}/total")
-        if run == "single" or not total:
+        if run == "single":
             continue
-        line = f"{run} of {len(swept)} boards: {total['wall_s']:.0f} s"
-        if single:
-            line += f", {total['wall_s'] / first['wall_s']:.2f}x the cold single run"
+        if total:
+            line = f"{run} of {len(swept)} boards: {total['wall_s']:.0f} s"
+            if single:
+                line += f", {total['wall_s'] / first['wall_s']:.2f}x the cold single run"
+        else:  # single runs of another kind (--label), e.g. searched by the accuracy predictor
+            search = [r["stages"].get("search", 0) for r in swept.values()]
+            line = f"{run}: search {min(search):.0f}-{max(search):.0f} s per board"
         both = [b for b in swept if b in single and swept[b]["int8"] is not None and single[b]["int8"] is not None]
         if both:
             line += "; int8 minus the single run: " + ", ".join(
@@ -121,12 +130,20 @@ def main() -> None:
     p.add_argument("--work", default=None, help="run directories and caches (required with --mode)")
     p.add_argument("--json", required=True)
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--score", choices=("inherited", "predictor"), default="inherited",
+                   help="the ofa option score (predictor: fitted on --predictor-samples subnets per supernet)")
+    p.add_argument("--predictor-samples", type=int, default=1000)
+    p.add_argument("--label", default=None, help="the rows' run name (default: the mode's, single or sweep)")
+    p.add_argument("--cache", default=None, help="the cache directory (default: one per run name under --work)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     path = Path(args.json)
     about = (f"glyphs (12,000, seed {args.seed}), mcunet, --strategy ofa steps_per_phase={args.steps_per_phase}, "
              f"{args.subnets} subnets scored per board, final top {args.final_top_k} x {args.final_epochs} epochs; "
              f"one TensorFlow thread per process")
+    options: dict[str, Any] = {"steps_per_phase": args.steps_per_phase}
+    if args.score == "predictor":
+        options.update(score="predictor", predictor_samples=args.predictor_samples)
     if not args.table_only and args.mode:
         if not args.work:
             p.error("--work is required with --mode")
@@ -139,21 +156,23 @@ def main() -> None:
         base = RunSettings(profile=BOARDS[0], dataset="glyphs", space="mcunet", strategy="ofa",
                            budget_candidates=args.subnets, search_samples=None, final_epochs=args.final_epochs,
                            final_top_k=args.final_top_k, seed=args.seed,
-                           strategy_options={"steps_per_phase": args.steps_per_phase})
+                           strategy_options=options)
+        label = args.label or ("single" if args.mode == "singles" else "sweep")
         if args.mode == "singles":
+            cache = args.cache or str(work / label / "cache")
             for board in (args.singles or args.boards).split(","):
-                out = work / "single" / board
-                run(settings=base.replace(profile=board, cache_dir=str(work / "single" / "cache")), out=out)
-                _store(path, f"single/{board}", board_row(out))
+                out = work / label / board
+                run(settings=base.replace(profile=board, cache_dir=cache), out=out)
+                _store(path, f"{label}/{board}", board_row(out))
         else:
             start = time.perf_counter()
-            sweep(settings=base, profiles=args.boards.split(","), out=work / "sweep")
+            sweep(settings=base.replace(cache_dir=args.cache), profiles=args.boards.split(","), out=work / label)
             wall = time.perf_counter() - start
-            state = json.loads((work / "sweep" / "sweep_state.json").read_text())
+            state = json.loads((work / label / "sweep_state.json").read_text())
             for board in state["run_order"]:  # the order the boards ran in
-                if (work / "sweep" / board / "summary.json").is_file():
-                    _store(path, f"sweep/{board}", board_row(work / "sweep" / board))
-            _store(path, "sweep/total", {"wall_s": round(wall, 1)})
+                if (work / label / board / "summary.json").is_file():
+                    _store(path, f"{label}/{board}", board_row(work / label / board))
+            _store(path, f"{label}/total", {"wall_s": round(wall, 1)})
     rows = json.loads(path.read_text()) if path.is_file() else {}
     print(table(rows))
 

@@ -93,3 +93,99 @@ def test_an_ofa_sweep_shares_the_supernet_and_each_board_scores_its_own_subnets(
     for board in done:  # no board is told another's subnets: each spends its whole budget on its own search
         search = [e for e in _journal(out / board) if e.get("stage") == "search" and "arch" in e]
         assert len(search) == 3 and not any(e.get("shared_from") for e in search), board
+
+
+@pytest.mark.slow
+def test_a_search_by_the_accuracy_predictor_scores_the_pairs_once_per_supernet(tmp_path, monkeypatch, capsys):
+    from tinynas.ofa import pipeline
+
+    cache, first = tmp_path / "cache", tmp_path / "a"
+    by_predictor = [*FLAGS, "--strategy-option", "score=predictor", "--strategy-option", "predictor_samples=12",
+                    "--cache-dir", str(cache)]
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *by_predictor, "--out", str(first), command="search")
+    assert code == 0, cap.err[-3000:]
+    done = json.loads((first / "stages" / "supernet" / "done.json").read_text())["predictor"]
+    assert done["scored"] == 12 and done["reused"] == 0 and done["n_train"] + done["n_held_out"] == 12
+    assert -1.0 <= done["kendall_tau"] <= 1.0 and done["mae"] >= 0.0
+    pairs = json.loads(open(done["pairs_file"]).read())["pairs"]
+    assert len(pairs) == 12 and all(0.0 <= p["accuracy"] <= 1.0 for p in pairs)
+    lines = _journal(first)
+    search = [e for e in lines if e.get("stage") == "search" and "arch" in e]
+    assert len(search) == 3 and all(e["predicted"] and not e["inherited"] and e["accuracy"] is not None
+                                    for e in search)
+    verify = [e for e in lines if e.get("stage") == "verify" and "arch" in e]
+    assert sorted(e["id"] for e in verify) == sorted(e["id"] for e in search)  # verify_top 20 > the 3 searched
+    assert all(e["inherited"] and e["predicted_accuracy"] == next(s["accuracy"] for s in search if s["id"] == e["id"])
+               for e in verify)
+    stage = json.loads((first / "stages" / "verify" / "done.json").read_text())
+    best = max(verify, key=lambda e: e["accuracy"])
+    assert stage["verified"] == 3 and stage["best_id"] == best["id"]
+    final = [e for e in lines if e.get("stage") == "final" and "arch" in e]
+    assert [e["id"] for e in final] == [best["id"]]  # the final takes the measured best, not the predicted one
+    assert final[0]["inherited_accuracy"] == pytest.approx(best["accuracy"])
+    report = (first / "report.md").read_text()
+    assert "accuracy predictor, fitted on 12 subnets" in report and "The 3 best predicted were measured" in report
+
+    monkeypatch.setattr(pipeline, "_PREDICTORS", {})  # a later process: the pairs come from the file
+    second = tmp_path / "b"
+    code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *by_predictor, "--out", str(second), command="search")
+    assert code == 0, cap.err[-3000:]
+    again = json.loads((second / "stages" / "supernet" / "done.json").read_text())["predictor"]
+    assert again["reused"] == 12 and again["scored"] == 0 and again["pairs_file"] == done["pairs_file"]
+    assert again["mae"] == done["mae"]  # the same pairs and seed fit the same predictor
+
+
+@pytest.mark.parametrize("options, message", [
+    (["score=oracle"], "ofa score must be one of ['inherited', 'predictor']"),
+    (["score=predictor", "predictor_samples=5"], "predictor_samples must be at least 10"),
+    (["score=predictor", "verify_top=0"], "verify_top must be at least 1"),
+])
+def test_bad_predictor_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, options, message):
+    out = tmp_path / "run"
+    flags = [x for option in options for x in ("--strategy-option", option)]
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS, *flags, "--out", str(out))
+    assert code == 1 and message in cap.err, cap.err
+    assert "Traceback" not in cap.err and not out.exists()
+
+
+def test_a_predictor_search_with_only_a_time_budget_is_refused(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    flags = [f for f in FLAGS if f not in ("--budget-candidates", "3")]
+    code, cap = _run(monkeypatch, capsys, "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *flags, "--budget-minutes", "1", "--strategy-option", "score=predictor",
+                     "--out", str(out))
+    assert code == 1 and "give --budget-candidates N as well" in cap.err, cap.err
+    assert "Traceback" not in cap.err and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_crash_between_state_saves_resumes_from_the_journal_without_scoring_twice(tmp_path):
+    """The search saves its strategy state every couple of seconds, not after each predicted subnet: a crash
+    in between leaves journaled subnets the saved state has not heard of, and the rerun tells it them."""
+    from tinynas.pipeline.journal import Journal
+    from tinynas.pipeline.run import search
+    from tinynas.pipeline.settings import RunSettings
+
+    settings = RunSettings(profile="nano33ble", dataset="digits", space="mcunet", strategy="ofa",
+                           budget_candidates=40, search_epochs=1, search_samples=64, final_epochs=1, final_top_k=1,
+                           max_macs=200_000, cache_dir=str(tmp_path / "cache"),
+                           strategy_options={"steps_per_phase": 1, "supernet_samples": 64, "score": "predictor",
+                                             "predictor_samples": 12})
+    out, seen = tmp_path / "run", []
+
+    def crash_at_30(entry):
+        seen.append(entry["id"])
+        if len(seen) == 30:
+            raise RuntimeError("the machine went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        search(settings=settings, out=out, on_candidate=crash_at_30)
+    state = json.loads((out / "stages" / "search" / "strategy_state.json").read_text())
+    assert len(state["strategy"]["history"]) < 30  # saved before the crash, not after every subnet
+
+    search(settings=settings, out=out)
+    ids = [e["id"] for e in Journal(out / "journal.jsonl").candidates(stage="search")]
+    assert ids[:30] == seen and len(ids) == 40 and len(set(ids)) == 40

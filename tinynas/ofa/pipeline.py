@@ -2,22 +2,28 @@
 
 ``tinynas run --strategy ofa`` plans supernet -> search -> final -> winner
 (tinynas.pipeline.stages.stage_plan). The supernet is keyed in the run's cache
-directory, which a sweep shares, so every board after the first reuses it.
+directory, which a sweep shares, so every board after the first reuses it. With
+``score=predictor`` the stage also collects (or reads back) the predictor's pairs
+beside the supernet and fits it, so that cost too is paid once per supernet.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tinynas.ofa.evaluate import SubnetEvaluator
+from tinynas.ofa.pairs import collect_pairs, pairs_path
+from tinynas.ofa.predictor import AccuracyPredictor, PredictorReport
 from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
 from tinynas.ofa.supernet import ElasticMCUNet
 
 log = logging.getLogger(__name__)
 
 _LOADED: dict[str, ElasticMCUNet] = {}
+_PREDICTORS: dict[str, tuple[AccuracyPredictor, PredictorReport]] = {}
 
 
 def _hyper(ctx: Any) -> dict[str, Any]:
@@ -52,15 +58,45 @@ def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:
 
 def supernet_stage(ctx: Any) -> dict[str, Any]:
     """Train (or resume, or reuse) the supernet; its done.json says which and how long it took."""
-    _, report = _supernet(ctx)
+    net, report = _supernet(ctx)
     for note in report.notes:
         ctx.run.journal.append({"type": "stage", "stage": "supernet", "event": "checkpoint", "message": note})
     log.info("supernet %s: %s in %.1f s", report.directory,
              "reused" if report.reused else "trained", report.seconds)
-    return {"directory": report.directory, "reused": report.reused, "resumed_from": report.resumed_from,
+    extra: dict[str, Any] = {}
+    if _hyper(ctx)["score"] == "predictor":
+        _, fit, how = _predictor(ctx, net, report.directory)
+        extra["predictor"] = {**how, **asdict(fit)}
+    return {**extra, "directory": report.directory, "reused": report.reused, "resumed_from": report.resumed_from,
             "seconds": round(report.seconds, 1), "phase_seconds": {k: round(v, 1) for k, v in
                                                                    report.phase_seconds.items()},
             "notes": report.notes, "schedule": schedule_for(ctx).to_json()}
+
+
+def _predictor(ctx: Any, net: ElasticMCUNet, directory: str) -> tuple[AccuracyPredictor, PredictorReport,
+                                                                      dict[str, Any]]:
+    """The accuracy predictor of the supernet in ``directory``: its pairs collected (or read back, or
+    resumed), the MLP fitted with a fifth held out; one fit per process and pairs file."""
+    hyper = _hyper(ctx)
+    n, seed, recal = int(hyper["predictor_samples"]), int(ctx.settings.seed), int(hyper["recalibration_samples"])
+    path = pairs_path(directory, n=n, seed=seed, recalibration_samples=recal)
+    if str(path) in _PREDICTORS:  # fitted by an earlier board of this sweep
+        return (*_PREDICTORS[str(path)], {"pairs_file": str(path), "reused": n, "scored": 0, "seconds": 0.0})
+    scorer = SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=None, recalibration_samples=recal,
+                             seed=seed)
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            log.info("predictor pairs: %d of %d subnets scored", done, total)
+
+    pairs, how = collect_pairs(space=ctx.resolved.space, covers=net.covers, score=lambda a: scorer.inherited(a)[0],
+                               path=path, n=n, seed=seed, on_pair=progress)
+    predictor = AccuracyPredictor(space=ctx.resolved.space, seed=seed)
+    fit = predictor.fit([a for a, _ in pairs], [acc for _, acc in pairs])
+    log.info("accuracy predictor on %d subnets: held-out MAE %.4f (mean predictor %.4f), Kendall tau %.3f",
+             n, fit.mae, fit.baseline_mae, fit.kendall_tau)
+    _PREDICTORS[str(path)] = (predictor, fit)
+    return predictor, fit, {"pairs_file": str(path), **how}
 
 
 def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
@@ -72,7 +108,8 @@ def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
         net, report = _supernet(ctx)
         directory = report.directory
     hyper = _hyper(ctx)
+    predictor = _predictor(ctx, net, directory)[0] if hyper["score"] == "predictor" else None
     return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,
                            recalibration_samples=int(hyper["recalibration_samples"]),
                            seed=int(ctx.settings.seed), finetune_keep=float(hyper["finetune_keep"]),
-                           supernet_key=Path(directory).name)
+                           supernet_key=Path(directory).name, predictor=predictor)

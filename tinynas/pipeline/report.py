@@ -75,6 +75,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
             "extension": final_done.get("extension")},
         "refinement": _refinement(rd),
+        "predictor": _predictor(rd),
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
@@ -98,6 +99,29 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
                     "expected_latency_ms": done.get("expected_latency_ms"), "latency_ms": done.get("latency_ms"),
                     "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or []}
     return None
+
+
+def _predictor(rd: RunDir) -> dict[str, Any] | None:
+    """How ofa's accuracy predictor did (``score=predictor``): its fit, and what measuring its best showed."""
+    fit = (rd.stage_done("supernet") or {}).get("predictor")
+    if not fit:
+        return None
+    verify = rd.stage_done("verify") or {}
+    return {"pairs": fit["n_train"] + fit["n_held_out"], "mae": fit["mae"], "kendall_tau": fit["kendall_tau"],
+            "verified": verify.get("verified"), "predicted_rank_of_best": verify.get("predicted_rank_of_best"),
+            "verified_kendall_tau": verify.get("kendall_tau")}
+
+
+def _predictor_lines(s: dict[str, Any]) -> list[str]:
+    p = s.get("predictor")
+    if not p:
+        return []
+    line = (f"Subnets scored by the accuracy predictor, fitted on {p['pairs']} subnets' inherited accuracy "
+            f"(held-out error {100 * p['mae']:.1f} points, Kendall tau {p['kendall_tau']:.2f}).")
+    if p.get("verified"):
+        line += (f" The {p['verified']} best predicted were measured; the best of them was number "
+                 f"{p['predicted_rank_of_best']} by prediction (tau among them {p['verified_kendall_tau']:.2f}).")
+    return [line]
 
 
 def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
@@ -270,7 +294,7 @@ def render_markdown(s: dict[str, Any]) -> str:
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
            f"{s['trainings']} trainings, search {_fmt(s['search_seconds'], '.0f')} s, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
-    out += [line + "\n" for line in _stop_lines(s)]
+    out += [line + "\n" for line in _stop_lines(s) + _predictor_lines(s)]
     out += _refinement_lines(s.get("refinement"))
     if not s.get("winner"):
         out += ["The run has not finished yet: run the same command again to resume.", ""]
@@ -299,7 +323,7 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
-    parts += [f"<p>{e(line)}</p>" for line in _stop_lines(s)]
+    parts += [f"<p>{e(line)}</p>" for line in _stop_lines(s) + _predictor_lines(s)]
     if s.get("winner"):
         parts.append("<h2>Winner</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]

@@ -84,7 +84,8 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
             RunDir.open(out, config=config_for(resolved)) as rd:
         ctx = StageContext(run=rd, resolved=resolved, check=check, evaluator=evaluator,
                            progress=bool(settings.progress), on_candidate=on_candidate, shared=list(shared or []))
-        names = stage_plan(settings.strategy, refine=settings.refine) + (["deploy"] if deploy else [])
+        verify = settings.strategy == "ofa" and resolved.strategy_hyper.get("score") == "predictor"
+        names = stage_plan(settings.strategy, refine=settings.refine, verify=verify) + (["deploy"] if deploy else [])
         try:
             run_stages(ctx, names)
         except BaseException as exc:

@@ -195,6 +195,10 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         except (TypeError, ValueError) as exc:
             given = ", ".join(f"{k}={v!r}" for k, v in settings.strategy_options.items())
             raise SearchError(f"strategy {settings.strategy!r} cannot take {given}: {exc}") from None
+    if hyper.get("score") == "predictor" and settings.budget_candidates is None and settings.budget_minutes is not None:
+        raise SearchError("--strategy ofa with score=predictor scores a subnet in well under a millisecond: a budget "
+                          "in minutes alone would journal hundreds of thousands of them; give --budget-candidates N "
+                          "as well (2,000 took 5-14 s per board on glyphs)")
     return Resolved(settings=settings, profile=profile, dataset=dataset, space=space, strategy_hyper=hyper)
 
 

@@ -16,7 +16,8 @@ the journal and the report, and hands the work it did not do to the final traini
 
 ofa:     supernet (train or reuse the once-for-all supernet, tinynas.ofa) -> search (evolution over
          its subnets, scored by inherited accuracy: journal fidelity "ofa") -> final (fine-tuned
-         from inherited weights) -> winner
+         from inherited weights) -> winner. With score=predictor the supernet stage also fits the
+         accuracy predictor, the search scores by it, and a verify stage measures its best before final.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 StageFn = Callable[["StageContext"], dict]
 #: consecutive proposals of already-evaluated archs after which the search stops ("stalled")
 MAX_REPEATS = 200
+#: seconds between saves of the search strategy's state while candidates come in (always saved at the end)
+STATE_SAVE_S = 2.0
 #: a search that stops early hands its unused work to the final stage, up to this many times its planned epochs
 MAX_FINAL_SCALE = 2
 STAGES: Registry[StageFn] = Registry("pipeline stage", error=SearchError)
@@ -79,11 +82,13 @@ class StageContext:
         return self.resolved.settings
 
 
-def stage_plan(strategy: str, *, refine: str = "none") -> list[str]:
-    """The search stages for a strategy, in order (``refine``: staged's differentiable refinement)."""
+def stage_plan(strategy: str, *, refine: str = "none", verify: bool = False) -> list[str]:
+    """The search stages for a strategy, in order (``refine``: staged's differentiable refinement; ``verify``:
+    ofa's search scored by its accuracy predictor, whose best are then measured)."""
     head = {"staged": ["prefilter"], "ofa": ["supernet"], **{d: ["differentiable"] for d in DIFFERENTIABLE}}.get(
         strategy, [])
-    middle = ["refine"] if strategy == "staged" and refine != "none" else []
+    middle = ["refine"] if strategy == "staged" and refine != "none" else \
+        ["verify"] if strategy == "ofa" and verify else []
     return [*head, "search", *middle, "final", "winner"]
 
 
@@ -229,6 +234,45 @@ def supernet_stage(ctx: StageContext) -> dict:
     return train_or_reuse(ctx)
 
 
+@STAGES.register("verify")
+def verify_stage(ctx: StageContext) -> dict:
+    """Measure the ``verify_top`` subnets the accuracy predictor ranked best (ofa, ``score=predictor``).
+
+    A search that maximizes a learned predictor drifts to where it over-predicts; inherited accuracy
+    (about a second each) decides among its best before anything is fine-tuned. Journaled per subnet
+    (fidelity "ofa", with the prediction beside the measurement), so a resumed stage measures the rest.
+    """
+    run = ctx.run
+    n = int(ctx.resolved.strategy_hyper["verify_top"])
+    top = top_candidates(run.journal.candidates(stage="search"), n)
+    done = {e["id"]: e for e in run.journal.candidates(stage="verify")}
+    evaluator = stage_evaluator(ctx)
+    bar = _bar(ctx, len(top), "verify predicted best", initial=sum(e["id"] in done for e in top))
+    with _stops_cleanly(ctx, "verify", bar):
+        for entry in top:
+            if entry["id"] in done:
+                continue
+            arch = Arch.from_json(entry["arch"])
+            job = EvalJob(arch=arch, budget=ctx.settings.search_budget(), seed=int(ctx.settings.seed),
+                          fidelity="inherited")
+            outcome, error = _collect(evaluator.submit(job), arch)
+            done[arch.id] = _record(ctx, "verify", arch, fidelity="ofa", outcome=outcome, error=error,
+                                    extra={"predicted_accuracy": entry["accuracy"]})
+            if bar is not None:
+                bar.update(1)
+    measured = [done[e["id"]] for e in top if done[e["id"]].get("accuracy") is not None]  # in predicted order
+    if not measured:
+        raise SearchError(f"none of the {len(top)} best predicted subnets could be scored; see {run.journal.path}")
+    from tinynas.ofa.predictor import kendall_tau
+
+    predicted, actual = [e["predicted_accuracy"] for e in measured], [e["accuracy"] for e in measured]
+    best = max(measured, key=lambda e: e["accuracy"])
+    return {"verified": len(measured), "best_id": best["id"], "best_inherited": best["accuracy"],
+            "predicted_rank_of_best": measured.index(best) + 1,
+            "mean_abs_error": round(sum(abs(p - a) for p, a in zip(predicted, actual)) / len(measured), 4),
+            "kendall_tau": round(kendall_tau(predicted, actual), 3)}
+
+
 @STAGES.register("differentiable")
 def differentiable_stage(ctx: StageContext) -> dict:
     """Search the layer-wise supernet; derive, repair and journal its arch (tinynas.pipeline.differentiable)."""
@@ -279,9 +323,17 @@ def search_stage(ctx: StageContext) -> dict:
     best = max((e["accuracy"] for e in journaled.values() if e.get("accuracy") is not None), default=None)
     started = time.monotonic() - elapsed
 
-    def save() -> None:
+    last_save = [0.0]
+
+    def save(*, force: bool = True) -> None:
+        """Write the strategy's state; after a tell only every STATE_SAVE_S: the state grows with the history,
+        so saving after each of thousands of subnets scored in microseconds (ofa's predictor) costs more than
+        scoring them. A kill loses nothing: what is journaled but not in the saved state is told on resume."""
+        if not force and time.monotonic() - last_save[0] < STATE_SAVE_S:
+            return
         atomic_write_json(state_file, {"strategy": strategy.state_dict(),
                                        "elapsed_s": round(time.monotonic() - started, 3)})
+        last_save[0] = time.monotonic()
 
     # Results of other boards of a sweep: accuracy does not depend on the board, only feasibility does.
     # Each counts in the budget as what it cost: one candidate, and its evaluation's seconds of a time budget.
@@ -353,7 +405,7 @@ def search_stage(ctx: StageContext) -> dict:
                 entry = _record(ctx, "search", arch, fidelity=fidelity, outcome=outcome, error=error)
                 journaled[arch.id] = entry
                 strategy.tell(arch, observation(entry))
-                save()
+                save(force=False)
                 if ctx.on_candidate is not None:
                     ctx.on_candidate(entry)
                 if entry.get("accuracy") is not None:
@@ -361,6 +413,7 @@ def search_stage(ctx: StageContext) -> dict:
                 if bar is not None:
                     bar.update(1)
                     _best_postfix(bar, best)
+    save()
     stop = search_stop(ctx, strategy, evaluated=len(journaled), elapsed_s=time.monotonic() - started,
                        stalled=repeats >= MAX_REPEATS)
     if stop["reason"] != "budget":
@@ -453,7 +506,9 @@ def final_stage(ctx: StageContext) -> dict:
     sdir = run.stage_dir("final")
     from tinynas.pipeline.refine import final_entries
 
-    top = top_candidates(run.journal.candidates(stage="search") + final_entries(ctx), int(s.final_top_k))
+    # predicted scores (ofa's predictor) rank the search; what the verify stage measured ranks the final
+    pool = run.journal.candidates(stage="verify") or run.journal.candidates(stage="search") + final_entries(ctx)
+    top = top_candidates(pool, int(s.final_top_k))
     budget, extension = final_budget(ctx, n_final=len(top))
     if extension is not None and not any(e.get("event") == "extended" for e in run.journal.events(stage="final")):
         log.warning("final training: %s", extension["message"])

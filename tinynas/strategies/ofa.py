@@ -18,6 +18,10 @@ from tinynas.space.base import SearchSpace
 from tinynas.strategies.base import register_strategy
 from tinynas.strategies.evolution import RegularizedEvolution
 
+#: how the search scores a subnet: BN-recalibrated inherited accuracy (about a second), or the accuracy
+#: predictor fitted once per supernet on ``predictor_samples`` inherited accuracies (microseconds)
+SCORES = ("inherited", "predictor")
+
 
 @register_strategy
 class OnceForAll(RegularizedEvolution):
@@ -41,6 +45,11 @@ class OnceForAll(RegularizedEvolution):
     default: on glyphs, nucleo-l010rb, the 10-epoch fine-tune from inherited weights ended 0.82 point
     below the same nets trained from scratch for 20 epochs (mean of 3 winners), from the blend 0.09
     below; it was ahead of the plain warm start on all 9 winners of 3 boards (benchmarks/ofa/README.md (m)).
+    ``score``: ``inherited`` scores each subnet the search visits; ``predictor`` scores
+    ``predictor_samples`` uniformly sampled subnets once per supernet (kept beside it, shared by every
+    board and later run), fits the MLP predictor on them and searches by prediction, so a board's search
+    costs seconds at thousands of candidates (OFA sec. 3.4); a ``verify`` stage then scores the
+    ``verify_top`` best predicted by inherited accuracy, and the final stage takes its top from those.
     """
 
     name = "ofa"
@@ -62,6 +71,9 @@ class OnceForAll(RegularizedEvolution):
         subnets_per_step: int = 2,
         recalibration_samples: int = 2000,
         finetune_keep: float = 0.5,
+        score: str = "inherited",
+        predictor_samples: int = 1000,
+        verify_top: int = 20,
     ) -> None:
         widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
         if float(max_width) not in widths:
@@ -76,12 +88,23 @@ class OnceForAll(RegularizedEvolution):
         if not 0.0 <= float(finetune_keep) <= 1.0:
             raise SearchError(f"ofa finetune_keep must be within 0..1 (1: fine-tune the inherited weights as they "
                               f"are, 0: from scratch), got {finetune_keep}")
+        if score not in SCORES:
+            raise SearchError(f"ofa score must be one of {list(SCORES)}, got {score!r}")
+        if int(predictor_samples) < 10:
+            raise SearchError(f"ofa predictor_samples must be at least 10 (Once-for-All uses about 1,000), "
+                              f"got {predictor_samples}")
+        if int(verify_top) < 1:
+            raise SearchError(f"ofa verify_top must be at least 1 (the predicted best subnets scored by inherited "
+                              f"accuracy before final training), got {verify_top}")
         self.max_width = float(max_width)
         self.steps_per_phase = int(steps_per_phase)
         self.supernet_samples = None if supernet_samples is None else int(supernet_samples)
         self.subnets_per_step = int(subnets_per_step)
         self.recalibration_samples = int(recalibration_samples)
         self.finetune_keep = float(finetune_keep)
+        self.score = score
+        self.predictor_samples = int(predictor_samples)
+        self.verify_top = int(verify_top)
         limit = self.max_width
 
         def covered(arch: Arch) -> bool:
