@@ -2,7 +2,7 @@
 
 Trained on (arch, BN-recalibrated inherited accuracy) pairs sampled from a
 supernet, it answers in microseconds what a recalibration answers in about a
-second, so evolution can screen thousands of subnets per board. Numpy only (no
+second, so evolution can screen thousands of subnets per board. Numpy and scipy (no
 TensorFlow): the cost model's speed class. ``fit`` holds out a share of the pairs
 and reports the held-out error, so nobody trusts a predictor that has not earned it.
 """
@@ -42,13 +42,12 @@ class PredictorReport:
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b of two equally long sequences (0.0 when either is constant); O(n^2), for a few
-    hundred held-out pairs."""
-    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    upper = np.triu_indices(len(a), k=1)
-    sa, sb = np.sign(a[:, None] - a[None, :])[upper], np.sign(b[:, None] - b[None, :])[upper]
-    denominator = np.sqrt(float(np.count_nonzero(sa)) * float(np.count_nonzero(sb)))
-    return float(np.sum(sa * sb) / denominator) if denominator else 0.0
+    """Kendall's tau-b (scipy's), 0.0 where it is undefined (fewer than two values, or one side constant),
+    so a stage's done.json never holds NaN."""
+    from scipy.stats import kendalltau
+
+    tau = float(kendalltau(x, y).statistic) if len(x) > 1 else float("nan")
+    return 0.0 if np.isnan(tau) else tau
 
 
 class AccuracyPredictor:
