@@ -13,7 +13,8 @@ there are skipped: so ``--strategies staged`` and ``--strategies ofa`` run as tw
 became the benchmarked one (48 steps per phase on 1,000 samples: 3 epochs per phase, twice for the full network,
 what ``--search-epochs 3 --search-samples 1000`` gave), to measure what the longer schedule adds.
 ``--ofa-score predictor`` runs ofa with ``score=predictor`` and ``--predictor-candidates`` (2,000) as its candidate
-budget beside the minutes (benchmarks/ofa/README.md (q)); keep such rows in a file of their own.
+budget beside the minutes (benchmarks/ofa/README.md (q)), ``--verify-rounds`` its verify stage's rounds ((r));
+keep such rows in a file of their own.
 ``--table-only`` prints the table of what the file holds. The dataset is the same for every seed
 (``--data-seed``); the seed changes the run (search, training, supernet).
 
@@ -62,7 +63,8 @@ def _one(settings: Any, out: Path, dataset: Any) -> dict[str, Any]:
     return {"int8": w.get("int8_accuracy"), "float": w.get("float_test_accuracy"), "arch": w["arch"],
             "qat": w.get("qat"), "wall_s": round(time.perf_counter() - start, 1),
             "search_s": search.get("elapsed_s"), "candidates": s.get("candidates_evaluated"),
-            "supernet": None if supernet is None else {k: supernet.get(k) for k in ("reused", "seconds")}}
+            "supernet": None if supernet is None else {k: supernet.get(k) for k in ("reused", "seconds")},
+            "verify": _stage_done(out, "verify")}  # score=predictor: what measuring its best found
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -175,6 +177,9 @@ def main() -> None:
     p.add_argument("--ofa-score", choices=("inherited", "predictor"), default="inherited",
                    help="the ofa option score; predictor: the search ends after --predictor-candidates subnets")
     p.add_argument("--predictor-candidates", type=int, default=2000)
+    p.add_argument("--verify-rounds", type=int, default=None,
+                   help="with --ofa-score predictor: the ofa option verify_rounds (default: the strategy's, 4; "
+                        "README (q)'s rows had 1)")
     p.add_argument("--save", default=None, help="also write the table to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -182,7 +187,9 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_ofa_"))
     path = Path(args.json or work / "rows.json")
     about = (f"glyphs num_samples={args.samples} (data seed {args.data_seed}), {args.minutes} search min per run"
-             + (f" (ofa: score=predictor, {args.predictor_candidates} subnets)" if args.ofa_score == "predictor" else "")
+             + (f" (ofa: score=predictor, {args.predictor_candidates} subnets"
+                + (f", verify_rounds {args.verify_rounds})" if args.verify_rounds else ")")
+                if args.ofa_score == "predictor" else "")
              + ", "
              f"final top {args.final_top_k} x {args.final_epochs} epochs, supernet max_width {args.max_width}, "
              f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
@@ -205,7 +212,9 @@ def main() -> None:
                             settings = RunSettings(strategy="ofa", search_samples=None, **base,
                                                    budget_candidates=args.predictor_candidates, strategy_options={
                                                        "max_width": args.max_width, "score": "predictor",
-                                                       "steps_per_phase": args.steps_per_phase})
+                                                       "steps_per_phase": args.steps_per_phase,
+                                                       **({"verify_rounds": args.verify_rounds}
+                                                          if args.verify_rounds else {})})
                         elif strategy == "ofa":  # the supernet trains on every sample, as in README (h)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": args.steps_per_phase})

@@ -126,6 +126,9 @@ def test_a_search_by_the_accuracy_predictor_scores_the_pairs_once_per_supernet(t
     assert final[0]["inherited_accuracy"] == pytest.approx(best["accuracy"])
     report = (first / "report.md").read_text()
     assert "accuracy predictor, fitted on 12 subnets" in report and "The 3 best predicted were measured" in report
+    summary = json.loads((first / "summary.json").read_text())  # the final fine-tune is the only training
+    assert (summary["trainings"], summary["subnets_scored"], summary["subnets_predicted"]) == (1, 6, 3)
+    assert "1 trainings, 6 subnets scored on the supernet (3 of them by the accuracy predictor)" in report
 
     monkeypatch.setattr(pipeline, "_PREDICTORS", {})  # a later process: the pairs come from the file
     second = tmp_path / "b"
@@ -141,6 +144,7 @@ def test_a_search_by_the_accuracy_predictor_scores_the_pairs_once_per_supernet(t
     (["score=oracle"], "ofa score must be one of ['inherited', 'predictor']"),
     (["score=predictor", "predictor_samples=5"], "predictor_samples must be at least 10"),
     (["score=predictor", "verify_top=0"], "verify_top must be at least 1"),
+    (["score=predictor", "verify_rounds=0"], "verify_rounds must be at least 1"),
 ])
 def test_bad_predictor_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, options, message):
     out = tmp_path / "run"
@@ -189,3 +193,53 @@ def test_a_crash_between_state_saves_resumes_from_the_journal_without_scoring_tw
     search(settings=settings, out=out)
     ids = [e["id"] for e in Journal(out / "journal.jsonl").candidates(stage="search")]
     assert ids[:30] == seen and len(ids) == 40 and len(set(ids)) == 40
+
+
+@pytest.mark.slow
+def test_verify_rounds_refit_the_predictor_and_a_killed_stage_picks_the_same_subnets_again(tmp_path, monkeypatch):
+    """Round 1 measures the search's best predicted; later rounds re-rank by the predictor refitted with what
+    was measured. The refit is deterministic, so a stage killed in round 3 replays rounds 1-2 from the journal
+    and measures only round 3's subnets."""
+    from tinynas.ofa import pipeline
+    from tinynas.pipeline.journal import Journal
+    from tinynas.pipeline.run import search
+    from tinynas.pipeline.settings import RunSettings
+
+    settings = RunSettings(profile="nano33ble", dataset="digits", space="mcunet", strategy="ofa",
+                           budget_candidates=12, search_epochs=1, search_samples=64, final_epochs=1, final_top_k=1,
+                           max_macs=200_000, cache_dir=str(tmp_path / "cache"),
+                           strategy_options={"steps_per_phase": 1, "supernet_samples": 64, "score": "predictor",
+                                             "predictor_samples": 12, "verify_top": 6, "verify_rounds": 3})
+    out, refits = tmp_path / "run", []
+    real = pipeline.anchored_predictor
+
+    def killed_before_round_3(ctx, anchors):
+        refits.append([a.id for a, _ in anchors])
+        if len(refits) == 2:
+            raise RuntimeError("the machine went away")
+        return real(ctx, anchors)
+
+    monkeypatch.setattr(pipeline, "anchored_predictor", killed_before_round_3)
+    with pytest.raises(RuntimeError, match="went away"):
+        search(settings=settings, out=out)
+    journal = Journal(out / "journal.jsonl")
+    before = [(e["id"], e["round"]) for e in journal.candidates(stage="verify")]
+    assert [r for _, r in before] == [1, 1, 2, 2] and refits[1] == [i for i, _ in before]
+    assert not (out / "stages" / "verify" / "done.json").exists()
+    searched = sorted(journal.candidates(stage="search"), key=lambda e: -e["accuracy"])
+    assert [i for i, _ in before[:2]] == [e["id"] for e in searched[:2]]  # round 1: the search's best predicted
+
+    monkeypatch.setattr(pipeline, "anchored_predictor", real)
+    search(settings=settings, out=out)
+    verify = journal.candidates(stage="verify")
+    assert [(e["id"], e["round"]) for e in verify[:4]] == before  # rounds 1-2 replayed, nothing measured twice
+    assert [e["round"] for e in verify] == [1, 1, 2, 2, 3, 3] and len({e["id"] for e in verify}) == 6
+    refitted = [e for e in verify if e["round"] > 1]
+    by_search = {e["id"]: e["accuracy"] for e in searched}
+    assert any(e["predicted_accuracy"] != pytest.approx(by_search[e["id"]]) for e in refitted)
+    done = json.loads((out / "stages" / "verify" / "done.json").read_text())
+    best = max(verify, key=lambda e: e["accuracy"])
+    assert done["verified"] == 6 and done["rounds"] == 3 and done["best_id"] == best["id"]
+    assert done["best_round"] == best["round"]
+    final = [e for e in journal.candidates(stage="final")]
+    assert [e["id"] for e in final] == [best["id"]]

@@ -36,3 +36,27 @@ def test_predictor_refuses_too_few_pairs_and_unfitted_use():
         predictor.predict([arch])
     with pytest.raises(SupernetError, match="at least 10"):
         predictor.fit([arch], [0.5])
+
+
+def test_anchors_weigh_anchor_weight_times_a_pair_and_are_never_held_out():
+    """Where a pair and an anchor (a subnet the run measured) disagree on the same arch, the fit lands near
+    their weighted mean: at weight 20 near the anchor, at weight 1 half-way. The held-out share is taken from
+    the pairs alone, so the held-out error is the uniform sample's either way."""
+    from tinynas.ofa.predictor import AccuracyPredictor
+
+    space = get_space("mcunet", input_shape=(28, 28, 1), num_classes=10)
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(300)]
+    acc = [0.3 + 0.5 * min(float(a["width"]), 0.5) + rng.normal(0, 0.01) for a in archs]
+    anchors = [(a, acc[i] + 0.3) for i, a in enumerate(archs[:5])]
+    baseline = AccuracyPredictor(space=space, seed=0).fit(archs, acc, epochs=600)
+    pulled = {}
+    for weight in (1.0, 20.0):
+        predictor = AccuracyPredictor(space=space, seed=0)
+        report = predictor.fit(archs, acc, anchors=anchors, anchor_weight=weight, epochs=600)
+        assert (report.n_train, report.n_held_out) == (baseline.n_train, baseline.n_held_out)
+        pulled[weight] = [float(p - a) for p, a in zip(predictor.predict(archs[:5]), acc)]  # 0: pair, 0.3: anchor
+    # an arch whose pair was held out has only its anchor (0.3); the others land at the weighted mean
+    halfway = [d for d in pulled[1.0] if abs(d - 0.3) > 0.01]
+    assert len(halfway) >= 3 and all(abs(d - 0.15) < 0.01 for d in halfway), pulled
+    assert all(abs(d - 20 / 21 * 0.3) < 0.01 or abs(d - 0.3) < 0.01 for d in pulled[20.0]), pulled

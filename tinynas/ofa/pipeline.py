@@ -19,11 +19,16 @@ from tinynas.ofa.pairs import collect_pairs, pairs_path
 from tinynas.ofa.predictor import AccuracyPredictor, PredictorReport
 from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
 from tinynas.ofa.supernet import ElasticMCUNet
+from tinynas.space.arch import Arch
 
 log = logging.getLogger(__name__)
 
 _LOADED: dict[str, ElasticMCUNet] = {}
-_PREDICTORS: dict[str, tuple[AccuracyPredictor, PredictorReport]] = {}
+_PREDICTORS: dict[str, tuple[AccuracyPredictor, PredictorReport, list[tuple[Arch, float]]]] = {}
+#: weight of each subnet the verify stage measured when it refits the predictor, against 1 per pair: a few
+#: subnets among 1,000 pairs, weighted to count where the board's search looks (20 and 100 found alike,
+#: benchmarks/ofa/README.md (r))
+ANCHOR_WEIGHT = 20.0
 
 
 def _hyper(ctx: Any) -> dict[str, Any]:
@@ -81,7 +86,7 @@ def _predictor(ctx: Any, net: ElasticMCUNet, directory: str) -> tuple[AccuracyPr
     n, seed, recal = int(hyper["predictor_samples"]), int(ctx.settings.seed), int(hyper["recalibration_samples"])
     path = pairs_path(directory, n=n, seed=seed, recalibration_samples=recal)
     if str(path) in _PREDICTORS:  # fitted by an earlier board of this sweep
-        return (*_PREDICTORS[str(path)], {"pairs_file": str(path), "reused": n, "scored": 0, "seconds": 0.0})
+        return (*_PREDICTORS[str(path)][:2], {"pairs_file": str(path), "reused": n, "scored": 0, "seconds": 0.0})
     scorer = SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=None, recalibration_samples=recal,
                              seed=seed)
 
@@ -95,18 +100,34 @@ def _predictor(ctx: Any, net: ElasticMCUNet, directory: str) -> tuple[AccuracyPr
     fit = predictor.fit([a for a, _ in pairs], [acc for _, acc in pairs])
     log.info("accuracy predictor on %d subnets: held-out MAE %.4f (mean predictor %.4f), Kendall tau %.3f",
              n, fit.mae, fit.baseline_mae, fit.kendall_tau)
-    _PREDICTORS[str(path)] = (predictor, fit)
+    _PREDICTORS[str(path)] = (predictor, fit, pairs)
     return predictor, fit, {"pairs_file": str(path), **how}
 
 
-def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
-    """The evaluator of the run's supernet (loaded from the cache when this process has not got it)."""
-    done = ctx.run.stage_done("supernet") or {}
-    directory = done.get("directory", "")
+def anchored_predictor(ctx: Any, anchors: list[tuple[Arch, float]]) -> AccuracyPredictor:
+    """The run's predictor refitted on its pairs with ``anchors``, subnets this run measured, at
+    ANCHOR_WEIGHT each: the verify stage's later rounds rank the search's subnets by it. Deterministic for
+    the same anchors in the same order, so a resumed stage picks the subnets it picked before."""
+    net, directory = _run_supernet(ctx)
+    pairs = _PREDICTORS[_predictor(ctx, net, directory)[2]["pairs_file"]][2]
+    refit = AccuracyPredictor(space=ctx.resolved.space, seed=int(ctx.settings.seed))
+    refit.fit([a for a, _ in pairs], [acc for _, acc in pairs], anchors=anchors, anchor_weight=ANCHOR_WEIGHT)
+    return refit
+
+
+def _run_supernet(ctx: Any) -> tuple[ElasticMCUNet, str]:
+    """The run's supernet and its folder (loaded from the cache when this process has not got it)."""
+    directory = (ctx.run.stage_done("supernet") or {}).get("directory", "")
     net = _LOADED.get(directory)
     if net is None:
         net, report = _supernet(ctx)
         directory = report.directory
+    return net, directory
+
+
+def subnet_evaluator(ctx: Any) -> SubnetEvaluator:
+    """The evaluator of the run's supernet (loaded from the cache when this process has not got it)."""
+    net, directory = _run_supernet(ctx)
     hyper = _hyper(ctx)
     predictor = _predictor(ctx, net, directory)[0] if hyper["score"] == "predictor" else None
     return SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=ctx.evaluator.spec,

@@ -41,6 +41,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     entries = rd.journal.candidates(stage="search")
     finals = {e["id"]: e for e in rd.journal.candidates(stage="final")}
     all_candidates = rd.journal.candidates()
+    scored = [e for e in all_candidates if not e.get("cached") and e.get("accuracy") is not None]
     sessions = [e for e in rd.journal.entries() if e.get("type") == "session"]
     win = None
     if winner is not None:
@@ -79,7 +80,11 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
-        "trainings": sum(1 for e in all_candidates if not e.get("cached") and e.get("accuracy") is not None),
+        # a candidate trained on its own; ofa's subnets scored on the supernet (predicted or measured by inherited
+        # accuracy) and a differentiable search's derived arch read off its supernet are not trainings
+        "trainings": sum(1 for e in scored if e.get("fidelity") not in ("ofa", "supernet")),
+        "subnets_scored": sum(1 for e in scored if e.get("fidelity") == "ofa"),
+        "subnets_predicted": sum(1 for e in scored if e.get("predicted")),
         "train_seconds": round(sum(float(e.get("train_seconds") or 0.0) for e in all_candidates
                                    if not e.get("cached")), 3),
         "failed": sum(1 for e in all_candidates if e.get("accuracy") is None),
@@ -109,7 +114,8 @@ def _predictor(rd: RunDir) -> dict[str, Any] | None:
     verify = rd.stage_done("verify") or {}
     return {"pairs": fit["n_train"] + fit["n_held_out"], "mae": fit["mae"], "kendall_tau": fit["kendall_tau"],
             "verified": verify.get("verified"), "predicted_rank_of_best": verify.get("predicted_rank_of_best"),
-            "verified_kendall_tau": verify.get("kendall_tau")}
+            "verified_kendall_tau": verify.get("kendall_tau"), "rounds": verify.get("rounds", 1),
+            "best_round": verify.get("best_round", 1)}
 
 
 def _predictor_lines(s: dict[str, Any]) -> list[str]:
@@ -118,7 +124,12 @@ def _predictor_lines(s: dict[str, Any]) -> list[str]:
         return []
     line = (f"Subnets scored by the accuracy predictor, fitted on {p['pairs']} subnets' inherited accuracy "
             f"(held-out error {100 * p['mae']:.1f} points, Kendall tau {p['kendall_tau']:.2f}).")
-    if p.get("verified"):
+    if p.get("verified") and p.get("rounds", 1) > 1:
+        line += (f" The {p['verified']} best predicted were measured in {p['rounds']} rounds, the predictor refitted "
+                 f"with the measured ones before each later round; the best was measured number "
+                 f"{p['predicted_rank_of_best']}, in round {p['best_round']} (tau between prediction and "
+                 f"measurement {p['verified_kendall_tau']:.2f}).")
+    elif p.get("verified"):
         line += (f" The {p['verified']} best predicted were measured; the best of them was number "
                  f"{p['predicted_rank_of_best']} by prediction (tau among them {p['verified_kendall_tau']:.2f}).")
     return [line]
@@ -288,11 +299,20 @@ def _stop_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def scored_text(s: dict[str, Any]) -> str:
+    """", N subnets scored on the supernet (M of them by the accuracy predictor)" for an ofa run, else ""."""
+    n, predicted = s.get("subnets_scored") or 0, s.get("subnets_predicted") or 0
+    if not n:
+        return ""
+    return f", {n} subnets scored on the supernet" + (f" ({predicted} of them by the accuracy predictor)"
+                                                       if predicted else "")
+
+
 def render_markdown(s: dict[str, Any]) -> str:
     out = [f"# tinynas run: {s['dataset']} on {s['board']}", "",
            f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
-           f"{s['trainings']} trainings, search {_fmt(s['search_seconds'], '.0f')} s, "
+           f"{s['trainings']} trainings{scored_text(s)}, search {_fmt(s['search_seconds'], '.0f')} s, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
     out += [line + "\n" for line in _stop_lines(s) + _predictor_lines(s)]
     out += _refinement_lines(s.get("refinement"))
@@ -321,7 +341,7 @@ def render_html(s: dict[str, Any]) -> str:
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>",
              "</head><body>", f"<h1>tinynas run: {e(s['dataset'])} on {e(s['board'])}</h1>",
              f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
-             f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings, "
+             f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
     parts += [f"<p>{e(line)}</p>" for line in _stop_lines(s) + _predictor_lines(s)]
     if s.get("winner"):

@@ -236,38 +236,52 @@ def supernet_stage(ctx: StageContext) -> dict:
 
 @STAGES.register("verify")
 def verify_stage(ctx: StageContext) -> dict:
-    """Measure the ``verify_top`` subnets the accuracy predictor ranked best (ofa, ``score=predictor``).
+    """Measure the ``verify_top`` subnets the accuracy predictor ranks best (ofa, ``score=predictor``), in
+    ``verify_rounds`` rounds.
 
     A search that maximizes a learned predictor drifts to where it over-predicts; inherited accuracy
-    (about a second each) decides among its best before anything is fine-tuned. Journaled per subnet
-    (fidelity "ofa", with the prediction beside the measurement), so a resumed stage measures the rest.
+    (about a second each) decides among its best before anything is fine-tuned. The first round takes the
+    search's best predicted; before each later round the predictor is refitted with the subnets measured so
+    far (tinynas.ofa.pipeline.anchored_predictor) and re-ranks the search's subnets, so the measurements
+    correct it where this board's subnets are, which its uniform sample barely covers. Journaled per subnet
+    (fidelity "ofa", the prediction it was picked by beside the measurement, and its round); the refit is
+    deterministic, so a resumed stage picks the same subnets and measures only the rest.
     """
-    run = ctx.run
-    n = int(ctx.resolved.strategy_hyper["verify_top"])
-    top = top_candidates(run.journal.candidates(stage="search"), n)
+    from tinynas.ofa.pipeline import anchored_predictor
+    from tinynas.ofa.predictor import kendall_tau
+    from tinynas.ofa.verify import measure_in_rounds
+
+    run, hyper = ctx.run, ctx.resolved.strategy_hyper
+    searched = run.journal.candidates(stage="search")
+    pool = top_candidates(searched, len(searched))  # every usable subnet, best predicted first
+    n = int(hyper["verify_top"])
     done = {e["id"]: e for e in run.journal.candidates(stage="verify")}
     evaluator = stage_evaluator(ctx)
-    bar = _bar(ctx, len(top), "verify predicted best", initial=sum(e["id"] in done for e in top))
-    with _stops_cleanly(ctx, "verify", bar):
-        for entry in top:
-            if entry["id"] in done:
-                continue
-            arch = Arch.from_json(entry["arch"])
+    bar = _bar(ctx, min(n, len(pool)), "verify predicted best")
+
+    def measure(arch: Arch, prediction: float, round_: int) -> float | None:
+        if arch.id not in done:
             job = EvalJob(arch=arch, budget=ctx.settings.search_budget(), seed=int(ctx.settings.seed),
                           fidelity="inherited")
             outcome, error = _collect(evaluator.submit(job), arch)
             done[arch.id] = _record(ctx, "verify", arch, fidelity="ofa", outcome=outcome, error=error,
-                                    extra={"predicted_accuracy": entry["accuracy"]})
-            if bar is not None:
-                bar.update(1)
-    measured = [done[e["id"]] for e in top if done[e["id"]].get("accuracy") is not None]  # in predicted order
-    if not measured:
-        raise SearchError(f"none of the {len(top)} best predicted subnets could be scored; see {run.journal.path}")
-    from tinynas.ofa.predictor import kendall_tau
+                                    extra={"predicted_accuracy": prediction, "round": round_})
+        if bar is not None:
+            bar.update(1)
+        return done[arch.id].get("accuracy")
 
+    with _stops_cleanly(ctx, "verify", bar):
+        picks = measure_in_rounds([(Arch.from_json(e["arch"]), float(e["accuracy"])) for e in pool], n=n,
+                                  rounds=int(hyper["verify_rounds"]), measure=measure,
+                                  refit=lambda anchors: anchored_predictor(ctx, anchors))
+    picked = [done[arch.id] for arch, _, _ in picks]
+    measured = [e for e in picked if e.get("accuracy") is not None]  # in the order they were picked
+    if not measured:
+        raise SearchError(f"none of the {len(picked)} best predicted subnets could be scored; see {run.journal.path}")
     predicted, actual = [e["predicted_accuracy"] for e in measured], [e["accuracy"] for e in measured]
     best = max(measured, key=lambda e: e["accuracy"])
-    return {"verified": len(measured), "best_id": best["id"], "best_inherited": best["accuracy"],
+    return {"verified": len(measured), "rounds": max(e.get("round", 1) for e in measured),
+            "best_id": best["id"], "best_inherited": best["accuracy"], "best_round": best.get("round", 1),
             "predicted_rank_of_best": measured.index(best) + 1,
             "mean_abs_error": round(sum(abs(p - a) for p, a in zip(predicted, actual)) / len(measured), 4),
             "kendall_tau": round(kendall_tau(predicted, actual), 3)}
