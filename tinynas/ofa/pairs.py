@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinynas.errors import SupernetError
+from tinynas.pipeline.rundir import atomic_write_text
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
 
@@ -69,9 +70,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def write_pairs(path: Path, pairs: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "pairs": pairs}))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({"format": FORMAT, "pairs": pairs}))
 
 
 def collect_pairs(*, space: SearchSpace, covers: Callable[[Arch], bool], score: Callable[[Arch], float],

@@ -70,7 +70,7 @@ def supernet_stage(ctx: Any) -> dict[str, Any]:
              "reused" if report.reused else "trained", report.seconds)
     extra: dict[str, Any] = {}
     if _hyper(ctx)["score"] == "predictor":
-        _, fit, how = _predictor(ctx, net, report.directory)
+        _, fit, _, how = _predictor(ctx, net, report.directory)
         extra["predictor"] = {**how, **asdict(fit)}
     return {**extra, "directory": report.directory, "reused": report.reused, "resumed_from": report.resumed_from,
             "seconds": round(report.seconds, 1), "phase_seconds": {k: round(v, 1) for k, v in
@@ -79,14 +79,15 @@ def supernet_stage(ctx: Any) -> dict[str, Any]:
 
 
 def _predictor(ctx: Any, net: ElasticMCUNet, directory: str) -> tuple[AccuracyPredictor, PredictorReport,
-                                                                      dict[str, Any]]:
-    """The accuracy predictor of the supernet in ``directory``: its pairs collected (or read back, or
-    resumed), the MLP fitted with a fifth held out; one fit per process and pairs file."""
+                                                                      list[tuple[Arch, float]], dict[str, Any]]:
+    """The accuracy predictor of the supernet in ``directory``, its fit, its pairs and how they were had:
+    collected (or read back, or resumed), the MLP fitted with a fifth held out; one fit per process and
+    pairs file."""
     hyper = _hyper(ctx)
     n, seed, recal = int(hyper["predictor_samples"]), int(ctx.settings.seed), int(hyper["recalibration_samples"])
     path = pairs_path(directory, n=n, seed=seed, recalibration_samples=recal)
     if str(path) in _PREDICTORS:  # fitted by an earlier board of this sweep
-        return (*_PREDICTORS[str(path)][:2], {"pairs_file": str(path), "reused": n, "scored": 0, "seconds": 0.0})
+        return (*_PREDICTORS[str(path)], {"pairs_file": str(path), "reused": n, "scored": 0, "seconds": 0.0})
     scorer = SubnetEvaluator(supernet=net, dataset=ctx.resolved.dataset, spec=None, recalibration_samples=recal,
                              seed=seed)
 
@@ -101,7 +102,7 @@ def _predictor(ctx: Any, net: ElasticMCUNet, directory: str) -> tuple[AccuracyPr
     log.info("accuracy predictor on %d subnets: held-out MAE %.4f (mean predictor %.4f), Kendall tau %.3f",
              n, fit.mae, fit.baseline_mae, fit.kendall_tau)
     _PREDICTORS[str(path)] = (predictor, fit, pairs)
-    return predictor, fit, {"pairs_file": str(path), **how}
+    return predictor, fit, pairs, {"pairs_file": str(path), **how}
 
 
 def anchored_predictor(ctx: Any, anchors: list[tuple[Arch, float]]) -> AccuracyPredictor:
@@ -109,7 +110,7 @@ def anchored_predictor(ctx: Any, anchors: list[tuple[Arch, float]]) -> AccuracyP
     ANCHOR_WEIGHT each: the verify stage's later rounds rank the search's subnets by it. Deterministic for
     the same anchors in the same order, so a resumed stage picks the subnets it picked before."""
     net, directory = _run_supernet(ctx)
-    pairs = _PREDICTORS[_predictor(ctx, net, directory)[2]["pairs_file"]][2]
+    pairs = _predictor(ctx, net, directory)[2]
     refit = AccuracyPredictor(space=ctx.resolved.space, seed=int(ctx.settings.seed))
     refit.fit([a for a, _ in pairs], [acc for _, acc in pairs], anchors=anchors, anchor_weight=ANCHOR_WEIGHT)
     return refit
