@@ -14,7 +14,7 @@ became the benchmarked one (48 steps per phase on 1,000 samples: 3 epochs per ph
 what ``--search-epochs 3 --search-samples 1000`` gave), to measure what the longer schedule adds.
 ``--ofa-score predictor`` runs ofa with ``score=predictor`` and ``--predictor-candidates`` (2,000) as its candidate
 budget beside the minutes (benchmarks/ofa/README.md (q)), ``--verify-rounds`` its verify stage's rounds ((r));
-keep such rows in a file of their own.
+``--fill-budget`` lets ofa's final spend the minutes its search left ((s)); keep such rows in a file of their own.
 ``--table-only`` prints the table of what the file holds. The dataset is the same for every seed
 (``--data-seed``); the seed changes the run (search, training, supernet).
 
@@ -64,7 +64,9 @@ def _one(settings: Any, out: Path, dataset: Any) -> dict[str, Any]:
             "qat": w.get("qat"), "wall_s": round(time.perf_counter() - start, 1),
             "search_s": search.get("elapsed_s"), "candidates": s.get("candidates_evaluated"),
             "supernet": None if supernet is None else {k: supernet.get(k) for k in ("reused", "seconds")},
-            "verify": _stage_done(out, "verify")}  # score=predictor: what measuring its best found
+            "verify": _stage_done(out, "verify"),  # score=predictor: what measuring its best found
+            # fill_budget: the top and epochs the final planned from the minutes the search left
+            "final": {k: v for k, v in (_stage_done(out, "final") or {}).items() if k in ("budget", "fill")}}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -180,6 +182,8 @@ def main() -> None:
     p.add_argument("--verify-rounds", type=int, default=None,
                    help="with --ofa-score predictor: the ofa option verify_rounds (default: the strategy's, 4; "
                         "README (q)'s rows had 1)")
+    p.add_argument("--fill-budget", action="store_true",
+                   help="the ofa option fill_budget: the final stage spends the minutes the search left")
     p.add_argument("--save", default=None, help="also write the table to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -191,7 +195,9 @@ def main() -> None:
                 + (f", verify_rounds {args.verify_rounds})" if args.verify_rounds else ")")
                 if args.ofa_score == "predictor" else "")
              + ", "
-             f"final top {args.final_top_k} x {args.final_epochs} epochs, supernet max_width {args.max_width}, "
+             f"final top {args.final_top_k} x {args.final_epochs} epochs"
+             + (" (ofa: fill_budget, the final planned from the minutes the search left)" if args.fill_budget else "")
+             + f", supernet max_width {args.max_width}, "
              f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
     rows = _load(path)
     if not args.table_only:
@@ -214,10 +220,12 @@ def main() -> None:
                                                        "max_width": args.max_width, "score": "predictor",
                                                        "steps_per_phase": args.steps_per_phase,
                                                        **({"verify_rounds": args.verify_rounds}
-                                                          if args.verify_rounds else {})})
+                                                          if args.verify_rounds else {}),
+                                                       **({"fill_budget": True} if args.fill_budget else {})})
                         elif strategy == "ofa":  # the supernet trains on every sample, as in README (h)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
-                                "max_width": args.max_width, "steps_per_phase": args.steps_per_phase})
+                                "max_width": args.max_width, "steps_per_phase": args.steps_per_phase,
+                                **({"fill_budget": True} if args.fill_budget else {})})
                         elif strategy == "ofa-short":  # the schedule `--strategy ofa` defaulted to before stop 32
                             settings = RunSettings(strategy="ofa", **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": 48, "supernet_samples": 1000})

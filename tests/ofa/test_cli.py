@@ -145,6 +145,7 @@ def test_a_search_by_the_accuracy_predictor_scores_the_pairs_once_per_supernet(t
     (["score=predictor", "predictor_samples=5"], "predictor_samples must be at least 10"),
     (["score=predictor", "verify_top=0"], "verify_top must be at least 1"),
     (["score=predictor", "verify_rounds=0"], "verify_rounds must be at least 1"),
+    (["fill_budget=1"], "fill_budget must be true or false"),
 ])
 def test_bad_predictor_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, options, message):
     out = tmp_path / "run"
@@ -243,3 +244,61 @@ def test_verify_rounds_refit_the_predictor_and_a_killed_stage_picks_the_same_sub
     assert done["best_round"] == best["round"]
     final = [e for e in journal.candidates(stage="final")]
     assert [e["id"] for e in final] == [best["id"]]
+
+
+@pytest.mark.slow
+def test_fill_budget_times_the_best_then_trains_the_top_that_fits_and_a_resumed_final_keeps_its_plan(tmp_path):
+    """With ``fill_budget`` the final stage trains the best subnet at the planned epochs, times it, and plans
+    the top and epochs for the seconds the search left; the plan is journaled, so a final killed midway trains
+    the same top at the same epochs and nothing twice."""
+    from tinynas.pipeline.fill import plan_fill
+    from tinynas.pipeline.journal import Journal
+    from tinynas.pipeline.run import search
+    from tinynas.pipeline.settings import RunSettings
+    from tinynas.pipeline.stages import top_candidates
+
+    settings = RunSettings(profile="nano33ble", dataset="digits", space="mcunet", strategy="ofa",
+                           budget_candidates=4, budget_minutes=2, search_epochs=1, search_samples=64,
+                           final_epochs=1, final_top_k=2, max_macs=200_000, cache_dir=str(tmp_path / "cache"),
+                           strategy_options={"steps_per_phase": 1, "supernet_samples": 64, "fill_budget": True})
+    out, finals = tmp_path / "run", []
+
+    def killed_after_the_first_planned_training(entry):
+        if entry.get("stage") == "final":
+            finals.append(entry)
+            if len(finals) == 2:
+                raise RuntimeError("the machine went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        search(settings=settings, out=out, on_candidate=killed_after_the_first_planned_training)
+    assert not (out / "stages" / "final" / "done.json").exists()
+    journal = Journal(out / "journal.jsonl")
+    plans = [e for e in journal.events(stage="final") if e.get("event") == "filled"]
+    assert len(plans) == 1
+    plan = plans[0]["plan"]
+    searched = top_candidates(journal.candidates(stage="search"), 4)  # best first, ties: lower latency
+    probe = journal.candidates(stage="final")[0]
+    assert probe["id"] == searched[0]["id"] and probe["epochs"] == 1  # the best, at the planned epochs
+    assert plan["probe_seconds"] == pytest.approx(probe["train_seconds"], abs=1e-3)
+    search_done = json.loads((out / "stages" / "search" / "done.json").read_text())
+    assert 0 < plan["seconds"] <= search_done["stop"]["budget_left"]["seconds"]
+    assert plan_fill(seconds=plan["seconds"], probe_seconds=plan["probe_seconds"], planned_epochs=1,
+                     planned_top_k=2, available=len(searched)).to_json() == plan
+    assert plan["top_k"] >= 2 and plan["epochs"] in (1, 2, 3)
+
+    search(settings=settings, out=out)
+    assert len([e for e in journal.events(stage="final") if e.get("event") == "filled"]) == 1
+    final = journal.candidates(stage="final")
+    filled = [e for e in final if e["epochs"] == plan["epochs"]]
+    assert [e["id"] for e in filled] == [e["id"] for e in searched[:plan["top_k"]]]
+    assert len(final) == plan["top_k"] + (0 if plan["probe_counts"] else 1)  # nothing trained twice
+    done = json.loads((out / "stages" / "final" / "done.json").read_text())
+    assert done["fill"] == plan and done["budget"]["epochs"] == plan["epochs"]
+    assert set(done["ranked"]) == {e["id"] for e in filled}
+    winner = json.loads((out / "stages" / "winner" / "done.json").read_text())
+    assert winner["id"] == done["ranked"][0]
+    from tinynas.pipeline.report import render_markdown, summarize
+
+    summary = summarize(out)
+    assert summary["final_training"]["fill"] == plan
+    assert f"Final training: top {plan['top_k']} x {plan['epochs']} epochs to fill the" in render_markdown(summary)

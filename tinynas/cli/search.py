@@ -84,7 +84,7 @@ def _settings(profile: str, kw: dict[str, Any]):
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from tinynas.pipeline.report import scored_text
+    from tinynas.pipeline.report import fill_text, scored_text
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
@@ -98,6 +98,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     extension = (summary.get("final_training") or {}).get("extension")
     if extension:
         click.echo(f"final      {extension['message']}")
+    fill = (summary.get("final_training") or {}).get("fill")
+    if fill:
+        click.echo(f"final      {fill_text(fill)}")
     if w:
         acc = w.get("int8_accuracy")
         click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}"

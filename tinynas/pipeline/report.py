@@ -74,7 +74,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "final_training": None if not final_done else {
             "epochs": (final_done.get("budget") or {}).get("epochs"),
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
-            "extension": final_done.get("extension")},
+            "extension": final_done.get("extension"), "fill": final_done.get("fill")},
         "refinement": _refinement(rd),
         "predictor": _predictor(rd),
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
@@ -296,7 +296,15 @@ def _stop_lines(s: dict[str, Any]) -> list[str]:
     if ext:
         lines.append(f"Final training: {ext['epochs']} epochs per candidate instead of {ext['planned_epochs']} "
                      f"(+{ext['extra_epochs']}, the work the search left unused).")
+    if final.get("fill"):
+        lines.append(f"Final training: {fill_text(final['fill'])}.")
     return lines
+
+
+def fill_text(fill: dict[str, Any]) -> str:
+    """What ofa's ``fill_budget`` chose, in words (report and ``tinynas run``'s summary)."""
+    return (f"top {fill['top_k']} x {fill['epochs']} epochs to fill the {fill['seconds']:.0f} s the search left "
+            f"(the best candidate took {fill['probe_seconds']:.0f} s at the planned epochs)")
 
 
 def scored_text(s: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tinynas.errors import SearchError, TinyNASError
 from tinynas.pipeline.constraints import CostCheck
@@ -43,6 +43,9 @@ from tinynas.space.arch import Arch
 from tinynas.strategies import Observation, Strategy, make_strategy
 from tinynas.strategies.staged import seeds_for_budget
 from tinynas.train.budget import TrainBudget
+
+if TYPE_CHECKING:
+    from tinynas.pipeline.fill import FillPlan
 
 log = logging.getLogger(__name__)
 
@@ -515,28 +518,50 @@ def top_candidates(entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]
 
 @STAGES.register("final")
 def final_stage(ctx: StageContext) -> dict:
-    """Train the top ``final_top_k`` search candidates at full fidelity, keeping their weights."""
+    """Train the top ``final_top_k`` search candidates at full fidelity, keeping their weights.
+
+    With ofa's ``fill_budget`` the minutes the search left decide the top and its epochs instead
+    (tinynas.pipeline.fill): the best candidate is trained at the planned epochs first and timed.
+    """
     s, run = ctx.settings, ctx.run
-    sdir = run.stage_dir("final")
     from tinynas.pipeline.refine import final_entries
 
     # predicted scores (ofa's predictor) rank the search; what the verify stage measured ranks the final
     pool = run.journal.candidates(stage="verify") or run.journal.candidates(stage="search") + final_entries(ctx)
-    top = top_candidates(pool, int(s.final_top_k))
-    budget, extension = final_budget(ctx, n_final=len(top))
+    fill = _fill_plan(ctx, pool) if ctx.resolved.strategy_hyper.get("fill_budget") else None
+    top = top_candidates(pool, int(s.final_top_k) if fill is None else fill.top_k)
+    if fill is None:
+        budget, extension = final_budget(ctx, n_final=len(top))
+    else:
+        budget, extension = replace(s.final_budget(), epochs=fill.epochs), None
     if extension is not None and not any(e.get("event") == "extended" for e in run.journal.events(stage="final")):
         log.warning("final training: %s", extension["message"])
         run.journal.append({"type": "stage", "stage": "final", "event": "extended", **extension})
-    done = {e["id"]: e for e in run.journal.candidates(stage="final")}
-    todo = [Arch.from_json(e["arch"]) for e in top if e["id"] not in done or not (sdir / f"{e['id']}.keras").is_file()]
-    bar = _bar(ctx, len(top), "final training", initial=len(top) - len(todo))
+    done = _train_final(ctx, [Arch.from_json(e["arch"]) for e in top], budget, "final training")
+    ranked = [done[e["id"]] for e in top if done.get(e["id"], {}).get("accuracy") is not None]
+    ranked.sort(key=lambda e: (-e["accuracy"], e["cost"].get("latency_ms") or 0.0))
+    if not ranked:
+        raise SearchError(f"final training failed for every one of the top {len(top)} candidates; "
+                          f"see {run.journal.path}")
+    return {"ranked": [e["id"] for e in ranked], "budget": budget.to_json(), "extension": extension,
+            **({"fill": fill.to_json()} if fill is not None else {})}
+
+
+def _train_final(ctx: StageContext, archs: list[Arch], budget: TrainBudget, desc: str) -> dict[str, dict[str, Any]]:
+    """Train ``archs`` at ``budget`` (those journaled at its epochs with their weights kept are not trained
+    again); returns the final entries at those epochs by id."""
+    run = ctx.run
+    sdir = run.stage_dir("final")
+    done = {e["id"]: e for e in run.journal.candidates(stage="final") if e.get("epochs") == budget.epochs}
+    todo = [a for a in archs if a.id not in done or not (sdir / f"{a.id}.keras").is_file()]
+    bar = _bar(ctx, len(archs), desc, initial=len(archs) - len(todo))
     in_flight: dict[cf.Future, Arch] = {}
     evaluator = stage_evaluator(ctx) if todo else ctx.evaluator
     with _stops_cleanly(ctx, "final", bar):
         while todo or in_flight:
             while todo and len(in_flight) < evaluator.workers:
                 arch = todo.pop(0)
-                job = EvalJob(arch=arch, budget=budget, seed=int(s.seed), fidelity="final",
+                job = EvalJob(arch=arch, budget=budget, seed=int(ctx.settings.seed), fidelity="final",
                               model_path=str(sdir / f"{arch.id}.keras"))
                 in_flight[evaluator.submit(job)] = arch
             finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
@@ -549,12 +574,35 @@ def final_stage(ctx: StageContext) -> dict:
                     ctx.on_candidate(done[arch.id])
                 if bar is not None:
                     bar.update(1)
-    ranked = [done[e["id"]] for e in top if done.get(e["id"], {}).get("accuracy") is not None]
-    ranked.sort(key=lambda e: (-e["accuracy"], e["cost"].get("latency_ms") or 0.0))
-    if not ranked:
-        raise SearchError(f"final training failed for every one of the top {len(top)} candidates; "
-                          f"see {run.journal.path}")
-    return {"ranked": [e["id"] for e in ranked], "budget": budget.to_json(), "extension": extension}
+    return done
+
+
+def _fill_plan(ctx: StageContext, pool: list[dict[str, Any]]) -> "FillPlan | None":
+    """The final that fills the seconds the search left (None: the run has no time budget).
+
+    Journaled once (event "filled"), so a resumed stage trains the same top at the same epochs.
+    """
+    from tinynas.pipeline.fill import FillPlan, plan_fill, seconds_left
+
+    run, s = ctx.run, ctx.settings
+    for event in run.journal.events(stage="final"):
+        if event.get("event") == "filled":
+            return FillPlan.from_json(event["plan"])
+    seconds = seconds_left(run.journal, run.stage_done("search"))
+    ranked = top_candidates(pool, len(pool))
+    if seconds is None or not ranked:
+        return None
+    planned = s.final_budget()
+    best = Arch.from_json(ranked[0]["arch"])
+    probe = _train_final(ctx, [best], planned, "final training (timing the best)").get(best.id) or {}
+    if probe.get("accuracy") is None:  # failed: its error is journaled; plan as if nothing were left
+        return None
+    plan = plan_fill(seconds=seconds, probe_seconds=float(probe.get("train_seconds") or 0.0),
+                     planned_epochs=int(s.final_epochs), planned_top_k=int(s.final_top_k), available=len(ranked))
+    log.info("final training fills %.0f s the search left: top %d x %d epochs (%d epochs took %.1f s)",
+             plan.seconds, plan.top_k, plan.epochs, int(s.final_epochs), plan.probe_seconds)
+    run.journal.append({"type": "stage", "stage": "final", "event": "filled", "plan": plan.to_json()})
+    return plan
 
 
 def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[str, Any] | None]:

@@ -54,6 +54,10 @@ class OnceForAll(RegularizedEvolution):
     subnets before each later round (4: on glyphs the best measured on nucleo-l010rb rose from 0.54 to 0.61
     inherited accuracy, mean of 3 supernets, at the same 20 measurements; the roomier boards moved less than
     0.02, and deployed int8 stayed within the seeds' spread, benchmarks/ofa/README.md (r)).
+    ``fill_budget``: with ``--budget-minutes``, the final stage spends the minutes the search left (most of
+    them, once the supernet exists) on more candidates and epochs, chosen after timing the best candidate's
+    planned training (tinynas.pipeline.fill). Off by default: a board then costs seconds beyond its final,
+    which is what a sweep over many boards wants.
     """
 
     name = "ofa"
@@ -79,6 +83,7 @@ class OnceForAll(RegularizedEvolution):
         predictor_samples: int = 1000,
         verify_top: int = 20,
         verify_rounds: int = 4,
+        fill_budget: bool = False,
     ) -> None:
         widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
         if float(max_width) not in widths:
@@ -114,6 +119,9 @@ class OnceForAll(RegularizedEvolution):
                               f"only, without refitting the predictor), got {verify_rounds}")
         self.verify_top = int(verify_top)
         self.verify_rounds = int(verify_rounds)
+        if not isinstance(fill_budget, bool):
+            raise SearchError(f"ofa fill_budget must be true or false, got {fill_budget!r}")
+        self.fill_budget = fill_budget  # read by the final stage (tinynas.pipeline.fill)
         limit = self.max_width
 
         def covered(arch: Arch) -> bool:
