@@ -57,7 +57,7 @@ def plan_fill(*, seconds: float, probe_seconds: float, planned_epochs: int, plan
     even = math.sqrt(max(float(seconds), 0.0) / (max(floor_k, 1) * probe))
     for scale in range(max(1, min(MAX_FILL_SCALE, round(even))), 0, -1):
         per = probe * scale
-        k = int(room // per) + (1 if scale == 1 else 0) if room > 0 else floor_k
+        k = int(max(room, 0.0) // per) + (1 if scale == 1 else 0)
         if k >= floor_k or scale == 1:
             return FillPlan(seconds=round(float(seconds), 3), probe_seconds=round(probe, 3),
                             epochs=int(planned_epochs) * scale, top_k=max(floor_k, min(k, int(available))),
@@ -75,13 +75,11 @@ def seconds_left(journal: Any, search_done: dict[str, Any] | None) -> float | No
     left = (stop.get("budget_left") or {}).get("seconds")
     if left is None:
         return None
-    spent = 0.0
-    for stage in ("verify",):
-        started = None
-        for event in journal.events(stage=stage):
-            if event.get("event") == "start":
-                started = float(event["time"])
-            elif started is not None:
-                spent += float(event["time"]) - started
-                started = None
+    spent, started = 0.0, None
+    for event in journal.events(stage="verify"):  # each session: start, then done, interrupted or failed
+        if event.get("event") == "start":
+            started = float(event["time"])
+        elif started is not None:
+            spent += float(event["time"]) - started
+            started = None
     return max(0.0, float(left) - spent)
