@@ -184,6 +184,8 @@ def main() -> None:
                         "README (q)'s rows had 1)")
     p.add_argument("--fill-budget", action="store_true",
                    help="the ofa option fill_budget: the final stage spends the minutes the search left")
+    p.add_argument("--readers-phase", action="store_true",
+                   help="the ofa option readers_phase: the supernet ends with the readers phase of README (t)")
     p.add_argument("--save", default=None, help="also write the table to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -197,6 +199,7 @@ def main() -> None:
              + ", "
              f"final top {args.final_top_k} x {args.final_epochs} epochs"
              + (" (ofa: fill_budget, the final planned from the minutes the search left)" if args.fill_budget else "")
+             + (" (ofa: readers_phase)" if args.readers_phase else "")
              + f", supernet max_width {args.max_width}, "
              f"{args.steps_per_phase} steps/phase on every training sample; one TensorFlow thread per run")
     rows = _load(path)
@@ -214,6 +217,8 @@ def main() -> None:
                         base = dict(profile=board, dataset="glyphs", space="mcunet", budget_minutes=args.minutes,
                                     search_epochs=2, final_epochs=args.final_epochs, final_top_k=args.final_top_k,
                                     seed=seed, cache_dir=str(work / "cache"))
+                        extra = {**({"fill_budget": True} if args.fill_budget else {}),
+                                 **({"readers_phase": True} if args.readers_phase else {})}
                         if strategy == "ofa" and args.ofa_score == "predictor":  # README (q)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base,
                                                    budget_candidates=args.predictor_candidates, strategy_options={
@@ -221,11 +226,11 @@ def main() -> None:
                                                        "steps_per_phase": args.steps_per_phase,
                                                        **({"verify_rounds": args.verify_rounds}
                                                           if args.verify_rounds else {}),
-                                                       **({"fill_budget": True} if args.fill_budget else {})})
+                                                       **extra})
                         elif strategy == "ofa":  # the supernet trains on every sample, as in README (h)
                             settings = RunSettings(strategy="ofa", search_samples=None, **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": args.steps_per_phase,
-                                **({"fill_budget": True} if args.fill_budget else {})})
+                                **extra})
                         elif strategy == "ofa-short":  # the schedule `--strategy ofa` defaulted to before stop 32
                             settings = RunSettings(strategy="ofa", **base, strategy_options={
                                 "max_width": args.max_width, "steps_per_phase": 48, "supernet_samples": 1000})

@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--shard", default=None, metavar="K/N", help="score every N-th subnet from the K-th")
     p.add_argument("--merge", action="store_true", help="join the shards, write the pairs file, fit, report")
     p.add_argument("--json", default=None, help="with --merge: write the report here")
+    p.add_argument("--readers-phase", action="store_true",
+                   help="the supernet of the ofa option readers_phase (ShrinkingSchedule.with_readers_phase)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import numpy as np
@@ -59,6 +61,8 @@ def main() -> None:
     space = get_space("mcunet", input_shape=ds.input_shape, num_classes=ds.num_classes)
     schedule = ShrinkingSchedule.scaled(len(ds.y_train), steps_per_phase=args.steps_per_phase,
                                         max_width=args.max_width, seed=args.seed)
+    if args.readers_phase:
+        schedule = schedule.with_readers_phase()
     net, report = train_supernet(dataset=ds, space=space, schedule=schedule, cache_dir=args.cache)
     archs = sample_subnets(space, net.covers, n=args.n, seed=args.seed)
     if args.shard:

@@ -55,6 +55,16 @@ def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, caps
     again = json.loads((second / "stages" / "supernet" / "done.json").read_text())
     assert again["reused"] is True and again["directory"] == done["directory"] and not again["phase_seconds"]
 
+    third = tmp_path / "c"  # readers_phase is another supernet: trained anew, ending with the readers phase
+    code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "mcunet",
+                     "--strategy", "ofa", *FLAGS, "--strategy-option", "readers_phase=true", "--cache-dir", str(cache),
+                     "--out", str(third), command="search")
+    assert code == 0, cap.err[-3000:]
+    readers = json.loads((third / "stages" / "supernet" / "done.json").read_text())
+    assert readers["reused"] is False and readers["directory"] != done["directory"]
+    assert list(readers["phase_seconds"]) == ["full", "kernel", "depth", "expand", "width", "readers"]
+    assert readers["schedule"]["reader_sampling"] == "round_robin" and readers["schedule"]["reader_epochs"] == 1
+
 
 def test_ofa_on_another_space_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
@@ -146,6 +156,7 @@ def test_a_search_by_the_accuracy_predictor_scores_the_pairs_once_per_supernet(t
     (["score=predictor", "verify_top=0"], "verify_top must be at least 1"),
     (["score=predictor", "verify_rounds=0"], "verify_rounds must be at least 1"),
     (["fill_budget=1"], "fill_budget must be true or false"),
+    (["readers_phase=yes"], "readers_phase must be true or false"),
 ])
 def test_bad_predictor_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, options, message):
     out = tmp_path / "run"

@@ -35,3 +35,17 @@ def test_supernet_samples_and_steps_per_phase_size_it():
 def test_a_schedule_of_nothing_is_refused(options):
     with pytest.raises(SearchError, match="at least 1"):
         _schedule(**options)
+
+
+def test_readers_phase_adds_the_round_robin_phase_of_an_elastic_phases_length_and_its_own_cache_key():
+    """``readers_phase``: one more phase as long as an elastic one, round-robin over the gaps, the body at a tenth
+    of the readers' rate (benchmarks/ofa/README.md (t)); it is part of the cache key, so a supernet trained
+    without it is never reused for it."""
+    plain, _ = _schedule(steps_per_phase=1, supernet_samples=64)
+    readers, _ = _schedule(steps_per_phase=1, supernet_samples=64, readers_phase=True)
+    assert (readers.reader_epochs, readers.reader_sampling, readers.reader_body_lr_scale) == (1, "round_robin", 0.1)
+    assert readers.epochs == plain.epochs and plain.reader_epochs == 0
+    assert {k: v for k, v in readers.to_json().items() if k not in plain.to_json()} == {
+        "reader_epochs": 1, "reader_sampling": "round_robin", "reader_body_lr_scale": 0.1}
+    default, _ = _schedule()
+    assert default.with_readers_phase().reader_epochs == default.epochs[1]  # 200 steps, like an elastic phase

@@ -47,10 +47,12 @@ def schedule_for(ctx: Any) -> ShrinkingSchedule:
     n_train = len(ctx.resolved.dataset.y_train)
     cap = hyper["supernet_samples"]
     samples = n_train if cap is None else min(int(cap), n_train)
-    return ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper["steps_per_phase"]),
-                                    max_width=float(hyper["max_width"]), subnets_per_step=int(hyper["subnets_per_step"]),
-                                    max_train_samples=None if samples >= n_train else samples,
-                                    seed=int(ctx.settings.seed))
+    schedule = ShrinkingSchedule.scaled(samples, steps_per_phase=int(hyper["steps_per_phase"]),
+                                        max_width=float(hyper["max_width"]),
+                                        subnets_per_step=int(hyper["subnets_per_step"]),
+                                        max_train_samples=None if samples >= n_train else samples,
+                                        seed=int(ctx.settings.seed))
+    return schedule.with_readers_phase() if hyper["readers_phase"] else schedule
 
 
 def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:

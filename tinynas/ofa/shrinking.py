@@ -51,7 +51,10 @@ trains every weight, the rest at that factor of the readers' rate (the blocks af
 the gap learned on the full network's features: training them too took a stage-2
 skip from 0.85 to 0.91, README (f)), with the full network in every step so the
 shared weights keep serving it; ``reader_phase_lr_scale`` sets the reader slots' rate
-in that phase (1: the learning rate).
+in that phase (1: the learning rate). On glyphs, where a stand-alone reference can
+rank, round-robin with the body at 0.1 raised tau against it on three supernets
+(README (t)); ``ShrinkingSchedule.with_readers_phase`` is that setting, the ofa
+strategy's ``readers_phase``.
 
 Adam with a cosine learning rate restarted per phase.
 
@@ -68,7 +71,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,12 @@ class ShrinkingSchedule:
         per_epoch = max(1, math.ceil(n_train / batch_size))
         epochs = max(1, round(steps_per_phase / per_epoch))
         return cls(epochs=(2 * epochs,) + (epochs,) * (len(PHASES) - 1), batch_size=batch_size, **kw)
+
+    def with_readers_phase(self) -> "ShrinkingSchedule":
+        """This schedule with the readers phase that ranks best on glyphs (README (t)): as long as an
+        elastic phase, round-robin over the gaps, every other weight at a tenth of the readers' rate."""
+        return replace(self, reader_epochs=int(self.epochs[-1]), reader_sampling="round_robin",
+                       reader_body_lr_scale=0.1)
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON (the cache key). ``predecessor_inputs`` (with the reader fields) appears only

@@ -54,6 +54,14 @@ class OnceForAll(RegularizedEvolution):
     subnets before each later round (4: on glyphs the best measured on nucleo-l010rb rose from 0.54 to 0.61
     inherited accuracy, mean of 3 supernets, at the same 20 measurements; the roomier boards moved less than
     0.02, and deployed int8 stayed within the seeds' spread, benchmarks/ofa/README.md (r)).
+    ``readers_phase``: the supernet ends with one more phase of ``steps_per_phase`` steps on subnets with a
+    left-out stage, cycling over every (reader, predecessor) gap, that trains the blocks reading a left-out
+    stage's predecessor and, at a tenth of their rate, every other weight, with the full network in each step
+    (tinynas.ofa.shrinking's readers phase). Subnets with stage 4 or 5 left out trained alone as well as
+    full-depth ones but inherited 0.1-0.2 less; on glyphs the phase lifted Kendall tau against stand-alone
+    training from 0.518 / 0.526 / 0.556 to 0.580 / 0.569 / 0.568 over three supernets, for 130-160 s more
+    training. Off by default: deployed int8 on the 3-board table did not follow (-0.1 to -0.5 points on the
+    means, within the seeds' spread; benchmarks/ofa/README.md (t)).
     ``fill_budget``: with ``--budget-minutes``, the final stage spends the minutes the search left (most of
     them, once the supernet exists) on more candidates and epochs, chosen after timing the best candidate's
     planned training (tinynas.pipeline.fill). Off by default: a board then costs seconds beyond its final,
@@ -84,6 +92,7 @@ class OnceForAll(RegularizedEvolution):
         verify_top: int = 20,
         verify_rounds: int = 4,
         fill_budget: bool = False,
+        readers_phase: bool = False,
     ) -> None:
         widths = [float(w) for w in space.decisions()[0].options] if space.name == "mcunet" else [float(max_width)]
         if float(max_width) not in widths:
@@ -122,6 +131,9 @@ class OnceForAll(RegularizedEvolution):
         if not isinstance(fill_budget, bool):
             raise SearchError(f"ofa fill_budget must be true or false, got {fill_budget!r}")
         self.fill_budget = fill_budget  # read by the final stage (tinynas.pipeline.fill)
+        if not isinstance(readers_phase, bool):
+            raise SearchError(f"ofa readers_phase must be true or false, got {readers_phase!r}")
+        self.readers_phase = readers_phase  # read by tinynas.ofa.pipeline.schedule_for
         limit = self.max_width
 
         def covered(arch: Arch) -> bool:
