@@ -5,15 +5,28 @@ descriptor 2 while it imports and initialises its devices, before
 ``TF_CPP_MIN_LOG_LEVEL`` takes effect, which buries tinynas's own output. Every
 module that needs TensorFlow or Keras calls ``quiet_import()`` first; only the
 first call does any work.
+
+It also drops TensorFlow's "N of the last M calls triggered tf.function
+retracing" warning. tinynas builds many models and traced functions in one
+process by design (every candidate's Keras model, every block signature of the
+once-for-all supernet, tinynas.ofa.compiled), and TensorFlow's heuristic counts
+the first trace of each new function as retracing: the warning would land in
+every run's and sweep's output and tell the user nothing they can act on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
 
 _TF: Any = None
+
+
+class _FirstTraces(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def quiet_import() -> Any:
@@ -34,5 +47,6 @@ def quiet_import() -> Any:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    logging.getLogger("tensorflow").addFilter(_FirstTraces())
     _TF = tf
     return tf

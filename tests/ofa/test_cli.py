@@ -46,6 +46,13 @@ def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, caps
     assert final and final[0]["inherited_accuracy"] is not None and final[0]["worker"] == "ofa"
     assert final[0]["finetune_keep"] == 0.5  # shrink and perturb by default
     assert (first / "model" / "model_int8.tflite").is_file() and (first / "deploy" / "model_data.cc").is_file()
+    key = done["directory"].rsplit("/", 1)[-1]
+    trained = f"trained in {done['seconds']:.0f} s (full "
+    assert f"supernet   {trained}" in cap.out and f"cached as {key}" in cap.out, cap.out
+    report = (first / "report.md").read_text()
+    epochs = "/".join(map(str, done["schedule"]["epochs"]))
+    assert f"Once-for-all supernet: {trained}" in report and f"epochs per phase {epochs}." in report
+    assert "Once-for-all supernet: trained in" in (first / "report.html").read_text()
 
     second = tmp_path / "b"
     code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "mcunet",
@@ -54,12 +61,16 @@ def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, caps
     assert code == 0, cap.err[-3000:]
     again = json.loads((second / "stages" / "supernet" / "done.json").read_text())
     assert again["reused"] is True and again["directory"] == done["directory"] and not again["phase_seconds"]
+    saved = f"reused from the cache ({key}), which saved its {done['seconds']:.0f} s of training"
+    assert f"supernet   {saved}" in cap.out and saved in (second / "report.md").read_text(), cap.out
 
     third = tmp_path / "c"  # readers_phase is another supernet: trained anew, ending with the readers phase
     code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "mcunet",
-                     "--strategy", "ofa", *FLAGS, "--strategy-option", "readers_phase=true", "--cache-dir", str(cache),
-                     "--out", str(third), command="search")
+                     "--strategy", "ofa", *[f for f in FLAGS if f != "--no-progress"], "--strategy-option",
+                     "readers_phase=true", "--cache-dir", str(cache), "--out", str(third), command="search")
     assert code == 0, cap.err[-3000:]
+    # with progress on, a bar counts the supernet's epochs, readers phase included (2 + 1 + 1 + 1 + 1 + 1)
+    assert "supernet: 100%" in cap.err and "7/7" in cap.err and "readers 1/1" in cap.err, cap.err[-3000:]
     readers = json.loads((third / "stages" / "supernet" / "done.json").read_text())
     assert readers["reused"] is False and readers["directory"] != done["directory"]
     assert list(readers["phase_seconds"]) == ["full", "kernel", "depth", "expand", "width", "readers"]
@@ -100,6 +111,10 @@ def test_an_ofa_sweep_shares_the_supernet_and_each_board_scores_its_own_subnets(
             for b in ("nucleo-l432kc", "nano33ble")}
     assert done["nucleo-l432kc"]["directory"] == done["nano33ble"]["directory"]  # one supernet for both boards
     assert sorted(d["reused"] for d in done.values()) == [False, True]
+    trainer = next(b for b, d in done.items() if not d["reused"])
+    key = done[trainer]["directory"].rsplit("/", 1)[-1]
+    assert (f"Once-for-all supernet {key}: trained by {trainer} ({done[trainer]['seconds']:.0f} s), "
+            "reused by 1 board(s)") in (out / "sweep.md").read_text()
     for board in done:  # no board is told another's subnets: each spends its whole budget on its own search
         search = [e for e in _journal(out / board) if e.get("stage") == "search" and "arch" in e]
         assert len(search) == 3 and not any(e.get("shared_from") for e in search), board

@@ -50,3 +50,30 @@ def test_compiled_loss_and_gradients_equal_the_eager_ones():
     traced = forward.traces
     forward.logits(archs[0], x[:5])  # another batch size (an epoch's last batch): no new trace
     assert forward.traces == traced
+
+
+def test_new_unit_traces_print_no_retracing_warning_and_other_tensorflow_warnings_pass(caplog):
+    """Every unit signature is traced once, in its own tf.function; TensorFlow would call a dozen of those
+    first traces "retracing" and warn into every ofa run's output (seen before tinynas.tf_runtime's filter:
+    "5 out of the last 5 calls to <function CompiledForward._function.<locals>.<lambda>> triggered
+    tf.function retracing")."""
+    import logging
+
+    from tinynas.ofa.compiled import CompiledForward
+    from tinynas.ofa.shrinking import PHASES, _sample
+    from tinynas.ofa.supernet import ElasticMCUNet
+
+    space = get_space("mcunet", input_shape=SHAPE, num_classes=5)
+    net = ElasticMCUNet(space=space, max_width=0.25, seed=0)
+    forward = CompiledForward(net)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *SHAPE), dtype=np.float32)
+    with caplog.at_level(logging.WARNING):
+        for i in range(12):
+            arch = _sample(space, rng, PHASES[1 + i % 4], max_width=0.25, resolution=(28, 20, 12, 16)[i % 4])
+            forward.logits(arch, x)
+        logging.getLogger("tensorflow").warning("another tensorflow warning")
+    assert forward.traces >= 6  # enough new traces for TensorFlow's heuristic to have warned
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "retracing" in m], messages
+    assert "another tensorflow warning" in messages

@@ -81,16 +81,24 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     done = state["epoch"]["done"]
 
     ds, space = _data()
+    heard = []
     net, report = train_supernet(dataset=ds, space=space, schedule=_schedule(epochs=(6, 1, 1, 1, 1)),
-                                 cache_dir=tmp_path)
+                                 cache_dir=tmp_path, on_epoch=heard.append)
     assert report.resumed_from is not None and report.resumed_from.startswith("phase full, epoch")
-    assert int(report.resumed_from.rsplit(" ", 1)[1]) >= done
+    resumed_at = int(report.resumed_from.rsplit(" ", 1)[1])
+    assert resumed_at >= done
+    # the progress callback counts on from the checkpoint, over all phases, to the end
+    assert [e.done for e in heard] == list(range(resumed_at + 1, 11)) and {e.total for e in heard} == {10}
+    assert [(e.phase, e.epoch) for e in heard[-4:]] == [("kernel", 1), ("depth", 1), ("expand", 1), ("width", 1)]
     assert list(report.phase_seconds) == ["full", "kernel", "depth", "expand", "width"]
     assert not report.notes
     # finished: the next call reuses it without training
     again, second = train_supernet(dataset=ds, space=space, schedule=_schedule(epochs=(6, 1, 1, 1, 1)),
                                    cache_dir=tmp_path)
     assert second.reused and not second.phase_seconds
+    # what the reuse saved, as the session that finished it recorded it (for the run's report)
+    assert second.cached_training == {"phase_seconds": pytest.approx(report.phase_seconds),
+                                      "resumed_from": report.resumed_from}
     name = next(iter(net.variables))
     np.testing.assert_array_equal(again.variables[name].numpy(), net.variables[name].numpy())
 

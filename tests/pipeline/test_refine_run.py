@@ -147,6 +147,8 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert (out / "model" / "model_int8.tflite").is_file()
     report = (out / "report.md").read_text()
     assert "## Differentiable refinement (drnas, stage `refine`)" in report and f"derived {derived.id}" in report
+    html = (out / "report.html").read_text()
+    assert "<h2>Differentiable refinement (drnas, stage `refine`)</h2>" in html and f"derived {derived.id}" in html
     # killed after the supernet's last epoch, before the stage finished: resume from the checkpoint
     (out / "stages" / "refine" / "done.json").unlink()
     for later in ("final", "winner", "deploy"):

@@ -84,12 +84,14 @@ def _settings(profile: str, kw: dict[str, Any]):
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from tinynas.pipeline.report import fill_text, scored_text
+    from tinynas.pipeline.report import fill_text, scored_text, supernet_text
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
     click.echo(f"board      {summary['board']}   dataset {summary['dataset']}   space {summary['space']}   "
                f"strategy {summary['strategy']}")
+    if summary.get("supernet"):
+        click.echo(f"supernet   {supernet_text(summary['supernet'])}")
     click.echo(f"searched   {summary['candidates_evaluated']} candidates, {summary['trainings']} trainings"
                f"{scored_text(summary)}, {summary['search_seconds'] or 0:.0f} s")
     stop = summary.get("search_stop") or {}

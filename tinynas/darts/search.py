@@ -247,8 +247,9 @@ def _repair(result: DartsResult, space: Any, profile: Any, nearest: Any) -> None
     result.arch, result.changed_to_fit = nearest(derived, np.asarray(chosen))
     if result.changed_to_fit:
         result.derived_infeasible = derived.id
-        log.warning("the derived arch %s does not fit %s; took %s, %d decision(s) changed", derived.id, profile.id,
-                    result.arch.id, result.changed_to_fit)
+        # info, not warning: the result carries it, and the pipeline's stage warns once with the run's context
+        log.info("the derived arch %s does not fit %s; took %s, %d decision(s) changed", derived.id, profile.id,
+                 result.arch.id, result.changed_to_fit)
     c = check.cost(result.arch)
     result.cost = {"latency_ms": c.latency_ms, "arena_bytes": int(c.arena_bytes),
                    "flash_bytes": int(c.flash_bytes), "macs": int(c.macs), "fits": bool(c.fits)}
@@ -307,8 +308,8 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
         mixing = state.mixing_mean()
         if not (np.isfinite(losses).all() and np.isfinite(mixing).all()):
             result.stopped_early, result.stop_epoch, result.nan_stop = True, epoch, True
-            log.warning("%s epoch %d: the loss or alpha is NaN; stopping with the arch of epoch %d", cfg.method,
-                        epoch + 1, epoch)
+            log.info("%s epoch %d: the loss or alpha is NaN; stopping with the arch of epoch %d", cfg.method,
+                     epoch + 1, epoch)
             break
         archs.append(derive(mixing))
         result.weights.append(np.round(mixing, 5).tolist())

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinynas.ofa.evaluate import SubnetEvaluator
 from tinynas.ofa.pairs import collect_pairs, pairs_path
 from tinynas.ofa.predictor import AccuracyPredictor, PredictorReport
-from tinynas.ofa.shrinking import ShrinkingSchedule, train_supernet
+from tinynas.ofa.shrinking import EpochDone, ShrinkingSchedule, train_supernet
 from tinynas.ofa.supernet import ElasticMCUNet
 from tinynas.space.arch import Arch
 
@@ -55,17 +55,33 @@ def schedule_for(ctx: Any) -> ShrinkingSchedule:
     return schedule.with_readers_phase() if hyper["readers_phase"] else schedule
 
 
-def _supernet(ctx: Any) -> tuple[ElasticMCUNet, Any]:
+def _supernet(ctx: Any, *, on_epoch: Callable[[EpochDone], None] | None = None) -> tuple[ElasticMCUNet, Any]:
     schedule = schedule_for(ctx)
     net, report = train_supernet(dataset=ctx.resolved.dataset, space=ctx.resolved.space, schedule=schedule,
-                                 cache_dir=ctx.evaluator.spec.cache_dir)
+                                 cache_dir=ctx.evaluator.spec.cache_dir, on_epoch=on_epoch)
     _LOADED[report.directory] = net
     return net, report
 
 
 def supernet_stage(ctx: Any) -> dict[str, Any]:
-    """Train (or resume, or reuse) the supernet; its done.json says which and how long it took."""
-    net, report = _supernet(ctx)
+    """Train (or resume, or reuse) the supernet; its done.json says which and how long it took. Training
+    takes minutes, so with progress on a bar counts its epochs (phase, epoch, last loss)."""
+    bar = None
+
+    def on_epoch(e: EpochDone) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=e.total, initial=e.done - 1, desc="supernet", unit="epoch", dynamic_ncols=True)
+        bar.set_postfix_str(f"{e.phase} {e.epoch}/{e.epochs}, loss {e.loss:.3f}", refresh=False)
+        bar.update(1)
+
+    try:
+        net, report = _supernet(ctx, on_epoch=on_epoch if ctx.progress else None)
+    finally:
+        if bar is not None:
+            bar.close()
     for note in report.notes:
         ctx.run.journal.append({"type": "stage", "stage": "supernet", "event": "checkpoint", "message": note})
     log.info("supernet %s: %s in %.1f s", report.directory,
@@ -77,6 +93,7 @@ def supernet_stage(ctx: Any) -> dict[str, Any]:
     return {**extra, "directory": report.directory, "reused": report.reused, "resumed_from": report.resumed_from,
             "seconds": round(report.seconds, 1), "phase_seconds": {k: round(v, 1) for k, v in
                                                                    report.phase_seconds.items()},
+            "cached_training": report.cached_training,
             "notes": report.notes, "schedule": schedule_for(ctx).to_json()}
 
 

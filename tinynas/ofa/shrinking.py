@@ -73,7 +73,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -157,6 +157,11 @@ class ShrinkingSchedule:
         return replace(self, reader_epochs=int(self.epochs[-1]), reader_sampling="round_robin",
                        reader_body_lr_scale=0.1)
 
+    @property
+    def total_epochs(self) -> int:
+        """Epochs over all phases, the readers phase included where it runs."""
+        return sum(int(e) for e in self.epochs) + (int(self.reader_epochs) if self.predecessor_inputs else 0)
+
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON (the cache key). ``predecessor_inputs`` (with the reader fields) appears only
         when set: without it the supernet is the one trained before the field existed, so those caches
@@ -181,6 +186,19 @@ class ShrinkingSchedule:
         return data
 
 
+@dataclass(frozen=True)
+class EpochDone:
+    """One trained epoch, for ``train_supernet``'s ``on_epoch``: ``done`` of ``total`` epochs over all phases
+    (a resumed training starts past 0)."""
+
+    phase: str
+    epoch: int
+    epochs: int
+    done: int
+    total: int
+    loss: float
+
+
 @dataclass
 class ShrinkingReport:
     """What a training did: seconds per phase, where it resumed, and any checkpoint it could not use."""
@@ -190,6 +208,9 @@ class ShrinkingReport:
     resumed_from: str | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # reused: what the session that finished the cached supernet recorded (its seconds per phase, and where
+    # it resumed), so a report can say what the reuse saved; empty for caches written before it was recorded
+    cached_training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -357,10 +378,12 @@ def _restore(net: ElasticMCUNet, directory: Path, state: dict[str, Any], report:
 
 
 def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSchedule, cache_dir: str | Path,
-                   directory: str | Path | None = None) -> tuple[ElasticMCUNet, ShrinkingReport]:
+                   directory: str | Path | None = None,
+                   on_epoch: Callable[[EpochDone], None] | None = None) -> tuple[ElasticMCUNet, ShrinkingReport]:
     """The trained supernet for (dataset, space, schedule), trained now, resumed, or reused from the cache.
 
-    ``directory`` overrides the cache folder (``cache_dir/ofa/<key>``). Raises
+    ``directory`` overrides the cache folder (``cache_dir/ofa/<key>``). ``on_epoch``
+    hears of every epoch trained (a progress bar: training takes minutes). Raises
     SupernetError when that folder was trained for another dataset, space or
     schedule, or when the space or input is not covered.
     """
@@ -378,6 +401,9 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
         try:
             net.load_state(load_weights(folder / FINAL_FILE, sha256=final), source=str(folder / FINAL_FILE))
             report.reused = True
+            if "phase_seconds" in state:
+                report.cached_training = {"phase_seconds": state["phase_seconds"],
+                                          "resumed_from": state.get("resumed_from")}
             return net, report
         except SupernetError as exc:
             report.notes.append(f"{exc}; resuming from the phase checkpoints")
@@ -409,7 +435,7 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
         if phase == "expand" and first_epoch == 0:
             net.sort_expansions()
         _train_phase(net, x, y, phase=phase, schedule=schedule, teacher=teacher, first_epoch=first_epoch,
-                     folder=folder, phases=phases, num_classes=space.num_classes, forward=forward)
+                     folder=folder, phases=phases, num_classes=space.num_classes, forward=forward, on_epoch=on_epoch)
         phases[phase] = save_weights(folder / f"phase_{phase}.npz", net.state())
         _write_state(folder, {"phases": phases, "epoch": None})
         if phase == "full":
@@ -420,17 +446,19 @@ def train_supernet(*, dataset: Any, space: SearchSpace, schedule: ShrinkingSched
         # killed here, a rerun finds every phase done but no final weights and repeats this one
         began = time.perf_counter()
         _train_phase(net, x, y, phase=READERS, schedule=schedule, teacher=teacher, first_epoch=0, folder=folder,
-                     phases=phases, num_classes=space.num_classes, forward=forward)
+                     phases=phases, num_classes=space.num_classes, forward=forward, on_epoch=on_epoch)
         report.phase_seconds[READERS] = time.perf_counter() - began
     digest = save_weights(folder / FINAL_FILE, net.state())
     _write_state(folder, {"phases": phases, "epoch": None, "final": digest,
-                          "seconds": report.seconds, "notes": report.notes})
+                          "seconds": report.seconds, "phase_seconds": report.phase_seconds,
+                          "resumed_from": report.resumed_from, "notes": report.notes})
     return net, report
 
 
 def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str, schedule: ShrinkingSchedule,
                  teacher: dict[str, Any] | None, first_epoch: int, folder: Path, phases: dict[str, str],
-                 num_classes: int, forward: CompiledForward) -> None:
+                 num_classes: int, forward: CompiledForward,
+                 on_epoch: Callable[[EpochDone], None] | None = None) -> None:
     """One phase of progressive shrinking. ``READERS`` trains only the predecessor input slots, on
     width-phase subnets that use one, so no other subnet changes."""
     tf = net.tf
@@ -506,3 +534,7 @@ def _train_phase(net: ElasticMCUNet, x: np.ndarray, y: np.ndarray, *, phase: str
                                                              "file": "epoch.npz", "sha256": digest}})
         log.info("supernet %s: phase %s epoch %d/%d (last loss %.3f, %d traces so far)", folder.name,
                  READERS if only_readers else phase, epoch + 1, epochs, float(loss), forward.traces)
+        if on_epoch is not None:
+            before = sum(int(e) for e in schedule.epochs[:level])
+            on_epoch(EpochDone(phase=READERS if only_readers else phase, epoch=epoch + 1, epochs=epochs,
+                               done=before + epoch + 1, total=schedule.total_epochs, loss=float(loss)))

@@ -77,6 +77,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "extension": final_done.get("extension"), "fill": final_done.get("fill")},
         "refinement": _refinement(rd),
         "predictor": _predictor(rd),
+        "supernet": _supernet(rd),
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
@@ -104,6 +105,50 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
                     "expected_latency_ms": done.get("expected_latency_ms"), "latency_ms": done.get("latency_ms"),
                     "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or []}
     return None
+
+
+def _supernet(rd: RunDir) -> dict[str, Any] | None:
+    """ofa's supernet: trained, resumed or reused, and the seconds that cost (None for other strategies). A
+    run's search takes seconds, so this is where an ofa run's wall time went, or what the cache saved."""
+    done = rd.stage_done("supernet")
+    if not done:
+        return None
+    schedule = done.get("schedule") or {}
+    return {"key": Path(done["directory"]).name, "directory": done["directory"], "reused": done["reused"],
+            "resumed_from": done.get("resumed_from"), "seconds": done.get("seconds"),
+            "phase_seconds": done.get("phase_seconds") or {}, "cached_training": done.get("cached_training") or {},
+            "epochs": schedule.get("epochs"), "reader_epochs": schedule.get("reader_epochs", 0),
+            "max_width": schedule.get("max_width"), "notes": done.get("notes") or []}
+
+
+def supernet_text(sn: dict[str, Any]) -> str:
+    """What the run did with its once-for-all supernet, in words (report and ``tinynas run``'s summary)."""
+    if sn["reused"]:
+        cached = sn.get("cached_training") or {}
+        text = f"reused from the cache ({sn['key']})"
+        if cached.get("phase_seconds"):
+            took = sum(float(v) for v in cached["phase_seconds"].values())
+            text += (f", which saved its {took:.0f} s of training"
+                     + (f" (the session that finished it, after resuming from {cached['resumed_from']})"
+                        if cached.get("resumed_from") else ""))
+        return text
+    text = (f"resumed from {sn['resumed_from']}, the rest trained in {float(sn['seconds'] or 0):.0f} s"
+            if sn.get("resumed_from") else f"trained in {float(sn['seconds'] or 0):.0f} s")
+    if sn.get("phase_seconds"):
+        text += " (" + ", ".join(f"{k} {float(v):.0f}" for k, v in sn["phase_seconds"].items()) + " s)"
+    return text + f", cached as {sn['key']} for later runs and boards on the same dataset, space and schedule"
+
+
+def _supernet_lines(s: dict[str, Any]) -> list[str]:
+    sn = s.get("supernet")
+    if not sn:
+        return []
+    line = f"Once-for-all supernet: {supernet_text(sn)}."
+    if sn.get("epochs"):
+        line += (f" Progressive shrinking at max width {sn['max_width']}, epochs per phase "
+                 f"{'/'.join(str(e) for e in sn['epochs'])}"
+                 + (f" and a {sn['reader_epochs']}-epoch readers phase" if sn.get("reader_epochs") else "") + ".")
+    return [line] + [f"Supernet checkpoint: {note}." for note in sn.get("notes") or []]
 
 
 def _predictor(rd: RunDir) -> dict[str, Any] | None:
@@ -322,7 +367,7 @@ def render_markdown(s: dict[str, Any]) -> str:
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
            f"{s['trainings']} trainings{scored_text(s)}, search {_fmt(s['search_seconds'], '.0f')} s, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
-    out += [line + "\n" for line in _stop_lines(s) + _predictor_lines(s)]
+    out += [line + "\n" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
     out += _refinement_lines(s.get("refinement"))
     if not s.get("winner"):
         out += ["The run has not finished yet: run the same command again to resume.", ""]
@@ -351,7 +396,11 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
-    parts += [f"<p>{e(line)}</p>" for line in _stop_lines(s) + _predictor_lines(s)]
+    parts += [f"<p>{e(line)}</p>" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
+    refinement = _refinement_lines(s.get("refinement"))
+    if refinement:  # a "## title" line, then its paragraphs
+        parts.append(f"<h2>{e(refinement[0].removeprefix('## '))}</h2>")
+        parts += [f"<p>{e(line)}</p>" for line in refinement[1:] if line]
     if s.get("winner"):
         parts.append("<h2>Winner</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]
@@ -398,6 +447,8 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
                            candidates=s["candidates_evaluated"], shared=s["candidates_shared"],
                            trainings=s["trainings"], budgets=s["budgets"],
                            search_stop=(s.get("search_stop") or {}).get("reason"))
+                if s.get("supernet"):
+                    row["supernet"] = {k: s["supernet"][k] for k in ("key", "reused", "seconds")}
         boards.append(row)
     result = {"dataset": meta["dataset"], "space": meta["space"], "strategy": meta["strategy"],
               "order": meta.get("order"), "run_order": meta.get("run_order", []), "boards": boards,
@@ -409,12 +460,32 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
     return result
 
 
+def _sweep_supernet_text(boards: list[dict[str, Any]]) -> str:
+    """Which board trained each once-for-all supernet and how many reused it: an ofa sweep shares the
+    supernet, not candidates (each board searches its own subnets)."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for b in boards:
+        sn = b.get("supernet")
+        if sn:
+            entry = by_key.setdefault(sn["key"], {"trained": [], "reused": []})
+            entry["reused" if sn["reused"] else "trained"].append((b["board"], float(sn["seconds"] or 0.0)))
+    parts = []
+    for key, e in by_key.items():
+        trained = ", ".join(f"{board} ({sec:.0f} s)" for board, sec in e["trained"]) or "an earlier run"
+        parts.append(f"Once-for-all supernet {key}: trained by {trained}, reused by {len(e['reused'])} board(s).")
+    return " ".join(parts) + " Each board searched its own subnets on it."
+
+
 def render_sweep_markdown(r: dict[str, Any]) -> str:
+    ofa = any(b.get("supernet") for b in r["boards"])
     out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", "",
            f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
-           f"(candidates are shared across boards through one cache), {_fmt(r['seconds'], '.0f')} s.", "",
-           f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. Each board was told "
-           "the earlier boards' results that fit it, counted in its budget (the `shared` column).", "",
+           f"({'the supernet is' if ofa else 'candidates are'} shared across boards through one cache), "
+           f"{_fmt(r['seconds'], '.0f')} s.", "",
+           f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. "
+           + (_sweep_supernet_text(r["boards"]) if ofa else
+              "Each board was told the earlier boards' results that fit it, counted in its budget (the `shared` "
+              "column)."), "",
            "| board | status | winner | int8 acc | val acc | latency (ms) | arena or runtime memory (bytes) | "
            "flash or model file (bytes) | "
            "candidates (shared) | trainings |",
