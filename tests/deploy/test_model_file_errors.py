@@ -1,12 +1,17 @@
 """A model file that is cut short or not a model is reported as such, naming the file
-(issue #11 item 11), instead of an allocation failure at every arena size."""
+(issue #11 item 11), instead of an allocation failure at every arena size; so is a model that
+TFLite Micro would abort on (a softmax over logits that barely vary)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 
 from tinynas.deploy.arena import measure_arena_bytes
-from tinynas.deploy.interpreter import check_model_file, read_model_io
+from tinynas.deploy.interpreter import check_model_file, check_tflm_aborts, read_model_io, require_int8
 from tinynas.errors import DeployError, ModelFileError
 
 
@@ -30,3 +35,45 @@ def test_not_a_model_names_the_file():
 def test_every_reference_model_passes(mlperf_models):
     for path in mlperf_models.values():
         check_model_file(path.read_bytes(), source=str(path))
+        check_tflm_aborts(path.read_bytes(), source=str(path))
+
+
+def _softmax_model(bias_step: float) -> bytes:
+    """int8 Dense -> Softmax on 8x8 inputs whose logits are the bias alone: 0, step, 2 step, ..."""
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    dense = keras.layers.Dense(10)
+    model = keras.Model(inp, keras.layers.Softmax()(dense(keras.layers.Flatten()(inp))))
+    dense.set_weights([np.zeros((64, 10), "float32"), (np.arange(10) * bias_step).astype("float32")])
+    return quantize_int8(model, representative=np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32"))
+
+
+_ALLOCATE = ("import sys; from tflite_micro.python.tflite_micro import runtime; "
+             "runtime.Interpreter.from_bytes(open(sys.argv[1], 'rb').read(), arena_size=1 << 20)")
+
+
+def test_a_softmax_tflm_would_abort_on_is_refused_with_the_reason(tmp_path):
+    flat, fine = _softmax_model(1e-9), _softmax_model(0.1)
+    path = tmp_path / "flat.tflite"
+    path.write_bytes(flat)
+    # the condition is real: TFLM's own interpreter aborts the process on the flat model and runs the other
+    assert subprocess.run([sys.executable, "-c", _ALLOCATE, str(path)], capture_output=True).returncode == -6
+    (tmp_path / "fine.tflite").write_bytes(fine)
+    assert subprocess.run([sys.executable, "-c", _ALLOCATE, str(tmp_path / "fine.tflite")]).returncode == 0
+    check_tflm_aborts(fine)
+    assert measure_arena_bytes(fine) > 0
+
+    with pytest.raises(ModelFileError, match=r"^flat.tflite: the SOFTMAX input .* aborts below it"):
+        require_int8(flat, source="flat.tflite")
+    with pytest.raises(DeployError, match=r"^flat.tflite: the SOFTMAX input .*train the model"):
+        measure_arena_bytes(flat, source="flat.tflite")  # at once, not after a crash at every arena size
+    out = tmp_path / "deployed"
+    done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "deploy", str(path), "--profile", "nano33ble",
+                           "--dataset", "digits", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "the SOFTMAX input" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()

@@ -25,9 +25,9 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def _default_shape(name: str) -> tuple[int, ...]:
-    from tinynas.space.base import SPACES
+    from tinynas.space.base import space_class
 
-    return tuple(getattr(SPACES.get(name), "default_input_shape", FALLBACK_INPUT_SHAPE))
+    return tuple(getattr(space_class(name), "default_input_shape", FALLBACK_INPUT_SHAPE))
 
 
 def _summary(space: Any, arch: Any) -> str:
@@ -48,7 +48,7 @@ def space() -> None:
 def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int, as_json: bool) -> None:
     """Every registered space: description, decisions with options, and size."""
     from tinynas.space import get_space, space_names
-    from tinynas.space.base import SPACES
+    from tinynas.space.base import space_class
 
     described = []
     for name in space_names():
@@ -56,7 +56,7 @@ def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int, as_json: 
         try:
             described.append(get_space(name, input_shape=shape, num_classes=num_classes).describe())
         except SpaceError as exc:  # this space cannot take the input: say why, list the others
-            described.append({"name": name, "description": SPACES.get(name).description,
+            described.append({"name": name, "description": space_class(name).description,
                               "input_shape": list(shape), "error": str(exc)})
     if as_json:
         echo_json(described)
@@ -181,7 +181,7 @@ def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, n
     if as_json:
         echo_json(result.to_json())
         return
-    names = list(result.decisions) or ["(whole space)"]
+    names = list(result.decisions) or ["slice"]
     click.echo(f"{search_space.name} on {result.profile}, {samples} samples per slice")
     click.echo("  ".join(f"{n:>10}" for n in names) + f"  {'fit %':>6}  {'MMACs mean':>10}  {'p10':>7}  {'p50':>7}"
                f"  {'p90':>7}")
@@ -196,6 +196,10 @@ def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, n
         click.echo(f"nothing in {search_space.name} fits {result.profile} in {samples} samples per slice")
     else:
         best = result.slices[result.best]
+        if not best.values:
+            click.echo(f"{search_space.name} has no width or resolution decisions to slice by: the whole space "
+                       "is one slice")
+            return
         click.echo("best: " + ", ".join(f"{k}={v}" for k, v in best.values.items())
                    + f" (largest mean MACs among slices where at least {100 * min_fit:.0f} % fit)")
 

@@ -88,7 +88,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source:
     be allocated at all (unsupported op) or the search times out, and for bytes that are
     not a whole ``.tflite`` model (truncated, corrupt), naming ``source`` (the file).
     """
-    from tinynas.deploy.interpreter import check_model_file
+    from tinynas.deploy.interpreter import check_model_file, check_tflm_aborts
     from tinynas.errors import ModelFileError
 
     if not isinstance(model_bytes, (bytes, bytearray)):
@@ -97,6 +97,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source:
     # fail to allocate it at every size, which points at memory instead of the file.
     try:
         check_model_file(bytes(model_bytes), source=source)
+        check_tflm_aborts(bytes(model_bytes), source=source)
     except ModelFileError as exc:
         raise DeployError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="tinynas_arena_") as tmp:

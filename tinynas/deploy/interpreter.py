@@ -156,6 +156,45 @@ def _check_buffers(model: Any, size: int, *, source: str) -> None:
             )
 
 
+def check_tflm_aborts(model_bytes: bytes, *, source: str = "model") -> None:
+    """ModelFileError for a model that TFLite Micro would stop the program on while preparing it.
+
+    TFLM checks some quantization parameters with TFLITE_CHECK, which aborts: the whole
+    process here (the Python binding), and the board in firmware. The one that a
+    converted model meets: an int8 SOFTMAX needs ``beta * input_scale * 2**26 > 1``
+    (``PreprocessSoftmaxScaling``), so logits that barely vary over the calibration
+    data (an untrained model, or outputs that collapsed) give a model no board can run.
+    """
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
+
+    model = schema_fb.Model.GetRootAsModel(bytes(model_bytes), 0)
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            if codes[op.OpcodeIndex()] != schema_fb.BuiltinOperator.SOFTMAX:
+                continue
+            tensor = graph.Tensors(op.Inputs(0))
+            quant = _tensor_quant(tensor)
+            if quant.dtype != "int8" or quant.scale <= 0:
+                continue
+            options, beta = op.BuiltinOptions(), 1.0
+            if options is not None:
+                softmax = schema_fb.SoftmaxOptions()
+                softmax.Init(options.Bytes, options.Pos)
+                beta = float(softmax.Beta())
+            if beta * quant.scale * 2.0 ** 26 <= 1.0:
+                name = tensor.Name().decode("utf-8", "replace")
+                raise ModelFileError(
+                    f"{source}: the SOFTMAX input {name!r} has scale {quant.scale:.3g} (beta {beta:g}); TFLite Micro "
+                    f"needs beta x scale above {2.0 ** -26:.3g} and aborts below it, on the board too. The logits "
+                    "barely vary over the calibration data: train the model (or check that the representative "
+                    "data are real inputs) and quantize it again"
+                )
+
+
 def _tensor_quant(tensor: Any) -> TensorQuant:
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     dtype = _TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}")
@@ -183,6 +222,7 @@ def require_int8(model_bytes: bytes, *, source: str = "model") -> ModelIO:
         )
     if io.input.scale <= 0 or io.output.scale <= 0:
         raise ModelFileError(f"{source}: int8 input or output tensor carries no quantization scale; re-quantize it")
+    check_tflm_aborts(model_bytes, source=source)
     return io
 
 

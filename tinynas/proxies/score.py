@@ -45,6 +45,10 @@ def score_graph(
     for spec in specs:
         if spec.needs_data and batch is None:
             raise ProxyError(f"proxy {spec.name!r} needs data: give a dataset (--dataset) or drop it from --proxies")
+    if any(spec.needs_tf for spec in specs):  # the proxies import TensorFlow: without its start-up chatter
+        from tinynas.tf_runtime import quiet_import
+
+        quiet_import()
     inp = ProxyInput(graph=graph, batch=batch, seed=seed, keras_model=keras_model)
     scores: dict[str, float] = {}
     for spec in specs:

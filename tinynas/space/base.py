@@ -179,8 +179,7 @@ def get_space(name: str, *, input_shape: Sequence[int], num_classes: int, adjace
     samples ask about one node (None: not known, e.g. costing without data); spaces that set
     ``takes_adjacency`` (gcn) bake the graph into their models, the others ignore both.
     """
-    _load_builtin_spaces()
-    cls = SPACES.get(name)
+    cls = space_class(name)
     if getattr(cls, "takes_adjacency", False):
         return cls(input_shape=input_shape, num_classes=num_classes, adjacency=adjacency,  # type: ignore[call-arg]
                    node_task=node_task)
@@ -190,6 +189,12 @@ def get_space(name: str, *, input_shape: Sequence[int], num_classes: int, adjace
 def space_names() -> list[str]:
     _load_builtin_spaces()
     return SPACES.names()
+
+
+def space_class(name: str) -> type[SearchSpace]:
+    """The registered class of space ``name``, built-ins loaded (raises SpaceError if unknown)."""
+    _load_builtin_spaces()
+    return SPACES.get(name)
 
 
 def _load_builtin_spaces() -> None:
