@@ -152,6 +152,13 @@ def test_sweep_orders_tightest_or_roomiest_first_and_names_the_known_orders(tmp_
                                       "sideways", "--out", str(out)])
     assert isinstance(result.exception, SearchError) and "staged" in str(result.exception)
     assert not out.exists(), "a sweep that cannot start writes nothing, so the fixed command can use the same --out"
+    # a mistyped board is said before the other boards spend their budgets (it used to fail last, as a board)
+    (tmp_path / "broken.toml").write_text("id = 'broken'\n")
+    result = CliRunner().invoke(cli, ["sweep", "--profiles", f"nano33ble,esp32-s3,{tmp_path / 'broken.toml'}",
+                                      "--dataset", "digits", "--out", str(out)])
+    text = str(result.exception)
+    assert isinstance(result.exception, SearchError) and "did you mean 'esp32s3-devkitc'" in text, text
+    assert "broken.toml" in text and text.endswith("fix --profiles (nothing was run)") and not out.exists()
 
 
 @pytest.mark.slow

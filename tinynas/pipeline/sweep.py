@@ -114,8 +114,8 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
 
     Writes ``out/sweep.json`` and ``out/sweep.md`` comparing the boards. Resumes
     like a run. Raises SearchError only for a bad sweep (no boards, another sweep
-    in ``out``, an unknown order, space or strategy, a dataset the space cannot take;
-    nothing is written then); a failing board is reported in sweep.json and the rest go on.
+    in ``out``, an unknown order, space or strategy, a board whose profile does not load, a dataset the space
+    cannot take; nothing is written then); a failing board is reported in sweep.json and the rest go on.
     """
     from tinynas.data import load_dataset
     from tinynas.hardware import load_profile
@@ -134,20 +134,21 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
                         **settings.constraints()}}
     started = time.monotonic()
     dataset = load_dataset(settings.dataset, seed=int(settings.seed))
-    loaded, unloadable = {}, {}
+    loaded, unloadable = {}, []
     for board in boards:
         try:
             loaded[board] = settings.constrain(load_profile(board))  # the order sees the command line's budgets
         except TinyNASError as exc:
-            unloadable[_board_key(board)] = str(exc)
-    run_order: list[str] = []
-    if loaded:  # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
-        space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
-        run_order = order_fn(loaded, space=space, seed=int(settings.seed))
+            unloadable.append(str(exc))
+    if unloadable:  # a mistyped board id or a broken profile file: said before any board spends its budget
+        raise SearchError("; ".join(unloadable) + "; fix --profiles (nothing was run)")
+    # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
+    space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
+    run_order = order_fn(loaded, space=space, seed=int(settings.seed))
     slots = board_slots(settings)  # joins the Ray cluster first: a bad address fails before anything is written
     with RunDir.open(out, config=config) as rd:
         state = read_json(out / "sweep_state.json") or {}
-        failures: dict[str, str] = {**state.get("failures", {}), **unloadable}
+        failures: dict[str, str] = dict(state.get("failures", {}))
         spent = float(state.get("seconds") or 0.0)
 
         def save() -> None:
@@ -157,8 +158,6 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
                 "run_order": [_board_key(b) for b in run_order], "failures": failures,
                 "seconds": round(spent + time.monotonic() - started, 3)})
 
-        for key, error in unloadable.items():
-            rd.journal.append({"type": "board", "board": key, "event": "failed", "error": error})
         save()
         shared: list[dict[str, Any]] = []
         cache = str(Path(settings.cache_dir) if settings.cache_dir else out / "cache")
