@@ -42,7 +42,13 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
     assert (out / "model" / "model_int8.tflite").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refinement"]["stage"] == "differentiable" and summary["refinement"]["derived"] == derived.id
-    assert f"derived {derived.id}, expected latency" in (out / "report.md").read_text()
+    line = f"Search: darts on a layer-wise supernet around {done['base']} ({done['mixed_blocks']} mixed block(s)) in "
+    assert line in (out / "report.md").read_text() and f"derived {derived.id}. Expected latency" in (
+        out / "report.md").read_text()
+    from tinynas.cli.search import _print_summary
+
+    _print_summary(summary, out)
+    assert f"supernet   darts on a layer-wise supernet around {done['base']}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("strategy", ["darts", "drnas", "rdarts"])

@@ -98,6 +98,22 @@ def test_a_neighbour_the_cost_model_refuses_ranks_last_and_a_bug_is_not_swallowe
         neighbour_blocks(base, space=space, max_blocks=1, latency=broken)
 
 
+def test_the_refinement_says_what_became_of_the_derived_arch():
+    from tinynas.pipeline.report import refinement_text
+
+    r = {"method": "drnas", "base": "b", "mixed_blocks": 2, "derived": "d", "seconds": 9.4, "handed": True,
+         "accuracy": 0.95, "cut_accuracy": 0.93, "feasible": True, "top": 3}
+    head = "drnas on a layer-wise supernet around b (2 mixed block(s)) in 9 s: derived d"
+    assert refinement_text(r) == head + ", handed to final training (0.9500 at search fidelity)"
+    assert refinement_text({**r, "handed": False, "accuracy": 0.91}) == (
+        head + ", not handed to final training: it scored 0.9100 at search fidelity, below the 0.9300 of the last "
+        "of the 3 top candidates")
+    assert refinement_text({**r, "handed": False, "feasible": False}).endswith("it does not fit the board")
+    assert refinement_text({**r, "handed": False, "accuracy": None}).endswith("search-fidelity training failed")
+    assert refinement_text({**r, "handed": None}) == head  # --strategy darts: final training takes it anyway
+    assert refinement_text({"method": "darts", "skipped": "nothing to mix"}) == "darts skipped: nothing to mix"
+
+
 def test_plan_settings_and_config_carry_the_refine_method():
     assert stage_plan("staged", refine="drnas") == ["prefilter", "search", "refine", "final", "winner"]
     assert stage_plan("staged") == ["prefilter", "search", "final", "winner"]
@@ -149,6 +165,14 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert "## Differentiable refinement (drnas, stage `refine`)" in report and f"derived {derived.id}" in report
     html = (out / "report.html").read_text()
     assert "<h2>Differentiable refinement (drnas, stage `refine`)</h2>" in html and f"derived {derived.id}" in html
+    fate = ("handed to final training" if done["handed"] else
+            f"not handed to final training: it scored {done['accuracy']:.4f} at search fidelity, below the "
+            f"{done['cut_accuracy']:.4f} of the last of the {len(done['top'])} top candidates")
+    assert fate in report and fate in html, report
+    from tinynas.cli.search import _print_summary
+
+    _print_summary(json.loads((out / "summary.json").read_text()), out)
+    assert f"refine     drnas on a layer-wise supernet around {done['base']}" in capsys.readouterr().out
     # killed after the supernet's last epoch, before the stage finished: resume from the checkpoint
     (out / "stages" / "refine" / "done.json").unlink()
     for later in ("final", "winner", "deploy"):

@@ -84,7 +84,7 @@ def _settings(profile: str, kw: dict[str, Any]):
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
-    from tinynas.pipeline.report import fill_text, scored_text, supernet_text
+    from tinynas.pipeline.report import fill_text, refinement_text, scored_text, supernet_text
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
@@ -94,6 +94,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         click.echo(f"supernet   {supernet_text(summary['supernet'])}")
     click.echo(f"searched   {summary['candidates_evaluated']} candidates, {summary['trainings']} trainings"
                f"{scored_text(summary)}, {summary['search_seconds'] or 0:.0f} s")
+    refinement = summary.get("refinement")
+    if refinement:
+        click.echo(f"{'refine' if refinement['stage'] == 'refine' else 'supernet':<10} {refinement_text(refinement)}")
     stop = summary.get("search_stop") or {}
     if stop.get("reason") not in (None, "budget"):
         click.echo(f"{'exhausted' if stop['reason'] == 'exhausted' else 'stopped':<10} {stop.get('message')}")

@@ -103,7 +103,10 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
             return {"stage": stage, "method": done.get("method") or done.get("strategy"), "base": done.get("base"),
                     "mixed_blocks": done.get("mixed_blocks"), "derived": done.get("derived"),
                     "expected_latency_ms": done.get("expected_latency_ms"), "latency_ms": done.get("latency_ms"),
-                    "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or []}
+                    "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or [],
+                    "accuracy": done.get("accuracy"), "cut_accuracy": done.get("cut_accuracy"),
+                    "feasible": done.get("feasible"), "top": len(done.get("top") or []),
+                    "seconds": (done.get("search") or {}).get("seconds")}
     return None
 
 
@@ -180,18 +183,35 @@ def _predictor_lines(s: dict[str, Any]) -> list[str]:
     return [line]
 
 
+def refinement_text(r: dict[str, Any]) -> str:
+    """What the differentiable stage derived and what became of it, in words (report and the CLI summary)."""
+    if r.get("skipped"):
+        return f"{r['method']} skipped: {r['skipped']}"
+    took = f" in {float(r['seconds']):.0f} s" if r.get("seconds") is not None else ""
+    text = (f"{r['method']} on a layer-wise supernet around {r['base']} ({r['mixed_blocks']} mixed block(s)){took}: "
+            f"derived {r['derived']}")
+    if r.get("handed") is None:  # --strategy darts|drnas|rdarts: the derived arch is what final training trains
+        return text
+    scored = "" if r.get("accuracy") is None else f"{float(r['accuracy']):.4f} at search fidelity"
+    if r["handed"]:
+        return text + f", handed to final training ({scored or 'unscored'})"
+    if r.get("feasible") is False:
+        return text + ", not handed to final training: it does not fit the board"
+    if not scored:
+        return text + ", not handed to final training: its search-fidelity training failed"
+    return (text + f", not handed to final training: it scored {scored}, below the {float(r['cut_accuracy']):.4f} "
+            f"of the last of the {r['top']} top candidates")
+
+
 def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
     if not r:
         return []
     out = [f"## Differentiable refinement ({r['method']}, stage `{r['stage']}`)", ""]
     if r.get("skipped"):
         return out + [f"Skipped: {r['skipped']}.", ""]
-    out.append(f"Layer-wise supernet around {r['base']} with {r['mixed_blocks']} mixed block(s): derived "
-               f"{r['derived']}, expected latency {_fmt(r['expected_latency_ms'], '.2f')} ms against the cost "
-               f"model's {_fmt(r['latency_ms'], '.2f')} ms.")
-    if r.get("handed") is not None:
-        out.append("It was handed to final training." if r["handed"] else
-                   "It was not handed to final training (it did not fit or ranked below the top candidates).")
+    out.append(f"Search: {refinement_text(r)}. Expected latency under the final mixing weights "
+               f"{_fmt(r['expected_latency_ms'], '.2f')} ms; the cost model gives the derived arch "
+               f"{_fmt(r['latency_ms'], '.2f')} ms.")
     out += [f"- {note}" for note in r.get("notes", [])]
     return out + [""]
 
