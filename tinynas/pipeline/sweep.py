@@ -133,7 +133,6 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
                         "search_epochs": settings.search_epochs, "final_epochs": settings.final_epochs,
                         **settings.constraints()}}
     started = time.monotonic()
-    dataset = load_dataset(settings.dataset, seed=int(settings.seed))
     loaded, unloadable = {}, []
     for board in boards:
         try:
@@ -142,6 +141,7 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
             unloadable.append(str(exc))
     if unloadable:  # a mistyped board id or a broken profile file: said before any board spends its budget
         raise SearchError("; ".join(unloadable) + "; fix --profiles (nothing was run)")
+    dataset = load_dataset(settings.dataset, seed=int(settings.seed))
     # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
     space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
     run_order = order_fn(loaded, space=space, seed=int(settings.seed))
