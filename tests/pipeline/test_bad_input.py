@@ -53,6 +53,12 @@ def test_unknown_strategy_via_the_cli(tmp_path):
            out, "unknown search strategy 'bogus'", "random", "staged")
 
 
+def test_zero_search_samples_is_refused_before_the_run_directory_exists(tmp_path):
+    out = tmp_path / "run"  # it used to create the run and fail in the search ("bad training budget")
+    _fails(["run", "--profile", "nano33ble", "--dataset", "digits", "--search-samples", "0", "--out", str(out)],
+           out, "search_samples (--search-samples) must be at least 1, got 0")
+
+
 def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile):
     out = tmp_path / "run"
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,

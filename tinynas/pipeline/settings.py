@@ -88,6 +88,8 @@ class RunSettings:
         for name in ("search_epochs", "final_epochs", "final_top_k", "prefilter_candidates", "prefilter_keep"):
             if int(getattr(self, name)) < 1:
                 raise SearchError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.search_samples is not None and int(self.search_samples) < 1:  # checked here, before the run starts
+            raise SearchError(f"search_samples (--search-samples) must be at least 1, got {self.search_samples}")
 
     @property
     def candidates(self) -> int | None:
