@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
 
 
+def _pareto_note(s: dict[str, Any]) -> str:
+    """What the Pareto tables' figures are: not the winner's final ones, which a reader compares them with."""
+    note = ("The search's candidates, by the accuracy the search ranked them on (validation accuracy at search "
+            "fidelity, a short training on a subset; for ofa, a subnet's inherited accuracy) and the cost model's "
+            "latency, arena and flash.")
+    return note + (" The winner's final training and TFLite Micro figures are above." if s.get("winner") else "")
+
+
 def pareto_rows(entries: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
     """The candidates no other beats on accuracy and ``cost`` together, cheapest first."""
     rows = [e for e in entries if e.get("accuracy") is not None and (e.get("cost") or {}).get(cost) is not None]
@@ -395,7 +403,7 @@ def render_markdown(s: dict[str, Any]) -> str:
         out += ["## Winner", "", "| | |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in _winner_lines(s)]
         out.append("")
-    out += ["## Pareto front", "", "![Pareto front](pareto.png)", ""]
+    out += ["## Pareto front", "", _pareto_note(s), "", "![Pareto front](pareto.png)", ""]
     for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
         out += [f"### {title}", "", "| id | accuracy | latency (ms) | arena (bytes) | flash (bytes) | MACs |",
                 "|---|---|---|---|---|---|"]
@@ -425,7 +433,8 @@ def render_html(s: dict[str, Any]) -> str:
         parts.append("<h2>Winner</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]
         parts.append("</table>")
-    parts.append("<h2>Pareto front</h2><img src='pareto.png' alt='Pareto front' style='max-width:100%'>")
+    parts.append(f"<h2>Pareto front</h2><p>{e(_pareto_note(s))}</p>"
+                 "<img src='pareto.png' alt='Pareto front' style='max-width:100%'>")
     for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
         parts.append(f"<h3>{e(title)}</h3><table><tr><th>id</th><th>accuracy</th><th>latency (ms)</th>"
                      "<th>arena (bytes)</th><th>flash (bytes)</th><th>architecture</th></tr>")
