@@ -46,6 +46,8 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
     import keras
     import tensorflow as tf
 
+    from tinynas.darts.sequential import call_sequential
+
     keras.utils.set_random_seed(int(seed))
     layers = keras.layers
     # outside the model, so it is neither a weight of the supernet nor in its checkpoints
@@ -77,7 +79,8 @@ def build_cell_supernet(*, input_shape: tuple[int, ...], num_classes: int, cells
         def call(self, x: Any, weights: Any, training: bool = False, drops: Any = None) -> Any:
             out = weights[OPS.index("skip_connect")] * x
             for name, op in self.ops.items():
-                y = op(x, training=training) if name != "avg_pool_3x3" else _avg_pool_excluding_pad(tf, op, x)
+                y = (call_sequential(op, x, training=training) if name != "avg_pool_3x3"
+                     else _avg_pool_excluding_pad(tf, op, x))
                 if drops is not None:
                     y = y * drops[DROPPED_OPS.index(name)][:, None, None, None]
                 out = out + weights[OPS.index(name)] * y

@@ -25,6 +25,7 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
         raise SearchError(f"the layer-wise supernet is built for mcunet on image inputs H,W,C; got space "
                           f"{plan.space.name!r} with input {input_shape}")
     from tinynas.darts.layerwise import SKIP
+    from tinynas.darts.sequential import call_sequential
 
     quiet_import()
     import keras
@@ -61,19 +62,9 @@ def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_cla
                                               + conv(out_ch, act=False)) for o in self.option_index]
 
         def call(self, x: Any, weights: Any, training: bool = False) -> Any:
-            y = tf.add_n([weights[o] * _forward(branch, x, training)
+            y = tf.add_n([weights[o] * call_sequential(branch, x, training=training)
                           for o, branch in zip(self.option_index, self.branches)])
             return x + y if self.residual else y
-
-    def _forward(branch: Any, x: Any, training: bool) -> Any:
-        """``branch(x)`` through its layers' own ``call``: Keras's per-call bookkeeping (name scopes, input
-        checks, argument conversion), paid for every layer of every branch at every trace, was most of a short
-        search's time. The first call (the one below that creates the variables) goes through Keras."""
-        if not branch.built:
-            return branch(x, training=training)
-        for layer in branch.layers:
-            x = layer.call(x, training=training) if isinstance(layer, layers.BatchNormalization) else layer.call(x)
-        return x
 
     mixed_index = {block.name: i for i, block in enumerate(plan.blocks)}
 
