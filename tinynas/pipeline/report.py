@@ -201,8 +201,8 @@ def refinement_text(r: dict[str, Any]) -> str:
     if r.get("handed") is None:  # --strategy darts|drnas|rdarts: the derived arch is what final training trains
         return text
     scored = "" if r.get("accuracy") is None else f"{float(r['accuracy']):.4f} at search fidelity"
-    if r["handed"]:
-        return text + f", handed to final training ({scored or 'unscored'})"
+    if r["handed"]:  # only a scored, fitting arch is handed
+        return text + f", handed to final training ({scored})"
     if r.get("feasible") is False:
         return text + ", not handed to final training: it does not fit the board"
     if not scored:
