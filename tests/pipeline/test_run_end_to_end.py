@@ -55,7 +55,7 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert "<img src='pareto.png'" in (out / "report.html").read_text()
     # the front's accuracies are search-fidelity scores, not the winner's: the report says so
     note = "by the accuracy the search ranked them on (validation accuracy at search fidelity"
-    assert note in report and note in (out / "report.html").read_text() and "figures are above." in report
+    assert note in report and note in (out / "report.html").read_text() and "deployment are above." in report
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -26,7 +26,7 @@ def _pareto_note(s: dict[str, Any]) -> str:
     note = ("The search's candidates, by the accuracy the search ranked them on (validation accuracy at search "
             "fidelity, a short training on a subset; for ofa, a subnet's inherited accuracy) and the cost model's "
             "latency, arena and flash.")
-    return note + (" The winner's final training and TFLite Micro figures are above." if s.get("winner") else "")
+    return note + (" The winner's figures from its final training and deployment are above." if s.get("winner") else "")
 
 
 def pareto_rows(entries: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
