@@ -27,11 +27,17 @@ CALLS = [
 ]
 
 
+def _tinynas(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``tinynas ARGS`` in a new interpreter; its exit code must be 0."""
+    done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", *args], capture_output=True, text=True,
+                          timeout=300, check=False, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.mark.parametrize("args", CALLS, ids=[" ".join(c[:4]) for c in CALLS])
 def test_a_command_on_its_defaults_works_in_a_new_process(args):
-    done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _tinynas(args)
     assert "Traceback" not in done.stderr and done.stdout.strip()
     if args[:2] == ["space", "fit"] and "--json" in args:
         fit = json.loads(done.stdout)
@@ -56,8 +62,5 @@ def test_a_command_that_starts_tensorflow_keeps_its_start_up_chatter_off_stderr(
     arch.write_text(json.dumps({"space": "dscnn", "decisions": {"blocks": 2, "channels": 8, "stem_kernel": "3x3",
                                                                 "stem_stride": "1x1"}}))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    argv = [a.format(arch=arch, tmp=tmp_path) for a in args]
-    done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", *argv], capture_output=True, text=True,
-                          timeout=300, check=False, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _tinynas([a.format(arch=arch, tmp=tmp_path) for a in args], env=env)
     assert done.stderr.strip() == "", done.stderr[-2000:]
