@@ -28,16 +28,14 @@ def quantize_fp16(model: Any, *, sample_shape: tuple[int, ...]) -> bytes:
     XNNPACK runs it in fp16 where the CPU has fp16 arithmetic, else dequantizes
     the weights once at load. Raises DeployError when the converter fails.
     """
-    from tinynas.deploy.quantize import _batch_one, _quiet_fds
+    from tinynas.deploy.quantize import _quiet_fds, keras_converter
     from tinynas.tf_runtime import quiet_import
 
     quiet_import()
-    import keras
     import tensorflow as tf
 
     try:
-        with _quiet_fds():
-            converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(keras, model, sample_shape))
+        with _quiet_fds(), keras_converter(model, sample_shape=sample_shape) as converter:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
             return bytes(converter.convert())
