@@ -1,15 +1,18 @@
 """A model file that is cut short or not a model is reported as such, naming the file
 (issue #11 item 11), instead of an allocation failure at every arena size; so is a model that
-TFLite Micro would abort on (a softmax over logits that barely vary)."""
+TFLite Micro would abort on (a softmax over logits that barely vary), and `estimate` says so."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from tinynas.cli.main import cli
 from tinynas.deploy.arena import measure_arena_bytes
 from tinynas.deploy.interpreter import check_model_file, check_tflm_aborts, read_model_io, require_int8
 from tinynas.errors import DeployError, ModelFileError
@@ -77,3 +80,16 @@ def test_a_softmax_tflm_would_abort_on_is_refused_with_the_reason(tmp_path):
                            "--dataset", "digits", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "the SOFTMAX input" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_estimate_says_a_microcontroller_cannot_run_a_model_tflm_would_abort_on(tmp_path):
+    path = tmp_path / "flat.tflite"
+    path.write_bytes(_softmax_model(1e-9))
+    res = CliRunner().invoke(cli, ["estimate", str(path), "--profile", "nano33ble"])
+    assert res.exit_code == 0, res.output
+    assert "sram" in res.output and "the SOFTMAX input" in res.output  # its cost, and why it will not run
+    assert "fits nano33ble: no (TFLite Micro aborts on it)" in res.output
+    res = CliRunner().invoke(cli, ["estimate", str(path), "-p", "nano33ble", "-p", "rpi4", "--json"])
+    mcu, phone = json.loads(res.output)
+    assert mcu["fits"] is False and "train the model" in mcu["tflm_aborts"]
+    assert phone["fits"] is True and phone["tflm_aborts"] is None  # LiteRT runs it

@@ -43,9 +43,12 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
     for model in models:
         for prof in loaded or [None]:
             cost = estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms)
-            rows.append((model, prof, cost))
+            rows.append((model, prof, cost, _tflm_refusal(model) if _on_tflm(prof) else None))
     if as_json:
-        data = [{"model": str(m), **c.to_json()} for m, _, c in rows]
+        data = [{"model": str(m), **c.to_json(), "tflm_aborts": why} for m, _, c, why in rows]
+        for record in data:
+            if record["tflm_aborts"] and record["fits"] is not None:
+                record["fits"] = False
         echo_json(data[0] if len(data) == 1 else data)
         return
     if len(rows) == 1:
@@ -57,7 +60,28 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
                    " `tinynas profiles list` shows the ids)")
 
 
-def _print_one(model: Path, prof, cost) -> None:
+def _on_tflm(prof) -> bool:
+    """Whether the board runs TFLite Micro (no board given: the microcontroller case is assumed)."""
+    return prof is None or prof.runtime == "tflm"
+
+
+def _tflm_refusal(model: Path) -> str | None:
+    """Why TFLite Micro would abort on the model while preparing it, None when it would not.
+
+    The cost model costs any graph, so without this a model that no board can run
+    (an int8 softmax over logits that barely vary) read "fits: yes".
+    """
+    from tinynas.deploy.interpreter import check_tflm_aborts
+    from tinynas.errors import ModelFileError
+
+    try:
+        check_tflm_aborts(model.read_bytes(), source=str(model))
+    except ModelFileError as exc:
+        return str(exc)
+    return None
+
+
+def _print_one(model: Path, prof, cost, refusal: str | None) -> None:
     click.echo(f"model     {model}")
     if prof is not None:
         click.echo(f"profile   {prof.id} ({prof.name}, {prof.clock_hz / 1e6:g} MHz, {prof.kernel_library})")
@@ -74,18 +98,28 @@ def _print_one(model: Path, prof, cost) -> None:
             budget = "-" if c.budget is None else _need(c.name, c.budget)
             margin = "-" if c.margin is None else _need(c.name, c.margin)
             click.echo(f"{c.name:<8} {_need(c.name, c.need):>14} {budget:>14} {margin:>14}  {'yes' if c.fits else 'NO'}")
-        click.echo(f"\nfits {prof.id}: {'yes' if cost.fits else 'no'}")
+    if refusal:
+        click.echo(f"\nwill not run in TFLite Micro: {refusal}")
+    if cost.checks:
+        fits = "no (TFLite Micro aborts on it)" if refusal else ("yes" if cost.fits else "no")
+        click.echo(f"\nfits {prof.id}: {fits}")
 
 
 def _print_table(rows) -> None:
     header = f"{'model':<32} {'profile':<18} {'MACs':>11} {'flash B':>9} {'arena B':>9} {'latency ms':>11}  fits"
     click.echo(header)
     click.echo("-" * len(header))
-    for model, prof, cost in rows:
+    refusals = {}
+    for model, prof, cost, refusal in rows:
         lat = "-" if cost.latency_ms is None else f"{cost.latency_ms:,.1f}"
+        failed = [c.name for c in cost.checks if not c.fits] + (["TFLM aborts"] if refusal else [])
+        if refusal:
+            refusals[model] = refusal
         if cost.fits is None:
-            fits = "-"
+            fits = "no (TFLM aborts)" if refusal else "-"
         else:
-            fits = "yes" if cost.fits else "no (" + ", ".join(c.name for c in cost.checks if not c.fits) + ")"
+            fits = "no (" + ", ".join(failed) + ")" if failed else "yes"
         click.echo(f"{model.name[:32]:<32} {(prof.id if prof else '-'):<18} {cost.macs:>11,} {cost.flash_bytes:>9,} "
                    f"{cost.arena_bytes:>9,} {lat:>11}  {fits}")
+    for refusal in refusals.values():
+        click.echo(f"\nwill not run in TFLite Micro: {refusal}")
