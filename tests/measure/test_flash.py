@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,29 @@ def test_auto_port_uses_the_projects_profile(tmp_path, profile):
                                              "flash": "arduino-cli upload --port $PORT x"}))
     with pytest.raises(MeasureError, match="--port auto: no serial port with USB ids 2341:805a"):
         flash_project(project=project, port="auto", run=False)
+
+
+def test_a_run_directory_flashes_its_one_project_and_several_are_refused(tmp_path, monkeypatch):
+    """`tinynas run` prints its --out; the project is two levels below it (firmware/<template>)."""
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    run = tmp_path / "run"
+    project = make_project(run / "firmware" / "arduino", template="arduino", build="arduino-cli compile x",
+                           flash="arduino-cli upload --port $PORT x")
+    (run / "deploy").mkdir()
+    for given in (run, run / "firmware"):
+        result = flash_project(project=given, port="/dev/ttyACM0", run=False)
+        assert result.project == str(project) and result.commands[-1] == "arduino-cli upload --port /dev/ttyACM0 x"
+        assert result.notes[0] == f"{project} is the one firmware project under {given}; using it"
+    res = CliRunner().invoke(cli, ["flash", str(run), "--dry-run"])
+    assert res.exit_code == 0 and f"run these in {project}:" in res.output
+
+    other = make_project(run / "firmware" / "platformio", template="platformio", build="pio run", flash="pio run -t upload")
+    with pytest.raises(MeasureError, match=re.escape(f"holds 2 firmware projects ({project}, {other}); pass the one")):
+        flash_project(project=run, run=False)
+    done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "flash", str(run), "--dry-run"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "pass the one to flash" in done.stderr and "Traceback" not in done.stderr

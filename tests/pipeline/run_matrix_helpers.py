@@ -81,6 +81,8 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     arch = json.loads((out / "model" / "arch.json").read_text())
     assert arch["space"] == space and winner["fits"] is True
     assert (out / "model" / "model_int8.tflite").is_file() and (out / "deploy" / "model_data.cc").is_file()
+    # the summary names the firmware project and how to flash it
+    assert f"firmware   {out / 'firmware' / 'arduino'}   (build and flash: tinynas flash " in captured.out
     report = (out / "report.md").read_text()
     assert f"Space `{space}`, strategy `{strategy}`" in report
     assert summary["space"] == space and summary["strategy"] == strategy

@@ -165,10 +165,10 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
     for note in result.notes:
         click.echo(f"note: {note}")
     if result.ran:
-        click.echo(f"flashed {project} with {result.tool}")
+        click.echo(f"flashed {result.project} with {result.tool}")
         return
     why = "dry run" if dry_run else f"{result.tool} is not installed (or not on PATH)"
-    click.echo(f"{why}; run these in {project}:")
+    click.echo(f"{why}; run these in {result.project}:")
     for line in result.commands:
         click.echo(f"  {line}")
 

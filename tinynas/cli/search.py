@@ -84,6 +84,7 @@ def _settings(profile: str, kw: dict[str, Any]):
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    from tinynas.measure.flash import STAMP
     from tinynas.pipeline.report import fill_text, refinement_text, scored_text, supernet_text
 
     w = summary.get("winner") or {}
@@ -115,6 +116,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                    f"  flash {w.get('tflite_flash_bytes') or c.get('flash_bytes')} B")
     if summary.get("constraints"):
         click.echo("constraints " + ", ".join(f"{k} {v}" for k, v in summary["constraints"].items()))
+    for stamp in sorted((out / "firmware").glob("*/" + STAMP)):
+        click.echo(f"firmware   {stamp.parent}   (build and flash: tinynas flash {stamp.parent} --port PORT)")
     click.echo(f"report     {out / 'report.md'}")
 
 

@@ -95,6 +95,31 @@ def plan_commands(project: Path) -> tuple[str, list[str], list[str]]:
     )
 
 
+def _is_project(folder: Path) -> bool:
+    return (folder / STAMP).is_file() or any((folder / m).exists() for m, _, _ in _MARKERS) \
+        or any(folder.glob("*.ino"))
+
+
+def find_project(folder: Path) -> tuple[Path, str | None]:
+    """The firmware project to flash for ``folder``, and a note when it is not ``folder`` itself.
+
+    A user passes what `tinynas run` printed: the run directory or its ``firmware/``,
+    not the template's sub-folder. When ``folder`` is no project but exactly one
+    project lies below it (a run's, or one board's of a sweep), that one is meant;
+    several are refused with their paths, since flashing the wrong board's image is
+    worse than asking.
+    """
+    if _is_project(folder):
+        return folder, None
+    below = sorted({stamp.parent for depth in range(1, 5) for stamp in folder.glob("*/" * depth + STAMP)})
+    if len(below) == 1:
+        return below[0], f"{below[0]} is the one firmware project under {folder}; using it"
+    if below:
+        listed = ", ".join(str(p) for p in below[:8]) + (f" and {len(below) - 8} more" if len(below) > 8 else "")
+        raise MeasureError(f"{folder} holds {len(below)} firmware projects ({listed}); pass the one to flash")
+    return folder, None
+
+
 _ENV_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -171,10 +196,11 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
     folder = Path(project)
     if not folder.is_dir():
         raise MeasureError(f"no such firmware project folder {str(folder)!r}; generate one with `tinynas firmware generate`")
+    folder, found = find_project(folder)
     template, build_lines, flash_lines = plan_commands(folder)
     if port == "auto":
         port = _auto_port(folder)
-    notes: list[str] = []
+    notes: list[str] = [found] if found else []
     lines = (build_lines if build else []) + [_with_port(x, port, notes) for x in flash_lines]
     if not lines:
         raise MeasureError(f"{folder}: the project names no flash command")
