@@ -39,6 +39,16 @@ def test_arch_file_formats(tmp_path):
     two.write_text(json.dumps([arch.to_json(), arch.to_json()]))
     with pytest.raises(TrainError, match="holds 2 archs"):
         read_arch_file(two)
+    # what `tinynas space sample --json` writes: one object per line (five by default)
+    sample = ["space", "sample", "--space", "dscnn", "--input-shape", "8,8,1", "--classes", "10", "--json"]
+    lines = tmp_path / "lines.json"
+    lines.write_text(CliRunner().invoke(cli, sample + ["--n", "3"]).output)
+    ids = [json.loads(line)["id"] for line in lines.read_text().splitlines()]
+    with pytest.raises(TrainError, match=rf"^{lines}: holds 3 archs \({', '.join(ids)}\); keep the one you mean"):
+        read_arch_file(lines)
+    one = tmp_path / "one.json"
+    one.write_text(CliRunner().invoke(cli, sample + ["--n", "1"]).output)
+    assert read_arch_file(one).id == json.loads(one.read_text())["id"]
 
 
 def test_train_command_bad_inputs(tmp_path):

@@ -116,15 +116,23 @@ def read_arch_file(path: str | os.PathLike[str], *, error: type[TinyNASError] = 
     """
     path = Path(path)
     try:
-        data: Any = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
-        raise error(f"{path}: no such arch file; write one with `tinynas space sample ... --json > {path.name}`") from None
+        raise error(f"{path}: no such arch file; write one with `tinynas space sample ... --n 1 --json > {path.name}`") from None
     except (OSError, ValueError) as exc:
-        raise error(f"{path}: not valid JSON ({exc}); expected one object as printed by "
-                    "`tinynas space sample --json`") from None
+        raise error(f"{path}: cannot read it ({exc})") from None
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        data = _json_lines(text)  # `space sample --json` prints one object per line, five by default
+        if data is None:
+            raise error(f"{path}: not valid JSON ({exc}); expected one object as printed by "
+                        "`tinynas space sample --n 1 --json`") from None
     if isinstance(data, list):
         if len(data) != 1:
-            raise error(f"{path}: holds {len(data)} archs; keep the one you mean")
+            ids = [str(d.get("id", "?")) if isinstance(d, dict) else "?" for d in data[:6]]
+            raise error(f"{path}: holds {len(data)} archs ({', '.join(ids)}{', ...' if len(data) > 6 else ''}); "
+                        "keep the one you mean (one line of `tinynas space sample --json`, or sample with --n 1)")
         data = data[0]
     if isinstance(data, dict) and "arch" in data:
         data = data["arch"]
@@ -132,3 +140,11 @@ def read_arch_file(path: str | os.PathLike[str], *, error: type[TinyNASError] = 
         return Arch.from_json(data)
     except SpaceError as exc:
         raise error(f"{path}: {exc}") from None
+
+
+def _json_lines(text: str) -> list[Any] | None:
+    """The objects of a JSON-lines text, None when some line is not JSON."""
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()] or None
+    except ValueError:
+        return None
