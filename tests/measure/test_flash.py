@@ -107,7 +107,8 @@ def test_auto_port_uses_the_projects_profile(tmp_path, profile):
 
 
 def test_a_run_directory_flashes_its_one_project_and_several_are_refused(tmp_path, monkeypatch):
-    """`tinynas run` prints its --out; the project is two levels below it (firmware/<template>)."""
+    """`tinynas run` prints its --out; the project is two levels below it (firmware/<template>), and
+    the deploy stage's working copy (stages/deploy/<id>/firmware/<template>) is not a second one."""
     from click.testing import CliRunner
 
     from tinynas.cli.main import cli
@@ -117,6 +118,7 @@ def test_a_run_directory_flashes_its_one_project_and_several_are_refused(tmp_pat
     project = make_project(run / "firmware" / "arduino", template="arduino", build="arduino-cli compile x",
                            flash="arduino-cli upload --port $PORT x")
     (run / "deploy").mkdir()
+    make_project(run / "stages" / "deploy" / "abc" / "firmware" / "arduino", template="arduino", build="", flash="x")
     for given in (run, run / "firmware"):
         result = flash_project(project=given, port="/dev/ttyACM0", run=False)
         assert result.project == str(project) and result.commands[-1] == "arduino-cli upload --port /dev/ttyACM0 x"

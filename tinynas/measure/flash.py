@@ -105,13 +105,15 @@ def find_project(folder: Path) -> tuple[Path, str | None]:
 
     A user passes what `tinynas run` printed: the run directory or its ``firmware/``,
     not the template's sub-folder. When ``folder`` is no project but exactly one
-    project lies below it (a run's, or one board's of a sweep), that one is meant;
+    project lies where tinynas writes them below it, that one is meant;
     several are refused with their paths, since flashing the wrong board's image is
     worse than asking.
     """
     if _is_project(folder):
         return folder, None
-    below = sorted({stamp.parent for depth in range(1, 5) for stamp in folder.glob("*/" * depth + STAMP)})
+    # a firmware/ folder, a run's --out, a sweep's --out (never a stage's working copy under stages/)
+    places = ("*/", "firmware/*/", "*/firmware/*/")
+    below = sorted({stamp.parent for where in places for stamp in folder.glob(where + STAMP)})
     if len(below) == 1:
         return below[0], f"{below[0]} is the one firmware project under {folder}; using it"
     if below:
