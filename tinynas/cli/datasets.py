@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import click
 
 from tinynas.cli.common import echo_json, split_setting
@@ -16,6 +18,23 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected KEY=VALUE with a name for KEY, got {text!r}", param_hint="-o/--option")
         out[pair[0]] = pair[1]
     return out
+
+
+def dataset_option(*, dest: str = "options", also: tuple[str, ...] = ()) -> Callable:
+    """The ``-o/--dataset-option KEY=VALUE`` option of every command that loads a dataset."""
+    return click.option("-o", "--dataset-option", *also, dest, multiple=True, metavar="KEY=VALUE",
+                        help="A dataset loader option, e.g. -o label_column=activity or -o image_size=32 "
+                             "(repeatable; `tinynas datasets list` shows each dataset's).")
+
+
+def typed_options(dataset: str, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``-o`` pairs typed by the loader of ``dataset`` (DatasetError for an unknown key or a bad value)."""
+    if not pairs:
+        return {}
+    from tinynas.data import coerce_options, resolve_source
+
+    source, _ = resolve_source(dataset)
+    return coerce_options(source, parse_options(pairs))
 
 
 @click.group()
@@ -41,15 +60,13 @@ def list_cmd(as_json: bool) -> None:
 @datasets.command("inspect")
 @click.argument("name_or_path")
 @click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="A loader option, e.g. -o image_size=32 or -o label_column=activity (repeatable).")
+@dataset_option(also=("--option",))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json: bool) -> None:
     """Sizes, input shape, classes, counts per class, input scaling and fingerprint of a dataset."""
-    from tinynas.data import coerce_options, inspect_dataset, resolve_source
+    from tinynas.data import inspect_dataset
 
-    source, _ = resolve_source(name_or_path)
-    info = inspect_dataset(name_or_path, seed=seed, **coerce_options(source, parse_options(options)))
+    info = inspect_dataset(name_or_path, seed=seed, **typed_options(name_or_path, options))
     if as_json:
         echo_json(info)
         return

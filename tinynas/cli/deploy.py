@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from tinynas.cli.common import echo_json, qat_option
+from tinynas.cli.datasets import dataset_option, typed_options
 
 
 @click.command("deploy")
@@ -19,6 +20,7 @@ from tinynas.cli.common import echo_json, qat_option
 @click.option("--profile", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
 @click.option("--dataset", "dataset_name", required=True,
               help="The dataset the model was trained on (name or path); its test split measures accuracy.")
+@dataset_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder. Other files there (the model, notes) are left as they are; an earlier "
                    "deploy of the same model is replaced; a name clash is refused.")
@@ -26,8 +28,8 @@ from tinynas.cli.common import echo_json, qat_option
 @qat_option
 @click.option("--seed", default=0, show_default=True, type=int, help="Dataset split seed used in training.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
-def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, template: str | None,
-           qat: bool | None, seed: int, as_json: bool) -> None:
+def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
+           template: str | None, qat: bool | None, seed: int, as_json: bool) -> None:
     """Quantize MODEL (.keras, or an int8 .tflite as it is) for a board and write everything to --out.
 
     Microcontrollers: model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
@@ -44,7 +46,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
     from tinynas.hardware import load_profile
 
     profile = load_profile(profile_id)
-    dataset = load_dataset(dataset_name, seed=seed)
+    dataset = load_dataset(dataset_name, seed=seed, **typed_options(dataset_name, options))
     try:
         # TensorFlow's converter prints progress with print(); keep stdout for the result (--json).
         with contextlib.redirect_stdout(sys.stderr):
@@ -63,6 +65,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
         return
     float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
     click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
+    _echo_adaptation(m["dataset"])
     click.echo(f"  accuracy: float {float_acc}, int8 in TFLite Micro {100 * m['int8_accuracy']:.2f} % "
                f"({m['num_test_samples']} test samples)"
                + (", after QAT" if m["qat"].get("used") else ""))
@@ -72,8 +75,18 @@ def deploy(model: Path, profile_id: str, dataset_name: str, out_dir: Path, templ
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
 
 
+def _echo_adaptation(dataset: dict) -> None:
+    """Say when the test data were resized to the model's input: accuracy is then measured on what the
+    firmware only sees if it resizes too, and a dataset option left out (-o image_size=...) shows here."""
+    if dataset.get("adapted_to_model"):
+        click.echo(f"  input: {dataset['name']} gives {tuple(dataset['input_shape'])}, the model takes "
+                   f"{tuple(dataset['model_input_shape'])}: resized (bilinear) as in training; the firmware must "
+                   "do the same (or deploy with the dataset options the model was trained with, -o KEY=VALUE)")
+
+
 def _echo_runtime(model: Path, out_dir: Path, m: dict) -> None:
     click.echo(f"deployed {model} for {m['profile_id']} ({m['kind']}) into {out_dir}")
+    _echo_adaptation(m["dataset"])
     click.echo(f"  float accuracy (Keras) {100 * m['float_accuracy']:.2f} % ({m['num_test_samples']} test samples)")
     for name, a in m["artifacts"].items():
         click.echo(f"  {name}: {100 * a['accuracy']:.2f} % in {a['runtime']}, max |p - p_keras| "

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from tinynas.cli.common import echo_json, parse_shape
+from tinynas.cli.datasets import dataset_option, typed_options
 from tinynas.errors import ProxyError
 
 
@@ -24,11 +25,11 @@ def _proxy_list(value: str | None, *, default: list[str]) -> list[str]:
     return names
 
 
-def _dataset_batch(name: str, *, seed: int, n: int) -> tuple[Any, Any]:
+def _dataset_batch(name: str, *, seed: int, n: int, options: dict[str, Any]) -> tuple[Any, Any]:
     from tinynas.data import load_dataset
     from tinynas.proxies.benchmark import batch_from_dataset
 
-    dataset = load_dataset(name, seed=seed)
+    dataset = load_dataset(name, seed=seed, **options)
     return dataset, batch_from_dataset(dataset, n=n, seed=seed)
 
 
@@ -61,10 +62,11 @@ def list_proxies(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--proxies", "proxy_csv", default=None, help="Comma-separated proxies (default: the data-free ones).")
 @click.option("--dataset", default=None, help="Dataset for data-dependent proxies (a name or path).")
+@dataset_option()
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Examples in the proxies' batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def score(space_name: str, input_shape: str | None, num_classes: int | None, n: int, seed: int,
-          proxy_csv: str | None, dataset: str | None, batch_size: int, as_json: bool) -> None:
+          proxy_csv: str | None, dataset: str | None, options: tuple[str, ...], batch_size: int, as_json: bool) -> None:
     """Sample N archs of a space and print each proxy's score for each."""
     import numpy as np
 
@@ -74,7 +76,8 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
     from tinynas.space import get_space
 
     names = _proxy_list(proxy_csv, default=proxy_names(needs_data=False) if dataset is None else proxy_names())
-    data, batch = _dataset_batch(dataset, seed=seed, n=batch_size) if dataset else (None, None)
+    data, batch = (_dataset_batch(dataset, seed=seed, n=batch_size, options=typed_options(dataset, options))
+                   if dataset else (None, None))
     shape = parse_shape(input_shape) if input_shape else tuple(data.input_shape) if data is not None else (32, 32, 3)
     classes = num_classes or (len(data.class_names) if data is not None else 10)
     if n < 1:
@@ -103,6 +106,7 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
               help="NAS-Bench-201 table (arch_str + accuracy columns); default: the one in tinynas's benchmarks/.")
 @click.option("--column", default="cifar10_val_acc", show_default=True, help="Accuracy column of --truth.")
 @click.option("--dataset", default=None, help="Dataset to train on (spaces without a published table).")
+@dataset_option()
 @click.option("--epochs", type=int, default=2, show_default=True, help="Training epochs per arch (with --dataset).")
 @click.option("--n", "n", type=int, default=100, show_default=True, help="How many archs.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -113,7 +117,8 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
 @click.option("--max-train-samples", type=int, default=None, help="Train on a class-balanced subset of this size.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def benchmark(space_name: str, truth: str | None, column: str, dataset: str | None, epochs: int, n: int, seed: int,
+def benchmark(space_name: str, truth: str | None, column: str, dataset: str | None, options: tuple[str, ...],
+              epochs: int, n: int, seed: int,
               proxy_csv: str | None, cells_per_stage: int, input_shape: str | None, max_train_samples: int | None,
               progress: bool, as_json: bool) -> None:
     """Spearman and Kendall tau of each proxy (and the ensemble) against accuracy, plus seconds per arch."""
@@ -136,7 +141,7 @@ def benchmark(space_name: str, truth: str | None, column: str, dataset: str | No
         from tinynas.data import load_dataset
         from tinynas.space import get_space
 
-        data = load_dataset(dataset, seed=seed)
+        data = load_dataset(dataset, seed=seed, **typed_options(dataset, options))
         shape = parse_shape(input_shape) if input_shape else tuple(data.input_shape)
         space = get_space(space_name, input_shape=shape, num_classes=len(data.class_names), adjacency=data.adjacency,
                           node_task=data.node_task)

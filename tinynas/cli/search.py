@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 
 from tinynas.cli.common import ByteSize, Count, Setting, echo_json, qat_option
+from tinynas.cli.datasets import dataset_option, typed_options
 
 # Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +19,7 @@ def _common(fn: Callable) -> Callable:
     """The options search, run and sweep share."""
     options = [
         click.option("--dataset", required=True, help="A dataset name (tinynas datasets list) or a path."),
+        dataset_option(dest="dataset_options"),
         click.option("--space", default="dscnn", show_default=True, help="Search space (tinynas space list)."),
         click.option("--strategy", default="staged", show_default=True,
                      help="Search strategy: staged, evolution, random, reinforce, nanonas, ofa, darts, drnas, rdarts."),
@@ -71,7 +73,8 @@ def _settings(profile: str, kw: dict[str, Any]):
     from tinynas.pipeline.settings import RunSettings
 
     return RunSettings(
-        profile=profile, dataset=kw["dataset"], space=kw["space"], strategy=kw["strategy"],
+        profile=profile, dataset=kw["dataset"], dataset_options=typed_options(kw["dataset"], kw["dataset_options"]),
+        space=kw["space"], strategy=kw["strategy"],
         refine=kw["refine"], strategy_options=dict(kw["strategy_options"]), budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
         backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
@@ -85,11 +88,13 @@ def _settings(profile: str, kw: dict[str, Any]):
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     from tinynas.measure.flash import STAMP
-    from tinynas.pipeline.report import fill_text, refinement_text, scored_text, supernet_text
+    from tinynas.pipeline.report import dataset_options_text, fill_text, refinement_text, scored_text, supernet_text
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
-    click.echo(f"board      {summary['board']}   dataset {summary['dataset']}   space {summary['space']}   "
+    options = dataset_options_text(summary)
+    click.echo(f"board      {summary['board']}   dataset {summary['dataset']}"
+               f"{f' ({options})' if options else ''}   space {summary['space']}   "
                f"strategy {summary['strategy']}")
     if summary.get("supernet"):
         click.echo(f"supernet   {supernet_text(summary['supernet'])}")

@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 
 from tinynas.cli.common import echo_json
-from tinynas.cli.datasets import parse_options
+from tinynas.cli.datasets import dataset_option, typed_options
 
 
 @click.command()
 @click.argument("arch_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dataset", "dataset", required=True, help="A dataset name (tinynas datasets list) or a path.")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
+@dataset_option(also=("--option",))
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--max-train-samples", type=int, default=None, help="Train on a class-balanced subset of this size.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -28,15 +28,13 @@ def train(arch_file: Path, dataset: str, options: tuple[str, ...], epochs: int, 
           batch_size: int, learning_rate: float, patience: int | None, seed: int, out: Path,
           cache_dir: Path | None, as_json: bool) -> None:
     """Train the architecture in ARCH_FILE (as `tinynas space sample` prints it) and save it."""
-    from tinynas.data import coerce_options, resolve_source
     from tinynas.train import TrainBudget
     from tinynas.train.arch_file import train_arch_file
 
-    source, _ = resolve_source(dataset)
     budget = TrainBudget(epochs=epochs, max_train_samples=max_train_samples, batch_size=batch_size,
                          learning_rate=learning_rate, early_stopping_patience=patience)
     result, summary = train_arch_file(arch_file, dataset=dataset, out=out, budget=budget, seed=seed,
-                                      dataset_options=coerce_options(source, parse_options(options)),
+                                      dataset_options=typed_options(dataset, options),
                                       cache_dir=cache_dir)
     if as_json:
         echo_json({**summary, "result": result.to_json()})

@@ -49,6 +49,13 @@ class WorkerSpec:
     num_classes: int
     cache_dir: str
     threads: int = 1
+    #: the dataset loader's options as sorted (key, value) pairs
+    dataset_options: tuple[tuple[str, Any], ...] = ()
+
+    def load_dataset(self) -> Any:
+        from tinynas.data import load_dataset
+
+        return load_dataset(self.dataset, seed=self.dataset_seed, **dict(self.dataset_options))
 
 
 _CTX: dict[str, Any] = {}
@@ -72,11 +79,10 @@ def _init_worker(spec: WorkerSpec) -> None:
 def _context(spec: WorkerSpec, dataset: Any = None) -> dict[str, Any]:
     """The dataset, space and cache of this process for ``spec``, built once."""
     if _CTX.get("spec") != spec or "dataset" not in _CTX:
-        from tinynas.data import load_dataset
         from tinynas.space import get_space
         from tinynas.train import TrainCache
 
-        data = dataset if dataset is not None else load_dataset(spec.dataset, seed=spec.dataset_seed)
+        data = dataset if dataset is not None else spec.load_dataset()
         _CTX.clear()
         _CTX.update(spec=spec, dataset=data, cache=TrainCache(spec.cache_dir),
                     space=get_space(spec.space, input_shape=spec.input_shape, num_classes=spec.num_classes,

@@ -309,9 +309,7 @@ class RayEvaluator:
         self.workers = max(1, int(workers))
         self.ray = connect(address)
         if dataset is None:
-            from tinynas.data import load_dataset
-
-            dataset = load_dataset(spec.dataset, seed=spec.dataset_seed)
+            dataset = spec.load_dataset()
         self.fingerprint = dataset.fingerprint
         self.cache = TrainCache(spec.cache_dir)
         self.data_ref = _dataset_ref(self.ray, dataset)

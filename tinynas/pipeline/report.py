@@ -70,6 +70,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "budgets": {k: v for k, v in config["profile"].items() if k != "id"},
         "constraints": dict(config.get("constraints", {})),
         "dataset": config["dataset"]["name"],
+        "dataset_options": dict(config["dataset"].get("options", {})),
         "space": config["space"]["name"],
         "strategy": config["strategy"]["name"],
         "seed": config.get("seeds", {}).get("seed"),
@@ -389,8 +390,16 @@ def scored_text(s: dict[str, Any]) -> str:
                                                        if predicted else "")
 
 
+def dataset_options_text(s: dict[str, Any]) -> str:
+    """The dataset's loader options as given (-o KEY=VALUE), "" when none were."""
+    options = s.get("dataset_options") or {}
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
+
 def render_markdown(s: dict[str, Any]) -> str:
+    options = dataset_options_text(s)
     out = [f"# tinynas run: {s['dataset']} on {s['board']}", "",
+           (f"Dataset options: {options}. " if options else "") +
            f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
            f"{s['trainings']} trainings{scored_text(s)}, search {_fmt(s['search_seconds'], '.0f')} s, "
@@ -421,7 +430,8 @@ def render_html(s: dict[str, Any]) -> str:
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>",
              "</head><body>", f"<h1>tinynas run: {e(s['dataset'])} on {e(s['board'])}</h1>",
-             f"<p>Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
+             f"<p>{e(f'Dataset options: {dataset_options_text(s)}. ' if dataset_options_text(s) else '')}"
+             f"Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
     parts += [f"<p>{e(line)}</p>" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
@@ -479,7 +489,8 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
                 if s.get("supernet"):
                     row["supernet"] = {k: s["supernet"][k] for k in ("key", "reused", "seconds")}
         boards.append(row)
-    result = {"dataset": meta["dataset"], "space": meta["space"], "strategy": meta["strategy"],
+    result = {"dataset": meta["dataset"], "dataset_options": meta.get("dataset_options", {}),
+              "space": meta["space"], "strategy": meta["strategy"],
               "order": meta.get("order"), "run_order": meta.get("run_order", []), "boards": boards,
               "seconds": meta.get("seconds"),
               "trainings": sum(r.get("trainings", 0) for r in boards),
@@ -507,7 +518,9 @@ def _sweep_supernet_text(boards: list[dict[str, Any]]) -> str:
 
 def render_sweep_markdown(r: dict[str, Any]) -> str:
     ofa = any(b.get("supernet") for b in r["boards"])
+    options = dataset_options_text(r)
     out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", "",
+           (f"Dataset options: {options}. " if options else "") +
            f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
            f"({'the supernet is' if ofa else 'candidates are'} shared across boards through one cache), "
            f"{_fmt(r['seconds'], '.0f')} s.", "",

@@ -77,7 +77,8 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     out = Path(out)
     spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
                       input_shape=tuple(resolved.dataset.input_shape),
-                      num_classes=int(resolved.dataset.num_classes), cache_dir=str(cache_dir_for(settings, out)))
+                      num_classes=int(resolved.dataset.num_classes), cache_dir=str(cache_dir_for(settings, out)),
+                      dataset_options=tuple(sorted(settings.dataset_options.items())))
     # Connecting to a cluster can fail (unreachable, no tinynas there): before the run directory is touched.
     with make_evaluator(backend=settings.backend, spec=spec, workers=int(settings.workers), dataset=resolved.dataset,
                         address=settings.ray_address) as evaluator, \

@@ -69,6 +69,9 @@ def _toml_value(value: Any, where: str) -> str:
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):  # an inline table with quoted keys (a dataset's loader options)
+        items = (f"{json.dumps(str(k))} = {_toml_value(v, f'{where}.{k}')}" for k, v in value.items() if v is not None)
+        return "{" + ", ".join(items) + "}"
     raise SearchError(f"config value {where} = {value!r} cannot be written to TOML")
 
 

@@ -37,6 +37,8 @@ class RunSettings:
     profile: str
     dataset: str
     space: str = "dscnn"
+    #: the dataset loader's own options, typed (``tinynas.data.coerce_options``), e.g. a CSV's label column
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     strategy: str = "staged"
     #: differentiable refinement between evolution and final training (staged only; tinynas.pipeline.refine)
     refine: str = "none"
@@ -117,6 +119,12 @@ class RunSettings:
                                     flash_budget_bytes=self.flash_budget_bytes,
                                     latency_target_ms=self.latency_ms, max_macs=self.max_macs)
 
+    def load_dataset(self) -> Any:
+        """The dataset with its loader options, split for this run's seed."""
+        from tinynas.data import load_dataset
+
+        return load_dataset(self.dataset, seed=int(self.seed), **self.dataset_options)
+
     def replace(self, **changes: Any) -> "RunSettings":
         return dataclasses.replace(self, **changes)
 
@@ -142,7 +150,6 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
     unknown space or strategy (listing the known ones) or a dataset whose input
     shape the space cannot take.
     """
-    from tinynas.data import load_dataset
     from tinynas.hardware import load_profile
     from tinynas.space import get_space, space_names
     from tinynas.strategies import get_strategy, strategy_hyperparameters, strategy_names
@@ -167,7 +174,7 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         hyper[key] = value
     profile = settings.constrain(load_profile(settings.profile))
     if dataset is None:
-        dataset = load_dataset(settings.dataset, seed=settings.seed)
+        dataset = settings.load_dataset()
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           adjacency=dataset.adjacency, node_task=dataset.node_task)
@@ -218,8 +225,9 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
                     "flash_budget_bytes": int(p.flash_budget_bytes),
                     "latency_target_ms": None if p.latency_target_ms is None else float(p.latency_target_ms),
                     "max_macs": p.max_macs},
-        "dataset": {"name": s.dataset, "fingerprint": d.fingerprint, "input_shape": list(d.input_shape),
-                    "num_classes": int(d.num_classes)},
+        # options only when given, so the config.toml of runs from before --dataset-option still resume
+        "dataset": {"name": s.dataset, **({"options": dict(s.dataset_options)} if s.dataset_options else {}),
+                    "fingerprint": d.fingerprint, "input_shape": list(d.input_shape), "num_classes": int(d.num_classes)},
         "space": {"name": s.space},
         "strategy": {"name": s.strategy, **hyper},
         "budget": {"candidates": s.candidates, "minutes": s.budget_minutes,
@@ -247,7 +255,8 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
     b, st, ex = config.get("budget", {}), dict(config.get("strategy", {})), config.get("execution", {})
     name = st.pop("name")
     return RunSettings(
-        profile=profile or config["profile"]["id"], dataset=config["dataset"]["name"], space=config["space"]["name"],
+        profile=profile or config["profile"]["id"], dataset=config["dataset"]["name"],
+        dataset_options=dict(config["dataset"].get("options", {})), space=config["space"]["name"],
         strategy=name, refine=config.get("refine", {}).get("method", "none"), budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
         search_epochs=b.get("search_epochs", 3), search_samples=b.get("search_samples"),
         final_epochs=b.get("final_epochs", 20), final_samples=b.get("final_samples"),

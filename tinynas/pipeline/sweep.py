@@ -117,7 +117,6 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
     in ``out``, an unknown order, space or strategy, a board whose profile does not load, a dataset the space
     cannot take; nothing is written then); a failing board is reported in sweep.json and the rest go on.
     """
-    from tinynas.data import load_dataset
     from tinynas.hardware import load_profile
     from tinynas.pipeline.report import write_sweep_report
     from tinynas.pipeline.run import run as run_one, search as search_one
@@ -127,7 +126,9 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
     if not boards:
         raise SearchError("a sweep needs at least one board")
     order_fn = ORDERS.get(order)
-    config = {"sweep": {"dataset": settings.dataset, "space": settings.space, "strategy": settings.strategy,
+    config = {"sweep": {"dataset": settings.dataset,
+                        **({"dataset_options": dict(settings.dataset_options)} if settings.dataset_options else {}),
+                        "space": settings.space, "strategy": settings.strategy,
                         "boards": boards, "order": order, "seed": int(settings.seed), "deploy": bool(deploy),
                         "budget_candidates": settings.candidates, "budget_minutes": settings.budget_minutes,
                         "search_epochs": settings.search_epochs, "final_epochs": settings.final_epochs,
@@ -141,7 +142,7 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
             unloadable.append(str(exc))
     if unloadable:  # a mistyped board id or a broken profile file: said before any board spends its budget
         raise SearchError("; ".join(unloadable) + "; fix --profiles (nothing was run)")
-    dataset = load_dataset(settings.dataset, seed=int(settings.seed))
+    dataset = settings.load_dataset()
     # a space, strategy or dataset no board can use is a bad sweep: one clear error, nothing written
     space = resolve(settings.replace(profile=next(iter(loaded))), dataset=dataset).space
     run_order = order_fn(loaded, space=space, seed=int(settings.seed))
@@ -153,7 +154,8 @@ def sweep(*, settings: RunSettings, profiles: Sequence[str], out: str | Path, de
 
         def save() -> None:
             atomic_write_json(out / "sweep_state.json", {
-                "dataset": settings.dataset, "space": settings.space, "strategy": settings.strategy,
+                "dataset": settings.dataset, "dataset_options": dict(settings.dataset_options),
+                "space": settings.space, "strategy": settings.strategy,
                 "boards": [_board_key(b) for b in boards], "order": order,
                 "run_order": [_board_key(b) for b in run_order], "failures": failures,
                 "seconds": round(spent + time.monotonic() - started, 3)})
