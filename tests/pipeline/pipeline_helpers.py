@@ -18,6 +18,12 @@ def tiny_settings(**changes):
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """``tinynas ARGS`` in this process: its exit code (0 when main returns) and what it wrote to stderr."""
+    code, _, err = run_cli_output(monkeypatch, capsys, *args)
+    return code, err
+
+
+def run_cli_output(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``tinynas ARGS`` in this process: its exit code, stdout and stderr."""
     import sys
 
     import pytest
@@ -28,4 +34,5 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
         main()
         raise SystemExit(0)
-    return int(exc.value.code or 0), capsys.readouterr().err
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err

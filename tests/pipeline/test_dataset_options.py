@@ -5,10 +5,13 @@ the dataset themselves) and appear in the reports; deploy says when it resized t
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
-from pipeline_helpers import run_cli
+from pipeline_helpers import run_cli, run_cli_output
+
+from tinynas.pipeline.rundir import loads_config
 
 # 2 candidates of 1 epoch and a 2-epoch final: the run is about the dataset, not the search
 FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--final-epochs", "2", "--final-top-k", "1",
@@ -52,6 +55,21 @@ def test_a_run_on_a_csv_names_its_label_column_and_a_resume_is_bound_to_it(tmp_p
     assert code == 0, err[-3000:]
     code, err = run("-o", "label_column=activity", "-o", "normalize=false")
     assert code == 1 and "another configuration" in err and "dataset.options" in err
+
+    # `search` deploys nothing: it prints the deploy command, with the dataset and split it used, and that runs
+    found = tmp_path / "search"
+    code, out, err = run_cli_output(monkeypatch, capsys, "search", "--profile", "nano33ble", "--dataset", str(data),
+                                    "-o", "label_column=activity", "--seed", "1", *FLAGS[:-1], "--out", str(found))
+    assert code == 0, err[-3000:]
+    nxt = next(line for line in out.splitlines() if line.startswith("next "))
+    words = shlex.split(nxt.removeprefix("next").strip())
+    assert words[:3] == ["tinynas", "deploy", str(found / "model" / "model.keras")] and words[-2:] == ["--out", "DIR"]
+    assert "-o label_column=activity --seed 1" in nxt
+    code, err = run_cli(monkeypatch, capsys, *words[1:-1], str(tmp_path / "deployed"), "--no-qat")
+    assert code == 0, err[-3000:]
+    config = loads_config((found / "config.toml").read_text(), where="config.toml")
+    deployed = json.loads((tmp_path / "deployed" / "metrics.json").read_text())
+    assert deployed["dataset"]["fingerprint"] == config["dataset"]["fingerprint"]  # the same data
 
 
 def test_worker_processes_load_the_dataset_with_its_options(tmp_path):

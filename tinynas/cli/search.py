@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
@@ -134,7 +135,16 @@ def search(profile: str, as_json: bool, **kw: Any) -> None:
     from tinynas.pipeline.run import search as do_search
 
     result = do_search(settings=_settings(profile, kw), out=kw["out"])
-    echo_json(result.to_json()) if as_json else _print_summary(result.summary, kw["out"])
+    if as_json:
+        echo_json(result.to_json())
+        return
+    _print_summary(result.summary, kw["out"])
+    model = kw["out"] / "model" / "model.keras"
+    if model.is_file():  # the next step, with the dataset and split this search used
+        words = ["tinynas", "deploy", str(model), "--profile", profile, "--dataset", kw["dataset"],
+                 *[w for pair in kw["dataset_options"] for w in ("-o", pair)],
+                 *(["--seed", str(kw["seed"])] if kw["seed"] else []), "--out", "DIR"]
+        click.echo(f"next       {shlex.join(words)}")
 
 
 @click.command()
