@@ -26,3 +26,42 @@ def test_stratified_subset_keeps_proportions():
     assert len(stratified_subset(y, 5000, seed=0)) == 1000
     # uneven shares are filled by largest remainder and still sum to n
     assert len(stratified_subset(y, 7, seed=0)) == 7
+
+
+def test_a_dataset_too_small_to_split_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """4 samples leave validation and test empty: a run used to search and train, then fail in deploy on a
+    mean of nothing (a traceback); train printed 'val acc nan'. Each command now says so at once."""
+    import pytest
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli, main
+    from tinynas.data import load_dataset
+    from tinynas.errors import DatasetError
+
+    data = tmp_path / "tiny.csv"
+    data.write_text("a,b,c,d,label\n1,2,3,4,x\n3,4,5,6,y\n1,2,2,1,x\n5,5,5,5,y\n")
+    tiny = load_dataset(data, seed=0)
+    message = "tiny.csv: 4 samples split into 4 train / 0 validation / 0 test; a search needs validation and test"
+    with pytest.raises(DatasetError, match=message):
+        tiny.require_splits("val", "test", needed_for="a search")
+    tiny.require_splits("train", needed_for="training")  # what the split has passes
+
+    for args in (["run", "--profile", "nano33ble"], ["search", "--profile", "nano33ble"],
+                 ["sweep", "--profiles", "nano33ble,nucleo-l432kc"]):
+        out = tmp_path / args[0]
+        monkeypatch.setattr("sys.argv", ["tinynas", *args, "--dataset", str(data), "--out", str(out)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 1 and "needs validation and test samples" in err and "Traceback" not in err
+        assert not out.exists()
+    arch = tmp_path / "arch.json"
+    arch.write_text(CliRunner().invoke(cli, ["space", "sample", "--space", "dscnn", "--input-shape", "4,1",
+                                             "--classes", "2", "--n", "1", "--json"]).output)
+    res = CliRunner().invoke(cli, ["train", str(arch), "--dataset", str(data), "--out", str(tmp_path / "m.keras")])
+    assert isinstance(res.exception, DatasetError) and "training (validation" in str(res.exception)
+    assert not (tmp_path / "m.keras").exists()
+    res = CliRunner().invoke(cli, ["deploy", str(tmp_path / "m.keras"), "--profile", "nano33ble", "--dataset",
+                                   str(data), "--out", str(tmp_path / "deployed")])
+    assert isinstance(res.exception, DatasetError) and "deploy (it measures" in str(res.exception)
+    assert not (tmp_path / "deployed").exists()

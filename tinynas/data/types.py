@@ -90,6 +90,23 @@ class Dataset:
     def is_graph(self) -> bool:
         return self.adjacency is not None
 
+    def require_splits(self, *splits: str, needed_for: str) -> None:
+        """DatasetError when one of ``splits`` ("train", "val", "test") holds no sample.
+
+        A dataset of a few samples splits into empty validation or test sets (15 % each,
+        rounded per class), and what needs them would fail late: a search after its
+        trainings, on a mean of nothing.
+        """
+        sizes = {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+        empty = [{"train": "training", "val": "validation"}.get(name, name) for name in splits if sizes[name] == 0]
+        if empty:
+            raise DatasetError(
+                f"{self.name}: {sum(sizes.values())} samples split into {sizes['train']} train / {sizes['val']} "
+                f"validation / {sizes['test']} test; {needed_for} needs {' and '.join(empty)} samples. Add samples "
+                "(15 % of each class go to validation and 15 % to test), or give a test split of your own "
+                "(x_test and y_test in a .npz)"
+            )
+
     def structure_json(self) -> dict[str, Any]:
         """What the input is made of: a graph (nodes, edges, degree range), a sequence or an image."""
         shape = self.input_shape

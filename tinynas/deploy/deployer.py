@@ -237,6 +237,7 @@ def deploy(
     out_dir = Path(out_dir).resolve()
     if qat not in ("auto", True, False):
         raise DeployError(f"qat must be 'auto', True or False, got {qat!r}")
+    dataset.require_splits("test", needed_for="deploy (it measures float and int8 accuracy on it)")
     kind, keras_model, source_bytes = _load_source(model_path)
     source_sha = _sha256(source_bytes)
     _check_out_dir(out_dir, source_sha256=source_sha)

@@ -175,6 +175,8 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
     profile = settings.constrain(load_profile(settings.profile))
     if dataset is None:
         dataset = settings.load_dataset()
+    # candidates are ranked on validation accuracy and the winner's accuracy is measured on the test split
+    dataset.require_splits("val", "test", needed_for="a search")
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           adjacency=dataset.adjacency, node_task=dataset.node_task)

@@ -45,6 +45,7 @@ def train_arch_file(
         raise TrainError(f"--out {out}: the trained model is saved as a .keras file; name it e.g. model.keras")
     arch = read_arch_file(arch_path)
     ds = load_dataset(dataset, seed=seed, **(dataset_options or {}))
+    ds.require_splits("train", "val", needed_for="training (validation accuracy, early stopping)")
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes,
                                  adjacency=ds.adjacency, node_task=ds.node_task)
     graph = space.graph(arch)
