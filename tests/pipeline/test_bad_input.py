@@ -64,6 +64,15 @@ def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile)
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,
                   "--out", str(out)], out, "no architecture of space 'mcunet' fits board 'no-room'")
     assert re.search(r"needs sram \d+ bytes vs budget 1024 bytes \(over\)", err) and "pick a board with more room" in err
+    assert "given on the command line" not in err  # the profile's own budget: no flag to raise
+
+
+def test_a_command_line_budget_nothing_fits_names_its_flag(tmp_path):
+    out = tmp_path / "run"
+    err = _fails(["run", "--profile", "nano33ble", "--dataset", "digits", "--arena-budget", "1K", "--latency-ms",
+                  "0.001", *TINY, "--out", str(out)], out, "no architecture of space 'dscnn' fits board 'nano33ble'")
+    assert re.search(r"latency 0\.\d+ ms vs budget 0\.001 ms \(over\)", err)  # not a budget of "0.0 ms"
+    assert "raise --arena-budget and --latency-ms (given on the command line), or pick a board" in err
 
 
 def test_dataset_the_space_cannot_take(tmp_path):

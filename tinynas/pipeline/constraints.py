@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -100,24 +100,38 @@ def smallest_arch(check: CostCheck, *, seed: int = 0) -> tuple[Arch, float]:
     return best, best_ratio
 
 
-def require_feasible(check: CostCheck, *, seed: int = 0) -> Arch:
-    """An arch that fits the board, or SearchError with the smallest arch's cost against each budget."""
+#: per budget check: its key in RunSettings.constraints() and the command-line flag that sets it
+BUDGET_FLAGS = {"sram": ("arena_budget_bytes", "--arena-budget"), "flash": ("flash_budget_bytes", "--flash-budget"),
+                "latency": ("latency_ms", "--latency-ms"), "macs": ("max_macs", "--max-macs")}
+
+
+def require_feasible(check: CostCheck, *, seed: int = 0, given: Collection[str] = ()) -> Arch:
+    """An arch that fits the board, or SearchError with the smallest arch's cost against each budget.
+
+    ``given``: the budgets the command line set (RunSettings.constraints() keys), so the error
+    names the flag to raise rather than only a roomier board.
+    """
     arch, ratio = smallest_arch(check, seed=seed)
     if ratio <= 1.0:
         return arch
     cost = check.cost(arch)
-    parts = []
+    parts, flags = [], []
     for c in cost.checks:
         if c.budget is None:
             continue
         unit = {"latency": "ms", "macs": "MACs"}.get(c.name, "bytes")
-        need = f"{c.need:.1f}" if c.name == "latency" else f"{int(c.need)}"
-        budget = f"{c.budget:.1f}" if c.name == "latency" else f"{int(c.budget)}"
+        need = f"{c.need:.3g}" if c.name == "latency" else f"{int(c.need)}"
+        budget = f"{c.budget:.3g}" if c.name == "latency" else f"{int(c.budget)}"
         parts.append(f"{c.name} {need} {unit} vs budget {budget} {unit} ({'fits' if c.fits else 'over'})")
+        key, flag = BUDGET_FLAGS.get(c.name, ("", ""))
+        if not c.fits and key in given:
+            flags.append(flag)
     profile = check.profile
     raise SearchError(
         f"no architecture of space {check.space.name!r} fits board {profile.id!r}: the smallest one found "
-        f"({arch}) needs {'; '.join(parts)}; pick a board with more room (e.g. `tinynas profiles list`), "
-        "a space with smaller models (--space), or a smaller input"
+        f"({arch}) needs {'; '.join(parts)}; "
+        + (f"raise {' and '.join(flags)} (given on the command line), or " if flags else "")
+        + "pick a board with more room (e.g. `tinynas profiles list`), a space with smaller models (--space), "
+        "or a smaller input"
     )
 

@@ -73,7 +73,8 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     started = time.monotonic()
     resolved = resolve(settings, dataset=dataset)
     check = CostCheck(space=resolved.space, profile=resolved.profile)
-    require_feasible(check, seed=int(settings.seed))  # before creating anything: a clear error, no work lost
+    # before creating anything: a clear error, no work lost
+    require_feasible(check, seed=int(settings.seed), given=settings.constraints())
     out = Path(out)
     spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
                       input_shape=tuple(resolved.dataset.input_shape),
