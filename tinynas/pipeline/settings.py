@@ -229,7 +229,8 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
                     "max_macs": p.max_macs},
         # options only when given, so the config.toml of runs from before --dataset-option still resume
         "dataset": {"name": s.dataset, **({"options": dict(s.dataset_options)} if s.dataset_options else {}),
-                    "fingerprint": d.fingerprint, "input_shape": list(d.input_shape), "num_classes": int(d.num_classes)},
+                    "fingerprint": d.fingerprint, "input_shape": list(d.input_shape),
+                    "num_classes": int(d.num_classes)},
         "space": {"name": s.space},
         "strategy": {"name": s.strategy, **hyper},
         "budget": {"candidates": s.candidates, "minutes": s.budget_minutes,

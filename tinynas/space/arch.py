@@ -118,7 +118,8 @@ def read_arch_file(path: str | os.PathLike[str], *, error: type[TinyNASError] = 
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise error(f"{path}: no such arch file; write one with `tinynas space sample ... --n 1 --json > {path.name}`") from None
+        raise error(f"{path}: no such arch file; write one with "
+                    f"`tinynas space sample ... --n 1 --json > {path.name}`") from None
     except (OSError, ValueError) as exc:
         raise error(f"{path}: cannot read it ({exc})") from None
     try:
