@@ -172,7 +172,7 @@ def test_runtime_threads_come_from_the_profile(tmp_path):
     ("rpi4", ["model_int8.tflite", "model_fp16.tflite"], ["run_litert.py", "RUN_ANDROID.md"], "LiteRT"),
     ("rtx-4090", ["model_fp32.onnx", "model_fp16.onnx"], ["build_trt_engine.sh"], "ONNX Runtime"),
 ])
-def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, profile, models, runners, runtime):
+def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile, models, runners, runtime):
     from click.testing import CliRunner
 
     from tinynas.cli.main import cli
@@ -194,6 +194,12 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, profile, models,
     for name in models:
         assert f"test accuracy ({name}, {runtime})" in report
     assert "TFLite Micro" not in report
+    from tinynas.cli.search import _print_summary
+
+    capsys.readouterr()
+    _print_summary(summary, out)  # what `run` prints without --json: where the runners are, no firmware line
+    printed = capsys.readouterr().out
+    assert f"deploy     {out / 'deploy'}   ({', '.join(sorted(runners))})" in printed and "firmware " not in printed
 
 
 def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):

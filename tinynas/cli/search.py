@@ -122,8 +122,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                    f"  flash {w.get('tflite_flash_bytes') or c.get('flash_bytes')} B")
     if summary.get("constraints"):
         click.echo("constraints " + ", ".join(f"{k} {v}" for k, v in summary["constraints"].items()))
-    for stamp in sorted((out / "firmware").glob("*/" + STAMP)):
+    projects = sorted((out / "firmware").glob("*/" + STAMP))
+    for stamp in projects:
         click.echo(f"firmware   {stamp.parent}   (build and flash: tinynas flash {stamp.parent} --port PORT)")
+    if not projects and (out / "deploy").is_dir():  # phones and GPUs: a runner and instructions, no firmware
+        click.echo(f"deploy     {out / 'deploy'}   ({', '.join(sorted(p.name for p in (out / 'deploy').iterdir()))})")
     click.echo(f"report     {out / 'report.md'}")
 
 
