@@ -31,6 +31,7 @@ def test_image_folder_grey(tmp_path):
     all_y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
     assert all_x[all_y == 1].min() >= 150 / 255 - 1e-6
     assert load_dataset(root).fingerprint == ds.fingerprint
+    assert ds.preprocessing == ""  # grey images of one size: firmware has nothing to repeat
 
 
 def test_image_folder_rgb_resized(tmp_path):
@@ -40,6 +41,15 @@ def test_image_folder_rgb_resized(tmp_path):
         load_dataset(root)
     ds = load_dataset(root, image_size=16)
     assert ds.input_shape == (16, 16, 3) and ds.num_classes == 3
+    # what the loader did, which firmware must repeat on a camera frame, reaches model_data.h with the scaling
+    from tinynas.deploy.deployer import scaling_text
+
+    assert ds.preprocessing == "resized to 16x16 (bilinear)"
+    grey = load_dataset(root, image_size=16, color_mode="grayscale")
+    assert grey.preprocessing == ("colour turned to grey as PIL does (L = 0.299 R + 0.587 G + 0.114 B), "
+                                  "then resized to 16x16 (bilinear)")
+    assert scaling_text(grey).startswith(grey.preprocessing + "; then x = raw * 0.00392156")
+    assert grey.to_json()["preprocessing"] == grey.preprocessing
 
 
 def test_image_folder_with_one_class_is_refused(tmp_path):

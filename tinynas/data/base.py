@@ -41,6 +41,9 @@ class RawData:
     adjacency: np.ndarray | None = None
     # with an adjacency: each sample asks about the node its last feature marks (a node task)
     node_task: bool = False
+    # what the loader did to each raw sample before ``scaling`` that firmware must do too
+    # (resizing, colour to grey); "" when nothing. Not in the fingerprint: the options that cause it are.
+    preprocessing: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,7 @@ def load_dataset(
         options={k: v for k, v in used.items()},
         adjacency=raw.adjacency,
         node_task=raw.node_task,
+        preprocessing=raw.preprocessing,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])

@@ -51,6 +51,12 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
         color_mode = "grayscale" if grey else "rgb"
     mode = "L" if color_mode == "grayscale" else "RGB"
     first_size = images[0].size
+    # what firmware must repeat on a camera frame, said only when some image needed it
+    steps = []
+    if mode == "L" and any(im.mode not in ("L", "1", "I", "I;16", "F") for im in images):
+        steps.append("colour turned to grey as PIL does (L = 0.299 R + 0.587 G + 0.114 B)")
+    if image_size is not None and any(im.size != (image_size, image_size) for im in images):
+        steps.append(f"resized to {image_size}x{image_size} (bilinear)")
     arrays = []
     for im, f in zip(images, names):
         im = im.convert(mode)
@@ -66,4 +72,5 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
     x = scaling.apply(np.stack(arrays))
     return RawData(x=x, y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes), scaling=scaling,
-                   source=f"image folder {path} ({len(labels)} images, {color_mode})")
+                   source=f"image folder {path} ({len(labels)} images, {color_mode})",
+                   preprocessing=", then ".join(steps))

@@ -73,6 +73,8 @@ class Dataset:
     adjacency: np.ndarray | None = None
     # a node task: each sample asks about one node, marked 1 in its last feature (else a graph task)
     node_task: bool = False
+    # what the loader did to each raw sample before input_scaling (resize, colour to grey), "" when nothing
+    preprocessing: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -143,6 +145,7 @@ class Dataset:
             },
             "value_range": [float(x.min()), float(x.max())] if x.size else [0.0, 0.0],
             "input_scaling": self.input_scaling.to_json(),
+            "preprocessing": self.preprocessing,
             "fingerprint": self.fingerprint,
             "options": dict(self.options),
         }

@@ -459,9 +459,11 @@ def scaling_text(dataset: Any) -> str | None:
     if isinstance(scaling, str):
         return scaling
     try:
-        return f"x = raw * {scaling.scale!r} + {scaling.offset!r} ({scaling.description})"
+        text = f"x = raw * {scaling.scale!r} + {scaling.offset!r} ({scaling.description})"
     except AttributeError:
         return str(scaling)
+    preprocessing = getattr(dataset, "preprocessing", "")
+    return f"{preprocessing}; then {text}" if preprocessing else text
 
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
