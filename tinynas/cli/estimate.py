@@ -41,9 +41,11 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
         loaded = [load_profile(p) for p in profiles]
     rows = []
     for model in models:
-        for prof in loaded or [None]:
-            cost = estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms)
-            rows.append((model, prof, cost, _tflm_refusal(model) if _on_tflm(prof) else None))
+        costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms))
+                 for prof in loaded or [None]]
+        # once per model, after estimate_tflite has refused a file that is not an int8 model
+        refusal = _tflm_refusal(model) if any(_on_tflm(prof) for prof, _ in costs) else None
+        rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
     if as_json:
         data = [{"model": str(m), **c.to_json(), "tflm_aborts": why} for m, _, c, why in rows]
         for record in data:

@@ -18,6 +18,10 @@ from tinynas.errors import DatasetError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
+#: PIL modes that hold one grey channel
+_GREY_MODES = ("L", "1", "I", "I;16", "F")
+
+
 @register_path_kind("image-folder", matches=lambda p: has_class_folders(p, IMAGE_EXTENSIONS),
                     description="a folder with one sub-folder of images (png, jpg, bmp, ...) per class")
 def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto") -> RawData:
@@ -47,13 +51,13 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
             labels.append(label)
             names.append(f)
     if color_mode == "auto":
-        grey = all(im.mode in ("L", "1", "I", "I;16", "F") for im in images)
+        grey = all(im.mode in _GREY_MODES for im in images)
         color_mode = "grayscale" if grey else "rgb"
     mode = "L" if color_mode == "grayscale" else "RGB"
     first_size = images[0].size
     # what firmware must repeat on a camera frame, said only when some image needed it
     steps = []
-    if mode == "L" and any(im.mode not in ("L", "1", "I", "I;16", "F") for im in images):
+    if mode == "L" and any(im.mode not in _GREY_MODES for im in images):
         steps.append("colour turned to grey as PIL does (L = 0.299 R + 0.587 G + 0.114 B)")
     if image_size is not None and any(im.size != (image_size, image_size) for im in images):
         steps.append(f"resized to {image_size}x{image_size} (bilinear)")

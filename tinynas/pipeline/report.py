@@ -425,12 +425,13 @@ def render_markdown(s: dict[str, Any]) -> str:
 
 def render_html(s: dict[str, Any]) -> str:
     e = html.escape
+    options = dataset_options_text(s)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>tinynas: {e(s['dataset'])} on {e(s['board'])}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>",
              "</head><body>", f"<h1>tinynas run: {e(s['dataset'])} on {e(s['board'])}</h1>",
-             f"<p>{e(f'Dataset options: {dataset_options_text(s)}. ' if dataset_options_text(s) else '')}"
+             f"<p>{e(f'Dataset options: {options}. ' if options else '')}"
              f"Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
              f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
