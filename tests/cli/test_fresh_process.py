@@ -12,8 +12,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 CALLS = [
     ["space", "fit", "--profile", "nucleo-l010rb", "--samples", "3", "--json"],
@@ -50,17 +53,22 @@ TF_CALLS = [
     ["proxies", "score", "--space", "dscnn", "--input-shape", "8,8,1", "--n", "1", "--proxies", "synflow,naswot",
      "--dataset", "digits"],
     ["space", "build", "{arch}", "--input-shape", "8,8,1", "--classes", "10", "--out", "{tmp}/m.keras"],
+    # LiteRT's C++ logger prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2 the first
+    # time a process applies XNNPACK (a phone's deploy and sweep showed it between their own lines)
+    ["measure", "--on", "host", "--model", "{repo}/benchmarks/mlperf_tiny/kws_ref_model.tflite", "--profile", "rpi4",
+     "--runs", "3", "--warmup", "1", "--run", "{tmp}"],
 ]
 
 
 @pytest.mark.parametrize("args", TF_CALLS, ids=[" ".join(c[:2]) for c in TF_CALLS])
-def test_a_command_that_starts_tensorflow_keeps_its_start_up_chatter_off_stderr(args, tmp_path):
+def test_a_command_that_starts_a_runtime_keeps_its_start_up_chatter_off_stderr(args, tmp_path):
     """TensorFlow writes oneDNN, CUDA-probe and absl lines to fd 2 as it starts (`proxies score` showed them,
-    before its proxies went through ``tinynas.tf_runtime.quiet_import``); the user's own environment has no
+    before its proxies went through ``tinynas.tf_runtime.quiet_import``), and LiteRT an INFO line as it first
+    applies XNNPACK (``tinynas.deploy.litert.open_interpreter``); the user's own environment has no
     TF_CPP_MIN_LOG_LEVEL, so neither does this one."""
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps({"space": "dscnn", "decisions": {"blocks": 2, "channels": 8, "stem_kernel": "3x3",
                                                                 "stem_stride": "1x1"}}))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = _tinynas([a.format(arch=arch, tmp=tmp_path) for a in args], env=env)
+    done = _tinynas([a.format(arch=arch, tmp=tmp_path, repo=REPO) for a in args], env=env)
     assert done.stderr.strip() == "", done.stderr[-2000:]

@@ -8,6 +8,9 @@ Keras model, and what LiteRT really allocates. LiteRT is imported here only.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,12 +66,46 @@ class LiteRTCheck:
                 "runtime_bytes_measure": MEMORY_MEASURE, "file_bytes": self.file_bytes, "threads": self.threads}
 
 
-def _interpreter(model_bytes: bytes, *, threads: int, source: str) -> Any:
+#: What LiteRT's C++ logger prints to fd 2 the first time a process applies XNNPACK: nothing to act on.
+_XNNPACK_NOTE = "Created TensorFlow Lite XNNPACK delegate for CPU."
+_xnnpack_noted = False
+
+
+def open_interpreter(model_bytes: bytes, *, threads: int) -> Any:
+    """A LiteRT ``Interpreter`` for ``model_bytes`` with its tensors allocated; LiteRT's exceptions pass.
+
+    ``allocate_tensors`` applies the XNNPACK delegate, and the first time in a process LiteRT prints an
+    INFO line about it on fd 2, in the middle of tinynas's output. That call runs with fd 2 captured and
+    whatever else was written there is passed on."""
+    global _xnnpack_noted
     from ai_edge_litert.interpreter import Interpreter
 
-    try:
-        interp = Interpreter(model_content=bytes(model_bytes), num_threads=int(threads))
+    interp = Interpreter(model_content=bytes(model_bytes), num_threads=int(threads))
+    if _xnnpack_noted:
         interp.allocate_tensors()
+        return interp
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            interp.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            _xnnpack_noted = _xnnpack_noted or any(_XNNPACK_NOTE in line for line in lines)
+            rest = "".join(line for line in lines if _XNNPACK_NOTE not in line)
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
+    return interp
+
+
+def _interpreter(model_bytes: bytes, *, threads: int, source: str) -> Any:
+    try:
+        interp = open_interpreter(model_bytes, threads=threads)
     except Exception as exc:  # LiteRT raises ValueError/RuntimeError with its own text
         lines = str(exc).strip().splitlines()
         raise ModelFileError(f"{source}: LiteRT cannot load this model ({lines[-1] if lines else type(exc).__name__}); "

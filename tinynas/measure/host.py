@@ -3,7 +3,7 @@
 What ``measure --on host`` reports and what the mobile latency model is fitted
 to. Every run feeds the same random input (of the model's dtype and shape) after
 ``warmup`` untimed runs; the median is the figure, as in LiteRT's
-``benchmark_model``. LiteRT and ONNX Runtime are imported here only.
+``benchmark_model``. ONNX Runtime is imported here only, LiteRT through ``tinynas.deploy.litert``.
 """
 
 from __future__ import annotations
@@ -82,12 +82,11 @@ def time_litert(model: bytes | str | Path, *, threads: int = 1, runs: int = 50, 
     """Time ``Invoke()`` of a ``.tflite`` in LiteRT on this machine with ``threads`` CPU threads.
 
     Raises MeasureError when LiteRT cannot load or run the model (the message is LiteRT's)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from tinynas.deploy.litert import open_interpreter
 
     data, name = _model_bytes(model)
     try:
-        interpreter = Interpreter(model_content=data, num_threads=int(threads))
-        interpreter.allocate_tensors()
+        interpreter = open_interpreter(data, threads=threads)
     except Exception as exc:  # LiteRT raises ValueError/RuntimeError with its own text
         raise MeasureError(f"{name}: LiteRT cannot load this model ({str(exc).strip().splitlines()[-1]})") from None
     rng = np.random.default_rng(seed)
@@ -142,12 +141,11 @@ def time_litert_cpu(model: bytes | str | Path, *, runs: int = 50, warmup: int = 
     the load while a short run's median does not, so wall times of single kernels and whole models
     stop adding up; CPU time is what the run costs an otherwise idle core. Raises MeasureError like
     ``time_litert``."""
-    from ai_edge_litert.interpreter import Interpreter
+    from tinynas.deploy.litert import open_interpreter
 
     data, name = _model_bytes(model)
     try:
-        interpreter = Interpreter(model_content=data, num_threads=1)
-        interpreter.allocate_tensors()
+        interpreter = open_interpreter(data, threads=1)
     except Exception as exc:
         raise MeasureError(f"{name}: LiteRT cannot load this model ({str(exc).strip().splitlines()[-1]})") from None
     rng = np.random.default_rng(seed)
