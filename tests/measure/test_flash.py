@@ -40,6 +40,32 @@ def test_missing_tool_gives_the_exact_commands(tmp_path, monkeypatch):
     result = flash_project(project=project, port="/dev/ttyACM0")
     assert not result.ran and not result.tool_found and result.tool == "pio"
     assert result.commands == ("pio run -e nano33ble", "pio run -e nano33ble -t upload --upload-port /dev/ttyACM0")
+    assert result.not_run_because == "pio is not installed (or not on PATH)"
+
+
+def test_the_command_exits_1_when_nothing_was_flashed_and_names_why(tmp_path, monkeypatch):
+    """A script `tinynas flash ... && tinynas measure ...` must not go on to measure the firmware that was
+    already on the board: no tool, no --port or an unset variable is exit 1 (after the commands); a dry run 0."""
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    log = fake_tool(tmp_path / "bin", "cmake")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.delenv("TFLM_DIR", raising=False)
+    project = make_project(tmp_path / "fw", template="cmake-cortexm", build="cmake -B build -DTFLM_DIR=$TFLM_DIR",
+                           flash="no-such-flasher write build/app.elf $PORT")
+    res = CliRunner().invoke(cli, ["flash", str(project)])
+    assert res.exit_code == 1 and "run these in" in res.output and "no-such-flasher write" in res.output
+    why = ("no-such-flasher is not installed (or not on PATH); the environment variable TFLM_DIR is not set; "
+           "no --port was given")
+    assert f"nothing was flashed: {why}" in str(res.exception) and not log.exists()
+    monkeypatch.setenv("TFLM_DIR", "/opt/tflm")
+    res = CliRunner().invoke(cli, ["flash", str(project), "--port", "/dev/ttyACM0", "--json"])
+    assert res.exit_code == 1 and json.loads(res.output)["not_run_because"] == (
+        "no-such-flasher is not installed (or not on PATH)")
+    dry = CliRunner().invoke(cli, ["flash", str(project), "--dry-run"])
+    assert dry.exit_code == 0 and dry.output.count("dry run; run these in") == 1 and not log.exists()
 
 
 def test_installed_tool_runs_with_the_port(tmp_path, monkeypatch):

@@ -155,22 +155,27 @@ def emulate(model: Path, profile_id: str | None, latency: str, tcp_port: int | N
 @click.option("--dry-run", is_flag=True, help="Only print the commands.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_json: bool) -> None:
-    """Build and flash a generated firmware project with its ecosystem's tool (or print the commands)."""
+    """Build and flash a generated firmware project with its ecosystem's tool (or print the commands).
+
+    Exits 1 when nothing was flashed (a tool not installed, a variable or --port missing), after printing the
+    commands to run by hand, so that a script does not go on to measure the firmware that was on the board."""
+    from tinynas.errors import MeasureError
     from tinynas.measure.flash import flash_project
 
     result = flash_project(project=project, port=port, build=not no_build, run=not dry_run)
     if as_json:
         echo_json(result.to_json())
-        return
-    for note in result.notes:
-        click.echo(f"note: {note}")
-    if result.ran:
-        click.echo(f"flashed {result.project} with {result.tool}")
-        return
-    why = "dry run" if dry_run else f"{result.tool} is not installed (or not on PATH)"
-    click.echo(f"{why}; run these in {result.project}:")
-    for line in result.commands:
-        click.echo(f"  {line}")
+    else:
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        if result.ran:
+            click.echo(f"flashed {result.project} with {result.tool}")
+        else:
+            click.echo(f"{result.not_run_because}; run these in {result.project}:")
+            for line in result.commands:
+                click.echo(f"  {line}")
+    if not result.ran and not dry_run:
+        raise MeasureError(f"{result.project}: nothing was flashed: {result.not_run_because}")
 
 
 @click.command("calibrate")

@@ -59,11 +59,14 @@ class FlashResult:
     returncode: int | None = None
     output_tail: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: why the commands did not run ("dry run", the tools not installed, the variables unset); "" when they ran
+    not_run_because: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"project": self.project, "template": self.template, "tool": self.tool,
                 "commands": list(self.commands), "tool_found": self.tool_found, "ran": self.ran,
-                "returncode": self.returncode, "output_tail": self.output_tail, "notes": list(self.notes)}
+                "returncode": self.returncode, "output_tail": self.output_tail, "notes": list(self.notes),
+                "not_run_because": self.not_run_because}
 
 
 def _split_lines(text: str) -> list[str]:
@@ -216,9 +219,18 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
     tool = Path(flash_words[0]).name if flash_words else tools[0]
     result = dict(project=str(folder), template=template, tool=tool, commands=tuple(lines), notes=tuple(notes))
     if missing or unset or not run:
-        if missing:
-            log.info("%s: %s not installed; not flashing", folder, ", ".join(missing))
-        return FlashResult(**result, tool_found=not missing, ran=False)
+        reasons = [f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed (or not on PATH)"
+                   ] if missing else []
+        variables = [v for v in unset if v != "PORT"]
+        if variables:
+            reasons.append(f"the environment variable{'s' if len(variables) > 1 else ''} {', '.join(variables)} "
+                           f"{'are' if len(variables) > 1 else 'is'} not set")
+        if "PORT" in unset:
+            reasons.append("no --port was given")
+        why = "dry run" if not run else "; ".join(reasons)
+        if run:
+            log.info("%s: not flashing: %s", folder, why)
+        return FlashResult(**result, tool_found=not missing, ran=False, not_run_because=why)
     output = ""
     for line in lines:
         argv = _words(line, folder)
