@@ -73,6 +73,9 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
+    if "audio_frontend.c" in m.get("files", ()):
+        click.echo(f"  audio front end (the training features in C, from 16-bit samples): "
+                   f"{result.out_dir / 'audio_frontend.c'}")
 
 
 def _echo_adaptation(dataset: dict) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
-from tinynas.data.features import log_mel_spectrogram, mfcc
+from tinynas.data.features import AudioFrontEnd
 from tinynas.data.folders import checked_classes, has_class_folders
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
@@ -58,15 +58,12 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
     clip_len = int(round(sample_rate_hz * clip_ms / 1000.0))
     if clip_len < int(round(sample_rate_hz * frame_ms / 1000.0)):
         raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
+    front_end = AudioFrontEnd(features=features, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, frame_ms=frame_ms,
+                              hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     feats, labels = [], []
-    kwargs = dict(sample_rate_hz=sample_rate_hz, frame_ms=frame_ms, hop_ms=hop_ms, num_mel_bins=num_mel_bins)
     for label, (_, files) in enumerate(classes.items()):
         for f in files:
-            signal = read_wav(f, sample_rate_hz=sample_rate_hz)
-            clip = np.zeros(clip_len, dtype=np.float32)
-            clip[: min(clip_len, len(signal))] = signal[:clip_len]
-            fe = mfcc(clip, num_mfcc=num_mfcc, **kwargs) if features == "mfcc" else log_mel_spectrogram(clip, **kwargs)
-            feats.append(fe[..., None])
+            feats.append(front_end.compute(read_wav(f, sample_rate_hz=sample_rate_hz))[..., None])
             labels.append(label)
     raw = np.stack(feats).astype(np.float32)
     what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
@@ -78,4 +75,4 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
     else:
         scaling = InputScaling(description=f"{what}, used as they are")
     return RawData(x=scaling.apply(raw), y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes),
-                   scaling=scaling, source=f"WAV folder {path} ({len(labels)} clips)")
+                   scaling=scaling, source=f"WAV folder {path} ({len(labels)} clips)", audio_front_end=front_end)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from tinynas.data.features import AudioFrontEnd
 from tinynas.data.splits import stratified_split
 from tinynas.data.types import Dataset, InputScaling, fingerprint_arrays
 from tinynas.errors import DatasetError
@@ -44,6 +45,8 @@ class RawData:
     # what the loader did to each raw sample before ``scaling`` that firmware must do too
     # (resizing, colour to grey); "" when nothing. Not in the fingerprint: the options that cause it are.
     preprocessing: str = ""
+    # a WAV folder's feature front end (firmware computes it from microphone samples); not in the fingerprint either
+    audio_front_end: AudioFrontEnd | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ def load_dataset(
         adjacency=raw.adjacency,
         node_task=raw.node_task,
         preprocessing=raw.preprocessing,
+        audio_front_end=raw.audio_front_end,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])

@@ -7,6 +7,9 @@ log, DCT-II keeping 10 coefficients -> a 49x10 "image" per clip.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import numpy as np
 
 
@@ -58,3 +61,71 @@ def mfcc(signal: np.ndarray, *, sample_rate_hz: int, num_mfcc: int = 10, **log_m
 
     log_mel = log_mel_spectrogram(signal, sample_rate_hz=sample_rate_hz, **log_mel_kwargs)
     return dct(log_mel, type=2, norm="ortho", axis=-1)[:, :num_mfcc].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class AudioFrontEnd:
+    """The front end a WAV folder's features came from, in numbers: what firmware must compute from its
+    microphone's samples for the model to see what it was trained on (``tinynas.deploy.audio_frontend``
+    writes it in C). ``features`` is "mfcc" or "logmel"; samples are int16 PCM read as ``s / 32767``."""
+
+    features: str
+    sample_rate_hz: int
+    clip_ms: int
+    frame_ms: float
+    hop_ms: float
+    num_mel_bins: int
+    num_mfcc: int
+    lower_hz: float = 20.0
+    upper_hz: float = 4000.0
+
+    @property
+    def frame_length(self) -> int:
+        return int(round(self.sample_rate_hz * self.frame_ms / 1000.0))
+
+    @property
+    def frame_step(self) -> int:
+        return int(round(self.sample_rate_hz * self.hop_ms / 1000.0))
+
+    @property
+    def fft_size(self) -> int:
+        return 1 << (self.frame_length - 1).bit_length()
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate_hz * self.clip_ms / 1000.0))
+
+    @property
+    def num_frames(self) -> int:
+        return 1 + (self.clip_samples - self.frame_length) // self.frame_step
+
+    @property
+    def num_features(self) -> int:
+        return self.num_mfcc if self.features == "mfcc" else self.num_mel_bins
+
+    def window(self) -> np.ndarray:
+        """The periodic Hann window ``log_mel_spectrogram`` multiplies each frame by (float32)."""
+        return np.hanning(self.frame_length + 1)[:-1].astype(np.float32)
+
+    def filterbank(self) -> np.ndarray:
+        return mel_filterbank(num_mel_bins=self.num_mel_bins, fft_size=self.fft_size,
+                              sample_rate_hz=self.sample_rate_hz, lower_hz=self.lower_hz, upper_hz=self.upper_hz)
+
+    def dct_matrix(self) -> np.ndarray:
+        """``(num_mel_bins, num_mfcc)``: log-mel row times this is ``mfcc``'s orthonormal DCT-II."""
+        from scipy.fft import dct
+
+        return dct(np.eye(self.num_mel_bins), type=2, norm="ortho", axis=-1)[:, :self.num_mfcc].astype(np.float32)
+
+    def compute(self, signal: np.ndarray) -> np.ndarray:
+        """``(num_frames, num_features)`` of one clip of samples in -1..1, as the WAV folder loader computes it."""
+        kwargs = dict(sample_rate_hz=self.sample_rate_hz, frame_ms=self.frame_ms, hop_ms=self.hop_ms,
+                      num_mel_bins=self.num_mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz)
+        clip = np.zeros(self.clip_samples, dtype=np.float32)
+        clip[: min(self.clip_samples, len(signal))] = np.asarray(signal, dtype=np.float32)[:self.clip_samples]
+        if self.features == "mfcc":
+            return mfcc(clip, num_mfcc=self.num_mfcc, **kwargs)
+        return log_mel_spectrogram(clip, **kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

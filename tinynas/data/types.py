@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tinynas.data.features import AudioFrontEnd
 from tinynas.errors import DatasetError
 
 
@@ -75,6 +76,8 @@ class Dataset:
     node_task: bool = False
     # what the loader did to each raw sample before input_scaling (resize, colour to grey), "" when nothing
     preprocessing: str = ""
+    # the features' front end when they were computed from audio (a WAV folder), for firmware to repeat
+    audio_front_end: AudioFrontEnd | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -146,6 +149,7 @@ class Dataset:
             "value_range": [float(x.min()), float(x.max())] if x.size else [0.0, 0.0],
             "input_scaling": self.input_scaling.to_json(),
             "preprocessing": self.preprocessing,
+            "audio_front_end": None if self.audio_front_end is None else self.audio_front_end.to_json(),
             "fingerprint": self.fingerprint,
             "options": dict(self.options),
         }

@@ -24,7 +24,8 @@ from tinynas.pipeline.stages import DRIVER_LOCK, StageContext, run_stages, stage
 
 log = logging.getLogger(__name__)
 
-DEPLOY_FILES = ("model_data.h", "model_data.cc", "op_resolver.h")
+# the C sources a microcontroller deploy writes (the audio front end only for a model trained on audio)
+DEPLOY_FILES = ("model_data.h", "model_data.cc", "op_resolver.h", "audio_frontend.h", "audio_frontend.c")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""tinynas/deploy/audio_frontend.py: the C front end a WAV-folder model ships with computes, from the WAV
+files' 16-bit samples, the features the loader trained on and the int8 input TFLite Micro would be fed
+(compiled with the host's gcc and compared with numpy), and it compiles for Cortex-M without double math."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+
+import numpy as np
+import pytest
+from _firmware_tools import require_tool
+from scipy.io import wavfile
+
+from tinynas.data.audio import load_wav_folder
+from tinynas.deploy.audio_frontend import write_audio_frontend
+from tinynas.deploy.deployer import _write_front_end
+
+# Reads int16 clips from argv[1] (one after another), writes each clip's float features and int8 input.
+HARNESS = r"""
+#include <stdio.h>
+#include "audio_frontend.h"
+int main(int argc, char** argv) {
+  static int16_t clip[TINYNAS_FE_CLIP_SAMPLES];
+  static int8_t input[TINYNAS_FE_NUM_FRAMES * TINYNAS_FE_NUM_FEATURES];
+  float features[TINYNAS_FE_NUM_FEATURES];
+  if (argc != 3) return 1;
+  FILE* in = fopen(argv[1], "rb");
+  FILE* out = fopen(argv[2], "wb");
+  if (!in || !out) return 2;
+  while (fread(clip, sizeof(int16_t), TINYNAS_FE_CLIP_SAMPLES, in) == TINYNAS_FE_CLIP_SAMPLES) {
+    for (int t = 0; t < TINYNAS_FE_NUM_FRAMES; ++t) {
+      tinynas_fe_frame(clip + t * TINYNAS_FE_FRAME_STEP, features);
+      fwrite(features, sizeof(float), TINYNAS_FE_NUM_FEATURES, out);
+    }
+    tinynas_fe_clip(clip, input);
+    fwrite(input, 1, sizeof(input), out);
+  }
+  fclose(in);
+  fclose(out);
+  return 0;
+}
+"""
+
+
+def _wav_folder(root):
+    """Two classes of 16 kHz clips: tones in noise, a short clip (padded in training), a clipped square wave
+    and silence, so the log floor and the padding are exercised."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    clips = {"yes": [0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.shape),
+                     (0.4 * np.sin(2 * np.pi * 700 * t) + 0.05 * rng.normal(size=t.shape))[:9000]],
+             "no": [np.clip(2.0 * np.sign(np.sin(2 * np.pi * 1500 * t)), -1, 1), np.zeros_like(t)]}
+    for label, signals in clips.items():
+        (root / label).mkdir(parents=True)
+        for i, s in enumerate(signals):
+            wavfile.write(root / label / f"{i}.wav", 16000, np.round(np.clip(s, -1, 1) * 32767).astype(np.int16))
+    return root
+
+
+def _pcm_clips(root, raw):
+    """The folder's clips in the loader's order (classes sorted, files sorted), padded to a clip, as int16."""
+    n = raw.audio_front_end.clip_samples
+    clips = []
+    for label in raw.class_names:
+        for f in sorted((root / label).glob("*.wav")):
+            pcm = np.zeros(n, dtype=np.int16)
+            data = wavfile.read(f)[1][:n]
+            pcm[:len(data)] = data
+            clips.append(pcm)
+    return np.stack(clips)
+
+
+def _run_c(folder, clips, frames, features):
+    exe = folder / "frontend"
+    (folder / "main.c").write_text(HARNESS)
+    subprocess.run([require_tool("gcc"), "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                    str(folder / "main.c"), str(folder / "audio_frontend.c"), "-lm"], check=True, timeout=120)
+    (folder / "clips.raw").write_bytes(clips.tobytes())
+    subprocess.run([str(exe), str(folder / "clips.raw"), str(folder / "out.bin")], check=True, timeout=60)
+    data = np.frombuffer((folder / "out.bin").read_bytes(), dtype=np.uint8)
+    per_clip = frames * features * 5  # float features, then int8 input
+    assert len(data) == len(clips) * per_clip
+    out = data.reshape(len(clips), per_clip)
+    feats = out[:, :frames * features * 4].copy().view(np.float32).reshape(len(clips), frames, features)
+    return feats, out[:, frames * features * 4:].view(np.int8).reshape(len(clips), frames, features)
+
+
+@pytest.mark.parametrize("features", ["mfcc", "logmel"])
+def test_the_c_front_end_computes_the_features_and_int8_input_training_saw(features, tmp_path):
+    root = _wav_folder(tmp_path / "kws")
+    raw = load_wav_folder(root, features=features)
+    fe = raw.audio_front_end
+    scale, zero_point = 0.05, -3
+    shape = (1, fe.num_frames, fe.num_features, 1)
+    write_audio_frontend(out_dir=tmp_path / "c", front_end=fe, scaling=raw.scaling, input_scale=scale,
+                         input_zero_point=zero_point, input_shape=shape, model_id="m1")
+    feats, q = _run_c(tmp_path / "c", _pcm_clips(root, raw), fe.num_frames, fe.num_features)
+    x = raw.x[..., 0]  # what training saw: the loader's features after the input scaling
+    assert np.abs(raw.scaling.apply(feats) - x).max() < 1e-3
+    expected = np.clip(np.round(x.astype(np.float64) / scale) + zero_point, -128, 127)
+    assert np.abs(q.astype(int) - expected).max() <= 1 and np.mean(q != expected) < 0.01
+
+
+def test_deploy_writes_the_front_end_for_the_models_input_and_refuses_other_inputs(tmp_path, mlperf_models, caplog):
+    """MLPerf Tiny's KWS model takes 49x10 MFCCs: the front end quantizes with that model's input parameters."""
+    from tinynas.space.tflite_reader import tflite_info
+
+    root = _wav_folder(tmp_path / "kws")
+    kws = mlperf_models["kws"].read_bytes()
+    inp = tflite_info(kws).inputs[0]
+
+    class Data:  # what _write_front_end reads of a Dataset
+        def __init__(self, raw):
+            self.audio_front_end, self.input_scaling = raw.audio_front_end, raw.scaling
+
+    raw = load_wav_folder(root)
+    assert _write_front_end(out_dir=tmp_path / "c", model_bytes=kws, dataset=Data(raw), model_id="kws")
+    _, q = _run_c(tmp_path / "c", _pcm_clips(root, raw), 49, 10)
+    expected = np.clip(np.round(raw.x[..., 0].astype(np.float64) / inp.scale) + inp.zero_point, -128, 127)
+    assert np.abs(q.astype(int) - expected).max() <= 1 and np.mean(q != expected) < 0.01
+    # 49x40 log-mel features are not what this model takes: nothing written, and the log says why
+    with caplog.at_level(logging.WARNING):
+        assert not _write_front_end(out_dir=tmp_path / "other", model_bytes=kws,
+                                    dataset=Data(load_wav_folder(root, features="logmel")), model_id="kws")
+    assert "is not the 49x40 features of the audio front end" in caplog.text and not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m0plus"])
+def test_the_front_end_compiles_for_cortex_m_in_single_precision(cpu, tmp_path):
+    root = _wav_folder(tmp_path / "kws")
+    raw = load_wav_folder(root)
+    write_audio_frontend(out_dir=tmp_path, front_end=raw.audio_front_end, scaling=raw.scaling, input_scale=0.05,
+                         input_zero_point=0, input_shape=(1, 49, 10, 1), model_id="m1")
+    flags = ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"] if cpu == "cortex-m4" else []
+    done = subprocess.run([require_tool("arm-none-eabi-gcc"), "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
+                           "-Wdouble-promotion", "-mthumb", f"-mcpu={cpu}", *flags, "-c",
+                           str(tmp_path / "audio_frontend.c"), "-o", str(tmp_path / "fe.o")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
