@@ -78,7 +78,7 @@ def write_audio_frontend(*, out_dir: Path, front_end: Any, scaling: Any, input_s
 // The audio front end the model was trained on, to run on the board's own samples:
 {_c_comment(what)}.
 // Then the dataset's input scaling and the model's int8 input quantization (model_data.h's kInputScale).
-// Plain C99 in float; static working memory {2 * n * 4 + front_end.num_mel_bins * 4} bytes, tables in flash.
+// Plain C99 in float; static working memory {n * 4 + 4 + front_end.num_mel_bins * 4} bytes, tables in flash.
 #ifndef {guard}
 #define {guard}
 
@@ -163,14 +163,18 @@ static const float kMelWeights[{max(1, len(weights))}] = {{
 {_table(weights or [0.0])}
 }};
 {dct}
-static float g_re[FFT_SIZE];
-static float g_im[FFT_SIZE];
+// The frame as FFT_SIZE / 2 complex values (even samples real, odd imaginary); after real_fft_magnitudes the
+// magnitudes of bins 0 .. FFT_SIZE / 2 - 1 in g_re and bin FFT_SIZE / 2 in g_nyquist.
+#define HALF (FFT_SIZE / 2)
+static float g_re[HALF];
+static float g_im[HALF];
+static float g_nyquist;
 static float g_log_mel[{front_end.num_mel_bins}];
 
-// In-place radix-2 FFT of g_re + i g_im (forward: exp(-2 pi i k n / N)).
-static void fft(void) {{
-  for (unsigned i = 1, j = 0; i < FFT_SIZE; ++i) {{
-    unsigned bit = FFT_SIZE >> 1;
+// In-place radix-2 FFT of the HALF points g_re + i g_im (forward: exp(-2 pi i k n / HALF)).
+static void complex_fft(void) {{
+  for (unsigned i = 1, j = 0; i < HALF; ++i) {{
+    unsigned bit = HALF >> 1;
     for (; j & bit; bit >>= 1) j ^= bit;
     j ^= bit;
     if (i < j) {{
@@ -178,9 +182,9 @@ static void fft(void) {{
       t = g_im[i]; g_im[i] = g_im[j]; g_im[j] = t;
     }}
   }}
-  for (unsigned len = 2; len <= FFT_SIZE; len <<= 1) {{
-    const unsigned half = len >> 1, stride = FFT_SIZE / len;
-    for (unsigned i = 0; i < FFT_SIZE; i += len) {{
+  for (unsigned len = 2; len <= HALF; len <<= 1) {{
+    const unsigned half = len >> 1, stride = FFT_SIZE / len;  // twiddles of HALF points: every other entry
+    for (unsigned i = 0; i < HALF; i += len) {{
       for (unsigned k = 0; k < half; ++k) {{
         const float wr = kCos[k * stride], wi = -kSin[k * stride];
         const unsigned a = i + k, b = a + half;
@@ -195,16 +199,40 @@ static void fft(void) {{
   }}
 }}
 
-void tinynas_fe_frame(const int16_t* samples, float* features) {{
-  for (int i = 0; i < FFT_SIZE; ++i) {{
-    g_re[i] = i < TINYNAS_FE_FRAME_LENGTH ? ((float)samples[i] / 32767.0f) * kWindow[i] : 0.0f;
-    g_im[i] = 0.0f;
+// |X[k]| of the FFT_SIZE-point real FFT from Z = FFT_HALF(z): X[k] = E[k] + W^k O[k] with
+// E = (Z[k] + conj Z[HALF - k]) / 2, O = -i (Z[k] - conj Z[HALF - k]) / 2, W = exp(-2 pi i / FFT_SIZE);
+// bins k and HALF - k are done together so the magnitudes can replace Z in place.
+static void real_fft_magnitudes(void) {{
+  complex_fft();
+  const float r0 = g_re[0], i0 = g_im[0];
+  g_nyquist = fabsf(r0 - i0);
+  g_re[0] = fabsf(r0 + i0);
+  for (unsigned k = 1; k <= HALF / 2; ++k) {{
+    const unsigned j = HALF - k;
+    const float ar = g_re[k], ai = g_im[k], br = g_re[j], bi = -g_im[j];  // A = Z[k], B = conj Z[j]
+    const float er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+    const float orr = 0.5f * (ai - bi), oi = -0.5f * (ar - br);
+    const float wr = kCos[k], wi = -kSin[k];
+    const float pr = wr * orr - wi * oi, pi = wr * oi + wi * orr;  // P = W^k O
+    // X[k] = E + P; bin j has E' = conj E, O' = conj O, W^j = -conj W^k, so X[j] = conj(E - P)
+    g_re[k] = sqrtf((er + pr) * (er + pr) + (ei + pi) * (ei + pi));
+    if (j != k) g_re[j] = sqrtf((er - pr) * (er - pr) + (ei - pi) * (ei - pi));
   }}
-  fft();
-  for (int i = 0; i <= FFT_SIZE / 2; ++i) g_re[i] = sqrtf(g_re[i] * g_re[i] + g_im[i] * g_im[i]);
+}}
+
+void tinynas_fe_frame(const int16_t* samples, float* features) {{
+  for (int m = 0; m < HALF; ++m) {{
+    const int a = 2 * m, b = 2 * m + 1;
+    g_re[m] = a < TINYNAS_FE_FRAME_LENGTH ? ((float)samples[a] / 32767.0f) * kWindow[a] : 0.0f;
+    g_im[m] = b < TINYNAS_FE_FRAME_LENGTH ? ((float)samples[b] / 32767.0f) * kWindow[b] : 0.0f;
+  }}
+  real_fft_magnitudes();
   for (int m = 0; m < kNumMelBins; ++m) {{
     float sum = 0.0f;
-    for (int j = 0; j < kMelCount[m]; ++j) sum += kMelWeights[kMelOffset[m] + j] * g_re[kMelStart[m] + j];
+    for (int j = 0; j < kMelCount[m]; ++j) {{
+      const int bin = kMelStart[m] + j;
+      sum += kMelWeights[kMelOffset[m] + j] * (bin < HALF ? g_re[bin] : g_nyquist);
+    }}
     g_log_mel[m] = logf(sum + {_c_float(LOG_FLOOR)});
   }}
 {features_out}
