@@ -16,9 +16,11 @@ from tinynas.data.audio import load_wav_folder
 from tinynas.deploy.audio_frontend import write_audio_frontend
 from tinynas.deploy.deployer import _write_front_end
 
-# Reads int16 clips from argv[1] (one after another), writes each clip's float features and int8 input.
+# Reads int16 clips from argv[1] (one after another), writes each clip's float features and int8 input;
+# exit code 3 when the input streamed frame by frame differs from the whole clip's.
 HARNESS = r"""
 #include <stdio.h>
+#include <string.h>
 #include "audio_frontend.h"
 int main(int argc, char** argv) {
   static int16_t clip[TINYNAS_FE_CLIP_SAMPLES];
@@ -34,6 +36,11 @@ int main(int argc, char** argv) {
       fwrite(features, sizeof(float), TINYNAS_FE_NUM_FEATURES, out);
     }
     tinynas_fe_clip(clip, input);
+    static int8_t streamed[sizeof(input)];
+    for (int t = 0; t < TINYNAS_FE_NUM_FRAMES; ++t) {
+      tinynas_fe_push_frame(clip + t * TINYNAS_FE_FRAME_STEP, streamed);
+    }
+    if (memcmp(streamed, input, sizeof(input)) != 0) return 3;  // streaming ends where the whole clip does
     fwrite(input, 1, sizeof(input), out);
   }
   fclose(in);

@@ -106,6 +106,11 @@ int8_t tinynas_fe_quantize(float feature);
 // TINYNAS_FE_NUM_FEATURES int8, frame after frame). Training padded shorter clips with zeros at the end.
 void tinynas_fe_clip(const int16_t* clip, int8_t* input);
 
+// Streaming, every TINYNAS_FE_FRAME_STEP new samples: moves the input tensor's frames one earlier and
+// appends the newest frame (the last TINYNAS_FE_FRAME_LENGTH samples), so the tensor always holds the
+// last clip's features without recomputing them.
+void tinynas_fe_push_frame(const int16_t* samples, int8_t* input);
+
 #ifdef __cplusplus
 }}
 #endif
@@ -129,6 +134,7 @@ static const float kDct[{front_end.num_mel_bins * front_end.num_mfcc}] = {{
 #include "{HEADER}"
 
 #include <math.h>
+#include <string.h>
 
 #define FFT_SIZE {n}
 static const int kNumMelBins = {front_end.num_mel_bins};
@@ -242,6 +248,14 @@ int8_t tinynas_fe_quantize(float feature) {{
   const float x = feature * kFeatureScale + kFeatureOffset;
   const float q = nearbyintf(x / kInputScale) + (float)kInputZeroPoint;
   return (int8_t)(q < -128.0f ? -128.0f : q > 127.0f ? 127.0f : q);
+}}
+
+void tinynas_fe_push_frame(const int16_t* samples, int8_t* input) {{
+  float features[TINYNAS_FE_NUM_FEATURES];
+  int8_t* last = input + (TINYNAS_FE_NUM_FRAMES - 1) * TINYNAS_FE_NUM_FEATURES;
+  memmove(input, input + TINYNAS_FE_NUM_FEATURES, (TINYNAS_FE_NUM_FRAMES - 1) * TINYNAS_FE_NUM_FEATURES);
+  tinynas_fe_frame(samples, features);
+  for (int c = 0; c < TINYNAS_FE_NUM_FEATURES; ++c) last[c] = tinynas_fe_quantize(features[c]);
 }}
 
 void tinynas_fe_clip(const int16_t* clip, int8_t* input) {{
