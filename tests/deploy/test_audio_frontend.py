@@ -50,18 +50,23 @@ int main(int argc, char** argv) {
 """
 
 
-def _wav_folder(root, rate=16000):
+def _wav_folder(root, rate=16000, copies=1):
     """Two classes of 1 s clips: tones in noise, a short clip (padded in training), a clipped square wave
-    and silence, so the log floor and the padding are exercised."""
+    and silence, so the log floor and the padding are exercised; ``copies`` of each, at shifted pitches."""
     rng = np.random.default_rng(0)
     t = np.arange(rate) / rate
-    clips = {"yes": [0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.shape),
-                     (0.4 * np.sin(2 * np.pi * 700 * t) + 0.05 * rng.normal(size=t.shape))[:rate // 2]],
-             "no": [np.clip(2.0 * np.sign(np.sin(2 * np.pi * 1500 * t)), -1, 1), np.zeros_like(t)]}
-    for label, signals in clips.items():
+    for label in ("yes", "no"):
         (root / label).mkdir(parents=True)
-        for i, s in enumerate(signals):
-            wavfile.write(root / label / f"{i}.wav", rate, np.round(np.clip(s, -1, 1) * 32767).astype(np.int16))
+    for c in range(copies):
+        shift = 1.0 + 0.05 * c
+        clips = {"yes": [0.4 * np.sin(2 * np.pi * 440 * shift * t) + 0.05 * rng.normal(size=t.shape),
+                         (0.4 * np.sin(2 * np.pi * 700 * shift * t) + 0.05 * rng.normal(size=t.shape))[:rate // 2]],
+                 "no": [np.clip(2.0 * np.sign(np.sin(2 * np.pi * 1500 * shift * t)), -1, 1),
+                        0.01 * c * rng.normal(size=t.shape)]}
+        for label, signals in clips.items():
+            for i, s in enumerate(signals):
+                pcm = np.round(np.clip(s, -1, 1) * 32767).astype(np.int16)
+                wavfile.write(root / label / f"{c:02d}_{i}.wav", rate, pcm)
     return root
 
 
@@ -147,3 +152,37 @@ def test_the_front_end_compiles_for_cortex_m_in_single_precision(cpu, tmp_path):
                            str(tmp_path / "audio_frontend.c"), "-o", str(tmp_path / "fe.o")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_on_a_wav_folder_ships_a_front_end_whose_input_tflite_micro_classifies_as_training_did(
+        tmp_path, monkeypatch, capsys):
+    """`tinynas run` on a WAV folder: deploy/ holds the front end and the summary names it; WAV file -> C front
+    end -> the run's int8 model in TFLite Micro gives the outputs the loader's features give."""
+    import json
+    import sys
+
+    from tinynas.cli.main import main
+    from tinynas.deploy.interpreter import MicroInterpreter
+
+    root = _wav_folder(tmp_path / "kws", copies=10)
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", [
+        "tinynas", "run", "--profile", "nano33ble", "--dataset", str(root), "--space", "dscnn", "--budget-candidates",
+        "2", "--search-epochs", "1", "--final-epochs", "1", "--final-top-k", "1", "--no-progress", "--no-qat",
+        "--out", str(out)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    printed = capsys.readouterr()
+    assert exc.value.code == 0, printed.err[-3000:]
+    front_end = out / "deploy" / "audio_frontend.c"
+    assert f"front end  {front_end}   (the training features in C" in printed.out
+    assert "audio_frontend.c" in json.loads((out / "model" / "metrics.json").read_text())["files"]
+    assert "audio_frontend.c computes this input" in (out / "deploy" / "model_data.h").read_text()
+    raw = load_wav_folder(root)
+    _, q = _run_c(out / "deploy", _pcm_clips(root, raw), 49, 10)
+    interp = MicroInterpreter((out / "model" / "model_int8.tflite").read_bytes())
+    assert np.abs(q.astype(int) - interp.quantize_input(raw.x)[..., 0]).max() <= 1
+    from_c = np.stack([interp.invoke_int8(sample[..., None]) for sample in q])
+    assert np.abs(from_c.astype(int) - interp.predict_int8(raw.x).astype(int)).max() <= 1
