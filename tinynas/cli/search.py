@@ -128,7 +128,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if not projects and (out / "deploy").is_dir():  # phones and GPUs: a runner and instructions, no firmware
         click.echo(f"deploy     {out / 'deploy'}   ({', '.join(sorted(p.name for p in (out / 'deploy').iterdir()))})")
     if (out / "deploy" / "audio_frontend.c").is_file():
-        click.echo(f"front end  {out / 'deploy' / 'audio_frontend.c'}   (the training features in C, from 16-bit samples)")
+        click.echo(f"front end  {out / 'deploy' / 'audio_frontend.c'}   "
+                   "(the training features in C, from 16-bit samples)")
     click.echo(f"report     {out / 'report.md'}")
 
 

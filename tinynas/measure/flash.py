@@ -219,8 +219,10 @@ def flash_project(*, project: str | Path, port: str | None = None, build: bool =
     tool = Path(flash_words[0]).name if flash_words else tools[0]
     result = dict(project=str(folder), template=template, tool=tool, commands=tuple(lines), notes=tuple(notes))
     if missing or unset or not run:
-        reasons = [f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed (or not on PATH)"
-                   ] if missing else []
+        reasons = []
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            reasons.append(f"{', '.join(missing)} {verb} not installed (or not on PATH)")
         variables = [v for v in unset if v != "PORT"]
         if variables:
             reasons.append(f"the environment variable{'s' if len(variables) > 1 else ''} {', '.join(variables)} "
