@@ -29,6 +29,18 @@ def _journal(out):
     return [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
 
 
+def test_a_reuse_says_the_whole_seconds_the_training_run_said():
+    """The training run's done.json rounds its seconds to 0.1 s, the cache keeps each phase's exact seconds:
+    7.46 s read "trained in 8 s" there and "saved its 7 s" in the run that reused it (a CI run failed on it)."""
+    from tinynas.pipeline.report import supernet_text
+
+    phases = {"full": 3.46, "kernel": 4.0}  # as the cache's checkpoint.json keeps them
+    trained = supernet_text({"reused": False, "key": "k", "seconds": round(sum(phases.values()), 1),
+                             "phase_seconds": {k: round(v, 1) for k, v in phases.items()}})
+    reused = supernet_text({"reused": True, "key": "k", "cached_training": {"phase_seconds": phases}})
+    assert trained.startswith("trained in 8 s (full 4, kernel 4 s)") and "which saved its 8 s of training" in reused
+
+
 @pytest.mark.slow
 def test_ofa_run_trains_once_and_reuses_the_supernet(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"

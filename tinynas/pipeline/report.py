@@ -139,7 +139,9 @@ def supernet_text(sn: dict[str, Any]) -> str:
         cached = sn.get("cached_training") or {}
         text = f"reused from the cache ({sn['key']})"
         if cached.get("phase_seconds"):
-            took = sum(float(v) for v in cached["phase_seconds"].values())
+            # rounded to 0.1 s first, as the training run's done.json rounds its "seconds": a reuse then says the
+            # same whole seconds as the run that trained it ("trained in 8 s" and "saved its 8 s", not 7 s)
+            took = round(sum(float(v) for v in cached["phase_seconds"].values()), 1)
             text += (f", which saved its {took:.0f} s of training"
                      + (f" (the session that finished it, after resuming from {cached['resumed_from']})"
                         if cached.get("resumed_from") else ""))
