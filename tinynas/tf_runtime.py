@@ -19,9 +19,29 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 _TF: Any = None
+
+
+@contextmanager
+def captured_fd2() -> Iterator[list[str]]:
+    """File descriptor 2 redirected to a temporary file for the block: C++ libraries (TensorFlow, LiteRT)
+    write there directly, past ``sys.stderr``. The list it yields gets what was written, on exit."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    written: list[str] = []
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield written
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            written.append(captured.read().decode(errors="replace"))
 
 
 class _FirstTraces(logging.Filter):
@@ -35,18 +55,10 @@ def quiet_import() -> Any:
     if _TF is not None:
         return _TF
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with captured_fd2():  # what TensorFlow writes there is dropped
         import tensorflow as tf
 
         tf.constant(0.0).numpy()  # device start-up logs its CUDA probe here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     logging.getLogger("tensorflow").addFilter(_FirstTraces())
     _TF = tf
     return tf

@@ -8,15 +8,14 @@ Keras model, and what LiteRT really allocates. LiteRT is imported here only.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tinynas.errors import DeployError, ModelFileError
+from tinynas.tf_runtime import captured_fd2
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +83,17 @@ def open_interpreter(model_bytes: bytes, *, threads: int) -> Any:
     if _xnnpack_noted:
         interp.allocate_tensors()
         return interp
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    written: list[str] = []
+    try:
+        with captured_fd2() as written:
             interp.allocate_tensors()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            _xnnpack_noted = _xnnpack_noted or any(_XNNPACK_NOTE in line for line in lines)
-            rest = "".join(line for line in lines if _XNNPACK_NOTE not in line)
-            if rest:
-                sys.stderr.write(rest)
-                sys.stderr.flush()
+    finally:
+        lines = "".join(written).splitlines(keepends=True)
+        _xnnpack_noted = _xnnpack_noted or any(_XNNPACK_NOTE in line for line in lines)
+        rest = "".join(line for line in lines if _XNNPACK_NOTE not in line)
+        if rest:
+            sys.stderr.write(rest)
+            sys.stderr.flush()
     return interp
 
 
