@@ -55,11 +55,10 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
     if num_mfcc > num_mel_bins:
         raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
     classes = checked_classes(path, WAV_EXTENSIONS, "WAV")
-    clip_len = int(round(sample_rate_hz * clip_ms / 1000.0))
-    if clip_len < int(round(sample_rate_hz * frame_ms / 1000.0)):
-        raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
     front_end = AudioFrontEnd(features=features, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, frame_ms=frame_ms,
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
+    if front_end.clip_samples < front_end.frame_length:
+        raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
     feats, labels = [], []
     for label, (_, files) in enumerate(classes.items()):
         for f in files:
@@ -67,7 +66,8 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
             labels.append(label)
     raw = np.stack(feats).astype(np.float32)
     what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
-            f"{num_mel_bins} mel bands 20..4000 Hz" + (f", {num_mfcc} DCT coefficients)" if features == "mfcc" else ")"))
+            f"{num_mel_bins} mel bands {front_end.lower_hz:g}..{front_end.upper_hz:g} Hz"
+            + (f", {num_mfcc} DCT coefficients)" if features == "mfcc" else ")"))
     if normalize:
         mean, std = float(raw.mean()), float(raw.std()) or 1.0
         scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
