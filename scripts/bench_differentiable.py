@@ -1,14 +1,16 @@
-"""Hardware-aware layer-wise differentiable search on mcunet: how far is the expected latency of the final
+"""Hardware-aware layer-wise differentiable search on mcunet or dscnn: how far is the expected latency of the final
 mixing weights from the cost model's latency of the derived arch, and does the derived arch fit the board?
 
-For each board, method and seed: a DARTS / DrNAS search over the kernel x expand of every active block of a
-small base arch (sklearn digits, a few epochs), with the hinge latency/arena loss from the board's cost
+For each board, method and seed: a DARTS / DrNAS search over the layer-wise choices of a small base arch
+(mcunet: kernel x expand of every active block, and skip; dscnn: the stem kernel, and skip of every block after
+the first; sklearn digits, a few epochs), with the hinge latency/arena loss from the board's cost
 tables. Prints E[LAT] of the final weights, the derived arch's cost-model latency and their relative error,
 whether the derived arch fitted before repair (``changed``: blocks changed to fit), the supernet's val
 accuracy and wall time. (The issue's parts (a) NB201 collapse over epochs and (b) staged with vs without
 refinement are not here yet; scripts/bench_darts.py covers NB201 collapse.) Usage:
 
     .venv/bin/python scripts/bench_differentiable.py [--epochs 3] [--seeds 0] [--boards nucleo-l010rb,nucleo-h743zi]
+        [--space mcunet|dscnn]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--methods", default="darts,drnas")
     parser.add_argument("--boards", default="nucleo-l010rb,nucleo-h743zi")
     parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--space", default="mcunet", choices=("mcunet", "dscnn"))
     args = parser.parse_args()
 
     import numpy as np
@@ -43,11 +46,14 @@ def main() -> None:
     quiet_import()
     d = load_dataset("digits")
     d = replace(d, x_train=d.x_train[:args.samples], y_train=d.y_train[:args.samples])
-    space = get_space("mcunet", input_shape=d.input_shape, num_classes=d.num_classes)
-    values = dict(space.sample(np.random.default_rng(0)).decisions)
-    values.update(width=0.25, resolution=16, head=False, s1_depth=2, s2_depth=2, s3_depth=1, s4_depth=0,
-                  s5_depth=0)
-    base = space.canonical(Arch.from_dict("mcunet", values))
+    space = get_space(args.space, input_shape=d.input_shape, num_classes=d.num_classes)
+    if args.space == "mcunet":
+        values = dict(space.sample(np.random.default_rng(0)).decisions)
+        values.update(width=0.25, resolution=16, head=False, s1_depth=2, s2_depth=2, s3_depth=1, s4_depth=0,
+                      s5_depth=0)
+    else:  # the largest stem and depth at a width the tight boards hold
+        values = {"blocks": 6, "channels": 24, "stem_kernel": "7x7", "stem_stride": "1x1"}
+    base = space.canonical(Arch.from_dict(args.space, values))
     plan = relax(space, base)
     print(f"base {base.id} ({space.summary(base)}), {plan.shape[0]} mixed blocks x {plan.shape[1]} options, "
           f"digits {args.samples} train samples, {args.epochs} epochs")

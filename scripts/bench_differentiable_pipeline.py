@@ -21,7 +21,7 @@ stages ("-" where no skip was offered); ``won``: the derived arch won the final;
 took it. Usage:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_differentiable_pipeline.py [--boards nucleo-l010rb,nano33ble]
-        [--seeds 0,1,2] [--strategies staged,staged+drnas]
+        [--seeds 0,1,2] [--strategies staged,staged+drnas] [--space mcunet|dscnn]
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def _left_out(done: dict, lines: list[dict]) -> str:
     base = next((e["arch"] for e in lines if e.get("type") == "candidate" and e.get("id") == done["base"]), None)
     if base is None:
         return "?"
-    depth = lambda arch: sum(int(v) for k, v in arch["decisions"].items() if k.endswith("_depth"))  # noqa: E731
+    # mcunet: the stages' depths; dscnn: its block count
+    depth = lambda arch: sum(int(v) for k, v in arch["decisions"].items()  # noqa: E731
+                             if k.endswith("_depth") or k == "blocks")
     return str(depth(base) - depth(done["arch"]))
 
 
@@ -61,7 +63,7 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
          candidates: int) -> tuple[dict | None, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "tinynas.cli.main", "run", "--profile", board, "--dataset", args.dataset,
-           "--space", "mcunet", "--strategy", strategy, "--seed", seed, *(["--refine", refine] if refine else []),
+           "--space", args.space, "--strategy", strategy, "--seed", seed, *(["--refine", refine] if refine else []),
            "--budget-candidates", str(candidates),
            "--search-epochs", str(args.search_epochs), "--search-samples", str(args.search_samples),
            "--final-epochs", str(args.final_epochs), "--final-top-k", str(args.top_k),
@@ -79,7 +81,7 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
     done_path = out / "stages" / ("refine" if refine else "differentiable") / "done.json"
     if done_path.is_file():
         done = json.loads(done_path.read_text())
-        if "search" in done:  # a refine stage skips only when the best arch has no active block
+        if "search" in done:  # a refine stage skips only when the best arch has nothing to mix
             row["infeasible"] = str(done["search"]["derived_infeasible"] is not None)
             row["changed"] = str(done["search"]["changed_to_fit"])
             row["won"] = str(done["derived"] == row["winner"]["id"])
@@ -97,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--boards", default="nucleo-l010rb,nano33ble", help="tight first, then roomy")
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--space", default="mcunet", help="a space with a layer-wise supernet: mcunet or dscnn")
     parser.add_argument("--strategies", default="staged,staged+drnas")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--candidates", type=int, default=4)
@@ -110,7 +113,7 @@ def main() -> None:
     refined = [n for n in names if n.startswith("staged+")]
     order = refined + [n for n in names if n not in refined]  # refined first: they set staged's wall time
     print("command: " + " ".join(["PYTHONPATH=.", "python", *sys.argv]))
-    print(f"dataset {args.dataset}, space mcunet, {args.candidates} candidates (refined and standalone), search "
+    print(f"dataset {args.dataset}, space {args.space}, {args.candidates} candidates (refined and standalone), search "
           f"{args.search_epochs} epochs x {args.search_samples} samples, final {args.final_epochs} epochs, top "
           f"{args.top_k}; staged: " + (f"equal wall time with {refined[0]}: {args.candidates} + its refine seconds "
                                        f"/ its search seconds per candidate (rounded)" if refined

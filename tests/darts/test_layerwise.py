@@ -93,7 +93,12 @@ def test_one_hot_expected_latency_equals_cost_model_latency(plan):
 
 
 def test_space_with_nothing_to_mix_names_the_frozen_decisions():
-    space = get_space("dscnn", input_shape=(49, 10, 1), num_classes=12)
+    space = get_space("nanonas", input_shape=(28, 28, 1), num_classes=10)
     base = space.sample(np.random.default_rng(0))
-    with pytest.raises(SearchError, match=r"nothing to mix.*blocks, channels.*could not be relaxed"):
+    with pytest.raises(SearchError, match=r"nothing to mix.*k, c.*could not be relaxed"):
         relax(space, base)
+    # dscnn has rules, but a base of one block whose stride allows one stem kernel has nothing to mix
+    space = get_space("dscnn", input_shape=(40, 1), num_classes=10)
+    single = Arch.from_dict("dscnn", {"blocks": 1, "channels": 8, "stem_kernel": "1x9", "stem_stride": "1x4"})
+    with pytest.raises(SearchError, match=r"nothing to mix"):
+        relax(space, single, options=[("1x9",), ("block",)])

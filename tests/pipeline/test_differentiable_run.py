@@ -1,5 +1,5 @@
-"""`tinynas run --strategy darts|drnas|rdarts`: the differentiable stage searches a layer-wise mcunet supernet
-on digits, journals the derived arch (fidelity "supernet"), and the search trains that arch first; other
+"""`tinynas run --strategy darts|drnas|rdarts`: the differentiable stage searches a layer-wise mcunet (or dscnn)
+supernet on digits, journals the derived arch (fidelity "supernet"), and the search trains that arch first; other
 spaces are refused before anything is written (tinynas/pipeline/differentiable.py, strategies/differentiable.py).
 """
 
@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from pipeline_helpers import run_cli
 
+from tinynas.darts.layerwise import rules_for
 from tinynas.errors import SearchError
 from tinynas.hardware import load_profile
 from tinynas.pipeline.constraints import CostCheck
-from tinynas.pipeline.differentiable import _blocks, pick_base
+from tinynas.pipeline.differentiable import pick_base
 from tinynas.space import get_space
 from tinynas.space.arch import Arch
 
@@ -55,8 +57,8 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
 def test_other_spaces_are_refused_before_anything_is_written(strategy, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     code, err = run_cli(monkeypatch, capsys, "search", "--profile", "nano33ble", "--dataset", "digits", "--space",
-                     "dscnn", "--strategy", strategy, *FLAGS, "--out", str(out))
-    assert code == 1 and f"strategy {strategy!r} works only on" in err and "mcunet" in err
+                     "nanonas", "--strategy", strategy, *FLAGS, "--out", str(out))
+    assert code == 1 and f"strategy {strategy!r} works only on" in err and "mcunet" in err and "dscnn" in err
     assert "Traceback" not in err and not out.exists()
 
 
@@ -74,8 +76,22 @@ def test_base_is_feasible_and_within_the_block_cap():
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     check = CostCheck(space=space, profile=load_profile("nano33ble"))
     base = pick_base(space, check=check, seed=0, samples=8, max_blocks=3)
-    assert check(base) and 1 <= _blocks(base) <= 3
+    assert check(base) and 1 <= sum(int(base[f"s{s}_depth"]) for s in range(1, 6)) <= 3
+    assert rules_for(space).branches(space, base) == 9 * sum(int(base[f"s{s}_depth"]) for s in range(1, 6))
     # a resumed stage must rebuild the same supernet, or its checkpoint would not load
     assert pick_base(space, check=check, seed=0, samples=8, max_blocks=3) == base
     with pytest.raises(SearchError, match="no feasible mcunet arch"):
         pick_base(space, check=lambda a: False, seed=0, samples=8, max_blocks=3, max_tries=20)
+
+
+def test_a_dscnn_base_is_the_largest_feasible_draw():
+    """A dscnn supernet has one branch per stem kernel and block (at most 12), under any block cap: the base is
+    the feasible draw with the most MACs."""
+    space = get_space("dscnn", input_shape=(8, 8, 1), num_classes=10)
+    check = CostCheck(space=space, profile=load_profile("nano33ble"))
+    base = pick_base(space, check=check, seed=0, samples=8, max_blocks=1)
+    assert check(base) and rules_for(space).branches(space, base) <= 12
+    rng = np.random.default_rng(0)
+    draws = {a.id: a for a in (space.canonical(space.sample(rng)) for _ in range(2000)) if check(a)}
+    first = list(draws.values())[:8]
+    assert check.cost(base).macs == max(check.cost(a).macs for a in first)

@@ -12,9 +12,10 @@ import shutil
 import pytest
 from pipeline_helpers import run_cli
 
-from tinynas.errors import CostError, SearchError
+from tinynas.cost import estimate
 from tinynas.darts import relax
 from tinynas.darts.layerwise import SKIP
+from tinynas.errors import CostError, SearchError
 from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks, neighbour_blocks
 from tinynas.pipeline.settings import RunSettings, settings_from_config
 from tinynas.pipeline.stages import stage_plan
@@ -41,13 +42,13 @@ def test_mixes_only_the_blocks_where_the_top_candidates_disagree():
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
     other = _arch(space, s2_b1=(3, 3), s2_b2=(7, 6))
-    assert block_choices([base, other])["s2_b2"] == {(5, 4), (7, 6)}
-    names, options = mixed_blocks(base, [base, other], max_blocks=4)
+    assert block_choices(base, [base, other], space=space)["s2_b2"] == {(5, 4), (7, 6)}
+    names, options = mixed_blocks(base, [base, other], space=space, max_blocks=4)
     assert names == ["s2_b2"] and options == [(5, 4), (7, 6)]
     plan = relax(space, base, options=options, blocks=names)
     assert plan.shape == (1, 2) and plan.derive([[0.2, 0.8]])["s2_b2_kernel"] == 7
     assert plan.derive([[0.2, 0.8]])["s2_b1_kernel"] == 3  # the agreed block keeps the base's choice
-    assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])
+    assert mixed_blocks(base, [base, base], space=space, max_blocks=4) == ([], [])
     with pytest.raises(SearchError, match="not among the mixed options"):
         relax(space, base, options=[(7, 6), (3, 4)], blocks=["s2_b2"])
 
@@ -55,7 +56,7 @@ def test_mixes_only_the_blocks_where_the_top_candidates_disagree():
 def test_agreeing_top_candidates_mix_the_best_arch_around_its_own_choices():
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
-    assert mixed_blocks(base, [base, base], max_blocks=4) == ([], [])  # nothing to mix by disagreement
+    assert mixed_blocks(base, [base, base], space=space, max_blocks=4) == ([], [])  # nothing to mix by disagreement
     # a latency that grows with s2_b2's kernel only: that block ranks first under a one-block cap
     names, options = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: a["s2_b2_kernel"])
     assert names == ["s2_b2"] and options == [(k, e) for k in (3, 5, 7) for e in (3, 4, 6)] + [SKIP]
@@ -72,10 +73,31 @@ def test_a_top_candidate_with_a_shallower_stage_puts_skip_among_the_options():
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     base = _arch(space, s2_b1=(3, 3), s2_b2=(5, 4))
     shallow = space.canonical(base.replace(s2_depth=1))
-    names, options = mixed_blocks(base, [base, shallow], max_blocks=4)
+    names, options = mixed_blocks(base, [base, shallow], space=space, max_blocks=4)
     assert names == ["s2_b2"] and options == [(5, 4), SKIP]
     plan = relax(space, base, options=options, blocks=names)
     assert plan.derive([[0.3, 0.7]]) == shallow and plan.derive([[0.7, 0.3]]) == base
+
+
+def test_dscnn_mixes_the_stem_kernel_and_the_blocks_a_top_candidate_lacks():
+    space = get_space("dscnn", input_shape=(8, 8, 1), num_classes=10)
+    base = Arch.from_dict("dscnn", {"blocks": 4, "channels": 16, "stem_kernel": "3x3", "stem_stride": "2x2"})
+    fewer = base.replace(blocks=2, stem_kernel="5x5")
+    other_stride = base.replace(stem_kernel="7x7", stem_stride="1x1")  # 7x7 is a kernel the base's stride allows
+    names, options = mixed_blocks(base, [base, fewer, other_stride], space=space, max_blocks=4)
+    assert names == ["b3", "b4", "stem"] and options == [("3x3",), ("5x5",), ("7x7",), ("block",), SKIP]
+    plan = relax(space, base, options=options, blocks=names)
+    assert plan.derive(plan.one_hot(fewer)) == fewer and plan.derive(plan.one_hot(base)) == base
+    # they agree: the neighbourhood mixes the stem (3x3 -> 5x5 moves latency) and keeps or skips the blocks
+    names, options = neighbour_blocks(base, space=space, max_blocks=4,
+                                      latency=lambda a: estimate(space.graph(a)).macs)
+    assert names == ["b2", "b3", "b4", "stem"] and options == [("3x3",), ("5x5",), ("block",), SKIP]
+    names, _ = neighbour_blocks(base, space=space, max_blocks=1, latency=lambda a: estimate(space.graph(a)).macs)
+    assert names == ["stem"]  # 3x3 -> 7x7 at stride 2 adds 10k MACs, a whole block only 6k at 16 channels
+    # one block and one kernel its stride allows (stride 4x4 on 8x8: 5x5, 7x7): only the stem is mixed
+    single = Arch.from_dict("dscnn", {"blocks": 1, "channels": 8, "stem_kernel": "5x5", "stem_stride": "4x4"})
+    assert neighbour_blocks(single, space=space, max_blocks=4, latency=lambda a: 0.0) == (
+        ["stem"], [("5x5",), ("7x7",)])
 
 
 def test_a_neighbour_the_cost_model_refuses_ranks_last_and_a_bug_is_not_swallowed():
@@ -129,7 +151,7 @@ def test_plan_settings_and_config_carry_the_refine_method():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--space", "dscnn", "--strategy", "staged"], "space 'dscnn' has nothing to mix"),
+    (["--space", "nanonas", "--strategy", "staged"], "space 'nanonas' has nothing to mix"),
     (["--space", "mcunet", "--strategy", "evolution"], "refines the evolution of --strategy staged"),
 ])
 def test_refusals_exit_1_before_anything_is_written(args, message, tmp_path, monkeypatch, capsys):
@@ -183,3 +205,21 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert again["derived"] == derived.id
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     assert len([e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]) == len(refined)
+
+
+@pytest.mark.slow
+def test_staged_refine_on_dscnn_derives_an_arch_of_the_space(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
+                        "dscnn", "--strategy", "staged", "--refine", "darts", *FLAGS, "--out", str(out))
+    assert code == 0, err[-3000:]
+    done = json.loads((out / "stages" / "refine" / "done.json").read_text())
+    assert not done.get("skipped"), done
+    assert set(done["mixed"]) <= {"stem", *(f"b{b}" for b in range(2, 9))} and done["mixed"]
+    space = get_space("dscnn", input_shape=(8, 8, 1), num_classes=10)
+    derived, base = Arch.from_json(done["arch"]), Arch.from_json(
+        next(e["arch"] for e in map(json.loads, (out / "journal.jsonl").read_text().splitlines())
+             if e.get("type") == "candidate" and e.get("id") == done["base"]))
+    space.validate(derived)
+    assert derived["channels"] == base["channels"] and derived["stem_stride"] == base["stem_stride"]
+    assert done["feasible"] is True and (out / "model" / "model_int8.tflite").is_file()

@@ -1,4 +1,5 @@
-"""The keras supernet of a ``LayerwisePlan`` on ``mcunet``: the base arch's skeleton with every mixed block a
+"""The keras supernet of a ``LayerwisePlan`` (``build_layerwise_supernet``; ``mcunet``'s here, ``dscnn``'s in
+``tinynas.darts.layerwise_dscnn``). ``mcunet``'s: the base arch's skeleton with every mixed block a
 weighted sum of its options (FBNet: one inverted-residual branch per kernel x expand option; skip adds no
 branch, so a residual block with all weight on skip is the identity).
 
@@ -16,6 +17,11 @@ from tinynas.errors import SearchError
 
 
 def build_layerwise_supernet(plan: Any, *, input_shape: tuple[int, ...], num_classes: int, seed: int = 0) -> Any:
+    """A ``keras.Model`` for ``plan``, built by its space's rules (``tinynas.darts.layerwise.rules_for``)."""
+    return plan.rules.build(plan, input_shape=tuple(input_shape), num_classes=int(num_classes), seed=int(seed))
+
+
+def build_mcunet_supernet(plan: Any, *, input_shape: tuple[int, ...], num_classes: int, seed: int = 0) -> Any:
     """A ``keras.Model`` for ``plan`` (mcunet, image inputs H,W,C)."""
     from tinynas.space.mcunet import (FIRST_BLOCK_CHANNELS, HEAD_CHANNELS, NARROW_WIDTH, STAGES, STEM_CHANNELS,
                                       make_divisible, stride_schedule)

@@ -1,4 +1,4 @@
-"""Differentiable search over a layer-wise supernet (mcunet around a base arch): the same DARTS / DrNAS /
+"""Differentiable search over a layer-wise supernet (mcunet or dscnn around a base arch): the same DARTS / DrNAS /
 RobustDARTS loop as the NAS-Bench-201 cell (``search._search_loop``), a hardware-aware loss from the cost
 model's per-block tables, and the hard budget check of the derived arch with a nearest-feasible repair."""
 
@@ -45,9 +45,9 @@ def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConf
 def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
                                fits: Callable[[Arch], bool]) -> tuple[Arch, int]:
     """``arch`` if it fits; else the fitting arch with one block changed and the highest probability under
-    ``weights``; failing that, blocks are set to the smallest option (3x3, expand 3) one at a time, the
-    blocks with the largest options first, then left out where the plan offers skip, the last first, until
-    the arch fits.
+    ``weights``; failing that, blocks are set to their smallest option (mcunet: 3x3, expand 3; dscnn: the
+    smallest stem kernel) one at a time, the blocks with the largest options first, then left out where the
+    plan offers skip, the last first, until the arch fits.
     Exhaustive search over two or more blocks is 9^k x C(n, k) cost-model calls, too many for a stage.
     Returns ``(arch, blocks changed)``; SearchError if even the smallest options do not fit."""
     if fits(arch):
@@ -73,15 +73,15 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
                 break
     if best is not None:
         return best[1], 1
-    # greedy: every block to its smallest (kernel, expand) = option 0; a skipped block (skip is the last option)
-    # is cheaper still and stays skipped
+    # greedy: every block to its smallest option; a skipped block (skip is the last option) is cheaper still
+    # and stays skipped
     choice, changed = list(current), set()
     skipped = {i for i, o in enumerate(current) if tuple(plan.blocks[i].options[o]) == SKIP}
     order = sorted(set(range(len(current))) - skipped, key=lambda i: -current[i])
     for i in order:
-        if choice[i] == 0:
+        if choice[i] == plan.smallest(i):
             continue
-        choice[i] = 0
+        choice[i] = plan.smallest(i)
         changed.add(i)
         candidate = plan.arch_of(choice)
         if fits(candidate):
@@ -96,6 +96,7 @@ def nearest_feasible_layerwise(plan: Any, arch: Arch, weights: np.ndarray,
         candidate = plan.arch_of(choice)
         if fits(candidate):
             return candidate, len(changed)
-    raise SearchError(f"no kernel/expand/skip choice of base arch {plan.base.id} fits the board; the base's width, "
-                      f"resolution or depths are too large: start from a smaller base (e.g. a feasible evolution "
-                      f"winner)")
+    raise SearchError(f"no choice of the mixed blocks {', '.join(b.name for b in plan.blocks)} of base arch "
+                      f"{plan.base.id} fits the board; what the supernet keeps from the base (its width, "
+                      f"resolution, channels or depth) is too large: start from a smaller base (e.g. a feasible "
+                      f"evolution winner)")

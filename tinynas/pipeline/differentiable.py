@@ -1,5 +1,5 @@
 """The ``differentiable`` stage of the ``darts`` / ``drnas`` / ``rdarts`` strategies: train a layer-wise
-supernet of mcunet on the dataset's train split (halves for weights and alpha), derive and repair the arch,
+supernet (mcunet or dscnn, tinynas.darts.layerwise) on the dataset's train split (halves for weights and alpha), derive and repair the arch,
 journal it (fidelity "supernet"). The ``search`` stage then starts its evolution from that arch.
 
 A killed stage resumes from the supernet checkpoint of its last finished epoch (``stages/differentiable``).
@@ -23,12 +23,24 @@ BATCH_SIZE = 32
 
 
 def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: int, max_tries: int = 2000) -> Arch:
-    """The arch with the most MACs among ``samples`` feasible random archs of at most ``max_blocks`` active
-    blocks (fewest blocks when the draws find none that small): the supernet keeps its width, resolution and
-    depths. Why the largest: the supernet then mixes the blocks of the biggest skeleton the board holds, and
-    the hardware loss and the repair shrink kernels and expansions where it overshoots. Why a block cap:
-    every block is 9 branches, and tracing and training the supernet grows with them (11 blocks: ~100 s on
-    2 cores for one epoch of 64 samples, nearly all of it graph tracing)."""
+    """The arch with the most MACs among ``samples`` feasible random archs whose supernet has at most the
+    branches of ``max_blocks`` mcunet blocks (9 each; the fewest branches when the draws find none that small):
+    the supernet keeps its width, resolution, channels and depths. Why the largest: the supernet then mixes the
+    blocks of the biggest skeleton the board holds, and the hardware loss and the repair shrink kernels,
+    expansions and depth where it overshoots. Why a cap: tracing and training the supernet grows with its
+    branches (11 mcunet blocks: ~100 s on 2 cores for one epoch of 64 samples, nearly all of it graph tracing);
+    a dscnn supernet has a branch per stem kernel and block, so every dscnn arch is under it."""
+    from tinynas.darts.layerwise import rules_for
+    from tinynas.darts.layerwise_mcunet import BRANCHES_PER_BLOCK
+
+    rules = rules_for(space)
+    if rules is None:
+        raise SearchError(f"space {space.name!r} has no layer-wise supernet")
+
+    def _blocks(arch: Arch) -> int:
+        return rules.branches(space, arch)
+
+    max_blocks = int(max_blocks) * BRANCHES_PER_BLOCK
     rng = np.random.default_rng(seed)
     found: dict[str, Arch] = {}
     small = 0
@@ -45,10 +57,6 @@ def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: in
     fewest = min(_blocks(a) for a in found.values())
     pool = [a for a in found.values() if _blocks(a) <= max(max_blocks, fewest)]
     return max(pool, key=lambda a: (int(check.cost(a).macs), a.id))
-
-
-def _blocks(arch: Arch) -> int:
-    return sum(int(v) for k, v in arch.decisions if k.endswith("_depth"))
 
 
 def run_layerwise_search(ctx: Any, data: Any, *, plan: Any, config: Any, epochs: int, label: str,

@@ -1,12 +1,13 @@
 """The ``refine`` stage of ``staged --refine darts|drnas|rdarts``: differentiable refinement between evolution
 and final training (prefilter -> search -> refine -> final -> winner), the pipeline the design card names.
 
-It trains the layer-wise supernet (tinynas.darts) around the evolution's best arch, every block mixing only the
-(kernel, expand) choices that the top candidates use (and skip where one has a shallower stage), derives and
+It trains the layer-wise supernet (tinynas.darts; mcunet or dscnn) around the evolution's best arch, every block
+mixing only the choices that the top candidates use there (mcunet: (kernel, expand); dscnn: the stem kernel; and
+skip where one lacks a block the best arch has: a shallower stage, fewer dscnn blocks), derives and
 repairs the arch with the cost model and journals it (fidelity "supernet", like the ``differentiable`` stage).
 When the top candidates agree on every block (a small search often converges on one arch), there is no
-disagreement to mix; rather than skip the stage, it then mixes the best arch's own blocks over the kernel x
-expand options one step around its choices, plus skip (``neighbour_blocks``), so it always searches
+disagreement to mix; rather than skip the stage, it then mixes the best arch's own blocks over the options one
+step around its choices, plus skip (``neighbour_blocks``), so it always searches
 something, and says so in its notes and the report.
 The supernet's accuracy is not comparable with the search's, so the derived arch is then trained at the search's
 own fidelity ("low") unless the search already did; final training takes it when it ranks among the top
@@ -20,7 +21,9 @@ import logging
 from dataclasses import replace
 from typing import Any, Callable
 
-from tinynas.darts.layerwise import SKIP, block_position, option_label
+import numpy as np
+
+from tinynas.darts.layerwise import RELAXABLE_SPACES, SKIP, option_label, relax, rules_for
 from tinynas.errors import CostError, SearchError, SpaceError
 from tinynas.space.arch import Arch
 
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 #: ``--refine`` values; "none" leaves the stage out of the plan
 REFINE_METHODS = ("none", "darts", "drnas", "rdarts")
 #: the spaces whose blocks the layer-wise supernet can mix (tinynas.darts.layerwise.relax)
-REFINE_SPACES = ("mcunet",)
+REFINE_SPACES = RELAXABLE_SPACES
 STAGE = "refine"
 
 
@@ -49,91 +52,77 @@ def check_refine(*, refine: str, strategy: str, space: str) -> None:
                           f"works on {', '.join(REFINE_SPACES)}. Use --space mcunet or --refine none")
 
 
-def block_choices(archs: list[Arch]) -> dict[str, set[tuple[int, int]]]:
-    """Per active block (``"s2_b1"``) of any of ``archs``: the (kernel, expand) pairs they use there."""
-    from tinynas.space.mcunet import STAGES, _block_names
-
-    used: dict[str, set[tuple[int, int]]] = {}
-    for arch in archs:
-        for s in range(1, len(STAGES) + 1):
-            for b in range(1, int(arch[f"s{s}_depth"]) + 1):
-                kernel, expand = _block_names(s, b)
-                used.setdefault(f"s{s}_b{b}", set()).add((int(arch[kernel]), int(arch[expand])))
-    return used
+def block_choices(base: Arch, archs: list[Arch], *, space: Any) -> dict[str, set[tuple[Any, ...]]]:
+    """Per block of ``base`` that can be mixed (``"s2_b1"``, dscnn's ``"stem"``): the options ``archs`` take
+    there that the block may take, ``SKIP`` for one whose network lacks a block that can be left out (a
+    shallower stage, fewer dscnn blocks)."""
+    rules = rules_for(space)
+    blocks = rules.blocks(space, base, rules.options(space, base))
+    return {b.name: {v for v in (rules.value(a, b) for a in archs) if b.allows(v)} for b in blocks}
 
 
-def mixed_blocks(base: Arch, archs: list[Arch], *, max_blocks: int) -> tuple[list[str], list[tuple[int, int]]]:
-    """The blocks of ``base`` to mix and their options: the active blocks where the top candidates disagree
-    (most distinct choices first, at most ``max_blocks``: every option is a branch of the supernet, and its
-    tracing and training grow with them), over the union of the choices used there. A candidate whose stage is
-    shallower than the base's disagrees by skipping the base's later blocks there, so ``SKIP`` joins their
-    choices. Blocks where they agree keep the base's choice."""
-    used = block_choices(archs)
-    own = block_choices([base])
-    for name in own:
-        stage, index = block_position(name)
-        if index > 1 and any(int(a[f"s{stage}_depth"]) < index for a in archs):
-            used[name].add(SKIP)
-    ranked = sorted((name for name in own if len(used[name]) > 1), key=lambda n: (-len(used[n]), n))
+def mixed_blocks(base: Arch, archs: list[Arch], *, space: Any,
+                 max_blocks: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The blocks of ``base`` to mix and their options: the blocks where the top candidates disagree (most
+    distinct choices first, at most ``max_blocks``: every option is a branch of the supernet, and its tracing
+    and training grow with them), over the union of the choices used there (with ``SKIP`` where a candidate
+    lacks a block the base has). Blocks where they agree keep the base's choice."""
+    used = block_choices(base, archs, space=space)
+    ranked = sorted((name for name in used if len(used[name]) > 1), key=lambda n: (-len(used[n]), n))
     names = sorted(ranked[:max_blocks])
-    return names, _ordered(set().union(*(used[n] for n in names))) if names else []
+    return names, _ordered(space, base, set().union(*(used[n] for n in names))) if names else []
 
 
-def _ordered(options: set[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(kernel, expand) pairs in order, skip last (as the plan orders them)."""
-    return sorted(options, key=lambda o: (o == SKIP, o))
-
-
-def _neighbours(options: tuple[int, ...], value: int) -> list[int]:
-    i = options.index(value)
-    return list(options[max(0, i - 1):i + 2])
+def _ordered(space: Any, base: Arch, options: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``options`` in the space's order (the smallest first, skip last), as the plan orders them."""
+    return [o for o in rules_for(space).options(space, base) if o in options]
 
 
 def neighbour_blocks(base: Arch, *, space: Any, max_blocks: int,
-                     latency: Callable[[Arch], float]) -> tuple[list[str], list[tuple[int, int]]]:
+                     latency: Callable[[Arch], float]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The blocks of ``base`` to mix when its top candidates agree on every block, and their options.
 
-    Blocks: the active blocks where the kernel x expand choice moves ``latency`` most (the arch with that block
-    at its largest option against its smallest; at most ``max_blocks``), since there the hardware-aware loss
-    and the accuracy trade the most. Options: each mixed block's own (kernel, expand) and the options one step
-    around it (kernel 3/5/7, expand 3/4/6), united over the mixed blocks (the supernet shares one option list);
-    the base's choices are always among them, so the plan can express the base; and skip when a mixed block
-    comes after its stage's first (leaving it out is the next smaller step; tinynas.darts.layerwise). An arch
-    with no active block gives ``([], [])``."""
-    from tinynas.space.mcunet import EXPANDS, KERNELS
-
-    own = block_choices([base])
-    if not own:
+    Blocks: those whose choice moves ``latency`` most (the arch with that block at its dearest option against
+    its cheapest, ``LayerwiseRules.extremes``; at most ``max_blocks``), since there the hardware-aware loss and
+    the accuracy trade the most. Options: each mixed block's own and the options one step around it (mcunet:
+    kernel 3/5/7, expand 3/4/6; dscnn: the next stem kernels, or keep and skip), united over the mixed blocks
+    (the supernet shares one option list); the base's choices are always among them, so the plan can express
+    the base; and skip when a mixed block can be left out (the next smaller step; tinynas.darts.layerwise). A
+    base with nothing to mix gives ``([], [])``."""
+    rules = rules_for(space)
+    try:
+        plan = relax(space, base)
+    except SearchError:
         return [], []
-    small, large = (KERNELS[0], EXPANDS[0]), (KERNELS[-1], EXPANDS[-1])
+    own = [int(np.argmax(row)) for row in plan.one_hot(base)]
 
-    def with_block(name: str, choice: tuple[int, int]) -> Arch:
-        values = dict(base.decisions)
-        values[f"{name}_kernel"], values[f"{name}_expand"] = choice
-        return space.canonical(Arch.from_dict(space.name, values))
+    def with_block(i: int, option: tuple[Any, ...]) -> Arch:
+        choice = list(own)
+        choice[i] = plan.blocks[i].options.index(option)
+        return plan.arch_of(choice)
 
-    def spread(name: str) -> float:
+    def spread(i: int) -> float:
+        small, large = rules.extremes(plan.blocks[i])
         try:
-            return float(latency(with_block(name, large))) - float(latency(with_block(name, small)))
+            return float(latency(with_block(i, large))) - float(latency(with_block(i, small)))
         except (CostError, SpaceError) as exc:  # a neighbour the space or cost model refuses: rank it last
-            log.info("refine: block %s of %s could not be costed (%s); ranked last", name, base.id, exc)
+            log.info("refine: block %s of %s could not be costed (%s); ranked last", plan.blocks[i].name, base.id,
+                     exc)
             return float("-inf")
 
-    ranked = sorted(own, key=lambda n: (-spread(n), n))
-    names = sorted(ranked[:max(1, int(max_blocks))])
-    options = {(k, e) for n in names for (k0, e0) in own[n]
-               for k in _neighbours(KERNELS, k0) for e in _neighbours(EXPANDS, e0)}
-    if any(block_position(n)[1] > 1 for n in names):
+    ranked = sorted(range(len(plan.blocks)), key=lambda i: (-spread(i), plan.blocks[i].name))
+    picked = [plan.blocks[i] for i in ranked[:max(1, int(max_blocks))]]
+    options = {o for b in picked for o in rules.neighbours(b, rules.value(base, b)) if b.allows(o) and o != SKIP}
+    if any(b.skippable for b in picked):
         options.add(SKIP)
-    return names, _ordered(options)
+    return sorted(b.name for b in picked), _ordered(space, base, options)
 
 
 def refine_stage(ctx: Any) -> dict:
     """Refine the evolution's best arch; returns the derived arch, its search-fidelity accuracy and whether
     final training takes it (``handed``), and how the mixed blocks were chosen (``mix``: "disagreement" of the
     top candidates, or "neighbourhood" of the best arch when they agree on every block). Only a search with no
-    usable candidate, or a best arch with no active block, skips the supernet with a note (nothing to mix)."""
-    from tinynas.darts import relax
+    usable candidate, or a best arch with no block that can be mixed, skips the supernet with a note."""
     from tinynas.pipeline.differentiable import BATCH_SIZE, run_layerwise_search
     from tinynas.pipeline.stages import cost_fields, top_candidates
     from tinynas.strategies import make_strategy
@@ -150,20 +139,20 @@ def refine_stage(ctx: Any) -> dict:
     base = archs[0]
     # the supernet hyperparameters of --strategy <method> at their defaults (epochs: --search-epochs)
     strategy = make_strategy(method, space=space, seed=int(s.seed), feasible=ctx.check)
-    names, options = mixed_blocks(base, archs, max_blocks=strategy.max_mixed_blocks)
+    names, options = mixed_blocks(base, archs, space=space, max_blocks=strategy.max_mixed_blocks)
     mix, mix_notes = "disagreement", []
     if not names:
         names, options = neighbour_blocks(base, space=space, max_blocks=strategy.max_mixed_blocks,
                                           latency=lambda a: float(ctx.check.cost(a).latency_ms))
         if not names:
-            note = f"the best arch {base.id} has no active block: nothing to mix"
+            note = f"the best arch {base.id} has no block that can be mixed: nothing to mix"
             log.warning("refine: %s", note)
             return {"method": method, "base": base.id, "skipped": note, "handed": False}
         mix = "neighbourhood"
         mix_notes.append(
             f"the top {len(top)} candidate(s) agree on every block of {base.id}; mixed instead its block(s) "
-            f"{', '.join(names)} (where kernel x expand moves latency most on {ctx.resolved.profile.id}) over "
-            f"the options one step around their own: (kernel, expand) {', '.join(map(option_label, options))}")
+            f"{', '.join(names)} (where their choice moves latency most on {ctx.resolved.profile.id}) over "
+            f"the options one step around their own: {', '.join(map(option_label, options))}")
         log.info("refine: %s", mix_notes[-1])
     plan = relax(space, base, options=options, blocks=names)
     data = ctx.resolved.dataset

@@ -1,5 +1,5 @@
 """``darts``, ``drnas``, ``rdarts``: differentiable search (DARTS, Liu et al. 2019; DrNAS, Chen et al. 2021;
-RobustDARTS, Zela et al. 2020) over a layer-wise supernet of ``mcunet`` (tinynas.darts.layerwise).
+RobustDARTS, Zela et al. 2020) over a layer-wise supernet of ``mcunet`` or ``dscnn`` (tinynas.darts.layerwise).
 
 The pipeline (tinynas.pipeline.stages) trains the supernet in its ``differentiable`` stage around a base arch
 (the largest of a few feasible samples), derives the arch by argmax per block, repairs it to the nearest
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from tinynas.darts.layerwise import RELAXABLE_SPACES
 from tinynas.errors import SearchError
 from tinynas.space.arch import Arch
 from tinynas.space.base import SearchSpace
@@ -27,11 +28,12 @@ class DifferentiableSearch(StagedSearch):
     size the supernet training; ``alpha_lr`` is the architecture step (the papers' 3e-4 is for 50 epochs;
     a few-epoch TinyML search needs a larger one, 0.01 here); ``hw_lambda`` the weight of the latency and
     arena hinges (ramped over the first half of the epochs); ``base_samples``: feasible random archs whose
-    largest (by MACs) of at most ``max_mixed_blocks`` active blocks fixes the supernet's width, resolution and
-    depths (each block is 9 branches of the supernet: its tracing and training time grow with them).
+    largest (by MACs) with at most the branches of ``max_mixed_blocks`` mcunet blocks fixes the supernet's
+    width, resolution, channels and depths (an mcunet block is 9 branches of the supernet: its tracing and
+    training time grow with them; a dscnn supernet is always under the cap, tinynas.pipeline.differentiable).
     """
 
-    supported_spaces = ("mcunet",)
+    supported_spaces = RELAXABLE_SPACES
     method = "darts"
 
     def __init__(
