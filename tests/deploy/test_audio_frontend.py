@@ -1,6 +1,7 @@
 """tinynas/deploy/audio_frontend.py: the C front end a WAV-folder model ships with computes, from the WAV
 files' 16-bit samples, the features the loader trained on and the int8 input TFLite Micro would be fed
-(compiled with the host's gcc and compared with numpy), and it compiles for Cortex-M without double math."""
+(compiled with the host's gcc and compared with numpy), it compiles for Cortex-M without double math, and every
+firmware project builds it in."""
 
 from __future__ import annotations
 
@@ -180,9 +181,53 @@ def test_a_run_on_a_wav_folder_ships_a_front_end_whose_input_tflite_micro_classi
     assert f"front end  {front_end}   (the training features in C" in printed.out
     assert "audio_frontend.c" in json.loads((out / "model" / "metrics.json").read_text())["files"]
     assert "audio_frontend.c computes this input" in (out / "deploy" / "model_data.h").read_text()
+    sketch = out / "firmware" / "arduino" / "tinynas_bench"  # the firmware project has it too
+    assert (sketch / "audio_frontend.c").read_bytes() == front_end.read_bytes()
+    assert "audio_frontend.c computes this input" in (sketch / "model_data.h").read_text()
     raw = load_wav_folder(root)
     _, q = _run_c(out / "deploy", _pcm_clips(root, raw), 49, 10)
     interp = MicroInterpreter((out / "model" / "model_int8.tflite").read_bytes())
     assert np.abs(q.astype(int) - interp.quantize_input(raw.x)[..., 0]).max() <= 1
     from_c = np.stack([interp.invoke_int8(sample[..., None]) for sample in q])
     assert np.abs(from_c.astype(int) - interp.predict_int8(raw.x).astype(int)).max() <= 1
+
+
+def test_every_firmware_template_builds_the_front_end_in(tmp_path, mlperf_models):
+    """The front end goes beside the model sources of every template, and into the CMake templates' source
+    lists; the cmake-cortexm project (protocol-only runner: no TFLite Micro here) compiles and links it."""
+    from tinynas.deploy.firmware import generate_firmware, get_template
+    from tinynas.hardware import load_profile
+
+    kws = mlperf_models["kws"].read_bytes()
+    raw = load_wav_folder(_wav_folder(tmp_path / "kws"))
+
+    class Data:  # what _write_front_end reads of a Dataset
+        audio_front_end, input_scaling = raw.audio_front_end, raw.scaling
+
+    sources = _write_front_end(out_dir=tmp_path / "fe", model_bytes=kws, dataset=Data(), model_id="kws")
+    boards = {"arduino": "nano33ble", "platformio": "nano33ble", "cmake-cortexm": "nucleo-l432kc",
+              "zephyr": "nucleo-l432kc", "espidf": "esp32s3-devkitc", "pico": "pico"}
+    lists = {"cmake-cortexm": "CMakeLists.txt", "zephyr": "CMakeLists.txt", "pico": "CMakeLists.txt",
+             "espidf": "main/CMakeLists.txt"}
+    for name, board in boards.items():
+        project = generate_firmware(template=name, model_bytes=kws, profile=load_profile(board),
+                                    out_dir=tmp_path / name, class_names=[], arena_bytes=24_272,
+                                    model_id="kws01", extra_sources=sources)
+        model_dir = project / get_template(name).model_dir
+        assert (model_dir / "audio_frontend.c").read_bytes() == (tmp_path / "fe" / "audio_frontend.c").read_bytes()
+        assert (model_dir / "audio_frontend.h").is_file(), name
+        if name in lists:
+            assert "audio_frontend.c" in (project / lists[name]).read_text(), name
+            assert "audio_frontend.h" not in (project / lists[name]).read_text(), name
+    # without a front end the lists are as before
+    plain = generate_firmware(template="zephyr", model_bytes=kws, profile=load_profile("nucleo-l432kc"),
+                              out_dir=tmp_path / "plain", class_names=[], arena_bytes=24_272, model_id="kws01")
+    assert "audio_frontend" not in (plain / "CMakeLists.txt").read_text()
+    for tool in ("cmake", "arm-none-eabi-gcc", "arm-none-eabi-g++"):
+        require_tool(tool)
+    project, build = tmp_path / "cmake-cortexm", tmp_path / "build"
+    for cmd in (["cmake", "-S", str(project), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake",
+                 "-DTINYNAS_PROTOCOL_ONLY=ON"], ["cmake", "--build", str(build)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=project, timeout=600)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert list(build.rglob("audio_frontend.c.obj")) and list(build.glob("*.elf"))

@@ -26,8 +26,8 @@ def _common(fn: Callable) -> Callable:
                      help="Search strategy: staged, evolution, random, reinforce, nanonas, ofa, darts, drnas, rdarts."),
         click.option("--refine", type=click.Choice(["none", "darts", "drnas", "rdarts"]), default="none",
                      show_default=True,
-                     help="With --strategy staged on mcunet: a differentiable refinement stage between evolution "
-                          "and final training (layer-wise supernet around the evolution's best arch)."),
+                     help="With --strategy staged on mcunet or dscnn: a differentiable refinement stage between "
+                          "evolution and final training (layer-wise supernet around the evolution's best arch)."),
         click.option("--strategy-option", "strategy_options", type=Setting(), multiple=True, metavar="KEY=VALUE",
                      help="A hyperparameter of --strategy (repeatable), e.g. --strategy-option max_width=0.35 "
                           "for ofa; goes into config.toml [strategy]."),

@@ -466,27 +466,27 @@ def scaling_text(dataset: Any) -> str | None:
     return f"{preprocessing}; then {text}" if preprocessing else text
 
 
-def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_id: str) -> bool:
+def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_id: str) -> list[Path]:
     """``audio_frontend.h/.c`` for a model trained on audio features (a WAV folder), so firmware can feed it
-    from a microphone; False when the dataset has no audio front end or the model's input is not its features."""
+    from a microphone; the files written, none when the dataset has no audio front end or the model's input is
+    not its features."""
     front_end = getattr(dataset, "audio_front_end", None)
     if front_end is None:
-        return False
+        return []
     from tinynas.deploy.audio_frontend import write_audio_frontend
     from tinynas.space.tflite_reader import tflite_info
 
     inp = tflite_info(model_bytes).inputs[0]
     if inp.dtype != "int8":
         log.warning("no audio front end written: the model's input is %s, not int8", inp.dtype)
-        return False
+        return []
     try:
-        write_audio_frontend(out_dir=out_dir, front_end=front_end, scaling=dataset.input_scaling,
+        return write_audio_frontend(out_dir=out_dir, front_end=front_end, scaling=dataset.input_scaling,
                              input_scale=float(inp.scale), input_zero_point=int(inp.zero_point),
                              input_shape=tuple(inp.shape), model_id=model_id)
     except DeployError as exc:
         log.warning("no audio front end written: %s", exc)
-        return False
-    return True
+        return []
 
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
@@ -510,7 +510,9 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             shutil.copy2(tuned_model_file, tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         scaling = scaling_text(dataset)
-        if _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset, model_id=str(metrics["model_id"])):
+        front_end = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
+                                     model_id=str(metrics["model_id"]))
+        if front_end:
             scaling = f"{scaling}; audio_frontend.c computes this input from 16-bit samples"
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
@@ -528,7 +530,7 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             generate_firmware(template=name, model_bytes=model_bytes, profile=profile,
                               out_dir=tmp / "firmware" / name, class_names=class_names,
                               arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                              input_scaling=scaling_text(dataset))
+                              input_scaling=scaling, extra_sources=front_end)
             metrics["template"] = name
         metrics["files"] = staged_files(tmp) + [METRICS_FILE]
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -220,6 +220,7 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
         "memory": {key: (f"0x{value:08X}" if key.endswith("origin") else value)
                    for key, value in profile.memory_map().items()},
         "memory_stated": profile.flash_origin is not None and profile.ram_origin is not None,
+        "extra_sources": [],  # C files beside the model sources (generate_firmware's extra_sources)
     }
     env = _env()
     ctx["commands"] = {"build": env.from_string(template.build).render(ctx).strip(),
@@ -348,8 +349,13 @@ def generate_firmware(
     model_id: str,
     input_scaling: str | None = None,
     source: str = "model",
+    extra_sources: Sequence[Path] = (),
 ) -> Path:
     """Render firmware project ``template`` (None: the profile's default) into ``out_dir``; return ``out_dir``.
+
+    ``extra_sources`` (e.g. the audio front end, ``tinynas.deploy.audio_frontend``) are copied beside the model
+    sources and their ``.c`` files added to the build (the CMake templates list ``extra_sources``; Arduino and
+    PlatformIO compile every source of the folder).
 
     The project is built in a temporary folder beside ``out_dir`` and renamed into place
     only when complete, so a failure leaves nothing half-written. ``out_dir`` must be new,
@@ -379,6 +385,7 @@ def generate_firmware(
     try:
         ctx = _context(tpl, profile, model_id=model_id, model_bytes=len(model_bytes), arena_bytes=arena_bytes,
                        class_names=class_names, input_scaling=input_scaling)
+        ctx["extra_sources"] = [Path(p).name for p in extra_sources if Path(p).suffix == ".c"]
         rendered = _render_tree(tpl, ctx, tmp)
         model_dir = tmp / tpl.model_dir
         written = write_model_sources(model_bytes=model_bytes, out_dir=model_dir, class_names=class_names,
@@ -386,6 +393,8 @@ def generate_firmware(
         common = _templates_root() / "common"
         for fname in COMMON_FILES:
             shutil.copyfile(common / fname, model_dir / fname)
+        for path in extra_sources:
+            shutil.copyfile(path, model_dir / Path(path).name)
         if tpl.model_source_ext != ".cc":
             for path in [*written, *(model_dir / f for f in COMMON_FILES)]:
                 if path.suffix == ".cc":

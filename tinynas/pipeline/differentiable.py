@@ -1,6 +1,7 @@
 """The ``differentiable`` stage of the ``darts`` / ``drnas`` / ``rdarts`` strategies: train a layer-wise
-supernet (mcunet or dscnn, tinynas.darts.layerwise) on the dataset's train split (halves for weights and alpha), derive and repair the arch,
-journal it (fidelity "supernet"). The ``search`` stage then starts its evolution from that arch.
+supernet (mcunet or dscnn, tinynas.darts.layerwise) on the dataset's train split (halves for weights and
+alpha), derive and repair the arch, journal it (fidelity "supernet"). The ``search`` stage then starts its
+evolution from that arch.
 
 A killed stage resumes from the supernet checkpoint of its last finished epoch (``stages/differentiable``).
 """
@@ -36,11 +37,8 @@ def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: in
     rules = rules_for(space)
     if rules is None:
         raise SearchError(f"space {space.name!r} has no layer-wise supernet")
-
-    def _blocks(arch: Arch) -> int:
-        return rules.branches(space, arch)
-
-    max_blocks = int(max_blocks) * BRANCHES_PER_BLOCK
+    branches = lambda arch: rules.branches(space, arch)  # noqa: E731
+    cap = int(max_blocks) * BRANCHES_PER_BLOCK
     rng = np.random.default_rng(seed)
     found: dict[str, Arch] = {}
     small = 0
@@ -48,14 +46,14 @@ def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: in
         arch = space.canonical(space.sample(rng))
         if arch.id not in found and check(arch):
             found[arch.id] = arch
-            small += _blocks(arch) <= max_blocks
+            small += branches(arch) <= cap
             if small >= samples:
                 break
     if not found:
         raise SearchError(f"no feasible {space.name} arch in {max_tries} random draws: loosen the constraints "
                           f"(--max-macs, --latency-ms) or pick a roomier --profile")
-    fewest = min(_blocks(a) for a in found.values())
-    pool = [a for a in found.values() if _blocks(a) <= max(max_blocks, fewest)]
+    fewest = min(branches(a) for a in found.values())
+    pool = [a for a in found.values() if branches(a) <= max(cap, fewest)]
     return max(pool, key=lambda a: (int(check.cost(a).macs), a.id))
 
 

@@ -49,7 +49,8 @@ def check_refine(*, refine: str, strategy: str, space: str) -> None:
     if space not in REFINE_SPACES:
         raise SearchError(f"--refine {refine}: space {space!r} has nothing to mix (no per-block decision keeps the "
                           f"tensor shapes between blocks fixed, so none could be relaxed); the layer-wise supernet "
-                          f"works on {', '.join(REFINE_SPACES)}. Use --space mcunet or --refine none")
+                          f"works on {', '.join(REFINE_SPACES)}. Use --space {' or '.join(REFINE_SPACES)}, or "
+                          f"--refine none")
 
 
 def block_choices(base: Arch, archs: list[Arch], *, space: Any) -> dict[str, set[tuple[Any, ...]]]:
