@@ -76,6 +76,9 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     if "audio_frontend.c" in m.get("files", ()):
         click.echo(f"  audio front end (the training features in C, from 16-bit samples): "
                    f"{result.out_dir / 'audio_frontend.c'}")
+    if "image_frontend.c" in m.get("files", ()):
+        click.echo(f"  image front end (the training preprocessing in C, from camera frames): "
+                   f"{result.out_dir / 'image_frontend.c'}")
 
 
 def _echo_adaptation(dataset: dict) -> None:

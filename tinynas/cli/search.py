@@ -130,6 +130,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if (out / "deploy" / "audio_frontend.c").is_file():
         click.echo(f"front end  {out / 'deploy' / 'audio_frontend.c'}   "
                    "(the training features in C, from 16-bit samples)")
+    if (out / "deploy" / "image_frontend.c").is_file():
+        click.echo(f"front end  {out / 'deploy' / 'image_frontend.c'}   "
+                   "(the training preprocessing in C, from camera frames)")
     click.echo(f"report     {out / 'report.md'}")
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from tinynas.data.features import AudioFrontEnd
+from tinynas.data.features import AudioFrontEnd, ImageFrontEnd
 from tinynas.data.splits import stratified_split
 from tinynas.data.types import Dataset, InputScaling, fingerprint_arrays
 from tinynas.errors import DatasetError
@@ -47,6 +47,8 @@ class RawData:
     preprocessing: str = ""
     # a WAV folder's feature front end (firmware computes it from microphone samples); not in the fingerprint either
     audio_front_end: AudioFrontEnd | None = None
+    # an image folder's colour mode and resize (firmware repeats them on camera frames); not in the fingerprint
+    image_front_end: ImageFrontEnd | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,7 @@ def load_dataset(
         node_task=raw.node_task,
         preprocessing=raw.preprocessing,
         audio_front_end=raw.audio_front_end,
+        image_front_end=raw.image_front_end,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])

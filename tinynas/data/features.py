@@ -1,4 +1,5 @@
-"""Keyword-spotting audio features in numpy: log-mel spectrograms and MFCCs.
+"""Keyword-spotting audio features in numpy: log-mel spectrograms and MFCCs; and the front ends, in numbers,
+that firmware must repeat on its sensor's raw samples (``AudioFrontEnd``, ``ImageFrontEnd``).
 
 The MLPerf Tiny KWS / Hello Edge (Zhang et al. 2017) front end: 1 s of 16 kHz
 audio, 40 ms frames every 20 ms (49 frames), 40 mel bands over 20..4000 Hz,
@@ -126,6 +127,21 @@ class AudioFrontEnd:
         if self.features == "mfcc":
             return mfcc(clip, num_mfcc=self.num_mfcc, **kwargs)
         return log_mel_spectrogram(clip, **kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ImageFrontEnd:
+    """What an image folder's loader did to each picture before scaling: turned it into ``channels`` (1: PIL's
+    ``L``, 3: ``RGB``) and, with ``resized``, resized it with PIL's bilinear filter to ``height`` x ``width``
+    (``tinynas.deploy.image_frontend`` writes the same in C for camera frames)."""
+
+    channels: int
+    height: int
+    width: int
+    resized: bool
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
+from tinynas.data.features import ImageFrontEnd
+from tinynas.data.resize import resize_bilinear
 from tinynas.data.folders import checked_classes, has_class_folders
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
@@ -27,8 +29,9 @@ _GREY_MODES = ("L", "1", "I", "I;16", "F")
 def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto") -> RawData:
     """Read every image; ``color_mode`` is "grayscale", "rgb" or "auto" (grey when every image is grey).
 
-    With ``image_size`` every image is resized (bilinear) to that square size;
-    without it, all images must share one size.
+    With ``image_size`` every image is resized (bilinear, ``tinynas.data.resize``: Pillow's filter with one
+    fixed pass order, which the C front end repeats) to that square size; without it, all images must share
+    one size.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -63,18 +66,20 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
         steps.append(f"resized to {image_size}x{image_size} (bilinear)")
     arrays = []
     for im, f in zip(images, names):
-        im = im.convert(mode)
+        a = np.asarray(im.convert(mode), dtype=np.uint8)
         if image_size is not None:
-            im = im.resize((image_size, image_size), Image.BILINEAR)
+            a = resize_bilinear(a, height=image_size, width=image_size)
         elif im.size != first_size:
             raise DatasetError(
                 f"{f}: image is {im.size[0]}x{im.size[1]} but {names[0]} is {first_size[0]}x{first_size[1]}; "
                 "make them one size or pass image_size=N (e.g. -o image_size=32) to resize all"
             )
-        a = np.asarray(im, dtype=np.float32)
+        a = a.astype(np.float32)
         arrays.append(a[..., None] if a.ndim == 2 else a)
     scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
     x = scaling.apply(np.stack(arrays))
+    front_end = ImageFrontEnd(channels=int(x.shape[-1]), height=int(x.shape[1]), width=int(x.shape[2]),
+                              resized=image_size is not None)
     return RawData(x=x, y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes), scaling=scaling,
                    source=f"image folder {path} ({len(labels)} images, {color_mode})",
-                   preprocessing=", then ".join(steps))
+                   preprocessing=", then ".join(steps), image_front_end=front_end)

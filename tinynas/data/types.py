@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tinynas.data.features import AudioFrontEnd
+from tinynas.data.features import AudioFrontEnd, ImageFrontEnd
 from tinynas.errors import DatasetError
 
 
@@ -78,6 +78,7 @@ class Dataset:
     preprocessing: str = ""
     # the features' front end when they were computed from audio (a WAV folder), for firmware to repeat
     audio_front_end: AudioFrontEnd | None = None
+    image_front_end: ImageFrontEnd | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -150,6 +151,7 @@ class Dataset:
             "input_scaling": self.input_scaling.to_json(),
             "preprocessing": self.preprocessing,
             "audio_front_end": None if self.audio_front_end is None else self.audio_front_end.to_json(),
+            "image_front_end": None if self.image_front_end is None else self.image_front_end.to_json(),
             "fingerprint": self.fingerprint,
             "options": dict(self.options),
         }

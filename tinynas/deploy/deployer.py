@@ -467,25 +467,31 @@ def scaling_text(dataset: Any) -> str | None:
 
 
 def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_id: str) -> list[Path]:
-    """``audio_frontend.h/.c`` for a model trained on audio features (a WAV folder), so firmware can feed it
-    from a microphone; the files written, none when the dataset has no audio front end or the model's input is
-    not its features."""
-    front_end = getattr(dataset, "audio_front_end", None)
-    if front_end is None:
+    """The C front end that turns the board's raw samples into the model's int8 input as training did:
+    ``audio_frontend.h/.c`` for a WAV folder's features (from microphone samples), ``image_frontend.h/.c`` for
+    an image folder's colour mode and resize (from camera frames). The files written; none when the dataset
+    has no front end or the model's input is not what it makes (the log says why)."""
+    audio = getattr(dataset, "audio_front_end", None)
+    image = getattr(dataset, "image_front_end", None)
+    if audio is None and image is None:
         return []
-    from tinynas.deploy.audio_frontend import write_audio_frontend
     from tinynas.space.tflite_reader import tflite_info
 
     inp = tflite_info(model_bytes).inputs[0]
+    what = "audio" if audio is not None else "image"
     if inp.dtype != "int8":
-        log.warning("no audio front end written: the model's input is %s, not int8", inp.dtype)
+        log.warning("no %s front end written: the model's input is %s, not int8", what, inp.dtype)
         return []
+    if audio is not None:
+        from tinynas.deploy.audio_frontend import write_audio_frontend as write
+    else:
+        from tinynas.deploy.image_frontend import write_image_frontend as write
     try:
-        return write_audio_frontend(out_dir=out_dir, front_end=front_end, scaling=dataset.input_scaling,
-                             input_scale=float(inp.scale), input_zero_point=int(inp.zero_point),
-                             input_shape=tuple(inp.shape), model_id=model_id)
+        return write(out_dir=out_dir, front_end=audio if audio is not None else image,
+                     scaling=dataset.input_scaling, input_scale=float(inp.scale),
+                     input_zero_point=int(inp.zero_point), input_shape=tuple(inp.shape), model_id=model_id)
     except DeployError as exc:
-        log.warning("no audio front end written: %s", exc)
+        log.warning("no %s front end written: %s", what, exc)
         return []
 
 
@@ -513,7 +519,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
         front_end = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
                                      model_id=str(metrics["model_id"]))
         if front_end:
-            scaling = f"{scaling}; audio_frontend.c computes this input from 16-bit samples"
+            scaling = f"{scaling}; {front_end[-1].name} computes this input from " + (
+                "16-bit samples" if front_end[-1].name.startswith("audio") else "camera frames")
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
                             input_scaling=scaling)

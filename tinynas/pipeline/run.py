@@ -24,8 +24,9 @@ from tinynas.pipeline.stages import DRIVER_LOCK, StageContext, run_stages, stage
 
 log = logging.getLogger(__name__)
 
-# the C sources a microcontroller deploy writes (the audio front end only for a model trained on audio)
-DEPLOY_FILES = ("model_data.h", "model_data.cc", "op_resolver.h", "audio_frontend.h", "audio_frontend.c")
+# the C sources a microcontroller deploy writes (a front end only for a model trained on a WAV or image folder)
+DEPLOY_FILES = ("model_data.h", "model_data.cc", "op_resolver.h", "audio_frontend.h", "audio_frontend.c",
+                "image_frontend.h", "image_frontend.c")
 
 
 @dataclass(frozen=True)
