@@ -134,9 +134,9 @@ class AudioFrontEnd:
 
 @dataclass(frozen=True)
 class ImageFrontEnd:
-    """What an image folder's loader did to each picture before scaling: turned it into ``channels`` (1: PIL's
-    ``L``, 3: ``RGB``) and, with ``resized``, resized it with PIL's bilinear filter to ``height`` x ``width``
-    (``tinynas.deploy.image_frontend`` writes the same in C for camera frames)."""
+    """What an image folder's loader did to each picture before scaling: turned it into ``channels`` (1: Pillow's
+    ``L``, 3: ``RGB``) and, with ``resized``, resized it to ``height`` x ``width`` (``tinynas.data.resize``);
+    ``tinynas.deploy.image_frontend`` writes the same in C for camera frames."""
 
     channels: int
     height: int

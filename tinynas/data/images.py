@@ -12,8 +12,8 @@ import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.features import ImageFrontEnd
-from tinynas.data.resize import resize_bilinear
 from tinynas.data.folders import checked_classes, has_class_folders
+from tinynas.data.resize import resize_bilinear
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
 

@@ -31,7 +31,7 @@ def coefficients(in_size: int, out_size: int) -> np.ndarray:
         xmax = min(int(center + support + 0.5), in_size) - xmin
         weights = [_triangle((x + xmin - center + 0.5) * ss) for x in range(xmax)]
         total = 0.0
-        for w in weights:
+        for w in weights:  # one by one, as C adds them (sum() compensates from Python 3.12)
             total += w
         for x, w in enumerate(weights):
             w = w / total if total != 0.0 else w

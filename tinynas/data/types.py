@@ -78,6 +78,7 @@ class Dataset:
     preprocessing: str = ""
     # the features' front end when they were computed from audio (a WAV folder), for firmware to repeat
     audio_front_end: AudioFrontEnd | None = None
+    # the colour mode and resize of an image folder's pictures, for firmware to repeat on camera frames
     image_front_end: ImageFrontEnd | None = None
 
     @property

@@ -353,7 +353,7 @@ def generate_firmware(
 ) -> Path:
     """Render firmware project ``template`` (None: the profile's default) into ``out_dir``; return ``out_dir``.
 
-    ``extra_sources`` (e.g. the audio front end, ``tinynas.deploy.audio_frontend``) are copied beside the model
+    ``extra_sources`` (the audio or image front end, ``tinynas.deploy.*_frontend``) are copied beside the model
     sources and their ``.c`` files added to the build (the CMake templates list ``extra_sources``; Arduino and
     PlatformIO compile every source of the folder).
 
