@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 from _firmware_tools import require_tool
+from cli_run import run_cli_output
 from scipy.io import wavfile
 
 from tinynas.data.audio import load_wav_folder
@@ -161,24 +162,18 @@ def test_a_run_on_a_wav_folder_ships_a_front_end_whose_input_tflite_micro_classi
     """`tinynas run` on a WAV folder: deploy/ holds the front end and the summary names it; WAV file -> C front
     end -> the run's int8 model in TFLite Micro gives the outputs the loader's features give."""
     import json
-    import sys
 
-    from tinynas.cli.main import main
     from tinynas.deploy.interpreter import MicroInterpreter
 
     root = _wav_folder(tmp_path / "kws", copies=10)
     out = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", [
-        "tinynas", "run", "--profile", "nano33ble", "--dataset", str(root), "--space", "dscnn", "--budget-candidates",
-        "2", "--search-epochs", "1", "--final-epochs", "1", "--final-top-k", "1", "--no-progress", "--no-qat",
-        "--out", str(out)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    printed = capsys.readouterr()
-    assert exc.value.code == 0, printed.err[-3000:]
+    code, printed, err = run_cli_output(
+        monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", str(root), "--space", "dscnn",
+        "--budget-candidates", "2", "--search-epochs", "1", "--final-epochs", "1", "--final-top-k", "1",
+        "--no-progress", "--no-qat", "--out", str(out))
+    assert code == 0, err[-3000:]
     front_end = out / "deploy" / "audio_frontend.c"
-    assert f"front end  {front_end}   (the training features in C" in printed.out
+    assert f"front end  {front_end}   (the training features in C" in printed
     assert "audio_frontend.c" in json.loads((out / "model" / "metrics.json").read_text())["files"]
     assert "audio_frontend.c computes this input" in (out / "deploy" / "model_data.h").read_text()
     sketch = out / "firmware" / "arduino" / "tinynas_bench"  # the firmware project has it too

@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 from _firmware_tools import require_tool
+from cli_run import run_cli_output
 from PIL import Image
 
 from tinynas.data.images import load_image_folder
@@ -172,9 +173,6 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
     """`tinynas run` on a folder of RGB pictures of several sizes, resized to 12x12 grey: deploy/ and the firmware
     project hold the front end and the summary names it; RGB888 frame -> C front end -> the run's int8 model in
     TFLite Micro gives what the loader's pictures give."""
-    import sys
-
-    from tinynas.cli.main import main
     from tinynas.deploy.interpreter import MicroInterpreter
 
     rng = np.random.default_rng(3)
@@ -187,17 +185,13 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
         pictures.append(picture.astype(np.uint8))
     _folder(root, pictures)
     out = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", [
-        "tinynas", "run", "--profile", "nano33ble", "--dataset", str(root), "-o", "image_size=12", "-o",
+    code, printed, err = run_cli_output(
+        monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", str(root), "-o", "image_size=12", "-o",
         "color_mode=grayscale", "--space", "dscnn", "--budget-candidates", "2", "--search-epochs", "2",
-        "--final-epochs", "3", "--final-top-k", "1", "--no-progress", "--no-qat", "--out", str(out)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    printed = capsys.readouterr()
-    assert exc.value.code == 0, printed.err[-3000:]
+        "--final-epochs", "3", "--final-top-k", "1", "--no-progress", "--no-qat", "--out", str(out))
+    assert code == 0, err[-3000:]
     front_end = out / "deploy" / "image_frontend.c"
-    assert f"front end  {front_end}   (the training preprocessing in C, from camera frames)" in printed.out
+    assert f"front end  {front_end}   (the training preprocessing in C, from camera frames)" in printed
     assert "image_frontend.c computes this input from camera frames" in (out / "deploy" / "model_data.h").read_text()
     sketch = out / "firmware" / "arduino" / "tinynas_bench"
     assert (sketch / "image_frontend.c").read_bytes() == front_end.read_bytes()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cli_run import run_cli_output
+
 # Flags that make a run take seconds: few candidates, one epoch on a small subset.
 TINY = ["--budget-candidates", "3", "--search-epochs", "1", "--search-samples", "200", "--final-epochs", "1",
         "--final-top-k", "2", "--prefilter-candidates", "12", "--no-progress"]
@@ -22,17 +24,3 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     return code, err
 
 
-def run_cli_output(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``tinynas ARGS`` in this process: its exit code, stdout and stderr."""
-    import sys
-
-    import pytest
-
-    from tinynas.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["tinynas", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out, captured.err
