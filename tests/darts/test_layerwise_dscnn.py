@@ -89,7 +89,7 @@ def test_the_supernet_computes_what_one_hot_weights_pick(plan, digits):
     skip, keep = plan.shape[1] - 1, plan.shape[1] - 2
     # stem 7x7, every block after the first skipped: stem 2 -> block 1 -> pool -> dense
     mixing = tf.constant(np.eye(plan.shape[1], dtype=np.float32)[[2, skip, skip, skip]])
-    (_, first), *_ = model.blocks_
+    (_, first), *_ = model.ds_blocks
     y = first(model.stems[2](x, training=False), training=False)
     want = tf.nn.softmax(model.classifier(tf.reduce_mean(y, axis=(1, 2))))
     np.testing.assert_allclose(model(x, mixing).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

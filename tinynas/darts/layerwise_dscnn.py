@@ -104,20 +104,21 @@ def build_dscnn_supernet(plan: Any, *, input_shape: tuple[int, ...], num_classes
     class DSCNNSupernet(keras.Model):
         def __init__(self) -> None:
             super().__init__(name=f"layerwise_{plan.base.id}")
-            stem = index.get(STEM)
-            self.stem_row = stem
-            self.stem_options = ([o for o, option in enumerate(plan.blocks[stem].options)
-                                  if plan.blocks[stem].allows(option)] if stem is not None else [None])
-            kernels = ([plan.blocks[stem].options[o][0] for o in self.stem_options] if stem is not None
-                       else [str(values["stem_kernel"])])
+            self.stem_row = index.get(STEM)  # None: the stem keeps the base's kernel
+            if self.stem_row is None:
+                self.stem_options, kernels = [], [str(values["stem_kernel"])]
+            else:
+                row = plan.blocks[self.stem_row]
+                self.stem_options = [o for o, option in enumerate(row.options) if row.allows(option)]
+                kernels = [row.options[o][0] for o in self.stem_options]
             self.stems = [conv_bn(parse_pair(k), stride) for k in kernels]
-            self.blocks_ = []
+            self.ds_blocks = []
             for b in range(1, int(values["blocks"]) + 1):
                 body = keras.Sequential([layers.DepthwiseConv2D(dw_kernel, padding="same", use_bias=False),
                                          layers.BatchNormalization(momentum=0.9), layers.ReLU(),
                                          layers.Conv2D(channels, 1, use_bias=False),
                                          layers.BatchNormalization(momentum=0.9), layers.ReLU()])
-                self.blocks_.append((index.get(f"b{b}"), body))
+                self.ds_blocks.append((index.get(f"b{b}"), body))
             self.classifier = layers.Dense(int(num_classes))
 
         def call(self, x: Any, mixing: Any, training: bool = False) -> Any:
@@ -129,7 +130,7 @@ def build_dscnn_supernet(plan: Any, *, input_shape: tuple[int, ...], num_classes
                 row = mixing[self.stem_row]
                 x = tf.add_n([row[o] * call_sequential(branch, x, training=training)
                               for o, branch in zip(self.stem_options, self.stems)])
-            for i, body in self.blocks_:
+            for i, body in self.ds_blocks:
                 y = call_sequential(body, x, training=training)
                 if i is not None:  # mixed: keep, or skip where the plan offers it
                     options = plan.blocks[i].options
