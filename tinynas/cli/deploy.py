@@ -73,12 +73,11 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
-    if "audio_frontend.c" in m.get("files", ()):
-        click.echo(f"  audio front end (the training features in C, from 16-bit samples): "
-                   f"{result.out_dir / 'audio_frontend.c'}")
-    if "image_frontend.c" in m.get("files", ()):
-        click.echo(f"  image front end (the training preprocessing in C, from camera frames): "
-                   f"{result.out_dir / 'image_frontend.c'}")
+    from tinynas.deploy.codegen import FRONT_ENDS
+
+    for name, (what, source) in FRONT_ENDS.items():
+        if name in m.get("files", ()):
+            click.echo(f"  {name.split('_')[0]} front end ({what}, from {source}): {result.out_dir / name}")
 
 
 def _echo_adaptation(dataset: dict) -> None:

@@ -127,12 +127,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         click.echo(f"firmware   {stamp.parent}   (build and flash: tinynas flash {stamp.parent} --port PORT)")
     if not projects and (out / "deploy").is_dir():  # phones and GPUs: a runner and instructions, no firmware
         click.echo(f"deploy     {out / 'deploy'}   ({', '.join(sorted(p.name for p in (out / 'deploy').iterdir()))})")
-    if (out / "deploy" / "audio_frontend.c").is_file():
-        click.echo(f"front end  {out / 'deploy' / 'audio_frontend.c'}   "
-                   "(the training features in C, from 16-bit samples)")
-    if (out / "deploy" / "image_frontend.c").is_file():
-        click.echo(f"front end  {out / 'deploy' / 'image_frontend.c'}   "
-                   "(the training preprocessing in C, from camera frames)")
+    from tinynas.deploy.codegen import FRONT_ENDS
+
+    for name, (what, source) in FRONT_ENDS.items():
+        if (out / "deploy" / name).is_file():
+            click.echo(f"front end  {out / 'deploy' / name}   ({what}, from {source})")
     click.echo(f"report     {out / 'report.md'}")
 
 

@@ -13,6 +13,11 @@ from typing import Sequence
 
 from tinynas.errors import DeployError
 
+#: the C front ends a deploy may write beside the model (tinynas.deploy.audio_frontend / image_frontend): what
+#: each is and what it computes the model's input from, for model_data.h and the commands' summaries
+FRONT_ENDS = {"audio_frontend.c": ("the training features in C", "16-bit samples"),
+              "image_frontend.c": ("the training preprocessing in C", "camera frames")}
+
 log = logging.getLogger(__name__)
 
 # Arena margin over the measured (x86-64 host) figure. REFERENCE.md section 1: a

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tinynas.deploy.codegen import FRONT_ENDS
 from tinynas.deploy.interpreter import int8_accuracy
 from tinynas.deploy.qat import QATSettings
 from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, budget_checks, does_not_fit_message
@@ -519,8 +520,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
         front_end = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
                                      model_id=str(metrics["model_id"]))
         if front_end:
-            scaling = f"{scaling}; {front_end[-1].name} computes this input from " + (
-                "16-bit samples" if front_end[-1].name.startswith("audio") else "camera frames")
+            source = front_end[-1].name
+            scaling = f"{scaling}; {source} computes this input from {FRONT_ENDS[source][1]}"
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
                             input_scaling=scaling)
