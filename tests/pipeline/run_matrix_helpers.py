@@ -31,7 +31,9 @@ FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples",
 # A MAC bound keeps the searched models small; NAS-Bench-201's fixed-width cell has none under ~470k MACs.
 MAC_BOUND = {"nasbench201": "600k"}
 #: a strategy's own cost knobs cut to the matrix's size (ofa's supernet ignores --search-epochs/--search-samples)
-STRATEGY_FLAGS = {"ofa": ["--strategy-option", "steps_per_phase=1", "--strategy-option", "supernet_samples=64"]}
+#: and the DARTS family's supernet mixes two blocks, not four (its time is tf.function tracing, per branch)
+STRATEGY_FLAGS = {"ofa": ["--strategy-option", "steps_per_phase=1", "--strategy-option", "supernet_samples=64"],
+                  **{name: ["--strategy-option", "max_mixed_blocks=2"] for name in ("darts", "drnas", "rdarts")}}
 MUST_RUN = {"mcunet", "nanonas", "dscnn"}
 # Spaces whose input digits' images are not: they run on a dataset of their kind instead.
 OWN_DATASET = {"gcn": ("digits-grid", (64, 3), 10)}
