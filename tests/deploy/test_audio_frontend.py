@@ -15,7 +15,7 @@ from cli_run import run_cli_output
 from scipy.io import wavfile
 
 from tinynas.data.audio import load_wav_folder
-from tinynas.deploy.audio_frontend import write_audio_frontend
+from tinynas.deploy.audio_frontend import static_ram_bytes, write_audio_frontend
 from tinynas.deploy.deployer import _write_front_end
 
 # Reads int16 clips from argv[1] (one after another), writes each clip's float features and int8 input;
@@ -131,14 +131,19 @@ def test_deploy_writes_the_front_end_for_the_models_input_and_refuses_other_inpu
             self.audio_front_end, self.input_scaling = raw.audio_front_end, raw.scaling
 
     raw = load_wav_folder(root)
-    assert _write_front_end(out_dir=tmp_path / "c", model_bytes=kws, dataset=Data(raw), model_id="kws")
+    files, record = _write_front_end(out_dir=tmp_path / "c", model_bytes=kws, dataset=Data(raw), model_id="kws",
+                                     room_bytes=1000, board="tiny-board")
+    assert [f.name for f in files] == ["audio_frontend.h", "audio_frontend.c"]
+    assert record == {"static_ram_bytes": 4260, "max_source": None, "file": "audio_frontend.c", "room_bytes": 1000,
+                      "fits": False}  # 1024-point FFT (640-sample frames): 2 x 512 floats, 40 log-mel floats, one int
+    assert "do not fit the 1000 bytes tiny-board's SRAM budget leaves beside the tensor arena" in caplog.text
     _, q = _run_c(tmp_path / "c", _pcm_clips(root, raw), 49, 10)
     expected = np.clip(np.round(raw.x[..., 0].astype(np.float64) / inp.scale) + inp.zero_point, -128, 127)
     assert np.abs(q.astype(int) - expected).max() <= 1 and np.mean(q != expected) < 0.01
     # 49x40 log-mel features are not what this model takes: nothing written, and the log says why
     with caplog.at_level(logging.WARNING):
-        assert not _write_front_end(out_dir=tmp_path / "other", model_bytes=kws,
-                                    dataset=Data(load_wav_folder(root, features="logmel")), model_id="kws")
+        assert _write_front_end(out_dir=tmp_path / "other", model_bytes=kws, room_bytes=None, board="b",
+                                dataset=Data(load_wav_folder(root, features="logmel")), model_id="kws") == ([], None)
     assert "is not the 49x40 features of the audio front end" in caplog.text and not (tmp_path / "other").exists()
 
 
@@ -154,6 +159,9 @@ def test_the_front_end_compiles_for_cortex_m_in_single_precision(cpu, tmp_path):
                            str(tmp_path / "audio_frontend.c"), "-o", str(tmp_path / "fe.o")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    size = subprocess.run([require_tool("arm-none-eabi-size"), str(tmp_path / "fe.o")], capture_output=True,
+                          text=True, check=True).stdout.splitlines()[1].split()
+    assert int(size[1]) + int(size[2]) == static_ram_bytes(raw.audio_front_end)  # .data + .bss
 
 
 @pytest.mark.slow
@@ -173,7 +181,7 @@ def test_a_run_on_a_wav_folder_ships_a_front_end_whose_input_tflite_micro_classi
         "--no-progress", "--no-qat", "--out", str(out))
     assert code == 0, err[-3000:]
     front_end = out / "deploy" / "audio_frontend.c"
-    assert f"front end  {front_end}   (the training features in C" in printed
+    assert f"front end  {front_end}   (the training features in C, from 16-bit samples; 4,260 B static RAM)" in printed
     assert "audio_frontend.c" in json.loads((out / "model" / "metrics.json").read_text())["files"]
     assert "audio_frontend.c computes this input" in (out / "deploy" / "model_data.h").read_text()
     sketch = out / "firmware" / "arduino" / "tinynas_bench"  # the firmware project has it too
@@ -199,7 +207,8 @@ def test_every_firmware_template_builds_the_front_end_in(tmp_path, mlperf_models
     class Data:  # what _write_front_end reads of a Dataset
         audio_front_end, input_scaling = raw.audio_front_end, raw.scaling
 
-    sources = _write_front_end(out_dir=tmp_path / "fe", model_bytes=kws, dataset=Data(), model_id="kws")
+    sources, _ = _write_front_end(out_dir=tmp_path / "fe", model_bytes=kws, dataset=Data(), model_id="kws",
+                                  room_bytes=None, board="b")
     boards = {"arduino": "nano33ble", "platformio": "nano33ble", "cmake-cortexm": "nucleo-l432kc",
               "zephyr": "nucleo-l432kc", "espidf": "esp32s3-devkitc", "pico": "pico"}
     lists = {"cmake-cortexm": "CMakeLists.txt", "zephyr": "CMakeLists.txt", "pico": "CMakeLists.txt",

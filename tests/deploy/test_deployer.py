@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from _deploy_support import digits, digits_int8, float_only_tflite, make_profile, small_cnn, trained_digits_keras

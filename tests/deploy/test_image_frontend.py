@@ -4,6 +4,7 @@ quantization give (compiled with the host's gcc), and it compiles for Cortex-M."
 
 from __future__ import annotations
 
+import json
 import struct
 import subprocess
 
@@ -14,7 +15,7 @@ from cli_run import run_cli_output
 from PIL import Image
 
 from tinynas.data.images import load_image_folder
-from tinynas.deploy.image_frontend import pixel_table, write_image_frontend
+from tinynas.deploy.image_frontend import fit_max_source, pixel_table, static_ram_bytes, write_image_frontend
 
 # Reads frames from argv[1] (int32 width, height, format, then the pixels), writes each frame's int8 input;
 # exit code 4 when the front end refuses a frame.
@@ -154,17 +155,36 @@ def test_a_frame_too_large_or_a_model_of_another_input_is_refused(tmp_path):
         assert subprocess.run([str(exe), str(tmp_path / "f.bin"), str(tmp_path / "o.bin")]).returncode == code
 
 
-@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m0plus"])
-def test_the_image_front_end_compiles_for_cortex_m(cpu, tmp_path):
+@pytest.mark.parametrize("cpu, max_source", [("cortex-m4", (320, 240)), ("cortex-m0plus", (96, 96))])
+def test_the_image_front_end_compiles_for_cortex_m_in_the_static_ram_it_says(cpu, max_source, tmp_path):
     pictures = _pictures(np.random.default_rng(2))[:2]
     raw = load_image_folder(_folder(tmp_path / "pics", pictures), image_size=32, color_mode="rgb")
     write_image_frontend(out_dir=tmp_path / "c", front_end=raw.image_front_end, scaling=raw.scaling,
-                         input_scale=SCALE, input_zero_point=ZERO_POINT, input_shape=(1, 32, 32, 3), model_id="m")
+                         input_scale=SCALE, input_zero_point=ZERO_POINT, input_shape=(1, 32, 32, 3), model_id="m",
+                         max_source=max_source)
     flags = ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"] if cpu == "cortex-m4" else []
     done = subprocess.run([require_tool("arm-none-eabi-gcc"), "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
                            f"-mcpu={cpu}", "-mthumb", *flags, "-c", str(tmp_path / "c" / "image_frontend.c"),
                            "-o", str(tmp_path / "fe.o")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    size = subprocess.run([require_tool("arm-none-eabi-size"), str(tmp_path / "fe.o")], capture_output=True,
+                          text=True, check=True).stdout.splitlines()[1].split()
+    ram = static_ram_bytes(height=32, width=32, channels=3, max_source=max_source)
+    assert int(size[1]) + int(size[2]) == ram  # .data + .bss
+    assert f"Static RAM {ram} bytes for frames up to {max_source[0]}x{max_source[1]}." in (
+        tmp_path / "c" / "image_frontend.h").read_text()
+
+
+def test_a_board_with_little_room_beside_the_arena_gets_the_largest_frame_size_that_fits():
+    ram = {source: static_ram_bytes(height=28, width=28, channels=1, max_source=source)
+           for source in ((320, 240), (160, 120), (96, 96), (28, 28))}
+    assert list(ram.values()) == [6012, 3388, 2596, 1016]  # arm-none-eabi-size of each build
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=None) == ((320, 240), 6012, True)
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=6012) == ((320, 240), 6012, True)
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=6011) == ((160, 120), 3388, True)
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=3000) == ((96, 96), 2596, True)
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=1016) == ((28, 28), 1016, True)
+    assert fit_max_source(height=28, width=28, channels=1, room_bytes=0) == ((28, 28), 1016, False)
 
 
 @pytest.mark.slow
@@ -191,7 +211,13 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
         "--final-epochs", "3", "--final-top-k", "1", "--no-progress", "--no-qat", "--out", str(out))
     assert code == 0, err[-3000:]
     front_end = out / "deploy" / "image_frontend.c"
-    assert f"front end  {front_end}   (the training preprocessing in C, from camera frames)" in printed
+    # nano33ble's budget leaves room for QVGA frames' buffers beside this small model's arena
+    assert (f"front end  {front_end}   (the training preprocessing in C, from camera frames; 5,524 B static RAM "
+            "for frames up to 320x240)") in printed, printed
+    record = json.loads((out / "model" / "metrics.json").read_text())["front_end"]
+    assert record["max_source"] == [320, 240] and record["fits"] is True and record["room_bytes"] > 100_000
+    assert "| front end | image_frontend.c: 5,524 B static RAM for frames up to 320x240 |" in (
+        out / "report.md").read_text()
     assert "image_frontend.c computes this input from camera frames" in (out / "deploy" / "model_data.h").read_text()
     sketch = out / "firmware" / "arduino" / "tinynas_bench"
     assert (sketch / "image_frontend.c").read_bytes() == front_end.read_bytes()
@@ -202,3 +228,18 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
     np.testing.assert_array_equal(q, interp.quantize_input(raw.x))
     from_c = np.stack([interp.invoke_int8(sample) for sample in q])
     np.testing.assert_array_equal(from_c, interp.predict_int8(raw.x))
+    # a board whose SRAM budget leaves 2,500 B beside the arena: buffers for 96x96 frames; 300 B: even the model's
+    # own 12x12 (440 B) comes out of the firmware's reserve, and the header and the log say so
+    from tinynas.data import load_dataset
+    from tinynas.deploy.deployer import _write_front_end
+
+    model = (out / "model" / "model_int8.tflite").read_bytes()
+    dataset = load_dataset(str(root), image_size=12, color_mode="grayscale")
+    for room, source, fits in ((2500, [96, 96], True), (300, [12, 12], False)):
+        files, record = _write_front_end(out_dir=tmp_path / f"fe{room}", model_bytes=model, dataset=dataset,
+                                         model_id="m", room_bytes=room, board="tiny-board")
+        assert record["max_source"] == source and record["fits"] is fits and record["room_bytes"] == room
+        header = files[0].read_text()
+        assert f"#define TINYNAS_IMG_MAX_SOURCE_WIDTH {source[0]}\n" in header
+        assert "tiny-board's SRAM budget leaves" in " ".join(header.replace("//", "").split())
+    assert "not even this fits" in " ".join(header.replace("//", "").split())

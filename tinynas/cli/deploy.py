@@ -73,11 +73,13 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
-    from tinynas.deploy.codegen import FRONT_ENDS
+    from tinynas.deploy.codegen import FRONT_ENDS, front_end_ram_text
 
     for name, (what, source) in FRONT_ENDS.items():
         if name in m.get("files", ()):
-            click.echo(f"  {name.split('_')[0]} front end ({what}, from {source}): {result.out_dir / name}")
+            ram = front_end_ram_text(m.get("front_end"))
+            click.echo(f"  {name.split('_')[0]} front end ({what}, from {source}): {result.out_dir / name}"
+                       + (f"; {ram}" if ram else ""))
 
 
 def _echo_adaptation(dataset: dict) -> None:

@@ -127,11 +127,12 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         click.echo(f"firmware   {stamp.parent}   (build and flash: tinynas flash {stamp.parent} --port PORT)")
     if not projects and (out / "deploy").is_dir():  # phones and GPUs: a runner and instructions, no firmware
         click.echo(f"deploy     {out / 'deploy'}   ({', '.join(sorted(p.name for p in (out / 'deploy').iterdir()))})")
-    from tinynas.deploy.codegen import FRONT_ENDS
+    from tinynas.deploy.codegen import FRONT_ENDS, front_end_ram_text
 
     for name, (what, source) in FRONT_ENDS.items():
         if (out / "deploy" / name).is_file():
-            click.echo(f"front end  {out / 'deploy' / name}   ({what}, from {source})")
+            ram = front_end_ram_text((summary.get("winner") or {}).get("front_end"))
+            click.echo(f"front end  {out / 'deploy' / name}   ({what}, from {source}" + (f"; {ram})" if ram else ")"))
     click.echo(f"report     {out / 'report.md'}")
 
 

@@ -206,7 +206,7 @@ def search_cell(dataset: Any, *, config: DartsConfig = DartsConfig(), profile: A
     from tinynas.darts.cell import build_cell_supernet
     from tinynas.tf_runtime import quiet_import
 
-    tf = quiet_import()
+    quiet_import()
     if len(dataset.input_shape) != 3:
         raise SearchError(f"the nasbench201 cell needs image inputs H,W,C; dataset {dataset.name!r} has "
                           f"{dataset.input_shape}")

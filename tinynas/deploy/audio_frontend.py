@@ -43,6 +43,12 @@ def _ints(values: Any) -> str:
     return "\n".join(f"    {', '.join(items[i:i + 16])}," for i in range(0, len(items), 16))
 
 
+def static_ram_bytes(front_end: Any) -> int:
+    """The C front end's static working memory: the half-size complex FFT buffers, the log-mel energies and one
+    int (the tables are ``const``, in flash)."""
+    return int(front_end.fft_size) * 4 + 4 + int(front_end.num_mel_bins) * 4
+
+
 def write_audio_frontend(*, out_dir: Path, front_end: Any, scaling: Any, input_scale: float,
                          input_zero_point: int, input_shape: tuple[int, ...], model_id: str) -> list[Path]:
     """Write the front end of ``front_end`` (``tinynas.data.features.AudioFrontEnd``) feeding an int8 input of
@@ -78,7 +84,7 @@ def write_audio_frontend(*, out_dir: Path, front_end: Any, scaling: Any, input_s
 // The audio front end the model was trained on, to run on the board's own samples:
 {_c_comment(what)}.
 // Then the dataset's input scaling and the model's int8 input quantization (model_data.h's kInputScale).
-// Plain C99 in float; static working memory {n * 4 + 4 + front_end.num_mel_bins * 4} bytes, tables in flash.
+// Plain C99 in float; static working memory {static_ram_bytes(front_end)} bytes, tables in flash.
 #ifndef {guard}
 #define {guard}
 

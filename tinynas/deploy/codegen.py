@@ -18,6 +18,17 @@ from tinynas.errors import DeployError
 FRONT_ENDS = {"audio_frontend.c": ("the training features in C", "16-bit samples"),
               "image_frontend.c": ("the training preprocessing in C", "camera frames")}
 
+
+def front_end_ram_text(record: dict | None) -> str:
+    """What a deployed front end's record (deploy's metrics ``front_end``) says of its static RAM, for summaries."""
+    if not record:
+        return ""
+    source = record.get("max_source")
+    text = f"{record['static_ram_bytes']:,} B static RAM" + (f" for frames up to {source[0]}x{source[1]}"
+                                                              if source else "")
+    return text + ("" if record.get("fits", True) else
+                   f", more than the {record['room_bytes']:,} B the SRAM budget leaves beside the arena")
+
 log = logging.getLogger(__name__)
 
 # Arena margin over the measured (x86-64 host) figure. REFERENCE.md section 1: a

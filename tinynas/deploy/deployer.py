@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tinynas.deploy.codegen import FRONT_ENDS
+from tinynas.deploy.codegen import FRONT_ENDS, arena_size_with_margin
 from tinynas.deploy.interpreter import int8_accuracy
 from tinynas.deploy.qat import QATSettings
 from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, budget_checks, does_not_fit_message
@@ -467,33 +467,55 @@ def scaling_text(dataset: Any) -> str | None:
     return f"{preprocessing}; then {text}" if preprocessing else text
 
 
-def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_id: str) -> list[Path]:
+def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_id: str,
+                     room_bytes: int | None, board: str) -> tuple[list[Path], dict[str, Any] | None]:
     """The C front end that turns the board's raw samples into the model's int8 input as training did:
     ``audio_frontend.h/.c`` for a WAV folder's features (from microphone samples), ``image_frontend.h/.c`` for
-    an image folder's colour mode and resize (from camera frames). The files written; none when the dataset
-    has no front end or the model's input is not what it makes (the log says why)."""
+    an image folder's colour mode and resize (from camera frames). Its static RAM comes beside the tensor arena,
+    so it must fit the ``room_bytes`` the board's SRAM budget leaves (None: no limit); the image front end's
+    buffers are sized for the largest camera frame that fits. Returns the files written and what the front end
+    takes (none when the dataset has no front end or the model's input is not what it makes: the log says why)."""
     audio = getattr(dataset, "audio_front_end", None)
     image = getattr(dataset, "image_front_end", None)
     if audio is None and image is None:
-        return []
+        return [], None
     from tinynas.space.tflite_reader import tflite_info
 
     inp = tflite_info(model_bytes).inputs[0]
     what = "audio" if audio is not None else "image"
     if inp.dtype != "int8":
         log.warning("no %s front end written: the model's input is %s, not int8", what, inp.dtype)
-        return []
-    if audio is not None:
-        from tinynas.deploy.audio_frontend import write_audio_frontend as write
-    else:
-        from tinynas.deploy.image_frontend import write_image_frontend as write
+        return [], None
+    common = {"out_dir": out_dir, "scaling": dataset.input_scaling, "input_scale": float(inp.scale),
+              "input_zero_point": int(inp.zero_point), "input_shape": tuple(inp.shape), "model_id": model_id}
     try:
-        return write(out_dir=out_dir, front_end=audio if audio is not None else image,
-                     scaling=dataset.input_scaling, input_scale=float(inp.scale),
-                     input_zero_point=int(inp.zero_point), input_shape=tuple(inp.shape), model_id=model_id)
+        if audio is not None:
+            from tinynas.deploy.audio_frontend import static_ram_bytes, write_audio_frontend
+
+            files = write_audio_frontend(front_end=audio, **common)
+            record = {"static_ram_bytes": static_ram_bytes(audio), "max_source": None}
+        else:
+            from tinynas.deploy.image_frontend import MAX_SOURCE, fit_max_source, write_image_frontend
+
+            source, ram, fits = fit_max_source(height=image.height, width=image.width, channels=image.channels,
+                                               room_bytes=room_bytes)
+            sizing = "" if room_bytes is None else (
+                f"{board}'s SRAM budget leaves {room_bytes} bytes beside the tensor arena"
+                + ("" if source == MAX_SOURCE else f"; {MAX_SOURCE[0]}x{MAX_SOURCE[1]} frames would take more")
+                + ("." if fits else ": not even this fits, so it comes out of the firmware's reserve.")
+                + " Define TINYNAS_IMG_MAX_SOURCE_WIDTH/HEIGHT for your camera's frame size.")
+            files = write_image_frontend(front_end=image, max_source=source, sizing=sizing, **common)
+            record = {"static_ram_bytes": ram, "max_source": list(source)}
     except DeployError as exc:
         log.warning("no %s front end written: %s", what, exc)
-        return []
+        return [], None
+    record.update(file=files[-1].name, room_bytes=room_bytes,
+                  fits=room_bytes is None or record["static_ram_bytes"] <= room_bytes)
+    if not record["fits"]:
+        log.warning("the %s front end's %d bytes of static RAM do not fit the %d bytes %s's SRAM budget leaves "
+                    "beside the tensor arena: they come out of the firmware's reserve", what,
+                    record["static_ram_bytes"], room_bytes, board)
+    return files, record
 
 
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
@@ -517,8 +539,11 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             shutil.copy2(tuned_model_file, tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         scaling = scaling_text(dataset)
-        front_end = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
-                                     model_id=str(metrics["model_id"]))
+        room = None if profile.kind != "mcu" else max(
+            0, profile.sram_budget_bytes - arena_size_with_margin(int(metrics["arena_bytes"])))
+        front_end, metrics["front_end"] = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
+                                                           model_id=str(metrics["model_id"]), room_bytes=room,
+                                                           board=profile.id)
         if front_end:
             source = front_end[-1].name
             scaling = f"{scaling}; {source} computes this input from {FRONT_ENDS[source][1]}"

@@ -105,7 +105,6 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
     artifacts: dict[str, dict[str, Any]] = {}
     if kind == "mobile":
         from tinynas.deploy.litert import check_litert, quantize_fp16
-        from tinynas.deploy.quantize import quantize_int8
         from tinynas.deploy.runners import ANDROID_README, LITERT_RUNNER, android_readme, litert_runner
 
         threads = profile.runtime_threads

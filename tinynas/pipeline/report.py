@@ -62,7 +62,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "tflite_flash_bytes": deployed.get("flash_bytes") if deployed else None,
                "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
                "template": deployed.get("template") if deployed else None,
-               "qat": _qat_outcome(deployed.get("qat")) if deployed else None}
+               "qat": _qat_outcome(deployed.get("qat")) if deployed else None,
+               "front_end": deployed.get("front_end") if deployed else None}
         if deployed and deployed.get("artifacts"):  # mobile and gpu: LiteRT or ONNX models, one row each
             win.update(kind=deployed.get("kind"), artifacts=deployed["artifacts"])
     return {
@@ -300,6 +301,8 @@ def _fmt(value: Any, spec: str = "") -> str:
 
 
 def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
+    from tinynas.deploy.codegen import front_end_ram_text
+
     w = s.get("winner") or {}
     c = w.get("cost") or {}
     return [
@@ -318,6 +321,8 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("budgets from the command line", ", ".join(f"{k} {v}" for k, v in s.get("constraints", {}).items())
          or "none (the profile's)"),
         ("firmware template", _fmt(w.get("template"))),
+        *([("front end", f"{w['front_end']['file']}: {front_end_ram_text(w['front_end'])}")]
+          if w.get("front_end") else []),
     ]
 
 

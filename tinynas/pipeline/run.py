@@ -178,7 +178,8 @@ def deploy_stage(ctx: StageContext) -> dict:
                 "int8_accuracy": metrics.get("int8_accuracy"),
                 "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
                 "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
-                "reused_from": metrics.get("reused_from"), "did_not_fit": failures,
+                "reused_from": metrics.get("reused_from"), "front_end": metrics.get("front_end"),
+                "did_not_fit": failures,
                 "artifacts": {name: {"accuracy": a.get("accuracy"), "runtime": a.get("runtime"),
                                      "max_abs_diff": a.get("max_abs_diff"), "file_bytes": a.get("file_bytes"),
                                      "runtime_bytes": a.get("runtime_bytes")}
