@@ -52,6 +52,23 @@ def test_image_folder_rgb_resized(tmp_path):
     assert grey.to_json()["preprocessing"] == grey.preprocessing
 
 
+@pytest.mark.parametrize("pixels, values", [
+    (np.full((8, 10), 29_000, np.uint16), "29000..29000"),  # a 14-bit thermal frame: Pillow clips it to white
+    (np.full((8, 10), 0.5, np.float32), "0.5..0.5"),  # a 0..1 float image: Pillow rounds it to black
+])
+def test_an_image_beyond_eight_bits_is_refused_not_clipped(tmp_path, pixels, values):
+    root = _image_folder(tmp_path / "imgs")
+    Image.fromarray(pixels).save(root / "cat" / "deep.tif")
+    with pytest.raises(DatasetError, match=rf"deep.tif: a \S+ image with values {values}; .* scale them to 8 bits"):
+        load_dataset(root)
+    # 16-bit images whose values are 8-bit ones are read as they are, grey
+    (root / "cat" / "deep.tif").unlink()
+    Image.fromarray(np.full((8, 10), 200, np.uint16)).save(root / "cat" / "deep.png")
+    ds = load_dataset(root)
+    assert ds.input_shape == (8, 10, 1)
+    assert np.isclose(np.concatenate([ds.x_train, ds.x_val, ds.x_test]), 200 / 255).all(axis=(1, 2, 3)).sum() == 1
+
+
 def test_image_folder_with_one_class_is_refused(tmp_path):
     root = _image_folder(tmp_path / "imgs", classes=("only",))
     with pytest.raises(DatasetError, match=r"only one class folder \('only'\).*at least two"):

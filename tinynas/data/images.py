@@ -7,6 +7,7 @@ The firmware gets the same scaling (pixels divided by 255) from
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,23 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".t
 
 
 #: PIL modes that hold one grey channel
-_GREY_MODES = ("L", "1", "I", "I;16", "F")
+_GREY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "F")
+#: PIL modes whose pixels are 8 bits (or 1) a channel: the others (16-bit, 32-bit int, float) are checked
+_EIGHT_BIT_MODES = ("L", "1", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "La", "RGBa")
+
+
+def _check_eight_bit(im: Any, f: Path) -> None:
+    """Refuse a 16-bit, 32-bit or float image whose values are not whole numbers in 0..255: Pillow's
+    conversion to 8 bits clips them (a 14-bit thermal frame would turn all white, a 0..1 float one all black)
+    without a word, and the C front end takes 8-bit camera pixels."""
+    if im.mode in _EIGHT_BIT_MODES:
+        return
+    a = np.asarray(im)
+    if a.size and (np.min(a) < 0 or np.max(a) > 255 or not np.array_equal(a, np.round(a))):
+        raise DatasetError(f"{f}: a {im.mode} image with values {np.min(a):g}..{np.max(a):g}; image folders are read "
+                           "as 8-bit pixels 0..255, which would clip these: scale them to 8 bits (e.g. with your "
+                           "camera's range) and save them again, or give the data as a .npz (x, y) with your own "
+                           "scaling")
 
 
 @register_path_kind("image-folder", matches=lambda p: has_class_folders(p, IMAGE_EXTENSIONS),
@@ -51,6 +68,7 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
                     images.append(im.copy())
             except (UnidentifiedImageError, OSError) as exc:
                 raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
+            _check_eight_bit(images[-1], f)
             labels.append(label)
             names.append(f)
     if color_mode == "auto":
