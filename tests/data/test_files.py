@@ -82,6 +82,22 @@ def test_image_folder_with_an_empty_class_is_refused(tmp_path):
         load_dataset(root)
 
 
+@pytest.mark.parametrize("dtype, low, high, scale, says", [
+    (np.int64, 0, 255, 1 / 255, "integer values 0..255 divided by 255"),  # pixels in any integer type
+    (np.uint16, 0, 4000, 1 / 4095, "unsigned 12-bit integer values 0..4095 divided by 4095"),  # a 12-bit ADC
+    (np.int16, -20000, 20000, 1 / 32768, "signed 16-bit integer values -32768..32767 divided by 32768"),  # raw IMU
+])
+def test_npz_integers_are_scaled_by_the_range_their_bits_hold(tmp_path, dtype, low, high, scale, says):
+    rng = np.random.default_rng(2)
+    x = rng.integers(low, high + 1, size=(60, 16, 3)).astype(dtype)
+    x[0, 0, 0], x[1, 0, 0] = low, high
+    np.savez(tmp_path / "adc.npz", x=x, y=np.arange(60) % 3)
+    ds = load_dataset(tmp_path / "adc.npz")
+    assert ds.input_scaling.scale == pytest.approx(scale) and ds.input_scaling.description == says
+    all_x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    assert all_x.max() == pytest.approx(high * scale) and all_x.min() == pytest.approx(low * scale)
+
+
 def test_npz_with_and_without_test_split(tmp_path):
     rng = np.random.default_rng(1)
     path = tmp_path / "data.npz"

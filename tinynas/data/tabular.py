@@ -38,6 +38,23 @@ def _labels(y: np.ndarray, where: str, class_names: tuple[str, ...] | None = Non
     return y, class_names or tuple(str(i) for i in range(k))
 
 
+def _integer_scaling(x: np.ndarray) -> InputScaling:
+    """Integer features to about 0..1 (or -1..1): pixels 0..255 divided by 255; a wider unsigned range (an ADC's
+    12 or 16 bits) by the full range of the bits its largest value needs; signed values (raw IMU or audio
+    samples) by half the range of theirs. The firmware applies the same factor to the raw values."""
+    lo, hi = int(np.min(x)), int(np.max(x))
+    if 0 <= lo and hi <= 255:
+        return InputScaling(scale=1.0 / 255.0, description="integer values 0..255 divided by 255")
+    if lo >= 0:
+        top = 2 ** hi.bit_length() - 1
+        return InputScaling(scale=1.0 / top, description=f"unsigned {hi.bit_length()}-bit integer values "
+                                                         f"0..{top} divided by {top}")
+    bits = max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+    half = 2 ** (bits - 1)
+    return InputScaling(scale=1.0 / half, description=f"signed {bits}-bit integer values {-half}..{half - 1} "
+                                                      f"divided by {half}")
+
+
 def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iuf b":
@@ -91,7 +108,7 @@ def load_npz(path: Path) -> RawData:
         if len(names_t) > len(names):
             names = names_t
     if data["x"].dtype.kind in "iu":
-        scaling = InputScaling(scale=1.0 / 255.0, description="integer values 0..255 divided by 255")
+        scaling = _integer_scaling(x if x_test is None else np.concatenate([x.ravel(), x_test.ravel()]))
     else:
         scaling = InputScaling(description=f"values as stored in {path.name}, used as they are")
     if node_task:
