@@ -42,3 +42,15 @@ def test_each_output_pixels_weights_sum_to_one_in_fixed_point():
     for in_size, out_size in [(160, 32), (13, 16), (7, 7), (1000, 3)]:
         k = coefficients(in_size, out_size)
         assert np.all(np.abs(k.sum(axis=1) - (1 << 22)) <= k.shape[1])  # each weight rounded once
+
+
+def test_a_large_photo_resized_a_few_rows_at_a_time_is_pillows_exactly(monkeypatch):
+    """A photo's pass runs in chunks of rows (no 288 MB float64 temporary for 12 megapixels): the chunks join
+    into Pillow's result. Chunks of 7,000 elements here: 4 rows of 467x3 (81 chunks, the last one short) in the
+    horizontal pass, 7 columns of 3x321 in the vertical one."""
+    import tinynas.data.resize as resize
+
+    a = np.random.default_rng(2).integers(0, 256, size=(321, 467, 3)).astype(np.uint8)
+    monkeypatch.setattr(resize, "_CHUNK", 7000)
+    np.testing.assert_array_equal(resize_bilinear(a, height=321, width=24), _pillow(a, 24, 321))
+    np.testing.assert_array_equal(resize_bilinear(a, height=17, width=467), _pillow(a, 467, 17))

@@ -57,41 +57,43 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     if image_size is not None and image_size < 1:
         raise DatasetError(f"image folder option image_size must be a positive integer, got {image_size}")
     classes = checked_classes(path, IMAGE_EXTENSIONS, "image")
-    images: list[Image.Image] = []
-    labels: list[int] = []
-    names: list[Path] = []
-    for label, (_, files) in enumerate(classes.items()):
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    images.append(im.copy())
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
-            _check_eight_bit(images[-1], f)
-            labels.append(label)
-            names.append(f)
+    names = [f for files in classes.values() for f in files]
+    labels = [label for label, files in enumerate(classes.values()) for _ in files]
+    # Two passes, so a folder of full-size photos is never held in memory at once: the headers first (mode and
+    # size decide the colour mode and the steps), then one image at a time, converted and resized.
+    headers: list[tuple[str, tuple[int, int]]] = []
+    for f in names:
+        try:
+            with Image.open(f) as im:
+                headers.append((im.mode, im.size))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
     if color_mode == "auto":
-        grey = all(im.mode in _GREY_MODES for im in images)
-        color_mode = "grayscale" if grey else "rgb"
+        color_mode = "grayscale" if all(m in _GREY_MODES for m, _ in headers) else "rgb"
     mode = "L" if color_mode == "grayscale" else "RGB"
-    first_size = images[0].size
+    first_size = headers[0][1]
     # what firmware must repeat on a camera frame, said only when some image needed it
     steps = []
-    if mode == "L" and any(im.mode not in _GREY_MODES for im in images):
+    if mode == "L" and any(m not in _GREY_MODES for m, _ in headers):
         steps.append("colour turned to grey as PIL does (L = 0.299 R + 0.587 G + 0.114 B)")
-    if image_size is not None and any(im.size != (image_size, image_size) for im in images):
+    if image_size is not None and any(size != (image_size, image_size) for _, size in headers):
         steps.append(f"resized to {image_size}x{image_size} (bilinear)")
     arrays = []
-    for im, f in zip(images, names):
-        a = np.asarray(im.convert(mode), dtype=np.uint8)
-        if image_size is not None:
-            a = resize_bilinear(a, height=image_size, width=image_size)
-        elif im.size != first_size:
+    for f, (_, size) in zip(names, headers):
+        if image_size is None and size != first_size:
             raise DatasetError(
-                f"{f}: image is {im.size[0]}x{im.size[1]} but {names[0]} is {first_size[0]}x{first_size[1]}; "
+                f"{f}: image is {size[0]}x{size[1]} but {names[0]} is {first_size[0]}x{first_size[1]}; "
                 "make them one size or pass image_size=N (e.g. -o image_size=32) to resize all"
             )
+        try:
+            with Image.open(f) as im:
+                im.load()
+                _check_eight_bit(im, f)
+                a = np.asarray(im.convert(mode), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
+        if image_size is not None:
+            a = resize_bilinear(a, height=image_size, width=image_size)
         a = a.astype(np.float32)
         arrays.append(a[..., None] if a.ndim == 2 else a)
     scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")

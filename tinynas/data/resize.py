@@ -44,11 +44,24 @@ def _triangle(t: float) -> float:
     return 1.0 - t if t < 1.0 else 0.0
 
 
+#: float64 elements converted at a time in a pass (8 MB): a whole photo's worth (12 megapixels x 3) is a
+#: 288 MB temporary whose fresh pages cost seconds here
+_CHUNK = 1 << 20
+
+
 def _pass(pixels: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """One pass along ``axis`` (0: rows, 1: columns) of an (H, W, C) uint8 array, rounded to 8 bits."""
-    moved = np.moveaxis(pixels.astype(np.int64), axis, -1)  # (..., in)
-    total = moved @ weights.T + (1 << (PRECISION_BITS - 1))
-    return np.moveaxis(np.clip(total >> PRECISION_BITS, 0, 255).astype(np.uint8), -1, axis)
+    """One pass along ``axis`` (0: rows, 1: columns) of an (H, W, C) uint8 array, rounded to 8 bits.
+
+    The sums are float64 products, a BLAS call (an int64 one is not: 1.6 s against 0.2 s for a 12-megapixel
+    photo), and still exact: pixel x weight < 2^30 and every sum of them stays far below 2^53."""
+    moved = np.moveaxis(pixels, axis, -1)  # (lead, ..., in)
+    wt = weights.T.astype(np.float64)
+    out = np.empty(moved.shape[:-1] + (weights.shape[0],), dtype=np.uint8)
+    step = max(1, _CHUNK // max(1, moved[0].size))
+    for i in range(0, moved.shape[0], step):
+        total = (moved[i:i + step].astype(np.float64) @ wt).astype(np.int64) + (1 << (PRECISION_BITS - 1))
+        out[i:i + step] = np.clip(total >> PRECISION_BITS, 0, 255)
+    return np.moveaxis(out, -1, axis)
 
 
 def resize_bilinear(pixels: np.ndarray, *, height: int, width: int) -> np.ndarray:
