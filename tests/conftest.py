@@ -47,11 +47,12 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tinynas_home")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def tinynas_home(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One TINYNAS_HOME per worker session (generated datasets made once), set for each test that asks:
-    set once in os.environ, a session fixture of another directory set later on the same xdist worker
-    replaced it, and mnist1d was cached in the other home."""
+    """One TINYNAS_HOME per worker session (generated datasets, image folders' pixels), set for every test so
+    none writes into the user's ~/.cache; a test may set its own. Set per test, not once in os.environ: a
+    session fixture of another directory set later on the same xdist worker replaced it, and mnist1d was
+    cached in the other home."""
     monkeypatch.setenv("TINYNAS_HOME", str(session_home))
     return session_home
 

@@ -69,6 +69,40 @@ def test_an_image_beyond_eight_bits_is_refused_not_clipped(tmp_path, pixels, val
     assert np.isclose(np.concatenate([ds.x_train, ds.x_val, ds.x_test]), 200 / 255).all(axis=(1, 2, 3)).sum() == 1
 
 
+def test_an_image_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch, caplog):
+    """A resumed run or a worker process reads the pixels cached by the first load; a changed file, another
+    option or an unreadable cache file decodes the folder again."""
+    import os
+
+    import PIL.Image
+
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path / "home"))
+    root = _image_folder(tmp_path / "imgs", mode="RGB")
+    first = load_dataset(root, image_size=6, color_mode="grayscale")
+    cache = tmp_path / "home" / "image-folders"
+    assert len(list(cache.glob("*.npz"))) == 1
+    opened = []
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    again = load_dataset(root, image_size=6, color_mode="grayscale")
+    assert not opened and again.fingerprint == first.fingerprint and again.preprocessing == first.preprocessing
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    load_dataset(root, image_size=5, color_mode="grayscale")  # another option: decoded
+    assert len(opened) == 2 * 12
+    opened.clear()
+    picture = root / "cat" / "0.png"
+    Image.fromarray(np.full((8, 10, 3), 255, np.uint8)).save(picture)
+    os.utime(picture, ns=(1, 1))  # whatever the clock's resolution, the file's time changed
+    changed = load_dataset(root, image_size=6, color_mode="grayscale")
+    assert len(opened) == 2 * 12 and changed.fingerprint != first.fingerprint
+    opened.clear()
+    for written in cache.glob("*.npz"):
+        written.write_bytes(b"not an npz")
+    again = load_dataset(root, image_size=6, color_mode="grayscale")
+    assert len(opened) == 2 * 12 and again.fingerprint == changed.fingerprint
+    assert "cannot be read" in caplog.text and "decoding the images again" in caplog.text
+
+
 def test_image_folder_with_one_class_is_refused(tmp_path):
     root = _image_folder(tmp_path / "imgs", classes=("only",))
     with pytest.raises(DatasetError, match=r"only one class folder \('only'\).*at least two"):

@@ -1,17 +1,24 @@
 """Image folders (``root/<class>/*.png``) read with Pillow into NHWC float32 in 0..1.
 
 The firmware gets the same scaling (pixels divided by 255) from
-``input_scaling``; images of different sizes need ``image_size``.
+``input_scaling``; images of different sizes need ``image_size``. The decoded
+pixels are cached under ``tinynas_home()/image-folders``, keyed by every file's
+name, size and modification time and the options, so a resumed run, a worker
+process or the next run reads them instead of decoding every photo again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
+from tinynas.data.cache import save_npz_atomic, tinynas_home
 from tinynas.data.features import ImageFrontEnd
 from tinynas.data.folders import checked_classes, has_class_folders
 from tinynas.data.resize import resize_bilinear
@@ -20,6 +27,11 @@ from tinynas.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
+
+log = logging.getLogger(__name__)
+
+#: bump when what the loader computes from the files changes, so cached pixels stop matching
+_CACHE_VERSION = 1
 
 #: PIL modes that hold one grey channel
 _GREY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "F")
@@ -50,8 +62,6 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     fixed pass order, which the C front end repeats) to that square size; without it, all images must share
     one size.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if color_mode not in ("auto", "grayscale", "rgb"):
         raise DatasetError(f"image folder option color_mode must be auto, grayscale or rgb, got {color_mode!r}")
     if image_size is not None and image_size < 1:
@@ -59,8 +69,59 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     classes = checked_classes(path, IMAGE_EXTENSIONS, "image")
     names = [f for files in classes.values() for f in files]
     labels = [label for label, files in enumerate(classes.values()) for _ in files]
-    # Two passes, so a folder of full-size photos is never held in memory at once: the headers first (mode and
-    # size decide the colour mode and the steps), then one image at a time, converted and resized.
+    cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode)
+    cached = _read_cache(cache, count=len(names))
+    if cached is None:
+        cached = _decode(names, image_size=image_size, color_mode=color_mode)
+        try:
+            save_npz_atomic(cache, pixels=cached[0], color_mode=np.array(cached[1]), preprocessing=np.array(cached[2]))
+        except OSError as exc:
+            log.warning("image folder %s: decoded pixels not cached (%s); the next load decodes them again", path, exc)
+    pixels, color_mode, preprocessing = cached
+    scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
+    x = scaling.apply(pixels)
+    front_end = ImageFrontEnd(channels=int(x.shape[-1]), height=int(x.shape[1]), width=int(x.shape[2]),
+                              resized=image_size is not None)
+    return RawData(x=x, y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes), scaling=scaling,
+                   source=f"image folder {path} ({len(labels)} images, {color_mode})",
+                   preprocessing=preprocessing, image_front_end=front_end)
+
+
+def _cache_file(path: Path, names: list[Path], *, image_size: int | None, color_mode: str) -> Path:
+    """Where the decoded pixels of these files with these options are cached: the key holds each file's path
+    in the folder, size and modification time, the options, and Pillow's version (its decoders)."""
+    import PIL
+
+    key = hashlib.sha256(f"{_CACHE_VERSION}|{PIL.__version__}|{path.resolve()}|{image_size}|{color_mode}".encode())
+    for f in names:
+        stat = f.stat()
+        key.update(f"|{f.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return tinynas_home() / "image-folders" / f"{key.hexdigest()[:40]}.npz"
+
+
+def _read_cache(cache: Path, *, count: int) -> tuple[np.ndarray, str, str] | None:
+    """The cached (pixels, colour mode, preprocessing) of ``count`` images, or None when there is none or it
+    cannot be read."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            pixels, color_mode, steps = data["pixels"], str(data["color_mode"]), str(data["preprocessing"])
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or len(pixels) != count:
+            raise ValueError(f"{pixels.dtype} pixels of shape {pixels.shape} for {count} images")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("image folder cache %s cannot be read (%s): decoding the images again", cache, exc)
+        return None
+    return pixels, color_mode, steps
+
+
+def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tuple[np.ndarray, str, str]:
+    """Every image as uint8 (N, H, W, C), the colour mode taken and the steps the firmware must repeat.
+
+    Two passes, so a folder of full-size photos is never held in memory at once: the headers first (mode and
+    size decide the colour mode and the steps), then one image at a time, converted and resized."""
+    from PIL import Image, UnidentifiedImageError
+
     headers: list[tuple[str, tuple[int, int]]] = []
     for f in names:
         try:
@@ -94,12 +155,5 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
             raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
         if image_size is not None:
             a = resize_bilinear(a, height=image_size, width=image_size)
-        a = a.astype(np.float32)
         arrays.append(a[..., None] if a.ndim == 2 else a)
-    scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
-    x = scaling.apply(np.stack(arrays))
-    front_end = ImageFrontEnd(channels=int(x.shape[-1]), height=int(x.shape[1]), width=int(x.shape[2]),
-                              resized=image_size is not None)
-    return RawData(x=x, y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes), scaling=scaling,
-                   source=f"image folder {path} ({len(labels)} images, {color_mode})",
-                   preprocessing=", then ".join(steps), image_front_end=front_end)
+    return np.stack(arrays), color_mode, ", then ".join(steps)
