@@ -95,12 +95,29 @@ def test_an_image_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monk
     os.utime(picture, ns=(1, 1))  # whatever the clock's resolution, the file's time changed
     changed = load_dataset(root, image_size=6, color_mode="grayscale")
     assert len(opened) == 2 * 12 and changed.fingerprint != first.fingerprint
+    # the pixels of the folder's old files can never match again: replaced, not kept beside (image_size=5 stays)
+    assert len(list(cache.glob("*.npz"))) == 2
     opened.clear()
     for written in cache.glob("*.npz"):
         written.write_bytes(b"not an npz")
     again = load_dataset(root, image_size=6, color_mode="grayscale")
     assert len(opened) == 2 * 12 and again.fingerprint == changed.fingerprint
     assert "cannot be read" in caplog.text and "decoding the images again" in caplog.text
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """A phone stores a portrait photo as landscape pixels plus an EXIF orientation; every viewer (and the
+    person who sorted the folder) sees it upright, so training does too."""
+    root = _image_folder(tmp_path / "imgs", size=(8, 10))  # 8 wide, 10 high
+    upright = np.arange(80, dtype=np.uint8).reshape(10, 8)
+    stored = np.rot90(upright, k=1)  # what a sensor held sideways wrote: 10 wide, 8 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    Image.fromarray(stored).save(root / "cat" / "portrait.png", exif=exif)
+    ds = load_dataset(root)
+    assert ds.input_shape == (10, 8, 1)  # one size with the others: no "image is 10x8" refusal
+    pictures = np.round(np.concatenate([ds.x_train, ds.x_val, ds.x_test])[..., 0] * 255).astype(np.uint8)
+    assert any(np.array_equal(x, upright) for x in pictures)
 
 
 def test_image_folder_with_one_class_is_refused(tmp_path):
@@ -192,6 +209,23 @@ def test_csv_without_label_column_names_the_fix(tmp_path):
     with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):
         load_dataset(path)
     assert load_dataset(path, label_column="activity").num_classes == 2
+
+
+@pytest.mark.parametrize("encoding, delimiter, decimal", [
+    ("utf-8-sig", ",", "."),  # Excel's "CSV UTF-8": a byte-order mark before the first column's name
+    ("utf-8", ";", ","),  # a spreadsheet in a locale whose decimal mark is a comma
+    ("utf-8", "\t", "."),  # tab-separated, saved as .csv
+])
+def test_csv_as_spreadsheets_save_it(tmp_path, encoding, delimiter, decimal):
+    plain = _csv(tmp_path / "plain.csv")
+    rows = [line.split(",") for line in plain.read_text().splitlines()]
+    rows = [[row[-1]] + row[:-1] for row in rows]  # the label column first, where a byte-order mark sticks
+    saved = tmp_path / "saved.csv"
+    saved.write_text("\n".join(delimiter.join(row).replace(".", decimal) for row in rows) + "\n", encoding=encoding)
+    expected, got = load_dataset(plain, channels=3), load_dataset(saved, channels=3)
+    assert got.class_names == expected.class_names
+    np.testing.assert_array_equal(got.x_train, expected.x_train)
+    np.testing.assert_array_equal(got.y_train, expected.y_train)
 
 
 def test_csv_bad_cells(tmp_path):

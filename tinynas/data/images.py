@@ -4,7 +4,11 @@ The firmware gets the same scaling (pixels divided by 255) from
 ``input_scaling``; images of different sizes need ``image_size``. The decoded
 pixels are cached under ``tinynas_home()/image-folders``, keyed by every file's
 name, size and modification time and the options, so a resumed run, a worker
-process or the next run reads them instead of decoding every photo again.
+process or the next run reads them instead of decoding every photo again; one
+file per folder and options, the one for the folder's current files.
+
+A photo's EXIF orientation is applied, as every viewer does, so a phone
+picture taken upright trains upright (camera frames on the board carry none).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".t
 log = logging.getLogger(__name__)
 
 #: bump when what the loader computes from the files changes, so cached pixels stop matching
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 #: PIL modes that hold one grey channel
 _GREY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "F")
+#: the EXIF tag of a photo's orientation (1 upright; 2-8 mirrored and/or turned)
+_ORIENTATION = 0x0112
 #: PIL modes whose pixels are 8 bits (or 1) a channel: the others (16-bit, 32-bit int, float) are checked
 _EIGHT_BIT_MODES = ("L", "1", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "La", "RGBa")
 
@@ -73,10 +79,7 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     cached = _read_cache(cache, count=len(names))
     if cached is None:
         cached = _decode(names, image_size=image_size, color_mode=color_mode)
-        try:
-            save_npz_atomic(cache, pixels=cached[0], color_mode=np.array(cached[1]), preprocessing=np.array(cached[2]))
-        except OSError as exc:
-            log.warning("image folder %s: decoded pixels not cached (%s); the next load decodes them again", path, exc)
+        _write_cache(cache, cached, folder=path)
     pixels, color_mode, preprocessing = cached
     scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
     x = scaling.apply(pixels)
@@ -88,15 +91,32 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
 
 
 def _cache_file(path: Path, names: list[Path], *, image_size: int | None, color_mode: str) -> Path:
-    """Where the decoded pixels of these files with these options are cached: the key holds each file's path
-    in the folder, size and modification time, the options, and Pillow's version (its decoders)."""
+    """Where the decoded pixels of these files with these options are cached: ``<folder>-<files>.npz``, the
+    first part a hash of the folder and the options, the second of each file's path in the folder, size and
+    modification time, Pillow's version (its decoders) and the loader's."""
     import PIL
 
-    key = hashlib.sha256(f"{_CACHE_VERSION}|{PIL.__version__}|{path.resolve()}|{image_size}|{color_mode}".encode())
+    folder = hashlib.sha256(f"{path.resolve()}|{image_size}|{color_mode}".encode()).hexdigest()[:20]
+    files = hashlib.sha256(f"{_CACHE_VERSION}|{PIL.__version__}".encode())
     for f in names:
         stat = f.stat()
-        key.update(f"|{f.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return tinynas_home() / "image-folders" / f"{key.hexdigest()[:40]}.npz"
+        files.update(f"|{f.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return tinynas_home() / "image-folders" / f"{folder}-{files.hexdigest()[:20]}.npz"
+
+
+def _write_cache(cache: Path, decoded: tuple[np.ndarray, str, str], *, folder: Path) -> None:
+    """Cache ``decoded`` and remove the files this loader cached for the same folder and options before: their
+    files changed, so they can never match again (a folder edited daily would otherwise add one a day)."""
+    pixels, color_mode, steps = decoded
+    try:
+        save_npz_atomic(cache, pixels=pixels, color_mode=np.array(color_mode), preprocessing=np.array(steps))
+    except OSError as exc:
+        log.warning("image folder %s: decoded pixels not cached (%s); the next load decodes them again", folder, exc)
+        return
+    prefix = cache.name.split("-")[0]
+    for stale in cache.parent.glob(f"{prefix}-*.npz"):
+        if stale != cache:
+            stale.unlink(missing_ok=True)
 
 
 def _read_cache(cache: Path, *, count: int) -> tuple[np.ndarray, str, str] | None:
@@ -120,13 +140,14 @@ def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tu
 
     Two passes, so a folder of full-size photos is never held in memory at once: the headers first (mode and
     size decide the colour mode and the steps), then one image at a time, converted and resized."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     headers: list[tuple[str, tuple[int, int]]] = []
     for f in names:
         try:
             with Image.open(f) as im:
-                headers.append((im.mode, im.size))
+                turned = im.getexif().get(_ORIENTATION) in (5, 6, 7, 8)  # a quarter turn: width and height swap
+                headers.append((im.mode, im.size[::-1] if turned else im.size))
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
     if color_mode == "auto":
@@ -150,7 +171,7 @@ def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tu
             with Image.open(f) as im:
                 im.load()
                 _check_eight_bit(im, f)
-                a = np.asarray(im.convert(mode), dtype=np.uint8)
+                a = np.asarray(ImageOps.exif_transpose(im).convert(mode), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
         if image_size is not None:

@@ -7,6 +7,7 @@ its feature columns in time-major order, and a label column.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,15 @@ def load_npz(path: Path) -> RawData:
                    source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
 
+def _delimiter(header: str) -> str:
+    """The field separator: whichever of comma, semicolon (spreadsheets in locales whose decimal mark is a comma)
+    and tab the header line holds most of."""
+    return max((",", ";", "\t"), key=header.count)
+
+
 @register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",
-                    description="a .csv of sensor windows: one window per row, feature columns and a label column")
+                    description="a .csv of sensor windows: one window per row, feature columns and a label column "
+                                "(comma, semicolon with decimal commas, or tab separated)")
 def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True) -> RawData:
     """Rows become sequences ``(features // channels, channels)`` (columns in time-major order).
 
@@ -133,10 +141,13 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     if channels < 1:
         raise DatasetError(f"csv option channels must be a positive integer, got {channels}")
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the CSV file ({exc})") from None
+        raise DatasetError(f"{path}: cannot read the CSV file ({exc}); save it as UTF-8 CSV") from None
+    delimiter = _delimiter(text.split("\n", 1)[0])
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise DatasetError(f"{path}: needs a header row and at least one data row")
@@ -159,7 +170,8 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
         labels.append(row[li].strip())
         for j, c in enumerate(feature_cols):
             try:
-                values[r - 2, j] = float(row[c])
+                # with ";" between fields, a spreadsheet set to a European locale writes 1,5 for 1.5
+                values[r - 2, j] = float(row[c].replace(",", ".") if delimiter == ";" else row[c])
             except ValueError:
                 raise DatasetError(f"{path}: line {r}, column {header[c]!r}: {row[c]!r} is not a number") from None
     if all(lab.lstrip("-").isdigit() for lab in labels):
