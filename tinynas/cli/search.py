@@ -120,6 +120,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                    + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
         click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {w.get('tflm_arena_bytes') or c.get('arena_bytes')} B"
                    f"  flash {w.get('tflite_flash_bytes') or c.get('flash_bytes')} B")
+    budgets = summary.get("budgets") or {}
+    if budgets.get("front_end_reserve_bytes"):
+        arena, reserve = int(budgets["sram_budget_bytes"]), int(budgets["front_end_reserve_bytes"])
+        click.echo(f"budget     arena {arena:,} B: {reserve:,} B of the board's {arena + reserve:,} B set aside for "
+                   "the front end and the arena's margin beside it")
     if summary.get("constraints"):
         click.echo("constraints " + ", ".join(f"{k} {v}" for k, v in summary["constraints"].items()))
     projects = sorted((out / "firmware").glob("*/" + STAMP))

@@ -539,8 +539,9 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             shutil.copy2(tuned_model_file, tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         scaling = scaling_text(dataset)
-        room = None if profile.kind != "mcu" else max(
-            0, profile.sram_budget_bytes - arena_size_with_margin(int(metrics["arena_bytes"])))
+        # the budget the run set part of aside for the front end is the room's too
+        room = None if profile.kind != "mcu" else max(0, profile.sram_budget_bytes + profile.front_end_reserve_bytes
+                                                      - arena_size_with_margin(int(metrics["arena_bytes"])))
         front_end, metrics["front_end"] = _write_front_end(out_dir=tmp, model_bytes=model_bytes, dataset=dataset,
                                                            model_id=str(metrics["model_id"]), room_bytes=room,
                                                            board=profile.id)

@@ -129,6 +129,10 @@ class HardwareProfile:
     flash_region_bytes: int | None = None  # flash the application may use (after a boot loader; default flash_bytes)
     ram_origin: int | None = None
     ram_region_bytes: int | None = None  # the one RAM block data and the arena go in (default sram_bytes)
+    # SRAM a run sets aside from the arena budget for the input front end it generates (the buffers of
+    # image_frontend.c or audio_frontend.c, and the arena's margin beside them); 0 in a profile file
+    # (tinynas.pipeline.front_end_budget)
+    front_end_reserve_bytes: int = 0
 
     def memory_map(self) -> dict[str, int]:
         """Flash and RAM origin and length for a linker script.
@@ -155,8 +159,8 @@ class HardwareProfile:
 
     @property
     def sram_budget_bytes(self) -> int:
-        """SRAM left for the tensor arena once the firmware's share is taken."""
-        return self.sram_bytes - self.reserved_sram_bytes
+        """SRAM left for the tensor arena once the firmware's share (and a run's front end) is taken."""
+        return self.sram_bytes - self.reserved_sram_bytes - self.front_end_reserve_bytes
 
     @property
     def flash_budget_bytes(self) -> int:

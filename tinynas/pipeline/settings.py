@@ -177,6 +177,10 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         dataset = settings.load_dataset()
     # candidates are ranked on validation accuracy and the winner's accuracy is measured on the test split
     dataset.require_splits("val", "test", needed_for="a search")
+    if settings.arena_budget_bytes is None:  # a budget the user gave is theirs to share out
+        from tinynas.pipeline.front_end_budget import reserve_front_end
+
+        profile = reserve_front_end(profile, dataset)
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           adjacency=dataset.adjacency, node_task=dataset.node_task)
@@ -226,7 +230,9 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
         "profile": {"id": p.id, "sram_budget_bytes": int(p.sram_budget_bytes),
                     "flash_budget_bytes": int(p.flash_budget_bytes),
                     "latency_target_ms": None if p.latency_target_ms is None else float(p.latency_target_ms),
-                    "max_macs": p.max_macs},
+                    "max_macs": p.max_macs,
+                    # only when a front end was set aside, so the config.toml of other runs still resume
+                    **({"front_end_reserve_bytes": int(p.front_end_reserve_bytes)} if p.front_end_reserve_bytes else {})},
         # options only when given, so the config.toml of runs from before --dataset-option still resume
         "dataset": {"name": s.dataset, **({"options": dict(s.dataset_options)} if s.dataset_options else {}),
                     "fingerprint": d.fingerprint, "input_shape": list(d.input_shape),
