@@ -8,10 +8,15 @@ from tinynas.errors import DatasetError
 
 
 def files_by_class(root: Path, extensions: tuple[str, ...]) -> dict[str, list[Path]]:
-    """Class name -> sorted files with one of ``extensions`` in ``root/<class>/`` (classes sorted by name)."""
+    """Class name -> sorted files with one of ``extensions`` in ``root/<class>/``, its sub-folders included
+    (recordings kept per session or per day), classes sorted by name.
+
+    Hidden files and folders are not samples: macOS writes ``._name.jpg`` beside every picture copied to a
+    FAT or network drive (its metadata, not an image), and ``.git``, ``.ipynb_checkpoints`` hold copies."""
     out: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in extensions)
+        files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in extensions and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(sub).parts))
         out[sub.name] = files
     return out
 
