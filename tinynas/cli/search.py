@@ -53,7 +53,8 @@ def _common(fn: Callable) -> Callable:
         click.option("--latency-ms", type=float, default=None,
                      help="Latency budget in ms (replaces the profile's latency_target_ms)."),
         click.option("--arena-budget", type=ByteSize(), default=None,
-                     help="TFLM arena budget, e.g. 32K or 32768 (replaces the profile's SRAM budget)."),
+                     help="TFLM arena budget, e.g. 32K or 32768 (replaces the profile's SRAM budget; taken as it "
+                          "is: without it, an image or WAV folder's front end gets its share set aside first)."),
         click.option("--flash-budget", type=ByteSize(), default=None,
                      help="Model flash budget, e.g. 256K (replaces the profile's flash budget)."),
         click.option("--max-macs", type=Count(), default=None,
