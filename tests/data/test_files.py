@@ -240,6 +240,14 @@ def test_csv_as_spreadsheets_save_it(tmp_path, encoding, delimiter, decimal):
     np.testing.assert_array_equal(got.y_train, expected.y_train)
 
 
+def test_csv_labels_written_as_floats_are_class_numbers(tmp_path):
+    path = tmp_path / "float_labels.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{float(i % 12)}\n" for i in range(48)))
+    ds = load_dataset(path)
+    assert ds.class_names == tuple(str(i) for i in range(12))  # "10.0" after "2.0", not before
+    assert set(np.concatenate([ds.y_train, ds.y_val, ds.y_test]).tolist()) == set(range(12))
+
+
 def test_csv_bad_cells(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,label\n1,2,x\n3,oops,y\n")

@@ -123,6 +123,16 @@ def load_npz(path: Path) -> RawData:
                    source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
 
+def _whole_numbers(labels: list[str]) -> list[int] | None:
+    """Labels that are all whole numbers as ints ("3", and "3.0" as pandas writes an int column that held a
+    missing value), else None: read as text, "10.0" would sort before "2.0" as a class name."""
+    try:
+        values = [float(v) for v in labels]
+    except ValueError:
+        return None
+    return [int(v) for v in values] if all(v.is_integer() for v in values) else None
+
+
 def _delimiter(header: str) -> str:
     """The field separator: whichever of comma, semicolon (spreadsheets in locales whose decimal mark is a comma)
     and tab the header line holds most of."""
@@ -174,8 +184,9 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
                 values[r - 2, j] = float(row[c].replace(",", ".") if delimiter == ";" else row[c])
             except ValueError:
                 raise DatasetError(f"{path}: line {r}, column {header[c]!r}: {row[c]!r} is not a number") from None
-    if all(lab.lstrip("-").isdigit() for lab in labels):
-        y, names = _labels(np.asarray([int(v) for v in labels]), str(path))
+    numbers = _whole_numbers(labels)
+    if numbers is not None:
+        y, names = _labels(np.asarray(numbers), str(path))
     else:
         y, names = _labels(np.asarray(labels), str(path))
     raw = values.reshape(len(values), -1, channels)
