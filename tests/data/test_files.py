@@ -240,6 +240,20 @@ def test_csv_as_spreadsheets_save_it(tmp_path, encoding, delimiter, decimal):
     np.testing.assert_array_equal(got.y_train, expected.y_train)
 
 
+def test_npz_grey_images_without_a_channel_axis(tmp_path, caplog):
+    """(N, H, W) is also the shape of sequences (N, L, C): uint8 ones are read so with a warning naming the fix,
+    and images=true reads them as grey images."""
+    path = tmp_path / "mnistlike.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, size=(60, 8, 6)).astype(np.uint8), y=np.arange(60) % 3)
+    assert load_dataset(path).input_shape == (8, 6)
+    assert "read as 60 sequences of 8 steps x 6 channels" in caplog.text and "images=true" in caplog.text
+    assert load_dataset(path, images=True).input_shape == (8, 6, 1)
+    np.savez(path, x=rng.normal(size=(60, 8, 6, 1)), y=np.arange(60) % 3)
+    with pytest.raises(DatasetError, match=r"images=true is for grey images of shape \(N, H, W\), but x has shape"):
+        load_dataset(path, images=True)
+
+
 def test_csv_labels_written_as_floats_are_class_numbers(tmp_path):
     path = tmp_path / "float_labels.csv"
     path.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{float(i % 12)}\n" for i in range(48)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 
 def _labels(y: np.ndarray, where: str, class_names: tuple[str, ...] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -56,10 +59,15 @@ def _integer_scaling(x: np.ndarray) -> InputScaling:
                                                       f"divided by {half}")
 
 
-def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
+def _features(x: np.ndarray, where: str, key: str, *, images: bool = False) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iuf b":
         raise DatasetError(f"{where}: {key} must be numeric, got dtype {x.dtype}")
+    if images:
+        if x.ndim != 3:
+            raise DatasetError(f"{where}: images=true is for grey images of shape (N, H, W), but {key} has shape "
+                               f"{x.shape}; leave the option out for (N, H, W, C) images or (N, L, C) sequences")
+        return x[..., None]
     if x.ndim == 2:  # flat feature vectors -> sequences of one channel
         x = x[..., None]
     if x.ndim not in (3, 4):
@@ -70,11 +78,15 @@ def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
 
 
 @register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
-                    description="a .npz with x (N,H,W,C or N,L,C), y, optional x_test/y_test and class_names; "
+                    description="a .npz with x (N,H,W,C or N,L,C; N,H,W grey images with images=true), y, optional "
+                                "x_test/y_test and class_names; "
                                 "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features), and "
                                 "node_task=True a node task (x's last feature marks the node asked about)")
-def load_npz(path: Path) -> RawData:
-    """uint8/integer features are taken as 0..255 pixels and divided by 255; floats are used as they are."""
+def load_npz(path: Path, *, images: bool = False) -> RawData:
+    """Integer features are scaled by their bit range (``_integer_scaling``); floats are used as they are.
+
+    ``images``: x (and x_test) of shape (N, H, W) are grey images, not (N, L, C) sequences: a channel axis is
+    added, so the image spaces take them."""
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
@@ -100,11 +112,18 @@ def load_npz(path: Path) -> RawData:
     node_task = bool(np.asarray(data["node_task"]).reshape(-1)[0]) if "node_task" in data else False
     if node_task and adjacency is None:
         raise DatasetError(f"{path}: node_task needs an adjacency array (the graph the nodes belong to)")
-    x = _features(data["x"], str(path), "x")
+    if images and adjacency is not None:
+        raise DatasetError(f"{path}: images=true is for grey images, but the file holds a graph (adjacency); "
+                           "leave the option out")
+    if not images and adjacency is None and data["x"].ndim == 3 and data["x"].dtype == np.uint8:
+        log.warning("%s: x of shape %s (uint8) is read as %d sequences of %d steps x %d channels; if these are grey "
+                    "images, pass images=true (-o images=true) or save x[..., None]", path, data["x"].shape,
+                    *data["x"].shape)
+    x = _features(data["x"], str(path), "x", images=images)
     y, names = _labels(data["y"], str(path), names)
     x_test = y_test = None
     if "x_test" in data:
-        x_test = _features(data["x_test"], str(path), "x_test")
+        x_test = _features(data["x_test"], str(path), "x_test", images=images)
         y_test, names_t = _labels(data["y_test"], str(path), names)
         if len(names_t) > len(names):
             names = names_t
