@@ -93,5 +93,5 @@ def test_a_run_on_a_tight_board_reports_the_share_and_ships_a_front_end_that_fit
     assert metrics["arena_bytes"] <= 12_864 and record["fits"] is True
     # the room deploy sizes the frames for is the board's whole budget less the firmware's arena
     assert record["room_bytes"] == 14_336 - arena_size_with_margin(metrics["arena_bytes"]) >= 440
-    assert "(budget 12864; 1472 more set aside for the front end and the arena's margin)" in (
+    assert "(budget 12,864; 1,472 more set aside for the front end and the arena's margin)" in (
         out / "report.md").read_text()

@@ -312,12 +312,12 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")
                                   + _qat_note(w.get("qat")))]),
         ("predicted latency", f"{_fmt(c.get('latency_ms'), '.2f')} ms (target {_fmt(s['budgets'].get('latency_target_ms'))} ms)"),
-        ("arena", f"{_fmt(w.get('tflm_arena_bytes') or c.get('arena_bytes'))} bytes "
-                  f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'))}"
-                  + (f"; {s['budgets']['front_end_reserve_bytes']} more set aside for the front end and the "
+        ("arena", f"{_fmt(w.get('tflm_arena_bytes') or c.get('arena_bytes'), ',')} bytes "
+                  f"(budget {_fmt(s['budgets'].get('sram_budget_bytes'), ',')}"
+                  + (f"; {s['budgets']['front_end_reserve_bytes']:,} more set aside for the front end and the "
                      "arena's margin" if s["budgets"].get("front_end_reserve_bytes") else "") + ")"),
-        ("flash", f"{_fmt(w.get('tflite_flash_bytes') or c.get('flash_bytes'))} bytes "
-                  f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'))})"),
+        ("flash", f"{_fmt(w.get('tflite_flash_bytes') or c.get('flash_bytes'), ',')} bytes "
+                  f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'), ',')})"),
         ("MACs", _fmt(c.get("macs"), ",") + (f" (bound {_fmt(s['budgets']['max_macs'], ',')})"
                                              if s["budgets"].get("max_macs") else "")),
         ("budgets from the command line", ", ".join(f"{k} {v}" for k, v in s.get("constraints", {}).items())
