@@ -111,7 +111,7 @@ search_layerwise(d, plan=relax(space, t._base(space)), config=replace(t.TINY, ep
 
 
 @pytest.mark.slow
-def test_killed_search_resumes_from_its_checkpoint(plan, digits, tmp_path):
+def test_killed_search_resumes_from_its_checkpoint(plan, digits, tmp_path, monkeypatch):
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[2])
@@ -134,6 +134,13 @@ def test_killed_search_resumes_from_its_checkpoint(plan, digits, tmp_path):
     fresh = search_layerwise(digits, plan=plan, config=cfg)
     assert resumed.epochs_run == 4 and resumed.arch == fresh.arch
     np.testing.assert_allclose(resumed.weights, fresh.weights, atol=2e-3)
+    # resumed again after it ended (a stage killed later): the same result, and no supernet is built for it
+    import tinynas.darts.layerwise_net as layerwise_net
+
+    with monkeypatch.context() as m:
+        m.setattr(layerwise_net, "build_layerwise_supernet", lambda *a, **k: pytest.fail("the supernet was built"))
+        again = search_layerwise(digits, plan=plan, config=cfg, state_dir=state)
+    assert again.to_json() | {"seconds": 0} == resumed.to_json() | {"seconds": 0}
     with pytest.raises(SearchError, match="another config"):
         search_layerwise(digits, plan=plan, config=replace(cfg, seed=1), state_dir=state)
     # a plan with another option list (here the base's own choices only, no skip) is refused by shape

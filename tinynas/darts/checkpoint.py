@@ -3,7 +3,8 @@
 One ``supernet.npz`` (network weights incl. BatchNorm statistics, momentum, alpha, Adam moments, the DrNAS
 sampler's state) and one ``supernet.json`` (the per-epoch history and the config), both written to a temp
 file and renamed, so a kill mid-write leaves the previous epoch's checkpoint. A checkpoint made with another
-config is refused rather than silently mixed into a new search.
+config is refused rather than silently mixed into a new search. A search that ended says so in
+``supernet.json`` (``finished``), so a stage resumed after it takes the result without building the supernet.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def _arrays(state: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _write_json(d: Path, meta: dict[str, Any]) -> None:
+    tmp_json = d / "supernet.tmp.json"
+    tmp_json.write_text(json.dumps(meta))
+    os.replace(tmp_json, d / "supernet.json")
+
+
 def save_checkpoint(state_dir: Any, state: Any, result: Any) -> None:
     """Write the state after ``result.epochs_run`` epochs."""
     d = Path(state_dir)
@@ -36,11 +43,43 @@ def save_checkpoint(state_dir: Any, state: Any, result: Any) -> None:
     tmp = d / "supernet.tmp.npz"
     np.savez(tmp, **_arrays(state))
     os.replace(tmp, d / "supernet.npz")
-    meta = {"config": asdict(state.cfg), "epochs_run": result.epochs_run,
-            **{k: getattr(result, k) for k in _HISTORY}}
-    tmp_json = d / "supernet.tmp.json"
-    tmp_json.write_text(json.dumps(meta))
-    os.replace(tmp_json, d / "supernet.json")
+    _write_json(d, {"config": asdict(state.cfg), "epochs_run": result.epochs_run,
+                    **{k: getattr(result, k) for k in _HISTORY}})
+
+
+def mark_finished(state_dir: Any, result: Any) -> None:
+    """Record how the search ended (the arch taken, before any repair to fit, and why it stopped) beside the
+    last epoch's checkpoint; nothing when no epoch was checkpointed."""
+    d = Path(state_dir)
+    if not (d / "supernet.json").exists() or result.arch_epoch is None:
+        return
+    meta = json.loads((d / "supernet.json").read_text())
+    meta["finished"] = {"arch": result.arch.to_json(), "arch_epoch": result.arch_epoch,
+                        "stopped_early": result.stopped_early, "stop_epoch": result.stop_epoch,
+                        "nan_stop": result.nan_stop}
+    _write_json(d, meta)
+
+
+def finished_result(state_dir: Any, config: Any, *, shape: tuple[int, int]) -> Any:
+    """The result of a search with ``config`` over ``shape`` mixing weights that ended in ``state_dir``, or None
+    (none ended there, or with another config or shape: resuming then refuses or continues it)."""
+    from tinynas.darts.search import DartsResult
+    from tinynas.space.arch import Arch
+
+    path = Path(state_dir) / "supernet.json"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text())
+    end = meta.get("finished")
+    if end is None or {"warmup_epochs": 0, **meta["config"]} != asdict(config) \
+            or np.shape(meta["weights"][-1]) != tuple(shape):
+        return None
+    result = DartsResult(arch=Arch.from_json(end["arch"]), config=config, epochs_run=int(meta["epochs_run"]),
+                         stopped_early=bool(end["stopped_early"]), stop_epoch=end["stop_epoch"],
+                         arch_epoch=int(end["arch_epoch"]), nan_stop=bool(end["nan_stop"]))
+    for k in _HISTORY:
+        setattr(result, k, list(meta[k]))
+    return result
 
 
 def load_checkpoint(state_dir: Any, state: Any, result: Any, archs: list, *, derive: Any) -> int:

@@ -24,15 +24,19 @@ def search_layerwise(dataset: Any, *, plan: Any, config: DartsConfig = DartsConf
     that does not fit is replaced by the nearest one that does (``changed_to_fit`` blocks changed). With
     ``state_dir`` every epoch is checkpointed there and a killed search resumes from the last epoch. ``fits``
     (default: the profile's budgets) is the hard check, e.g. the pipeline's CostCheck with its MAC bound."""
+    from tinynas.darts.checkpoint import finished_result
     from tinynas.darts.layerwise import layerwise_cost_tables
     from tinynas.darts.layerwise_net import build_layerwise_supernet
 
     started = time.perf_counter()
-    model = build_layerwise_supernet(plan, input_shape=tuple(dataset.input_shape), num_classes=dataset.num_classes,
-                                     seed=config.seed)
-    tables = layerwise_cost_tables(plan, profile) if profile is not None else None
-    result = _search_loop(dataset, model=model, shape=plan.shape, derive=plan.derive, cfg=config, tables=tables,
-                          progress=progress, state_dir=state_dir, mask=plan.mask)
+    # a stage resumed after its search ended takes the result without building the supernet again
+    result = None if state_dir is None else finished_result(state_dir, config, shape=plan.shape)
+    if result is None:
+        model = build_layerwise_supernet(plan, input_shape=tuple(dataset.input_shape),
+                                         num_classes=dataset.num_classes, seed=config.seed)
+        tables = layerwise_cost_tables(plan, profile) if profile is not None else None
+        result = _search_loop(dataset, model=model, shape=plan.shape, derive=plan.derive, cfg=config, tables=tables,
+                              progress=progress, state_dir=state_dir, mask=plan.mask)
     if profile is not None:
         from tinynas.darts.search import _check
 

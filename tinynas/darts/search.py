@@ -343,6 +343,10 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
                 break
     if result.arch_epoch is None and archs:
         result.arch, result.arch_epoch = archs[-1], len(archs) - 1
+    if state_dir is not None:
+        from tinynas.darts.checkpoint import mark_finished
+
+        mark_finished(state_dir, result)
     return result
 
 
