@@ -50,6 +50,18 @@ def test_short_clips_are_padded(tmp_path):
     assert load_dataset(root).input_shape == (49, 10, 1)
 
 
+def test_long_clips_are_cut_to_clip_ms_and_the_log_says_so(tmp_path, caplog):
+    root = _wav_folder(tmp_path / "kws", n=3)
+    t = np.arange(40000) / 16000
+    wavfile.write(root / "low" / "long.wav", 16000, (8000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16))
+    assert load_dataset(root).input_shape == (49, 10, 1)
+    assert "1 of 7 clips are longer than 1000 ms (the longest" in caplog.text and "long.wav, 2500 ms" in caplog.text
+    assert "-o clip_ms=N" in caplog.text
+    caplog.clear()
+    load_dataset(root, clip_ms=2500)
+    assert "longer than" not in caplog.text
+
+
 def test_wav_of_another_sample_rate_is_refused(tmp_path):
     root = _wav_folder(tmp_path / "kws", rate=8000, n=3)
     with pytest.raises(DatasetError, match=r"\.wav: sample rate is 8000 Hz, expected 16000 Hz.*sample_rate_hz=8000"):

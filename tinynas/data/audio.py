@@ -7,6 +7,7 @@ records so the firmware can apply them to its own front end's output.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from tinynas.data.features import AudioFrontEnd
 from tinynas.data.folders import checked_classes, has_class_folders
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 WAV_EXTENSIONS = (".wav",)
 
@@ -59,11 +62,19 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     if front_end.clip_samples < front_end.frame_length:
         raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
-    feats, labels = [], []
+    feats, labels, cut = [], [], []
     for label, (_, files) in enumerate(classes.items()):
         for f in files:
-            feats.append(front_end.compute(read_wav(f, sample_rate_hz=sample_rate_hz))[..., None])
+            samples = read_wav(f, sample_rate_hz=sample_rate_hz)
+            if len(samples) > front_end.clip_samples:
+                cut.append((len(samples), f))
+            feats.append(front_end.compute(samples)[..., None])
             labels.append(label)
+    if cut:  # a keyword said after the first clip_ms would be cut away without a word
+        longest, example = max(cut)
+        log.warning("%s: %d of %d clips are longer than %d ms (the longest %s, %.0f ms): only their first %d ms "
+                    "are used; cut the clips around the sound, or pass clip_ms=N (-o clip_ms=N)", path, len(cut),
+                    len(labels), clip_ms, example, 1000.0 * longest / sample_rate_hz, clip_ms)
     raw = np.stack(feats).astype(np.float32)
     what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
             f"{num_mel_bins} mel bands {front_end.lower_hz:g}..{front_end.upper_hz:g} Hz"
