@@ -267,6 +267,9 @@ def test_csv_bad_cells(tmp_path):
     path.write_text("a,b,label\n1,2,x\n3,oops,y\n")
     with pytest.raises(DatasetError, match=r"line 3, column 'b': 'oops' is not a number"):
         load_dataset(path)
+    path.write_text("a,b,label\n1,2,x\n3,4, \n")
+    with pytest.raises(DatasetError, match=r"bad.csv: line 3 has no label in column 'label'; fill it in or remove"):
+        load_dataset(path)
     with pytest.raises(DatasetError, match="cannot be split into 3 channels"):
         load_dataset(_csv(tmp_path / "c.csv", channels=2), channels=3)
 

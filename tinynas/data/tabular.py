@@ -196,6 +196,8 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     for r, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise DatasetError(f"{path}: line {r} has {len(row)} fields, the header has {len(header)}")
+        if not row[li].strip():  # it would become a class named ""
+            raise DatasetError(f"{path}: line {r} has no label in column {label_column!r}; fill it in or remove the row")
         labels.append(row[li].strip())
         for j, c in enumerate(feature_cols):
             try:
