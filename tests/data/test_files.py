@@ -131,11 +131,13 @@ def test_image_folder_sub_folders_are_read_and_hidden_files_are_not(tmp_path):
     (root / "dog" / "day2").mkdir()
     Image.fromarray(np.full((8, 10), 200, np.uint8)).save(root / "dog" / "day2" / "late.png")
     (root / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata, not a picture")
+    (root / "__MACOSX" / "cat").mkdir(parents=True)  # what unzipping an archive made on macOS leaves
+    (root / "__MACOSX" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
     (root / "cat" / ".ipynb_checkpoints").mkdir()
     Image.fromarray(np.zeros((8, 10), np.uint8)).save(root / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png")
     ds = load_dataset(root)
     y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
-    assert (np.sum(y == 0), np.sum(y == 1)) == (6, 7)
+    assert ds.class_names == ("cat", "dog") and (np.sum(y == 0), np.sum(y == 1)) == (6, 7)
 
 
 def test_image_folder_with_an_empty_class_is_refused(tmp_path):

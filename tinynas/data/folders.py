@@ -12,9 +12,10 @@ def files_by_class(root: Path, extensions: tuple[str, ...]) -> dict[str, list[Pa
     (recordings kept per session or per day), classes sorted by name.
 
     Hidden files and folders are not samples: macOS writes ``._name.jpg`` beside every picture copied to a
-    FAT or network drive (its metadata, not an image), and ``.git``, ``.ipynb_checkpoints`` hold copies."""
+    FAT or network drive (its metadata, not an image), and ``.git``, ``.ipynb_checkpoints`` hold copies. Nor
+    is ``__MACOSX``, where a zip made on macOS puts that metadata, a class."""
     out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"):
         files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in extensions and f.is_file()
                        and not any(part.startswith(".") for part in f.relative_to(sub).parts))
         out[sub.name] = files
