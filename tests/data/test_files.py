@@ -126,6 +126,27 @@ def test_image_folder_with_one_class_is_refused(tmp_path):
         load_dataset(root)
 
 
+def test_transparent_pixels_are_composited_onto_a_background_not_dropped(tmp_path, caplog):
+    """Black strokes on a transparent background (a drawing exported from a paint program): dropping the alpha
+    channel leaves the black stored under the transparent pixels, an all-black picture."""
+    root = _image_folder(tmp_path / "imgs")
+    drawing = np.zeros((8, 10, 2), np.uint8)  # grey + alpha: transparent black everywhere
+    drawing[2:6, 3, 1] = 255  # an opaque black stroke
+    Image.fromarray(drawing, mode="LA").save(root / "cat" / "drawing.png")
+    ds = load_dataset(root)
+    assert ds.input_shape == (8, 10, 1)  # grey with alpha is grey
+    pictures = np.round(np.concatenate([ds.x_train, ds.x_val, ds.x_test])[..., 0] * 255)
+    expected = np.full((8, 10), 255.0)
+    expected[2:6, 3] = 0
+    assert any(np.array_equal(x, expected) for x in pictures)
+    assert "1 of 13 images have transparent pixels: composited onto white (background=black" in caplog.text
+    on_black = load_dataset(root, background="black")
+    pictures = np.round(np.concatenate([on_black.x_train, on_black.x_val, on_black.x_test])[..., 0] * 255)
+    assert any(not x.any() for x in pictures)  # black strokes on black
+    with pytest.raises(DatasetError, match="background must be white or black, got 'grey'"):
+        load_dataset(root, background="grey")
+
+
 def test_image_folder_sub_folders_are_read_and_hidden_files_are_not(tmp_path):
     root = _image_folder(tmp_path / "imgs")
     (root / "dog" / "day2").mkdir()

@@ -9,6 +9,10 @@ file per folder and options, the one for the folder's current files.
 
 A photo's EXIF orientation is applied, as every viewer does, so a phone
 picture taken upright trains upright (camera frames on the board carry none).
+Transparent pixels (a drawing exported with a transparent background) are
+composited onto a white or black background: dropping the alpha channel would
+leave the colour stored under them, often black, so black strokes on a
+transparent background would become an all-black picture.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".t
 log = logging.getLogger(__name__)
 
 #: bump when what the loader computes from the files changes, so cached pixels stop matching
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 #: PIL modes that hold one grey channel
-_GREY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "F")
+_GREY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "F", "LA", "La")
+#: what transparent pixels are composited onto (the ``background`` option)
+BACKGROUNDS = {"white": (255, 255, 255, 255), "black": (0, 0, 0, 255)}
 #: the EXIF tag of a photo's orientation (1 upright; 2-8 mirrored and/or turned)
 _ORIENTATION = 0x0112
 #: PIL modes whose pixels are 8 bits (or 1) a channel: the others (16-bit, 32-bit int, float) are checked
@@ -61,8 +67,10 @@ def _check_eight_bit(im: Any, f: Path) -> None:
 
 @register_path_kind("image-folder", matches=lambda p: has_class_folders(p, IMAGE_EXTENSIONS),
                     description="a folder with one sub-folder of images (png, jpg, bmp, ...) per class")
-def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto") -> RawData:
-    """Read every image; ``color_mode`` is "grayscale", "rgb" or "auto" (grey when every image is grey).
+def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto",
+                      background: str = "white") -> RawData:
+    """Read every image; ``color_mode`` is "grayscale", "rgb" or "auto" (grey when every image is grey);
+    ``background`` ("white" or "black") is what transparent pixels are composited onto.
 
     With ``image_size`` every image is resized (bilinear, ``tinynas.data.resize``: Pillow's filter with one
     fixed pass order, which the C front end repeats) to that square size; without it, all images must share
@@ -70,15 +78,17 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     """
     if color_mode not in ("auto", "grayscale", "rgb"):
         raise DatasetError(f"image folder option color_mode must be auto, grayscale or rgb, got {color_mode!r}")
+    if background not in BACKGROUNDS:
+        raise DatasetError(f"image folder option background must be white or black, got {background!r}")
     if image_size is not None and image_size < 1:
         raise DatasetError(f"image folder option image_size must be a positive integer, got {image_size}")
     classes = checked_classes(path, IMAGE_EXTENSIONS, "image")
     names = [f for files in classes.values() for f in files]
     labels = [label for label, files in enumerate(classes.values()) for _ in files]
-    cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode)
+    cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode, background=background)
     cached = _read_cache(cache, count=len(names))
     if cached is None:
-        cached = _decode(names, image_size=image_size, color_mode=color_mode)
+        cached = _decode(names, image_size=image_size, color_mode=color_mode, background=background)
         _write_cache(cache, cached, folder=path)
     pixels, color_mode, preprocessing = cached
     scaling = InputScaling(scale=1.0 / 255.0, offset=0.0, description=f"{color_mode} pixels 0..255 divided by 255")
@@ -90,13 +100,13 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
                    preprocessing=preprocessing, image_front_end=front_end)
 
 
-def _cache_file(path: Path, names: list[Path], *, image_size: int | None, color_mode: str) -> Path:
+def _cache_file(path: Path, names: list[Path], *, image_size: int | None, color_mode: str, background: str) -> Path:
     """Where the decoded pixels of these files with these options are cached: ``<folder>-<files>.npz``, the
     first part a hash of the folder and the options, the second of each file's path in the folder, size and
     modification time, Pillow's version (its decoders) and the loader's."""
     import PIL
 
-    folder = hashlib.sha256(f"{path.resolve()}|{image_size}|{color_mode}".encode()).hexdigest()[:20]
+    folder = hashlib.sha256(f"{path.resolve()}|{image_size}|{color_mode}|{background}".encode()).hexdigest()[:20]
     files = hashlib.sha256(f"{_CACHE_VERSION}|{PIL.__version__}".encode())
     for f in names:
         stat = f.stat()
@@ -135,7 +145,8 @@ def _read_cache(cache: Path, *, count: int) -> tuple[np.ndarray, str, str] | Non
     return pixels, color_mode, steps
 
 
-def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tuple[np.ndarray, str, str]:
+def _decode(names: list[Path], *, image_size: int | None, color_mode: str,
+            background: str) -> tuple[np.ndarray, str, str]:
     """Every image as uint8 (N, H, W, C), the colour mode taken and the steps the firmware must repeat.
 
     Two passes, so a folder of full-size photos is never held in memory at once: the headers first (mode and
@@ -160,7 +171,7 @@ def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tu
         steps.append("colour turned to grey as PIL does (L = 0.299 R + 0.587 G + 0.114 B)")
     if image_size is not None and any(size != (image_size, image_size) for _, size in headers):
         steps.append(f"resized to {image_size}x{image_size} (bilinear)")
-    arrays = []
+    arrays, composited = [], 0
     for f, (_, size) in zip(names, headers):
         if image_size is None and size != first_size:
             raise DatasetError(
@@ -171,10 +182,28 @@ def _decode(names: list[Path], *, image_size: int | None, color_mode: str) -> tu
             with Image.open(f) as im:
                 im.load()
                 _check_eight_bit(im, f)
-                a = np.asarray(ImageOps.exif_transpose(im).convert(mode), dtype=np.uint8)
+                upright, transparent = _opaque(ImageOps.exif_transpose(im), background)
+                a = np.asarray(upright.convert(mode), dtype=np.uint8)
+                composited += transparent
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"{f}: not a readable image ({exc}); remove or re-export it") from None
         if image_size is not None:
             a = resize_bilinear(a, height=image_size, width=image_size)
         arrays.append(a[..., None] if a.ndim == 2 else a)
+    if composited:
+        log.warning("%d of %d images have transparent pixels: composited onto %s (background=%s to change it)",
+                    composited, len(names), background, "black" if background == "white" else "white")
     return np.stack(arrays), color_mode, ", then ".join(steps)
+
+
+def _opaque(im: Any, background: str) -> tuple[Any, bool]:
+    """``im`` with its transparent pixels composited onto ``background``, and whether it had any."""
+    from PIL import Image
+
+    if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+        return im, False
+    rgba = im.convert("RGBA")
+    if rgba.getchannel("A").getextrema()[0] == 255:
+        return im, False
+    base = Image.new("RGBA", rgba.size, BACKGROUNDS[background])
+    return Image.alpha_composite(base, rgba), True
