@@ -64,9 +64,29 @@ def test_long_clips_are_cut_to_clip_ms_and_the_log_says_so(tmp_path, caplog):
 
 def test_wav_of_another_sample_rate_is_refused(tmp_path):
     root = _wav_folder(tmp_path / "kws", rate=8000, n=3)
-    with pytest.raises(DatasetError, match=r"\.wav: sample rate is 8000 Hz, expected 16000 Hz.*sample_rate_hz=8000"):
+    with pytest.raises(DatasetError, match=r"\.wav: sample rate is 8000 Hz, expected 16000 Hz.*resample=true.*"
+                                           r"sample_rate_hz=8000"):
         load_dataset(root)
     assert load_dataset(root, sample_rate_hz=8000).input_shape == (49, 10, 1)
+
+
+def test_clips_at_another_rate_are_resampled_to_the_microphones_on_request(tmp_path):
+    """A 44.1 kHz recording resampled to 16 kHz gives the log-mel energies of the same tones recorded at 16 kHz
+    where the tones are (the bands near silence differ with the noise)."""
+    rng = np.random.default_rng(0)
+    for rate in (16000, 44100):
+        t = np.arange(rate) / rate
+        for label in ("a", "b"):
+            (tmp_path / str(rate) / label).mkdir(parents=True)
+            for i in range(3):
+                tone = 0.5 * np.sin(2 * np.pi * (440 + 900 * (label == "b")) * t) + 0.3 * np.sin(2 * np.pi * 2500 * t)
+                wavfile.write(tmp_path / str(rate) / label / f"{i}.wav", rate,
+                              ((tone + 0.01 * rng.normal(size=t.size)) * 32767).astype(np.int16))
+    native = load_dataset(tmp_path / "16000", features="logmel", normalize=False)
+    resampled = load_dataset(tmp_path / "44100", features="logmel", normalize=False, resample=True)
+    for a, b in zip(native.x_train[..., 0], resampled.x_train[..., 0]):
+        strong = a > a.max() - 3  # the bands the tones fall in
+        assert strong.sum() >= 49 * 2 and np.abs(a - b)[strong].max() < 0.05
 
 
 def test_wav_folder_with_one_class_is_refused(tmp_path):

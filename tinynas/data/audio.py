@@ -23,18 +23,21 @@ log = logging.getLogger(__name__)
 WAV_EXTENSIONS = (".wav",)
 
 
-def read_wav(path: Path, *, sample_rate_hz: int) -> np.ndarray:
-    """Mono float32 samples in -1..1; raises DatasetError for another sample rate or an unreadable file."""
+def read_wav(path: Path, *, sample_rate_hz: int, resample: bool = False) -> np.ndarray:
+    """Mono float32 samples in -1..1 at ``sample_rate_hz``; a file at another rate is refused, or with
+    ``resample`` resampled (polyphase, scipy's ``resample_poly``, which filters against aliasing). Raises
+    DatasetError for an unreadable file."""
     from scipy.io import wavfile
 
     try:
         rate, data = wavfile.read(path)
     except (ValueError, OSError) as exc:
         raise DatasetError(f"{path}: not a readable WAV file ({exc}); re-export it as PCM WAV") from None
-    if rate != sample_rate_hz:
+    if rate != sample_rate_hz and not resample:
         raise DatasetError(
-            f"{path}: sample rate is {rate} Hz, expected {sample_rate_hz} Hz; resample the files "
-            f"(e.g. `sox in.wav -r {sample_rate_hz} out.wav`) or pass sample_rate_hz={rate} (-o sample_rate_hz={rate})"
+            f"{path}: sample rate is {rate} Hz, expected {sample_rate_hz} Hz (the board's microphone rate); pass "
+            f"resample=true (-o resample=true) to resample the clips to it, or sample_rate_hz={rate} "
+            f"(-o sample_rate_hz={rate}) if the board records at {rate} Hz"
         )
     if data.dtype == np.uint8:
         x = (data.astype(np.float32) - 128.0) / 128.0
@@ -44,6 +47,13 @@ def read_wav(path: Path, *, sample_rate_hz: int) -> np.ndarray:
         x = data.astype(np.float32)
     if x.ndim == 2:  # several channels: a microphone front end records one, so average them
         x = x.mean(axis=1)
+    if rate != sample_rate_hz:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(rate), int(sample_rate_hz))
+        x = resample_poly(x, int(sample_rate_hz) // g, int(rate) // g).astype(np.float32)
     return x
 
 
@@ -51,8 +61,11 @@ def read_wav(path: Path, *, sample_rate_hz: int) -> np.ndarray:
                     description="a folder with one sub-folder of WAV clips per class -> MFCC 49x10x1 (keyword spotting)")
 def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
                     frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
-                    normalize: bool = True) -> RawData:
-    """Features per clip: ``features="mfcc"`` gives (frames, num_mfcc, 1), ``"logmel"`` (frames, num_mel_bins, 1)."""
+                    normalize: bool = True, resample: bool = False) -> RawData:
+    """Features per clip: ``features="mfcc"`` gives (frames, num_mfcc, 1), ``"logmel"`` (frames, num_mel_bins, 1).
+
+    ``resample``: clips recorded at another rate (44.1 or 48 kHz from a PC or phone) are resampled to
+    ``sample_rate_hz``, the board microphone's, instead of refused."""
     if features not in ("mfcc", "logmel"):
         raise DatasetError(f"WAV folder option features must be 'mfcc' or 'logmel', got {features!r}")
     if num_mfcc > num_mel_bins:
@@ -65,7 +78,7 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
     feats, labels, cut = [], [], []
     for label, (_, files) in enumerate(classes.items()):
         for f in files:
-            samples = read_wav(f, sample_rate_hz=sample_rate_hz)
+            samples = read_wav(f, sample_rate_hz=sample_rate_hz, resample=resample)
             if len(samples) > front_end.clip_samples:
                 cut.append((len(samples), f))
             feats.append(front_end.compute(samples)[..., None])
