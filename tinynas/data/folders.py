@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 from tinynas.errors import DatasetError
 
 
-def files_by_class(root: Path, extensions: tuple[str, ...]) -> dict[str, list[Path]]:
-    """Class name -> sorted files with one of ``extensions`` in ``root/<class>/``, its sub-folders included
-    (recordings kept per session or per day), classes sorted by name.
+def _class_folders(root: Path) -> list[Path]:
+    """The class folders of ``root``, sorted by name: not hidden, and not ``__MACOSX``, where a zip made on
+    macOS puts its metadata."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
 
-    Hidden files and folders are not samples: macOS writes ``._name.jpg`` beside every picture copied to a
-    FAT or network drive (its metadata, not an image), and ``.git``, ``.ipynb_checkpoints`` hold copies. Nor
-    is ``__MACOSX``, where a zip made on macOS puts that metadata, a class."""
-    out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"):
-        files = sorted(f for f in sub.rglob("*") if f.suffix.lower() in extensions and f.is_file()
-                       and not any(part.startswith(".") for part in f.relative_to(sub).parts))
-        out[sub.name] = files
-    return out
+
+def _samples(folder: Path, extensions: tuple[str, ...]) -> Iterator[Path]:
+    """The files with one of ``extensions`` in ``folder`` and its sub-folders (recordings kept per session or
+    per day), unsorted. Hidden files and folders are not samples: macOS writes ``._name.jpg`` beside every
+    picture copied to a FAT or network drive (its metadata, not an image), and ``.git``,
+    ``.ipynb_checkpoints`` hold copies."""
+    return (f for f in folder.rglob("*") if f.suffix.lower() in extensions and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+def files_by_class(root: Path, extensions: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Class name -> sorted sample files (``_samples``) in ``root/<class>/``, classes sorted by name."""
+    return {sub.name: sorted(_samples(sub, extensions)) for sub in _class_folders(root)}
 
 
 def has_class_folders(root: Path, extensions: tuple[str, ...]) -> bool:
-    """True if ``root`` is a folder whose sub-folders hold files with one of ``extensions``."""
+    """True if ``root`` is a folder whose sub-folders hold files with one of ``extensions`` (stops at the first:
+    telling the path's kind does not list a large folder)."""
     if not root.is_dir():
         return False
-    return any(files for files in files_by_class(root, extensions).values())
+    return any(next(_samples(sub, extensions), None) is not None for sub in _class_folders(root))
 
 
 def checked_classes(root: Path, extensions: tuple[str, ...], what: str) -> dict[str, list[Path]]:
