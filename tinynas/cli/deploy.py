@@ -85,9 +85,17 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
 def _echo_adaptation(dataset: dict) -> None:
     """Say when the test data were resized to the model's input: accuracy is then measured on what the
     firmware only sees if it resizes too, and a dataset option left out (-o image_size=...) shows here."""
-    if dataset.get("adapted_to_model"):
-        click.echo(f"  input: {dataset['name']} gives {tuple(dataset['input_shape'])}, the model takes "
-                   f"{tuple(dataset['model_input_shape'])}: resized (bilinear) as in training; the firmware must "
+    if not dataset.get("adapted_to_model"):
+        return
+    from tinynas.train.inputs import check_input_shape
+
+    given, taken = tuple(dataset["input_shape"]), tuple(dataset["model_input_shape"])
+    if check_input_shape(given, taken, dataset=dataset["name"]) == "reshape":
+        click.echo(f"  input: {dataset['name']} gives {given}, the model takes {taken}: the same values, "
+                   "reshaped as in training")
+    else:
+        click.echo(f"  input: {dataset['name']} gives {given}, the model takes "
+                   f"{taken}: resized (bilinear) as in training; the firmware must "
                    "do the same (or deploy with the dataset options the model was trained with, -o KEY=VALUE)")
 
 

@@ -176,6 +176,29 @@ def _fit_inputs(x: np.ndarray, *, model_shape: tuple[int, ...], dataset: Any, sp
         ) from None
 
 
+def _warn_double_scaling(model: Any, *, dataset: Any, model_path: Path) -> None:
+    """Warn when the model rescales its input and the dataset's inputs already come scaled.
+
+    Keras's image tutorials put ``Rescaling(1./255)`` first in the model, and a model
+    trained that way on raw pixels, deployed here, sees pixels divided twice: its
+    accuracy collapses and nothing else says why. The firmware would do the same,
+    since it applies the dataset's scaling before the model's first layer.
+    """
+    first = next((layer for layer in getattr(model, "layers", ()) if type(layer).__name__ != "InputLayer"), None)
+    scaling = getattr(dataset, "input_scaling", None)
+    if type(first).__name__ != "Rescaling" or scaling is None or (scaling.scale, scaling.offset) == (1.0, 0.0):
+        return
+    log.warning(
+        "%s: its first layer is Rescaling(scale=%s, offset=%s) and dataset %r gives inputs already scaled (%s). "
+        "A model trained on raw values sees them scaled twice, here and in the firmware: drop that layer before "
+        "deploying where it does what the dataset's scaling does, or train on the dataset as tinynas loads it "
+        "(tinynas train)", model_path, _short(first.scale), _short(first.offset), dataset.name, scaling_text(dataset))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
     return float(np.mean(pred.reshape(len(y), -1).argmax(axis=1) == np.asarray(y).reshape(-1)))
@@ -254,6 +277,8 @@ def deploy(
             f"{model_path}: the model has {units} outputs but dataset {dataset.name!r} has "
             f"{len(dataset.class_names)} classes; deploy with the dataset the model was trained on"
         )
+    if kind == "keras":
+        _warn_double_scaling(keras_model, dataset=dataset, model_path=model_path)
     fit = dict(model_shape=model_shape, dataset=dataset, model_path=model_path)
     x_test = _fit_inputs(dataset.x_test, split="test", **fit)
     y_test = np.asarray(dataset.y_test).reshape(-1)

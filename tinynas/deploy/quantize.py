@@ -65,6 +65,63 @@ def _batch_one(keras: Any, model: Any, sample_shape: tuple[int, ...]) -> Any:
     return keras.Model(inp, model(inp), name=getattr(model, "name", "model"))
 
 
+def _with_unroll(config: Any) -> tuple[Any, bool]:
+    """``config`` (a layer's, with nested layers' configs inside) with every ``unroll`` set to True."""
+    if isinstance(config, dict):
+        out, changed = {}, config.get("unroll") is False
+        for key, value in config.items():
+            out[key], inner = (True, False) if key == "unroll" else _with_unroll(value)
+            changed = changed or inner
+        return out, changed
+    if isinstance(config, list):
+        pairs = [_with_unroll(v) for v in config]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    return config, False
+
+
+def _unroll_recurrent(keras: Any, model: Any) -> Any:
+    """``model`` with its recurrent layers (LSTM, GRU, SimpleRNN, Bidirectional) unrolled, same weights.
+
+    Why: calibrating a recurrent layer's loop crashes TensorFlow 2.21's converter with a
+    segmentation fault, which no ``except`` catches: the process dies with nothing said
+    and nothing written. Unrolled over the fixed number of time steps a microcontroller
+    runs, each step is FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH, all int8 kernels of
+    TFLite Micro. The file grows with the steps, and the cost checks see that.
+    """
+    replaced: list[tuple[Any, Any]] = []
+
+    def clone(layer: Any) -> Any:
+        config, changed = _with_unroll(layer.get_config())
+        if not changed:
+            return layer
+        new = layer.__class__.from_config(config)
+        replaced.append((layer, new))
+        return new
+
+    if not any(_with_unroll(layer.get_config())[1] for layer in _all_layers(model)):
+        return model
+    try:
+        unrolled = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except Exception as exc:
+        raise DeployError(
+            f"the model has recurrent layers, which int8 conversion needs unrolled, and it cannot be rebuilt "
+            f"with them unrolled ({type(exc).__name__}: {str(exc)[:200]}); build it as a Sequential or "
+            "functional model, or create its LSTM/GRU/SimpleRNN layers with unroll=True"
+        ) from None
+    for old, new in replaced:
+        new.set_weights(old.get_weights())
+    log.info("unrolled %s for int8 conversion: the .tflite holds each time step's ops",
+             ", ".join(type(old).__name__ for old, _ in replaced))
+    return unrolled
+
+
+def _all_layers(model: Any) -> Iterator[Any]:
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
 @contextlib.contextmanager
 def keras_converter(model: Any, *, sample_shape: tuple[int, ...]) -> Iterator[Any]:
     """A ``TFLiteConverter`` for ``model`` called on a batch-1 input in inference mode.
@@ -121,7 +178,10 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
     from tinynas.tf_runtime import quiet_import
 
     quiet_import()
+    import keras
     import tensorflow as tf
+
+    model = _unroll_recurrent(keras, model)
 
     def dataset() -> Iterator[list[np.ndarray]]:
         for i in range(rep.shape[0]):

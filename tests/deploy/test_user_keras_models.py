@@ -1,0 +1,144 @@
+"""Keras models written by hand, not drawn from a tinynas space, deployed as a user brings them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from _deploy_support import digits, make_profile
+from tinynas.cli.main import cli
+from tinynas.deploy.deployer import deploy
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """Digits as sequences: 8 time steps (the rows) of 8 values."""
+    return x.reshape(len(x), 8, 8)
+
+
+@pytest.mark.slow
+def test_a_trained_lstm_deploys_unrolled_with_its_weights(tmp_path):
+    """TensorFlow's int8 calibration of an LSTM's loop kills the process (a segmentation fault,
+    nothing said, nothing written); unrolled, the trained weights run in TFLite Micro."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    ds = digits()
+    model = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(24), keras.layers.Dense(10, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(_rows(ds.x_train), ds.y_train, epochs=15, batch_size=64, verbose=0)
+    src = tmp_path / "lstm.keras"
+    model.save(src)
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nano33ble", "--dataset", "digits",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "gives (8, 8, 1), the model takes (8, 8): the same values, reshaped" in result.output
+    assert "resized" not in result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["float_accuracy"] > 0.85  # the trained weights, not a fresh clone's
+    assert abs(m["float_accuracy"] - m["int8_accuracy"]) <= 0.03
+    resolver = (out / "op_resolver.h").read_text()
+    assert "AddTanh()" in resolver and "AddLogistic()" in resolver and "AddWhile()" not in resolver
+    assert (src.read_bytes()[:2] == b"PK") and keras.saving.load_model(src).layers[0].unroll is False  # untouched
+
+
+def _layer(kind: str):
+    import keras
+
+    return {
+        "gru": lambda: keras.layers.GRU(12),
+        "simple_rnn": lambda: keras.layers.SimpleRNN(12),
+        "bidirectional_lstm": lambda: keras.layers.Bidirectional(keras.layers.LSTM(6)),
+    }[kind]()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gru", "simple_rnn", "bidirectional_lstm", "nested"])
+def test_recurrent_layers_quantize_and_agree_with_float_in_tflm(kind):
+    import keras
+    from tflite_micro.python.tflite_micro import runtime
+
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.space.tflite_reader import tflite_info
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8, 8))
+    if kind == "nested":  # a recurrent layer inside a Sequential inside a functional model
+        inner = keras.Sequential([keras.Input((8, 8)), keras.layers.GRU(10, return_sequences=True)])
+        h = keras.layers.LSTM(8)(inner(inp))
+    else:
+        h = _layer(kind)(inp)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(h))
+    x = np.random.default_rng(0).uniform(0, 1, size=(40, 8, 8)).astype("float32")
+
+    data = quantize_int8(model, representative=x, num_samples=40)
+    info = tflite_info(data)
+    interp = runtime.Interpreter.from_bytes(data, arena_size=256 * 1024)
+    inp_q, out_q = info.inputs[0], info.outputs[0]
+    want = model.predict(x[:10], verbose=0)
+    for i in range(10):
+        q = np.clip(np.round(x[i : i + 1] / inp_q.scale + inp_q.zero_point), -128, 127).astype(np.int8)
+        interp.set_input(q, 0)
+        interp.invoke()
+        got = (interp.get_output(0).astype(np.float32) - out_q.zero_point) * out_q.scale
+        np.testing.assert_allclose(got[0], want[i], atol=0.05)
+
+
+def _flat_model(*, rescale: float | None):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((8, 8, 1))]
+    if rescale is not None:
+        layers.append(keras.layers.Rescaling(rescale))
+    layers += [keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+    return keras.Sequential(layers)
+
+
+@pytest.mark.slow
+def test_a_rescaling_first_layer_on_scaled_data_is_warned(tmp_path, caplog):
+    """Keras's tutorials put Rescaling(1/255) first; on a dataset tinynas already scales, the model
+    sees its inputs scaled twice, and its accuracy collapses with nothing said."""
+    for name, rescale in (("scaled", 1 / 16), ("plain", None)):
+        src = tmp_path / f"{name}.keras"
+        _flat_model(rescale=rescale).save(src)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tinynas.deploy.deployer"):
+            deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / name,
+                   firmware=False, max_test_samples=20, qat=False)
+        warned = [r.getMessage() for r in caplog.records if "Rescaling" in r.getMessage()]
+        if rescale is None:
+            assert warned == []
+        else:
+            assert len(warned) == 1
+            assert "Rescaling(scale=0.0625, offset=0" in warned[0] and "pixels 0..16 divided by 16" in warned[0]
+            assert "scaled twice" in warned[0]
+
+
+def test_a_subclassed_recurrent_model_is_refused_with_the_fix():
+    """A subclassed model cannot be rebuilt with its loops unrolled: refused before the converter
+    could crash the process, naming what to do."""
+    import keras
+
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.errors import DeployError
+
+    class Tagger(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = keras.layers.GRU(4)
+            self.head = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.head(self.rnn(x))
+
+    model = Tagger()
+    x = np.zeros((2, 5, 3), dtype="float32")
+    model(x)
+    with pytest.raises(DeployError, match=r"recurrent layers.*unroll=True"):
+        quantize_int8(model, representative=x, num_samples=2)
