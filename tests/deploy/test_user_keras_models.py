@@ -142,3 +142,32 @@ def test_a_subclassed_recurrent_model_is_refused_with_the_fix():
     model(x)
     with pytest.raises(DeployError, match=r"recurrent layers.*unroll=True"):
         quantize_int8(model, representative=x, num_samples=2)
+
+
+@pytest.mark.slow
+def test_a_legacy_h5_model_deploys_and_a_savedmodel_folder_is_refused_with_the_recipe(tmp_path):
+    """tf.keras 2 saved .h5 files, and older tutorials still do; a SavedModel folder cannot be
+    fine-tuned here, and the refusal says what to pass instead."""
+    import warnings
+
+    from tinynas.errors import ModelFileError
+
+    model = _flat_model(rescale=None)
+    h5 = tmp_path / "model.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(h5)
+    keras_file = tmp_path / "model.keras"
+    model.save(keras_file)
+    a = deploy(model_path=h5, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "a", firmware=False,
+               max_test_samples=40, qat=False)
+    b = deploy(model_path=keras_file, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "b",
+               firmware=False, max_test_samples=40, qat=False)
+    assert a.metrics["source"]["format"] == "keras"
+    assert (tmp_path / "a" / "model_int8.tflite").read_bytes() == (tmp_path / "b" / "model_int8.tflite").read_bytes()
+
+    model.export(str(tmp_path / "exported"), verbose=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ModelFileError, match=r"exported: a TensorFlow SavedModel folder.*\.keras or \.h5.*TFLITE_BUILTINS_INT8"):
+        deploy(model_path=tmp_path / "exported", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

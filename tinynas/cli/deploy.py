@@ -30,7 +30,7 @@ from tinynas.cli.datasets import dataset_option, typed_options
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
            template: str | None, qat: bool | None, seed: int, as_json: bool) -> None:
-    """Quantize MODEL (.keras, or an int8 .tflite as it is) for a board and write everything to --out.
+    """Quantize MODEL (.keras, a legacy .h5, or an int8 .tflite as it is) for a board; write all to --out.
 
     Microcontrollers: model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
     firmware/<template>/ and metrics.json (float and int8 accuracy,

@@ -117,8 +117,15 @@ def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
 
 def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
     """('keras', model, file bytes) or ('tflite', None, int8 model bytes); ModelFileError otherwise."""
+    if (model_path / "saved_model.pb").is_file():
+        raise ModelFileError(
+            f"{model_path}: a TensorFlow SavedModel folder, which deploy cannot quantize or fine-tune; pass the "
+            "Keras model it was exported from (.keras or .h5), or an int8 .tflite converted from it with "
+            "tf.lite.TFLiteConverter.from_saved_model, a representative dataset, TFLITE_BUILTINS_INT8 and "
+            "inference_input_type/inference_output_type = tf.int8"
+        )
     if not model_path.is_file():
-        raise ModelFileError(f"{model_path}: no such model file; pass a .keras or an int8 .tflite file")
+        raise ModelFileError(f"{model_path}: no such model file; pass a .keras, .h5 or int8 .tflite file")
     data = model_path.read_bytes()
     suffix = model_path.suffix.lower()
     if suffix == ".tflite":
@@ -126,7 +133,7 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
 
         require_int8(data, source=str(model_path))
         return "tflite", None, data
-    if suffix == ".keras":
+    if suffix in (".keras", ".h5", ".hdf5"):  # .h5: the legacy format of tf.keras 2, read by Keras 3
         from tinynas.tf_runtime import quiet_import
 
         quiet_import()
@@ -144,7 +151,9 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
         if isinstance(model.inputs, list) and len(model.inputs) != 1:
             raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
         return "keras", model, data
-    raise ModelFileError(f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras or .tflite file")
+    raise ModelFileError(
+        f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras, .h5 or .tflite file"
+    )
 
 
 def _calibration_inputs(dataset: Any, *, fit: dict[str, Any], n: int, x_train: np.ndarray | None = None) -> np.ndarray:
