@@ -66,6 +66,10 @@ def show_cmd(profile_id: str, no_overlay: bool, as_json: bool) -> None:
         "  cycles/elem   " + ", ".join(f"{k} {v:g}" for k, v in p.latency.cycles_per_element.items()),
         f"  source        {p.latency.source}",
     ]
+    if p.base:
+        from tinynas.hardware.loader import inherited_keys
+
+        lines.insert(2, f"  base          {p.base}, whose values it keeps for: {', '.join(inherited_keys(p.source_path))}")
     if "latency_overlay" in p.extra:
         lines.append(f"  overlay       {p.extra['latency_overlay']}")
     usb = ", ".join(f"{v:04x}:{d:04x}" for v, d in p.serial.usb_ids) or "-"
@@ -87,12 +91,14 @@ def validate_cmd(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> N
     """Check profile files; exits 1 if any is invalid, printing every problem."""
     from tinynas.errors import ProfileError
     from tinynas.hardware import ProfileValidationError, validate_profile_file
+    from tinynas.hardware.loader import inherited_keys
 
     results = []
     for path in paths:
         try:
             p = validate_profile_file(path)
-            results.append({"path": path, "ok": True, "id": p.id, "problems": []})
+            results.append({"path": path, "ok": True, "id": p.id, "problems": [], "base": p.base or None,
+                            "inherited": inherited_keys(path) if p.base else []})
         except ProfileValidationError as exc:
             results.append({"path": path, "ok": False, "id": None, "problems": exc.problems})
         except ProfileError as exc:
@@ -102,7 +108,8 @@ def validate_cmd(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> N
     else:
         for r in results:
             if r["ok"]:
-                click.echo(f"ok      {r['path']} ({r['id']})")
+                click.echo(f"ok      {r['path']} ({r['id']})" + (
+                    f", on base {r['base']}: it keeps the base's {', '.join(r['inherited'])}" if r["base"] else ""))
             else:
                 click.echo(f"INVALID {r['path']}", err=True)
                 for problem in r["problems"]:

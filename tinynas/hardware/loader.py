@@ -15,6 +15,8 @@ A file is named ``<id>.toml`` and its ``id`` must match. The file schema:
 .. code-block:: toml
 
     id = "nucleo-l4r5zi"            # lower case, digits, '-', '_', '.'; equals the file name
+    base = "nucleo-l432kc"          # optional: a profile id or .toml path whose values this file
+                                    # keeps where it sets none (tables key by key; not id, name, notes)
     name = "ST NUCLEO-L4R5ZI"
     kind = "mcu"                    # mcu | mobile | gpu
     core = "cortex-m4f"
@@ -78,7 +80,8 @@ from typing import Any
 
 from tinynas.errors import ProfileError
 from tinynas.hardware.profile import KINDS, HardwareProfile
-from tinynas.hardware.schema import BUILTIN_TEMPLATES, nearest, parse_overlay, parse_profile
+from tinynas.hardware.schema import (BUILTIN_TEMPLATES, ProfileValidationError, nearest, parse_overlay,
+                                     parse_profile)
 from tinynas.resources import data_dir
 
 if sys.version_info >= (3, 11):
@@ -170,25 +173,119 @@ def validate_profile_file(path: str | os.PathLike[str]) -> HardwareProfile:
         raise ProfileError(f"{text}: no such profile file")
     key = os.path.abspath(text)
     raw = _read_bytes(text, "profile")
+    data, raws = _with_base(_parse_toml(raw, text, "profile"), source=text, chain=(key,))
+    read = b"\0".join((raw, *raws))  # a based profile is stale when its base file changed too
     cached = _PROFILE_CACHE.get(key)
-    if cached and cached[0] == raw:
+    if cached and cached[0] == read:
         return cached[1]
-    data = _parse_toml(raw, text, "profile")
     stem = os.path.basename(text)[: -len(".toml")]
-    profile = parse_profile(data, source=text, file_stem=stem, templates=_template_ids())
-    _PROFILE_CACHE[key] = (raw, profile)
+    try:
+        profile = parse_profile(data, source=text, file_stem=stem, templates=_template_ids())
+    except ProfileValidationError as exc:
+        named = [f"{t}.{k}" for t, keys in _BOARD_KEYS.items() for k in keys]
+        if raws and any(any(name in p for name in named) for p in exc.problems):
+            raise ProfileValidationError(text, [*exc.problems, (
+                f"the base's {', '.join(named)} name its own board, so a profile of another id does not keep "
+                "them: state this board's")]) from None
+        raise
+    _PROFILE_CACHE[key] = (read, profile)
     return profile
+
+
+# What a profile never takes from its base: who it is, and the notes about that other board.
+_NOT_INHERITED = ("id", "name", "notes")
+# What names the base's board rather than its chip or core family: kept only by a file of the same id
+# (one that replaces the base); another board states its own, or the firmware targets the base's.
+_BOARD_KEYS = {"ecosystem": ("platformio_board", "arduino_fqbn", "zephyr_board", "pico_board"),
+               "serial": ("usb_ids",)}
+
+
+def _with_base(data: dict[str, Any], *, source: str, chain: tuple[str, ...]) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+    """``data`` laid over its ``base`` profile's (and that one's base's), with the base files' bytes.
+
+    Why: a board of a built-in's family (another clock, more SRAM, another firmware
+    reserve) needs only what differs, not a copy of 80 lines of fitted latency tables
+    that then stop following the built-in's. Tables merge key by key; the latency
+    source says where the figures came from. ``chain`` holds the files already read,
+    so a loop is refused and a user file may extend the built-in it replaces.
+    """
+    base = data.get("base")
+    if base is None:
+        return data, ()
+    if not isinstance(base, str) or not base.strip():
+        raise ProfileError(f"{source}: base must be a profile id or a path to a .toml file, got {base!r}")
+    if _looks_like_path(base):
+        path = os.path.join(os.path.dirname(os.path.abspath(source)), os.path.expanduser(base))
+        if not os.path.isfile(path):
+            raise ProfileError(f"{source}: base {base!r}: no such profile file ({path})")
+    else:
+        try:  # a file may extend the profile of its own id that it replaces on the search path
+            path = _find_profile_file(base, skip=chain[-1:])
+        except ProfileError as exc:
+            raise ProfileError(f"{source}: base {base!r}: {exc}") from None
+    path = os.path.abspath(path)
+    if path in chain:
+        raise ProfileError(f"{source}: base {base!r} leads back to {path}; profiles cannot extend each other "
+                           "in a loop")
+    raw = _read_bytes(path, "base profile")
+    parent, raws = _with_base(_parse_toml(raw, path, "base profile"), source=path, chain=(*chain, path))
+    other_board = data.get("id") != parent.get("id")
+    parent = {k: v for k, v in parent.items() if k not in _NOT_INHERITED}
+    if other_board:  # the base's board names would build, flash and look for that other board
+        for table, keys in _BOARD_KEYS.items():
+            if isinstance(parent.get(table), dict):
+                parent[table] = {k: v for k, v in parent[table].items() if k not in keys}
+    # A region is a part of the base's memory (SRAM1 of SRAM1+2, flash after its boot loader): a
+    # file that states another memory size describes another part, whose region it states itself.
+    memory, own = dict(parent.get("memory", {})), data.get("memory", {})
+    for total, region in (("sram_bytes", "ram_region_bytes"), ("flash_bytes", "flash_region_bytes")):
+        if isinstance(own, dict) and total in own:
+            memory.pop(region, None)
+    if "memory" in parent:
+        parent["memory"] = memory
+    latency = parent.get("latency")
+    if isinstance(latency, dict) and "source" in latency and "source" not in data.get("latency", {}):
+        parent["latency"] = {**latency, "source": f"{latency['source']} (from base profile {base})"}
+    return _merged(parent, data), (raw, *raws)
+
+
+def inherited_keys(path: str | os.PathLike[str]) -> list[str]:
+    """The keys a profile file takes from its base, dotted (``memory.reserved_sram_bytes``), a
+    table it does not have at all by its name (``latency``); empty for a file without a base."""
+    text = os.path.expanduser(os.fspath(path))
+    own = _parse_toml(_read_bytes(text, "profile"), text, "profile")
+    merged, _ = _with_base(own, source=text, chain=(os.path.abspath(text),))
+    return _absent(merged, own)
+
+
+def _absent(merged: dict[str, Any], own: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in merged.items():
+        if key not in own:
+            out.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(own[key], dict):
+            out += _absent(value, own[key], f"{prefix}{key}.")
+    return out
+
+
+def _merged(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(under)
+    for key, value in over.items():
+        below = out.get(key)
+        out[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return out
 
 
 def _looks_like_path(value: str) -> bool:
     return value.endswith(".toml") or "/" in value or os.sep in value
 
 
-def _find_profile_file(profile_id: str) -> str:
+def _find_profile_file(profile_id: str, *, skip: tuple[str, ...] = ()) -> str:
+    """The first ``<id>.toml`` on the search path; files in ``skip`` (absolute paths) are passed over."""
     found: list[tuple[str, str]] = []
     for origin, folder in _search_dirs():
         candidate = os.path.join(folder, profile_id + ".toml")
-        if os.path.isfile(candidate):
+        if os.path.isfile(candidate) and os.path.abspath(candidate) not in skip:
             found.append((origin, candidate))
     if not found:
         known = profile_ids()

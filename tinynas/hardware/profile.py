@@ -133,6 +133,8 @@ class HardwareProfile:
     # image_frontend.c or audio_frontend.c, and the arena's margin beside them); 0 in a profile file
     # (tinynas.pipeline.front_end_budget)
     front_end_reserve_bytes: int = 0
+    # the profile (id or path) whose values the file kept where it set none; "" when it has none
+    base: str = ""
 
     def memory_map(self) -> dict[str, int]:
         """Flash and RAM origin and length for a linker script.

@@ -67,7 +67,7 @@ _UNITS = {
 # The complete key set: section -> {key: required?}. "" is the top level.
 SCHEMA: dict[str, dict[str, bool]] = {
     "": {"id": True, "name": True, "kind": True, "core": True, "clock_hz": True, "fpu": False,
-         "simd": False, "notes": False, "latency_target_ms": False},
+         "simd": False, "notes": False, "latency_target_ms": False, "base": False},
     "memory": {"sram_bytes": True, "flash_bytes": True, "reserved_sram_bytes": True,
                "runtime_flash_bytes": True, "flash_origin": False, "flash_region_bytes": False,
                "ram_origin": False, "ram_region_bytes": False},
@@ -427,6 +427,7 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
     fpu = c.get("", "fpu", _bool, False)
     simd = c.get("", "simd", _str, "")
     notes = c.get("", "notes", _str, "")
+    base = c.get("", "base", _str, "")
     target = c.get("", "latency_target_ms", _number("ms", allow_zero=False))
 
     sram = c.get("memory", "sram_bytes", _int("bytes"))
@@ -496,7 +497,7 @@ def parse_profile(data: Mapping[str, Any], *, source: str, file_stem: str | None
         ram_region_bytes=ram_region,
         runtime=runtime, latency=latency, serial=serial,
         ecosystem=Ecosystem(default_template=template, **eco_values),
-        latency_target_ms=target, fpu=fpu, simd=simd, notes=notes, source_path=source, extra=dict(extra),
+        latency_target_ms=target, fpu=fpu, simd=simd, notes=notes, source_path=source, extra=dict(extra), base=base,
     )
 
 
