@@ -80,6 +80,8 @@ def test_command_line_budgets_bind_the_run(tmp_path):
     report = (out / "report.md").read_text()
     assert "budgets from the command line" in report and "arena_budget_bytes 8192" in report
     assert "(budget 8,192)" in report
+    row = next(r for r in summary["pareto"]["arena_bytes"] if r["flash_bytes"] >= 1000)
+    assert f"| {row['arena_bytes']:,} | {row['flash_bytes']:,} |" in report  # Pareto rows as the winner's
 
     # The same folder with other budgets is another configuration: refused, nothing lost.
     again = CliRunner().invoke(cli, ["run", "--profile", "nano33ble", "--dataset", "digits", *TINY,

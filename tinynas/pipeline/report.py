@@ -426,8 +426,8 @@ def render_markdown(s: dict[str, Any]) -> str:
         out += [f"### {title}", "", "| id | accuracy | latency (ms) | arena (bytes) | flash (bytes) | MACs |",
                 "|---|---|---|---|---|---|"]
         for r in s["pareto"][cost]:
-            out.append(f"| {r['id']} | {r['accuracy']:.4f} | {_fmt(r['latency_ms'], '.2f')} | {r['arena_bytes']} | "
-                       f"{r['flash_bytes']} | {_fmt(r['macs'], ',')} |")
+            out.append(f"| {r['id']} | {r['accuracy']:.4f} | {_fmt(r['latency_ms'], '.2f')} | {_fmt(r['arena_bytes'], ',')} | "
+                       f"{_fmt(r['flash_bytes'], ',')} | {_fmt(r['macs'], ',')} |")
         out.append("")
     return "\n".join(out)
 
@@ -460,7 +460,7 @@ def render_html(s: dict[str, Any]) -> str:
                      "<th>arena (bytes)</th><th>flash (bytes)</th><th>architecture</th></tr>")
         for r in s["pareto"][cost]:
             parts.append(f"<tr><td>{e(r['id'])}</td><td>{r['accuracy']:.4f}</td><td>{e(_fmt(r['latency_ms'], '.2f'))}"
-                         f"</td><td>{r['arena_bytes']}</td><td>{r['flash_bytes']}</td>"
+                         f"</td><td>{_fmt(r['arena_bytes'], ',')}</td><td>{_fmt(r['flash_bytes'], ',')}</td>"
                          f"<td>{e(_arch_text(r['arch']))}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
