@@ -34,6 +34,7 @@ def test_emulate_then_measure(emulate_cli, kws_path, kws_arena, tmp_path, profil
                                      "--windows", "2", "--min-window-s", "0.05"])
     assert table.exit_code == 0, table.output
     assert "latency (median)" in table.output and "window 1:" in table.output
+    assert f"arena used         {kws_arena:,} bytes" in table.output
 
 
 @pytest.mark.slow

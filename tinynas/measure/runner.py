@@ -465,7 +465,11 @@ def _write(report: LatencyReport, run_dir: str | Path | None) -> Path | None:
 
 def summary_rows(report: LatencyReport) -> list[tuple[str, str]]:
     """(label, value) rows for the CLI's table."""
-    fmt = lambda v, unit="": "-" if v is None else (f"{v:.3f}{unit}" if isinstance(v, float) else f"{v}{unit}")  # noqa: E731
+    def fmt(v: Any, unit: str = "") -> str:
+        if v is None:
+            return "-"
+        return f"{v:.3f}{unit}" if isinstance(v, float) else f"{v:,}{unit}" if isinstance(v, int) else f"{v}{unit}"
+
     if report.target is not None:
         runs = f"{len(report.windows)} timed runs" if report.windows else f"{report.inferences_per_window or '?'} runs (tool summary)"
         return [
