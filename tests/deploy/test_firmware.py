@@ -153,8 +153,14 @@ def test_missing_board_id_and_non_mcu_profiles_are_refused(tmp_path, kws):
         _generate(kws, profile, tmp_path / "a", template="arduino")
     with pytest.raises(DeployError, match="microcontrollers"):
         _generate(kws, load_profile("rpi4"), tmp_path / "b")
-    with pytest.raises(DeployError, match="unknown firmware template 'mbed'.*arduino"):
+    with pytest.raises(DeployError, match="unknown firmware template 'mbed'; known: arduino"):
         _generate(kws, profile, tmp_path / "c", template="mbed")
+    # the ecosystems' own spellings are pointed to the template's name
+    for typed, meant in (("esp-idf", "espidf"), ("pico-sdk", "pico"), ("PlatformIO", "platformio"),
+                         ("cmake", "cmake-cortexm")):
+        with pytest.raises(DeployError, match=f"'{typed}': did you mean '{meant}'\\? Known: arduino"):
+            _generate(kws, profile, tmp_path / "d", template=typed)
+    assert not (tmp_path / "d").exists()
 
 
 def test_existing_folder_with_other_files_is_refused_and_left_alone(tmp_path, kws):

@@ -168,8 +168,12 @@ def get_template(name: str) -> FirmwareTemplate:
     for t in list_templates():
         if t.name == name:
             return t
-    known = ", ".join(t.name for t in list_templates())
-    raise DeployError(f"unknown firmware template {name!r}; known: {known} (see `tinynas firmware list`)")
+    names = [t.name for t in list_templates()]
+    # the ecosystems' own spellings (esp-idf, pico-sdk, PlatformIO) name a template too
+    key = re.sub(r"[^a-z0-9]", "", name.lower()).removesuffix("sdk")
+    guesses = [n for n in names if key and re.sub(r"[^a-z0-9]", "", n).startswith(key)]
+    hint = f": did you mean {guesses[0]!r}? Known" if len(guesses) == 1 else "; known"
+    raise DeployError(f"unknown firmware template {name!r}{hint}: {', '.join(names)} (see `tinynas firmware list`)")
 
 
 def templates_for(profile: HardwareProfile) -> list[str]:
