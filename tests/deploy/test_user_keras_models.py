@@ -171,3 +171,29 @@ def test_a_legacy_h5_model_deploys_and_a_savedmodel_folder_is_refused_with_the_r
     with pytest.raises(ModelFileError, match=r"exported: a TensorFlow SavedModel folder.*\.keras or \.h5.*TFLITE_BUILTINS_INT8"):
         deploy(model_path=tmp_path / "exported", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_a_sequential_model_is_fine_tuned_with_qat(tmp_path):
+    """QAT rebuilds the model with fake quantizers through clone_model's call_function, which Keras
+    refuses for Sequential models, the kind most users write: before, QAT was skipped (auto) or
+    failed (--qat) for them."""
+    import keras
+
+    from tinynas.deploy.qat import QATSettings
+
+    keras.utils.set_random_seed(0)
+    ds = digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.BatchNormalization(), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=5, verbose=0)
+    src = tmp_path / "seq.keras"
+    model.save(src)
+    result = deploy(model_path=src, profile=make_profile(), dataset=ds, out_dir=tmp_path / "out", firmware=False,
+                    qat=True, qat_settings=QATSettings(epochs=2))
+    qat = result.metrics["qat"]
+    assert qat["applied"] is True and "skipped" not in qat
+    assert qat["qat_int8_accuracy"] > 0.8
+    assert abs(result.metrics["float_accuracy"] - result.metrics["int8_accuracy"]) <= 0.03

@@ -237,6 +237,22 @@ def _norm_scale(norm: Any) -> Any:
     return scale
 
 
+def _as_functional(keras: Any, model: Any) -> Any:
+    """A Sequential model as the functional model of the same layers (shared, not copied).
+
+    Why: rebuilding with fake quantizers goes through ``clone_model``'s ``call_function``,
+    which Keras refuses for Sequential models, and a Sequential model is what most users
+    write.
+    """
+    if not isinstance(model, keras.Sequential):
+        return model
+    inp = keras.Input(shape=model.input_shape[1:], dtype=model.inputs[0].dtype)
+    x = inp
+    for layer in model.layers:
+        x = layer(x)
+    return keras.Model(inp, x, name=model.name)
+
+
 def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[Any]]:
     """A model that shares ``model``'s variables and simulates int8 inference; plus its activation quantizers.
 
@@ -246,6 +262,7 @@ def build_qat_model(model: Any, *, momentum: float = 0.99) -> tuple[Any, list[An
     """
     import keras
 
+    model = _as_functional(keras, model)
     ActivationFakeQuant, WeightFakeQuant = _fake_quant_layers()
     consumers = _consumers(model)
     input_norms = _input_norms(model)
