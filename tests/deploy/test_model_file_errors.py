@@ -88,7 +88,7 @@ def test_estimate_says_a_microcontroller_cannot_run_a_model_tflm_would_abort_on(
     res = CliRunner().invoke(cli, ["estimate", str(path), "--profile", "nano33ble"])
     assert res.exit_code == 0, res.output
     assert "sram" in res.output and "the SOFTMAX input" in res.output  # its cost, and why it will not run
-    assert "fits nano33ble: no (TFLite Micro aborts on it)" in res.output
+    assert "fits nano33ble: no (TFLite Micro cannot run it)" in res.output
     res = CliRunner().invoke(cli, ["estimate", str(path), "-p", "nano33ble", "-p", "rpi4", "--json"])
     mcu, phone = json.loads(res.output)
     assert mcu["fits"] is False and "train the model" in mcu["tflm_aborts"]

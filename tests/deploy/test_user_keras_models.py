@@ -197,3 +197,47 @@ def test_a_sequential_model_is_fine_tuned_with_qat(tmp_path):
     assert qat["applied"] is True and "skipped" not in qat
     assert qat["qat_int8_accuracy"] > 0.8
     assert abs(result.metrics["float_accuracy"] - result.metrics["int8_accuracy"]) <= 0.03
+
+
+def _activation_model(activation: str):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    ds = digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation=activation),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.slow
+def test_ops_tflm_cannot_run_are_named_by_deploy_and_estimate(tmp_path):
+    """GELU has no TFLite Micro kernel, and softplus's EXP has no int8 one: before, both ended in
+    "could not allocate this model with up to 64 MiB", after trying every arena size."""
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.errors import DeployError
+
+    gelu, softplus = tmp_path / "gelu.keras", tmp_path / "softplus.keras"
+    _activation_model("gelu").save(gelu)
+    _activation_model("softplus").save(softplus)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(DeployError, match=r"gelu.keras \(as int8\): the model uses GELU, which TFLite Micro has no "
+                                          r"kernel for; .*relu, relu6, hard_swish"):
+        deploy(model_path=gelu, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "a", qat=False)
+    with pytest.raises(DeployError, match=r"softplus.keras \(as int8\): TFLite Micro could not allocate .* it says: "
+                                          r".*exp.cc.*INT8 != FLOAT32.*Node EXP"):
+        deploy(model_path=softplus, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "b", qat=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+    import keras
+
+    tflite = tmp_path / "gelu.tflite"
+    tflite.write_bytes(quantize_int8(keras.saving.load_model(gelu), representative=digits().x_train[:20],
+                                     num_samples=20))
+    res = CliRunner().invoke(cli, ["estimate", str(tflite), "-p", "nano33ble"])
+    assert res.exit_code == 0, res.output
+    assert "fits nano33ble: no (TFLite Micro cannot run it)" in res.output and "uses GELU" in res.output
+    mcu, phone = json.loads(CliRunner().invoke(cli, ["estimate", str(tflite), "-p", "nano33ble", "-p", "rpi4",
+                                                     "--json"]).output)
+    assert mcu["fits"] is False and "GELU" in mcu["tflm_aborts"] and phone["tflm_aborts"] is None

@@ -68,17 +68,19 @@ def _on_tflm(prof) -> bool:
 
 
 def _tflm_refusal(model: Path) -> str | None:
-    """Why TFLite Micro would abort on the model while preparing it, None when it would not.
+    """Why TFLite Micro cannot run the model (an op it has no kernel for) or would abort on it
+    while preparing it, None when neither.
 
     The cost model costs any graph, so without this a model that no board can run
-    (an int8 softmax over logits that barely vary) read "fits: yes".
+    (a GELU, an int8 softmax over logits that barely vary) read "fits: yes".
     """
-    from tinynas.deploy.interpreter import check_tflm_aborts
-    from tinynas.errors import ModelFileError
+    from tinynas.deploy.interpreter import check_tflm_aborts, check_tflm_ops
+    from tinynas.errors import DeployError, ModelFileError
 
     try:
+        check_tflm_ops(model.read_bytes(), source=str(model))
         check_tflm_aborts(model.read_bytes(), source=str(model))
-    except ModelFileError as exc:
+    except (DeployError, ModelFileError) as exc:
         return str(exc)
     return None
 
@@ -103,7 +105,7 @@ def _print_one(model: Path, prof, cost, refusal: str | None) -> None:
     if refusal:
         click.echo(f"\nwill not run in TFLite Micro: {refusal}")
     if cost.checks:
-        fits = "no (TFLite Micro aborts on it)" if refusal else ("yes" if cost.fits else "no")
+        fits = "no (TFLite Micro cannot run it)" if refusal else ("yes" if cost.fits else "no")
         click.echo(f"\nfits {prof.id}: {fits}")
 
 
@@ -114,11 +116,11 @@ def _print_table(rows) -> None:
     refusals = {}
     for model, prof, cost, refusal in rows:
         lat = "-" if cost.latency_ms is None else f"{cost.latency_ms:,.1f}"
-        failed = [c.name for c in cost.checks if not c.fits] + (["TFLM aborts"] if refusal else [])
+        failed = [c.name for c in cost.checks if not c.fits] + (["TFLM cannot run it"] if refusal else [])
         if refusal:
             refusals[model] = refusal
         if cost.fits is None:
-            fits = "no (TFLM aborts)" if refusal else "-"
+            fits = "no (TFLM cannot run it)" if refusal else "-"
         else:
             fits = "no (" + ", ".join(failed) + ")" if failed else "yes"
         click.echo(f"{model.name[:32]:<32} {(prof.id if prof else '-'):<18} {cost.macs:>11,} {cost.flash_bytes:>9,} "

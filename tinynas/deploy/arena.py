@@ -39,6 +39,7 @@ data = open(path, "rb").read()
 
 def probe(n):
     print(json.dumps({"try": n}), flush=True)
+    print("@@probe", n, file=sys.stderr, flush=True)  # what TFLM writes to fd 2 after it is about this size
     try:
         it = runtime.Interpreter.from_bytes(data, arena_size=n)
         i = 0
@@ -79,6 +80,14 @@ print(json.dumps({"result": hi}), flush=True)
 """
 
 
+def _last_probe_stderr(stderr: str) -> str:
+    """What TFLM wrote while preparing the model at the largest arena tried: the op and type it
+    refused (``exp.cc:41 input->type != kTfLiteFloat32 (INT8 != FLOAT32)``), one line."""
+    tail = stderr.rsplit("@@probe", 1)[-1].splitlines()[1:]
+    lines = [line.strip() for line in tail if line.strip()]
+    return "; ".join(dict.fromkeys(lines))[-400:]
+
+
 def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source: str = "model") -> int:
     """The smallest arena (bytes) with which ``tflite_micro`` allocates ``model_bytes`` and
     runs one inference on zeros.
@@ -88,7 +97,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source:
     be allocated at all (unsupported op) or the search times out, and for bytes that are
     not a whole ``.tflite`` model (truncated, corrupt), naming ``source`` (the file).
     """
-    from tinynas.deploy.interpreter import check_model_file, check_tflm_aborts
+    from tinynas.deploy.interpreter import check_model_file, check_tflm_aborts, check_tflm_ops
     from tinynas.errors import ModelFileError
 
     if not isinstance(model_bytes, (bytes, bytearray)):
@@ -98,6 +107,7 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source:
     try:
         check_model_file(bytes(model_bytes), source=source)
         check_tflm_aborts(bytes(model_bytes), source=source)
+        check_tflm_ops(bytes(model_bytes), source=source)
     except ModelFileError as exc:
         raise DeployError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="tinynas_arena_") as tmp:
@@ -130,9 +140,10 @@ def measure_arena_bytes(model_bytes: bytes, *, timeout_s: float = 600.0, source:
                             f"{MIN_ARENA_BYTES} to {MAX_ARENA_BYTES} bytes tried; the model is likely malformed "
                             "or uses something TFLM cannot run (check it with the TFLM interpreter directly)"
                         )
+                    said = _last_probe_stderr(proc.stderr)
                     raise DeployError(
-                        f"{source}: TFLite Micro could not allocate this model with up to {MAX_ARENA_BYTES} bytes: "
-                        "it likely uses an op TFLM does not support or is not int8"
+                        f"{source}: TFLite Micro could not allocate this model with up to {MAX_ARENA_BYTES:,} bytes: "
+                        + (f"it says: {said}" if said else "it likely uses an op TFLM does not support or is not int8")
                     )
                 if "try" in rec:
                     last_try = int(rec["try"])

@@ -309,7 +309,8 @@ def deploy(
         x_rep = _calibration_inputs(dataset, fit=fit, n=representative_samples, x_train=x_train)
         float_acc = _float_accuracy(keras_model, x_test, y_test)
         model_bytes = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
-        report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
+        report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc,
+                               source=f"{model_path} (as int8)")
         qat_record["ptq_int8_accuracy"] = report.int8_accuracy
         # Whether to fine-tune, and which int8 model to keep, is decided on the validation
         # split: choosing on the test split would make the reported test accuracy optimistic.

@@ -195,6 +195,25 @@ def check_tflm_aborts(model_bytes: bytes, *, source: str = "model") -> None:
                 )
 
 
+# Keras activations whose int8 ops TFLite Micro lacks, and what runs instead (the first ops to check).
+_UNSUPPORTED_HINT = ("Keras's gelu, selu and softplus activations become such ops; relu, relu6, hard_swish, swish, "
+                     "elu, leaky_relu, tanh and sigmoid run in int8")
+
+
+def check_tflm_ops(model_bytes: bytes, *, source: str) -> None:
+    """DeployError naming each op of the model that TFLite Micro has no kernel for.
+
+    Without it the arena search tries every size up to 64 MiB, and then can only
+    guess why none worked."""
+    from tinynas.deploy.codegen import TFLM_BUILTIN_OPS
+    from tinynas.space.tflite_reader import tflite_info
+
+    missing = [kind for kind in tflite_info(model_bytes).op_kinds if kind not in TFLM_BUILTIN_OPS]
+    if missing:
+        raise DeployError(f"{source}: the model uses {', '.join(missing)}, which TFLite Micro has no kernel for; "
+                          f"{_UNSUPPORTED_HINT}: replace the layer or activation and train again")
+
+
 def _tensor_quant(tensor: Any) -> TensorQuant:
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     dtype = _TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}")

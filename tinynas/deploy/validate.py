@@ -127,7 +127,7 @@ def validate_int8(
     # The exact arena comes first: it probes in a child process, so a model that
     # crashes TFLM fails there with a message instead of taking this process down.
     if arena_bytes is None:
-        arena_bytes = measure_arena_bytes(bytes(model_bytes))
+        arena_bytes = measure_arena_bytes(bytes(model_bytes), source=source)
     interp = MicroInterpreter(model_bytes, arena_bytes=arena_bytes, source=source)
     int8_acc = interp.accuracy(x, y)
     report = ValidationReport(
