@@ -241,3 +241,38 @@ def test_ops_tflm_cannot_run_are_named_by_deploy_and_estimate(tmp_path):
     mcu, phone = json.loads(CliRunner().invoke(cli, ["estimate", str(tflite), "-p", "nano33ble", "-p", "rpi4",
                                                      "--json"]).output)
     assert mcu["fits"] is False and "GELU" in mcu["tflm_aborts"] and phone["tflm_aborts"] is None
+
+
+@pytest.mark.slow
+def test_a_model_of_any_input_size_is_deployed_at_the_datasets(tmp_path):
+    """keras.Input((None, None, 1)), as fully convolutional models are written, crashed deploy with a
+    TypeError; a microcontroller runs one fixed size, the data's."""
+    import keras
+
+    from tinynas.deploy.qat import QATSettings
+    from tinynas.space.tflite_reader import tflite_info
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+    src = tmp_path / "any_size.keras"
+    model.save(src)
+    result = deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "out",
+                    firmware=False, qat=True, qat_settings=QATSettings(epochs=1), max_test_samples=40)
+    assert result.metrics["dataset"]["model_input_shape"] == [8, 8, 1]
+    assert result.metrics["qat"]["applied"] is True
+    assert tflite_info((tmp_path / "out" / "model_int8.tflite").read_bytes()).inputs[0].shape == (1, 8, 8, 1)
+
+
+def test_a_lambda_layer_is_refused_naming_the_fix(tmp_path):
+    import keras
+
+    from tinynas.errors import ModelFileError
+
+    inp = keras.Input((8, 8, 1))
+    out = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2.0)(inp)))
+    src = tmp_path / "lambda.keras"
+    keras.Model(inp, out).save(src)
+    with pytest.raises(ModelFileError, match=r"lambda.keras: cannot load .*replace the Lambda layer with built-in layers"):
+        deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

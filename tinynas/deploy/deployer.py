@@ -144,9 +144,11 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
         try:
             model = keras.saving.load_model(model_path, compile=False)
         except Exception as exc:
+            fix = ("replace the Lambda layer with built-in layers (Rescaling, Reshape, Activation, ...): Keras does "
+                   "not run a Lambda's Python code read from a file" if "safe_mode" in str(exc)
+                   else "save it with model.save('model.keras') from Keras 3")
             raise ModelFileError(
-                f"{model_path}: cannot load this Keras model ({type(exc).__name__}: {str(exc)[:300]}); "
-                "save it with model.save('model.keras') from Keras 3"
+                f"{model_path}: cannot load this Keras model ({type(exc).__name__}: {str(exc)[:300]}); {fix}"
             ) from None
         if isinstance(model.inputs, list) and len(model.inputs) != 1:
             raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
@@ -183,6 +185,22 @@ def _fit_inputs(x: np.ndarray, *, model_shape: tuple[int, ...], dataset: Any, sp
             f"of {tuple(x.shape[1:])}; deploy with the dataset the model was trained on "
             "(only image height and width may differ)"
         ) from None
+
+
+def _static_input_shape(model: Any, *, data_shape: tuple[int, ...], model_path: Path) -> tuple[int, ...]:
+    """The model's input shape, a free size (``keras.Input((None, None, 1))``) taken from the dataset.
+
+    A microcontroller runs one fixed shape: a fully convolutional model is deployed at
+    the size of the data it is checked on, and the firmware feeds that size."""
+    shape = tuple(model.input_shape[1:])
+    if None not in shape:
+        return tuple(int(d) for d in shape)
+    if len(shape) != len(data_shape):
+        raise DeployError(f"{model_path}: the model's input is {shape} but dataset samples are {data_shape}; "
+                          "deploy with the dataset the model was trained on")
+    fixed = tuple(data_shape[i] if d is None else int(d) for i, d in enumerate(shape))
+    log.info("%s takes inputs of any size %s: deployed at the dataset's %s", model_path, shape, fixed)
+    return fixed
 
 
 def _warn_double_scaling(model: Any, *, dataset: Any, model_path: Path) -> None:
@@ -277,7 +295,7 @@ def deploy(
 
     data_shape = tuple(int(d) for d in dataset.x_test.shape[1:])
     if kind == "keras":
-        model_shape = tuple(int(d) for d in keras_model.input_shape[1:])
+        model_shape = _static_input_shape(keras_model, data_shape=data_shape, model_path=model_path)
     else:
         model_shape = read_model_io(source_bytes).input.shape[1:]
     units = _output_units(kind, keras_model, source_bytes)

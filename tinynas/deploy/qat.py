@@ -353,8 +353,8 @@ def qat_finetune(
 
     x = np.asarray(x_train, dtype=np.float32)
     y = np.asarray(y_train).reshape(-1)
-    want = tuple(int(d) for d in model.input_shape[1:])
-    if x.shape[1:] != want:
+    want = tuple(model.input_shape[1:])
+    if len(x.shape[1:]) != len(want) or any(d is not None and int(d) != n for d, n in zip(want, x.shape[1:])):
         raise DeployError(f"QAT data have samples of shape {x.shape[1:]}, the model expects {want}")
     if len(x) != len(y) or len(x) == 0:
         raise DeployError(f"QAT needs matching, non-empty inputs and labels, got {len(x)} and {len(y)}")

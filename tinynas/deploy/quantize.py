@@ -165,8 +165,8 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
     rep = np.asarray(representative)
     if rep.ndim < 2 or rep.shape[0] < 1:
         raise DeployError(f"representative data must be a batch of samples, got shape {rep.shape}")
-    want = tuple(int(d) for d in model.input_shape[1:]) if hasattr(model, "input_shape") else None
-    if want is not None and None not in want and tuple(rep.shape[1:]) != want:
+    want = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if want is not None and None not in want and tuple(rep.shape[1:]) != tuple(int(d) for d in want):
         raise DeployError(
             f"representative data samples have shape {tuple(rep.shape[1:])}, the model expects {want}; "
             "resize the data to the model's input"
