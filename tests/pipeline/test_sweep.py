@@ -42,6 +42,7 @@ def test_sweep_shares_candidates_and_survives_a_failing_board(tmp_path, no_room_
     md = (out / "sweep.md").read_text()
     assert "no-room | failed" in md and "nucleo-h743zi | ok" in md
     assert "Boards ran tightest-first: no-room, nano33ble, nucleo-h743zi" in md
+    assert f"| {first['arena_bytes']:,} | {first['flash_bytes']:,} |" in md  # bytes as every report writes them
 
     # `tinynas report` rebuilds the sweep, and running the sweep again trains nothing.
     (out / "sweep.md").unlink()

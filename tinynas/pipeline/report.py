@@ -550,7 +550,7 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
         status = f"{b['status']} (search {b['search_stop']})" if early else b["status"]
         out.append(f"| {b['board']} | {status} | {_fmt(b.get('winner'))} | {_fmt(b.get('int8_accuracy'), '.4f')} | "
                    f"{_fmt(b.get('val_accuracy'), '.4f')} | {_fmt(b.get('latency_ms'), '.2f')} | "
-                   f"{_fmt(b.get('arena_bytes'))} | {_fmt(b.get('flash_bytes'))} | "
+                   f"{_fmt(b.get('arena_bytes'), ',')} | {_fmt(b.get('flash_bytes'), ',')} | "
                    f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))}) | {_fmt(b.get('trainings'))} |")
     out.append("")
     return "\n".join(out)
