@@ -193,6 +193,7 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     report = (out / "report.md").read_text()
     for name in models:
         assert f"test accuracy ({name}, {runtime})" in report
+        assert f"{summary['winner']['artifacts'][name]['file_bytes']:,} bytes)" in report
     assert "TFLite Micro" not in report
     from tinynas.cli.search import _print_summary
 

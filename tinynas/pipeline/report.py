@@ -352,7 +352,7 @@ def _artifact_lines(w: dict[str, Any]) -> list[tuple[str, str]]:
     names = {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
     return [(f"test accuracy ({name}, {names.get(a.get('runtime'), a.get('runtime'))})",
              f"{_fmt(a.get('accuracy'), '.4f')} (max abs difference to Keras {_fmt(a.get('max_abs_diff'), '.2e')}, "
-             f"{_fmt(a.get('file_bytes'))} bytes)")
+             f"{_fmt(a.get('file_bytes'), ',')} bytes)")
             for name, a in (w.get("artifacts") or {}).items()]
 
 
