@@ -14,7 +14,7 @@ import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.features import AudioFrontEnd
-from tinynas.data.folders import checked_classes, has_class_folders
+from tinynas.data.folders import checked_samples, has_class_folders
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
 
@@ -58,7 +58,8 @@ def read_wav(path: Path, *, sample_rate_hz: int, resample: bool = False) -> np.n
 
 
 @register_path_kind("wav-folder", matches=lambda p: has_class_folders(p, WAV_EXTENSIONS),
-                    description="a folder with one sub-folder of WAV clips per class -> MFCC 49x10x1 (keyword spotting)")
+                    description="a folder with one sub-folder of WAV clips per class (or train/ and test/ (val/) folders "
+                                "that each hold one) -> MFCC 49x10x1 (keyword spotting)")
 def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
                     frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
                     normalize: bool = True, resample: bool = False) -> RawData:
@@ -70,33 +71,32 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
         raise DatasetError(f"WAV folder option features must be 'mfcc' or 'logmel', got {features!r}")
     if num_mfcc > num_mel_bins:
         raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
-    classes = checked_classes(path, WAV_EXTENSIONS, "WAV")
+    samples = checked_samples(path, WAV_EXTENSIONS, "WAV")
     front_end = AudioFrontEnd(features=features, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, frame_ms=frame_ms,
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     if front_end.clip_samples < front_end.frame_length:
         raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
-    feats, labels, cut = [], [], []
-    for label, (_, files) in enumerate(classes.items()):
-        for f in files:
-            samples = read_wav(f, sample_rate_hz=sample_rate_hz, resample=resample)
-            if len(samples) > front_end.clip_samples:
-                cut.append((len(samples), f))
-            feats.append(front_end.compute(samples)[..., None])
-            labels.append(label)
+    feats, cut = [], []
+    for f in samples.files:
+        clip = read_wav(f, sample_rate_hz=sample_rate_hz, resample=resample)
+        if len(clip) > front_end.clip_samples:
+            cut.append((len(clip), f))
+        feats.append(front_end.compute(clip)[..., None])
     if cut:  # a keyword said after the first clip_ms would be cut away without a word
         longest, example = max(cut)
         log.warning("%s: %d of %d clips are longer than %d ms (the longest %s, %.0f ms): only their first %d ms "
                     "are used; cut the clips around the sound, or pass clip_ms=N (-o clip_ms=N)", path, len(cut),
-                    len(labels), clip_ms, example, 1000.0 * longest / sample_rate_hz, clip_ms)
+                    len(feats), clip_ms, example, 1000.0 * longest / sample_rate_hz, clip_ms)
     raw = np.stack(feats).astype(np.float32)
     what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
             f"{num_mel_bins} mel bands {front_end.lower_hz:g}..{front_end.upper_hz:g} Hz"
             + (f", {num_mfcc} DCT coefficients)" if features == "mfcc" else ")"))
-    if normalize:
-        mean, std = float(raw.mean()), float(raw.std()) or 1.0
+    if normalize:  # statistics of the training clips only, where split folders say which those are
+        train = raw[np.asarray(samples.splits) == "train"]
+        mean, std = float(train.mean()), float(train.std()) or 1.0
         scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
                                description=f"{what}, then (x - {mean:.6g}) / {std:.6g}")
     else:
         scaling = InputScaling(description=f"{what}, used as they are")
-    return RawData(x=scaling.apply(raw), y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes),
-                   scaling=scaling, source=f"WAV folder {path} ({len(labels)} clips)", audio_front_end=front_end)
+    return RawData(**samples.split_arrays(scaling.apply(raw)), class_names=samples.class_names, scaling=scaling,
+                   source=f"WAV folder {path} ({len(feats)} clips{samples.given_splits})", audio_front_end=front_end)

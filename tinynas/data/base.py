@@ -38,6 +38,9 @@ class RawData:
     source: str
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    # a fixed validation split (a folder's val/ or valid/); None: carved from x, y
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
     # a fixed graph the samples live on: (nodes, nodes) weights, x is then (N, nodes, features)
     adjacency: np.ndarray | None = None
     # with an adjacency: each sample asks about the node its last feature marks (a node task)
@@ -183,7 +186,8 @@ def _unknown_option(source: DatasetSource, key: str) -> str:
 
 
 def _check_raw(raw: RawData, where: str) -> None:
-    for xs, ys, split in ((raw.x, raw.y, "x/y"), (raw.x_test, raw.y_test, "x_test/y_test")):
+    for xs, ys, split in ((raw.x, raw.y, "x/y"), (raw.x_test, raw.y_test, "x_test/y_test"),
+                          (raw.x_val, raw.y_val, "x_val/y_val")):
         if xs is None:
             continue
         if ys is None or len(xs) != len(ys):
@@ -196,8 +200,9 @@ def _check_raw(raw: RawData, where: str) -> None:
             raise DatasetError(f"{where}: features contain NaN or infinite values; clean or impute them first")
         if len(ys) and (ys.min() < 0 or ys.max() >= len(raw.class_names)):
             raise DatasetError(f"{where}: labels must lie in 0..{len(raw.class_names) - 1}")
-    if raw.x_test is not None and raw.x_test.shape[1:] != raw.x.shape[1:]:
-        raise DatasetError(f"{where}: x_test samples have shape {raw.x_test.shape[1:]}, x has {raw.x.shape[1:]}")
+    for xs, name in ((raw.x_test, "x_test"), (raw.x_val, "x_val")):
+        if xs is not None and xs.shape[1:] != raw.x.shape[1:]:
+            raise DatasetError(f"{where}: {name} samples have shape {xs.shape[1:]}, x has {raw.x.shape[1:]}")
     present = np.unique(raw.y)
     if len(raw.class_names) < 2 or len(present) < 2:
         raise DatasetError(
@@ -238,21 +243,34 @@ def load_dataset(
     if raw.x_test is not None:
         raw.x_test = np.ascontiguousarray(raw.x_test, dtype=np.float32)
         raw.y_test = np.asarray(raw.y_test, dtype=np.int64)
+    if raw.x_val is not None:
+        raw.x_val = np.ascontiguousarray(raw.x_val, dtype=np.float32)
+        raw.y_val = np.asarray(raw.y_val, dtype=np.int64)
     _check_raw(raw, where)
     if raw.adjacency is not None:
         from tinynas.data.graph_checks import checked_adjacency
 
         raw.adjacency = checked_adjacency(raw.adjacency, where=where, field="adjacency", nodes=raw.x.shape[1])
 
+    # carve from x, y what the loader did not give as a split of its own
+    carved = [f for f, given in ((test_fraction, raw.x_test), (val_fraction, raw.x_val)) if given is None]
+    parts = stratified_split(raw.y, tuple(carved), seed=seed) if carved else [np.arange(len(raw.y))]
+    train_idx = parts.pop()
     if raw.x_test is None:
-        test_idx, val_idx, train_idx = stratified_split(raw.y, (test_fraction, val_fraction), seed=seed)
+        test_idx = parts.pop(0)
         x_test, y_test = raw.x[test_idx], raw.y[test_idx]
     else:
-        val_idx, train_idx = stratified_split(raw.y, (val_fraction,), seed=seed)
         x_test, y_test = raw.x_test, raw.y_test
+    if raw.x_val is None:
+        val_idx = parts.pop(0)
+        x_val, y_val = raw.x[val_idx], raw.y[val_idx]
+    else:
+        x_val, y_val = raw.x_val, raw.y_val
     arrays = {"x": raw.x, "y": raw.y}
     if raw.x_test is not None:
         arrays.update(x_test=raw.x_test, y_test=raw.y_test)
+    if raw.x_val is not None:  # only then, so the fingerprints of datasets without one stay as they were
+        arrays.update(x_val=raw.x_val, y_val=raw.y_val)
     if raw.adjacency is not None:
         arrays.update(adjacency=raw.adjacency)
     used = {**source.option_defaults(), **options}
@@ -260,7 +278,7 @@ def load_dataset(
         "loader": source.name,
         "options": used,
         "seed": int(seed),
-        "val_fraction": float(val_fraction),
+        "val_fraction": float(val_fraction) if raw.x_val is None else None,
         "test_fraction": float(test_fraction) if raw.x_test is None else None,
         "class_names": list(raw.class_names),
         "scaling": raw.scaling.to_json(),
@@ -271,7 +289,7 @@ def load_dataset(
     ds = Dataset(
         name=source.name if path is None else path.name,
         x_train=raw.x[train_idx], y_train=raw.y[train_idx],
-        x_val=raw.x[val_idx], y_val=raw.y[val_idx],
+        x_val=x_val, y_val=y_val,
         x_test=x_test, y_test=y_test,
         class_names=tuple(raw.class_names),
         input_scaling=raw.scaling,

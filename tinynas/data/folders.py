@@ -1,11 +1,22 @@
-"""The "one sub-folder per class" layout shared by the image and WAV folder loaders."""
+"""The "one sub-folder per class" layout shared by the image and WAV folder loaders, optionally under
+split folders (``train/<class>/``, ``test/<class>/``) as Kaggle, Roboflow and Keras's tutorials lay data out."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from tinynas.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+#: folder names that hold one split of the data, by split (compared in lower case)
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"),
+                 "test": ("test", "testing")}
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -38,17 +49,93 @@ def has_class_folders(root: Path, extensions: tuple[str, ...]) -> bool:
 
 def checked_classes(root: Path, extensions: tuple[str, ...], what: str) -> dict[str, list[Path]]:
     """``files_by_class`` that refuses fewer than two classes or an empty class folder."""
-    classes = files_by_class(root, extensions)
-    empty = [name for name, files in classes.items() if not files]
-    if empty:
-        raise DatasetError(
-            f"{root}: class folder(s) {', '.join(repr(e) for e in empty)} hold no {what} files "
-            f"({'/'.join(extensions)}); add samples or remove the folder"
-        )
+    classes = _nonempty(root, extensions, what)
     if len(classes) < 2:
         only = next(iter(classes), "(none)")
         raise DatasetError(
             f"{root}: found only one class folder ({only!r}); a classifier needs at least two: "
             f"put the {what} files of each class in their own sub-folder, e.g. {root}/yes/ and {root}/no/"
         )
+    return classes
+
+
+@dataclass(frozen=True)
+class FolderSamples:
+    """Every sample file of a class-folder dataset, its label and the split its folder names."""
+
+    class_names: tuple[str, ...]
+    files: list[Path]
+    labels: list[int]
+    splits: list[str]  # "train", "val" or "test" per file; all "train" without split folders
+
+    @property
+    def given_splits(self) -> str:
+        """"; validation and test splits from its folders" (what the source line adds), or ""."""
+        held = [name for split, name in (("val", "validation"), ("test", "test")) if split in self.splits]
+        return f"; {' and '.join(held)} split{'s' if len(held) > 1 else ''} from its folders" if held else ""
+
+    def split_arrays(self, x: np.ndarray) -> dict[str, np.ndarray | None]:
+        """``x`` (one row per file) as RawData's x/y, x_val/y_val and x_test/y_test (None for a split
+        the folders do not hold: it is carved from the training data)."""
+        y, where = np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits)
+        out: dict[str, np.ndarray | None] = {"x": x[where == "train"], "y": y[where == "train"]}
+        for split, suffix in (("val", "_val"), ("test", "_test")):
+            held = where == split
+            out["x" + suffix], out["y" + suffix] = (x[held], y[held]) if held.any() else (None, None)
+        return out
+
+
+def split_folders(root: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
+    """{"train": root/train, "test": root/test, ...} when every folder of ``root`` names a split (one of them
+    the training one) and holds class folders of samples; {} for the plain class-folder layout."""
+    found: dict[str, Path] = {}
+    for sub in _class_folders(root):
+        split = next((s for s, names in SPLIT_FOLDERS.items() if sub.name.lower() in names), None)
+        if split is None:
+            return {}
+        if split in found:
+            raise DatasetError(f"{root}: both {found[split].name}/ and {sub.name}/ name the {split} split; "
+                               "merge them into one folder")
+        found[split] = sub
+    if "train" not in found or not all(has_class_folders(p, extensions) for p in found.values()):
+        return {}
+    return found
+
+
+def checked_samples(root: Path, extensions: tuple[str, ...], what: str) -> FolderSamples:
+    """The samples of ``root``'s class folders, or of its split folders' (``checked_classes`` for each):
+    classes are the training folder's, and a validation or test class the training data lacks is refused."""
+    splits = split_folders(root, extensions)
+    if not splits:
+        classes = checked_classes(root, extensions, what)
+        files = [f for group in classes.values() for f in group]
+        labels = [label for label, group in enumerate(classes.values()) for _ in group]
+        return FolderSamples(tuple(classes), files, labels, ["train"] * len(files))
+    by_split = {split: checked_classes(folder, extensions, what) if split == "train" else
+                _nonempty(folder, extensions, what) for split, folder in splits.items()}
+    names = tuple(by_split["train"])
+    for split, classes in by_split.items():
+        unknown = sorted(set(classes) - set(names))
+        if unknown:
+            raise DatasetError(f"{splits[split]}: class folder(s) {', '.join(map(repr, unknown))} are not in "
+                               f"{splits['train']}, which the model learns from; add their training samples there "
+                               "or remove them")
+    files, labels, split_of = [], [], []
+    for split in ("train", "val", "test"):
+        for name, group in by_split.get(split, {}).items():
+            files += group
+            labels += [names.index(name)] * len(group)
+            split_of += [split] * len(group)
+    log.info("%s: split folders %s: %s", root, ", ".join(f"{p.name}/" for p in splits.values()),
+             "; ".join(f"{split} {split_of.count(split)} {what} files" for split in splits))
+    return FolderSamples(names, files, labels, split_of)
+
+
+def _nonempty(root: Path, extensions: tuple[str, ...], what: str) -> dict[str, list[Path]]:
+    """``files_by_class`` that refuses an empty class folder."""
+    classes = files_by_class(root, extensions)
+    empty = [name for name, files in classes.items() if not files]
+    if empty:
+        raise DatasetError(f"{root}: class folder(s) {', '.join(repr(e) for e in empty)} hold no {what} files "
+                           f"({'/'.join(extensions)}); add samples or remove the folder")
     return classes

@@ -28,7 +28,7 @@ import numpy as np
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.cache import save_npz_atomic, tinynas_home
 from tinynas.data.features import ImageFrontEnd
-from tinynas.data.folders import checked_classes, has_class_folders
+from tinynas.data.folders import checked_samples, has_class_folders
 from tinynas.data.resize import resize_bilinear
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
@@ -66,7 +66,8 @@ def _check_eight_bit(im: Any, f: Path) -> None:
 
 
 @register_path_kind("image-folder", matches=lambda p: has_class_folders(p, IMAGE_EXTENSIONS),
-                    description="a folder with one sub-folder of images (png, jpg, bmp, ...) per class")
+                    description="a folder with one sub-folder of images (png, jpg, bmp, ...) per class, "
+                                "or train/ and test/ (val/) folders that each hold one")
 def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto",
                       background: str = "white") -> RawData:
     """Read every image; ``color_mode`` is "grayscale", "rgb" or "auto" (grey when every image is grey);
@@ -82,9 +83,8 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
         raise DatasetError(f"image folder option background must be white or black, got {background!r}")
     if image_size is not None and image_size < 1:
         raise DatasetError(f"image folder option image_size must be a positive integer, got {image_size}")
-    classes = checked_classes(path, IMAGE_EXTENSIONS, "image")
-    names = [f for files in classes.values() for f in files]
-    labels = [label for label, files in enumerate(classes.values()) for _ in files]
+    samples = checked_samples(path, IMAGE_EXTENSIONS, "image")
+    names = samples.files
     cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode, background=background)
     cached = _read_cache(cache, count=len(names))
     if cached is None:
@@ -95,8 +95,8 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     x = scaling.apply(pixels)
     front_end = ImageFrontEnd(channels=int(x.shape[-1]), height=int(x.shape[1]), width=int(x.shape[2]),
                               resized=image_size is not None)
-    return RawData(x=x, y=np.asarray(labels, dtype=np.int64), class_names=tuple(classes), scaling=scaling,
-                   source=f"image folder {path} ({len(labels)} images, {color_mode})",
+    return RawData(**samples.split_arrays(x), class_names=samples.class_names, scaling=scaling,
+                   source=f"image folder {path} ({len(names)} images, {color_mode}{samples.given_splits})",
                    preprocessing=preprocessing, image_front_end=front_end)
 
 

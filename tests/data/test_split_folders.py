@@ -1,0 +1,97 @@
+"""Class folders under train/, val/ (valid/, validation/) and test/ folders, as Kaggle, Roboflow and
+Keras's tutorials lay image and audio data out: the splits are the folders', not classes named
+"train" and "test"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import wavfile
+
+from tinynas.data import load_dataset
+from tinynas.errors import DatasetError
+
+
+def _images(root: Path, counts: dict[str, dict[str, int]]) -> Path:
+    """``counts[split][class]`` 12x12 grey PNGs whose brightness tells the class and split apart."""
+    for s, (split, classes) in enumerate(counts.items()):
+        for name, n in classes.items():
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                value = 20 * sorted(classes).index(name) + 5 * s + i % 3  # labels follow the names' order
+                Image.fromarray(np.full((12, 12), value, dtype=np.uint8)).save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_train_and_test_folders_are_the_splits_not_two_classes(tmp_path):
+    root = _images(tmp_path / "flowers", {"train": {"rose": 20, "tulip": 20, "daisy": 20},
+                                          "test": {"rose": 5, "tulip": 5, "daisy": 5}})
+    ds = load_dataset(root, seed=0)
+    assert ds.class_names == ("daisy", "rose", "tulip")
+    assert len(ds.y_test) == 15 and len(ds.y_train) + len(ds.y_val) == 60
+    assert np.bincount(ds.y_test).tolist() == [5, 5, 5]
+    # the test split is exactly the test folder's pictures (its brightness: 20 * class + 5 * 1 + i % 3)
+    raw = np.round(ds.x_test[:, 0, 0, 0] * 255).astype(int)
+    assert sorted(set(raw - 20 * ds.y_test)) == [5, 6, 7]
+    assert sorted(set(np.round(ds.x_train[:, 0, 0, 0] * 255).astype(int) - 20 * ds.y_train)) == [0, 1, 2]
+    assert "test split from its folders" in ds.source
+
+
+@pytest.mark.parametrize("val_name", ["val", "valid", "Validation"])
+def test_a_validation_folder_is_the_validation_split(tmp_path, val_name):
+    root = _images(tmp_path / "d", {"train": {"a": 10, "b": 10}, val_name: {"a": 3, "b": 3},
+                                    "test": {"a": 4, "b": 4}})
+    ds = load_dataset(root, seed=0)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (20, 6, 8)
+    assert sorted(set(np.round(ds.x_val[:, 0, 0, 0] * 255).astype(int) - 20 * ds.y_val)) == [5, 6, 7]
+    assert "validation and test splits from its folders" in ds.source
+    # the fingerprint follows the given split: the same pictures moved into train/ are another dataset
+    assert ds.fingerprint != load_dataset(_images(tmp_path / "e", {"train": {"a": 13, "b": 13},
+                                                                     "test": {"a": 4, "b": 4}})).fingerprint
+
+
+def test_only_a_train_folder_carves_validation_and_test_from_it(tmp_path):
+    ds = load_dataset(_images(tmp_path / "d", {"train": {"a": 20, "b": 20}}), seed=0)
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 40 and len(ds.y_test) > 0
+
+
+def test_plain_class_folders_and_a_class_named_like_a_split_keep_their_meaning(tmp_path):
+    """A "train" class (trains against cars) beside a "car" class is not a split layout."""
+    ds = load_dataset(_plain(tmp_path / "vehicles", ["car", "train"]), seed=0)
+    assert ds.class_names == ("car", "train") and len(ds.y_test) > 0
+
+
+def _plain(root: Path, classes: list[str]) -> Path:
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((12, 12), 40 * c + i, dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_test_class_the_training_folder_lacks_is_refused(tmp_path):
+    root = _images(tmp_path / "d", {"train": {"a": 5, "b": 5}, "test": {"a": 2, "c": 2}})
+    with pytest.raises(DatasetError, match=r"test: class folder\(s\) 'c' are not in .*train, which the model learns"):
+        load_dataset(root)
+    both = _images(tmp_path / "e", {"train": {"a": 5, "b": 5}, "val": {"a": 2, "b": 2}, "valid": {"a": 2, "b": 2}})
+    with pytest.raises(DatasetError, match=r"both val/ and valid/ name the val split; merge them"):
+        load_dataset(both)
+
+
+def test_wav_split_folders_and_statistics_from_training_clips(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for split, n, loud in (("train", 6, 0.5), ("test", 3, 0.05)):
+        for name, freq in (("low", 300.0), ("high", 2500.0)):
+            (tmp_path / "kws" / split / name).mkdir(parents=True)
+            for i in range(n):
+                tone = loud * np.sin(2 * np.pi * (freq + 20 * i) * t) + 0.01 * rng.normal(size=t.shape)
+                wavfile.write(tmp_path / "kws" / split / name / f"{i}.wav", 16000, (tone * 32767).astype(np.int16))
+    ds = load_dataset(tmp_path / "kws", features="logmel")
+    assert ds.class_names == ("high", "low") and len(ds.y_test) == 6 and len(ds.y_train) + len(ds.y_val) == 12
+    # standardized on the training clips: they average 0, the quieter test clips do not
+    train = np.concatenate([ds.x_train, ds.x_val])
+    assert abs(float(train.mean())) < 1e-4 and float(ds.x_test.mean()) < -0.1
