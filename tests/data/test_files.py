@@ -202,6 +202,32 @@ def test_npz_with_and_without_test_split(tmp_path):
     assert len(ds2.y_train) + len(ds2.y_val) + len(ds2.y_test) == 60
 
 
+def test_npz_named_as_keras_datasets_name_them_with_a_validation_split(tmp_path):
+    """x_train/y_train, as keras.datasets.*.load_data() name them, and a fixed x_val/y_val."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "keras_style.npz"
+    x = rng.integers(0, 256, size=(80, 6, 6, 1)).astype(np.uint8)
+    np.savez(path, x_train=x, y_train=np.arange(80) % 4, x_val=x[:12] // 2, y_val=np.arange(12) % 4,
+             x_test=x[:20], y_test=np.arange(20) % 4)
+    ds = load_dataset(path)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (80, 12, 20)
+    np.testing.assert_allclose(ds.x_val, (x[:12] // 2) / 255, atol=1e-6)
+    np.testing.assert_array_equal(ds.y_val, np.arange(12) % 4)
+    assert ds.x_train.max() <= 1.0 and "255" in ds.input_scaling.description
+    no_test = tmp_path / "no_test.npz"
+    np.savez(no_test, x=x, y=np.arange(80) % 4, x_val=x[:12], y_val=np.arange(12) % 4)
+    ds = load_dataset(no_test)  # the test split is carved from x
+    assert len(ds.y_val) == 12 and len(ds.y_train) + len(ds.y_test) == 80 and len(ds.y_test) > 0
+    both = tmp_path / "both.npz"
+    np.savez(both, x=x, y=np.arange(80) % 4, x_train=x)
+    with pytest.raises(DatasetError, match="both.npz: holds both x and x_train; keep one"):
+        load_dataset(both)
+    half = tmp_path / "half.npz"
+    np.savez(half, x=x, y=np.arange(80) % 4, x_val=x[:12])
+    with pytest.raises(DatasetError, match="half.npz: x_val and y_val must be given together"):
+        load_dataset(half)
+
+
 def test_npz_bad_inputs(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, features=np.zeros((4, 3)), y=np.zeros(4))

@@ -58,8 +58,8 @@ def read_wav(path: Path, *, sample_rate_hz: int, resample: bool = False) -> np.n
 
 
 @register_path_kind("wav-folder", matches=lambda p: has_class_folders(p, WAV_EXTENSIONS),
-                    description="a folder with one sub-folder of WAV clips per class (or train/ and test/ (val/) folders "
-                                "that each hold one) -> MFCC 49x10x1 (keyword spotting)")
+                    description="a folder with one sub-folder of WAV clips per class (or train/ and test/ "
+                                "(val/) folders that each hold one) -> MFCC 49x10x1 (keyword spotting)")
 def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
                     frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
                     normalize: bool = True, resample: bool = False) -> RawData:

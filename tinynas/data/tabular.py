@@ -1,4 +1,4 @@
-"""Array files a user hands in: ``.npz`` (x, y, optional x_test, y_test) and ``.csv`` sensor windows.
+"""Array files a user hands in: ``.npz`` (x, y, optional x_test, y_test, x_val, y_val) and ``.csv`` sensor windows.
 
 ``.npz`` is read with ``allow_pickle=False``; a CSV holds one window per row,
 its feature columns in time-major order, and a label column.
@@ -78,32 +78,39 @@ def _features(x: np.ndarray, where: str, key: str, *, images: bool = False) -> n
 
 
 @register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
-                    description="a .npz with x (N,H,W,C or N,L,C; N,H,W grey images with images=true), y, optional "
-                                "x_test/y_test and class_names; "
+                    description="a .npz with x (N,H,W,C or N,L,C; N,H,W grey images with images=true), y (or "
+                                "x_train, y_train), optional x_test/y_test, x_val/y_val and class_names; "
                                 "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features), and "
                                 "node_task=True a node task (x's last feature marks the node asked about)")
 def load_npz(path: Path, *, images: bool = False) -> RawData:
     """Integer features are scaled by their bit range (``_integer_scaling``); floats are used as they are.
 
-    ``images``: x (and x_test) of shape (N, H, W) are grey images, not (N, L, C) sequences: a channel axis is
+    ``images``: x (and x_test, x_val) of shape (N, H, W) are grey images, not (N, L, C) sequences: a channel axis is
     added, so the image spaces take them."""
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
     except (ValueError, OSError) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(x=..., y=...)") from None
+    for short, long in (("x", "x_train"), ("y", "y_train")):  # as keras.datasets name their arrays
+        if long in data:
+            if short in data:
+                raise DatasetError(f"{path}: holds both {short} and {long}; keep one (the training data)")
+            data[short] = data.pop(long)
     missing = [k for k in ("x", "y") if k not in data]
     if missing:
         raise DatasetError(f"{path}: missing array(s) {missing}; found {sorted(data)}; "
-                           "save it with numpy.savez(path, x=features, y=labels[, x_test=..., y_test=...])")
-    if ("x_test" in data) != ("y_test" in data):
-        raise DatasetError(f"{path}: x_test and y_test must be given together; found {sorted(data)}")
+                           "save it with numpy.savez(path, x=features, y=labels[, x_test=..., y_test=..., "
+                           "x_val=..., y_val=...])")
+    for split in ("test", "val"):
+        if (f"x_{split}" in data) != (f"y_{split}" in data):
+            raise DatasetError(f"{path}: x_{split} and y_{split} must be given together; found {sorted(data)}")
     names = tuple(str(s) for s in data["class_names"].tolist()) if "class_names" in data else None
     adjacency = None
     if "adjacency" in data:
         from tinynas.data.graph_checks import checked_adjacency
 
-        for key in ("x", "x_test"):
+        for key in ("x", "x_test", "x_val"):
             if key in data and data[key].ndim not in (2, 3):
                 raise DatasetError(f"{path}: with an adjacency, {key} must be (N, nodes) or (N, nodes, features) "
                                    f"node features, got shape {data[key].shape}")
@@ -121,23 +128,26 @@ def load_npz(path: Path, *, images: bool = False) -> RawData:
                     *data["x"].shape)
     x = _features(data["x"], str(path), "x", images=images)
     y, names = _labels(data["y"], str(path), names)
-    x_test = y_test = None
-    if "x_test" in data:
-        x_test = _features(data["x_test"], str(path), "x_test", images=images)
-        y_test, names_t = _labels(data["y_test"], str(path), names)
-        if len(names_t) > len(names):
-            names = names_t
+    held: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the splits the file gives: test, val
+    for split in ("test", "val"):
+        if f"x_{split}" in data:
+            xs = _features(data[f"x_{split}"], str(path), f"x_{split}", images=images)
+            ys, names_s = _labels(data[f"y_{split}"], str(path), names)
+            if len(names_s) > len(names):
+                names = names_s
+            held[split] = (xs, ys)
     if data["x"].dtype.kind in "iu":
-        scaling = _integer_scaling(x if x_test is None else np.concatenate([x.ravel(), x_test.ravel()]))
+        scaling = _integer_scaling(np.concatenate([x.ravel(), *(xs.ravel() for xs, _ in held.values())]))
     else:
         scaling = InputScaling(description=f"values as stored in {path.name}, used as they are")
     if node_task:
         from tinynas.data.graph_checks import check_node_marker
 
-        for key, arr in (("x", x), ("x_test", x_test)):
-            if arr is not None:
-                check_node_marker(arr, where=str(path), field=key)
-    return RawData(x=scaling.apply(x), y=y, x_test=None if x_test is None else scaling.apply(x_test), y_test=y_test,
+        for key, arr in (("x", x), *((f"x_{split}", xs) for split, (xs, _) in held.items())):
+            check_node_marker(arr, where=str(path), field=key)
+    given = {f"{axis}_{split}": scaling.apply(pair[0]) if axis == "x" else pair[1]
+             for split, pair in held.items() for axis in ("x", "y")}
+    return RawData(x=scaling.apply(x), y=y, **given,
                    class_names=names, scaling=scaling, adjacency=adjacency, node_task=node_task,
                    source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
