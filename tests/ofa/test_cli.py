@@ -109,7 +109,7 @@ def test_a_board_no_subnet_fits_names_the_smallest_subnets_cost(tmp_path, monkey
     out = tmp_path / "run"
     code, cap = _run(monkeypatch, capsys, "--profile", "nucleo-l010rb", "--dataset", "digits", "--space", "mcunet",
                      "--strategy", "ofa", *FLAGS[:-2], "--max-macs", "1k", "--out", str(out))
-    assert code == 1 and "smallest" in cap.err and "macs" in cap.err and "vs budget 1000" in cap.err, cap.err
+    assert code == 1 and "smallest" in cap.err and "macs" in cap.err and "vs budget 1,000" in cap.err, cap.err
     assert not out.exists()
 
 

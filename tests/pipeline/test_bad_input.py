@@ -63,8 +63,25 @@ def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile)
     out = tmp_path / "run"
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,
                   "--out", str(out)], out, "no architecture of space 'mcunet' fits board 'no-room'")
-    assert re.search(r"needs sram \d+ bytes vs budget 1024 bytes \(over\)", err) and "pick a board with more room" in err
+    assert re.search(r"needs sram [\d,]+ bytes vs budget 1,024 bytes \(over\)", err)
+    assert "pick a board with more room" in err and err.rstrip().endswith("or a smaller input")
     assert "given on the command line" not in err  # the profile's own budget: no flag to raise
+
+
+def test_camera_size_pictures_nothing_fits_name_the_image_size_option(tmp_path):
+    """Pictures as a camera takes them fit no microcontroller: the error names the folder's option."""
+    import numpy as np
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((240, 320, 3), 20 * i, dtype=np.uint8)).save(tmp_path / "photos" / label / f"{i}.png")
+    out = tmp_path / "run"
+    err = _fails(["run", "--profile", "nano33ble", "--dataset", str(tmp_path / "photos"), *TINY, "--out", str(out)],
+                 out, "or a smaller input: -o image_size=32 resizes the 240x320 pictures")
+    err = _fails(["run", "--profile", "nucleo-l010rb", "--dataset", str(tmp_path / "photos"), "-o", "image_size=96",
+                  *TINY, "--out", str(out)], out, "or a smaller -o image_size than the 96x96 given")
 
 
 def test_a_command_line_budget_nothing_fits_names_its_flag(tmp_path):

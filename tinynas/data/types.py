@@ -110,8 +110,9 @@ class Dataset:
             raise DatasetError(
                 f"{self.name}: {sum(sizes.values())} samples split into {sizes['train']} train / {sizes['val']} "
                 f"validation / {sizes['test']} test; {needed_for} needs {' and '.join(empty)} samples. Add samples "
-                "(15 % of each class go to validation and 15 % to test), or give a test split of your own "
-                "(x_test and y_test in a .npz)"
+                "(15 % of each class go to validation and 15 % to test), or give splits of your own "
+                "(x_test/y_test and x_val/y_val in a .npz; test/ and val/ folders beside train/ in an image or "
+                "WAV folder)"
             )
 
     def structure_json(self) -> dict[str, Any]:

@@ -105,11 +105,13 @@ BUDGET_FLAGS = {"sram": ("arena_budget_bytes", "--arena-budget"), "flash": ("fla
                 "latency": ("latency_ms", "--latency-ms"), "macs": ("max_macs", "--max-macs")}
 
 
-def require_feasible(check: CostCheck, *, seed: int = 0, given: Collection[str] = ()) -> Arch:
+def require_feasible(check: CostCheck, *, seed: int = 0, given: Collection[str] = (),
+                     smaller_input: str = "a smaller input") -> Arch:
     """An arch that fits the board, or SearchError with the smallest arch's cost against each budget.
 
     ``given``: the budgets the command line set (RunSettings.constraints() keys), so the error
-    names the flag to raise rather than only a roomier board.
+    names the flag to raise rather than only a roomier board; ``smaller_input``: how this
+    dataset's input gets smaller (an image folder's ``-o image_size``).
     """
     arch, ratio = smallest_arch(check, seed=seed)
     if ratio <= 1.0:
@@ -120,8 +122,8 @@ def require_feasible(check: CostCheck, *, seed: int = 0, given: Collection[str] 
         if c.budget is None:
             continue
         unit = {"latency": "ms", "macs": "MACs"}.get(c.name, "bytes")
-        need = f"{c.need:.3g}" if c.name == "latency" else f"{int(c.need)}"
-        budget = f"{c.budget:.3g}" if c.name == "latency" else f"{int(c.budget)}"
+        need = f"{c.need:.3g}" if c.name == "latency" else f"{int(c.need):,}"
+        budget = f"{c.budget:.3g}" if c.name == "latency" else f"{int(c.budget):,}"
         parts.append(f"{c.name} {need} {unit} vs budget {budget} {unit} ({'fits' if c.fits else 'over'})")
         key, flag = BUDGET_FLAGS.get(c.name, ("", ""))
         if not c.fits and key in given:
@@ -132,6 +134,6 @@ def require_feasible(check: CostCheck, *, seed: int = 0, given: Collection[str] 
         f"({arch}) needs {'; '.join(parts)}; "
         + (f"raise {' and '.join(flags)} (given on the command line), or " if flags else "")
         + "pick a board with more room (e.g. `tinynas profiles list`), a space with smaller models (--space), "
-        "or a smaller input"
+        f"or {smaller_input}"
     )
 

@@ -67,6 +67,18 @@ def run(*, settings: RunSettings, out: str | Path, dataset: Any = None,
                      shared=shared)
 
 
+def _smaller_input(dataset: Any) -> str:
+    """How the input of ``dataset`` gets smaller, for the error when nothing fits: pictures as large as a
+    camera takes them fit no microcontroller, and an image folder's option is the fix."""
+    images = getattr(dataset, "image_front_end", None)
+    if images is None:
+        return "a smaller input"
+    size = f"{images.height}x{images.width}"
+    if images.resized:
+        return f"a smaller -o image_size than the {size} given"
+    return f"a smaller input: -o image_size=32 resizes the {size} pictures (or 64, 96: the side in pixels)"
+
+
 def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: Any,
               on_candidate: Callable[[dict[str, Any]], None] | None,
               shared: list[dict[str, Any]] | None) -> RunResult:
@@ -76,7 +88,8 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     resolved = resolve(settings, dataset=dataset)
     check = CostCheck(space=resolved.space, profile=resolved.profile)
     # before creating anything: a clear error, no work lost
-    require_feasible(check, seed=int(settings.seed), given=settings.constraints())
+    require_feasible(check, seed=int(settings.seed), given=settings.constraints(),
+                     smaller_input=_smaller_input(resolved.dataset))
     out = Path(out)
     spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
                       input_shape=tuple(resolved.dataset.input_shape),
