@@ -37,7 +37,7 @@ def test_train_and_test_folders_are_the_splits_not_two_classes(tmp_path):
     raw = np.round(ds.x_test[:, 0, 0, 0] * 255).astype(int)
     assert sorted(set(raw - 20 * ds.y_test)) == [5, 6, 7]
     assert sorted(set(np.round(ds.x_train[:, 0, 0, 0] * 255).astype(int) - 20 * ds.y_train)) == [0, 1, 2]
-    assert "test split from its folders" in ds.source
+    assert "test split as the folder gives it" in ds.source
 
 
 @pytest.mark.parametrize("val_name", ["val", "valid", "Validation"])
@@ -47,7 +47,7 @@ def test_a_validation_folder_is_the_validation_split(tmp_path, val_name):
     ds = load_dataset(root, seed=0)
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (20, 6, 8)
     assert sorted(set(np.round(ds.x_val[:, 0, 0, 0] * 255).astype(int) - 20 * ds.y_val)) == [5, 6, 7]
-    assert "validation and test splits from its folders" in ds.source
+    assert "validation and test splits as the folder gives them" in ds.source
     # the fingerprint follows the given split: the same pictures moved into train/ are another dataset
     assert ds.fingerprint != load_dataset(_images(tmp_path / "e", {"train": {"a": 13, "b": 13},
                                                                      "test": {"a": 4, "b": 4}})).fingerprint
@@ -95,3 +95,33 @@ def test_wav_split_folders_and_statistics_from_training_clips(tmp_path):
     # standardized on the training clips: they average 0, the quieter test clips do not
     train = np.concatenate([ds.x_train, ds.x_val])
     assert abs(float(train.mean())) < 1e-4 and float(ds.x_test.mean()) < -0.1
+
+
+def test_speech_commands_lists_are_the_splits_and_its_noise_is_not_a_word(tmp_path, caplog):
+    """Speech Commands keeps each speaker in one split through validation_list.txt and testing_list.txt,
+    and its _background_noise_ folder holds minutes of noise, not a word."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    root = tmp_path / "speech_commands"
+    for word, freq in (("no", 300.0), ("yes", 2500.0)):
+        (root / word).mkdir(parents=True)
+        for speaker in range(6):
+            tone = 0.5 * np.sin(2 * np.pi * (freq + 30 * speaker) * t) + 0.01 * rng.normal(size=t.shape)
+            wavfile.write(root / word / f"spk{speaker}_nohash_0.wav", 16000, (tone * 32767).astype(np.int16))
+    (root / "_background_noise_").mkdir()
+    noise = (rng.normal(size=16000 * 60) * 3000).astype(np.int16)
+    wavfile.write(root / "_background_noise_" / "white.wav", 16000, noise)
+    (root / "validation_list.txt").write_text("no/spk4_nohash_0.wav\nyes/spk4_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("no/spk5_nohash_0.wav\nyes/spk5_nohash_0.wav\nyes/gone.wav\n")
+    ds = load_dataset(root, seed=0)
+    assert ds.class_names == ("no", "yes")
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (8, 2, 2)
+    assert sorted(ds.y_test.tolist()) == [0, 1] and "validation and test splits as the folder gives" in ds.source
+
+    (root / "testing_list.txt").write_text("no/spk4_nohash_0.wav\n")
+    with pytest.raises(DatasetError, match=r"testing_list.txt: no/spk4_nohash_0.wav is also in validation_list.txt"):
+        load_dataset(root)
+    (root / "testing_list.txt").write_text("other/dir/x.wav\n")
+    with caplog.at_level("WARNING", logger="tinynas.data.folders"):
+        ds = load_dataset(root)
+    assert "names none of the 12 files here" in caplog.text and len(ds.y_test) > 0

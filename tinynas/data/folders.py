@@ -19,10 +19,16 @@ SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "valida
                  "test": ("test", "testing")}
 
 
+#: folders that are never a class: where a zip made on macOS puts its metadata, and the noise recordings
+#: Speech Commands keeps beside its word folders (minutes-long clips for mixing in, not a word)
+_NOT_CLASSES = ("__MACOSX", "_background_noise_")
+#: Speech Commands' split lists at its root: one "<word>/<file>.wav" per line
+SPLIT_LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
+
+
 def _class_folders(root: Path) -> list[Path]:
-    """The class folders of ``root``, sorted by name: not hidden, and not ``__MACOSX``, where a zip made on
-    macOS puts its metadata."""
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
+    """The class folders of ``root``, sorted by name: neither hidden nor in ``_NOT_CLASSES``."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in _NOT_CLASSES)
 
 
 def _samples(folder: Path, extensions: tuple[str, ...]) -> Iterator[Path]:
@@ -70,9 +76,12 @@ class FolderSamples:
 
     @property
     def given_splits(self) -> str:
-        """"; validation and test splits from its folders" (what the source line adds), or ""."""
+        """"; validation and test splits as the folder gives them" (what the source line adds), or ""."""
         held = [name for split, name in (("val", "validation"), ("test", "test")) if split in self.splits]
-        return f"; {' and '.join(held)} split{'s' if len(held) > 1 else ''} from its folders" if held else ""
+        if not held:
+            return ""
+        return f"; {' and '.join(held)} split{'s' if len(held) > 1 else ''} as the folder gives " + (
+            "them" if len(held) > 1 else "it")
 
     def split_arrays(self, x: np.ndarray) -> dict[str, np.ndarray | None]:
         """``x`` (one row per file) as RawData's x/y, x_val/y_val and x_test/y_test (None for a split
@@ -110,7 +119,7 @@ def checked_samples(root: Path, extensions: tuple[str, ...], what: str) -> Folde
         classes = checked_classes(root, extensions, what)
         files = [f for group in classes.values() for f in group]
         labels = [label for label, group in enumerate(classes.values()) for _ in group]
-        return FolderSamples(tuple(classes), files, labels, ["train"] * len(files))
+        return FolderSamples(tuple(classes), files, labels, _listed_splits(root, files))
     by_split = {split: checked_classes(folder, extensions, what) if split == "train" else
                 _nonempty(folder, extensions, what) for split, folder in splits.items()}
     names = tuple(by_split["train"])
@@ -139,3 +148,31 @@ def _nonempty(root: Path, extensions: tuple[str, ...], what: str) -> dict[str, l
         raise DatasetError(f"{root}: class folder(s) {', '.join(repr(e) for e in empty)} hold no {what} files "
                            f"({'/'.join(extensions)}); add samples or remove the folder")
     return classes
+
+
+def _listed_splits(root: Path, files: list[Path]) -> list[str]:
+    """Each file's split as ``root``'s Speech Commands lists (``SPLIT_LISTS``) name it, "train" when no list
+    does. Its lists keep each speaker in one split; a random split would put a speaker's other takes of a
+    word in the test split and overstate accuracy."""
+    split_of = {f.relative_to(root).as_posix(): "train" for f in files}
+    for split, name in SPLIT_LISTS.items():
+        listing = root / name
+        if not listing.is_file():
+            continue
+        try:
+            lines = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{listing}: cannot read this split list ({exc}); fix or remove it") from None
+        found = [line for line in lines if line in split_of]
+        for line in found:
+            if split_of[line] != "train":
+                raise DatasetError(f"{listing}: {line} is also in {SPLIT_LISTS[split_of[line]]}; a sample "
+                                   "belongs to one split")
+            split_of[line] = split
+        if lines and not found:
+            log.warning("%s names none of the %s files here (its lines are <class>/<file> paths relative to %s): "
+                        "ignored", listing, len(files), root)
+        else:
+            log.info("%s: %d of its %d lines name files here: the %s split", listing, len(found), len(lines),
+                     "validation" if split == "val" else split)
+    return list(split_of.values())
