@@ -110,6 +110,7 @@ def test_a_base_by_path_a_chain_and_a_changed_base_are_read(tmp_path):
     ({"y.toml": 'id = "y"\nname = "y"\nbase = "gone.toml"\n'}, "y.toml", r"y.toml: base 'gone.toml': no such profile file"),
     ({"z.toml": 'id = "z"\nname = "z"\nbase = 3\n'}, "z.toml", r"z.toml: base must be a profile id or a path"),
     ({"w.toml": 'id = "w"\nbase = "nano33ble"\n'}, "w.toml", r"w.toml: name is missing"),
+    ({"v.toml": 'id = "v"\nname = "v"\nbase = "nano33ble"\nlatency = 5\n'}, "v.toml", r"v.toml: latency must be a table"),
 ])
 def test_bad_bases_are_refused_naming_the_file(tmp_path, files, load, message):
     for name, text in files.items():

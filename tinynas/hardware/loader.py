@@ -243,8 +243,9 @@ def _with_base(data: dict[str, Any], *, source: str, chain: tuple[str, ...]) -> 
             memory.pop(region, None)
     if "memory" in parent:
         parent["memory"] = memory
-    latency = parent.get("latency")
-    if isinstance(latency, dict) and "source" in latency and "source" not in data.get("latency", {}):
+    latency, own_latency = parent.get("latency"), data.get("latency")
+    if isinstance(latency, dict) and "source" in latency and not (isinstance(own_latency, dict)
+                                                                 and "source" in own_latency):
         parent["latency"] = {**latency, "source": f"{latency['source']} (from base profile {base})"}
     return _merged(parent, data), (raw, *raws)
 
