@@ -265,6 +265,31 @@ def test_csv_windows(tmp_path):
     assert load_dataset(path).input_shape == (15, 1)
 
 
+def test_csv_train_file_takes_its_test_sibling_with_labels(tmp_path, caplog):
+    """har_train.csv beside har_test.csv (any case): the fixed test split; Kaggle's test.csv without labels
+    is left alone."""
+    for stem in ("har_", "HAR_"):
+        train = _csv(tmp_path / f"{stem}{'train' if stem.islower() else 'TRAIN'}.csv", n=40)
+        _csv(tmp_path / f"{stem}{'test' if stem.islower() else 'TEST'}.csv", n=10)
+        ds = load_dataset(train)
+        assert len(ds.y_test) == 10 and len(ds.y_train) + len(ds.y_val) == 40
+        assert f"test split {stem}{'test' if stem.islower() else 'TEST'}.csv, 10 windows" in ds.source
+        # standardized with the training rows' statistics
+        np.testing.assert_allclose(float(np.concatenate([ds.x_train, ds.x_val]).mean()), 0.0, atol=1e-5)
+    (tmp_path / "kaggle").mkdir()
+    kaggle = _csv(tmp_path / "kaggle" / "train.csv", n=40)
+    (tmp_path / "kaggle" / "test.csv").write_text("x0,y0,z0\n1,2,3\n")
+    with caplog.at_level("INFO", logger="tinynas.data.tabular"):
+        ds = load_dataset(kaggle)
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 40 and "has no label column 'label'" in caplog.text
+    other = tmp_path / "other"
+    other.mkdir()
+    _csv(other / "train.csv", n=20)
+    _csv(other / "test.csv", n=10, channels=2)
+    with pytest.raises(DatasetError, match=r"test.csv: its columns .* are not those of train.csv"):
+        load_dataset(other / "train.csv")
+
+
 def test_csv_without_label_column_names_the_fix(tmp_path):
     path = _csv(tmp_path / "imu.csv", label="activity")
     with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):

@@ -170,15 +170,67 @@ def _delimiter(header: str) -> str:
 
 @register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",
                     description="a .csv of sensor windows: one window per row, feature columns and a label column "
-                                "(comma, semicolon with decimal commas, or tab separated)")
+                                "(comma, semicolon with decimal commas, or tab separated); a *train.csv file takes "
+                                "its *test.csv sibling, when that has labels, as the test split")
 def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True) -> RawData:
     """Rows become sequences ``(features // channels, channels)`` (columns in time-major order).
 
     With ``normalize`` the features are standardized with one global mean and
-    std, recorded in ``input_scaling`` for the firmware.
+    std of the training rows, recorded in ``input_scaling`` for the firmware.
     """
     if channels < 1:
         raise DatasetError(f"csv option channels must be a positive integer, got {channels}")
+    header, values, labels = _read_csv(path, label_column=label_column, channels=channels)
+    test, n_test = _test_sibling(path, label_column=label_column), 0
+    if test is not None:
+        test_header, test_values, test_labels = _read_csv(test, label_column=label_column, channels=channels)
+        n_test = len(test_labels)
+        if test_header != header:
+            raise DatasetError(f"{test}: its columns {test_header[:8]}... are not those of {path.name} "
+                               f"({header[:8]}...); the test split must hold the same columns in the same order")
+        labels, values = labels + test_labels, np.concatenate([values, test_values])
+    numbers = _whole_numbers(labels)
+    y, names = _labels(np.asarray(labels if numbers is None else numbers), str(path))
+    raw = values.reshape(len(values), -1, channels)
+    train = len(raw) - n_test
+    if normalize:
+        mean, std = float(raw[:train].mean()), float(raw[:train].std()) or 1.0
+        scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
+                               description=f"sensor values, then (x - {mean:.6g}) / {std:.6g}")
+    else:
+        scaling = InputScaling(description="sensor values used as they are")
+    x = scaling.apply(raw)
+    return RawData(x=x[:train], y=y[:train], class_names=names, scaling=scaling,
+                   x_test=None if test is None else x[train:], y_test=None if test is None else y[train:],
+                   source=f"csv file {path} ({train} windows of {raw.shape[1]}x{channels}, label column "
+                          f"{label_column!r}" + (f"; test split {test.name}, {n_test} windows)" if test else ")"))
+
+
+def _test_sibling(path: Path, *, label_column: str) -> Path | None:
+    """``har_test.csv`` beside ``har_train.csv`` (``TEST`` for ``TRAIN``, and so on), when it holds the label
+    column; Kaggle's test.csv does not (its labels are the competition's secret), and is then not used."""
+    stem = path.stem
+    if not stem.lower().endswith("train"):
+        return None
+    tail = stem[-5:]
+    test_word = "TEST" if tail.isupper() else "Test" if tail[0].isupper() else "test"
+    sibling = path.with_name(stem[:-5] + test_word + path.suffix)
+    if not sibling.is_file():
+        return None
+    try:
+        with open(sibling, newline="", encoding="utf-8-sig") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{sibling}: cannot read the CSV file beside {path.name} ({exc}); save it as UTF-8 CSV "
+                           "or move it away") from None
+    if label_column not in [h.strip() for h in next(csv.reader([first], delimiter=_delimiter(first)), [])]:
+        log.info("%s has no label column %r: not used as the test split", sibling, label_column)
+        return None
+    return sibling
+
+
+def _read_csv(path: Path, *, label_column: str, channels: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """(header, feature values (rows, features), labels) of one CSV file; DatasetError naming line and column."""
     try:
         # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the first column's name
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -215,17 +267,4 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
                 values[r - 2, j] = float(row[c].replace(",", ".") if delimiter == ";" else row[c])
             except ValueError:
                 raise DatasetError(f"{path}: line {r}, column {header[c]!r}: {row[c]!r} is not a number") from None
-    numbers = _whole_numbers(labels)
-    if numbers is not None:
-        y, names = _labels(np.asarray(numbers), str(path))
-    else:
-        y, names = _labels(np.asarray(labels), str(path))
-    raw = values.reshape(len(values), -1, channels)
-    if normalize:
-        mean, std = float(raw.mean()), float(raw.std()) or 1.0
-        scaling = InputScaling(scale=1.0 / std, offset=-mean / std,
-                               description=f"sensor values, then (x - {mean:.6g}) / {std:.6g}")
-    else:
-        scaling = InputScaling(description="sensor values used as they are")
-    return RawData(x=scaling.apply(raw), y=y, class_names=names, scaling=scaling,
-                   source=f"csv file {path} ({len(y)} windows of {raw.shape[1]}x{channels}, label column {label_column!r})")
+    return header, values, labels
