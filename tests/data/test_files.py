@@ -290,6 +290,37 @@ def test_csv_train_file_takes_its_test_sibling_with_labels(tmp_path, caplog):
         load_dataset(other / "train.csv")
 
 
+def test_csv_log_of_time_steps_is_cut_into_windows_within_each_activity(tmp_path, caplog):
+    """A phone or IMU export holds one time step per row (timestamp, ax, ay, az, activity): window=N cuts runs
+    of one label into windows; read as windows, each row alone would be a 4-value sample."""
+    rng = np.random.default_rng(4)
+    runs = [("walk", 120), ("run", 80), ("walk", 60), ("sit", 100)]
+    lines, t = ["timestamp,ax,ay,az,activity"], 0
+    for activity, n in runs:
+        for _ in range(n):
+            lines.append(f"{t},{','.join(f'{v:.3f}' for v in rng.normal(size=3))},{activity}")
+            t += 20
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING", logger="tinynas.data.tabular"):
+        load_dataset(path, label_column="activity")
+    assert "each row looks like one time step of a log (4 feature columns" in caplog.text and "window=N" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tinynas.data.tabular"):
+        ds = load_dataset(path, label_column="activity", window=50, stride=25, ignore_columns="timestamp")
+    assert "windows every 25 rows overlap (window 50)" in caplog.text and "test accuracy will read high" in caplog.text
+    assert ds.input_shape == (50, 3)  # the timestamp is not a feature
+    # windows start every 25 rows and stay inside one run: 3 + 2 + 1 + 3
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 9
+    assert "9 windows of 50x3" in ds.source
+    with pytest.raises(DatasetError, match=r"ignore_columns names \['time'\], which are not columns"):
+        load_dataset(path, label_column="activity", window=50, ignore_columns="time")
+    with pytest.raises(DatasetError, match="channels does not apply with window"):
+        load_dataset(path, label_column="activity", window=50, channels=3)
+    with pytest.raises(DatasetError, match="no run of 200 consecutive rows has one label"):
+        load_dataset(path, label_column="activity", window=200)
+
+
 def test_csv_without_label_column_names_the_fix(tmp_path):
     path = _csv(tmp_path / "imu.csv", label="activity")
     with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):

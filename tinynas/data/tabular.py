@@ -169,29 +169,54 @@ def _delimiter(header: str) -> str:
 
 
 @register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",
-                    description="a .csv of sensor windows: one window per row, feature columns and a label column "
+                    description="a .csv of sensor windows: one window per row, feature columns and a label column, "
+                                "or with window=N a log of one time step per row cut into windows of N rows "
                                 "(comma, semicolon with decimal commas, or tab separated); a *train.csv file takes "
                                 "its *test.csv sibling, when that has labels, as the test split")
-def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True) -> RawData:
-    """Rows become sequences ``(features // channels, channels)`` (columns in time-major order).
+def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True, window: int = 0,
+             stride: int = 0, ignore_columns: str = "") -> RawData:
+    """Rows become sequences ``(features // channels, channels)`` (columns in time-major order); with
+    ``window`` > 0 each row is one time step of a log, its feature columns the channels, and runs of
+    consecutive rows with one label are cut into windows of ``window`` rows every ``stride`` rows
+    (``window`` when 0). ``ignore_columns`` (comma-separated names: a timestamp, a subject id) are not features.
 
     With ``normalize`` the features are standardized with one global mean and
     std of the training rows, recorded in ``input_scaling`` for the firmware.
     """
     if channels < 1:
         raise DatasetError(f"csv option channels must be a positive integer, got {channels}")
-    header, values, labels = _read_csv(path, label_column=label_column, channels=channels)
+    if window < 0 or stride < 0:
+        raise DatasetError(f"csv options window and stride must be 0 or positive, got {window} and {stride}")
+    if window and channels != 1:
+        raise DatasetError("csv option channels does not apply with window: each row is one time step, and its "
+                           "feature columns are the channels; leave channels out")
+    ignore = tuple(c.strip() for c in ignore_columns.split(",") if c.strip())
+    read = dict(label_column=label_column, channels=1 if window else channels, ignore=ignore)
+    header, values, labels = _read_csv(path, **read)
     test, n_test = _test_sibling(path, label_column=label_column), 0
     if test is not None:
-        test_header, test_values, test_labels = _read_csv(test, label_column=label_column, channels=channels)
-        n_test = len(test_labels)
+        test_header, test_values, test_labels = _read_csv(test, **read)
         if test_header != header:
             raise DatasetError(f"{test}: its columns {test_header[:8]}... are not those of {path.name} "
                                f"({header[:8]}...); the test split must hold the same columns in the same order")
+    if window:
+        if 0 < stride < window and test is None:
+            log.warning("%s: windows every %d rows overlap (window %d), and the random split puts neighbours, "
+                        "which share rows, in training and test: test accuracy will read high. Give a test file "
+                        "recorded apart (%s beside a *train.csv), or leave stride out", path, stride, window,
+                        "*test.csv")
+        values, labels = _windows(values, labels, window=window, stride=stride or window, where=path)
+        if test is not None:
+            test_values, test_labels = _windows(test_values, test_labels, window=window, stride=stride or window,
+                                                where=test)
+    else:
+        _warn_if_a_log(values, labels, where=path)
+    if test is not None:
+        n_test = len(test_labels)
         labels, values = labels + test_labels, np.concatenate([values, test_values])
     numbers = _whole_numbers(labels)
     y, names = _labels(np.asarray(labels if numbers is None else numbers), str(path))
-    raw = values.reshape(len(values), -1, channels)
+    raw = values if window else values.reshape(len(values), -1, channels)
     train = len(raw) - n_test
     if normalize:
         mean, std = float(raw[:train].mean()), float(raw[:train].std()) or 1.0
@@ -202,8 +227,38 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     x = scaling.apply(raw)
     return RawData(x=x[:train], y=y[:train], class_names=names, scaling=scaling,
                    x_test=None if test is None else x[train:], y_test=None if test is None else y[train:],
-                   source=f"csv file {path} ({train} windows of {raw.shape[1]}x{channels}, label column "
+                   source=f"csv file {path} ({train} windows of {raw.shape[1]}x{raw.shape[2]}, label column "
                           f"{label_column!r}" + (f"; test split {test.name}, {n_test} windows)" if test else ")"))
+
+
+def _windows(values: np.ndarray, labels: list[str], *, window: int, stride: int,
+             where: Path) -> tuple[np.ndarray, list[str]]:
+    """Windows of ``window`` consecutive rows, every ``stride`` rows, within each run of one label (a window
+    across a change of activity would hold two); (windows, window rows, features) and their labels."""
+    starts, run = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[run]:
+            starts += [(s, labels[run]) for s in range(run, i - window + 1, stride)]
+            run = i
+    if not starts:
+        raise DatasetError(f"{where}: no run of {window} consecutive rows has one label; give a smaller "
+                           "window (-o window=N)")
+    out = np.stack([values[s:s + window] for s, _ in starts])
+    log.info("%s: %d rows cut into %d windows of %d rows every %d", where, len(labels), len(starts), window, stride)
+    return out, [label for _, label in starts]
+
+
+def _warn_if_a_log(values: np.ndarray, labels: list[str], *, where: Path) -> None:
+    """Warn when the rows look like time steps of a log (few columns, the same label over long runs of
+    rows) rather than one window each: each row alone would then be a sample of a few values."""
+    if len(labels) < 100 or values.shape[1] > 12:
+        return
+    runs = 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+    if len(labels) / runs >= 10:
+        log.warning("%s: each row looks like one time step of a log (%d feature columns; one label over runs of "
+                    "%.0f rows on average), not a window: pass window=N (-o window=50) to cut consecutive rows "
+                    "into windows, and ignore_columns=NAME for a time or subject column", where, values.shape[1],
+                    len(labels) / runs)
 
 
 def _test_sibling(path: Path, *, label_column: str) -> Path | None:
@@ -229,8 +284,10 @@ def _test_sibling(path: Path, *, label_column: str) -> Path | None:
     return sibling
 
 
-def _read_csv(path: Path, *, label_column: str, channels: int) -> tuple[list[str], np.ndarray, list[str]]:
-    """(header, feature values (rows, features), labels) of one CSV file; DatasetError naming line and column."""
+def _read_csv(path: Path, *, label_column: str, channels: int,
+              ignore: tuple[str, ...] = ()) -> tuple[list[str], np.ndarray, list[str]]:
+    """(header, feature values (rows, features), labels) of one CSV file, the ``ignore`` columns left out;
+    DatasetError naming line and column."""
     try:
         # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the first column's name
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -249,8 +306,12 @@ def _read_csv(path: Path, *, label_column: str, channels: int) -> tuple[list[str
             f"name the column that holds the class with label_column=NAME (-o label_column=NAME) or add a "
             f"'{label_column}' column"
         )
+    unknown = [c for c in ignore if c not in header]
+    if unknown:
+        raise DatasetError(f"{path}: ignore_columns names {unknown}, which are not columns; columns are "
+                           f"{header[:12]}{' ...' if len(header) > 12 else ''}")
     li = header.index(label_column)
-    feature_cols = [i for i in range(len(header)) if i != li]
+    feature_cols = [i for i in range(len(header)) if i != li and header[i] not in ignore]
     if not feature_cols or len(feature_cols) % channels:
         raise DatasetError(f"{path}: {len(feature_cols)} feature columns cannot be split into {channels} channels")
     values = np.empty((len(rows) - 1, len(feature_cols)), dtype=np.float32)
