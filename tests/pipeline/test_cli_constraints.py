@@ -77,6 +77,8 @@ def test_command_line_budgets_bind_the_run(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["constraints"]["arena_budget_bytes"] == 8192
     assert summary["winner"]["tflm_arena_bytes"] <= 8192 and summary["winner"]["fits"] is True
+    assert f"arena {summary['winner']['tflm_arena_bytes']:,} B  flash {summary['winner']['tflite_flash_bytes']:,} B" \
+        in result.output  # the printed summary writes bytes as the report does
     report = (out / "report.md").read_text()
     assert "budgets from the command line" in report and "arena_budget_bytes 8192" in report
     assert "(budget 8,192)" in report
