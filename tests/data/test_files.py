@@ -313,6 +313,7 @@ def test_csv_log_of_time_steps_is_cut_into_windows_within_each_activity(tmp_path
     # windows start every 25 rows and stay inside one run: 3 + 2 + 1 + 3
     assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 9
     assert "9 windows of 50x3" in ds.source
+    assert ds.preprocessing == "one input is 50 consecutive samples (rows) of ax, ay, az, in that order"
     with pytest.raises(DatasetError, match=r"ignore_columns names \['time'\], which are not columns"):
         load_dataset(path, label_column="activity", window=50, ignore_columns="time")
     with pytest.raises(DatasetError, match="channels does not apply with window"):

@@ -123,8 +123,10 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}"
                    + (f"  int8 test acc {acc:.4f}" if acc is not None else "")
                    + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
-        arena, flash = w.get("tflm_arena_bytes") or c.get("arena_bytes"), w.get("tflite_flash_bytes") or c.get("flash_bytes")
-        click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {_bytes(arena)} B  flash {_bytes(flash)} B")
+        arena = w.get("tflm_arena_bytes") or c.get("arena_bytes")
+        flash = w.get("tflite_flash_bytes") or c.get("flash_bytes")
+        click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {_bytes(arena)} B  "
+                   f"flash {_bytes(flash)} B")
     budgets = summary.get("budgets") or {}
     if budgets.get("front_end_reserve_bytes"):
         arena, reserve = int(budgets["sram_budget_bytes"]), int(budgets["front_end_reserve_bytes"])

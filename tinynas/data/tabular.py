@@ -225,7 +225,11 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     else:
         scaling = InputScaling(description="sensor values used as they are")
     x = scaling.apply(raw)
-    return RawData(x=x[:train], y=y[:train], class_names=names, scaling=scaling,
+    features = [h for h in header if h != label_column and h not in ignore]
+    # what the firmware must assemble from its sensor: which values, in which order
+    layout = (f"one input is {window} consecutive samples (rows) of {', '.join(features)}, in that order"
+              if window else "")
+    return RawData(x=x[:train], y=y[:train], class_names=names, scaling=scaling, preprocessing=layout,
                    x_test=None if test is None else x[train:], y_test=None if test is None else y[train:],
                    source=f"csv file {path} ({train} windows of {raw.shape[1]}x{raw.shape[2]}, label column "
                           f"{label_column!r}" + (f"; test split {test.name}, {n_test} windows)" if test else ")"))

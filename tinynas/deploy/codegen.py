@@ -114,8 +114,16 @@ def _c_string(text: str) -> str:
 
 
 def _c_comment(text: str) -> str:
-    """``text`` as lines of a // comment (no sequence in it can end or open a comment early)."""
-    return "\n".join("// " + line.replace("*/", "* /").rstrip() for line in text.splitlines() or [""])
+    """``text`` (dataset text: a CSV's column names, a folder's options) as lines of a // comment.
+
+    Nothing in it may end the comment early (``*/``) or extend it: a line ending in a backslash
+    splices the next source line into the comment, and so does ``??/``, the backslash trigraph
+    that C11 and C++11 compilers still read."""
+    def line_of(text: str) -> str:
+        line = re.sub(r"\?(?=\?)", "? ", text.replace("*/", "* /")).rstrip()
+        return "// " + (line + "." if line.endswith("\\") else line)
+
+    return "\n".join(line_of(line) for line in text.splitlines() or [""])
 
 
 def _c_float(value: float) -> str:

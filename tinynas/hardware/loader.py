@@ -200,7 +200,8 @@ _BOARD_KEYS = {"ecosystem": ("platformio_board", "arduino_fqbn", "zephyr_board",
                "serial": ("usb_ids",)}
 
 
-def _with_base(data: dict[str, Any], *, source: str, chain: tuple[str, ...]) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+def _with_base(data: dict[str, Any], *, source: str,
+               chain: tuple[str, ...]) -> tuple[dict[str, Any], tuple[bytes, ...]]:
     """``data`` laid over its ``base`` profile's (and that one's base's), with the base files' bytes.
 
     Why: a board of a built-in's family (another clock, more SRAM, another firmware
