@@ -322,6 +322,42 @@ def test_csv_log_of_time_steps_is_cut_into_windows_within_each_activity(tmp_path
         load_dataset(path, label_column="activity", window=200)
 
 
+def test_csv_group_column_keeps_each_subject_in_one_split(tmp_path, caplog):
+    """Windows of one wearer resemble each other: split by window, the test split would hold the wearer's
+    other windows. With group_column the splits take whole subjects, and no window spans two."""
+    rng = np.random.default_rng(5)
+    lines = ["subject,ax,ay,marker,activity"]
+    for subject in range(1, 9):
+        for activity in ("walk", "sit"):
+            for _ in range(60):
+                ax, ay = rng.normal(size=2)
+                lines.append(f"s{subject},{ax:.3f},{ay:.3f},{subject},{activity}")
+    path = tmp_path / "wearers.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING", logger="tinynas.data.tabular"):
+        ds = load_dataset(path, label_column="activity", window=20, stride=10, group_column="subject", normalize=False)
+    assert "overlap" not in caplog.text  # the splits follow the subjects: neighbours stay together
+    assert ds.input_shape == (20, 3)  # the subject column is not a feature
+
+    def subjects(x):
+        marks = x[:, :, 2]
+        assert np.all(marks == marks[:, :1])  # no window holds two subjects
+        return set(marks[:, 0].astype(int).tolist())
+
+    train, val, test = subjects(ds.x_train), subjects(ds.x_val), subjects(ds.x_test)
+    assert train | val | test == set(range(1, 9)) and not (train & val or train & test or val & test)
+    assert val and test and len(train) >= 5
+    seeded = {frozenset(subjects(load_dataset(path, label_column="activity", window=20, stride=10, normalize=False,
+                                              group_column="subject", seed=seed).x_test)) for seed in range(4)}
+    assert len(seeded) > 1  # the seed picks the subjects, as it picks the samples without groups
+    with pytest.raises(DatasetError, match="no group column 'user'"):
+        load_dataset(path, label_column="activity", window=20, group_column="user")
+    two = tmp_path / "two.csv"
+    two.write_text("\n".join(ln for ln in lines if not ln.startswith(("s3", "s4", "s5", "s6", "s7", "s8"))) + "\n")
+    with pytest.raises(DatasetError, match="2 group\\(s\\) cannot be split into 3 parts by group"):
+        load_dataset(two, label_column="activity", window=20, group_column="subject")
+
+
 def test_csv_without_label_column_names_the_fix(tmp_path):
     path = _csv(tmp_path / "imu.csv", label="activity")
     with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):

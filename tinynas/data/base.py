@@ -8,6 +8,7 @@ same splits, checks and fingerprint for free.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import logging
@@ -19,7 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from tinynas.data.features import AudioFrontEnd, ImageFrontEnd
-from tinynas.data.splits import stratified_split
+from tinynas.data.splits import group_split, stratified_split
 from tinynas.data.types import Dataset, InputScaling, fingerprint_arrays
 from tinynas.errors import DatasetError
 from tinynas.registry import Registry
@@ -41,6 +42,8 @@ class RawData:
     # a fixed validation split (a folder's val/ or valid/); None: carved from x, y
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    # the group of each sample of x (a subject, a session): splits carved from x keep groups whole
+    groups: np.ndarray | None = None
     # a fixed graph the samples live on: (nodes, nodes) weights, x is then (N, nodes, features)
     adjacency: np.ndarray | None = None
     # with an adjacency: each sample asks about the node its last feature marks (a node task)
@@ -254,7 +257,12 @@ def load_dataset(
 
     # carve from x, y what the loader did not give as a split of its own
     carved = [f for f, given in ((test_fraction, raw.x_test), (val_fraction, raw.x_val)) if given is None]
-    parts = stratified_split(raw.y, tuple(carved), seed=seed) if carved else [np.arange(len(raw.y))]
+    if not carved:
+        parts = [np.arange(len(raw.y))]
+    elif raw.groups is not None:
+        parts = group_split(raw.groups, tuple(carved), seed=seed)
+    else:
+        parts = stratified_split(raw.y, tuple(carved), seed=seed)
     train_idx = parts.pop()
     if raw.x_test is None:
         test_idx = parts.pop(0)
@@ -285,6 +293,8 @@ def load_dataset(
     }
     if raw.node_task:
         meta["node_task"] = True
+    if raw.groups is not None:  # the splits follow the groups, which the arrays do not hold
+        meta["groups"] = hashlib.sha1(np.asarray(raw.groups).astype(str).astype("U").tobytes()).hexdigest()
     fingerprint = fingerprint_arrays(arrays, meta=meta)
     ds = Dataset(
         name=source.name if path is None else path.name,

@@ -50,6 +50,37 @@ def stratified_split(y: np.ndarray, fractions: Sequence[float], *, seed: int) ->
     return out
 
 
+def group_split(groups: np.ndarray, fractions: Sequence[float], *, seed: int) -> list[np.ndarray]:
+    """Like ``stratified_split``, but whole groups (a subject, a recording session) go to one part.
+
+    Windows of one person's recording resemble each other more than anyone else's: split
+    by window, the test split would hold that person's other windows, and accuracy on it
+    would say little about a new wearer. Groups are taken in a seeded order while each brings
+    a part nearer its fraction of the samples; every part gets at least one group.
+    """
+    groups = np.asarray(groups).astype(str)
+    names = np.unique(groups)
+    if len(names) < len(fractions) + 1:
+        from tinynas.errors import DatasetError
+
+        raise DatasetError(f"{len(names)} group(s) cannot be split into {len(fractions) + 1} parts by group; "
+                           "record more subjects or sessions, or leave group_column out")
+    order = np.random.default_rng(seed).permutation(names)
+    sizes = {name: int(np.sum(groups == name)) for name in names}
+    parts: list[list[str]] = [[] for _ in range(len(fractions) + 1)]
+    taken = 0
+    for i, frac in enumerate(fractions):
+        want, held = float(frac) * len(groups), 0
+        while taken < len(order) - (len(fractions) - i) and (
+                not parts[i] or abs(held + sizes[order[taken]] - want) < abs(held - want)):
+            parts[i].append(order[taken])
+            held += sizes[order[taken]]
+            taken += 1
+    parts[-1] = list(order[taken:])
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(np.flatnonzero(np.isin(groups, part))).astype(np.int64) for part in parts]
+
+
 def stratified_subset(y: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     """Sorted indices of ``n`` samples of ``y`` keeping class proportions (all of them if ``n >= len(y)``)."""
     y = np.asarray(y)

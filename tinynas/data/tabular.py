@@ -170,15 +170,18 @@ def _delimiter(header: str) -> str:
 
 @register_path_kind("csv", matches=lambda p: p.is_file() and p.suffix.lower() == ".csv",
                     description="a .csv of sensor windows: one window per row, feature columns and a label column, "
-                                "or with window=N a log of one time step per row cut into windows of N rows "
+                                "or with window=N a log of one time step per row cut into windows of N rows; "
+                                "group_column=NAME splits by subject or session "
                                 "(comma, semicolon with decimal commas, or tab separated); a *train.csv file takes "
                                 "its *test.csv sibling, when that has labels, as the test split")
 def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True, window: int = 0,
-             stride: int = 0, ignore_columns: str = "") -> RawData:
+             stride: int = 0, ignore_columns: str = "", group_column: str = "") -> RawData:
     """Rows become sequences ``(features // channels, channels)`` (columns in time-major order); with
     ``window`` > 0 each row is one time step of a log, its feature columns the channels, and runs of
     consecutive rows with one label are cut into windows of ``window`` rows every ``stride`` rows
-    (``window`` when 0). ``ignore_columns`` (comma-separated names: a timestamp, a subject id) are not features.
+    (``window`` when 0). ``ignore_columns`` (comma-separated names: a timestamp) are not features.
+    ``group_column`` (a subject or session id) is not a feature either: the validation and test
+    splits carved from the file take whole groups, and no window spans two.
 
     With ``normalize`` the features are standardized with one global mean and
     std of the training rows, recorded in ``input_scaling`` for the firmware.
@@ -191,21 +194,25 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
         raise DatasetError("csv option channels does not apply with window: each row is one time step, and its "
                            "feature columns are the channels; leave channels out")
     ignore = tuple(c.strip() for c in ignore_columns.split(",") if c.strip())
-    read = dict(label_column=label_column, channels=1 if window else channels, ignore=ignore)
-    header, values, labels = _read_csv(path, **read)
+    group_column = group_column.strip()
+    read = dict(label_column=label_column, channels=1 if window else channels, ignore=ignore, group=group_column)
+    header, values, labels, groups = _read_csv(path, **read)
     test, n_test = _test_sibling(path, label_column=label_column), 0
     if test is not None:
-        test_header, test_values, test_labels = _read_csv(test, **read)
+        test_header, test_values, test_labels, _ = _read_csv(test, **read)
         if test_header != header:
             raise DatasetError(f"{test}: its columns {test_header[:8]}... are not those of {path.name} "
                                f"({header[:8]}...); the test split must hold the same columns in the same order")
     if window:
-        if 0 < stride < window and test is None:
+        if 0 < stride < window and test is None and groups is None:
             log.warning("%s: windows every %d rows overlap (window %d), and the random split puts neighbours, "
-                        "which share rows, in training and test: test accuracy will read high. Give a test file "
-                        "recorded apart (%s beside a *train.csv), or leave stride out", path, stride, window,
-                        "*test.csv")
-        values, labels = _windows(values, labels, window=window, stride=stride or window, where=path)
+                        "which share rows, in training and test: test accuracy will read high. Name a subject or "
+                        "session column (group_column=NAME) so splits take whole ones, give a test file recorded "
+                        "apart (*test.csv beside a *train.csv), or leave stride out", path, stride, window)
+        keys = labels if groups is None else [f"{g}\0{label}" for g, label in zip(groups, labels)]
+        starts = _window_starts(keys, window=window, stride=stride or window, where=path)
+        values, labels = np.stack([values[s:s + window] for s in starts]), [labels[s] for s in starts]
+        groups = None if groups is None else [groups[s] for s in starts]
         if test is not None:
             test_values, test_labels = _windows(test_values, test_labels, window=window, stride=stride or window,
                                                 where=test)
@@ -225,11 +232,12 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     else:
         scaling = InputScaling(description="sensor values used as they are")
     x = scaling.apply(raw)
-    features = [h for h in header if h != label_column and h not in ignore]
+    features = [h for h in header if h not in (label_column, group_column, *ignore)]
     # what the firmware must assemble from its sensor: which values, in which order
     layout = (f"one input is {window} consecutive samples (rows) of {', '.join(features)}, in that order"
               if window else "")
     return RawData(x=x[:train], y=y[:train], class_names=names, scaling=scaling, preprocessing=layout,
+                   groups=None if groups is None else np.asarray(groups),
                    x_test=None if test is None else x[train:], y_test=None if test is None else y[train:],
                    source=f"csv file {path} ({train} windows of {raw.shape[1]}x{raw.shape[2]}, label column "
                           f"{label_column!r}" + (f"; test split {test.name}, {n_test} windows)" if test else ")"))
@@ -237,19 +245,24 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
 
 def _windows(values: np.ndarray, labels: list[str], *, window: int, stride: int,
              where: Path) -> tuple[np.ndarray, list[str]]:
-    """Windows of ``window`` consecutive rows, every ``stride`` rows, within each run of one label (a window
-    across a change of activity would hold two); (windows, window rows, features) and their labels."""
+    """(windows, window rows, features) of ``values`` and their labels (``_window_starts``)."""
+    starts = _window_starts(labels, window=window, stride=stride, where=where)
+    return np.stack([values[s:s + window] for s in starts]), [labels[s] for s in starts]
+
+
+def _window_starts(keys: list[str], *, window: int, stride: int, where: Path) -> list[int]:
+    """First rows of windows of ``window`` consecutive rows, every ``stride`` rows, within each run of one key
+    (a label, or a group and label): a window across a change of activity or subject would hold two."""
     starts, run = [], 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[run]:
-            starts += [(s, labels[run]) for s in range(run, i - window + 1, stride)]
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[run]:
+            starts += range(run, i - window + 1, stride)
             run = i
     if not starts:
         raise DatasetError(f"{where}: no run of {window} consecutive rows has one label; give a smaller "
                            "window (-o window=N)")
-    out = np.stack([values[s:s + window] for s, _ in starts])
-    log.info("%s: %d rows cut into %d windows of %d rows every %d", where, len(labels), len(starts), window, stride)
-    return out, [label for _, label in starts]
+    log.info("%s: %d rows cut into %d windows of %d rows every %d", where, len(keys), len(starts), window, stride)
+    return starts
 
 
 def _warn_if_a_log(values: np.ndarray, labels: list[str], *, where: Path) -> None:
@@ -288,10 +301,10 @@ def _test_sibling(path: Path, *, label_column: str) -> Path | None:
     return sibling
 
 
-def _read_csv(path: Path, *, label_column: str, channels: int,
-              ignore: tuple[str, ...] = ()) -> tuple[list[str], np.ndarray, list[str]]:
-    """(header, feature values (rows, features), labels) of one CSV file, the ``ignore`` columns left out;
-    DatasetError naming line and column."""
+def _read_csv(path: Path, *, label_column: str, channels: int, ignore: tuple[str, ...] = (),
+              group: str = "") -> tuple[list[str], np.ndarray, list[str], list[str] | None]:
+    """(header, feature values (rows, features), labels, the ``group`` column's cells or None) of one CSV
+    file, the ``ignore`` and ``group`` columns left out of the features; DatasetError naming line and column."""
     try:
         # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would stick to the first column's name
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -314,8 +327,11 @@ def _read_csv(path: Path, *, label_column: str, channels: int,
     if unknown:
         raise DatasetError(f"{path}: ignore_columns names {unknown}, which are not columns; columns are "
                            f"{header[:12]}{' ...' if len(header) > 12 else ''}")
+    if group and group not in header:
+        raise DatasetError(f"{path}: no group column {group!r}; columns are {header[:12]}"
+                           f"{' ...' if len(header) > 12 else ''}")
     li = header.index(label_column)
-    feature_cols = [i for i in range(len(header)) if i != li and header[i] not in ignore]
+    feature_cols = [i for i in range(len(header)) if i != li and header[i] not in (*ignore, group)]
     if not feature_cols or len(feature_cols) % channels:
         raise DatasetError(f"{path}: {len(feature_cols)} feature columns cannot be split into {channels} channels")
     values = np.empty((len(rows) - 1, len(feature_cols)), dtype=np.float32)
@@ -332,4 +348,5 @@ def _read_csv(path: Path, *, label_column: str, channels: int,
                 values[r - 2, j] = float(row[c].replace(",", ".") if delimiter == ";" else row[c])
             except ValueError:
                 raise DatasetError(f"{path}: line {r}, column {header[c]!r}: {row[c]!r} is not a number") from None
-    return header, values, labels
+    groups = [row[header.index(group)].strip() for row in rows[1:]] if group else None
+    return header, values, labels, groups
