@@ -218,6 +218,16 @@ def test_npz_named_as_keras_datasets_name_them_with_a_validation_split(tmp_path)
     np.savez(no_test, x=x, y=np.arange(80) % 4, x_val=x[:12], y_val=np.arange(12) % 4)
     ds = load_dataset(no_test)  # the test split is carved from x
     assert len(ds.y_val) == 12 and len(ds.y_train) + len(ds.y_test) == 80 and len(ds.y_test) > 0
+    grouped, subject = tmp_path / "grouped.npz", np.repeat(np.arange(8), 10)  # 8 subjects of 10 samples
+    np.savez(grouped, x=x, y=np.arange(80) % 4, groups=subject)
+    ds = load_dataset(grouped)
+    key = lambda v: np.round(v * 255).astype(np.uint8).tobytes()  # noqa: E731  (a sample's pixels)
+    of = {key(v / 255): g for v, g in zip(x, subject)}
+    train, val, test = ({of[key(v)] for v in part} for part in (ds.x_train, ds.x_val, ds.x_test))
+    assert val and test and not (train & val or train & test or val & test)
+    np.savez(grouped, x=x, y=np.arange(80) % 4, groups=np.arange(3))
+    with pytest.raises(DatasetError, match=r"groups must hold one subject or session id per sample of x"):
+        load_dataset(grouped)
     both = tmp_path / "both.npz"
     np.savez(both, x=x, y=np.arange(80) % 4, x_train=x)
     with pytest.raises(DatasetError, match="both.npz: holds both x and x_train; keep one"):

@@ -79,7 +79,8 @@ def _features(x: np.ndarray, where: str, key: str, *, images: bool = False) -> n
 
 @register_path_kind("npz", matches=lambda p: p.is_file() and p.suffix.lower() == ".npz",
                     description="a .npz with x (N,H,W,C or N,L,C; N,H,W grey images with images=true), y (or "
-                                "x_train, y_train), optional x_test/y_test, x_val/y_val and class_names; "
+                                "x_train, y_train), optional x_test/y_test, x_val/y_val, class_names and groups "
+                                "(a subject per sample: splits keep them whole); "
                                 "with adjacency (nodes,nodes) a graph dataset, x (N,nodes,features), and "
                                 "node_task=True a node task (x's last feature marks the node asked about)")
 def load_npz(path: Path, *, images: bool = False) -> RawData:
@@ -147,7 +148,13 @@ def load_npz(path: Path, *, images: bool = False) -> RawData:
             check_node_marker(arr, where=str(path), field=key)
     given = {f"{axis}_{split}": scaling.apply(pair[0]) if axis == "x" else pair[1]
              for split, pair in held.items() for axis in ("x", "y")}
-    return RawData(x=scaling.apply(x), y=y, **given,
+    groups = None
+    if "groups" in data:  # a subject or session per sample of x: the carved splits keep them whole
+        groups = np.asarray(data["groups"])
+        if groups.shape != (len(x),):
+            raise DatasetError(f"{path}: groups must hold one subject or session id per sample of x "
+                               f"(shape ({len(x)},)), got shape {groups.shape}")
+    return RawData(x=scaling.apply(x), y=y, **given, groups=groups,
                    class_names=names, scaling=scaling, adjacency=adjacency, node_task=node_task,
                    source=f"npz file {path}" + (" (graph: x on the nodes of adjacency)" if adjacency is not None else ""))
 
