@@ -216,13 +216,10 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
                         "which share rows, in training and test: test accuracy will read high. Name a subject or "
                         "session column (group_column=NAME) so splits take whole ones, give a test file recorded "
                         "apart (*test.csv beside a *train.csv), or leave stride out", path, stride, window)
-        keys = labels if groups is None else [f"{g}\0{label}" for g, label in zip(groups, labels)]
-        starts = _window_starts(keys, window=window, stride=stride or window, where=path)
-        values, labels = np.stack([values[s:s + window] for s in starts]), [labels[s] for s in starts]
-        groups = None if groups is None else [groups[s] for s in starts]
+        cut = dict(window=window, stride=stride or window)
+        values, labels, groups = _windows(values, labels, groups, where=path, **cut)
         if test is not None:
-            test_values, test_labels = _windows(test_values, test_labels, window=window, stride=stride or window,
-                                                where=test)
+            test_values, test_labels, _ = _windows(test_values, test_labels, None, where=test, **cut)
     else:
         _warn_if_a_log(values, labels, where=path)
     if test is not None:
@@ -250,16 +247,12 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
                           f"{label_column!r}" + (f"; test split {test.name}, {n_test} windows)" if test else ")"))
 
 
-def _windows(values: np.ndarray, labels: list[str], *, window: int, stride: int,
-             where: Path) -> tuple[np.ndarray, list[str]]:
-    """(windows, window rows, features) of ``values`` and their labels (``_window_starts``)."""
-    starts = _window_starts(labels, window=window, stride=stride, where=where)
-    return np.stack([values[s:s + window] for s in starts]), [labels[s] for s in starts]
-
-
-def _window_starts(keys: list[str], *, window: int, stride: int, where: Path) -> list[int]:
-    """First rows of windows of ``window`` consecutive rows, every ``stride`` rows, within each run of one key
-    (a label, or a group and label): a window across a change of activity or subject would hold two."""
+def _windows(values: np.ndarray, labels: list[str], groups: list[str] | None, *, window: int, stride: int,
+             where: Path) -> tuple[np.ndarray, list[str], list[str] | None]:
+    """Windows of ``window`` consecutive rows, every ``stride`` rows, within each run of one label and group (a
+    window across a change of activity or subject would hold two): (windows, window rows, features), their
+    labels and groups."""
+    keys = labels if groups is None else [f"{g}\0{label}" for g, label in zip(groups, labels)]
     starts, run = [], 0
     for i in range(1, len(keys) + 1):
         if i == len(keys) or keys[i] != keys[run]:
@@ -269,7 +262,8 @@ def _window_starts(keys: list[str], *, window: int, stride: int, where: Path) ->
         raise DatasetError(f"{where}: no run of {window} consecutive rows has one label; give a smaller "
                            "window (-o window=N)")
     log.info("%s: %d rows cut into %d windows of %d rows every %d", where, len(keys), len(starts), window, stride)
-    return starts
+    return (np.stack([values[s:s + window] for s in starts]), [labels[s] for s in starts],
+            None if groups is None else [groups[s] for s in starts])
 
 
 def _warn_if_a_log(values: np.ndarray, labels: list[str], *, where: Path) -> None:
