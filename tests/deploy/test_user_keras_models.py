@@ -267,3 +267,23 @@ def test_a_lambda_layer_is_refused_naming_the_fix(tmp_path):
     with pytest.raises(ModelFileError, match=r"lambda.keras: cannot load .*replace the Lambda layer with built-in layers"):
         deploy(model_path=src, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_custom_layer_without_a_config_still_quantizes():
+    """Looking for recurrent layers reads each layer's config; a custom layer without one (fine for a
+    model built in memory) is not refused for it."""
+    import keras
+
+    from tinynas.deploy.quantize import quantize_int8
+
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+        def get_config(self):
+            raise NotImplementedError
+
+    inp = keras.Input((8,))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(Doubler()(inp)))
+    x = np.random.default_rng(0).uniform(size=(10, 8)).astype("float32")
+    assert quantize_int8(model, representative=x, num_samples=10)[4:8] == b"TFL3"

@@ -91,14 +91,14 @@ def _unroll_recurrent(keras: Any, model: Any) -> Any:
     replaced: list[tuple[Any, Any]] = []
 
     def clone(layer: Any) -> Any:
-        config, changed = _with_unroll(layer.get_config())
+        config, changed = _with_unroll(_config(layer))
         if not changed:
             return layer
         new = layer.__class__.from_config(config)
         replaced.append((layer, new))
         return new
 
-    if not any(_with_unroll(layer.get_config())[1] for layer in _all_layers(model)):
+    if not any(_with_unroll(_config(layer))[1] for layer in _all_layers(model)):
         return model
     try:
         unrolled = keras.models.clone_model(model, clone_function=clone, recursive=True)
@@ -113,6 +113,14 @@ def _unroll_recurrent(keras: Any, model: Any) -> Any:
     log.info("unrolled %s for int8 conversion: the .tflite holds each time step's ops",
              ", ".join(type(old).__name__ for old, _ in replaced))
     return unrolled
+
+
+def _config(layer: Any) -> dict[str, Any]:
+    """The layer's config; {} for a custom layer that has none (it holds no recurrent loop Keras knows)."""
+    try:
+        return layer.get_config()
+    except Exception:  # NotImplementedError, or a TypeError from an argument Keras cannot serialize
+        return {}
 
 
 def _all_layers(model: Any) -> Iterator[Any]:
