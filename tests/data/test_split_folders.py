@@ -40,10 +40,11 @@ def test_train_and_test_folders_are_the_splits_not_two_classes(tmp_path):
     assert "test split as the folder gives it" in ds.source
 
 
-@pytest.mark.parametrize("val_name", ["val", "valid", "Validation"])
-def test_a_validation_folder_is_the_validation_split(tmp_path, val_name):
-    root = _images(tmp_path / "d", {"train": {"a": 10, "b": 10}, val_name: {"a": 3, "b": 3},
-                                    "test": {"a": 4, "b": 4}})
+@pytest.mark.parametrize("train_name, val_name, test_name", [("train", "val", "test"), ("Train", "valid", "Test"),
+                                                              ("training_set", "Validation", "test_set")])
+def test_a_validation_folder_is_the_validation_split(tmp_path, train_name, val_name, test_name):
+    root = _images(tmp_path / "d", {train_name: {"a": 10, "b": 10}, val_name: {"a": 3, "b": 3},
+                                    test_name: {"a": 4, "b": 4}})
     ds = load_dataset(root, seed=0)
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (20, 6, 8)
     assert sorted(set(np.round(ds.x_val[:, 0, 0, 0] * 255).astype(int) - 20 * ds.y_val)) == [5, 6, 7]

@@ -15,8 +15,9 @@ from tinynas.errors import DatasetError
 log = logging.getLogger(__name__)
 
 #: folder names that hold one split of the data, by split (compared in lower case)
-SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"),
-                 "test": ("test", "testing")}
+SPLIT_FOLDERS = {"train": ("train", "training", "train_set", "training_set"),
+                 "val": ("val", "valid", "validation", "dev", "val_set", "validation_set"),
+                 "test": ("test", "testing", "test_set", "testing_set")}
 
 
 #: folders that are never a class: where a zip made on macOS puts its metadata, and the noise recordings
