@@ -126,3 +126,12 @@ def test_speech_commands_lists_are_the_splits_and_its_noise_is_not_a_word(tmp_pa
     with caplog.at_level("WARNING", logger="tinynas.data.folders"):
         ds = load_dataset(root)
     assert "names none of the 12 files here" in caplog.text and len(ds.y_test) > 0
+
+
+def test_a_folder_holding_the_dataset_in_a_folder_of_its_own_name_points_there(tmp_path):
+    """A zip unpacked as flowers/flowers/<class>/: the one "class" holds the classes."""
+    _images(tmp_path / "flowers" / "flowers", {"train": {"rose": 4, "tulip": 4}, "test": {"rose": 2, "tulip": 2}})
+    with pytest.raises(DatasetError, match=r"flowers: found only one class folder \('flowers'\), and the classes "
+                                           r"are inside it: pass .*flowers/flowers as the dataset"):
+        load_dataset(tmp_path / "flowers")
+    assert load_dataset(tmp_path / "flowers" / "flowers").class_names == ("rose", "tulip")

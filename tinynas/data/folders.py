@@ -59,6 +59,9 @@ def checked_classes(root: Path, extensions: tuple[str, ...], what: str) -> dict[
     classes = _nonempty(root, extensions, what)
     if len(classes) < 2:
         only = next(iter(classes), "(none)")
+        if len(classes) == 1 and has_class_folders(root / only, extensions):  # a zip unpacked into its own name
+            raise DatasetError(f"{root}: found only one class folder ({only!r}), and the classes are inside it: "
+                               f"pass {root / only} as the dataset")
         raise DatasetError(
             f"{root}: found only one class folder ({only!r}); a classifier needs at least two: "
             f"put the {what} files of each class in their own sub-folder, e.g. {root}/yes/ and {root}/no/"
