@@ -154,7 +154,7 @@ def test_a_legacy_h5_model_deploys_and_a_savedmodel_folder_is_refused_with_the_r
                max_test_samples=40, qat=False)
     b = deploy(model_path=keras_file, profile=make_profile(), dataset=digits(), out_dir=tmp_path / "b",
                firmware=False, max_test_samples=40, qat=False)
-    assert a.metrics["source"]["format"] == "keras"
+    assert a.metrics["source"]["format"] == "keras" and a.metrics["int8_accuracy"] == b.metrics["int8_accuracy"]
     assert (tmp_path / "a" / "model_int8.tflite").read_bytes() == (tmp_path / "b" / "model_int8.tflite").read_bytes()
 
     model.export(str(tmp_path / "exported"), verbose=False)

@@ -78,10 +78,10 @@ def test_camera_size_pictures_nothing_fits_name_the_image_size_option(tmp_path):
         for i in range(8):
             Image.fromarray(np.full((240, 320, 3), 20 * i, dtype=np.uint8)).save(tmp_path / "photos" / label / f"{i}.png")
     out = tmp_path / "run"
-    err = _fails(["run", "--profile", "nano33ble", "--dataset", str(tmp_path / "photos"), *TINY, "--out", str(out)],
-                 out, "or a smaller input: -o image_size=32 resizes the 240x320 pictures")
-    err = _fails(["run", "--profile", "nucleo-l010rb", "--dataset", str(tmp_path / "photos"), "-o", "image_size=96",
-                  *TINY, "--out", str(out)], out, "or a smaller -o image_size than the 96x96 given")
+    _fails(["run", "--profile", "nano33ble", "--dataset", str(tmp_path / "photos"), *TINY, "--out", str(out)],
+           out, "or a smaller input: -o image_size=32 resizes the 240x320 pictures")
+    _fails(["run", "--profile", "nucleo-l010rb", "--dataset", str(tmp_path / "photos"), "-o", "image_size=96",
+            *TINY, "--out", str(out)], out, "or a smaller -o image_size than the 96x96 given")
 
 
 def test_a_command_line_budget_nothing_fits_names_its_flag(tmp_path):
