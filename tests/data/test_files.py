@@ -431,3 +431,8 @@ def test_unreadable_path_kind(tmp_path):
     path.write_text("hello")
     with pytest.raises(DatasetError, match="not a dataset tinynas can read"):
         load_dataset(path)
+    packed = tmp_path / "flowers.zip"
+    packed.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    with pytest.raises(DatasetError, match=r"flowers.zip: not a dataset tinynas can read; it is an archive \(.zip\): "
+                                           "unpack it"):
+        load_dataset(packed)

@@ -144,8 +144,11 @@ def resolve_source(name_or_path: str | Path) -> tuple[DatasetSource, Path | None
             assert src.matches is not None
             if src.matches(path):
                 return src, path
+        packed = next((s for s in (".zip", ".tar.gz", ".tgz", ".tar") if path.name.lower().endswith(s)), None)
         raise DatasetError(
-            f"{path}: not a dataset tinynas can read; pass a folder with one sub-folder of images or "
+            f"{path}: not a dataset tinynas can read; "
+            + (f"it is an archive ({packed}): unpack it and pass the folder it holds; " if packed else "")
+            + "pass a folder with one sub-folder of images or "
             "WAV files per class, a .npz file with arrays x and y (and adjacency for a graph), a .csv file "
             "with a label column, or a UCR/UEA .ts file"
         )
