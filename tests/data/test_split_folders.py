@@ -135,3 +135,41 @@ def test_a_folder_holding_the_dataset_in_a_folder_of_its_own_name_points_there(t
                                            r"are inside it: pass .*flowers/flowers as the dataset"):
         load_dataset(tmp_path / "flowers")
     assert load_dataset(tmp_path / "flowers" / "flowers").class_names == ("rose", "tulip")
+
+
+def test_fingerprints_of_datasets_from_before_the_new_options_stay(tmp_path):
+    """A CSV's window/stride/ignore_columns/group_column and a WAV folder's long_clips came after runs were
+    made: at their defaults they leave the fingerprint as it was (values computed with commit 2e59a89),
+    so those runs still resume and their cached trainings still match."""
+    lines = ["a,b,c,label"] + [f"{i % 7},{(3 * i) % 5},{i % 3},{'up' if i % 2 else 'down'}" for i in range(40)]
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    t = np.arange(4000) / 16000
+    for name, freq in (("low", 300.0), ("high", 2500.0)):
+        (tmp_path / "kws" / name).mkdir(parents=True)
+        for i in range(6):
+            wavfile.write(tmp_path / "kws" / name / f"{i}.wav", 16000,
+                          (0.5 * np.sin(2 * np.pi * (freq + 10 * i) * t) * 32767).astype(np.int16))
+    assert load_dataset(tmp_path / "w.csv").fingerprint == "c630effbe15f5f0b56ba592797b4e3ba3266734c"
+    assert load_dataset(tmp_path / "kws", clip_ms=250).fingerprint == "351bda48f1103c62a10b7e7e21a0bb1f091f1a52"
+    assert load_dataset(tmp_path / "w.csv", window=1).fingerprint != "c630effbe15f5f0b56ba592797b4e3ba3266734c"
+
+
+def test_long_recordings_cut_into_clips_keep_each_file_in_one_split(tmp_path, caplog):
+    """Minutes of a machine's sound per file: long_clips=cut takes every whole clip_ms, and a file's clips,
+    which resemble each other, stay in one split."""
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 5) / 16000  # 5 s per file: 5 clips of 1 s
+    for name, freq in (("normal", 400.0), ("worn", 1800.0)):
+        (tmp_path / "motor" / name).mkdir(parents=True)
+        for i in range(6):
+            hum = 0.4 * np.sin(2 * np.pi * (freq + 25 * i) * t) + 0.02 * rng.normal(size=t.shape)
+            wavfile.write(tmp_path / "motor" / name / f"run{i}.wav", 16000, (hum * 32767).astype(np.int16))
+    with caplog.at_level("WARNING", logger="tinynas.data.audio"):
+        first = load_dataset(tmp_path / "motor")
+    assert len(first.y_train) + len(first.y_val) + len(first.y_test) == 12 and "long_clips=cut" in caplog.text
+    ds = load_dataset(tmp_path / "motor", long_clips="cut")
+    sizes = [len(ds.y_train), len(ds.y_val), len(ds.y_test)]
+    assert sum(sizes) == 60 and all(n % 5 == 0 and n > 0 for n in sizes)  # whole files: 5 clips each
+    assert "60 clips from 12 files" in ds.source
+    with pytest.raises(DatasetError, match="long_clips must be 'first' or 'cut'"):
+        load_dataset(tmp_path / "motor", long_clips="all")

@@ -59,16 +59,21 @@ def read_wav(path: Path, *, sample_rate_hz: int, resample: bool = False) -> np.n
 
 @register_path_kind("wav-folder", matches=lambda p: has_class_folders(p, WAV_EXTENSIONS),
                     description="a folder with one sub-folder of WAV clips per class (or train/ and test/ "
-                                "(val/) folders that each hold one) -> MFCC 49x10x1 (keyword spotting)")
+                                "(val/) folders that each hold one) -> MFCC 49x10x1 (keyword spotting)",
+                    later_options=("long_clips",))
 def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
                     frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
-                    normalize: bool = True, resample: bool = False) -> RawData:
+                    normalize: bool = True, resample: bool = False, long_clips: str = "first") -> RawData:
     """Features per clip: ``features="mfcc"`` gives (frames, num_mfcc, 1), ``"logmel"`` (frames, num_mel_bins, 1).
 
     ``resample``: clips recorded at another rate (44.1 or 48 kHz from a PC or phone) are resampled to
-    ``sample_rate_hz``, the board microphone's, instead of refused."""
+    ``sample_rate_hz``, the board microphone's, instead of refused. ``long_clips``: of a file longer than
+    ``clip_ms``, "first" takes its first ``clip_ms``; "cut" takes every whole ``clip_ms`` of it, one sample
+    each (minutes of a machine's sound), and the splits carved from them keep each file whole."""
     if features not in ("mfcc", "logmel"):
         raise DatasetError(f"WAV folder option features must be 'mfcc' or 'logmel', got {features!r}")
+    if long_clips not in ("first", "cut"):
+        raise DatasetError(f"WAV folder option long_clips must be 'first' or 'cut', got {long_clips!r}")
     if num_mfcc > num_mel_bins:
         raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
     samples = checked_samples(path, WAV_EXTENSIONS, "WAV")
@@ -76,17 +81,23 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     if front_end.clip_samples < front_end.frame_length:
         raise DatasetError(f"clip_ms ({clip_ms}) must be at least one frame ({frame_ms} ms)")
-    feats, cut = [], []
+    feats, cut, pieces = [], [], []
+    size = front_end.clip_samples
     for f in samples.files:
         clip = read_wav(f, sample_rate_hz=sample_rate_hz, resample=resample)
-        if len(clip) > front_end.clip_samples:
+        parts = [clip[i:i + size] for i in range(0, len(clip) - size + 1, size)] if long_clips == "cut" else []
+        if len(clip) > size and not parts:
             cut.append((len(clip), f))
-        feats.append(front_end.compute(clip)[..., None])
+        for part in parts or [clip]:
+            feats.append(front_end.compute(part)[..., None])
+        pieces.append(len(parts or [clip]))
     if cut:  # a keyword said after the first clip_ms would be cut away without a word
         longest, example = max(cut)
         log.warning("%s: %d of %d clips are longer than %d ms (the longest %s, %.0f ms): only their first %d ms "
-                    "are used; cut the clips around the sound, or pass clip_ms=N (-o clip_ms=N)", path, len(cut),
-                    len(feats), clip_ms, example, 1000.0 * longest / sample_rate_hz, clip_ms)
+                    "are used; cut the clips around the sound, pass clip_ms=N (-o clip_ms=N), or long_clips=cut "
+                    "(-o long_clips=cut) for every whole clip_ms of a long recording", path, len(cut),
+                    len(samples.files), clip_ms, example, 1000.0 * longest / sample_rate_hz, clip_ms)
+    samples = samples.repeated(pieces)
     raw = np.stack(feats).astype(np.float32)
     what = (f"{features} of {clip_ms} ms clips at {sample_rate_hz} Hz ({frame_ms:g} ms frames every {hop_ms:g} ms, "
             f"{num_mel_bins} mel bands {front_end.lower_hz:g}..{front_end.upper_hz:g} Hz"
@@ -98,5 +109,7 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
                                description=f"{what}, then (x - {mean:.6g}) / {std:.6g}")
     else:
         scaling = InputScaling(description=f"{what}, used as they are")
-    return RawData(**samples.split_arrays(scaling.apply(raw)), class_names=samples.class_names, scaling=scaling,
-                   source=f"WAV folder {path} ({len(feats)} clips{samples.given_splits})", audio_front_end=front_end)
+    whole = f" from {len(pieces)} files" if long_clips == "cut" else ""
+    return RawData(**samples.split_arrays(scaling.apply(raw), groups=long_clips == "cut"),
+                   class_names=samples.class_names, scaling=scaling, audio_front_end=front_end,
+                   source=f"WAV folder {path} ({len(feats)} clips{whole}{samples.given_splits})")

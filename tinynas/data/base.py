@@ -66,6 +66,9 @@ class DatasetSource:
     kind: str  # "built-in", "synthetic", "download" or "path"
     description: str
     matches: Callable[[Path], bool] | None = None
+    # options added after datasets were fingerprinted: at their default they leave the fingerprint as it
+    # was, so runs and caches made before them still match
+    later_options: tuple[str, ...] = ()
 
     def option_types(self) -> dict[str, Any]:
         """Keyword options of the loader with their annotated types (what ``-o key=value`` may set)."""
@@ -103,12 +106,15 @@ def register_dataset(name: str, *, kind: str, description: str) -> Callable[[Cal
 
 
 def register_path_kind(
-    name: str, *, matches: Callable[[Path], bool], description: str
+    name: str, *, matches: Callable[[Path], bool], description: str, later_options: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
-    """Decorator: register a loader ``f(path, *, option=default, ...) -> RawData`` for paths ``matches`` accepts."""
+    """Decorator: register a loader ``f(path, *, option=default, ...) -> RawData`` for paths ``matches`` accepts.
+
+    ``later_options``: options added after the kind's datasets were first fingerprinted (DatasetSource)."""
 
     def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
-        PATH_KINDS.add(name, DatasetSource(name=name, load=fn, kind="path", description=description, matches=matches))
+        PATH_KINDS.add(name, DatasetSource(name=name, load=fn, kind="path", description=description, matches=matches,
+                                           later_options=later_options))
         return fn
 
     return deco
@@ -284,10 +290,11 @@ def load_dataset(
         arrays.update(x_val=raw.x_val, y_val=raw.y_val)
     if raw.adjacency is not None:
         arrays.update(adjacency=raw.adjacency)
-    used = {**source.option_defaults(), **options}
+    defaults = source.option_defaults()
+    used = {**defaults, **options}
     meta = {
         "loader": source.name,
-        "options": used,
+        "options": {k: v for k, v in used.items() if not (k in source.later_options and v == defaults[k])},
         "seed": int(seed),
         "val_fraction": float(val_fraction) if raw.x_val is None else None,
         "test_fraction": float(test_fraction) if raw.x_test is None else None,

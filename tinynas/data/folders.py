@@ -71,7 +71,8 @@ def checked_classes(root: Path, extensions: tuple[str, ...], what: str) -> dict[
 
 @dataclass(frozen=True)
 class FolderSamples:
-    """Every sample file of a class-folder dataset, its label and the split its folder names."""
+    """Every sample file of a class-folder dataset, its label and the split its folder names (a file
+    cut into several samples appears once per sample)."""
 
     class_names: tuple[str, ...]
     files: list[Path]
@@ -87,11 +88,20 @@ class FolderSamples:
         return f"; {' and '.join(held)} split{'s' if len(held) > 1 else ''} as the folder gives " + (
             "them" if len(held) > 1 else "it")
 
-    def split_arrays(self, x: np.ndarray) -> dict[str, np.ndarray | None]:
+    def repeated(self, counts: list[int]) -> "FolderSamples":
+        """The same samples with file i repeated ``counts[i]`` times (the pieces it was cut into)."""
+        pick = [i for i, n in enumerate(counts) for _ in range(n)]
+        return FolderSamples(self.class_names, [self.files[i] for i in pick], [self.labels[i] for i in pick],
+                             [self.splits[i] for i in pick])
+
+    def split_arrays(self, x: np.ndarray, *, groups: bool = False) -> dict[str, np.ndarray | None]:
         """``x`` (one row per file) as RawData's x/y, x_val/y_val and x_test/y_test (None for a split
-        the folders do not hold: it is carved from the training data)."""
+        the folders do not hold: it is carved from the training data); with ``groups``, each training
+        row's file as its group, so the carved splits keep a file's rows together."""
         y, where = np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits)
         out: dict[str, np.ndarray | None] = {"x": x[where == "train"], "y": y[where == "train"]}
+        if groups:
+            out["groups"] = np.asarray([str(f) for f, split in zip(self.files, self.splits) if split == "train"])
         for split, suffix in (("val", "_val"), ("test", "_test")):
             held = where == split
             out["x" + suffix], out["y" + suffix] = (x[held], y[held]) if held.any() else (None, None)

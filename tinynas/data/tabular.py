@@ -180,7 +180,8 @@ def _delimiter(header: str) -> str:
                                 "or with window=N a log of one time step per row cut into windows of N rows; "
                                 "group_column=NAME splits by subject or session "
                                 "(comma, semicolon with decimal commas, or tab separated); a *train.csv file takes "
-                                "its *test.csv sibling, when that has labels, as the test split")
+                                "its *test.csv sibling, when that has labels, as the test split",
+                    later_options=("window", "stride", "ignore_columns", "group_column"))
 def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, normalize: bool = True, window: int = 0,
              stride: int = 0, ignore_columns: str = "", group_column: str = "") -> RawData:
     """Rows become sequences ``(features // channels, channels)`` (columns in time-major order); with
