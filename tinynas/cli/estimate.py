@@ -77,9 +77,10 @@ def _tflm_refusal(model: Path) -> str | None:
     from tinynas.deploy.interpreter import check_tflm_aborts, check_tflm_ops
     from tinynas.errors import DeployError, ModelFileError
 
+    data = model.read_bytes()
     try:
-        check_tflm_ops(model.read_bytes(), source=str(model))
-        check_tflm_aborts(model.read_bytes(), source=str(model))
+        check_tflm_ops(data, source=str(model))
+        check_tflm_aborts(data, source=str(model))
     except (DeployError, ModelFileError) as exc:
         return str(exc)
     return None
