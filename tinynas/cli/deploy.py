@@ -30,7 +30,10 @@ from tinynas.cli.datasets import dataset_option, typed_options
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
            template: str | None, qat: bool | None, seed: int, as_json: bool) -> None:
-    """Quantize MODEL (.keras, a legacy .h5, or an int8 .tflite as it is) for a board; write all to --out.
+    """Quantize MODEL (.keras, a legacy .h5, or a quantized .tflite) for a board; write all to --out.
+
+    A .tflite is used as it is, except that a float32 or uint8 input and output (TFLiteConverter's
+    default) become the int8 tensors inside, so the firmware feeds int8.
 
     Microcontrollers: model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
     firmware/<template>/ and metrics.json (float and int8 accuracy,
@@ -66,6 +69,10 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
     click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
     _echo_adaptation(m["dataset"])
+    removed = m["source"].get("interface_removed")
+    if removed:
+        click.echo(f"  interface: the model's {removed['input_was']} input and {removed['output_was']} output "
+                   f"became the int8 tensors inside ({' and '.join(removed['removed_ops'])} removed)")
     click.echo(f"  accuracy: float {float_acc}, int8 in TFLite Micro {100 * m['int8_accuracy']:.2f} % "
                f"({m['num_test_samples']} test samples)"
                + (", after QAT" if m["qat"].get("used") else ""))

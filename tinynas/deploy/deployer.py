@@ -115,8 +115,19 @@ def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
     log.info("replacing the previous deploy of the same model in %s", out_dir)
 
 
-def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
-    """('keras', model, file bytes) or ('tflite', None, int8 model bytes); ModelFileError otherwise."""
+@dataclass(frozen=True)
+class _Source:
+    """The model file deploy was given: its bytes, and the Keras model or the int8 flatbuffer to deploy."""
+
+    kind: str  # "keras" or "tflite"
+    file_bytes: bytes
+    keras_model: Any = None
+    tflite_bytes: bytes | None = None  # int8 in and out: a float or uint8 interface was removed (interface)
+    interface: Any = None  # tflite_interface.InterfaceChange, when it was
+
+
+def _load_source(model_path: Path) -> _Source:
+    """The Keras model, or the ``.tflite`` with an int8 interface; ModelFileError otherwise."""
     if (model_path / "saved_model.pb").is_file():
         raise ModelFileError(
             f"{model_path}: a TensorFlow SavedModel folder, which deploy cannot quantize or fine-tune; pass the "
@@ -129,10 +140,15 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
     data = model_path.read_bytes()
     suffix = model_path.suffix.lower()
     if suffix == ".tflite":
-        from tinynas.deploy.interpreter import require_int8
+        from tinynas.deploy.interpreter import read_model_io, require_int8
+        from tinynas.deploy.tflite_interface import int8_interface
 
-        require_int8(data, source=str(model_path))
-        return "tflite", None, data
+        int8_bytes, change = data, None
+        if not read_model_io(data, source=str(model_path)).is_int8:
+            int8_bytes, change = int8_interface(data, source=str(model_path))
+            log.info("%s: %s", model_path, change.describe())
+        require_int8(int8_bytes, source=str(model_path))
+        return _Source(kind="tflite", file_bytes=data, tflite_bytes=int8_bytes, interface=change)
     if suffix in (".keras", ".h5", ".hdf5"):  # .h5: the legacy format of tf.keras 2, read by Keras 3
         from tinynas.tf_runtime import quiet_import
 
@@ -152,7 +168,7 @@ def _load_source(model_path: Path) -> tuple[str, Any, bytes]:
             ) from None
         if isinstance(model.inputs, list) and len(model.inputs) != 1:
             raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
-        return "keras", model, data
+        return _Source(kind="keras", file_bytes=data, keras_model=model)
     raise ModelFileError(
         f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras, .h5 or .tflite file"
     )
@@ -257,8 +273,8 @@ def deploy(
 
     ``model_path``: a ``.keras`` model (quantized here, full-integer PTQ with the
     first ``representative_samples`` training samples, topped up from the validation split
-    when training has fewer) or an int8 ``.tflite``
-    (used as it is). ``qat``: True fine-tunes with QAT, "auto" only when int8
+    when training has fewer) or a quantized ``.tflite``
+    (used as it is, but for a float or uint8 interface, removed: ``tflite_interface``). ``qat``: True fine-tunes with QAT, "auto" only when int8
     loses more than 1 point against float on the validation split, or the model has attention
     and that split is too small to tell (under 100 samples), False never; the int8 model that
     is better on the validation split is kept (test accuracy is only reported). ``model_id``: the Arch id, else the first 12 hex digits of the int8
@@ -289,16 +305,17 @@ def deploy(
     if qat not in ("auto", True, False):
         raise DeployError(f"qat must be 'auto', True or False, got {qat!r}")
     dataset.require_splits("test", needed_for="deploy (it measures float and int8 accuracy on it)")
-    kind, keras_model, source_bytes = _load_source(model_path)
-    source_sha = _sha256(source_bytes)
+    source = _load_source(model_path)
+    kind, keras_model = source.kind, source.keras_model
+    source_sha = _sha256(source.file_bytes)
     _check_out_dir(out_dir, source_sha256=source_sha)
 
     data_shape = tuple(int(d) for d in dataset.x_test.shape[1:])
     if kind == "keras":
         model_shape = _static_input_shape(keras_model, data_shape=data_shape, model_path=model_path)
     else:
-        model_shape = read_model_io(source_bytes).input.shape[1:]
-    units = _output_units(kind, keras_model, source_bytes)
+        model_shape = read_model_io(source.tflite_bytes).input.shape[1:]
+    units = _output_units(kind, keras_model, source.tflite_bytes)
     if units != len(dataset.class_names):
         raise DeployError(
             f"{model_path}: the model has {units} outputs but dataset {dataset.name!r} has "
@@ -370,7 +387,7 @@ def deploy(
             raise DeployError(
                 f"{model_path}: --qat needs the float .keras model; an int8 .tflite cannot be fine-tuned"
             )
-        model_bytes = source_bytes
+        model_bytes = source.tflite_bytes
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=None,
                                source=str(model_path))
 
@@ -378,7 +395,8 @@ def deploy(
     metrics = {
         "tool": TOOL_MARK,
         "model_id": model_id,
-        "source": {"path": str(model_path.resolve()), "format": kind, "sha256": source_sha},
+        "source": {"path": str(model_path.resolve()), "format": kind, "sha256": source_sha,
+                   **({"interface_removed": source.interface.to_json()} if source.interface else {})},
         "profile_id": profile.id,
         "dataset": {"name": dataset.name, "fingerprint": getattr(dataset, "fingerprint", None),
                     "input_shape": list(data_shape), "model_input_shape": list(model_shape),

@@ -26,7 +26,7 @@ _FIRST_ARENA_BYTES = 256 * 1024
 _MAX_ARENA_BYTES = 1 << 30
 
 # TensorType enum of the TFLite schema (schema.fbs), the ones an MCU model may carry.
-_TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
+TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def check_tflm_ops(model_bytes: bytes, *, source: str) -> None:
 
 def _tensor_quant(tensor: Any) -> TensorQuant:
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-    dtype = _TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}")
+    dtype = TENSOR_TYPES.get(tensor.Type(), f"type{tensor.Type()}")
     q = tensor.Quantization()
     scale, zero_point = 0.0, 0
     if q is not None and q.ScaleLength() > 0:
@@ -235,9 +235,10 @@ def require_int8(model_bytes: bytes, *, source: str = "model") -> ModelIO:
     if not io.is_int8:
         raise ModelFileError(
             f"{source}: input is {io.input.dtype} and output is {io.output.dtype}, but TFLite Micro deployment "
-            "needs a full-integer model with int8 input and output; pass the .keras model so tinynas quantizes "
-            "it, or convert with a representative dataset, TFLITE_BUILTINS_INT8 and "
-            "inference_input_type/inference_output_type = tf.int8"
+            "needs a full-integer model with int8 input and output; `tinynas deploy` takes a quantized model "
+            "whose float or uint8 interface is a QUANTIZE and DEQUANTIZE around int8 and removes them, or pass "
+            "the .keras model so tinynas quantizes it, or convert with a representative dataset, "
+            "TFLITE_BUILTINS_INT8 and inference_input_type/inference_output_type = tf.int8"
         )
     if io.input.scale <= 0 or io.output.scale <= 0:
         raise ModelFileError(f"{source}: int8 input or output tensor carries no quantization scale; re-quantize it")
