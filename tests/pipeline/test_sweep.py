@@ -160,6 +160,10 @@ def test_sweep_orders_tightest_or_roomiest_first_and_names_the_known_orders(tmp_
     text = str(result.exception)
     assert isinstance(result.exception, SearchError) and "did you mean 'esp32s3-devkitc'" in text, text
     assert "broken.toml" in text and text.endswith("fix --profiles (nothing was run)") and not out.exists()
+    # -p repeated, as `run -p` and `estimate -p` take a board, names the same boards as the comma list
+    result = CliRunner().invoke(cli, ["sweep", "-p", "nano33ble", "-p", f"esp32-s3,{tmp_path / 'broken.toml'}",
+                                      "--dataset", "digits", "--out", str(out)])
+    assert isinstance(result.exception, SearchError) and str(result.exception) == text
 
 
 @pytest.mark.slow

@@ -149,7 +149,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 @click.command()
-@click.option("--profile", required=True, help="Board id (tinynas profiles list) or a .toml path.")
+@click.option("--profile", "-p", required=True, help="Board id (tinynas profiles list) or a .toml path.")
 @_common
 def search(profile: str, as_json: bool, **kw: Any) -> None:
     """Search for the most accurate architecture that fits a board (no deployment)."""
@@ -169,7 +169,7 @@ def search(profile: str, as_json: bool, **kw: Any) -> None:
 
 
 @click.command()
-@click.option("--profile", required=True, help="Board id (tinynas profiles list) or a .toml path.")
+@click.option("--profile", "-p", required=True, help="Board id (tinynas profiles list) or a .toml path.")
 @click.option("--template", default=None, help="Firmware template (default: the board's own).")
 @qat_option
 @_common
@@ -182,7 +182,8 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
 
 
 @click.command()
-@click.option("--profiles", default=None, help="Comma-separated board ids.")
+@click.option("--profiles", "--profile", "-p", "profiles", multiple=True,
+              help="Board ids or .toml paths, comma-separated or the option repeated (-p nano33ble -p rpi4).")
 @click.option("--kind", default=None, help="Every built-in board of this kind (mcu, mobile, gpu).")
 @click.option("--search-only", is_flag=True, help="Search each board without deploying.")
 @qat_option
@@ -191,7 +192,7 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
                    "among candidates found for tighter ones; roomiest-first: each class of boards searches "
                    "its own frontier, about one run per class.")
 @_common
-def sweep(profiles: str | None, kind: str | None, search_only: bool, order: str, as_json: bool, **kw: Any) -> None:
+def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order: str, as_json: bool, **kw: Any) -> None:
     """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json."""
     from tinynas.pipeline.sweep import sweep as do_sweep, sweep_profiles
 
@@ -200,7 +201,8 @@ def sweep(profiles: str | None, kind: str | None, search_only: bool, order: str,
     if search_only and kw["qat"] is not None:
         raise click.UsageError(f"--{'' if kw['qat'] else 'no-'}qat is for deploying; a --search-only sweep deploys "
                                "nothing: drop one of them")
-    ids = sweep_profiles(profiles=profiles.split(",") if profiles else None, kind=kind)
+    named = [p for value in profiles for p in value.split(",")]  # sweep_profiles drops blanks
+    ids = sweep_profiles(profiles=named or None, kind=kind)
     result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
                       order=order)
     if as_json:
