@@ -368,6 +368,21 @@ def test_csv_group_column_keeps_each_subject_in_one_split(tmp_path, caplog):
         load_dataset(two, label_column="activity", window=20, group_column="subject")
 
 
+def test_csv_group_column_of_one_activity_per_session_gives_every_split_each_activity(tmp_path):
+    """A log file per activity session: drawn by group size alone, seed 0's test split held walking only."""
+    rng = np.random.default_rng(0)
+    lines = ["session,a,b,activity"]
+    for session in range(12):
+        activity = ("walk", "run", "sit")[session % 3]
+        lines += [f"s{session},{a:.3f},{b:.3f},{activity}" for a, b in rng.normal(size=(40, 2))]
+    path = tmp_path / "sessions.csv"
+    path.write_text("\n".join(lines) + "\n")
+    for seed in range(3):
+        ds = load_dataset(path, label_column="activity", group_column="session", window=10, stride=10, seed=seed)
+        for y in (ds.y_train, ds.y_val, ds.y_test):
+            assert np.bincount(y, minlength=3).min() > 0, (seed, y)
+
+
 def test_csv_without_label_column_names_the_fix(tmp_path):
     path = _csv(tmp_path / "imu.csv", label="activity")
     with pytest.raises(DatasetError, match=r"imu.csv: no label column 'label'; columns are .*label_column=NAME"):

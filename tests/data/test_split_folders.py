@@ -173,3 +173,64 @@ def test_long_recordings_cut_into_clips_keep_each_file_in_one_split(tmp_path, ca
     assert "60 clips from 12 files" in ds.source
     with pytest.raises(DatasetError, match="long_clips must be 'first' or 'cut'"):
         load_dataset(tmp_path / "motor", long_clips="all")
+
+
+def _sessions(root: Path, *, sessions: int = 6, per: int = 4) -> Path:
+    """cat/s0..s5 and dog/s0..s5: each image's value tells its class (40 apart) and session (5 apart)."""
+    for c, name in enumerate(("cat", "dog")):
+        for s in range(sessions):
+            (root / name / f"s{s}").mkdir(parents=True)
+            for i in range(per):
+                Image.fromarray(np.full((6, 6), 40 * c + 5 * s + i % 2, dtype=np.uint8)).save(
+                    root / name / f"s{s}" / f"{i}.png")
+    return root
+
+
+def test_group_by_subfolder_keeps_each_session_in_one_split(tmp_path, caplog):
+    """cat/alice/ and dog/alice/: the same speaker or camera session in two class folders. Carved at random,
+    its other takes sat in training and test; group_by=subfolder keeps each in one split, every class in each."""
+    root = _sessions(tmp_path / "pets")
+    with caplog.at_level("WARNING", logger="tinynas.data.folders"):
+        plain = load_dataset(root)
+    assert "sub-folders 's0', 's1', 's2' and 3 more recur in several class folders" in caplog.text
+    assert "-o group_by=subfolder" in caplog.text
+    # the fingerprint at the default is the one computed before group_by existed (commit fed885f)
+    assert plain.fingerprint == "5a5d108fff680e600e4850fd587d4e429a443e30"
+
+    def sessions(x: np.ndarray) -> set[int]:
+        return {int(round(v * 255)) % 40 // 5 for v in x[:, 0, 0, 0]}
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tinynas.data.folders"):
+        ds = load_dataset(root, group_by="subfolder")
+    assert "recur" not in caplog.text and ds.fingerprint != plain.fingerprint
+    train, val, test = sessions(ds.x_train), sessions(ds.x_val), sessions(ds.x_test)
+    assert train | val | test == set(range(6)) and not (train & val or train & test or val & test)
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        assert set(y.tolist()) == {0, 1}  # both classes in every split
+    assert any(sessions(load_dataset(root, group_by="subfolder", seed=s).x_test) != test for s in range(1, 5))
+    with pytest.raises(DatasetError, match="group_by must be none or subfolder, got 'speaker'"):
+        load_dataset(root, group_by="speaker")
+
+
+def test_group_by_subfolder_in_wav_folders_and_files_directly_in_a_class_folder(tmp_path):
+    t = np.arange(4000) / 16000
+    for c, name in enumerate(("low", "high")):
+        for s in range(4):
+            (tmp_path / "kws" / name / f"spk{s}").mkdir(parents=True)
+            for i in range(3):
+                tone = 0.4 * np.sin(2 * np.pi * (300 + 2000 * c + 40 * s + 5 * i) * t)
+                wavfile.write(tmp_path / "kws" / name / f"spk{s}" / f"{i}.wav", 16000, (tone * 32767).astype(np.int16))
+        wavfile.write(tmp_path / "kws" / name / "loose.wav", 16000, (0.3 * np.sin(2 * np.pi * 900 * t) * 32767)
+                      .astype(np.int16))
+    from tinynas.data.audio import load_wav_folder
+
+    raw = load_wav_folder(tmp_path / "kws", clip_ms=250, group_by="subfolder")
+    # a speaker is one group across both words; a file directly in a class folder is a group of its own
+    loose = sorted(str(tmp_path / "kws" / name / "loose.wav") for name in ("high", "low"))
+    assert sorted(set(raw.groups.tolist())) == loose + ["spk0", "spk1", "spk2", "spk3"]
+    assert raw.groups.tolist().count("spk2") == 6
+    ds = load_dataset(tmp_path / "kws", clip_ms=250, group_by="subfolder")
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 26
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        assert set(y.tolist()) == {0, 1}

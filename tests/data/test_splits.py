@@ -1,6 +1,6 @@
 import numpy as np
 
-from tinynas.data.splits import stratified_split, stratified_subset
+from tinynas.data.splits import group_split, stratified_split, stratified_subset
 
 
 def test_stratified_split_is_disjoint_complete_balanced_and_deterministic():
@@ -65,3 +65,40 @@ def test_a_dataset_too_small_to_split_is_refused_before_any_work(tmp_path, monke
                                    str(data), "--out", str(tmp_path / "deployed")])
     assert isinstance(res.exception, DatasetError) and "deploy (it measures" in str(res.exception)
     assert not (tmp_path / "deployed").exists()
+
+
+def test_group_split_gives_every_part_each_class_when_groups_hold_one_class():
+    """A session per activity: drawn by size alone, the test split held one activity (seed 0: all walk),
+    and its accuracy said nothing about the others."""
+    groups = np.repeat([f"s{i}" for i in range(12)], 40)
+    y = np.repeat(np.arange(12) % 3, 40)
+    for seed in range(5):
+        parts = group_split(groups, (0.15, 0.15), y=y, seed=seed)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(len(y)))
+        owners = [set(groups[p]) for p in parts]
+        assert not any(owners[i] & owners[j] for i in range(3) for j in range(i + 1, 3))  # groups stay whole
+        for part in parts:
+            assert np.bincount(y[part], minlength=3).min() > 0
+        assert len(parts[2]) >= len(y) // 2  # training keeps most
+    assert [p.tolist() for p in group_split(groups, (0.15, 0.15), y=y, seed=1)] == \
+        [p.tolist() for p in group_split(groups, (0.15, 0.15), y=y, seed=1)]
+
+
+def test_group_split_of_subjects_with_every_class_keeps_the_fractions():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"p{i}" for i in range(30)], 60)
+    y = rng.integers(0, 4, size=len(groups))
+    test, val, train = group_split(groups, (0.2, 0.1), y=y, seed=2)
+    assert abs(len(test) / len(y) - 0.2) < 0.04 and abs(len(val) / len(y) - 0.1) < 0.04
+    for part, share in ((test, 0.2), (val, 0.1), (train, 0.7)):
+        per_class = np.bincount(y[part], minlength=4) / np.bincount(y, minlength=4)
+        assert np.all(np.abs(per_class - share) < 0.06), per_class
+    seeded = {frozenset(groups[group_split(groups, (0.2, 0.1), y=y, seed=s)[0]]) for s in range(4)}
+    assert len(seeded) > 1  # the seed picks the groups
+
+
+def test_group_split_with_one_group_of_a_class_keeps_it_for_training():
+    groups = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 10 + ["d"] * 10)
+    y = np.array([0] * 30 + [1] * 10)  # class 1 lives in group d only
+    test, val, train = group_split(groups, (0.2, 0.2), y=y, seed=0)
+    assert len(test) and len(val) and set(groups[train]) >= {"d"}

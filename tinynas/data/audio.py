@@ -14,7 +14,7 @@ import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.features import AudioFrontEnd
-from tinynas.data.folders import checked_samples, has_class_folders
+from tinynas.data.folders import check_group_by, checked_samples, has_class_folders, warn_ungrouped
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
 
@@ -60,23 +60,29 @@ def read_wav(path: Path, *, sample_rate_hz: int, resample: bool = False) -> np.n
 @register_path_kind("wav-folder", matches=lambda p: has_class_folders(p, WAV_EXTENSIONS),
                     description="a folder with one sub-folder of WAV clips per class (or train/ and test/ "
                                 "(val/) folders that each hold one) -> MFCC 49x10x1 (keyword spotting)",
-                    later_options=("long_clips",))
+                    later_options=("long_clips", "group_by"))
 def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int = 16000, clip_ms: int = 1000,
                     frame_ms: float = 40.0, hop_ms: float = 20.0, num_mel_bins: int = 40, num_mfcc: int = 10,
-                    normalize: bool = True, resample: bool = False, long_clips: str = "first") -> RawData:
+                    normalize: bool = True, resample: bool = False, long_clips: str = "first",
+                    group_by: str = "none") -> RawData:
     """Features per clip: ``features="mfcc"`` gives (frames, num_mfcc, 1), ``"logmel"`` (frames, num_mel_bins, 1).
 
     ``resample``: clips recorded at another rate (44.1 or 48 kHz from a PC or phone) are resampled to
     ``sample_rate_hz``, the board microphone's, instead of refused. ``long_clips``: of a file longer than
     ``clip_ms``, "first" takes its first ``clip_ms``; "cut" takes every whole ``clip_ms`` of it, one sample
-    each (minutes of a machine's sound), and the splits carved from them keep each file whole."""
+    each (minutes of a machine's sound), and the splits carved from them keep each file whole. ``group_by``
+    "subfolder": each sub-folder of a class folder (a speaker: ``yes/alice/``, ``no/alice/``) is kept in
+    one carved split."""
     if features not in ("mfcc", "logmel"):
         raise DatasetError(f"WAV folder option features must be 'mfcc' or 'logmel', got {features!r}")
     if long_clips not in ("first", "cut"):
         raise DatasetError(f"WAV folder option long_clips must be 'first' or 'cut', got {long_clips!r}")
     if num_mfcc > num_mel_bins:
         raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
+    check_group_by(group_by, what="WAV folder")
     samples = checked_samples(path, WAV_EXTENSIONS, "WAV")
+    if group_by == "none":
+        warn_ungrouped(path, samples)
     front_end = AudioFrontEnd(features=features, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, frame_ms=frame_ms,
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     if front_end.clip_samples < front_end.frame_length:
@@ -110,6 +116,7 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
     else:
         scaling = InputScaling(description=f"{what}, used as they are")
     whole = f" from {len(pieces)} files" if long_clips == "cut" else ""
-    return RawData(**samples.split_arrays(scaling.apply(raw), groups=long_clips == "cut"),
+    groups = group_by if group_by != "none" else "file" if long_clips == "cut" else "none"
+    return RawData(**samples.split_arrays(scaling.apply(raw), groups=groups),
                    class_names=samples.class_names, scaling=scaling, audio_front_end=front_end,
                    source=f"WAV folder {path} ({len(feats)} clips{whole}{samples.given_splits})")

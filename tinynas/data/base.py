@@ -269,7 +269,7 @@ def load_dataset(
     if not carved:
         parts = [np.arange(len(raw.y))]
     elif raw.groups is not None:
-        parts = group_split(raw.groups, tuple(carved), seed=seed)
+        parts = group_split(raw.groups, tuple(carved), y=raw.y, seed=seed)
     else:
         parts = stratified_split(raw.y, tuple(carved), seed=seed)
     train_idx = parts.pop()
@@ -305,6 +305,7 @@ def load_dataset(
         meta["node_task"] = True
     if raw.groups is not None:  # the splits follow the groups, which the arrays do not hold
         meta["groups"] = hashlib.sha1(np.asarray(raw.groups).astype(str).astype("U").tobytes()).hexdigest()
+        meta["group_split"] = "by class"  # groups are carved by class too: an older run's splits differ
     fingerprint = fingerprint_arrays(arrays, meta=meta)
     ds = Dataset(
         name=source.name if path is None else path.name,

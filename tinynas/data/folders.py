@@ -25,6 +25,8 @@ SPLIT_FOLDERS = {"train": ("train", "training", "train_set", "training_set"),
 _NOT_CLASSES = ("__MACOSX", "_background_noise_")
 #: Speech Commands' split lists at its root: one "<word>/<file>.wav" per line
 SPLIT_LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
+#: what the splits carved from a folder's training files keep whole (the loaders' ``group_by`` option)
+GROUPINGS = ("none", "subfolder")
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -78,6 +80,7 @@ class FolderSamples:
     files: list[Path]
     labels: list[int]
     splits: list[str]  # "train", "val" or "test" per file; all "train" without split folders
+    folders: list[str]  # each file's first sub-folder in its class folder ("alice" for yes/alice/day2/), or ""
 
     @property
     def given_splits(self) -> str:
@@ -92,20 +95,29 @@ class FolderSamples:
         """The same samples with file i repeated ``counts[i]`` times (the pieces it was cut into)."""
         pick = [i for i, n in enumerate(counts) for _ in range(n)]
         return FolderSamples(self.class_names, [self.files[i] for i in pick], [self.labels[i] for i in pick],
-                             [self.splits[i] for i in pick])
+                             [self.splits[i] for i in pick], [self.folders[i] for i in pick])
 
-    def split_arrays(self, x: np.ndarray, *, groups: bool = False) -> dict[str, np.ndarray | None]:
+    def split_arrays(self, x: np.ndarray, *, groups: str = "none") -> dict[str, np.ndarray | None]:
         """``x`` (one row per file) as RawData's x/y, x_val/y_val and x_test/y_test (None for a split
-        the folders do not hold: it is carved from the training data); with ``groups``, each training
-        row's file as its group, so the carved splits keep a file's rows together."""
+        the folders do not hold: it is carved from the training data). ``groups`` (GROUPINGS) says what
+        the carved splits keep whole: "file" (the rows cut from one recording), "subfolder" (the first
+        folder below the class folder: a speaker or a session, the same name in every class folder being
+        one group; a file directly in its class folder is a group of its own), or "none"."""
         y, where = np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits)
         out: dict[str, np.ndarray | None] = {"x": x[where == "train"], "y": y[where == "train"]}
-        if groups:
-            out["groups"] = np.asarray([str(f) for f, split in zip(self.files, self.splits) if split == "train"])
+        if groups != "none":
+            out["groups"] = np.asarray([folder if groups == "subfolder" and folder else str(f)
+                                        for f, folder, split in zip(self.files, self.folders, self.splits)
+                                        if split == "train"])
         for split, suffix in (("val", "_val"), ("test", "_test")):
             held = where == split
             out["x" + suffix], out["y" + suffix] = (x[held], y[held]) if held.any() else (None, None)
         return out
+
+
+def check_group_by(value: str, *, what: str) -> None:
+    if value not in GROUPINGS:
+        raise DatasetError(f"{what} option group_by must be {' or '.join(GROUPINGS)}, got {value!r}")
 
 
 def split_folders(root: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
@@ -133,7 +145,8 @@ def checked_samples(root: Path, extensions: tuple[str, ...], what: str) -> Folde
         classes = checked_classes(root, extensions, what)
         files = [f for group in classes.values() for f in group]
         labels = [label for label, group in enumerate(classes.values()) for _ in group]
-        return FolderSamples(tuple(classes), files, labels, _listed_splits(root, files))
+        return FolderSamples(tuple(classes), files, labels, _listed_splits(root, files),
+                             _sub_folders(root, classes))
     by_split = {split: checked_classes(folder, extensions, what) if split == "train" else
                 _nonempty(folder, extensions, what) for split, folder in splits.items()}
     names = tuple(by_split["train"])
@@ -143,15 +156,40 @@ def checked_samples(root: Path, extensions: tuple[str, ...], what: str) -> Folde
             raise DatasetError(f"{splits[split]}: class folder(s) {', '.join(map(repr, unknown))} are not in "
                                f"{splits['train']}, which the model learns from; add their training samples there "
                                "or remove them")
-    files, labels, split_of = [], [], []
+    files, labels, split_of, folders = [], [], [], []
     for split in ("train", "val", "test"):
         for name, group in by_split.get(split, {}).items():
             files += group
             labels += [names.index(name)] * len(group)
             split_of += [split] * len(group)
+        folders += _sub_folders(splits[split], by_split[split]) if split in by_split else []
     log.info("%s: split folders %s: %s", root, ", ".join(f"{p.name}/" for p in splits.values()),
              "; ".join(f"{split} {split_of.count(split)} {what} files" for split in splits))
-    return FolderSamples(names, files, labels, split_of)
+    return FolderSamples(names, files, labels, split_of, folders)
+
+
+def _sub_folders(root: Path, classes: dict[str, list[Path]]) -> list[str]:
+    """Each file's first folder below its class folder ``root/<class>/`` ("" for a file directly in it)."""
+    return [(f.relative_to(root / name).parts[:-1] or ("",))[0] for name, group in classes.items() for f in group]
+
+
+def warn_ungrouped(root: Path, samples: FolderSamples) -> None:
+    """Warn when sub-folders of one name sit in several class folders (``yes/alice/``, ``no/alice/``: a
+    speaker, a session, a camera) and validation or test is carved from files at random: the test split
+    then holds the same speaker's other takes, and its accuracy would not carry over to a new one."""
+    if {"val", "test"} <= set(samples.splits):
+        return  # nothing is carved
+    classes_of: dict[str, set[int]] = {}
+    for folder, label, split in zip(samples.folders, samples.labels, samples.splits):
+        if folder and split == "train":
+            classes_of.setdefault(folder, set()).add(label)
+    shared = sorted(name for name, labels in classes_of.items() if len(labels) > 1)
+    if shared:
+        log.warning("%s: sub-folders %s recur in several class folders (speakers, sessions?), but the validation "
+                    "and test splits are drawn from their files at random, so the same speaker or session is in "
+                    "training and test, and test accuracy overstates; pass -o group_by=subfolder to keep each "
+                    "sub-folder in one split", root,
+                    ", ".join(repr(n) for n in shared[:3]) + (f" and {len(shared) - 3} more" if len(shared) > 3 else ""))
 
 
 def _nonempty(root: Path, extensions: tuple[str, ...], what: str) -> dict[str, list[Path]]:

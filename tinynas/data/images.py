@@ -28,7 +28,7 @@ import numpy as np
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.cache import save_npz_atomic, tinynas_home
 from tinynas.data.features import ImageFrontEnd
-from tinynas.data.folders import checked_samples, has_class_folders
+from tinynas.data.folders import check_group_by, checked_samples, has_class_folders, warn_ungrouped
 from tinynas.data.resize import resize_bilinear
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
@@ -67,11 +67,13 @@ def _check_eight_bit(im: Any, f: Path) -> None:
 
 @register_path_kind("image-folder", matches=lambda p: has_class_folders(p, IMAGE_EXTENSIONS),
                     description="a folder with one sub-folder of images (png, jpg, bmp, ...) per class, "
-                                "or train/ and test/ (val/) folders that each hold one")
+                                "or train/ and test/ (val/) folders that each hold one",
+                    later_options=("group_by",))
 def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: str = "auto",
-                      background: str = "white") -> RawData:
+                      background: str = "white", group_by: str = "none") -> RawData:
     """Read every image; ``color_mode`` is "grayscale", "rgb" or "auto" (grey when every image is grey);
-    ``background`` ("white" or "black") is what transparent pixels are composited onto.
+    ``background`` ("white" or "black") is what transparent pixels are composited onto; ``group_by``
+    "subfolder" keeps each sub-folder of a class folder (a session's frames) in one carved split.
 
     With ``image_size`` every image is resized (bilinear, ``tinynas.data.resize``: Pillow's filter with one
     fixed pass order, which the C front end repeats) to that square size; without it, all images must share
@@ -83,7 +85,10 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
         raise DatasetError(f"image folder option background must be white or black, got {background!r}")
     if image_size is not None and image_size < 1:
         raise DatasetError(f"image folder option image_size must be a positive integer, got {image_size}")
+    check_group_by(group_by, what="image folder")
     samples = checked_samples(path, IMAGE_EXTENSIONS, "image")
+    if group_by == "none":
+        warn_ungrouped(path, samples)
     names = samples.files
     cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode, background=background)
     cached = _read_cache(cache, count=len(names))
@@ -95,7 +100,7 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
     x = scaling.apply(pixels)
     front_end = ImageFrontEnd(channels=int(x.shape[-1]), height=int(x.shape[1]), width=int(x.shape[2]),
                               resized=image_size is not None)
-    return RawData(**samples.split_arrays(x), class_names=samples.class_names, scaling=scaling,
+    return RawData(**samples.split_arrays(x, groups=group_by), class_names=samples.class_names, scaling=scaling,
                    source=f"image folder {path} ({len(names)} images, {color_mode}{samples.given_splits})",
                    preprocessing=preprocessing, image_front_end=front_end)
 

@@ -50,35 +50,55 @@ def stratified_split(y: np.ndarray, fractions: Sequence[float], *, seed: int) ->
     return out
 
 
-def group_split(groups: np.ndarray, fractions: Sequence[float], *, seed: int) -> list[np.ndarray]:
+def group_split(groups: np.ndarray, fractions: Sequence[float], *, y: np.ndarray, seed: int) -> list[np.ndarray]:
     """Like ``stratified_split``, but whole groups (a subject, a recording session) go to one part.
 
     Windows of one person's recording resemble each other more than anyone else's: split
     by window, the test split would hold that person's other windows, and accuracy on it
-    would say little about a new wearer. Groups are taken in a seeded order while each brings
-    a part nearer its fraction of the samples; every part gets at least one group.
+    would say little about a new wearer. The parts follow the classes as well as the groups
+    can: often a group holds one class only (a session per activity, a folder per speaker and
+    word), and a part drawn by group size alone could hold a single class. First each carved
+    part gets one group of every class while another group of it is left (for training);
+    then the other groups, largest first in a seeded order, each go where they bring the
+    per-class counts nearest every part's fraction. Every part gets at least one group.
     """
-    groups = np.asarray(groups).astype(str)
-    names = np.unique(groups)
-    if len(names) < len(fractions) + 1:
+    groups, y = np.asarray(groups).astype(str), np.asarray(y)
+    names, inverse = np.unique(groups, return_inverse=True)
+    k = len(fractions)
+    if len(names) < k + 1:
         from tinynas.errors import DatasetError
 
-        raise DatasetError(f"{len(names)} group(s) cannot be split into {len(fractions) + 1} parts by group; "
+        raise DatasetError(f"{len(names)} group(s) cannot be split into {k + 1} parts by group; "
                            "record more subjects or sessions, or leave group_column out")
-    order = np.random.default_rng(seed).permutation(names)
-    sizes = {name: int(np.sum(groups == name)) for name in names}
-    parts: list[list[str]] = [[] for _ in range(len(fractions) + 1)]
-    taken = 0
-    for i, frac in enumerate(fractions):
-        want, held = float(frac) * len(groups), 0
-        while taken < len(order) - (len(fractions) - i) and (
-                not parts[i] or abs(held + sizes[order[taken]] - want) < abs(held - want)):
-            parts[i].append(order[taken])
-            held += sizes[order[taken]]
-            taken += 1
-    parts[-1] = list(order[taken:])
+    classes, y_idx = np.unique(y, return_inverse=True)
+    counts = np.zeros((len(names), len(classes)), dtype=np.int64)  # samples of each class in each group
+    np.add.at(counts, (inverse, y_idx), 1)
+    shares = np.asarray([float(f) for f in fractions] + [1.0 - float(sum(fractions))])
+    target = shares[:, None] * counts.sum(axis=0)[None, :]
+    held = np.zeros_like(target)
+    part_of = np.full(len(names), -1)
+    order = np.random.default_rng(seed).permutation(len(names))
+
+    def cost(part: int, g: int) -> float:
+        """How much giving group g to ``part`` moves that part's class counts away from its target."""
+        return float(np.abs(held[part] + counts[g] - target[part]).sum() - np.abs(held[part] - target[part]).sum())
+
+    def give(part: int, g: int) -> None:
+        part_of[g] = part
+        held[part] += counts[g]
+
+    for c in np.argsort((counts > 0).sum(axis=0), kind="stable"):  # the class in fewest groups first
+        for part in range(k):
+            free = [g for g in order if part_of[g] < 0 and counts[g, c] > 0]
+            if held[part, c] == 0 and len(free) >= 2:
+                give(part, min(free, key=lambda g: cost(part, g)))
+    for part in range(k):  # every part gets a group, even when no class had one to spare
+        if not (part_of == part).any():
+            give(part, min((g for g in order if part_of[g] < 0), key=lambda g: cost(part, g)))
+    for g in sorted((g for g in order if part_of[g] < 0), key=lambda g: -counts[g].sum()):  # stable: seeded ties
+        give(min(range(k + 1), key=lambda part: (cost(part, g), -(target[part] - held[part]).sum())), g)
     rng = np.random.default_rng(seed)
-    return [rng.permutation(np.flatnonzero(np.isin(groups, part))).astype(np.int64) for part in parts]
+    return [rng.permutation(np.flatnonzero(part_of[inverse] == part)).astype(np.int64) for part in range(k + 1)]
 
 
 def stratified_subset(y: np.ndarray, n: int, *, seed: int) -> np.ndarray:
