@@ -11,6 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinynas.deploy.codegen import (
@@ -233,3 +234,43 @@ def test_model_name_changes_file_and_symbol_names(tmp_path, mlperf_models):
     assert [p.name for p in paths] == ["anomaly_data.h", "anomaly_data.cc", "op_resolver.h"]
     assert "g_anomaly_data[]" in paths[1].read_text()
     assert "constexpr int kNumClasses = 0;" in paths[0].read_text()
+
+
+RAW_CHECK = r"""
+#include <cstdio>
+#include <cstdlib>
+#include "model_data.h"
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) std::printf("%d\n", QuantizeRawInput(std::strtof(argv[i], nullptr)));
+  return 0;
+}
+"""
+
+
+def test_raw_input_helper_quantizes_a_sensor_value_as_the_host_does(tmp_path, mlperf_models):
+    """A sketch that reads its own accelerometer needs the training's affine map and the input's
+    quantization in numbers, not only in a comment: QuantizeRawInput(raw) is both."""
+    from tinynas.data.types import InputScaling
+    from tinynas.deploy.interpreter import read_model_io
+
+    gxx = _gxx()
+    data = mlperf_models["kws"].read_bytes()
+    scaling = InputScaling(scale=0.2121297456165053, offset=-0.6938015770708512, description="sensor values")
+    write_model_sources(model_bytes=data, out_dir=tmp_path, class_names=KWS_LABELS, arena_bytes=24_272,
+                        model_id="kws01", input_scaling="x = raw * 0.21 - 0.69",
+                        raw_scaling=(scaling.scale, scaling.offset))
+    header = (tmp_path / "model_data.h").read_text()
+    assert "constexpr float kRawScale = 0.2121297456165053f;" in header
+    (tmp_path / "raw.cc").write_text(RAW_CHECK)
+    exe = tmp_path / "raw"
+    _run([gxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-Wconversion", "-I", str(tmp_path),
+          str(tmp_path / "raw.cc"), str(tmp_path / "model_data.cc"), "-o", str(exe)])
+    raw = np.concatenate([np.random.default_rng(0).normal(3.3, 4.7, size=400), [-1e9, 1e9, 0.0, 9.81]])
+    got = np.array(_run([str(exe), *[repr(float(v)) for v in raw]]).stdout.split(), dtype=np.int64)
+    io = read_model_io(data).input
+    host = np.clip(np.round(scaling.apply(raw).astype(np.float64) / io.scale) + io.zero_point, -128, 127)
+    assert np.abs(got - host).max() <= 1 and np.mean(got == host) > 0.99  # float32 and halves may round apart
+    assert got[400] == -128 and got[401] == 127  # saturated
+    write_model_sources(model_bytes=data, out_dir=tmp_path, class_names=KWS_LABELS, arena_bytes=24_272,
+                        model_id="kws01")
+    assert "QuantizeRawInput" not in (tmp_path / "model_data.h").read_text()  # not known: not written

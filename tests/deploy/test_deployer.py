@@ -40,6 +40,9 @@ def test_deploy_keras_writes_a_complete_validated_build(tmp_path):
     assert m["fits"] is True and m["qat"]["applied"] is False
     assert m["dataset"]["fingerprint"] == digits().fingerprint
     assert f"{m['model_id']}" in (out / "model_data.h").read_text() + (out / "model_data.cc").read_text()
+    scale = digits().input_scaling.scale  # the raw-value helper in both copies of the header
+    for header in (out / "model_data.h", *project.rglob("model_data.h")):
+        assert f"constexpr float kRawScale = {scale!r}f;" in header.read_text() and "QuantizeRawInput" in header.read_text()
     assert _listing(tmp_path) == sorted(["deploy", *(f"deploy/{p}" for p in _listing(out))])
     assert DeployResult.load(out).metrics == m
     assert result.validation.arena_bytes == m["arena_bytes"] and result.fits

@@ -145,6 +145,23 @@ def _shape_array(shape: Sequence[int]) -> str:
     return "{" + ", ".join(str(int(d)) for d in shape) + "}" if shape else "{1}"
 
 
+def _raw_input(raw_scaling: tuple[float, float]) -> str:
+    """kRawScale, kRawOffset and QuantizeRawInput: a raw value as the int8 the model takes, as training scaled it."""
+    scale, offset = raw_scaling
+    return f"""
+// A raw value (a sensor reading, a pixel) as the model's int8 input: the float training fed,
+// x = raw * kRawScale + kRawOffset, then quantized as above (rounded, saturated to int8).
+constexpr float kRawScale = {_c_float(scale)};
+constexpr float kRawOffset = {_c_float(offset)};
+inline int8_t QuantizeRawInput(float raw) {{
+  const float q = (raw * kRawScale + kRawOffset) / kInputScale + static_cast<float>(kInputZeroPoint);
+  if (!(q > -128.5f)) return -128;  // NaN too
+  if (q >= 127.5f) return 127;
+  return static_cast<int8_t>(q >= 0.0f ? static_cast<int32_t>(q + 0.5f) : -static_cast<int32_t>(0.5f - q));
+}}
+"""
+
+
 def write_model_sources(
     *,
     model_bytes: bytes,
@@ -153,6 +170,7 @@ def write_model_sources(
     arena_bytes: int,
     model_id: str,
     input_scaling: str | None = None,
+    raw_scaling: tuple[float, float] | None = None,
     model_name: str = "model",
     arena_margin: float = DEFAULT_ARENA_MARGIN,
 ) -> list[Path]:
@@ -162,7 +180,9 @@ def write_model_sources(
     ``kTensorArenaSize`` adds the margin above. ``class_names`` may be empty (a model that
     does not classify, e.g. an autoencoder), else it must match the output size.
     ``input_scaling`` says how raw input becomes the float the model was trained on (a
-    comment for the firmware author). Raises ModelFileError for bytes that are not a
+    comment for the firmware author); ``raw_scaling`` (scale, offset) is that map in numbers, written as
+    ``kRawScale``, ``kRawOffset`` and ``QuantizeRawInput(raw)``, which a sketch reading its own sensor
+    calls for each value it puts in the int8 input tensor. Raises ModelFileError for bytes that are not a
     ``.tflite`` model and DeployError for an op TFLite Micro lacks or bad arguments.
     """
     from tinynas.space.tflite_reader import tflite_info
@@ -235,7 +255,7 @@ constexpr int kInputDims = {len(inp.shape)};
 constexpr int kInputShape[] = {_shape_array(inp.shape)};
 constexpr unsigned int kInputCount = {input_count};
 constexpr unsigned int kInputBytes = {input_count * dtype_bytes[inp.dtype]};
-
+{_raw_input(raw_scaling) if raw_scaling is not None and inp.dtype == "int8" else ""}
 // Output: {outp.dtype} {list(outp.shape)}; dequantize as kOutputScale * (q - kOutputZeroPoint).
 constexpr float kOutputScale = {_c_float(outp.scale)};
 constexpr int32_t kOutputZeroPoint = {int(outp.zero_point)};

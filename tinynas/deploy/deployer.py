@@ -610,6 +610,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             shutil.copy2(tuned_model_file, tmp / QAT_MODEL_FILE)
         class_names = [str(c) for c in dataset.class_names]
         scaling = scaling_text(dataset)
+        raw = getattr(dataset, "input_scaling", None)
+        raw_scaling = (float(raw.scale), float(raw.offset)) if hasattr(raw, "scale") else None
         # the budget the run set part of aside for the front end is the room's too
         room = None if profile.kind != "mcu" else max(0, profile.sram_budget_bytes + profile.front_end_reserve_bytes
                                                       - arena_size_with_margin(int(metrics["arena_bytes"])))
@@ -621,7 +623,7 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             scaling = f"{scaling}; {source} computes this input from {FRONT_ENDS[source][1]}"
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                            input_scaling=scaling)
+                            input_scaling=scaling, raw_scaling=raw_scaling)
         metrics["template"] = None
         name = template or profile.ecosystem.default_template
         if name == "none":  # mobile and GPU profiles: no firmware ecosystem (tinynas.hardware.schema.NO_TEMPLATE)
@@ -635,7 +637,7 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             generate_firmware(template=name, model_bytes=model_bytes, profile=profile,
                               out_dir=tmp / "firmware" / name, class_names=class_names,
                               arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                              input_scaling=scaling, extra_sources=front_end)
+                              input_scaling=scaling, raw_scaling=raw_scaling, extra_sources=front_end)
             metrics["template"] = name
         metrics["files"] = staged_files(tmp) + [METRICS_FILE]
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

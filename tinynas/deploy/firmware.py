@@ -352,6 +352,7 @@ def generate_firmware(
     arena_bytes: int,
     model_id: str,
     input_scaling: str | None = None,
+    raw_scaling: tuple[float, float] | None = None,
     source: str = "model",
     extra_sources: Sequence[Path] = (),
 ) -> Path:
@@ -393,7 +394,8 @@ def generate_firmware(
         rendered = _render_tree(tpl, ctx, tmp)
         model_dir = tmp / tpl.model_dir
         written = write_model_sources(model_bytes=model_bytes, out_dir=model_dir, class_names=class_names,
-                                      arena_bytes=arena_bytes, model_id=model_id, input_scaling=input_scaling)
+                                      arena_bytes=arena_bytes, model_id=model_id, input_scaling=input_scaling,
+                                      raw_scaling=raw_scaling)
         common = _templates_root() / "common"
         for fname in COMMON_FILES:
             shutil.copyfile(common / fname, model_dir / fname)
