@@ -32,6 +32,13 @@ def test_inspect_name_and_path(tmp_path):
     res = CliRunner().invoke(cli, ["datasets", "inspect", str(path)])
     assert res.exit_code == 0, res.output
     assert "(6, 2)" in res.output and "fingerprint" in res.output
+    assert "splits       test 15 % and validation 15 % of each class carved from the data at random (seed 0)" in res.output
+    np.savez(path, x=rng.normal(size=(40, 6, 2)).astype(np.float32), y=np.arange(40) % 2,
+             x_test=rng.normal(size=(6, 6, 2)).astype(np.float32), y_test=np.arange(6) % 2, groups=np.arange(40) // 4)
+    info = json.loads(CliRunner().invoke(cli, ["datasets", "inspect", str(path), "--json"]).output)
+    assert info["splits"] == ("test as the source gives it; validation carved from the training data as whole groups "
+                              "(10 groups: 2 validation, 8 train), each class in each as far as the groups allow "
+                              "(seed 0)")
 
 
 def test_inspect_bad_option_is_a_dataset_error():

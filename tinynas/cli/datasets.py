@@ -83,6 +83,8 @@ def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json:
     elif st["kind"] == "sequence":
         click.echo(f"sequence     length {st['length']}, {st['channels']} channel(s)")
     click.echo(f"sizes        train {info['sizes']['train']}, val {info['sizes']['val']}, test {info['sizes']['test']}")
+    if info.get("splits"):
+        click.echo(f"splits       {info['splits']}")
     if info.get("preprocessing"):
         click.echo(f"preprocess   {info['preprocessing']}")
     click.echo(f"scaling      {info['input_scaling']['description']} "

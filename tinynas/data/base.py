@@ -272,6 +272,8 @@ def load_dataset(
         parts = group_split(raw.groups, tuple(carved), y=raw.y, seed=seed)
     else:
         parts = stratified_split(raw.y, tuple(carved), seed=seed)
+    splits = _splits_text(raw, carved=parts, seed=seed,
+                          fractions={"test": test_fraction, "validation": val_fraction})
     train_idx = parts.pop()
     if raw.x_test is None:
         test_idx = parts.pop(0)
@@ -322,10 +324,30 @@ def load_dataset(
         preprocessing=raw.preprocessing,
         audio_front_end=raw.audio_front_end,
         image_front_end=raw.image_front_end,
+        splits=splits,
     )
     log.info("dataset %s: %d train / %d val / %d test, shape %s, fingerprint %s",
              ds.name, len(ds.y_train), len(ds.y_val), len(ds.y_test), ds.input_shape, fingerprint[:12])
     return ds
+
+
+def _splits_text(raw: RawData, *, carved: list[np.ndarray], seed: int, fractions: dict[str, float]) -> str:
+    """How validation and test were made, for ``datasets inspect`` and the run's record: given by the
+    source, or carved from the training data (by class, or by whole groups: how many went where)."""
+    given = [name for name, x in (("validation", raw.x_val), ("test", raw.x_test)) if x is not None]
+    cut = [name for name in ("test", "validation") if name not in given]  # the order of ``carved``
+    texts = [f"{' and '.join(given)} as the source gives {'them' if len(given) > 1 else 'it'}"] if given else []
+    rest = "the training data" if given else "the data"
+    if cut and raw.groups is not None:
+        groups = np.asarray(raw.groups).astype(str)
+        counts = [len(np.unique(groups[idx])) for idx in carved]
+        where = ", ".join(f"{n} {name}" for n, name in zip(counts, [*cut, "train"]))
+        texts.append(f"{' and '.join(cut)} carved from {rest} as whole groups ({len(np.unique(groups))} "
+                     f"groups: {where}), each class in each as far as the groups allow (seed {seed})")
+    elif cut:
+        shares = " and ".join(f"{name} {100 * fractions[name]:g} %" for name in cut)
+        texts.append(f"{shares} of each class carved from {rest} at random (seed {seed})")
+    return "; ".join(texts)
 
 
 def inspect_dataset(name_or_path: str | Path, *, seed: int = 0, **options: Any) -> dict[str, Any]:

@@ -80,6 +80,8 @@ class Dataset:
     audio_front_end: AudioFrontEnd | None = None
     # the colour mode and resize of an image folder's pictures, for firmware to repeat on camera frames
     image_front_end: ImageFrontEnd | None = None
+    # how the validation and test splits were made (given by the source, or carved and how), "" when unknown
+    splits: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -152,6 +154,7 @@ class Dataset:
             "value_range": [float(x.min()), float(x.max())] if x.size else [0.0, 0.0],
             "input_scaling": self.input_scaling.to_json(),
             "preprocessing": self.preprocessing,
+            "splits": self.splits,
             "audio_front_end": None if self.audio_front_end is None else self.audio_front_end.to_json(),
             "image_front_end": None if self.image_front_end is None else self.image_front_end.to_json(),
             "fingerprint": self.fingerprint,
