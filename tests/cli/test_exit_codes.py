@@ -99,3 +99,20 @@ def test_profiles_validate_exits_0_on_good_files_and_1_if_any_is_bad(tmp_path, c
     (tmp_path / "bad.toml").write_text('id = "bad"\n')
     code, text = _invoke(["profiles", "validate", good, str(tmp_path / "bad.toml")], capsys, monkeypatch)
     assert code == 1 and "INVALID" in text
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_every_profile_option_takes_p_as_run_and_estimate_do() -> None:
+    """`run -p nano33ble` then `deploy -p nano33ble` answered "No such option '-p'"."""
+    missing = [name for name, command in _commands(cli) for param in command.params
+               if isinstance(param, click.Option) and "--profile" in param.opts and "-p" not in param.opts]
+    assert missing == [] and len(list(_commands(cli))) > 20

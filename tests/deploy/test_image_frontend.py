@@ -122,6 +122,29 @@ def test_camera_frames_become_the_input_pillow_and_the_interpreter_give(color_mo
                                   want)
 
 
+@pytest.mark.parametrize("color_mode, channels", [("grayscale", 1), ("rgb", 3)])
+def test_a_model_at_another_resolution_gets_the_input_training_resized_to_it(color_mode, channels, tmp_path):
+    """mcunet's resolution choice takes the pictures at, say, 7x7 of 16x16: training resizes them again with
+    TensorFlow's bilinear (``fit_inputs``). The front end repeats that second resize, bit for bit, where it
+    used to write nothing (the firmware had no way to make the model's input from a camera)."""
+    from tinynas.train.inputs import fit_inputs
+
+    pictures = _pictures(np.random.default_rng(4))
+    raw = load_image_folder(_folder(tmp_path / "pics", pictures), image_size=16, color_mode=color_mode)
+    order = [i for c in (0, 1) for i in range(len(pictures)) if i % 2 == c]
+    for model in (7, 11, 24):  # shrink by odd factors, and grow
+        c_dir = tmp_path / f"c{model}"
+        write_image_frontend(out_dir=c_dir, front_end=raw.image_front_end, scaling=raw.scaling, input_scale=SCALE,
+                             input_zero_point=ZERO_POINT, input_shape=(1, model, model, channels), model_id="pics")
+        header = (c_dir / "image_frontend.h").read_text()
+        assert f"then resized to {model}x{model}, the model's resolution" in " ".join(header.replace("//", "").split())
+        x = fit_inputs(raw.x, (model, model, channels), dataset="pics", fingerprint=f"{tmp_path}{color_mode}",
+                       split="train")
+        expected = np.clip(np.round(np.asarray(x, dtype=np.float64) / SCALE) + ZERO_POINT, -128, 127).astype(np.int8)
+        got = _run_c(c_dir, _frames([pictures[i] for i in order], 1), model, channels, tmp_path)
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_the_pixel_table_is_the_scaling_then_the_quantization():
     from tinynas.data.types import InputScaling
 
@@ -155,13 +178,14 @@ def test_a_frame_too_large_or_a_model_of_another_input_is_refused(tmp_path):
         assert subprocess.run([str(exe), str(tmp_path / "f.bin"), str(tmp_path / "o.bin")]).returncode == code
 
 
-@pytest.mark.parametrize("cpu, max_source", [("cortex-m4", (320, 240)), ("cortex-m0plus", (96, 96))])
-def test_the_image_front_end_compiles_for_cortex_m_in_the_static_ram_it_says(cpu, max_source, tmp_path):
+@pytest.mark.parametrize("cpu, max_source, model", [("cortex-m4", (320, 240), 32), ("cortex-m0plus", (96, 96), 32),
+                                                    ("cortex-m4", (160, 120), 13), ("cortex-m0plus", (96, 96), 20)])
+def test_the_image_front_end_compiles_for_cortex_m_in_the_static_ram_it_says(cpu, max_source, model, tmp_path):
     pictures = _pictures(np.random.default_rng(2))[:2]
     raw = load_image_folder(_folder(tmp_path / "pics", pictures), image_size=32, color_mode="rgb")
     write_image_frontend(out_dir=tmp_path / "c", front_end=raw.image_front_end, scaling=raw.scaling,
-                         input_scale=SCALE, input_zero_point=ZERO_POINT, input_shape=(1, 32, 32, 3), model_id="m",
-                         max_source=max_source)
+                         input_scale=SCALE, input_zero_point=ZERO_POINT, input_shape=(1, model, model, 3),
+                         model_id="m", max_source=max_source)
     flags = ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"] if cpu == "cortex-m4" else []
     done = subprocess.run([require_tool("arm-none-eabi-gcc"), "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
                            f"-mcpu={cpu}", "-mthumb", *flags, "-c", str(tmp_path / "c" / "image_frontend.c"),
@@ -169,7 +193,7 @@ def test_the_image_front_end_compiles_for_cortex_m_in_the_static_ram_it_says(cpu
     assert done.returncode == 0, done.stderr
     size = subprocess.run([require_tool("arm-none-eabi-size"), str(tmp_path / "fe.o")], capture_output=True,
                           text=True, check=True).stdout.splitlines()[1].split()
-    ram = static_ram_bytes(height=32, width=32, channels=3, max_source=max_source)
+    ram = static_ram_bytes(height=32, width=32, channels=3, max_source=max_source, model_size=(model, model))
     assert int(size[1]) + int(size[2]) == ram  # .data + .bss
     assert f"Static RAM {ram} bytes for frames up to {max_source[0]}x{max_source[1]}." in (
         tmp_path / "c" / "image_frontend.h").read_text()
@@ -243,3 +267,46 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
         assert f"#define TINYNAS_IMG_MAX_SOURCE_WIDTH {source[0]}\n" in header
         assert "tiny-board's SRAM budget leaves" in " ".join(header.replace("//", "").split())
     assert "not even this fits" in " ".join(header.replace("//", "").split())
+
+
+@pytest.mark.slow
+def test_deploy_of_a_model_at_a_lower_resolution_than_the_pictures_ships_its_front_end(tmp_path):
+    """A model taking 8x8 of the 12x12 pictures (as an mcunet winner whose resolution is below -o image_size):
+    deploy wrote no front end ("the model's input is not the 12x12x1 pictures"); now frames go through both
+    resizes, and TFLite Micro classifies what the C front end gives as it classifies the validated test inputs."""
+    import keras
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+    from tinynas.deploy.interpreter import MicroInterpreter
+    from tinynas.train.inputs import fit_inputs
+
+    rng = np.random.default_rng(5)
+    pictures = []
+    for i in range(40):  # class 0 bright on the left, class 1 on the right
+        picture = rng.integers(0, 90, size=(int(rng.integers(12, 30)), int(rng.integers(12, 30)), 3))
+        picture[:, : picture.shape[1] // 2] += 150 if i % 2 == 0 else 0
+        picture[:, picture.shape[1] // 2:] += 150 if i % 2 == 1 else 0
+        pictures.append(picture.astype(np.uint8))
+    root = _folder(tmp_path / "pics", pictures)
+    raw = load_image_folder(root, image_size=12, color_mode="grayscale")
+    x = fit_inputs(raw.x, (8, 8, 1), dataset="pics", fingerprint=str(root), split="train")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, raw.y, epochs=5, verbose=0)
+    model.save(tmp_path / "m8.keras")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(tmp_path / "m8.keras"), "--profile", "nano33ble", "--dataset",
+                                      str(root), "-o", "image_size=12", "-o", "color_mode=grayscale", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "image front end" in result.output and (out / "image_frontend.c").is_file()
+    assert "resized (bilinear) as in training; the image front end does the same" in result.output
+    assert "then resized to 8x8, the model's resolution" in " ".join(
+        (out / "image_frontend.h").read_text().replace("//", "").split())
+    order = [i for c in (0, 1) for i in range(len(pictures)) if i % 2 == c]
+    q = _run_c(out, _frames([pictures[i] for i in order], 1), 8, 1, tmp_path)
+    interp = MicroInterpreter((out / "model_int8.tflite").read_bytes())
+    np.testing.assert_array_equal(q, interp.quantize_input(x))
+    np.testing.assert_array_equal(np.stack([interp.invoke_int8(s) for s in q]), interp.predict_int8(x))

@@ -17,7 +17,7 @@ from tinynas.cli.datasets import dataset_option, typed_options
 
 @click.command("deploy")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--profile", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
+@click.option("--profile", "-p", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
 @click.option("--dataset", "dataset_name", required=True,
               help="The dataset the model was trained on (name or path); its test split measures accuracy.")
 @dataset_option()
@@ -68,7 +68,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
         return
     float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
     click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
-    _echo_adaptation(m["dataset"])
+    _echo_adaptation(m["dataset"], front_end="image_frontend.c" in m.get("files", ()))
     removed = m["source"].get("interface_removed")
     if removed:
         click.echo(f"  interface: the model's {removed['input_was']} input and {removed['output_was']} output "
@@ -89,9 +89,10 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                        + (f"; {ram}" if ram else ""))
 
 
-def _echo_adaptation(dataset: dict) -> None:
+def _echo_adaptation(dataset: dict, *, front_end: bool = False) -> None:
     """Say when the test data were resized to the model's input: accuracy is then measured on what the
-    firmware only sees if it resizes too, and a dataset option left out (-o image_size=...) shows here."""
+    firmware only sees if it resizes too (the image front end, when one was written, does), and a dataset
+    option left out (-o image_size=...) shows here."""
     if not dataset.get("adapted_to_model"):
         return
     from tinynas.train.inputs import check_input_shape
@@ -101,9 +102,10 @@ def _echo_adaptation(dataset: dict) -> None:
         click.echo(f"  input: {dataset['name']} gives {given}, the model takes {taken}: the same values, "
                    "reshaped as in training")
     else:
-        click.echo(f"  input: {dataset['name']} gives {given}, the model takes "
-                   f"{taken}: resized (bilinear) as in training; the firmware must "
-                   "do the same (or deploy with the dataset options the model was trained with, -o KEY=VALUE)")
+        click.echo(f"  input: {dataset['name']} gives {given}, the model takes {taken}: resized (bilinear) as in "
+                   "training; " + ("the image front end does the same" if front_end else
+                                   "the firmware must do the same (or deploy with the dataset options the model was "
+                                   "trained with, -o KEY=VALUE)"))
 
 
 def _echo_runtime(model: Path, out_dir: Path, m: dict) -> None:

@@ -20,7 +20,7 @@ def firmware() -> None:
 
 
 @firmware.command("list")
-@click.option("--profile", "profile_id", default=None, help="Only the templates that build for this profile.")
+@click.option("--profile", "-p", "profile_id", default=None, help="Only the templates that build for this profile.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(profile_id: str | None, as_json: bool) -> None:
     """The templates under firmware_templates/ with the cores each supports."""
@@ -53,7 +53,7 @@ def _class_names(text: str | None, labels_file: Path | None) -> list[str]:
 @click.option("--template", default=None, help="Template name (default: the profile's default_template).")
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The int8 .tflite model.")
-@click.option("--profile", "profile_id", required=True, help="Hardware profile id or .toml path.")
+@click.option("--profile", "-p", "profile_id", required=True, help="Hardware profile id or .toml path.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="New or empty folder for the project, or a project generated before (its files are "
                    "replaced; files you added there stay).")

@@ -16,7 +16,7 @@ from tinynas.cli.common import echo_json
 @click.option("--on", "target", default=None, metavar="TARGET",
               help="Phone, Linux board or GPU instead of a serial board: host, ssh:USER@HOST, adb, adb:SERIAL "
                    "or trtexec (needs --model: a .tflite, or an .onnx for trtexec and ONNX Runtime).")
-@click.option("--profile", "profile_id", default=None,
+@click.option("--profile", "-p", "profile_id", default=None,
               help="Hardware profile id: baud, USB ids, reset, prediction; threads and delegate for --on.")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The int8 .tflite on the board: input size, host outputs to compare, calibration features.")
@@ -107,7 +107,7 @@ def measure(port: str | None, target: str | None, profile_id: str | None, model:
 @click.command("emulate")
 @click.option("--model", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The int8 .tflite the emulated board runs.")
-@click.option("--profile", "profile_id", default=None, help="Hardware profile for predicted latency.")
+@click.option("--profile", "-p", "profile_id", default=None, help="Hardware profile for predicted latency.")
 @click.option("--latency", type=click.Choice(["predicted", "host"]), default="predicted", show_default=True,
               help="Report the cost model's prediction (deterministic) or host time.")
 @click.option("--tcp", "tcp_port", type=click.IntRange(min=0, max=65535), default=None,
@@ -179,7 +179,7 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
 
 
 @click.command("calibrate")
-@click.option("--profile", "profile_id", required=True, help="The board's hardware profile id.")
+@click.option("--profile", "-p", "profile_id", required=True, help="The board's hardware profile id.")
 @click.argument("measurements", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--measure", "measure_on", type=click.Choice(["host"]), default=None,
               help="Instead of measurement files: time --n single kernels with LiteRT on this machine and fit the "

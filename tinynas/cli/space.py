@@ -110,7 +110,7 @@ def _cost_json(cost: Any, with_profile: bool) -> dict[str, Any]:
 @click.option("--classes", "num_classes", type=int, required=True, help="Number of classes.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many archs.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--profile", "profile_id", default=None, help="Hardware profile id or .toml path: adds latency and fits.")
+@click.option("--profile", "-p", "profile_id", default=None, help="Hardware profile id or .toml path: adds latency and fits.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def sample(space_name: str, input_shape: tuple[int, ...], num_classes: int, n: int, seed: int,
            profile_id: str | None, as_json: bool) -> None:
@@ -158,7 +158,7 @@ def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) 
 
 @space.command("fit")
 @click.option("--space", "space_name", default="mcunet", show_default=True, help="Space name.")
-@click.option("--profile", "profile_id", required=True, help="Hardware profile id or .toml path.")
+@click.option("--profile", "-p", "profile_id", required=True, help="Hardware profile id or .toml path.")
 @click.option("--input-shape", "input_shape", callback=_shape_option, default=None,
               help="H,W,C or L,C (default: the space's own, e.g. 32,32,3).")
 @click.option("--classes", "num_classes", type=int, default=10, show_default=True)

@@ -569,7 +569,7 @@ def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_i
             from tinynas.deploy.image_frontend import MAX_SOURCE, fit_max_source, write_image_frontend
 
             source, ram, fits = fit_max_source(height=image.height, width=image.width, channels=image.channels,
-                                               room_bytes=room_bytes)
+                                               room_bytes=room_bytes, model_size=tuple(inp.shape[1:3]))
             sizing = "" if room_bytes is None else (
                 f"{board}'s SRAM budget leaves {room_bytes} bytes beside the tensor arena"
                 + ("" if source == MAX_SOURCE else f"; {MAX_SOURCE[0]}x{MAX_SOURCE[1]} frames would take more")
