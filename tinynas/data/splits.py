@@ -95,8 +95,12 @@ def group_split(groups: np.ndarray, fractions: Sequence[float], *, y: np.ndarray
     for part in range(k):  # every part gets a group, even when no class had one to spare
         if not (part_of == part).any():
             give(part, min((g for g in order if part_of[g] < 0), key=lambda g: cost(part, g)))
-    for g in sorted((g for g in order if part_of[g] < 0), key=lambda g: -counts[g].sum()):  # stable: seeded ties
-        give(min(range(k + 1), key=lambda part: (cost(part, g), -(target[part] - held[part]).sum())), g)
+    rest = sorted((g for g in order if part_of[g] < 0), key=lambda g: -counts[g].sum())  # stable: seeded ties
+    for i, g in enumerate(rest):
+        if i == len(rest) - 1 and not (part_of == k).any():
+            give(k, g)  # training keeps a group whatever the counts say
+        else:
+            give(min(range(k + 1), key=lambda part: (cost(part, g), -(target[part] - held[part]).sum())), g)
     rng = np.random.default_rng(seed)
     return [rng.permutation(np.flatnonzero(part_of[inverse] == part)).astype(np.int64) for part in range(k + 1)]
 

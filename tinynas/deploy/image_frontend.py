@@ -86,6 +86,10 @@ def tf_bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarra
     return lo, hi, (pos - floor).astype(np.float32)
 
 
+def _ints(values: np.ndarray) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
 def _floats(values: np.ndarray) -> str:
     return ", ".join(repr(float(v)) + "f" for v in np.asarray(values, dtype=np.float32))
 
@@ -98,17 +102,16 @@ def _model_resize(*, h: int, w: int, mh: int, mw: int, scaling: Any, input_scale
     row_lo, row_hi, row_lerp = tf_bilinear_axis(h, mh)
     col_lo, col_hi, col_lerp = tf_bilinear_axis(w, mw)
     pixels = scaling.apply(np.arange(256, dtype=np.float32))
-    ints = lambda a: ", ".join(str(int(v)) for v in a)  # noqa: E731
     return f"""
 // The model's resolution: TensorFlow's bilinear resize of the picture (half-pixel centres, float), as training
 // resized it. Model row (column) i reads picture rows (columns) lo[i] and hi[i], hi weighted lerp[i].
 #define MH TINYNAS_IMG_HEIGHT
 #define MW TINYNAS_IMG_WIDTH
-static const int16_t kRowLo[MH] = {{{ints(row_lo)}}};
-static const int16_t kRowHi[MH] = {{{ints(row_hi)}}};
+static const int16_t kRowLo[MH] = {{{_ints(row_lo)}}};
+static const int16_t kRowHi[MH] = {{{_ints(row_hi)}}};
 static const float kRowLerp[MH] = {{{_floats(row_lerp)}}};
-static const int16_t kColLo[MW] = {{{ints(col_lo)}}};
-static const int16_t kColHi[MW] = {{{ints(col_hi)}}};
+static const int16_t kColLo[MW] = {{{_ints(col_lo)}}};
+static const int16_t kColHi[MW] = {{{_ints(col_hi)}}};
 static const float kColLerp[MW] = {{{_floats(col_lerp)}}};
 // Pixel value 0..255 -> the float training fed (the dataset's scaling, in float32 as the loader applies it).
 static const float kPixelToFloat[256] = {{{_floats(pixels)}}};
@@ -157,7 +160,8 @@ def write_image_frontend(*, out_dir: Path, front_end: Any, scaling: Any, input_s
     ``input_shape`` (1, H, W, C) quantized with ``input_scale``/``input_zero_point`` after ``scaling``, its
     buffers sized for frames up to ``max_source`` (width, height) by default; ``sizing`` says why that size.
 
-    Raises DeployError when the model's input is not the H x W x C the front end makes."""
+    Raises DeployError when the model's input is not an image of the front end's channels (its height and
+    width may differ from the pictures': the front end then resizes again, as training did)."""
     h, w, c = front_end.height, front_end.width, front_end.channels
     mh, mw, mc = (int(v) for v in input_shape[1:]) if len(input_shape) == 4 else (0, 0, 0)
     if mc != c or mh < 1 or mw < 1:
