@@ -52,6 +52,10 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert done == ["prefilter", "search", "final", "winner", "deploy"]
     report = (out / "report.md").read_text()
     assert win["id"] in report and "test accuracy (int8, TFLite Micro)" in report and "pareto.png" in report
+    # what the int8 accuracy was measured on, and how that split was made
+    assert win["test_samples"] == metrics["num_test_samples"] == 269
+    assert ("| test split | 269 samples; test 15 % and validation 15 % of each class carved from the data at random "
+            "(seed 0) |") in report
     assert "<img src='pareto.png'" in (out / "report.html").read_text()
     # the front's accuracies are search-fidelity scores, not the winner's: the report says so
     note = "by the accuracy the search ranked them on (validation accuracy at search fidelity"

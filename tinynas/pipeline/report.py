@@ -63,7 +63,9 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
                "template": deployed.get("template") if deployed else None,
                "qat": _qat_outcome(deployed.get("qat")) if deployed else None,
-               "front_end": deployed.get("front_end") if deployed else None}
+               "front_end": deployed.get("front_end") if deployed else None,
+               "test_samples": deployed.get("test_samples") if deployed else None,
+               "splits": deployed.get("splits") if deployed else None}
         if deployed and deployed.get("artifacts"):  # mobile and gpu: LiteRT or ONNX models, one row each
             win.update(kind=deployed.get("kind"), artifacts=deployed["artifacts"])
     return {
@@ -322,6 +324,8 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
                                              if s["budgets"].get("max_macs") else "")),
         ("budgets from the command line", ", ".join(f"{k} {v}" for k, v in s.get("constraints", {}).items())
          or "none (the profile's)"),
+        *([("test split", f"{w['test_samples']:,} samples" + (f"; {w['splits']}" if w.get("splits") else ""))]
+          if w.get("test_samples") else []),
         ("firmware template", _fmt(w.get("template"))),
         *([("front end", f"{w['front_end']['file']}: {front_end_ram_text(w['front_end'])}")]
           if w.get("front_end") else []),

@@ -192,6 +192,7 @@ def deploy_stage(ctx: StageContext) -> dict:
                 "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
                 "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
                 "reused_from": metrics.get("reused_from"), "front_end": metrics.get("front_end"),
+                "test_samples": metrics.get("num_test_samples"), "splits": ctx.resolved.dataset.splits or None,
                 "did_not_fit": failures,
                 "artifacts": {name: {"accuracy": a.get("accuracy"), "runtime": a.get("runtime"),
                                      "max_abs_diff": a.get("max_abs_diff"), "file_bytes": a.get("file_bytes"),
