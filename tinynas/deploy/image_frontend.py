@@ -163,7 +163,9 @@ def write_image_frontend(*, out_dir: Path, front_end: Any, scaling: Any, input_s
     Raises DeployError when the model's input is not an image of the front end's channels (its height and
     width may differ from the pictures': the front end then resizes again, as training did)."""
     h, w, c = front_end.height, front_end.width, front_end.channels
-    mh, mw, mc = (int(v) for v in input_shape[1:]) if len(input_shape) == 4 else (0, 0, 0)
+    shape = tuple(int(v) for v in input_shape[1:])
+    shape = (*shape, 1) if len(shape) == 2 and c == 1 else shape  # grey pictures without the channel axis
+    mh, mw, mc = shape if len(shape) == 3 else (0, 0, 0)
     if mc != c or mh < 1 or mw < 1:
         raise DeployError(f"the model's input {list(input_shape)} is not the {h}x{w}x{c} pictures of the image "
                           f"front end (or those at another height and width); deploy with the dataset the model "
