@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from tinynas.deploy.qat import QATSettings
 from tinynas.deploy.validate import MAX_INT8_DROP, ValidationReport, budget_checks, does_not_fit_message
 from tinynas.errors import DeployError, DoesNotFitError, ModelFileError
 from tinynas.hardware.profile import HardwareProfile
+
+if TYPE_CHECKING:
+    from tinynas.deploy.tflite_interface import InterfaceChange
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ class _Source:
     file_bytes: bytes
     keras_model: Any = None
     tflite_bytes: bytes | None = None  # int8 in and out: a float or uint8 interface was removed (interface)
-    interface: Any = None  # tflite_interface.InterfaceChange, when it was
+    interface: InterfaceChange | None = None
 
 
 def _load_source(model_path: Path) -> _Source:
@@ -273,8 +276,8 @@ def deploy(
 
     ``model_path``: a ``.keras`` model (quantized here, full-integer PTQ with the
     first ``representative_samples`` training samples, topped up from the validation split
-    when training has fewer) or a quantized ``.tflite``
-    (used as it is, but for a float or uint8 interface, removed: ``tflite_interface``). ``qat``: True fine-tunes with QAT, "auto" only when int8
+    when training has fewer) or a quantized ``.tflite`` (used as it is, but for a float or uint8
+    interface, which ``tflite_interface`` removes). ``qat``: True fine-tunes with QAT, "auto" only when int8
     loses more than 1 point against float on the validation split, or the model has attention
     and that split is too small to tell (under 100 samples), False never; the int8 model that
     is better on the validation split is kept (test accuracy is only reported). ``model_id``: the Arch id, else the first 12 hex digits of the int8
