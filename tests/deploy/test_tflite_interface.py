@@ -151,3 +151,24 @@ def test_deploy_of_a_float_interface_tflite_writes_an_int8_build(tmp_path):
                                   "--profile", "nano33ble", "--out", str(tmp_path / "fw")])
     assert isinstance(fw.exception, ModelFileError) and "`tinynas deploy` takes a quantized model" in str(fw.exception)
     assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.slow
+def test_estimate_gives_the_file_as_it_is_and_what_deploy_would_make_of_it(tmp_path):
+    from tinynas.cost import estimate_tflite
+
+    src = tmp_path / "converted.tflite"
+    src.write_bytes(_converted("uint8"))
+    fixed, _ = int8_interface(src.read_bytes())
+    want = estimate_tflite(fixed)
+    result = CliRunner().invoke(cli, ["estimate", str(src), "-p", "nano33ble"])
+    assert result.exit_code == 0, result.output
+    assert f"flash     {len(src.read_bytes()):,} B (the .tflite file)" in result.output
+    assert (f"converted.tflite: its uint8 input and uint8 output wrap an int8 network; `tinynas deploy` removes the "
+            f"input's QUANTIZE and the output's QUANTIZE, and the deployed model needs {want.arena_bytes:,} B of "
+            f"arena and {want.flash_bytes:,} B of flash") in " ".join(result.output.split())
+    record = json.loads(CliRunner().invoke(cli, ["estimate", str(src), "--json"]).output)
+    assert record["deployed_int8_interface"] == {"arena_bytes": want.arena_bytes, "flash_bytes": len(fixed)}
+    int8 = tmp_path / "int8.tflite"
+    int8.write_bytes(fixed)
+    assert "deployed_int8_interface" not in json.loads(CliRunner().invoke(cli, ["estimate", str(int8), "--json"]).output)

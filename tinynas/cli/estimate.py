@@ -39,15 +39,17 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
         from tinynas.hardware import load_profile
 
         loaded = [load_profile(p) for p in profiles]
-    rows = []
+    rows, deployed = [], {}
     for model in models:
         costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms))
                  for prof in loaded or [None]]
         # once per model, after estimate_tflite has refused a file that is not an int8 model
         refusal = _tflm_refusal(model) if any(_on_tflm(prof) for prof, _ in costs) else None
         rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
+        deployed[model] = _int8_interface_cost(model)
     if as_json:
-        data = [{"model": str(m), **c.to_json(), "tflm_aborts": why} for m, _, c, why in rows]
+        data = [{"model": str(m), **c.to_json(), "tflm_aborts": why,
+                 **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
         for record in data:
             if record["tflm_aborts"] and record["fits"] is not None:
                 record["fits"] = False
@@ -57,9 +59,35 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
         _print_one(*rows[0])
     else:
         _print_table(rows)
+    for model, found in deployed.items():
+        if found:
+            change, cost = found
+            click.echo(f"\n{model.name}: its {change.input_was} input and {change.output_was} output wrap an int8 "
+                       f"network; `tinynas deploy` removes {' and '.join(change.removed_ops)}, and the deployed "
+                       f"model needs {cost['arena_bytes']:,} B of arena and {cost['flash_bytes']:,} B of flash "
+                       "(the figures above are the file's as it is)")
     if not loaded:
         click.echo("(no --profile given: pass --profile ID to get latency and the SRAM/flash/latency checks;"
                    " `tinynas profiles list` shows the ids)")
+
+
+def _int8_interface_cost(model: Path):
+    """(the interface change, the arena and flash of the model deploy would write) for a quantized model with
+    a float or uint8 interface (TFLiteConverter's default), else None."""
+    from tinynas.cost import estimate_tflite
+    from tinynas.deploy.interpreter import read_model_io
+    from tinynas.deploy.tflite_interface import int8_interface
+    from tinynas.errors import ModelFileError
+
+    data = model.read_bytes()
+    try:
+        if read_model_io(data, source=str(model)).is_int8:
+            return None
+        converted, change = int8_interface(data, source=str(model))
+    except ModelFileError:
+        return None
+    cost = estimate_tflite(converted)
+    return change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
 
 
 def _on_tflm(prof) -> bool:
