@@ -369,7 +369,7 @@ def test_csv_group_column_keeps_each_subject_in_one_split(tmp_path, caplog):
 
 
 def test_csv_group_column_of_one_activity_per_session_gives_every_split_each_activity(tmp_path):
-    """A log file per activity session: drawn by group size alone, seed 0's test split held walking only."""
+    """A log file per activity session: drawn by group size alone, seed 0's test split held one activity."""
     rng = np.random.default_rng(0)
     lines = ["session,a,b,activity"]
     for session in range(12):

@@ -68,7 +68,7 @@ def test_a_dataset_too_small_to_split_is_refused_before_any_work(tmp_path, monke
 
 
 def test_group_split_gives_every_part_each_class_when_groups_hold_one_class():
-    """A session per activity: drawn by size alone, the test split held one activity (seed 0: all walk),
+    """A session per activity: drawn by size alone, the test split of seed 0 held one activity,
     and its accuracy said nothing about the others."""
     groups = np.repeat([f"s{i}" for i in range(12)], 40)
     y = np.repeat(np.arange(12) % 3, 40)
