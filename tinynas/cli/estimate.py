@@ -44,9 +44,10 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
         costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms))
                  for prof in loaded or [None]]
         # once per model, after estimate_tflite has refused a file that is not an int8 model
-        refusal = _tflm_refusal(model) if any(_on_tflm(prof) for prof, _ in costs) else None
+        data = model.read_bytes()
+        refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
         rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
-        deployed[model] = _int8_interface_cost(model)
+        deployed[model] = _int8_interface_cost(model, data)
     if as_json:
         data = [{"model": str(m), **c.to_json(), "tflm_aborts": why,
                  **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
@@ -71,7 +72,7 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
                    " `tinynas profiles list` shows the ids)")
 
 
-def _int8_interface_cost(model: Path):
+def _int8_interface_cost(model: Path, data: bytes):
     """(the interface change, the arena and flash of the model deploy would write) for a quantized model with
     a float or uint8 interface (TFLiteConverter's default), else None."""
     from tinynas.cost import estimate_tflite
@@ -79,7 +80,6 @@ def _int8_interface_cost(model: Path):
     from tinynas.deploy.tflite_interface import int8_interface
     from tinynas.errors import ModelFileError
 
-    data = model.read_bytes()
     try:
         if read_model_io(data, source=str(model)).is_int8:
             return None
@@ -95,7 +95,7 @@ def _on_tflm(prof) -> bool:
     return prof is None or prof.runtime == "tflm"
 
 
-def _tflm_refusal(model: Path) -> str | None:
+def _tflm_refusal(model: Path, data: bytes) -> str | None:
     """Why TFLite Micro cannot run the model (an op it has no kernel for) or would abort on it
     while preparing it, None when neither.
 
@@ -105,7 +105,6 @@ def _tflm_refusal(model: Path) -> str | None:
     from tinynas.deploy.interpreter import check_tflm_aborts, check_tflm_ops
     from tinynas.errors import DeployError, ModelFileError
 
-    data = model.read_bytes()
     try:
         check_tflm_ops(data, source=str(model))
         check_tflm_aborts(data, source=str(model))
