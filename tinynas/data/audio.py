@@ -14,7 +14,7 @@ import numpy as np
 
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.features import AudioFrontEnd
-from tinynas.data.folders import check_group_by, checked_samples, has_class_folders, warn_ungrouped
+from tinynas.data.folders import checked_samples, has_class_folders
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
 
@@ -79,10 +79,7 @@ def load_wav_folder(path: Path, *, features: str = "mfcc", sample_rate_hz: int =
         raise DatasetError(f"WAV folder option long_clips must be 'first' or 'cut', got {long_clips!r}")
     if num_mfcc > num_mel_bins:
         raise DatasetError(f"num_mfcc ({num_mfcc}) cannot exceed num_mel_bins ({num_mel_bins})")
-    check_group_by(group_by, what="WAV folder")
-    samples = checked_samples(path, WAV_EXTENSIONS, "WAV")
-    if group_by == "none":
-        warn_ungrouped(path, samples)
+    samples = checked_samples(path, WAV_EXTENSIONS, "WAV", group_by=group_by)
     front_end = AudioFrontEnd(features=features, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, frame_ms=frame_ms,
                               hop_ms=hop_ms, num_mel_bins=num_mel_bins, num_mfcc=num_mfcc)
     if front_end.clip_samples < front_end.frame_length:

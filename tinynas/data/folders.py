@@ -115,11 +115,6 @@ class FolderSamples:
         return out
 
 
-def check_group_by(value: str, *, what: str) -> None:
-    if value not in GROUPINGS:
-        raise DatasetError(f"{what} option group_by must be {' or '.join(GROUPINGS)}, got {value!r}")
-
-
 def split_folders(root: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     """{"train": root/train, "test": root/test, ...} when every folder of ``root`` names a split (one of them
     the training one) and holds class folders of samples; {} for the plain class-folder layout."""
@@ -137,9 +132,20 @@ def split_folders(root: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
     return found
 
 
-def checked_samples(root: Path, extensions: tuple[str, ...], what: str) -> FolderSamples:
+def checked_samples(root: Path, extensions: tuple[str, ...], what: str, *, group_by: str = "none") -> FolderSamples:
     """The samples of ``root``'s class folders, or of its split folders' (``checked_classes`` for each):
-    classes are the training folder's, and a validation or test class the training data lacks is refused."""
+    classes are the training folder's, and a validation or test class the training data lacks is refused.
+    ``group_by`` is the loader's option (GROUPINGS): checked first, and at "none" sub-folders that recur
+    across classes are warned about (``_warn_ungrouped``)."""
+    if group_by not in GROUPINGS:
+        raise DatasetError(f"{what} folder option group_by must be {' or '.join(GROUPINGS)}, got {group_by!r}")
+    samples = _folder_samples(root, extensions, what)
+    if group_by == "none":
+        _warn_ungrouped(root, samples)
+    return samples
+
+
+def _folder_samples(root: Path, extensions: tuple[str, ...], what: str) -> FolderSamples:
     splits = split_folders(root, extensions)
     if not splits:
         classes = checked_classes(root, extensions, what)
@@ -173,7 +179,7 @@ def _sub_folders(root: Path, classes: dict[str, list[Path]]) -> list[str]:
     return [(f.relative_to(root / name).parts[:-1] or ("",))[0] for name, group in classes.items() for f in group]
 
 
-def warn_ungrouped(root: Path, samples: FolderSamples) -> None:
+def _warn_ungrouped(root: Path, samples: FolderSamples) -> None:
     """Warn when sub-folders of one name sit in several class folders (``yes/alice/``, ``no/alice/``: a
     speaker, a session, a camera) and validation or test is carved from files at random: the test split
     then holds the same speaker's other takes, and its accuracy would not carry over to a new one."""

@@ -28,7 +28,7 @@ import numpy as np
 from tinynas.data.base import RawData, register_path_kind
 from tinynas.data.cache import save_npz_atomic, tinynas_home
 from tinynas.data.features import ImageFrontEnd
-from tinynas.data.folders import check_group_by, checked_samples, has_class_folders, warn_ungrouped
+from tinynas.data.folders import checked_samples, has_class_folders
 from tinynas.data.resize import resize_bilinear
 from tinynas.data.types import InputScaling
 from tinynas.errors import DatasetError
@@ -85,10 +85,7 @@ def load_image_folder(path: Path, *, image_size: int | None = None, color_mode: 
         raise DatasetError(f"image folder option background must be white or black, got {background!r}")
     if image_size is not None and image_size < 1:
         raise DatasetError(f"image folder option image_size must be a positive integer, got {image_size}")
-    check_group_by(group_by, what="image folder")
-    samples = checked_samples(path, IMAGE_EXTENSIONS, "image")
-    if group_by == "none":
-        warn_ungrouped(path, samples)
+    samples = checked_samples(path, IMAGE_EXTENSIONS, "image", group_by=group_by)
     names = samples.files
     cache = _cache_file(path, names, image_size=image_size, color_mode=color_mode, background=background)
     cached = _read_cache(cache, count=len(names))
