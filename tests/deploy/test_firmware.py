@@ -4,6 +4,7 @@ compiles for the profile's core (arm-none-eabi-g++; TFLM headers replaced by fak
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -266,6 +267,14 @@ def test_cli_generate(tmp_path, mlperf_models):
     assert "picotool load" in data["flash"]
     assert 'kClassLabels[] = {"c0", "c1"' in (out / "src" / "model_data.h").read_text()
     assert (out / STAMP).is_file()
+    # the board gets the model without its tensor names, and announces the file's id, which measure looks for
+    from tinynas.deploy.flatbuffer import strip_tensor_names
+
+    file_bytes = mlperf_models["kws"].read_bytes()
+    stripped, saved = strip_tensor_names(file_bytes)
+    assert data["model_bytes"] == len(stripped) and data["tensor_names_stripped_bytes"] == saved > 0
+    assert f"g_model_data_len = {len(stripped)};" in "".join(p.read_text() for p in out.rglob("model_data.c*"))
+    assert data["model_id"] == hashlib.sha1(file_bytes).hexdigest()[:12]
 
 
 def test_cli_errors_exit_1_with_a_message(tmp_path, mlperf_models):

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from _deploy_support import digits, make_profile
 from tinynas.cli.main import cli
 from tinynas.deploy.deployer import deploy
+from tinynas.errors import DoesNotFitError
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -45,6 +46,14 @@ def test_a_trained_lstm_deploys_unrolled_with_its_weights(tmp_path):
     resolver = (out / "op_resolver.h").read_text()
     assert "AddTanh()" in resolver and "AddLogistic()" in resolver and "AddWhile()" not in resolver
     assert (src.read_bytes()[:2] == b"PK") and keras.saving.load_model(src).layers[0].unroll is False  # untouched
+    assert m["unrolled"] == [{"layer": "LSTM", "time_steps": 8}]
+
+    # Where it does not fit, the message says why a small LSTM needs that much, and what helps.
+    with pytest.raises(DoesNotFitError) as refused:
+        deploy(model_path=src, profile=make_profile(flash_bytes=100 * 1024), dataset=digits(),
+               out_dir=tmp_path / "tight", firmware=False, max_test_samples=20, qat=False)
+    assert "recurrent layers run unrolled (LSTM over 8 time steps)" in str(refused.value)
+    assert "Fewer time steps" in str(refused.value)
 
 
 def _layer(kind: str):

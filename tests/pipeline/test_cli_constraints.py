@@ -82,6 +82,9 @@ def test_command_line_budgets_bind_the_run(tmp_path):
     report = (out / "report.md").read_text()
     assert "budgets from the command line" in report and "arena_budget_bytes 8192" in report
     assert "(budget 8,192)" in report
+    stripped = summary["winner"]["names_stripped_bytes"]  # deploy writes the model without tensor names
+    assert stripped > 0 and (f"| flash | {summary['winner']['tflite_flash_bytes']:,} bytes (budget 65,536; "
+                             f"{stripped:,} bytes of the converter's tensor names stripped) |") in report
     row = next(r for r in summary["pareto"]["arena_bytes"] if r["flash_bytes"] >= 1000)
     assert f"| {row['arena_bytes']:,} | {row['flash_bytes']:,} |" in report  # Pareto rows as the winner's
 

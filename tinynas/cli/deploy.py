@@ -77,7 +77,9 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                f"({m['num_test_samples']} test samples)"
                + (", after QAT" if m["qat"].get("used") else ""))
     click.echo(f"  arena {m['arena_bytes']:,} B of {m['sram_budget_bytes']:,} B SRAM budget; "
-               f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget")
+               f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget"
+               + (f" ({m['tensor_names_stripped_bytes']:,} B of tensor names stripped)"
+                  if m.get("tensor_names_stripped_bytes") else ""))
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
     from tinynas.deploy.codegen import FRONT_ENDS, front_end_ram_text

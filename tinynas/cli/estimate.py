@@ -1,8 +1,9 @@
 """`tinynas estimate`: the cost of any int8 .tflite model on one or more boards.
 
 Thin wrapper over ``tinynas.cost.estimate_tflite``: MACs, parameters, flash
-(the file's size), TFLM arena and predicted latency, and whether each fits the
-board's budget. Several models and ``--profile`` options give one table.
+(on a TFLite Micro board the model as deploy writes it, tensor names stripped;
+else the file's size), TFLM arena and predicted latency, and whether each fits
+the board's budget. Several models and ``--profile`` options give one table.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
         loaded = [load_profile(p) for p in profiles]
     rows, deployed = [], {}
     for model in models:
-        costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms))
+        data = model.read_bytes() if model.is_file() else b""  # estimate_tflite says what is wrong with it
+        on_board = _as_deployed(model, data)
+        costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms,
+                                        flash_bytes=on_board if _on_tflm(prof) else None))
                  for prof in loaded or [None]]
         # once per model, after estimate_tflite has refused a file that is not an int8 model
-        data = model.read_bytes()
         refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
         rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
         deployed[model] = _int8_interface_cost(model, data)
     if as_json:
-        data = [{"model": str(m), **c.to_json(), "tflm_aborts": why,
+        data = [{"model": str(m), **c.to_json(), "file_bytes": m.stat().st_size, "tflm_aborts": why,
                  **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
         for record in data:
             if record["tflm_aborts"] and record["fits"] is not None:
@@ -72,10 +75,28 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
                    " `tinynas profiles list` shows the ids)")
 
 
+def _as_deployed(model: Path, data: bytes) -> int | None:
+    """The int8 model's size as deploy writes it for TFLite Micro (tensor names stripped); None when that is
+    the file's own size, when deploy changes more (a float interface: ``_int8_interface_cost``), or when the
+    file is not a model (estimate_tflite then says why)."""
+    from tinynas.deploy.flatbuffer import strip_tensor_names
+    from tinynas.deploy.interpreter import read_model_io
+    from tinynas.errors import ModelFileError
+
+    try:
+        if not read_model_io(data, source=str(model)).is_int8:
+            return None
+        stripped, saved = strip_tensor_names(data, source=str(model))
+    except ModelFileError:
+        return None
+    return len(stripped) if saved else None
+
+
 def _int8_interface_cost(model: Path, data: bytes):
     """(the interface change, the arena and flash of the model deploy would write) for a quantized model with
     a float or uint8 interface (TFLiteConverter's default), else None."""
     from tinynas.cost import estimate_tflite
+    from tinynas.deploy.flatbuffer import strip_tensor_names
     from tinynas.deploy.interpreter import read_model_io
     from tinynas.deploy.tflite_interface import int8_interface
     from tinynas.errors import ModelFileError
@@ -86,7 +107,7 @@ def _int8_interface_cost(model: Path, data: bytes):
         converted, change = int8_interface(data, source=str(model))
     except ModelFileError:
         return None
-    cost = estimate_tflite(converted)
+    cost = estimate_tflite(converted, flash_bytes=len(strip_tensor_names(converted, source=str(model))[0]))
     return change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
 
 
@@ -119,7 +140,9 @@ def _print_one(model: Path, prof, cost, refusal: str | None) -> None:
         click.echo(f"profile   {prof.id} ({prof.name}, {prof.clock_hz / 1e6:g} MHz, {prof.kernel_library})")
     click.echo(f"MACs      {cost.macs:,}")
     click.echo(f"params    {cost.params:,}")
-    click.echo(f"flash     {_fmt_bytes(cost.flash_bytes)} (the .tflite file)")
+    size = model.stat().st_size
+    click.echo(f"flash     {_fmt_bytes(cost.flash_bytes)} " + ("(the .tflite file)" if cost.flash_bytes == size else
+               f"(as deploy writes it, tensor names stripped; the .tflite file is {_fmt_bytes(size)})"))
     click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, host figure)")
     if cost.latency_ms is not None:
         click.echo(f"latency   {cost.latency_ms:,.2f} ms (predicted)")

@@ -68,10 +68,14 @@ def _class_names(text: str | None, labels_file: Path | None) -> list[str]:
 def generate_cmd(template: str | None, model_path: Path, profile_id: str, out_dir: Path, arena_bytes: int | None,
                  class_names: str | None, labels_file: Path | None, model_id: str | None,
                  input_scaling: str | None, as_json: bool) -> None:
-    """Render a firmware project for MODEL on PROFILE into OUT."""
+    """Render a firmware project for MODEL on PROFILE into OUT.
+
+    The project embeds the model without the converter's tensor names, as deploy writes it (TFLite Micro
+    never reads them); the firmware announces the file's own id, so `tinynas measure --model` finds it."""
     from tinynas.deploy.firmware import generate_firmware, get_template, read_project_info
     from tinynas.hardware import load_profile
 
+    from tinynas.deploy.flatbuffer import strip_tensor_names
     from tinynas.deploy.interpreter import require_int8
 
     profile = load_profile(profile_id)
@@ -81,17 +85,22 @@ def generate_cmd(template: str | None, model_path: Path, profile_id: str, out_di
         from tinynas.deploy.arena import measure_arena_bytes
 
         arena_bytes = measure_arena_bytes(model_bytes, source=str(model_path))
-    model_id = model_id or hashlib.sha1(model_bytes).hexdigest()[:12]
+    model_id = model_id or hashlib.sha1(model_bytes).hexdigest()[:12]  # the file's, as `measure` finds it
+    # the board holds the model without the converter's tensor names, as deploy writes it
+    model_bytes, stripped = strip_tensor_names(model_bytes, source=str(model_path))
     project = generate_firmware(template=template, model_bytes=model_bytes, profile=profile, out_dir=out_dir,
                                 class_names=_class_names(class_names, labels_file), arena_bytes=arena_bytes,
                                 model_id=model_id, input_scaling=input_scaling, source=str(model_path))
     stamp = read_project_info(project)
     if as_json:
-        echo_json({"out_dir": str(project), "arena_bytes": arena_bytes, **stamp})
+        echo_json({"out_dir": str(project), "arena_bytes": arena_bytes, "model_bytes": len(model_bytes),
+                   "tensor_names_stripped_bytes": stripped, **stamp})
         return
     name = template or profile.ecosystem.default_template
     click.echo(f"{get_template(name).ecosystem} project for {profile.name} in {project}")
-    click.echo(f"  model {model_id}, measured arena {arena_bytes} bytes")
+    click.echo(f"  model {model_id}, {len(model_bytes):,} bytes of flash"
+               + (f" ({stripped:,} bytes of tensor names stripped)" if stripped else "")
+               + f", measured arena {arena_bytes} bytes")
     where = shlex.quote(str(project))  # the commands are for a shell a person types into
     click.echo(f"  build: (cd {where} && {stamp['build']})")
     click.echo(f"  flash: (cd {where} && {stamp['flash']})")

@@ -85,9 +85,11 @@ def estimate_tflite(
     *,
     profile: "HardwareProfile | None" = None,
     latency_target_ms: float | None = None,
+    flash_bytes: int | None = None,
 ) -> Cost:
     """The Cost of an int8 ``.tflite`` file: its graph read back (``space.tflite_reader``) and
-    costed as converted, with the file's real size as flash. Raises ModelFileError for a file
+    costed as converted, with the file's real size as flash, or ``flash_bytes`` when the board
+    holds another copy of it (deploy strips tensor names). Raises ModelFileError for a file
     that is not an int8 TFLite model."""
     from pathlib import Path
 
@@ -95,6 +97,6 @@ def estimate_tflite(
 
     data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else None
     graph = read_tflite(path_or_bytes)
-    size = len(data) if data is not None else Path(path_or_bytes).stat().st_size
+    size = flash_bytes if flash_bytes is not None else len(data) if data is not None else Path(path_or_bytes).stat().st_size
     return estimate(graph, profile=profile, latency_target_ms=latency_target_ms,
                     flash_bytes_override=size, converted=True)

@@ -94,8 +94,9 @@ def _previous_deploy(out_dir: Path) -> dict[str, Any] | None:
     return previous if isinstance(previous, dict) and previous.get("tool") == TOOL_MARK else None
 
 
-def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
-    """Refuse a file as ``--out``, and a folder that holds a deploy of another model.
+def _check_out_dir(out_dir: Path, *, source_sha256: str, model_path: Path) -> None:
+    """Refuse a file as ``--out``, a folder that holds a deploy of another model, and a deploy's own output
+    model deployed into its folder again (it would be overwritten while it is the input).
 
     Other files in the folder are fine: they stay as they are (``outdir.install_files``
     refuses only a name clash), so a model folder can receive its own deploy.
@@ -110,6 +111,9 @@ def _check_out_dir(out_dir: Path, *, source_sha256: str) -> None:
             raise DeployError(f"--out {out_dir} holds a {METRICS_FILE} that tinynas deploy did not write; "
                               "choose another --out")
         return
+    if any((out_dir / str(rel)).resolve() == model_path.resolve() for rel in previous.get("files", ())):
+        raise DeployError(f"{model_path} is a file of the deploy in --out {out_dir}: deploying it there would "
+                          "overwrite the input model; choose another --out")
     if previous.get("source", {}).get("sha256") != source_sha256:
         raise DeployError(
             f"--out {out_dir} holds a deploy of another model ({previous.get('source', {}).get('path')}), "
@@ -311,7 +315,7 @@ def deploy(
     source = _load_source(model_path)
     kind, keras_model = source.kind, source.keras_model
     source_sha = _sha256(source.file_bytes)
-    _check_out_dir(out_dir, source_sha256=source_sha)
+    _check_out_dir(out_dir, source_sha256=source_sha, model_path=model_path)
 
     data_shape = tuple(int(d) for d in dataset.x_test.shape[1:])
     if kind == "keras":
@@ -340,13 +344,17 @@ def deploy(
 
     qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
     tuned_model = None  # the QAT fine-tuned float model, when it is the one deployed
+    unrolled: list[tuple[str, int | None]] = []
     if kind == "keras":
-        from tinynas.deploy.quantize import quantize_int8
+        from tinynas.deploy.quantize import quantize_int8, recurrent_layers
+
+        unrolled = recurrent_layers(keras_model)
 
         x_train = _fit_inputs(dataset.x_train, split="train", **fit)
         x_rep = _calibration_inputs(dataset, fit=fit, n=representative_samples, x_train=x_train)
         float_acc = _float_accuracy(keras_model, x_test, y_test)
-        model_bytes = quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples)
+        model_bytes, names_saved = _flash_ready(
+            quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples), source=model_path)
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc,
                                source=f"{model_path} (as int8)")
         qat_record["ptq_int8_accuracy"] = report.int8_accuracy
@@ -372,7 +380,8 @@ def deploy(
                 qat_record["skipped"] = str(exc)
                 tuned = None
         if tuned is not None:
-            qat_bytes = quantize_int8(tuned, representative=x_rep, num_samples=representative_samples)
+            qat_bytes, qat_names_saved = _flash_ready(
+                quantize_int8(tuned, representative=x_rep, num_samples=representative_samples), source=model_path)
             qat_val = int8_accuracy(qat_bytes, x=x_val, y=y_val)
             qat_report = validate_int8(qat_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
             qat_record.update(applied=True, qat_int8_accuracy=qat_report.int8_accuracy, qat_val_int8_accuracy=qat_val,
@@ -380,7 +389,7 @@ def deploy(
             # A tie keeps the fine-tuned model: a small validation split mostly ties, and that is
             # where fine-tuning runs because validation cannot tell (see _qat_reason).
             if qat_val >= ptq_val:
-                model_bytes, report, tuned_model = qat_bytes, qat_report, tuned
+                model_bytes, report, tuned_model, names_saved = qat_bytes, qat_report, tuned, qat_names_saved
                 qat_record["used"] = True
             else:
                 log.warning("QAT did not beat PTQ on validation (%.4f < %.4f): keeping the PTQ model",
@@ -390,7 +399,7 @@ def deploy(
             raise DeployError(
                 f"{model_path}: --qat needs the float .keras model; an int8 .tflite cannot be fine-tuned"
             )
-        model_bytes = source.tflite_bytes
+        model_bytes, names_saved = _flash_ready(source.tflite_bytes, source=model_path)
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=None,
                                source=str(model_path))
 
@@ -410,10 +419,12 @@ def deploy(
         "num_test_samples": report.num_test_samples,
         "arena_bytes": report.arena_bytes,
         "flash_bytes": report.flash_bytes,
+        "tensor_names_stripped_bytes": names_saved,
         "sram_budget_bytes": profile.sram_budget_bytes,
         "flash_budget_bytes": profile.flash_budget_bytes,
         "fits": report.fits,
         "qat": qat_record,
+        **({"unrolled": [{"layer": name, "time_steps": steps} for name, steps in unrolled]} if unrolled else {}),
         "validation": report.to_json(),
         "int8_sha256": _sha256(model_bytes),
     }
@@ -421,8 +432,22 @@ def deploy(
                             dataset=dataset, template=template, firmware=firmware, tuned_model=tuned_model,
                             keep=(model_path,))
     if not report.fits:
-        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
+        from tinynas.deploy.quantize import unrolled_hint
+
+        raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir),
+                                                   why=unrolled_hint(unrolled)))
     return result
+
+
+def _flash_ready(model_bytes: bytes, *, source: Path) -> tuple[bytes, int]:
+    """The int8 model as the board's flash holds it: tensor names emptied (``strip_tensor_names``); and the
+    bytes that saved."""
+    from tinynas.deploy.flatbuffer import strip_tensor_names
+
+    stripped, saved = strip_tensor_names(model_bytes, source=str(source))
+    if saved:
+        log.info("%s: tensor names stripped from the int8 model, %d of %d bytes", source, saved, len(model_bytes))
+    return stripped, saved
 
 
 def _deploy_runtime(*, kind: str, keras_model: Any, model_path: Path, profile: HardwareProfile, dataset: Any,

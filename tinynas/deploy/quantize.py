@@ -98,10 +98,11 @@ def _unroll_recurrent(keras: Any, model: Any) -> Any:
         replaced.append((layer, new))
         return new
 
-    if not any(_with_unroll(_config(layer))[1] for layer in _all_layers(model)):
+    unrolled = recurrent_layers(model)
+    if not unrolled:
         return model
     try:
-        unrolled = keras.models.clone_model(model, clone_function=clone, recursive=True)
+        clone_of_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
     except Exception as exc:
         raise DeployError(
             f"the model has recurrent layers, which int8 conversion needs unrolled, and it cannot be rebuilt "
@@ -111,8 +112,35 @@ def _unroll_recurrent(keras: Any, model: Any) -> Any:
     for old, new in replaced:
         new.set_weights(old.get_weights())
     log.info("unrolled %s for int8 conversion: the .tflite holds each time step's ops",
-             ", ".join(type(old).__name__ for old, _ in replaced))
-    return unrolled
+             ", ".join(f"{name} ({steps or '?'} time steps)" for name, steps in unrolled))
+    return clone_of_model
+
+
+def recurrent_layers(model: Any) -> list[tuple[str, int | None]]:
+    """The recurrent layers int8 conversion unrolls (``_unroll_recurrent``): each one's class name and the
+    time steps it runs (None when its input has no fixed length)."""
+    found = []
+    for layer in _all_layers(model):
+        if hasattr(layer, "layers") or not _with_unroll(_config(layer))[1]:
+            continue  # a nested model is not a loop itself; its layers come on their own
+        try:
+            steps = layer.input.shape[1]
+        except Exception:  # a layer called more than once, or never: no single input
+            steps = None
+        found.append((type(layer).__name__, None if steps is None else int(steps)))
+    return found
+
+
+def unrolled_hint(unrolled: list[tuple[str, int | None]]) -> str:
+    """Why an unrolled recurrent model needs so much flash and arena, and what shrinks it ("" when none)."""
+    if not unrolled:
+        return ""
+    names = ", ".join(f"{name} over {steps} time steps" if steps else name for name, steps in unrolled)
+    return (f"The model's recurrent layers run unrolled ({names}): the int8 model holds every step's ops and "
+            "its own copy of the weights, and TFLite Micro keeps bookkeeping for each op in the arena, so flash "
+            "and arena grow with the sequence length. Fewer time steps (a shorter window, or a strided Conv1D "
+            "before the recurrent layer) shrink both; a convolutional model of the same size needs far less "
+            "(`tinynas run --space dscnn` searches one).")
 
 
 def _config(layer: Any) -> dict[str, Any]:

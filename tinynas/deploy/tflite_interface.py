@@ -9,8 +9,8 @@ MLPerf Tiny protocol and the front ends all feed int8. Removing those edge ops
 leaves exactly the int8 network the converter calibrated, with the scale and
 zero point of its own first and last int8 tensors, so nothing is re-quantized.
 This is what TensorFlow's ``modify_model_interface`` tool does; the pip wheel
-does not ship it, so it is done here on the flatbuffer's object API from the
-``tflite-micro`` wheel (no TensorFlow import).
+does not ship it, so it is done here on the flatbuffer's object API
+(``flatbuffer.py``; no TensorFlow import).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tinynas.deploy.flatbuffer import pack, unpack
 from tinynas.deploy.interpreter import TENSOR_TYPES
 from tinynas.errors import ModelFileError
 
 _INT8 = 9  # TensorType.INT8
 _QUANTIZE, _DEQUANTIZE = 114, 6  # BuiltinOperator codes
-_BUFFER_ALIGN = 16  # the converter aligns weight buffers to 16 bytes; TFLM reads them in place
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,6 @@ class InterfaceChange:
 
     def to_json(self) -> dict[str, Any]:
         return {"input_was": self.input_was, "output_was": self.output_was, "removed_ops": list(self.removed_ops)}
-
-
-def _schema() -> Any:
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
-
-    return schema_py_generated
 
 
 def _op_code(model: Any, op: Any) -> int:
@@ -75,11 +69,7 @@ def int8_interface(model_bytes: bytes, *, source: str = "model") -> tuple[bytes,
     quantized activations) or a dynamic-range one raises ModelFileError with
     the converter settings that make a full-integer model.
     """
-    schema = _schema()
-    try:
-        model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
-    except Exception as exc:  # flatbuffers raises struct/index errors on corrupt data
-        raise ModelFileError(f"{source}: corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+    model = unpack(model_bytes, source=source)
     if len(model.subgraphs or []) != 1 or len(model.subgraphs[0].inputs) != 1 or len(model.subgraphs[0].outputs) != 1:
         raise ModelFileError(f"{source}: deploy takes a model of one subgraph with one input and one output")
     graph = model.subgraphs[0]
@@ -118,7 +108,7 @@ def int8_interface(model_bytes: bytes, *, source: str = "model") -> tuple[bytes,
     graph.inputs, graph.outputs = [new_in], [new_out]
     _drop_unused_tensors(model, graph, renamed={new_in: tensors[inp].name, new_out: tensors[out].name})
     _drop_unused_op_codes(model, graph)
-    return _pack(model), change
+    return pack(model), change
 
 
 def _drop_unused_tensors(model: Any, graph: Any, *, renamed: dict[int, bytes]) -> None:
@@ -154,36 +144,3 @@ def _drop_unused_op_codes(model: Any, graph: Any) -> None:
     model.operatorCodes = [model.operatorCodes[old] for old in used]
     for op in graph.operators:
         op.opcodeIndex = old_to_new[int(op.opcodeIndex)]
-
-
-class _AlignedBuffer:
-    """A BufferT whose data vector starts on a 16-byte boundary, as the converter writes it."""
-
-    def __init__(self, buffer: Any) -> None:
-        self._buffer = buffer
-
-    def Pack(self, builder: Any) -> int:  # noqa: N802 (the flatbuffers object API's name)
-        schema = _schema()
-        data = self._buffer.data
-        vector = None
-        if data is not None and len(data):
-            payload = bytes(bytearray(data))
-            builder.StartVector(1, len(payload), _BUFFER_ALIGN)
-            builder.head = builder.head - len(payload)
-            builder.Bytes[builder.head:builder.head + len(payload)] = payload
-            vector = builder.EndVector()  # StartVector recorded the length
-        schema.BufferStart(builder)
-        if vector is not None:
-            schema.BufferAddData(builder, vector)
-        schema.BufferAddOffset(builder, self._buffer.offset)
-        schema.BufferAddSize(builder, self._buffer.size)
-        return schema.BufferEnd(builder)
-
-
-def _pack(model: Any) -> bytes:
-    import flatbuffers
-
-    model.buffers = [_AlignedBuffer(b) for b in model.buffers]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())

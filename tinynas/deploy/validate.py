@@ -148,8 +148,10 @@ def _bytes_kib(n: float) -> str:
     return f"{int(n):,} B ({n / 1024:.1f} KiB)"
 
 
-def does_not_fit_message(report: ValidationReport, *, profile: HardwareProfile, where: str | None = None) -> str:
-    """Each budget, each need and the difference, in bytes and KiB; ``where`` names the written files."""
+def does_not_fit_message(report: ValidationReport, *, profile: HardwareProfile, where: str | None = None,
+                         why: str = "") -> str:
+    """Each budget, each need and the difference, in bytes and KiB; ``where`` names the written files, ``why``
+    says what in the model makes it large, when something does."""
     lines = [f"the int8 model does not fit {profile.id} ({profile.name}):"]
     parts = {
         "sram": ("SRAM for the tensor arena",
@@ -169,6 +171,8 @@ def does_not_fit_message(report: ValidationReport, *, profile: HardwareProfile, 
         )
     if where:
         lines.append(f"The artifacts were written to {where} (metrics.json has \"fits\": false).")
+    if why:
+        lines.append(why)
     lines.append("Fix: pick a smaller model (e.g. `tinynas search --profile "
                  f"{profile.id}`) or a board with more memory.")
     return "\n".join(lines)

@@ -60,6 +60,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "int8_accuracy": deployed.get("int8_accuracy") if deployed else None,
                "tflm_arena_bytes": deployed.get("arena_bytes") if deployed else None,
                "tflite_flash_bytes": deployed.get("flash_bytes") if deployed else None,
+               "names_stripped_bytes": deployed.get("tensor_names_stripped_bytes") if deployed else None,
                "fits": deployed.get("fits") if deployed else final["cost"].get("fits"),
                "template": deployed.get("template") if deployed else None,
                "qat": _qat_outcome(deployed.get("qat")) if deployed else None,
@@ -319,7 +320,9 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
                   + (f"; {s['budgets']['front_end_reserve_bytes']:,} more set aside for the front end and the "
                      "arena's margin" if s["budgets"].get("front_end_reserve_bytes") else "") + ")"),
         ("flash", f"{_fmt(w.get('tflite_flash_bytes') or c.get('flash_bytes'), ',')} bytes "
-                  f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'), ',')})"),
+                  f"(budget {_fmt(s['budgets'].get('flash_budget_bytes'), ',')}"
+                  + (f"; {w['names_stripped_bytes']:,} bytes of the converter's tensor names stripped"
+                     if w.get("names_stripped_bytes") else "") + ")"),
         ("MACs", _fmt(c.get("macs"), ",") + (f" (bound {_fmt(s['budgets']['max_macs'], ',')})"
                                              if s["budgets"].get("max_macs") else "")),
         ("budgets from the command line", ", ".join(f"{k} {v}" for k, v in s.get("constraints", {}).items())

@@ -191,6 +191,7 @@ def deploy_stage(ctx: StageContext) -> dict:
                 "int8_accuracy": metrics.get("int8_accuracy"),
                 "float_accuracy": metrics.get("float_accuracy"), "arena_bytes": metrics.get("arena_bytes"),
                 "flash_bytes": metrics.get("flash_bytes"), "fits": metrics.get("fits"), "qat": metrics.get("qat"),
+                "tensor_names_stripped_bytes": metrics.get("tensor_names_stripped_bytes"),
                 "reused_from": metrics.get("reused_from"), "front_end": metrics.get("front_end"),
                 "test_samples": metrics.get("num_test_samples"), "splits": ctx.resolved.dataset.splits or None,
                 "did_not_fit": failures,

@@ -1,0 +1,92 @@
+"""Read and rewrite ``.tflite`` flatbuffers with the object API of the ``tflite-micro`` wheel.
+
+Deploy edits the converter's file in two ways (``tflite_interface`` and
+``strip_tensor_names``), and both must write it back as the converter would:
+TFLite Micro reads weight buffers in place, so each starts on a 16-byte
+boundary, which the Python flatbuffers builder does not do by itself.
+No TensorFlow import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinynas.errors import ModelFileError
+
+_BUFFER_ALIGN = 16  # the converter aligns weight buffers to 16 bytes; TFLM reads them in place
+
+
+def schema() -> Any:
+    """The generated TFLite schema module (``ModelT``, ``TensorType`` ...)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+
+    return schema_py_generated
+
+
+def unpack(model_bytes: bytes, *, source: str = "model") -> Any:
+    """The ``ModelT`` of ``model_bytes``; ModelFileError naming ``source`` when they are not a flatbuffer."""
+    try:
+        return schema().ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
+    except Exception as exc:  # flatbuffers raises struct/index errors on corrupt data
+        raise ModelFileError(f"{source}: corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+
+
+class _AlignedBuffer:
+    """A BufferT whose data vector starts on a 16-byte boundary, as the converter writes it."""
+
+    def __init__(self, buffer: Any) -> None:
+        self._buffer = buffer
+
+    def Pack(self, builder: Any) -> int:  # noqa: N802 (the flatbuffers object API's name)
+        fb = schema()
+        data = self._buffer.data
+        vector = None
+        if data is not None and len(data):
+            payload = bytes(bytearray(data))
+            builder.StartVector(1, len(payload), _BUFFER_ALIGN)
+            builder.head = builder.head - len(payload)
+            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            vector = builder.EndVector()  # StartVector recorded the length
+        fb.BufferStart(builder)
+        if vector is not None:
+            fb.BufferAddData(builder, vector)
+        fb.BufferAddOffset(builder, self._buffer.offset)
+        fb.BufferAddSize(builder, self._buffer.size)
+        return fb.BufferEnd(builder)
+
+
+def pack(model: Any) -> bytes:
+    """The ``.tflite`` bytes of ``model`` (a ``ModelT``), weight buffers 16-byte aligned."""
+    import flatbuffers
+
+    model.buffers = [_AlignedBuffer(b) for b in model.buffers]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def strip_tensor_names(model_bytes: bytes, *, source: str = "model") -> tuple[bytes, int]:
+    """(the model with every tensor name but the input's and output's emptied, bytes saved).
+
+    Why: the converter names each tensor after the Keras layers it fused
+    (``functional_1/.../Relu6;.../convolution``), and those strings are a sixth of
+    a small CNN's file and two thirds of an unrolled LSTM's, all of it in the
+    board's flash. TFLite Micro never reads them (its static-memory build drops
+    tensor names), nor does any kernel, so the model computes the same; the
+    interface tensors keep theirs for tools that look them up by name, and the
+    signatures stay. This is what TensorFlow Lite's ``strip_strings`` tool does
+    to tensor names. A model with nothing to strip comes back as it is.
+    """
+    model = unpack(model_bytes, source=source)
+    changed = False
+    for graph in model.subgraphs or []:
+        keep = {int(t) for t in list(graph.inputs) + list(graph.outputs)}
+        for index, tensor in enumerate(graph.tensors or []):
+            if index not in keep and tensor.name:
+                tensor.name, changed = b"", True
+    if not changed:
+        return bytes(model_bytes), 0
+    stripped = pack(model)
+    if len(stripped) >= len(model_bytes):  # names were already short: rewriting would not pay
+        return bytes(model_bytes), 0
+    return stripped, len(model_bytes) - len(stripped)
