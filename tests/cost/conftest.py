@@ -19,9 +19,11 @@ CASES = [
 
 
 def convert_graph(graph, seed: int) -> bytes:
+    """The int8 model as deploy writes it for a microcontroller: converted, then its tensor names stripped."""
+    from tinynas.deploy.flatbuffer import strip_tensor_names
     from tinynas.deploy.quantize import quantize_untrained
 
-    return quantize_untrained(graph, seed=seed, num_samples=8)
+    return strip_tensor_names(quantize_untrained(graph, seed=seed, num_samples=8))[0]
 
 
 @pytest.fixture(scope="session")

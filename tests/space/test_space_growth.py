@@ -45,14 +45,16 @@ _CONVERTED: dict[str, tuple] = {}
 
 
 def converted(name, shape, classes, decisions):
-    """(graph, keras model, int8 .tflite bytes) of an arch, converted once per session."""
+    """(graph, keras model, int8 .tflite bytes as deploy writes them: tensor names stripped) of an arch,
+    converted once per session."""
+    from tinynas.deploy.flatbuffer import strip_tensor_names
     from tinynas.deploy.quantize import quantize_untrained
     from tinynas.space.keras_builder import build_keras_model
 
     key = f"{name}-{shape}-{decisions}"
     if key not in _CONVERTED:
         graph = get_space(name, input_shape=shape, num_classes=classes).graph(Arch.from_dict(name, decisions))
-        _CONVERTED[key] = (graph, build_keras_model(graph, seed=0), quantize_untrained(graph, seed=3, num_samples=8))
+        _CONVERTED[key] = (graph, build_keras_model(graph, seed=0), strip_tensor_names(quantize_untrained(graph, seed=3, num_samples=8))[0])
     return _CONVERTED[key]
 
 
