@@ -61,6 +61,24 @@ def test_the_arena_budget_leaves_room_for_the_smallest_front_end_beside_the_aren
     assert reserve_front_end(load_profile("rpi4"), images).sram_budget_bytes == load_profile("rpi4").sram_budget_bytes
 
 
+def test_a_space_that_takes_the_pictures_at_another_resolution_sets_aside_the_resize_too(tmp_path):
+    """mcunet's resolution choice: the front end resizes the 12x12 pictures again, to 16x16 or 24x24, with
+    two more picture rows, which deploy counts (``static_ram_bytes(model_size=...)``) and the run sets aside."""
+    from tinynas.deploy.image_frontend import static_ram_bytes
+
+    pics = str(_pictures(tmp_path / "pics"))
+    images = load_dataset(pics)
+    ram, what = front_end_ram(images, resized=True)
+    assert ram == 440 + 2 * 12 * 1 == static_ram_bytes(height=12, width=12, channels=1, max_source=(12, 12),
+                                                         model_size=(16, 16))
+    assert "resize to the model's resolution" in what
+    budget = 14_336
+    mcunet = resolve(RunSettings(profile="nucleo-l010rb", dataset=pics, space="mcunet")).profile
+    arena = mcunet.sram_budget_bytes
+    assert arena_size_with_margin(arena) + ram <= budget < arena_size_with_margin(arena + 1) + ram
+    assert arena < resolve(RunSettings(profile="nucleo-l010rb", dataset=pics, space="dscnn")).profile.sram_budget_bytes
+
+
 def test_a_board_the_front_end_leaves_no_arena_is_refused_with_the_fix(tmp_path):
     tiny = load_profile("nucleo-l010rb").with_budgets(arena_budget_bytes=5_000)
     clips = load_dataset(str(_clips(tmp_path / "wavs")))

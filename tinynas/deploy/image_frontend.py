@@ -51,7 +51,13 @@ def static_ram_bytes(*, height: int, width: int, channels: int, max_source: tupl
     kx, ky = _kernel_size(max_w, width), _kernel_size(max_h, height)
     resize = model_size is not None and tuple(model_size) != (height, width)
     return (4 * (width * kx + height * ky) + 2 * 2 * (width + height) + 2 * 4 + max_w * channels
-            + ky * width * channels + (2 * width * channels if resize else 0))
+            + ky * width * channels + (model_resize_bytes(width=width, channels=channels) if resize else 0))
+
+
+def model_resize_bytes(*, width: int, channels: int) -> int:
+    """The static RAM of the second resize, to a model that takes the pictures at another size: the two
+    picture rows its bilinear kernel reads."""
+    return 2 * int(width) * int(channels)
 
 
 def fit_max_source(*, height: int, width: int, channels: int, room_bytes: int | None,

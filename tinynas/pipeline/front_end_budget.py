@@ -5,8 +5,9 @@ static buffers live beside the tensor arena. The firmware declares the arena wit
 (``arena_size_with_margin``), so on a tight board a model that fills the arena budget leaves the front end
 nothing: it would come out of the firmware's own reserve. A run on a microcontroller therefore searches
 under the arena budget that leaves room for both: the largest arena whose firmware size (with its margin)
-plus the smallest front end (for frames of the model's own input size) fits. Deploy then sizes the image
-front end for the largest camera frame the room left by the actual arena takes.
+plus the smallest front end (for frames of the model's own input size, and, when the space can take the
+pictures at a lower resolution, the rows of that second resize) fits. Deploy then sizes the image front end
+for the largest camera frame the room left by the actual arena takes.
 
 A budget given on the command line (``--arena-budget``) is the user's decision and is taken as it is.
 """
@@ -21,9 +22,11 @@ from tinynas.errors import SearchError
 log = logging.getLogger(__name__)
 
 
-def front_end_ram(dataset: Any) -> tuple[int, str] | None:
+def front_end_ram(dataset: Any, *, resized: bool = False) -> tuple[int, str] | None:
     """The static RAM of the smallest front end deploy writes for ``dataset`` and what it is; None when the
-    dataset has none (built-in sets, .npz and .csv files feed the model's input as it is)."""
+    dataset has none (built-in sets, .npz and .csv files feed the model's input as it is). ``resized``: the
+    model may take the pictures at another size (``SearchSpace.resizes_input``), which the image front end
+    does with two more rows."""
     audio = getattr(dataset, "audio_front_end", None)
     image = getattr(dataset, "image_front_end", None)
     if audio is not None:
@@ -31,20 +34,24 @@ def front_end_ram(dataset: Any) -> tuple[int, str] | None:
 
         return static_ram_bytes(audio), f"the audio front end ({audio.fft_size}-point FFT, {audio.num_mel_bins} mel bins)"
     if image is not None:
-        from tinynas.deploy.image_frontend import static_ram_bytes
+        from tinynas.deploy.image_frontend import model_resize_bytes, static_ram_bytes
 
         ram = static_ram_bytes(height=image.height, width=image.width, channels=image.channels,
                                max_source=(image.width, image.height))
-        return ram, f"the image front end (for frames of the model's {image.width}x{image.height} input)"
+        if resized:
+            ram += model_resize_bytes(width=image.width, channels=image.channels)
+        return ram, (f"the image front end (for {image.width}x{image.height} frames, the pictures' size"
+                     + (", and their resize to the model's resolution)" if resized else ")"))
     return None
 
 
-def reserve_front_end(profile: Any, dataset: Any) -> Any:
+def reserve_front_end(profile: Any, dataset: Any, *, resized: bool = False) -> Any:
     """``profile`` with its arena budget lowered so the firmware's arena and ``dataset``'s front end both fit
-    the budget it had (only microcontrollers, and only when the dataset has a front end).
+    the budget it had (only microcontrollers, and only when the dataset has a front end); ``resized`` as for
+    ``front_end_ram``.
 
     Raises SearchError when the front end and the smallest margin leave no arena at all."""
-    need = front_end_ram(dataset)
+    need = front_end_ram(dataset, resized=resized)
     if profile.kind != "mcu" or need is None:
         return profile
     from dataclasses import replace

@@ -177,10 +177,6 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         dataset = settings.load_dataset()
     # candidates are ranked on validation accuracy and the winner's accuracy is measured on the test split
     dataset.require_splits("val", "test", needed_for="a search")
-    if settings.arena_budget_bytes is None:  # a budget the user gave is theirs to share out
-        from tinynas.pipeline.front_end_budget import reserve_front_end
-
-        profile = reserve_front_end(profile, dataset)
     try:
         space = get_space(settings.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           adjacency=dataset.adjacency, node_task=dataset.node_task)
@@ -202,6 +198,10 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
             f"{tuple(dataset.input_shape)}): {exc}; pick another --space"
             + (f" (these take it: {', '.join(fits)})" if fits else "")
         ) from None
+    if settings.arena_budget_bytes is None:  # a budget the user gave is theirs to share out
+        from tinynas.pipeline.front_end_budget import reserve_front_end
+
+        profile = reserve_front_end(profile, dataset, resized=space.resizes_input())
     if settings.strategy_options:  # the strategy checks its values before anything is written
         from tinynas.strategies import make_strategy
 

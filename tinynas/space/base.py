@@ -77,6 +77,13 @@ class SearchSpace(ABC):
             n *= len(d.options)
         return n
 
+    def resizes_input(self) -> bool:
+        """Whether some archs take the input at another size than the dataset's (mcunet's resolution).
+
+        Training then resizes the pictures to the arch's size, and so must the firmware's image front
+        end: its buffers grow, and a run sets them aside before the search sees the arena budget."""
+        return False
+
     def validate(self, arch: Arch) -> None:
         """Raise SpaceError saying why ``arch`` is not in this space."""
         if arch.space != self.name:

@@ -154,6 +154,9 @@ class MCUNetSpace(SearchSpace):
                 decisions.append(Decision(expand, EXPANDS))
         return decisions
 
+    def resizes_input(self) -> bool:
+        return len(resolution_options(self.input_shape)) > 1
+
     def size(self) -> int:
         """Distinct networks (canonical archs): inactive blocks (and the blocks of left-out stages) are not counted."""
         per_stage = sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS)
