@@ -92,6 +92,9 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     resorted = Arch.from_json(json.loads(json.dumps(arch, sort_keys=True)))
     _, shape, classes = OWN_DATASET.get(space, (DATASET, INPUT_SHAPE, CLASSES))
     get_space(space, input_shape=shape, num_classes=classes).validate(resorted)
+    # the report describes the winner as the space does (a pipe escaped, so the table keeps its cells)
+    described = get_space(space, input_shape=shape, num_classes=classes).summary(resorted).replace("|", "\\|")
+    assert f"| architecture | {winner['id']} `{described}` |" in report
     # the final stage trained archs the search journaled (read back with sorted keys)
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     finals = [e for e in lines if e.get("stage") == "final" and "arch" in e]

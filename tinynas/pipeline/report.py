@@ -55,7 +55,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     if winner is not None:
         win_id = deployed["id"] if deployed else winner["id"]
         final = finals.get(win_id, winner)
-        win = {"id": win_id, "arch": final["arch"], "cost": final["cost"], "val_accuracy": final.get("accuracy"),
+        win = {"id": win_id, "arch": final["arch"], "arch_summary": _arch_summary(config, final["arch"]),
+               "cost": final["cost"], "val_accuracy": final.get("accuracy"),
                "float_test_accuracy": final.get("test_accuracy"),
                "int8_accuracy": deployed.get("int8_accuracy") if deployed else None,
                "tflm_arena_bytes": deployed.get("arena_bytes") if deployed else None,
@@ -309,7 +310,7 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     w = s.get("winner") or {}
     c = w.get("cost") or {}
     return [
-        ("architecture", f"{w.get('id', '-')} `{_arch_text(w.get('arch'))}`"),
+        ("architecture", f"{w.get('id', '-')} `{_cell(w.get('arch_summary') or _arch_text(w.get('arch')))}`"),
         ("validation accuracy (float, final training)", _fmt(w.get("val_accuracy"), ".4f")),
         ("test accuracy (float)", _fmt(w.get("float_test_accuracy"), ".4f")),
         *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")
@@ -361,6 +362,26 @@ def _artifact_lines(w: dict[str, Any]) -> list[tuple[str, str]]:
              f"{_fmt(a.get('accuracy'), '.4f')} (max abs difference to Keras {_fmt(a.get('max_abs_diff'), '.2e')}, "
              f"{_fmt(a.get('file_bytes'), ',')} bytes)")
             for name, a in (w.get("artifacts") or {}).items()]
+
+
+def _cell(text: str) -> str:
+    """``text`` for a Markdown table cell: a pipe would end the cell, even inside backticks (mcunet's stages,
+    NAS-Bench-201's arch strings)."""
+    return text.replace("|", "\\|")
+
+
+def _arch_summary(config: dict[str, Any], arch: Any) -> str | None:
+    """The space's own one-line description of ``arch`` (mcunet's leaves out the blocks its depths do not
+    use, which the decisions still list); None when the space cannot be rebuilt here."""
+    from tinynas.errors import TinyNASError
+    from tinynas.space import Arch, get_space
+
+    try:
+        data = config["dataset"]
+        space = get_space(config["space"]["name"], input_shape=data["input_shape"], num_classes=data["num_classes"])
+        return space.summary(Arch.from_json(arch))
+    except (TinyNASError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _arch_text(arch: Any) -> str:
