@@ -75,6 +75,10 @@ def test_a_softmax_tflm_would_abort_on_is_refused_with_the_reason(tmp_path):
         require_int8(flat, source="flat.tflite")
     with pytest.raises(DeployError, match=r"^flat.tflite: the SOFTMAX input .*train the model"):
         measure_arena_bytes(flat, source="flat.tflite")  # at once, not after a crash at every arena size
+    from tinynas.deploy.flatbuffer import strip_tensor_names
+
+    with pytest.raises(ModelFileError, match=r"^flat.tflite: the SOFTMAX input \(tensor \d+\) has scale"):
+        require_int8(strip_tensor_names(flat)[0], source="flat.tflite")  # as deploy checks it: no names left
     out = tmp_path / "deployed"
     done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "deploy", str(path), "--profile", "nano33ble",
                            "--dataset", "digits", "--out", str(out)], capture_output=True, text=True, timeout=300)

@@ -36,7 +36,7 @@ def test_the_stripped_model_computes_the_same_in_tflite_micro_with_its_weights_a
     interface = {int(graph.inputs[0]), int(graph.outputs[0])}
     before, after = _names(data), _names(stripped)
     assert all(after[i] == before[i] for i in interface) and all(before[i] for i in interface)
-    assert all(after[i] == b"" for i in range(len(after)) if i not in interface)
+    assert all(after[i] is None for i in range(len(after)) if i not in interface)
 
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 

@@ -16,7 +16,7 @@ from tinynas.errors import ModelFileError
 _BUFFER_ALIGN = 16  # the converter aligns weight buffers to 16 bytes; TFLM reads them in place
 
 
-def schema() -> Any:
+def _schema() -> Any:
     """The generated TFLite schema module (``ModelT``, ``TensorType`` ...)."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
@@ -26,7 +26,7 @@ def schema() -> Any:
 def unpack(model_bytes: bytes, *, source: str = "model") -> Any:
     """The ``ModelT`` of ``model_bytes``; ModelFileError naming ``source`` when they are not a flatbuffer."""
     try:
-        return schema().ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
+        return _schema().ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
     except Exception as exc:  # flatbuffers raises struct/index errors on corrupt data
         raise ModelFileError(f"{source}: corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
 
@@ -38,7 +38,7 @@ class _AlignedBuffer:
         self._buffer = buffer
 
     def Pack(self, builder: Any) -> int:  # noqa: N802 (the flatbuffers object API's name)
-        fb = schema()
+        fb = _schema()
         data = self._buffer.data
         vector = None
         if data is not None and len(data):
@@ -66,24 +66,26 @@ def pack(model: Any) -> bytes:
 
 
 def strip_tensor_names(model_bytes: bytes, *, source: str = "model") -> tuple[bytes, int]:
-    """(the model with every tensor name but the input's and output's emptied, bytes saved).
+    """(the model without the names of its tensors but the input's and output's, bytes saved).
 
     Why: the converter names each tensor after the Keras layers it fused
     (``functional_1/.../Relu6;.../convolution``), and those strings are a sixth of
     a small CNN's file and two thirds of an unrolled LSTM's, all of it in the
     board's flash. TFLite Micro never reads them (its static-memory build drops
-    tensor names), nor does any kernel, so the model computes the same; the
-    interface tensors keep theirs for tools that look them up by name, and the
-    signatures stay. This is what TensorFlow Lite's ``strip_strings`` tool does
-    to tensor names. A model with nothing to strip comes back as it is.
+    tensor names), nor does any kernel, so the model computes the same.
+    TensorFlow's ``flatbuffer_utils.strip_strings`` drops them the same way, and
+    the interface's names, the description and the signatures too; here the
+    interface tensors keep their names and the signatures stay, for the tools and
+    runtimes that look the input up by them. A model with nothing to strip comes
+    back as it is.
     """
     model = unpack(model_bytes, source=source)
     changed = False
     for graph in model.subgraphs or []:
         keep = {int(t) for t in list(graph.inputs) + list(graph.outputs)}
         for index, tensor in enumerate(graph.tensors or []):
-            if index not in keep and tensor.name:
-                tensor.name, changed = b"", True
+            if index not in keep and tensor.name is not None:
+                tensor.name, changed = None, True
     if not changed:
         return bytes(model_bytes), 0
     stripped = pack(model)

@@ -186,9 +186,9 @@ def check_tflm_aborts(model_bytes: bytes, *, source: str = "model") -> None:
                 softmax.Init(options.Bytes, options.Pos)
                 beta = float(softmax.Beta())
             if beta * quant.scale * 2.0 ** 26 <= 1.0:
-                name = tensor.Name().decode("utf-8", "replace")
+                name = (tensor.Name() or b"").decode("utf-8", "replace")  # deploy strips the names
                 raise ModelFileError(
-                    f"{source}: the SOFTMAX input {name!r} has scale {quant.scale:.3g} (beta {beta:g}); TFLite Micro "
+                    f"{source}: the SOFTMAX input {repr(name) if name else f'(tensor {op.Inputs(0)})'} has scale {quant.scale:.3g} (beta {beta:g}); TFLite Micro "
                     f"needs beta x scale above {2.0 ** -26:.3g} and aborts below it, on the board too. The logits "
                     "barely vary over the calibration data: train the model (or check that the representative "
                     "data are real inputs) and quantize it again"
