@@ -54,7 +54,8 @@ def converted(name, shape, classes, decisions):
     key = f"{name}-{shape}-{decisions}"
     if key not in _CONVERTED:
         graph = get_space(name, input_shape=shape, num_classes=classes).graph(Arch.from_dict(name, decisions))
-        _CONVERTED[key] = (graph, build_keras_model(graph, seed=0), strip_tensor_names(quantize_untrained(graph, seed=3, num_samples=8))[0])
+        data, _ = strip_tensor_names(quantize_untrained(graph, seed=3, num_samples=8))
+        _CONVERTED[key] = (graph, build_keras_model(graph, seed=0), data)
     return _CONVERTED[key]
 
 

@@ -97,6 +97,8 @@ def estimate_tflite(
 
     data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else None
     graph = read_tflite(path_or_bytes)
-    size = flash_bytes if flash_bytes is not None else len(data) if data is not None else Path(path_or_bytes).stat().st_size
+    size = len(data) if data is not None else Path(path_or_bytes).stat().st_size
+    if flash_bytes is not None:
+        size = int(flash_bytes)
     return estimate(graph, profile=profile, latency_target_ms=latency_target_ms,
                     flash_bytes_override=size, converted=True)

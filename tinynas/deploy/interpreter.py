@@ -187,8 +187,9 @@ def check_tflm_aborts(model_bytes: bytes, *, source: str = "model") -> None:
                 beta = float(softmax.Beta())
             if beta * quant.scale * 2.0 ** 26 <= 1.0:
                 name = (tensor.Name() or b"").decode("utf-8", "replace")  # deploy strips the names
+                what = repr(name) if name else f"(tensor {op.Inputs(0)})"
                 raise ModelFileError(
-                    f"{source}: the SOFTMAX input {repr(name) if name else f'(tensor {op.Inputs(0)})'} has scale {quant.scale:.3g} (beta {beta:g}); TFLite Micro "
+                    f"{source}: the SOFTMAX input {what} has scale {quant.scale:.3g} (beta {beta:g}); TFLite Micro "
                     f"needs beta x scale above {2.0 ** -26:.3g} and aborts below it, on the board too. The logits "
                     "barely vary over the calibration data: train the model (or check that the representative "
                     "data are real inputs) and quantize it again"
