@@ -43,14 +43,19 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
     rows, deployed = [], {}
     for model in models:
         data = model.read_bytes() if model.is_file() else b""  # estimate_tflite says what is wrong with it
-        on_board = _as_deployed(model, data)
+        written, change = _as_deployed(model, data)
+        # an int8 file on a TFLite Micro board: the flash of the copy deploy writes (the names stripped)
+        on_board = len(written) if written is not None and change is None else None
         costs = [(prof, estimate_tflite(model, profile=prof, latency_target_ms=latency_target_ms,
                                         flash_bytes=on_board if _on_tflm(prof) else None))
                  for prof in loaded or [None]]
         # once per model, after estimate_tflite has refused a file that is not an int8 model
         refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
         rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
-        deployed[model] = _int8_interface_cost(model, data)
+        deployed[model] = None
+        if change is not None:
+            cost = estimate_tflite(written, flash_bytes=len(written))
+            deployed[model] = change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
     if as_json:
         data = [{"model": str(m), **c.to_json(), "file_bytes": m.stat().st_size, "tflm_aborts": why,
                  **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
@@ -75,40 +80,21 @@ def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target
                    " `tinynas profiles list` shows the ids)")
 
 
-def _as_deployed(model: Path, data: bytes) -> int | None:
-    """The int8 model's size as deploy writes it for TFLite Micro (tensor names stripped); None when that is
-    the file's own size, when deploy changes more (a float interface: ``_int8_interface_cost``), or when the
-    file is not a model (estimate_tflite then says why)."""
+def _as_deployed(model: Path, data: bytes):
+    """(the model deploy writes for a microcontroller from this file, the interface change it makes), as
+    ``deploy`` does it: a float or uint8 interface (TFLiteConverter's default) replaced by the int8 tensors
+    inside, then the tensor names stripped. (None, None) when the model would be written as it is or the file
+    is not a model (estimate_tflite then says why)."""
     from tinynas.deploy.flatbuffer import strip_tensor_names
-    from tinynas.deploy.interpreter import read_model_io
-    from tinynas.errors import ModelFileError
-
-    try:
-        if not read_model_io(data, source=str(model)).is_int8:
-            return None
-        stripped, saved = strip_tensor_names(data, source=str(model))
-    except ModelFileError:
-        return None
-    return len(stripped) if saved else None
-
-
-def _int8_interface_cost(model: Path, data: bytes):
-    """(the interface change, the arena and flash of the model deploy would write) for a quantized model with
-    a float or uint8 interface (TFLiteConverter's default), else None."""
-    from tinynas.cost import estimate_tflite
-    from tinynas.deploy.flatbuffer import strip_tensor_names
-    from tinynas.deploy.interpreter import read_model_io
     from tinynas.deploy.tflite_interface import int8_interface
     from tinynas.errors import ModelFileError
 
     try:
-        if read_model_io(data, source=str(model)).is_int8:
-            return None
         converted, change = int8_interface(data, source=str(model))
+        written, saved = strip_tensor_names(converted, source=str(model))
     except ModelFileError:
-        return None
-    cost = estimate_tflite(converted, flash_bytes=len(strip_tensor_names(converted, source=str(model))[0]))
-    return change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
+        return None, None
+    return (written, change) if change is not None or saved else (None, None)
 
 
 def _on_tflm(prof) -> bool:

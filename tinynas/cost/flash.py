@@ -104,21 +104,26 @@ def flash_terms(graph: Graph) -> tuple[int, dict[str, int]]:
             terms["constant"] += 1
             exact += align_up(t.nbytes, BUFFER_ALIGNMENT)
     shared_fixed = set()
+    ops: dict[str, int] = {}
     for op in graph.ops:
-        key = f"op:{op_key(op)}"
-        terms[key] = terms.get(key, 0) + 1
+        key = op_key(op)
+        ops[key] = ops.get(key, 0) + 1
         if op.attrs.get("fixed") == "adjacency" and op.inputs[1] not in shared_fixed:
             shared_fixed.add(op.inputs[1])
             terms["fixed_once"] += 1
+    terms.update((f"op:{key}", count) for key, count in ops.items())
     return exact, terms
+
+
+_GRAPH_TERMS = {"file": FILE_BASE_BYTES, "tensor": TENSOR_BYTES, "constant": CONSTANT_TENSOR_BYTES,
+                "fixed_once": FIXED_WEIGHTS_ONCE_BYTES}
 
 
 def term_bytes(term: str) -> int:
     """The fitted constant of one of ``flash_terms``'s terms."""
     if term.startswith("op:"):
         return OP_BYTES.get(term[3:], GENERIC_OP_BYTES)
-    return {"file": FILE_BASE_BYTES, "tensor": TENSOR_BYTES, "constant": CONSTANT_TENSOR_BYTES,
-            "fixed_once": FIXED_WEIGHTS_ONCE_BYTES}[term]
+    return _GRAPH_TERMS[term]
 
 
 def flash_bytes(graph: Graph) -> int:
