@@ -140,7 +140,8 @@ def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any,
             oracle.end_trial(trial)
             continue
         epochs = int(values.get("tuner/epochs", settings.search_epochs))
-        budget = TrainBudget.low_fidelity(epochs=epochs, max_train_samples=settings.search_samples)
+        budget = TrainBudget.low_fidelity(epochs=epochs, max_train_samples=settings.search_samples).on_train_set(
+            len(dataset.y_train))
         result = train_graph(space.graph(arch), dataset, budget=budget, seed=seed, cache=cache, arch_id=arch.id)
         oracle.update_trial(trial.trial_id, {"val_accuracy": result.val_accuracy})
         trial.status = "COMPLETED"
@@ -159,7 +160,8 @@ def run_kerastuner(kind: str, *, dataset: Any, board: str, seed: int, args: Any,
     finals = []
     for e in ranked:
         path = root / "kt-models" / f"{e['id']}-s{seed}.keras"
-        job = EvalJob(arch=e["arch"], budget=settings.final_budget(), seed=seed, fidelity="final", model_path=str(path))
+        job = EvalJob(arch=e["arch"], budget=settings.final_budget(train_samples=len(dataset.y_train)), seed=seed,
+                      fidelity="final", model_path=str(path))
         finals.append((train_job(spec, job, dataset)["accuracy"], e["id"], path))
     _, winner_id, path = max(finals, key=lambda f: f[0])
     return {"best": best, "seconds": at, "trainings": n,

@@ -50,7 +50,9 @@ def tabulate(*, dataset: Any, space: Any, check: Any, settings: Any, cache_dir: 
     feasible = [a for a in archs.values() if check(a)]
     spec = WorkerSpec(dataset=dataset.name, dataset_seed=0, space=space.name, input_shape=tuple(dataset.input_shape),
                       num_classes=dataset.num_classes, cache_dir=str(cache_dir))
-    budgets = {"search": settings.search_budget(), "final": TrainBudget(epochs=final_epochs, evaluate_test=True)}
+    n_train = len(dataset.y_train)
+    budgets = {"search": settings.search_budget(train_samples=n_train),
+               "final": TrainBudget(epochs=final_epochs, evaluate_test=True).on_train_set(n_train)}
     table: dict[str, dict[str, Any]] = {a.id: {"arch": a, "cost": check.cost(a)} for a in feasible}
     started = time.perf_counter()
     with Evaluator(spec=spec, workers=workers, dataset=dataset if workers == 1 else None) as ev:

@@ -50,6 +50,9 @@ def test_a_run_on_a_csv_names_its_label_column_and_a_resume_is_bound_to_it(tmp_p
     assert summary["dataset_options"] == {"label_column": "activity"} and summary["winner"]["fits"] is True
     assert "Dataset options: label_column=activity." in (out / "report.md").read_text()
     assert "Dataset options: label_column=activity." in (out / "report.html").read_text()
+    # 168 training windows: each epoch passes over them 6 times (1,008 samples), and the report says so
+    assert json.loads((out / "stages" / "final" / "done.json").read_text())["budget"]["epoch_passes"] == 6
+    assert "passes over it several times (6 in the final training)" in (out / "report.md").read_text()
 
     code, err = run("--dataset-option", "label_column=activity")  # the same settings: it resumes
     assert code == 0, err[-3000:]

@@ -133,7 +133,7 @@ def test_the_extension_is_bounded_and_absent_when_the_budget_ended_the_search(tm
     ctx.run.close()
     other = _context(tmp_path / "b", digits, final_epochs=3)
     _search_done(other, reason="budget", candidates=0)
-    assert final_budget(other, n_final=1) == (other.settings.final_budget(), None)
+    assert final_budget(other, n_final=1) == (other.settings.final_budget(train_samples=other.train_samples), None)
     other.run.close()
 
 

@@ -27,6 +27,22 @@ def test_train_command_saves_the_model_and_prints_json(tmp_path):
 
 
 
+@pytest.mark.slow
+def test_a_small_training_set_is_passed_over_several_times_per_epoch(tmp_path):
+    """UCR GunPoint keeps 42 training series beside its validation ones: at 64 per batch, 20 epochs of one
+    pass were 20 optimizer steps, and this arch scored 0.63-0.72 on the test split (seeds 0-2); with an
+    epoch of 24 passes (1,008 samples) it scores 0.98-0.99."""
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps({"space": "dscnn", "decisions": {
+        "blocks": 1, "channels": 12, "stem_kernel": "1x9", "stem_stride": "1x4"}}))
+    res = CliRunner().invoke(cli, ["train", str(arch_file), "--dataset", "gunpoint", "--epochs", "20",
+                                   "--out", str(tmp_path / "model.keras")])
+    assert res.exit_code == 0, res.output
+    assert "epochs    20  on 42 samples (each 24 passes over them)" in res.output
+    test_acc = float(res.output.split("test acc")[1].split()[0])
+    assert test_acc >= 0.95
+
+
 def test_arch_file_formats(tmp_path):
     space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
     arch = space.decode([0] * len(space.decisions()))

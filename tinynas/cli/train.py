@@ -46,6 +46,8 @@ def train(arch_file: Path, dataset: str, options: tuple[str, ...], epochs: int, 
     click.echo(f"val acc   {result.val_accuracy:.4f}  (loss {result.val_loss:.4f})")
     if result.test_accuracy is not None:
         click.echo(f"test acc  {result.test_accuracy:.4f}  (loss {result.test_loss:.4f})")
-    click.echo(f"epochs    {result.epochs_run}  on {result.train_samples} samples, {result.train_seconds:.1f} s")
+    passes = result.budget.epoch_passes
+    over = f" (each {passes} passes over them)" if passes > 1 else ""
+    click.echo(f"epochs    {result.epochs_run}  on {result.train_samples} samples{over}, {result.train_seconds:.1f} s")
     click.echo(f"params    {result.params}")
     click.echo(f"saved     {summary['model']}")

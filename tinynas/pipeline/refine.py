@@ -199,7 +199,8 @@ def _search_fidelity_accuracy(ctx: Any, arch: Arch) -> float | None:
             if e["id"] == arch.id and e.get("fidelity") == "low" and e.get("accuracy") is not None:
                 return float(e["accuracy"])
     s = ctx.settings
-    fut = ctx.evaluator.submit(EvalJob(arch=arch, budget=s.search_budget(), seed=int(s.seed), fidelity="low"))
+    budget = s.search_budget(train_samples=ctx.train_samples)
+    fut = ctx.evaluator.submit(EvalJob(arch=arch, budget=budget, seed=int(s.seed), fidelity="low"))
     outcome, error = _collect(fut, arch)
     entry = _record(ctx, STAGE, arch, fidelity="low", outcome=outcome, error=error)
     if ctx.on_candidate is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from tinynas.errors import SearchError
 from tinynas.pipeline.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
 from tinynas.strategies.pareto import pareto_indices
+from tinynas.train.budget import MIN_EPOCH_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "final_training": None if not final_done else {
             "epochs": (final_done.get("budget") or {}).get("epochs"),
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
+            "epoch_passes": (final_done.get("budget") or {}).get("epoch_passes", 1),
             "extension": final_done.get("extension"), "fill": final_done.get("fill")},
         "refinement": _refinement(rd),
         "predictor": _predictor(rd),
@@ -409,6 +411,10 @@ def _stop_lines(s: dict[str, Any]) -> list[str]:
                      f"(+{ext['extra_epochs']}, the work the search left unused).")
     if final.get("fill"):
         lines.append(f"Final training: {fill_text(final['fill'])}.")
+    if (final.get("epoch_passes") or 1) > 1:
+        lines.append(f"The training set is small: each epoch of the search's and the final training passes over "
+                     f"it several times ({final['epoch_passes']} in the final training), so that an epoch draws "
+                     f"{MIN_EPOCH_SAMPLES:,} samples or more, as on a larger set.")
     return lines
 
 

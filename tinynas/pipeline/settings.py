@@ -100,12 +100,17 @@ class RunSettings:
             return DEFAULT_BUDGET_CANDIDATES
         return None if self.budget_candidates is None else int(self.budget_candidates)
 
-    def search_budget(self) -> TrainBudget:
-        return TrainBudget.low_fidelity(epochs=int(self.search_epochs), max_train_samples=self.search_samples) \
+    def search_budget(self, *, train_samples: int) -> TrainBudget:
+        """A search candidate's training on a dataset of ``train_samples`` (a small one is passed over
+        several times per epoch: ``TrainBudget.on_train_set``)."""
+        budget = TrainBudget.low_fidelity(epochs=int(self.search_epochs), max_train_samples=self.search_samples) \
             if self.search_samples is not None else TrainBudget(epochs=int(self.search_epochs), evaluate_test=False)
+        return budget.on_train_set(train_samples)
 
-    def final_budget(self) -> TrainBudget:
-        return TrainBudget(epochs=int(self.final_epochs), max_train_samples=self.final_samples, evaluate_test=True)
+    def final_budget(self, *, train_samples: int) -> TrainBudget:
+        """The final training on a dataset of ``train_samples``, as ``search_budget``."""
+        return TrainBudget(epochs=int(self.final_epochs), max_train_samples=self.final_samples,
+                           evaluate_test=True).on_train_set(train_samples)
 
     def constraints(self) -> dict[str, Any]:
         """The budgets given on the command line, by name (only those given)."""

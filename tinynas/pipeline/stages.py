@@ -84,6 +84,11 @@ class StageContext:
     def settings(self):
         return self.resolved.settings
 
+    @property
+    def train_samples(self) -> int:
+        """The dataset's training samples, which size a small dataset's epochs (``TrainBudget.on_train_set``)."""
+        return len(self.resolved.dataset.y_train)
+
 
 def stage_plan(strategy: str, *, refine: str = "none", verify: bool = False) -> list[str]:
     """The search stages for a strategy, in order (``refine``: staged's differentiable refinement; ``verify``:
@@ -264,8 +269,8 @@ def verify_stage(ctx: StageContext) -> dict:
 
     def measure(arch: Arch, prediction: float, round_: int) -> float | None:
         if arch.id not in done:
-            job = EvalJob(arch=arch, budget=ctx.settings.search_budget(), seed=int(ctx.settings.seed),
-                          fidelity="inherited")
+            job = EvalJob(arch=arch, budget=ctx.settings.search_budget(train_samples=ctx.train_samples),
+                          seed=int(ctx.settings.seed), fidelity="inherited")
             outcome, error = _collect(evaluator.submit(job), arch)
             done[arch.id] = _record(ctx, "verify", arch, fidelity="ofa", outcome=outcome, error=error,
                                     extra={"predicted_accuracy": prediction, "round": round_})
@@ -378,7 +383,7 @@ def search_stage(ctx: StageContext) -> dict:
     in_flight: dict[cf.Future, Arch] = {}
     bar = _bar(ctx, budget_n, f"search {s.strategy}", initial=len(journaled))
     _best_postfix(bar, best)
-    search_budget = s.search_budget()
+    search_budget = s.search_budget(train_samples=ctx.train_samples)
 
     def budget_left() -> bool:
         if not journaled and not in_flight:
@@ -533,7 +538,7 @@ def final_stage(ctx: StageContext) -> dict:
     if fill is None:
         budget, extension = final_budget(ctx, n_final=len(top))
     else:
-        budget, extension = replace(s.final_budget(), epochs=fill.epochs), None
+        budget, extension = replace(s.final_budget(train_samples=ctx.train_samples), epochs=fill.epochs), None
     if extension is not None and not any(e.get("event") == "extended" for e in run.journal.events(stage="final")):
         log.warning("final training: %s", extension["message"])
         run.journal.append({"type": "stage", "stage": "final", "event": "extended", **extension})
@@ -592,7 +597,7 @@ def _fill_plan(ctx: StageContext, pool: list[dict[str, Any]]) -> "FillPlan | Non
     ranked = top_candidates(pool, len(pool))
     if seconds is None or not ranked:
         return None
-    planned = s.final_budget()
+    planned = s.final_budget(train_samples=ctx.train_samples)
     best = Arch.from_json(ranked[0]["arch"])
     probe = _train_final(ctx, [best], planned, "final training (timing the best)").get(best.id) or {}
     if probe.get("accuracy") is None:  # failed: its error is journaled; plan as if nothing were left
@@ -610,7 +615,7 @@ def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[
 
     A search that stopped before its budget (the space exhausted, the strategy finished or
     stalled) hands the work it did not do to the final stage: the unused candidates times a
-    search candidate's sample-epochs (``search_epochs`` x its training samples), or the unused
+    search candidate's sample-epochs (``search_epochs`` x the samples of its epoch), or the unused
     minutes at the rate the search trained, whichever is less, spread over the ``n_final``
     candidates as whole extra epochs, at most ``MAX_FINAL_SCALE`` times the planned epochs
     (more epochs of the same schedule stop helping). At the defaults on digits one unused
@@ -618,12 +623,11 @@ def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[
     only, so a resumed run trains its final candidates at the same budget (and from the cache).
     """
     s = ctx.settings
-    budget = s.final_budget()
+    budget = s.final_budget(train_samples=ctx.train_samples)
     stop = (ctx.run.stage_done("search") or {}).get("stop") or {}
     if stop.get("reason") in (None, "budget") or n_final < 1:
         return budget, None
-    n_train = len(ctx.resolved.dataset.x_train)
-    search_samples = min(int(s.search_samples or n_train), n_train)
+    search_samples = s.search_budget(train_samples=ctx.train_samples).epoch_samples(ctx.train_samples)
     left = stop.get("budget_left") or {}
     works = []
     if left.get("candidates") is not None:
@@ -634,7 +638,7 @@ def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[
         seconds = sum(float(e["train_seconds"]) for e in trained)
         rate = len(trained) * int(s.search_epochs) * search_samples / seconds if seconds else 0.0
         works.append(float(left["seconds"]) * rate)
-    final_samples = min(int(s.final_samples or n_train), n_train)
+    final_samples = budget.epoch_samples(ctx.train_samples)
     extra = min(int(min(works, default=0.0) // (n_final * final_samples)),
                 int(s.final_epochs) * (MAX_FINAL_SCALE - 1))
     if extra < 1:

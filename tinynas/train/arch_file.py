@@ -34,7 +34,9 @@ def train_arch_file(
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train the arch in ``arch_path`` on ``dataset`` and save it to ``out`` (a ``.keras`` file).
 
-    Returns the result and a summary (arch, dataset facts, output path) for printing.
+    A small training set is passed over several times per epoch, as in a run's trainings
+    (``TrainBudget.on_train_set``). Returns the result and a summary (arch, dataset facts, output
+    path) for printing.
     """
     from tinynas.data import load_dataset
     from tinynas.space import base as space_base
@@ -49,7 +51,8 @@ def train_arch_file(
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes,
                                  adjacency=ds.adjacency, node_task=ds.node_task)
     graph = space.graph(arch)
-    result = train_graph(graph, ds, budget=budget, seed=seed, arch_id=arch.id, save_path=out, cache_dir=cache_dir)
+    result = train_graph(graph, ds, budget=budget.on_train_set(len(ds.y_train)), seed=seed, arch_id=arch.id,
+                         save_path=out, cache_dir=cache_dir)
     model_shape = tuple(graph.input_shape[1:])
     summary = {
         "arch": arch.to_json(),

@@ -32,6 +32,7 @@ class LoopConfig:
     bn_momentum: float
     recalibration_samples: int
     seed: int
+    epoch_passes: int = 1
 
 
 def _cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -128,16 +129,17 @@ class KerasTrainLoop:
         tf = self.tf
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        steps_per_epoch = max(1, math.ceil(len(y) / cfg.batch_size))
+        epoch_samples = len(y) * cfg.epoch_passes
+        steps_per_epoch = max(1, math.ceil(epoch_samples / cfg.batch_size))
         total = steps_per_epoch * cfg.epochs
         y32 = y.astype(np.int32)
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         best_loss, best_epoch, best_weights, waited = math.inf, -1, None, 0
         step = 0
         for epoch in range(cfg.epochs):
-            order = rng.permutation(len(y))
+            order = np.concatenate([rng.permutation(len(y)) for _ in range(cfg.epoch_passes)])
             loss_sum, correct = 0.0, 0.0
-            for start in range(0, len(y), cfg.batch_size):
+            for start in range(0, epoch_samples, cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 lr = 0.5 * cfg.learning_rate * (1.0 + math.cos(math.pi * step / total))
                 loss, hits = self._train_step(tf.constant(x[idx]), tf.constant(y32[idx]), tf.constant(lr, tf.float32))
@@ -145,8 +147,8 @@ class KerasTrainLoop:
                 correct += float(hits)
                 step += 1
             val_loss, val_acc = self.evaluate(x_val, y_val)
-            history["loss"].append(loss_sum / len(y))
-            history["accuracy"].append(correct / len(y))  # in training mode, during the epoch, as Keras reports it
+            history["loss"].append(loss_sum / epoch_samples)
+            history["accuracy"].append(correct / epoch_samples)  # in training mode, during the epoch, as Keras reports it
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_acc)
             if cfg.patience is None:

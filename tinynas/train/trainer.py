@@ -165,7 +165,7 @@ def _fit(model: Any, model_shape: tuple[int, ...], dataset: Dataset, *, budget: 
         epochs=budget.epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
         weight_decay=budget.weight_decay, label_smoothing=budget.label_smoothing,
         patience=budget.early_stopping_patience, bn_momentum=BN_TRAIN_MOMENTUM,
-        recalibration_samples=BN_RECALIBRATION_SAMPLES, seed=seed))
+        recalibration_samples=BN_RECALIBRATION_SAMPLES, seed=seed, epoch_passes=budget.epoch_passes))
     try:
         history, best = loop.fit(x_train, y_train, x_val, y_val)
         loop.recalibrate_batch_norm(x_train, np.random.default_rng(seed + 1))
