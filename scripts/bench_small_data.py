@@ -4,7 +4,7 @@ A run's epochs were passes over the training set, so on a set of 30 series at 64
 final training's 20 epochs were 20 optimizer steps, and a search candidate's 3 epochs were 3.
 ``TrainBudget.on_train_set`` now passes over a small set several times per epoch (an epoch draws
 what it would from a large set, up to ``MIN_EPOCH_SAMPLES``). For each built-in small dataset this
-trains the same random ``dscnn`` archs (``--archs``, feasible or not: the training is what is
+trains the same random archs of ``--space`` (``dscnn``; ``--archs``, feasible or not: the training is what is
 compared) with ``--seeds`` seeds at the final training's budget (``--epochs``, default 20) both
 ways, and prints the mean test accuracy (float, Keras) of each. TensorFlow runs on one thread.
 
@@ -31,7 +31,8 @@ DATASETS = ("arrowhead", "gunpoint", "italypowerdemand", "basicmotions", "japane
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--archs", type=int, default=3, help="random dscnn archs per dataset")
+    p.add_argument("--space", default="dscnn", help="the space whose random archs are trained")
+    p.add_argument("--archs", type=int, default=3, help="random archs per dataset")
     p.add_argument("--seeds", type=int, default=2, help="training seeds per arch")
     p.add_argument("--epochs", type=int, default=20, help="the final training's epochs (run's default: 20)")
     args = p.parse_args()
@@ -46,7 +47,7 @@ def main() -> None:
           f"{'steps':>11}  seconds")
     for name in args.datasets.split(","):
         ds = load_dataset(name)
-        space = get_space("dscnn", input_shape=ds.input_shape, num_classes=ds.num_classes)
+        space = get_space(args.space, input_shape=ds.input_shape, num_classes=ds.num_classes)
         rng = np.random.default_rng(1)
         archs = [space.sample(rng) for _ in range(args.archs)]
         once = TrainBudget(epochs=args.epochs)

@@ -314,7 +314,7 @@ def test_fill_budget_times_the_best_then_trains_the_top_that_fits_and_a_resumed_
     plans = [e for e in journal.events(stage="final") if e.get("event") == "filled"]
     assert len(plans) == 1
     plan = plans[0]["plan"]
-    searched = top_candidates(journal.candidates(stage="search"), 4)  # best first, ties: lower latency
+    searched = top_candidates(journal.candidates(stage="search"), 4)  # best first (rank_key)
     probe = journal.candidates(stage="final")[0]
     assert probe["id"] == searched[0]["id"] and probe["epochs"] == 1  # the best, at the planned epochs
     assert plan["probe_seconds"] == pytest.approx(probe["train_seconds"], abs=1e-3)
