@@ -4,9 +4,10 @@ A run's epochs were passes over the training set, so on a set of 30 series at 64
 final training's 20 epochs were 20 optimizer steps, and a search candidate's 3 epochs were 3.
 ``TrainBudget.on_train_set`` now passes over a small set several times per epoch (an epoch draws
 what it would from a large set, up to ``MIN_EPOCH_SAMPLES``). For each built-in small dataset this
-trains the same random archs of ``--space`` (``dscnn``; ``--archs``, feasible or not: the training is what is
-compared) with ``--seeds`` seeds at the final training's budget (``--epochs``, default 20) both
-ways, and prints the mean test accuracy (float, Keras) of each. TensorFlow runs on one thread.
+trains the same random archs of ``--space`` (default ``dscnn``; ``--archs`` of them, feasible or not:
+the training is what is compared) with ``--seeds`` seeds at the final training's budget (``--epochs``,
+default 20) both ways, and prints the mean test accuracy (float, Keras) of each. TensorFlow runs on
+one thread.
 
     .venv/bin/python scripts/bench_small_data.py [--datasets arrowhead,gunpoint] [--archs 3] [--seeds 2]
 """
