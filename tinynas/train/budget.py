@@ -69,13 +69,16 @@ class TrainBudget:
         """This budget on a training set of ``train_samples``, with as many ``epoch_passes`` as make one epoch
         draw the samples it would draw from a large set (``max_train_samples``), up to ``MIN_EPOCH_SAMPLES``;
         1 for a set that large."""
-        n = max(1, min(int(train_samples), self.max_train_samples or int(train_samples)))
         wanted = min(MIN_EPOCH_SAMPLES, self.max_train_samples or MIN_EPOCH_SAMPLES)
-        return replace(self, epoch_passes=max(1, math.ceil(wanted / n)))
+        return replace(self, epoch_passes=max(1, math.ceil(wanted / max(1, self._pass_samples(train_samples)))))
 
     def epoch_samples(self, train_samples: int) -> int:
         """How many samples one epoch draws from a training set of ``train_samples``."""
-        return min(int(train_samples), self.max_train_samples or int(train_samples)) * self.epoch_passes
+        return self._pass_samples(train_samples) * self.epoch_passes
+
+    def _pass_samples(self, train_samples: int) -> int:
+        """The samples one pass trains on: the set, or the ``max_train_samples`` subset of it."""
+        return min(int(train_samples), self.max_train_samples or int(train_samples))
 
     def to_json(self) -> dict[str, Any]:
         """The fields; ``epoch_passes`` only when above 1, so a budget's cache key is what it was before the

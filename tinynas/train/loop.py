@@ -148,7 +148,8 @@ class KerasTrainLoop:
                 step += 1
             val_loss, val_acc = self.evaluate(x_val, y_val)
             history["loss"].append(loss_sum / epoch_samples)
-            history["accuracy"].append(correct / epoch_samples)  # in training mode, during the epoch, as Keras reports it
+            # in training mode, during the epoch, as Keras reports it
+            history["accuracy"].append(correct / epoch_samples)
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_acc)
             if cfg.patience is None:
