@@ -58,6 +58,10 @@ def setup(args: argparse.Namespace) -> tuple:
         schedule = replace(schedule, reader_body_lr_scale=args.reader_body_lr_scale)
     if getattr(args, "reader_phase_lr_scale", None) is not None:
         schedule = replace(schedule, reader_phase_lr_scale=args.reader_phase_lr_scale)
+    if getattr(args, "kd_weight", None) is not None:
+        schedule = replace(schedule, kd_weight=args.kd_weight)
+    if getattr(args, "subnets_per_step", None) is not None:
+        schedule = replace(schedule, subnets_per_step=args.subnets_per_step)
     return ds, space, schedule
 
 
@@ -164,6 +168,11 @@ def main() -> None:
                    help="ShrinkingSchedule.reader_body_lr_scale (default: its own)")
     p.add_argument("--reader-phase-lr-scale", type=float, default=None,
                    help="ShrinkingSchedule.reader_phase_lr_scale (default: its own)")
+    p.add_argument("--kd-weight", type=float, default=None, help="ShrinkingSchedule.kd_weight (default: its own)")
+    p.add_argument("--subnets-per-step", type=int, default=None,
+                   help="ShrinkingSchedule.subnets_per_step (default: its own)")
+    p.add_argument("--recal-samples", type=int, default=2000,
+                   help="training samples that recalibrate each subnet's BatchNorm statistics before scoring")
     p.add_argument("--epochs", default=None, help="epochs per phase, comma-separated (overrides --steps-per-phase)")
     p.add_argument("--score-train-samples", type=int, default=0,
                    help="score each subnet after one epoch of training on this many samples (a short fine-tune): "
@@ -242,7 +251,7 @@ def main() -> None:
     inherited = []
     for arch in archs:
         t = time.time()
-        stats = net.recalibrate(arch, ds.x_train[:2000])
+        stats = net.recalibrate(arch, ds.x_train[:args.recal_samples])
         if args.score_train_samples:
             acc = short_training_score(net, space, ds, arch, stats, samples=args.score_train_samples,
                                        start=args.score_from, learning_rate=args.score_lr)
