@@ -222,10 +222,51 @@ def test_auto_fine_tunes_when_validation_is_too_small(tmp_path):
                firmware=False).metrics
     q = m["qat"]
     assert q["applied"] and "(40 samples) is too small" in q["reason"]
-    assert q["settings"]["distill"] == 1.0
+    assert q["settings"]["distill"] == 1.0 and q["epoch_passes"] == 1  # digits: 1,259 training images
     assert q["used"] == (q["qat_val_int8_accuracy"] >= q["ptq_val_int8_accuracy"])
     assert m["int8_accuracy"] == (q["qat_int8_accuracy"] if q["used"] else q["ptq_int8_accuracy"])
     assert abs(q["qat_int8_accuracy"] - m["float_accuracy"]) <= 0.02  # distilled: int8 stays near float
+
+
+def test_an_epoch_of_fine_tuning_draws_at_least_a_thousand_samples():
+    """A small training set is passed over several times per QAT epoch, as in training; a large one once."""
+    from tinynas.deploy.qat import QATSettings
+
+    settings = QATSettings()
+    assert [settings.epoch_passes(n) for n in (42, 999, 1000, 1259)] == [24, 2, 1, 1]
+    assert QATSettings(min_epoch_samples=1).epoch_passes(42) == 1  # one pass per epoch, as before
+    assert settings.to_json()["min_epoch_samples"] == 1000
+
+
+@pytest.mark.slow
+def test_qat_on_a_small_training_set_beats_post_training_quantization(tmp_path):
+    """GunPoint keeps 42 training series. A tinyformer trained 30 epochs (of 24 passes each) lost 2 points to
+    post-training quantization, and 20 QAT epochs of one pass (40 steps at 1e-4) made it worse: 0.933
+    against 0.947, 0.967 float. Epochs of 24 passes at 3e-5 reach 0.960. What a user runs: `tinynas train`,
+    then `tinynas deploy --qat`."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps({"space": "tinyformer", "decisions": {
+        "depth": 3, "embed_dim": 48, "ffn_activation": "hard_swish", "ffn_ratio": 2, "heads": 4,
+        "pooling": "class_token", "positional": "learned", "tokenizer": "k8s8"}}))
+    model = tmp_path / "model.keras"
+    res = CliRunner().invoke(cli, ["train", str(arch_file), "--dataset", "gunpoint", "--epochs", "30",
+                                   "--out", str(model)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["deploy", str(model), "--profile", "nucleo-l432kc", "--dataset", "gunpoint",
+                                   "--qat", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    q = m["qat"]
+    assert q["applied"] and q["epoch_passes"] == 24 and q["settings"]["learning_rate"] == 3e-5
+    assert q["qat_int8_accuracy"] > q["ptq_int8_accuracy"]  # 144 of 150 test series against 142
+    assert q["used"] and m["int8_accuracy"] == q["qat_int8_accuracy"] and "after QAT" in res.output
+    assert m["float_accuracy"] - m["int8_accuracy"] <= 0.02
 
 
 def test_where_an_untrained_net_parts_from_tflm_its_int8_outputs_tie():

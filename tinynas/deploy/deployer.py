@@ -385,7 +385,7 @@ def deploy(
             qat_val = int8_accuracy(qat_bytes, x=x_val, y=y_val)
             qat_report = validate_int8(qat_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc)
             qat_record.update(applied=True, qat_int8_accuracy=qat_report.int8_accuracy, qat_val_int8_accuracy=qat_val,
-                              settings=qat_settings.to_json())
+                              settings=qat_settings.to_json(), epoch_passes=qat_settings.epoch_passes(len(x_train)))
             # A tie keeps the fine-tuned model: a small validation split mostly ties, and that is
             # where fine-tuning runs because validation cannot tell (see _qat_reason).
             if qat_val >= ptq_val:
