@@ -42,6 +42,9 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert win["qat"]["requested"] == "auto" and "settings" not in win["qat"]
     tuned = {**summary, "winner": {**win, "qat": {"applied": True, "used": True, "ptq_int8_accuracy": 0.9}}}
     assert "after quantization-aware fine-tuning (post-training quantization: 0.9000)" in render_markdown(tuned)
+    tuned["winner"]["qat"]["epoch_passes"] = 24  # deploy's record on a training set of 42 samples
+    assert ("after quantization-aware fine-tuning, each epoch 24 passes over the small training set (post-training "
+            "quantization: 0.9000)") in render_markdown(tuned)
 
     journal = Journal(out / "journal.jsonl")
     search = journal.candidates(stage="search")

@@ -353,7 +353,9 @@ def _qat_note(qat: dict[str, Any] | None) -> str:
         return ""
     ptq = _fmt(qat.get("ptq_int8_accuracy"), ".4f")
     if qat.get("used"):
-        return f" after quantization-aware fine-tuning (post-training quantization: {ptq})"
+        passes = qat.get("epoch_passes") or 1
+        each = f", each epoch {passes} passes over the small training set" if passes > 1 else ""
+        return f" after quantization-aware fine-tuning{each} (post-training quantization: {ptq})"
     return " (post-training quantization; fine-tuning ran and was not better on validation)"
 
 
