@@ -15,14 +15,13 @@ from an exponential moving average; gradients pass straight through rounding
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tinynas.errors import DeployError
-from tinynas.train.budget import MIN_EPOCH_SAMPLES
+from tinynas.train.budget import MIN_EPOCH_SAMPLES, passes_to_draw
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class QATSettings:
 
     def epoch_passes(self, train_samples: int) -> int:
         """How many times one fine-tuning epoch passes over a training set of ``train_samples``."""
-        return max(1, math.ceil(int(self.min_epoch_samples) / max(1, int(train_samples))))
+        return passes_to_draw(self.min_epoch_samples, pass_samples=train_samples)
 
 
 def _fake_quant_layers() -> tuple[type, type]:

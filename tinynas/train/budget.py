@@ -19,6 +19,12 @@ from tinynas.errors import TrainError
 MIN_EPOCH_SAMPLES = 1000
 
 
+def passes_to_draw(samples: int, *, pass_samples: int) -> int:
+    """How many passes over ``pass_samples`` one epoch makes to draw at least ``samples`` (1 at least): the rule
+    of a small set's training epochs (``TrainBudget.on_train_set``) and of its QAT epochs."""
+    return max(1, math.ceil(int(samples) / max(1, int(pass_samples))))
+
+
 @dataclass(frozen=True)
 class TrainBudget:
     """Epochs, a stratified sample cap, early stopping and the optimizer's settings.
@@ -70,7 +76,7 @@ class TrainBudget:
         draw the samples it would draw from a large set (``max_train_samples``), up to ``MIN_EPOCH_SAMPLES``;
         1 for a set that large."""
         wanted = min(MIN_EPOCH_SAMPLES, self.max_train_samples or MIN_EPOCH_SAMPLES)
-        return replace(self, epoch_passes=max(1, math.ceil(wanted / max(1, self._pass_samples(train_samples)))))
+        return replace(self, epoch_passes=passes_to_draw(wanted, pass_samples=self._pass_samples(train_samples)))
 
     def epoch_samples(self, train_samples: int) -> int:
         """How many samples one epoch draws from a training set of ``train_samples``."""
