@@ -18,7 +18,8 @@ the supernet's derived arch broke a budget before the repair (``changed``: block
 ``mix``: how the refine stage chose its blocks (``disagreement`` of the top candidates, or ``neighbourhood``
 of the best arch when they agree on every block); ``skipped``: blocks the derived arch left out of the base's
 stages ("-" where no skip was offered); ``won``: the derived arch won the final; ``handed``: final training
-took it. Usage:
+took it; ``sup val``: the supernet's validation accuracy at the epoch whose arch was taken (how far its
+weights learned: at chance, alpha followed the hardware loss alone). Usage:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_differentiable_pipeline.py [--boards nucleo-l010rb,nano33ble]
         [--seeds 0,1,2] [--strategies staged,staged+drnas] [--space mcunet|dscnn]
@@ -77,7 +78,8 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
     search = json.loads((out / "stages" / "search" / "done.json").read_text())
     row = {"winner": json.loads((out / "summary.json").read_text())["winner"], "seconds": seconds,
            "cands": search["evaluated"], "search_s": float(search["elapsed_s"]), "refine_s": 0.0,
-           "infeasible": "-", "changed": "-", "mix": "-", "won": "-", "handed": "-", "skipped": "-"}
+           "infeasible": "-", "changed": "-", "mix": "-", "won": "-", "handed": "-", "skipped": "-",
+           "supernet_val": float("nan")}
     done_path = out / "stages" / ("refine" if refine else "differentiable") / "done.json"
     if done_path.is_file():
         done = json.loads(done_path.read_text())
@@ -86,6 +88,8 @@ def _run(args: argparse.Namespace, *, board: str, strategy: str, refine: str, se
             row["changed"] = str(done["search"]["changed_to_fit"])
             row["won"] = str(done["derived"] == row["winner"]["id"])
             row["skipped"] = _left_out(done, lines)
+            vals, at = done["search"]["val_accuracy"], done["search"]["arch_epoch"]
+            row["supernet_val"] = vals[-1 if at is None else at] if vals else float("nan")
         row["mix"] = done.get("mix", "skipped" if done.get("skipped") else "-")
         row["handed"] = str(done.get("handed", "-"))
         if refine:
@@ -120,7 +124,7 @@ def main() -> None:
                                        else "equal candidates"))
     print(f"{'board':14} {'strategy':12} {'seed':>4} {'int8 acc':>8} {'val acc':>7} {'lat ms':>7} {'arena B':>7} "
           f"{'cands':>5} {'infeasible':>10} {'changed':>7} {'mix':>13} {'skipped':>7} {'won':>5} {'handed':>6} "
-          f"{'search+ s':>9} "
+          f"{'sup val':>7} {'search+ s':>9} "
           f"{'total s':>7}", flush=True)
     rows: list[tuple[str, str, dict]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +150,7 @@ def main() -> None:
                           f"{w['val_accuracy']:>7.4f} {w['cost']['latency_ms']:>7.1f} {w['cost']['arena_bytes']:>7} "
                           f"{row['cands']:>5} {row['infeasible']:>10} {row['changed']:>7} {row['mix']:>13} "
                           f"{row['skipped']:>7} "
-                          f"{row['won']:>5} {row['handed']:>6} {spent:>9.0f} {row['seconds']:>7.0f}", flush=True)
+                          f"{row['won']:>5} {row['handed']:>6} {row['supernet_val']:>7.3f} {spent:>9.0f} {row['seconds']:>7.0f}", flush=True)
     print("\nmean int8 accuracy per board and strategy (seeds that finished); derived infeasible before repair")
     for board in args.boards.split(","):
         for name in order:

@@ -167,3 +167,44 @@ def test_infeasible_arch_is_repaired_to_the_nearest_feasible(plan):
     assert shallow["s1_depth"] == 1 and latency(shallow) < latency(smallest) and changed >= 1
     with pytest.raises(SearchError, match="start from a smaller base"):
         nearest_feasible_layerwise(plan, biggest, weights, lambda a: False)
+
+
+@pytest.mark.slow
+def test_epoch_passes_go_over_the_weights_half_that_many_times_per_epoch(plan, digits, monkeypatch):
+    """A small set's epoch passes over it several times; each pass takes each weight sample once and its batches
+    stay within the pass."""
+    from tinynas.darts.search import _State
+
+    seen: list[list[bytes]] = []  # per weight step: its samples
+    step = _State.weight_step
+    monkeypatch.setattr(_State, "weight_step",
+                        lambda self, x, y, lr: (seen.append([r.tobytes() for r in x]), step(self, x, y, lr))[1])
+    small = replace(digits, x_train=digits.x_train[:70], y_train=digits.y_train[:70])  # halves of 35 and 35
+    config = replace(TINY, epochs=2, batch_size=16, epoch_passes=3, hessian_every=0)
+    result = search_layerwise(small, plan=plan, config=config)
+    assert result.epochs_run == 2 and [len(b) for b in seen] == [16] * (2 * 3 * 2)  # 2 whole batches per pass
+    passes = [seen[i] + seen[i + 1] for i in range(0, len(seen), 2)]
+    assert all(len(set(p)) == 32 for p in passes)  # no sample twice within a pass
+    assert len(set().union(*passes)) > 32  # passes draw afresh from the half of 35
+    with pytest.raises(SearchError, match="epoch_passes must be at least 1"):
+        replace(config, epoch_passes=0)
+
+
+def test_a_search_that_ended_before_newer_config_fields_existed_is_taken_as_it_is(plan, tmp_path):
+    """A stage resumed after an upgrade: its supernet.json lacks warmup_epochs and epoch_passes, which it ran at
+    0 and 1; with those values the result is taken, with others it is not."""
+    from dataclasses import asdict
+
+    from tinynas.darts.checkpoint import finished_result
+
+    cfg = replace(TINY, hessian_every=0)
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("warmup_epochs", "epoch_passes")}
+    weights = np.full(plan.shape, 0.1).tolist()
+    (tmp_path / "supernet.json").write_text(json.dumps({
+        "config": old, "epochs_run": 2, "weights": [weights, weights], "eigenvalues": [None, None],
+        "val_accuracy": [0.5, 0.6], "expected_latency_ms": [], "expected_arena_bytes": [],
+        "finished": {"arch": plan.base.to_json(), "arch_epoch": 1, "stopped_early": False, "stop_epoch": None,
+                     "nan_stop": False}}))
+    result = finished_result(tmp_path, cfg, shape=plan.shape)
+    assert result is not None and result.arch == plan.base and result.val_accuracy == [0.5, 0.6]
+    assert finished_result(tmp_path, replace(cfg, epoch_passes=3), shape=plan.shape) is None

@@ -97,3 +97,32 @@ def test_a_dscnn_base_is_the_largest_feasible_draw():
     draws = {a.id: a for a in (space.canonical(space.sample(rng)) for _ in range(2000)) if check(a)}
     first = list(draws.values())[:8]
     assert check.cost(base).macs == max(check.cost(a).macs for a in first)
+
+
+@pytest.mark.parametrize("samples, search_samples, supernet_samples, passes", [
+    (42, 1000, None, 24),    # GunPoint's training series: 24 passes draw 1,008 per epoch
+    (42, 256, None, 7),      # a smaller search subset asks for fewer
+    (42, None, None, 24),    # no cap: as a large set's 1,000
+    (1200, 1000, None, 1),   # a large set: the first 1,000, once
+    (1200, 1000, 256, 1),    # supernet_samples caps what an epoch draws
+])
+def test_a_small_training_set_passes_several_times_per_supernet_epoch(samples, search_samples, supernet_samples,
+                                                                      passes):
+    """As training does (``TrainBudget.on_train_set``): one pass over 42 series was one step per epoch."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from tinynas.data import load_dataset
+    from tinynas.pipeline.differentiable import supernet_search_setup
+    from tinynas.strategies import make_strategy
+
+    digits = load_dataset("digits")
+    data = replace(digits, x_train=digits.x_train[:samples], y_train=digits.y_train[:samples])
+    ctx = SimpleNamespace(settings=SimpleNamespace(search_samples=search_samples, search_epochs=3),
+                          resolved=SimpleNamespace(dataset=data))
+    strategy = make_strategy("drnas", space=get_space("dscnn", input_shape=(8, 8, 1), num_classes=10),
+                             supernet_samples=supernet_samples)
+    used, config, epochs = supernet_search_setup(ctx, strategy)
+    n = min(samples, supernet_samples or search_samples or samples)
+    assert len(used.y_train) == n and epochs == 3 and config.epoch_passes == passes
+    assert config.batch_size == min(32, n // 2)

@@ -134,6 +134,13 @@ def test_the_refinement_says_what_became_of_the_derived_arch():
     assert refinement_text({**r, "handed": False, "accuracy": None}).endswith("search-fidelity training failed")
     assert refinement_text({**r, "handed": None}) == head  # --strategy darts: final training takes it anyway
     assert refinement_text({"method": "darts", "skipped": "nothing to mix"}) == "darts skipped: nothing to mix"
+    from tinynas.pipeline.report import _refinement_lines
+
+    trained = {**r, "stage": "refine", "expected_latency_ms": 1.0, "latency_ms": 1.1, "epochs_run": 6,
+               "epoch_passes": 24, "supernet_val_accuracy": 0.875}
+    assert ("The supernet trained 6 epoch(s), each 24 passes over the small training set; at the epoch whose arch "
+            "was taken it scored 0.8750 on the validation split") in "\n".join(_refinement_lines(trained))
+    assert "trained 6 epoch(s); at" in "\n".join(_refinement_lines({**trained, "epoch_passes": 1}))
 
 
 def test_plan_settings_and_config_carry_the_refine_method():
@@ -191,6 +198,10 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
             f"not handed to final training: it scored {done['accuracy']:.4f} at search fidelity, below the "
             f"{done['cut_accuracy']:.4f} of the last of the {len(done['top'])} top candidates")
     assert fate in report and fate in html, report
+    search = done["search"]
+    assert search["config"]["epoch_passes"] == 1  # 64 search samples: one pass draws what an epoch asks
+    assert (f"The supernet trained 1 epoch(s); at the epoch whose arch was taken it scored "
+            f"{search['val_accuracy'][search['arch_epoch']]:.4f} on the validation split") in report
     from tinynas.cli.search import _print_summary
 
     _print_summary(json.loads((out / "summary.json").read_text()), out)

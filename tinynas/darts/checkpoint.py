@@ -19,6 +19,9 @@ import numpy as np
 
 from tinynas.errors import SearchError
 
+#: config fields added since checkpoints were first written, at the value older searches ran with
+_ADDED_DEFAULTS = {"warmup_epochs": 0, "epoch_passes": 1}
+
 _HISTORY = ("weights", "eigenvalues", "val_accuracy", "expected_latency_ms", "expected_arena_bytes")
 
 
@@ -71,7 +74,7 @@ def finished_result(state_dir: Any, config: Any, *, shape: tuple[int, int]) -> A
         return None
     meta = json.loads(path.read_text())
     end = meta.get("finished")
-    if end is None or {"warmup_epochs": 0, **meta["config"]} != asdict(config) \
+    if end is None or {**_ADDED_DEFAULTS, **meta["config"]} != asdict(config) \
             or np.shape(meta["weights"][-1]) != tuple(shape):
         return None
     result = DartsResult(arch=Arch.from_json(end["arch"]), config=config, epochs_run=int(meta["epochs_run"]),
@@ -89,7 +92,7 @@ def load_checkpoint(state_dir: Any, state: Any, result: Any, archs: list, *, der
     if not (d / "supernet.json").exists() or not (d / "supernet.npz").exists():
         return 0
     meta = json.loads((d / "supernet.json").read_text())
-    if {"warmup_epochs": 0, **meta["config"]} != asdict(state.cfg):  # checkpoints from before warm-up existed
+    if {**_ADDED_DEFAULTS, **meta["config"]} != asdict(state.cfg):
         raise SearchError(f"{d / 'supernet.json'} was written by a search with another config; delete {d} to "
                           f"start over, or resume with the same settings")
     with np.load(d / "supernet.npz") as z:

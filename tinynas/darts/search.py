@@ -65,6 +65,9 @@ class DartsConfig:
     #: the first warmup_epochs of the epochs update only the weights (0: alpha from the first step)
     warmup_epochs: int = 0
     batch_size: int = 64
+    #: passes over the weights' half per epoch: a small training set passes several times, so an epoch takes
+    #: the steps it would take on a large one (the pipeline sets it as training does, ``passes_to_draw``)
+    epoch_passes: int = 1
     cells_per_stage: int = 1
     base_channels: int = 8
     w_lr: float = 0.025
@@ -123,8 +126,8 @@ class DartsConfig:
         if not self.regularize > 0.0 or not 0.0 <= self.drop_path < 1.0:
             raise SearchError(f"regularize must be > 0 and drop_path in [0, 1); got {self.regularize} and "
                               f"{self.drop_path}")
-        if self.epochs < 1 or self.batch_size < 1 or self.hessian_every < 0:
-            raise SearchError("epochs and batch_size must be at least 1 and hessian_every at least 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.epoch_passes < 1 or self.hessian_every < 0:
+            raise SearchError("epochs, batch_size and epoch_passes must be at least 1 and hessian_every at least 0")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise SearchError(f"warmup_epochs must be in [0, epochs): got {self.warmup_epochs} warm-up epochs of "
                               f"{self.epochs}; alpha would never be updated")
@@ -277,7 +280,8 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
         raise SearchError(f"drop_path={cfg.drop_path}: this supernet has no DropPath; only the nasbench201 cell "
                           "supernet does. Use drop_path=0 here")
     state = _State(model, cfg, shape=shape, tables=tables, mask=mask)
-    steps = half // cfg.batch_size
+    per_pass = half // cfg.batch_size
+    steps = per_pass * cfg.epoch_passes
     total = cfg.epochs * steps
     result = DartsResult(arch=derive(state.mixing_mean()), config=cfg, epochs_run=0, stopped_early=False,
                          stop_epoch=None)
@@ -289,7 +293,8 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
 
         start_epoch = load_checkpoint(state_dir, state, result, archs, derive=derive)
     for epoch in range(cfg.epochs):
-        pw, pa = rng.permutation(half), rng.permutation(len(ya))  # drawn every epoch so a resume sees the same
+        # drawn every epoch so a resume sees the same; a pass's batches never straddle the next pass
+        orders = [(rng.permutation(half), rng.permutation(len(ya))) for _ in range(cfg.epoch_passes)]
         if epoch < start_epoch:
             continue
         if cfg.drop_path:
@@ -299,7 +304,8 @@ def _search_loop(dataset: Any, *, model: Any, shape: tuple[int, int], derive: An
             step = epoch * steps + s
             lr = cfg.w_lr_min + 0.5 * (cfg.w_lr - cfg.w_lr_min) * (1 + math.cos(math.pi * step / total))
             state.hw_strength.assign(cfg.hw_lambda * min(1.0, step / max(1.0, total / 2)))  # ramp over the first half
-            bw, ba = pw[s * cfg.batch_size:(s + 1) * cfg.batch_size], pa[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            (pw, pa), at = orders[s // per_pass], (s % per_pass) * cfg.batch_size
+            bw, ba = pw[at:at + cfg.batch_size], pa[at:at + cfg.batch_size]
             if epoch >= cfg.warmup_epochs and cfg.order == 2:
                 state.alpha_step_second_order(xw[bw], yw[bw], xa[ba], ya[ba], lr)
             elif epoch >= cfg.warmup_epochs:

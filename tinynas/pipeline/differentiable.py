@@ -57,6 +57,25 @@ def pick_base(space: Any, *, check: Any, seed: int, samples: int, max_blocks: in
     return max(pool, key=lambda a: (int(check.cost(a).macs), a.id))
 
 
+def supernet_search_setup(ctx: Any, strategy: Any) -> tuple[Any, Any, int]:
+    """The training data, ``DartsConfig`` and epochs of ``strategy``'s supernet search in this run: the first
+    ``supernet_samples`` (default ``--search-samples``) training samples, halved into weights and alpha, for
+    ``supernet_epochs`` (default ``--search-epochs``). An epoch on a smaller set passes over it until it draws
+    what it would draw from a large one, up to ``MIN_EPOCH_SAMPLES``, as training does
+    (``TrainBudget.on_train_set``): one pass over GunPoint's 42 series was one step of 21 per epoch, and the
+    derived arch came from 3 steps of a barely trained supernet."""
+    from tinynas.train.budget import MIN_EPOCH_SAMPLES, passes_to_draw
+
+    s, data = ctx.settings, ctx.resolved.dataset
+    cap = strategy.supernet_samples or s.search_samples
+    n = min(len(data.y_train), cap or len(data.y_train))
+    data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+    epochs = strategy.supernet_epochs or int(s.search_epochs)
+    passes = passes_to_draw(min(MIN_EPOCH_SAMPLES, cap or MIN_EPOCH_SAMPLES), pass_samples=n)
+    config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)), epoch_passes=passes)
+    return data, config, epochs
+
+
 def run_layerwise_search(ctx: Any, data: Any, *, plan: Any, config: Any, epochs: int, label: str,
                          state_dir: Any) -> tuple[Any, list[str]]:
     """The layer-wise search with its epoch bar, and what the run must say about it: a derived arch that was
@@ -115,11 +134,7 @@ def differentiable_stage(ctx: Any) -> dict:
     base = pick_base(space, check=ctx.check, seed=int(s.seed), samples=strategy.base_samples,
                      max_blocks=strategy.max_mixed_blocks)
     plan = relax(space, base)
-    data = ctx.resolved.dataset
-    n = min(len(data.y_train), strategy.supernet_samples or s.search_samples or len(data.y_train))
-    data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
-    epochs = strategy.supernet_epochs or int(s.search_epochs)
-    config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
+    data, config, epochs = supernet_search_setup(ctx, strategy)
     result, notes = run_layerwise_search(ctx, data, plan=plan, config=config, epochs=epochs, label=s.strategy,
                                          state_dir=run.stage_dir("differentiable"))
     # the supernet's val accuracy at the epoch whose arch was taken (an early or NaN stop keeps an earlier one)

@@ -18,7 +18,6 @@ own fidelity ("low") unless the search already did; final training takes it when
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -124,7 +123,7 @@ def refine_stage(ctx: Any) -> dict:
     final training takes it (``handed``), and how the mixed blocks were chosen (``mix``: "disagreement" of the
     top candidates, or "neighbourhood" of the best arch when they agree on every block). Only a search with no
     usable candidate, or a best arch with no block that can be mixed, skips the supernet with a note."""
-    from tinynas.pipeline.differentiable import BATCH_SIZE, run_layerwise_search
+    from tinynas.pipeline.differentiable import run_layerwise_search, supernet_search_setup
     from tinynas.pipeline.stages import cost_fields, top_candidates
     from tinynas.strategies import make_strategy
 
@@ -156,11 +155,7 @@ def refine_stage(ctx: Any) -> dict:
             f"the options one step around their own: {', '.join(map(option_label, options))}")
         log.info("refine: %s", mix_notes[-1])
     plan = relax(space, base, options=options, blocks=names)
-    data = ctx.resolved.dataset
-    n = min(len(data.y_train), strategy.supernet_samples or s.search_samples or len(data.y_train))
-    data = replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
-    epochs = strategy.supernet_epochs or int(s.search_epochs)
-    config = strategy.config(epochs=epochs, batch_size=min(BATCH_SIZE, max(1, n // 2)))
+    data, config, epochs = supernet_search_setup(ctx, strategy)
     result, notes = run_layerwise_search(ctx, data, plan=plan, config=config, epochs=epochs,
                                          label=f"refine {method}", state_dir=run.stage_dir(STAGE))
     notes = mix_notes + notes

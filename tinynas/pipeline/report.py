@@ -116,13 +116,17 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
     for stage in ("refine", "differentiable"):
         done = rd.stage_done(stage)
         if done:
+            search = done.get("search") or {}
+            vals, at = search.get("val_accuracy") or [], search.get("arch_epoch")
             return {"stage": stage, "method": done.get("method") or done.get("strategy"), "base": done.get("base"),
                     "mixed_blocks": done.get("mixed_blocks"), "derived": done.get("derived"),
                     "expected_latency_ms": done.get("expected_latency_ms"), "latency_ms": done.get("latency_ms"),
                     "handed": done.get("handed"), "skipped": done.get("skipped"), "notes": done.get("notes") or [],
                     "accuracy": done.get("accuracy"), "cut_accuracy": done.get("cut_accuracy"),
                     "feasible": done.get("feasible"), "top": len(done.get("top") or []),
-                    "seconds": (done.get("search") or {}).get("seconds")}
+                    "seconds": search.get("seconds"), "epochs_run": search.get("epochs_run"),
+                    "epoch_passes": (search.get("config") or {}).get("epoch_passes", 1),
+                    "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None)}
     return None
 
 
@@ -230,6 +234,12 @@ def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
     out.append(f"Search: {refinement_text(r)}. Expected latency under the final mixing weights "
                f"{_fmt(r['expected_latency_ms'], '.2f')} ms; the cost model gives the derived arch "
                f"{_fmt(r['latency_ms'], '.2f')} ms.")
+    if r.get("supernet_val_accuracy") is not None:
+        passes = int(r.get("epoch_passes") or 1)
+        each = f", each {passes} passes over the small training set" if passes > 1 else ""
+        out.append(f"The supernet trained {r['epochs_run']} epoch(s){each}; at the epoch whose arch was taken it "
+                   f"scored {float(r['supernet_val_accuracy']):.4f} on the validation split (at chance, the "
+                   f"mixing weights followed the hardware loss alone).")
     out += [f"- {note}" for note in r.get("notes", [])]
     return out + [""]
 

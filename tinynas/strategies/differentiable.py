@@ -73,13 +73,14 @@ class DifferentiableSearch(StagedSearch):
         self.base_samples = int(base_samples)
         self.max_mixed_blocks = int(max_mixed_blocks)
 
-    def config(self, *, epochs: int, batch_size: int) -> object:
+    def config(self, *, epochs: int, batch_size: int, epoch_passes: int = 1) -> object:
         """The ``DartsConfig`` of this strategy's supernet search."""
         from tinynas.darts import DartsConfig
 
         robust = self.name == "rdarts"
         # RobustDARTS: Hessian eigenvalue each epoch (power iteration: blocks x 9 alphas) and its early stop
-        return DartsConfig(method=self.method, epochs=int(epochs), batch_size=int(batch_size), seed=self.seed,
+        return DartsConfig(method=self.method, epochs=int(epochs), batch_size=int(batch_size),
+                           epoch_passes=int(epoch_passes), seed=self.seed,
                            alpha_lr=self.alpha_lr, hw_lambda=self.hw_lambda, hessian="power",
                            hessian_every=1 if robust else 0, early_stop=robust,
                            min_epoch=min(10, max(1, int(epochs) - 1)))
