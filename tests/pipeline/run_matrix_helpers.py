@@ -91,10 +91,15 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     # the deployed genotype, with its keys sorted as a JSON tool would write it, is still an arch of the space
     resorted = Arch.from_json(json.loads(json.dumps(arch, sort_keys=True)))
     _, shape, classes = OWN_DATASET.get(space, (DATASET, INPUT_SHAPE, CLASSES))
-    get_space(space, input_shape=shape, num_classes=classes).validate(resorted)
+    the_space = get_space(space, input_shape=shape, num_classes=classes)
+    the_space.validate(resorted)
     # the report describes the winner as the space does (a pipe escaped, so the table keeps its cells)
-    described = get_space(space, input_shape=shape, num_classes=classes).summary(resorted).replace("|", "\\|")
+    described = the_space.summary(resorted).replace("|", "\\|")
     assert f"| architecture | {winner['id']} `{described}` |" in report
+    # and says how to read its notation where it is not words; the Markdown escape stays out of the HTML
+    legend = the_space.summary_legend.replace("|", "\\|")
+    assert (f"| how to read it | {legend} |" in report) == bool(legend)
+    assert "\\|" not in (out / "report.html").read_text()
     # the final stage trained archs the search journaled (read back with sorted keys)
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     finals = [e for e in lines if e.get("stage") == "final" and "arch" in e]

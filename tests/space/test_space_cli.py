@@ -78,6 +78,16 @@ def test_sample_table_for_1d(runner, cost_model):
     assert "blocks" in lines[1]
 
 
+def test_sample_table_says_how_to_read_a_terse_notation(runner, cost_model):
+    from tinynas.space import get_space
+
+    result = runner.invoke(cli, ["space", "sample", "--space", "mcunet", "--input-shape", "28,28,1",
+                                 "--classes", "10", "--n", "2"])
+    assert result.exit_code == 0, result.output
+    legend = get_space("mcunet", input_shape=(28, 28, 1), num_classes=10).summary_legend
+    assert legend.startswith("w: width multiplier") and result.output.rstrip().endswith(f"arch: {legend}")
+
+
 def test_sample_with_profile(runner, cost_model):
     from tinynas.hardware import list_profiles
 

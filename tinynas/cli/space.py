@@ -139,6 +139,8 @@ def sample(space_name: str, input_shape: tuple[int, ...], num_classes: int, n: i
             rows.append((row, _summary(search_space, arch)))
     if not as_json:
         _print_table(rows, with_profile=profile is not None)
+        if search_space.summary_legend:
+            click.echo(f"\narch: {search_space.summary_legend}")
 
 
 def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) -> None:

@@ -56,7 +56,9 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     if winner is not None:
         win_id = deployed["id"] if deployed else winner["id"]
         final = finals.get(win_id, winner)
-        win = {"id": win_id, "arch": final["arch"], "arch_summary": _arch_summary(config, final["arch"]),
+        space = _space(config)
+        win = {"id": win_id, "arch": final["arch"], "arch_summary": _arch_summary(space, final["arch"]),
+               "arch_legend": getattr(space, "summary_legend", ""),
                "cost": final["cost"], "val_accuracy": final.get("accuracy"),
                "float_test_accuracy": final.get("test_accuracy"),
                "int8_accuracy": deployed.get("int8_accuracy") if deployed else None,
@@ -322,7 +324,8 @@ def _winner_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     w = s.get("winner") or {}
     c = w.get("cost") or {}
     return [
-        ("architecture", f"{w.get('id', '-')} `{_cell(w.get('arch_summary') or _arch_text(w.get('arch')))}`"),
+        ("architecture", f"{w.get('id', '-')} `{w.get('arch_summary') or _arch_text(w.get('arch'))}`"),
+        *([("how to read it", w["arch_legend"])] if w.get("arch_summary") and w.get("arch_legend") else []),
         ("validation accuracy (float, final training)", _fmt(w.get("val_accuracy"), ".4f")),
         ("test accuracy (float)", _fmt(w.get("float_test_accuracy"), ".4f")),
         *(_artifact_lines(w) or [("test accuracy (int8, TFLite Micro)", _fmt(w.get("int8_accuracy"), ".4f")
@@ -384,15 +387,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _arch_summary(config: dict[str, Any], arch: Any) -> str | None:
-    """The space's own one-line description of ``arch`` (mcunet's leaves out the blocks its depths do not
-    use, which the decisions still list); None when the space cannot be rebuilt here."""
+def _space(config: dict[str, Any]) -> Any:
+    """The run's search space, or None when it cannot be rebuilt here."""
     from tinynas.errors import TinyNASError
-    from tinynas.space import Arch, get_space
+    from tinynas.space import get_space
 
     try:
         data = config["dataset"]
-        space = get_space(config["space"]["name"], input_shape=data["input_shape"], num_classes=data["num_classes"])
+        return get_space(config["space"]["name"], input_shape=data["input_shape"], num_classes=data["num_classes"])
+    except (TinyNASError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _arch_summary(space: Any, arch: Any) -> str | None:
+    """The space's own one-line description of ``arch`` (mcunet's leaves out the blocks its depths do not
+    use, which the decisions still list); None without the space, or for an arch it does not hold."""
+    from tinynas.errors import TinyNASError
+    from tinynas.space import Arch
+
+    if space is None:
+        return None
+    try:
         return space.summary(Arch.from_json(arch))
     except (TinyNASError, KeyError, TypeError, ValueError):
         return None
@@ -465,7 +480,7 @@ def render_markdown(s: dict[str, Any]) -> str:
         out += ["The run has not finished yet: run the same command again to resume.", ""]
     else:
         out += ["## Winner", "", "| | |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in _winner_lines(s)]
+        out += [f"| {k} | {_cell(v)} |" for k, v in _winner_lines(s)]
         out.append("")
     out += ["## Pareto front", "", _pareto_note(s), "", "![Pareto front](pareto.png)", ""]
     for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):

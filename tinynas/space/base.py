@@ -41,6 +41,8 @@ class SearchSpace(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: how to read ``summary``'s notation, for a reader of the report ("" when it reads as words)
+    summary_legend: ClassVar[str] = ""
     default_input_shape: ClassVar[tuple[int, ...]] = (32, 32, 3)
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:

@@ -131,6 +131,11 @@ class MCUNetSpace(SearchSpace):
         "optional 1x1 head, per-stage depth 1-4, per-block kernel 3/5/7 and expand 3/4/6 (ReLU6)"
     )
     default_input_shape = (32, 32, 3)
+    summary_legend = (
+        "w: width multiplier of every layer's channels; r: the input resolution the model takes (a square image "
+        "is resized to it); head: the 1x1 conv before pooling; in brackets each stage's blocks, stages separated "
+        "by |, a block as kernel e expand ratio (5e6: 5x5 depthwise conv, 6x expansion; 1x5 on a sequence); a "
+        "stage with no blocks is left out")
     #: the decisions that set the network's overall scale, swept by `tinynas space fit` (MCUNet's space choice)
     scale_decisions = ("width", "resolution")
 

@@ -138,6 +138,9 @@ class NanoNASSpace(SearchSpace):
         "'-avg' (average pooling), '-k5' (5x5 convs), '-s2' (stride-2 first conv)"
     )
     default_input_shape = (32, 32, 3)
+    summary_legend = (
+        "k: filters of the first conv; c: cells of pool + conv after it, with variant tags (avg: average "
+        "pooling, k5: 5x5 convs, s2: a stride-2 first conv); filters: each conv's filters, first to last")
 
     def _decisions_for_input(self) -> list[Decision]:
         return [

@@ -116,6 +116,8 @@ class NasBench201Space(SearchSpace):
         "NAS-Bench-201 cell space (Dong & Yang 2020): 6 edges, ops none/skip/conv1x1/conv3x3/avgpool3x3; "
         "stem, 3 stages of N cells with residual reductions; trained accuracy published for every cell"
     )
+    summary_legend = ("NAS-Bench-201's cell string: one |op~i| per edge into a node from node i, nodes "
+                      "separated by +")
 
     def __init__(
         self, *, input_shape: Sequence[int], num_classes: int, cells_per_stage: int = 5, base_channels: int = 16

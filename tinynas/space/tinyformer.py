@@ -91,6 +91,10 @@ class TinyFormerSpace(SearchSpace):
         "pooling, learned or no positional embedding"
     )
     default_input_shape = (40, 1)
+    summary_legend = (
+        "the tokenizer kKsS cuts frames of K samples every S (pP: P x P patches); then depth x [attention, FFN "
+        "whose hidden width is the ratio x the embedding width] @ embedding width; pooling and positional "
+        "embedding as named")
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
