@@ -141,6 +141,9 @@ def test_the_refinement_says_what_became_of_the_derived_arch():
     assert ("The supernet trained 6 epoch(s), each 24 passes over the small training set; at the epoch whose arch "
             "was taken it scored 0.8750 on the validation split") in "\n".join(_refinement_lines(trained))
     assert "trained 6 epoch(s); at" in "\n".join(_refinement_lines({**trained, "epoch_passes": 1}))
+    assert "chance" not in "\n".join(_refinement_lines({**trained, "classes": 2}))
+    assert ("scored 0.5000 on the validation split. That is chance for 2 classes: the supernet did not learn"
+            in "\n".join(_refinement_lines({**trained, "supernet_val_accuracy": 0.5, "classes": 2})))
 
 
 def test_plan_settings_and_config_carry_the_refine_method():

@@ -128,7 +128,8 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
                     "feasible": done.get("feasible"), "top": len(done.get("top") or []),
                     "seconds": search.get("seconds"), "epochs_run": search.get("epochs_run"),
                     "epoch_passes": (search.get("config") or {}).get("epoch_passes", 1),
-                    "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None)}
+                    "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None),
+                    "classes": (rd.config.get("dataset") or {}).get("num_classes")}
     return None
 
 
@@ -239,9 +240,12 @@ def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
     if r.get("supernet_val_accuracy") is not None:
         passes = int(r.get("epoch_passes") or 1)
         each = f", each {passes} passes over the small training set" if passes > 1 else ""
+        val, classes = float(r["supernet_val_accuracy"]), r.get("classes")
+        chance = (f" That is chance for {classes} classes: the supernet did not learn, and the mixing weights "
+                  f"followed the hardware loss alone; more --search-epochs train it further."
+                  if classes and val <= 1.0 / int(classes) + 1e-9 else "")
         out.append(f"The supernet trained {r['epochs_run']} epoch(s){each}; at the epoch whose arch was taken it "
-                   f"scored {float(r['supernet_val_accuracy']):.4f} on the validation split (at chance, the "
-                   f"mixing weights followed the hardware loss alone).")
+                   f"scored {val:.4f} on the validation split.{chance}")
     out += [f"- {note}" for note in r.get("notes", [])]
     return out + [""]
 
