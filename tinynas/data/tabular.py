@@ -192,7 +192,9 @@ def load_csv(path: Path, *, label_column: str = "label", channels: int = 1, norm
     splits carved from the file take whole groups, and no window spans two.
 
     With ``normalize`` the features are standardized with one global mean and
-    std of the training rows, recorded in ``input_scaling`` for the firmware.
+    std, recorded in ``input_scaling`` for the firmware. They are taken over the
+    training file's rows, which include the validation and test splits carved from it
+    later (not a test sibling's): two scalars over every value, which say nothing of labels.
     """
     if channels < 1:
         raise DatasetError(f"csv option channels must be a positive integer, got {channels}")
