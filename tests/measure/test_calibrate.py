@@ -92,7 +92,8 @@ def test_bad_measurement_files(profile, profile_env, tmp_path):
 
 def _report(tmp_path, features, **fields) -> Path:
     fields.setdefault("model_sha1", None)
-    report = LatencyReport(port="p", device={}, profile_id="testboard", model_path=str(tmp_path / "m.tflite"),
+    fields.setdefault("device", {})
+    report = LatencyReport(port="p", profile_id="testboard", model_path=str(tmp_path / "m.tflite"),
                            windows=(WindowResult(0, 10, 10_000),), inferences_per_window=10, warmup=0,
                            min_window_s=0, upload_retries=0, upload_checked_by_crc=True, arena_used_bytes=None,
                            output_max_diff_int8=0, predicted_latency_ms=None, features=features, **fields)
@@ -108,6 +109,17 @@ def test_refuses_a_forced_measurement(profile, synthetic, tmp_path):
                      forced=True)
     with pytest.raises(MeasureError, match=rf"{forced.name}: was measured with --force .*aaaa1111.*bbbb2222"):
         calibrate(profile=profile, measurements=[*good, forced], save=False)
+
+
+def test_refuses_a_measurement_of_the_board_emulator(profile, synthetic, tmp_path):
+    """`tinynas emulate --latency host` answers in this machine's time: a board's latency model fitted to it
+    would price every later search wrong, so calibrate refuses it by the emulator's extension key."""
+    graph = synthetic.random_graph(np.random.default_rng(3), 3)
+    good = synthetic.write_measurements(tmp_path / "good", synthetic.truth, count=3)
+    emulated = _report(tmp_path, graph_features(graph), device={"name": "tinynas", "extension": {"emulator": "host"}})
+    with pytest.raises(MeasureError, match=rf"{emulated.name}: was measured on tinynas's board emulator \(host "
+                                           r"latency\).*this machine's time.*testboard's latency model"):
+        calibrate(profile=profile, measurements=[*good, emulated], save=False)
 
 
 def test_refuses_to_save_a_fit_worse_than_the_profile(profile, profile_env, synthetic, tmp_path):

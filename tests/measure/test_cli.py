@@ -35,6 +35,15 @@ def test_emulate_then_measure(emulate_cli, kws_path, kws_arena, tmp_path, profil
     assert table.exit_code == 0, table.output
     assert "latency (median)" in table.output and "window 1:" in table.output
     assert f"arena used         {kws_arena:,} bytes" in table.output
+    assert "EMULATED           tinynas's board emulator (predicted latency), not a board" in table.output
+    # the emulator's latencies are the cost model's own: calibrate refuses them and writes no overlay
+    measured = tmp_path / "run" / "measure" / "latency.json"
+    assert json.loads(measured.read_text())["device"]["extension"]["emulator"] == "predicted"
+    refused = CliRunner().invoke(cli, ["calibrate", "--profile", "testboard", str(measured)])
+    said = refused.output + str(refused.exception)  # the entry point prints a MeasureError as "error: ..."
+    assert refused.exit_code == 1 and "measured on tinynas's board emulator (predicted latency)" in said
+    assert "Flash the model (tinynas flash) and measure the board itself" in said
+    assert not list(profile_env["home"].rglob("testboard*.toml"))
 
 
 @pytest.mark.slow

@@ -160,6 +160,13 @@ def _sample(item: Any) -> Sample:
             f"{where}: was measured with --force while the device ran another model "
             f"(device {report.device_model_id!r}, file {report.file_model_id!r}): its latency is not the file's "
             "model, so calibration cannot use it; flash the model and measure again without --force")
+    emulated = ((report.device or {}).get("extension") or {}).get("emulator")
+    if emulated:
+        timed = "this machine's time" if emulated == "host" else "the cost model's own prediction"
+        raise MeasureError(
+            f"{where}: was measured on tinynas's board emulator ({emulated} latency), not on a board: its latency "
+            f"is {timed}, and fitting {report.profile_id or 'the board'}'s latency model to it would make every "
+            "later search price the board wrong. Flash the model (tinynas flash) and measure the board itself")
     if report.latency_ms is None:
         raise MeasureError(f"{where}: holds no finished window; measure again (tinynas measure --run DIR)")
     features = report.features

@@ -343,8 +343,9 @@ class BoardEmulator:
         self._clock_us = _BOOT_EPOCH_US
 
     def _extension_line(self) -> str:
+        # ``emulator``: its latencies are the host's or the cost model's, which calibrate must not fit a board to
         return (f"m-tinynas-[arena_used_bytes={self.arena_used_bytes},model_id={self.model_id},"
-                f"input_bytes={self.input_bytes},output_bytes={self.output_bytes}]")
+                f"input_bytes={self.input_bytes},output_bytes={self.output_bytes},emulator={self.latency_mode}]")
 
     def _boot(self) -> None:
         self._boot_state()

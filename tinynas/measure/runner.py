@@ -492,6 +492,9 @@ def summary_rows(report: LatencyReport) -> list[tuple[str, str]]:
         ("output vs host", "-" if report.output_max_diff_int8 is None else f"max {report.output_max_diff_int8} int8 steps"),
         ("upload retries", f"{report.upload_retries}{' (CRC-checked)' if report.upload_checked_by_crc else ''}"),
     ]
+    emulated = (report.device.get("extension") or {}).get("emulator")
+    if emulated:
+        rows.append(("EMULATED", f"tinynas's board emulator ({emulated} latency), not a board: not used by calibrate"))
     if report.forced:
         rows.append(("FORCED", f"the device runs model {report.device_model_id}, the file is "
                                f"{report.file_model_id}: not used by calibrate"))
