@@ -93,7 +93,8 @@ def test_bad_measurement_files(profile, profile_env, tmp_path):
 def _report(tmp_path, features, **fields) -> Path:
     fields.setdefault("model_sha1", None)
     fields.setdefault("device", {})
-    report = LatencyReport(port="p", profile_id="testboard", model_path=str(tmp_path / "m.tflite"),
+    fields.setdefault("profile_id", "testboard")
+    report = LatencyReport(port="p", model_path=str(tmp_path / "m.tflite"),
                            windows=(WindowResult(0, 10, 10_000),), inferences_per_window=10, warmup=0,
                            min_window_s=0, upload_retries=0, upload_checked_by_crc=True, arena_used_bytes=None,
                            output_max_diff_int8=0, predicted_latency_ms=None, features=features, **fields)
@@ -120,6 +121,20 @@ def test_refuses_a_measurement_of_the_board_emulator(profile, synthetic, tmp_pat
     with pytest.raises(MeasureError, match=rf"{emulated.name}: was measured on tinynas's board emulator \(host "
                                            r"latency\).*this machine's time.*testboard's latency model"):
         calibrate(profile=profile, measurements=[*good, emulated], save=False)
+
+
+def test_refuses_a_measurement_of_another_board_or_of_a_host_runtime(profile, synthetic, tmp_path):
+    """A latency.json measured for another profile, or with ``measure --on host`` (LiteRT on this machine), is
+    not this microcontroller's time: each is refused, naming what it was and what to measure instead."""
+    graph = synthetic.random_graph(np.random.default_rng(3), 3)
+    good = synthetic.write_measurements(tmp_path / "good", synthetic.truth, count=3)
+    other = _report(tmp_path, graph_features(graph), profile_id="nano33ble")
+    with pytest.raises(MeasureError, match=rf"{other.name}: was measured for profile 'nano33ble', not 'testboard'"):
+        calibrate(profile=profile, measurements=[*good, other], save=False)
+    host = _report(tmp_path, graph_features(graph), target="host", runtime="litert", threads=1)
+    with pytest.raises(MeasureError, match=rf"{host.name}: was measured with --on host \(litert on that machine\), "
+                                           r"not on the testboard board over serial"):
+        calibrate(profile=profile, measurements=[*good, host], save=False)
 
 
 def test_refuses_to_save_a_fit_worse_than_the_profile(profile, profile_env, synthetic, tmp_path):

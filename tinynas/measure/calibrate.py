@@ -150,11 +150,19 @@ def _features_of_model(where: str, model_path: str | None, sha1: str | None, why
     return model_features(data)
 
 
-def _sample(item: Any) -> Sample:
+def _sample(item: Any, *, profile: Any) -> Sample:
+    """One measurement as a calibration sample, refused when its latency is not ``profile``'s board running it."""
     from tinynas.measure.runner import LatencyReport
 
     report = item if isinstance(item, LatencyReport) else LatencyReport.load(Path(item))
     where = str(item) if not isinstance(item, LatencyReport) else (report.model_path or "measurement")
+    if report.profile_id and report.profile_id != profile.id:
+        raise MeasureError(f"{where}: was measured for profile {report.profile_id!r}, not {profile.id!r}; calibrate "
+                           f"{report.profile_id} with it, or measure this board (tinynas measure --profile {profile.id})")
+    if report.target is not None and profile.kind == "mcu":
+        raise MeasureError(f"{where}: was measured with --on {report.target} ({report.runtime or 'a runtime'} on that "
+                           f"machine), not on the {profile.id} board over serial; {profile.id}'s latency model "
+                           f"needs the board's own time: tinynas measure --port PORT --profile {profile.id}")
     if report.forced:
         raise MeasureError(
             f"{where}: was measured with --force while the device ran another model "
@@ -207,7 +215,7 @@ def calibrate(
         profile = load_profile(str(profile))
     if not measurements:
         raise MeasureError("calibration needs at least one measurement file (tinynas measure --run DIR writes one)")
-    samples = [_sample(m) for m in measurements]
+    samples = [_sample(m, profile=profile) for m in measurements]
     latency, clock = profile.latency, int(profile.clock_hz)
     rows = _rows(samples, latency, clock_hz=clock)
     before = [predict_ms(s.features, latency, clock_hz=clock) for s in samples]
