@@ -214,6 +214,13 @@ def test_overlay_round_trip(isolated_home):
     assert p.extra["latency_overlay"] == str(path) and p.extra["calibration"]["n_measurements"] == 12
     assert load_profile("nano33ble", overlays=False).latency == base.latency
     assert load_profile("pico").latency == load_profile("pico", overlays=False).latency
+    # `profiles show` names the overlay and how to be rid of it
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    shown = CliRunner().invoke(cli, ["profiles", "show", "nano33ble"])
+    assert shown.exit_code == 0 and f"overlay       {path} (tinynas calibrate's fit, or your own: delete it" in shown.output
 
 
 def test_overlay_with_explicit_home(tmp_path):

@@ -71,7 +71,8 @@ def show_cmd(profile_id: str, no_overlay: bool, as_json: bool) -> None:
 
         lines.insert(2, f"  base          {p.base}, whose values it keeps for: {', '.join(inherited_keys(p.source_path))}")
     if "latency_overlay" in p.extra:
-        lines.append(f"  overlay       {p.extra['latency_overlay']}")
+        lines.append(f"  overlay       {p.extra['latency_overlay']} (tinynas calibrate's fit, or your own: delete it "
+                     "to go back to the profile's latency model)")
     usb = ", ".join(f"{v:04x}:{d:04x}" for v, d in p.serial.usb_ids) or "-"
     lines.append(f"  serial        {p.serial.baud} baud, reset {p.serial.reset}, usb {usb}")
     eco = p.ecosystem
