@@ -92,3 +92,44 @@ def test_cli_does_not_fit_on_a_tiny_board(tmp_path):
     assert f"over by {flash - 49_152:,} B" in proc.stderr
     assert str((tmp_path / "out").resolve()) in proc.stderr
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["fits"] is False
+
+
+def _fake_run(tmp_path: Path, *, seed: int, fingerprint: str | None = None) -> Path:
+    """A run folder as ``tinynas run`` leaves it, as far as deploy reads it: config.toml, the journal and
+    model/model.keras (the shared digits model, whichever split it really came from)."""
+    import shutil
+
+    from tinynas.data import load_dataset
+    from tinynas.pipeline.rundir import dumps_config
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    shutil.copyfile(trained_digits_keras(), run / "model" / "model.keras")
+    fingerprint = fingerprint or load_dataset("digits", seed=seed).fingerprint
+    (run / "config.toml").write_text(dumps_config({"dataset": {"name": "digits", "fingerprint": fingerprint},
+                                                   "seeds": {"seed": seed}}))
+    (run / "journal.jsonl").write_text("")
+    return run / "model" / "model.keras"
+
+
+def test_a_run_model_deploys_on_the_run_split_and_another_seed_is_refused(tmp_path, caplog):
+    """A run with seed 3 carved other test digits than seed 0: deploy takes the run's seed from its config.toml,
+    and refuses a --seed that would measure the model on samples it trained on, before writing anything."""
+    from tinynas.data import load_dataset
+
+    model = _fake_run(tmp_path, seed=3)
+    out = tmp_path / "out"
+    args = ["deploy", str(model), "--profile", "nucleo-l4r5zi", "--dataset", "digits", "--template", "cmake-cortexm"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    used = json.loads((out / "metrics.json").read_text())["dataset"]["fingerprint"]
+    assert used == load_dataset("digits", seed=3).fingerprint != load_dataset("digits", seed=0).fingerprint
+    refused = CliRunner().invoke(cli, [*args, "--seed", "0", "--out", str(tmp_path / "o2")])
+    assert refused.exit_code == 1 and not (tmp_path / "o2").exists()
+    assert "trained it with split seed 3; --seed 0 splits the dataset otherwise" in str(refused.exception)
+    # the same seed but other data than the run's (its fingerprint differs): deployed, with a warning
+    other = _fake_run(tmp_path / "b", seed=0, fingerprint="0" * 40)
+    with caplog.at_level("WARNING"):
+        warned = CliRunner().invoke(cli, ["deploy", str(other), *args[2:], "--out", str(tmp_path / "o3")])
+    assert warned.exit_code == 0, warned.output
+    assert "gives other data or splits" in caplog.text and "000000000000" in caplog.text

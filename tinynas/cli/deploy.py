@@ -6,6 +6,7 @@ A thin wrapper over ``tinynas.deploy.deployer.deploy``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import click
 
 from tinynas.cli.common import echo_json, qat_option
 from tinynas.cli.datasets import dataset_option, typed_options
+
+log = logging.getLogger(__name__)
 
 
 @click.command("deploy")
@@ -26,10 +29,12 @@ from tinynas.cli.datasets import dataset_option, typed_options
                    "deploy of the same model is replaced; a name clash is refused.")
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
 @qat_option
-@click.option("--seed", default=0, show_default=True, type=int, help="Dataset split seed used in training.")
+@click.option("--seed", default=None, type=int,
+              help="Dataset split seed used in training (default: the seed of the run that trained MODEL, when it "
+                   "lies in a run's model/ or stages/final/ folder; else 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
-           template: str | None, qat: bool | None, seed: int, as_json: bool) -> None:
+           template: str | None, qat: bool | None, seed: int | None, as_json: bool) -> None:
     """Quantize MODEL (.keras, a legacy .h5, or a quantized .tflite) for a board; write all to --out.
 
     A .tflite is used as it is, except that a float32 or uint8 input and output (TFLiteConverter's
@@ -45,11 +50,25 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     """
     from tinynas.data import load_dataset
     from tinynas.deploy.deployer import DeployResult, deploy as run_deploy
-    from tinynas.errors import DoesNotFitError
+    from tinynas.errors import DeployError, DoesNotFitError
+    from tinynas.pipeline.rundir import config_of_run_model
     from tinynas.hardware import load_profile
 
     profile = load_profile(profile_id)
+    run = config_of_run_model(model)
+    run_seed = None if run is None else int(run[1]["seeds"].get("seed", 0))
+    if run is not None and seed is not None and seed != run_seed:
+        raise DeployError(f"{model}: the run in {run[0]} trained it with split seed {run_seed}; --seed {seed} "
+                          f"splits the dataset otherwise, so the test accuracy would count samples the model "
+                          f"trained on. Leave --seed out (or give --seed {run_seed})")
+    if seed is None:
+        seed = 0 if run_seed is None else run_seed
     dataset = load_dataset(dataset_name, seed=seed, **typed_options(dataset_name, options))
+    if run is not None and dataset.fingerprint != run[1]["dataset"].get("fingerprint"):
+        log.warning("%s: the run in %s trained it on %s (fingerprint %s); --dataset %s%s gives other data or "
+                    "splits (fingerprint %s): the test accuracy may count samples it trained on", model, run[0],
+                    run[1]["dataset"].get("name"), str(run[1]["dataset"].get("fingerprint"))[:12], dataset_name,
+                    "".join(f" -o {o}" for o in options), dataset.fingerprint[:12])
     try:
         # TensorFlow's converter prints progress with print(); keep stdout for the result (--json).
         with contextlib.redirect_stdout(sys.stderr):

@@ -99,6 +99,24 @@ def loads_config(text: str, *, where: str) -> dict[str, dict[str, Any]]:
         raise SearchError(f"{where}: not valid TOML ({exc}); fix it or choose another --out") from None
 
 
+def config_of_run_model(model: Path) -> tuple[Path, dict[str, dict[str, Any]]] | None:
+    """The run directory and config of a model a run trained (``RUN/model/model.keras``,
+    ``RUN/stages/final/ID.keras``), or None for a model elsewhere (or a config that does not read): so
+    ``deploy`` can split the dataset as the run did."""
+    model = Path(model).resolve()
+    for run_dir in (model.parent.parent, model.parent.parent.parent):
+        path = run_dir / CONFIG_FILE
+        if not path.is_file() or not (run_dir / JOURNAL_FILE).is_file():
+            continue
+        try:
+            config = loads_config(path.read_text(encoding="utf-8"), where=str(path))
+        except (OSError, UnicodeDecodeError, SearchError):
+            return None
+        if isinstance(config.get("seeds"), dict) and isinstance(config.get("dataset"), dict):
+            return run_dir, config
+    return None
+
+
 def normalize_config(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """What ``config`` reads back as from TOML (tuples become lists, None disappears)."""
     return loads_config(dumps_config(config), where="config")
