@@ -24,6 +24,33 @@ def test_train_command_saves_the_model_and_prints_json(tmp_path):
     assert data["result"]["epochs_run"] == 1 and 0.0 <= data["result"]["val_accuracy"] <= 1.0
     assert data["dataset"]["input_scaling"]["scale"] == 1 / 16
     assert data["input_adaptation"] in ("same", "resize") and len(data["model_input_shape"]) == 3
+    # beside it, the split seed: deploy measures on seed 2's test split, and refuses another seed's
+    from tinynas.data import load_dataset
+
+    assert data["record"] == str(tmp_path / "model.keras.json")
+    assert json.loads((tmp_path / "model.keras.json").read_text())["seed"] == 2
+    deploy = ["deploy", str(out), "--profile", "nucleo-l4r5zi", "--dataset", "digits", "--no-qat"]
+    deployed = CliRunner().invoke(cli, [*deploy, "--out", str(tmp_path / "d")])
+    assert deployed.exit_code == 0, deployed.output
+    used = json.loads((tmp_path / "d" / "metrics.json").read_text())["dataset"]["fingerprint"]
+    assert used == load_dataset("digits", seed=2).fingerprint
+    refused = CliRunner().invoke(cli, [*deploy, "--seed", "0", "--out", str(tmp_path / "d0")])
+    assert refused.exit_code == 1 and "tinynas train (model.keras.json) trained it with split seed 2" in str(
+        refused.exception) and not (tmp_path / "d0").exists()
+
+
+def test_a_file_of_the_record_name_that_train_did_not_write_is_left_alone(tmp_path, caplog):
+    from tinynas.train.provenance import provenance_of, write_train_record
+
+    mine = tmp_path / "model.keras.json"
+    mine.write_text('{"notes": "my own"}')
+    with caplog.at_level("WARNING"):
+        assert write_train_record(tmp_path / "model.keras", seed=3, dataset={"name": "digits"}, arch={}) is None
+    assert mine.read_text() == '{"notes": "my own"}' and "give it --seed 3" in caplog.text
+    assert provenance_of(tmp_path / "model.keras") is None
+    mine.unlink()
+    assert write_train_record(tmp_path / "model.keras", seed=3, dataset={"name": "digits"}, arch={}) == mine
+    assert provenance_of(tmp_path / "model.keras").seed == 3
 
 
 

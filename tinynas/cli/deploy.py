@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 @click.option("--template", default=None, help="Firmware template (default: the profile's own).")
 @qat_option
 @click.option("--seed", default=None, type=int,
-              help="Dataset split seed used in training (default: the seed of the run that trained MODEL, when it "
-                   "lies in a run's model/ or stages/final/ folder; else 0).")
+              help="Dataset split seed used in training (default: the seed of the run or `tinynas train` that "
+                   "saved MODEL, from the run's config.toml or MODEL.json beside it; else 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
            template: str | None, qat: bool | None, seed: int | None, as_json: bool) -> None:
@@ -51,24 +51,23 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     from tinynas.data import load_dataset
     from tinynas.deploy.deployer import DeployResult, deploy as run_deploy
     from tinynas.errors import DeployError, DoesNotFitError
-    from tinynas.pipeline.rundir import config_of_run_model
+    from tinynas.train.provenance import provenance_of
     from tinynas.hardware import load_profile
 
     profile = load_profile(profile_id)
-    run = config_of_run_model(model)
-    run_seed = None if run is None else int(run[1]["seeds"].get("seed", 0))
-    if run is not None and seed is not None and seed != run_seed:
-        raise DeployError(f"{model}: the run in {run[0]} trained it with split seed {run_seed}; --seed {seed} "
+    trained = provenance_of(model)
+    if trained is not None and seed is not None and seed != trained.seed:
+        raise DeployError(f"{model}: {trained.source} trained it with split seed {trained.seed}; --seed {seed} "
                           f"splits the dataset otherwise, so the test accuracy would count samples the model "
-                          f"trained on. Leave --seed out (or give --seed {run_seed})")
+                          f"trained on. Leave --seed out (or give --seed {trained.seed})")
     if seed is None:
-        seed = 0 if run_seed is None else run_seed
+        seed = 0 if trained is None else trained.seed
     dataset = load_dataset(dataset_name, seed=seed, **typed_options(dataset_name, options))
-    if run is not None and dataset.fingerprint != run[1]["dataset"].get("fingerprint"):
-        log.warning("%s: the run in %s trained it on %s (fingerprint %s); --dataset %s%s gives other data or "
-                    "splits (fingerprint %s): the test accuracy may count samples it trained on", model, run[0],
-                    run[1]["dataset"].get("name"), str(run[1]["dataset"].get("fingerprint"))[:12], dataset_name,
-                    "".join(f" -o {o}" for o in options), dataset.fingerprint[:12])
+    if trained is not None and trained.fingerprint and dataset.fingerprint != trained.fingerprint:
+        log.warning("%s: %s trained it on %s (fingerprint %s); --dataset %s%s gives other data or splits "
+                    "(fingerprint %s): the test accuracy may count samples it trained on", model, trained.source,
+                    trained.dataset, trained.fingerprint[:12], dataset_name, "".join(f" -o {o}" for o in options),
+                    dataset.fingerprint[:12])
     try:
         # TensorFlow's converter prints progress with print(); keep stdout for the result (--json).
         with contextlib.redirect_stdout(sys.stderr):

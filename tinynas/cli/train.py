@@ -51,3 +51,5 @@ def train(arch_file: Path, dataset: str, options: tuple[str, ...], epochs: int, 
     click.echo(f"epochs    {result.epochs_run}  on {result.train_samples} samples{over}, {result.train_seconds:.1f} s")
     click.echo(f"params    {result.params}")
     click.echo(f"saved     {summary['model']}")
+    if summary.get("record"):
+        click.echo(f"record    {summary['record']} (the split seed: deploy measures on this test split)")

@@ -40,6 +40,7 @@ def train_arch_file(
     """
     from tinynas.data import load_dataset
     from tinynas.space import base as space_base
+    from tinynas.train.provenance import write_train_record
     from tinynas.train.trainer import train_graph
 
     out = Path(out)
@@ -54,6 +55,9 @@ def train_arch_file(
     result = train_graph(graph, ds, budget=budget.on_train_set(len(ds.y_train)), seed=seed, arch_id=arch.id,
                          save_path=out, cache_dir=cache_dir)
     model_shape = tuple(graph.input_shape[1:])
+    # deploy reads the split seed from it, so the test split it measures on is this one's
+    record = write_train_record(out, seed=seed, arch=arch.to_json(), dataset={
+        "name": ds.name, "fingerprint": ds.fingerprint, "options": dataset_options or {}})
     summary = {
         "arch": arch.to_json(),
         "arch_id": arch.id,
@@ -63,5 +67,6 @@ def train_arch_file(
         "dataset": {"name": ds.name, "fingerprint": ds.fingerprint, "input_shape": list(ds.input_shape),
                     "num_classes": ds.num_classes, "input_scaling": ds.input_scaling.to_json()},
         "model": str(out),
+        "record": None if record is None else str(record),
     }
     return result, summary
