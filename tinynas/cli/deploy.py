@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 @qat_option
 @click.option("--seed", default=None, type=int,
               help="Dataset split seed used in training (default: the seed of the run or `tinynas train` that "
-                   "saved MODEL, from the run's config.toml or MODEL.json beside it; else 0).")
+                   "saved MODEL: the run's config.toml, or the MODEL.keras.json train writes; else 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
 def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
            template: str | None, qat: bool | None, seed: int | None, as_json: bool) -> None:
@@ -51,8 +51,8 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     from tinynas.data import load_dataset
     from tinynas.deploy.deployer import DeployResult, deploy as run_deploy
     from tinynas.errors import DeployError, DoesNotFitError
-    from tinynas.train.provenance import provenance_of
     from tinynas.hardware import load_profile
+    from tinynas.train.provenance import provenance_of
 
     profile = load_profile(profile_id)
     trained = provenance_of(model)
