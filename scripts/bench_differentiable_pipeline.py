@@ -150,7 +150,8 @@ def main() -> None:
                           f"{w['val_accuracy']:>7.4f} {w['cost']['latency_ms']:>7.1f} {w['cost']['arena_bytes']:>7} "
                           f"{row['cands']:>5} {row['infeasible']:>10} {row['changed']:>7} {row['mix']:>13} "
                           f"{row['skipped']:>7} "
-                          f"{row['won']:>5} {row['handed']:>6} {row['supernet_val']:>7.3f} {spent:>9.0f} {row['seconds']:>7.0f}", flush=True)
+                          f"{row['won']:>5} {row['handed']:>6} {row['supernet_val']:>7.3f} {spent:>9.0f} "
+                          f"{row['seconds']:>7.0f}", flush=True)
     print("\nmean int8 accuracy per board and strategy (seeds that finished); derived infeasible before repair")
     for board in args.boards.split(","):
         for name in order:

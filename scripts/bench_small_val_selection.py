@@ -99,7 +99,8 @@ def main() -> None:
                        "--no-progress", "--out", str(out)]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if proc.returncode != 0:
-                    print(f"{dataset:17} {seed:>4} run failed (exit {proc.returncode}): {proc.stderr[-300:]}", flush=True)
+                    print(f"{dataset:17} {seed:>4} run failed (exit {proc.returncode}): {proc.stderr[-300:]}",
+                          flush=True)
                     continue
                 winner = json.loads((out / "summary.json").read_text())["winner"]["id"]
                 finals = _finals(out)

@@ -220,7 +220,8 @@ def test_overlay_round_trip(isolated_home):
     from tinynas.cli.main import cli
 
     shown = CliRunner().invoke(cli, ["profiles", "show", "nano33ble"])
-    assert shown.exit_code == 0 and f"overlay       {path} (tinynas calibrate's fit, or your own: delete it" in shown.output
+    assert shown.exit_code == 0
+    assert f"overlay       {path} (tinynas calibrate's fit, or your own: delete it" in shown.output
 
 
 def test_overlay_with_explicit_home(tmp_path):

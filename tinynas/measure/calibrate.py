@@ -158,7 +158,8 @@ def _sample(item: Any, *, profile: Any) -> Sample:
     where = str(item) if not isinstance(item, LatencyReport) else (report.model_path or "measurement")
     if report.profile_id and report.profile_id != profile.id:
         raise MeasureError(f"{where}: was measured for profile {report.profile_id!r}, not {profile.id!r}; calibrate "
-                           f"{report.profile_id} with it, or measure this board (tinynas measure --profile {profile.id})")
+                           f"{report.profile_id} with it, or measure this board "
+                           f"(tinynas measure --profile {profile.id})")
     if report.target is not None and profile.kind == "mcu":
         raise MeasureError(f"{where}: was measured with --on {report.target} ({report.runtime or 'a runtime'} on that "
                            f"machine), not on the {profile.id} board over serial; {profile.id}'s latency model "
