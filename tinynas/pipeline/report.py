@@ -93,7 +93,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
             "epoch_passes": (final_done.get("budget") or {}).get("epoch_passes", 1),
             "extension": final_done.get("extension"), "fill": final_done.get("fill")},
-        "refinement": _refinement(rd),
+        "refinement": _refinement(rd, classes=(config.get("dataset") or {}).get("num_classes")),
         "predictor": _predictor(rd),
         "supernet": _supernet(rd),
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
@@ -112,7 +112,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     }
 
 
-def _refinement(rd: RunDir) -> dict[str, Any] | None:
+def _refinement(rd: RunDir, *, classes: int | None) -> dict[str, Any] | None:
     """What the differentiable stage did: ``staged --refine``'s ``refine`` or ``--strategy darts|drnas|rdarts``'s
     ``differentiable`` (None when the run has neither)."""
     for stage in ("refine", "differentiable"):
@@ -129,7 +129,7 @@ def _refinement(rd: RunDir) -> dict[str, Any] | None:
                     "seconds": search.get("seconds"), "epochs_run": search.get("epochs_run"),
                     "epoch_passes": (search.get("config") or {}).get("epoch_passes", 1),
                     "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None),
-                    "classes": (rd.config.get("dataset") or {}).get("num_classes")}
+                    "classes": classes}
     return None
 
 

@@ -105,11 +105,10 @@ def config_of_run_model(model: Path) -> tuple[Path, dict[str, dict[str, Any]]] |
     ``deploy`` can split the dataset as the run did."""
     model = Path(model).resolve()
     for run_dir in (model.parent.parent, model.parent.parent.parent):
-        path = run_dir / CONFIG_FILE
-        if not path.is_file() or not (run_dir / JOURNAL_FILE).is_file():
+        if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / JOURNAL_FILE).is_file():
             continue
         try:
-            config = loads_config(path.read_text(encoding="utf-8"), where=str(path))
+            config = RunDir(run_dir).config
         except (OSError, UnicodeDecodeError, SearchError):
             return None
         if isinstance(config.get("seeds"), dict) and isinstance(config.get("dataset"), dict):
