@@ -11,6 +11,7 @@ from pipeline_helpers import TINY
 
 from tinynas.cli.main import cli
 from tinynas.pipeline.journal import Journal
+from tinynas.pipeline.report import sweep_budget_note
 
 
 @pytest.mark.slow
@@ -68,6 +69,20 @@ def test_a_time_budget_counts_the_seconds_of_the_shared_results(tmp_path):
     assert len(first) == 1 and first[0]["seconds"] > 0.06  # any budget buys one candidate
     second = Journal(out / "nucleo-h743zi" / "journal.jsonl").candidates(stage="search")
     assert [(e["id"], e.get("shared_from")) for e in second] == [(first[0]["id"], "nano33ble")]
+    # The report says that nucleo-h743zi's winner is nano33ble's, not a search of its own.
+    note = "nucleo-h743zi evaluated no candidate of its own: the candidates shared from earlier boards filled"
+    assert note in (out / "sweep.md").read_text()
+    assert "nano33ble evaluated" not in (out / "sweep.md").read_text()
+
+
+def test_the_sweep_note_names_only_the_boards_that_searched_nothing_of_their_own():
+    def row(board, candidates, shared, status="ok", stop="budget"):
+        return {"board": board, "status": status, "candidates": candidates, "shared": shared, "search_stop": stop}
+
+    assert sweep_budget_note([row("a", 8, 0), row("b", 8, 3), row("c", 5, 5, stop="exhausted")]) is None
+    note = sweep_budget_note([row("a", 8, 0), row("b", 8, 8), row("c", 0, 0, status="failed"), row("d", 8, 8)])
+    assert note.startswith("b and d evaluated no candidate of their own:")
+    assert sweep_budget_note([row("a", 8, 0), row("b", 8, 8)]).startswith("b evaluated no candidate of its own:")
 
 
 @pytest.fixture

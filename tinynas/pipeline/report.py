@@ -591,6 +591,22 @@ def _sweep_supernet_text(boards: list[dict[str, Any]]) -> str:
     return " ".join(parts) + " Each board searched its own subnets on it."
 
 
+def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
+    """The boards whose candidate budget the earlier boards' shared candidates filled, so that they
+    searched nothing of their own: their winner is the best of what tighter boards found, which a
+    reader of the table would otherwise take for the board's own search."""
+    starved = [b for b in boards if b.get("status") != "failed" and b.get("search_stop") == "budget"
+               and b.get("shared") and b.get("candidates") == b.get("shared")]
+    if not starved:
+        return None
+    names = [b["board"] for b in starved]
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (f"{who} evaluated no candidate of {'its' if len(names) == 1 else 'their'} own: the candidates shared "
+            f"from earlier boards filled the search budget, so each winner is the best of what the tighter boards found. For a search "
+            "of each board's own, raise --budget-candidates or --budget-minutes (a board gets the shared ones "
+            "plus the rest) or pass --order roomiest-first.")
+
+
 def render_sweep_markdown(r: dict[str, Any]) -> str:
     ofa = any(b.get("supernet") for b in r["boards"])
     options = dataset_options_text(r)
@@ -618,6 +634,9 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
                    f"{_fmt(b.get('arena_bytes'), ',')} | {_fmt(b.get('flash_bytes'), ',')} | "
                    f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))}) | {_fmt(b.get('trainings'))} |")
     out.append("")
+    note = sweep_budget_note(r["boards"])
+    if note:
+        out += [note, ""]
     return "\n".join(out)
 
 
