@@ -79,6 +79,33 @@ def test_a_space_that_takes_the_pictures_at_another_resolution_sets_aside_the_re
     assert arena < resolve(RunSettings(profile="nucleo-l010rb", dataset=pics, space="dscnn")).profile.sram_budget_bytes
 
 
+def test_space_sample_and_fit_on_a_dataset_search_the_budget_run_searches(tmp_path):
+    """`space sample/fit --dataset` take the shape from the data and, on a microcontroller, the budget `run`
+    would search under: the board's less its front end's share."""
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+    from tinynas.cost import estimate
+    from tinynas.space import Arch, get_space
+
+    pics = str(_pictures(tmp_path / "pics"))
+    run_budget = resolve(RunSettings(profile="nucleo-l010rb", dataset=pics, space="mcunet")).profile
+    fit = CliRunner().invoke(cli, ["space", "fit", "--dataset", pics, "-p", "nucleo-l010rb", "--samples", "5"])
+    assert fit.exit_code == 0, fit.output
+    assert f"arena budget {run_budget.sram_budget_bytes:,} B: {run_budget.front_end_reserve_bytes:,} B" in fit.output
+
+    rows = CliRunner().invoke(cli, ["space", "sample", "--space", "dscnn", "--dataset", pics, "-p", "nucleo-l010rb",
+                                    "--n", "40", "--json"])
+    assert rows.exit_code == 0, rows.output
+    space = get_space("dscnn", input_shape=(12, 12, 1), num_classes=2)
+    board = load_profile("nucleo-l010rb")
+    reserved = reserve_front_end(board, load_dataset(pics))
+    graphs = [space.graph(Arch.from_json(json.loads(line)["arch"])) for line in rows.output.splitlines()]
+    fits = [json.loads(line)["cost"]["fits"] for line in rows.output.splitlines()]
+    assert fits == [estimate(g, profile=reserved).fits for g in graphs]
+    assert fits != [estimate(g, profile=board).fits for g in graphs], "the test needs an arch only the full board fits"
+
+
 def test_a_board_the_front_end_leaves_no_arena_is_refused_with_the_fix(tmp_path):
     tiny = load_profile("nucleo-l010rb").with_budgets(arena_budget_bytes=5_000)
     clips = load_dataset(str(_clips(tmp_path / "wavs")))

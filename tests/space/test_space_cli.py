@@ -170,3 +170,17 @@ def test_list_says_which_spaces_cannot_take_an_input(runner):
     text = runner.invoke(cli, ["space", "list", "--input-shape", "2,40,1"])
     assert "dscnn  (not available for input 2,40,1" in text.output
     assert "s*_b*_kernel (x20)" in text.output
+
+
+def test_sample_takes_the_shape_and_classes_from_a_dataset_or_says_what_is_missing(runner):
+    by_shape = runner.invoke(cli, ["space", "sample", "--space", "dscnn", "--input-shape", "8,8,1", "--classes", "10",
+                                   "--n", "3", "--json"])
+    by_dataset = runner.invoke(cli, ["space", "sample", "--space", "dscnn", "--dataset", "digits", "--n", "3",
+                                     "--json"])
+    assert by_dataset.exit_code == 0 and by_dataset.output == by_shape.output
+    for args, says in ((["--space", "dscnn"], "give --dataset, or --input-shape and --classes"),
+                       (["--space", "dscnn", "--dataset", "digits", "--classes", "3"], "not both"),
+                       (["--space", "dscnn", "--input-shape", "8,8,1", "--classes", "3", "-o", "x=1"],
+                        "-o/--dataset-option is an option of --dataset")):
+        result = runner.invoke(cli, ["space", "sample", *args])
+        assert result.exit_code == 2 and says in result.output, result.output

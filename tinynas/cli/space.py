@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from tinynas.cli.common import echo_json, parse_shape
+from tinynas.cli.datasets import dataset_option, typed_options
 from tinynas.errors import SpaceError
 
 FALLBACK_INPUT_SHAPE = (32, 32, 3)
@@ -28,6 +29,58 @@ def _default_shape(name: str) -> tuple[int, ...]:
     from tinynas.space.base import space_class
 
     return tuple(getattr(space_class(name), "default_input_shape", FALLBACK_INPUT_SHAPE))
+
+
+def _dataset_options(f: Any) -> Any:
+    """``--dataset`` and ``-o``: the input shape and classes from the data, and its front end's SRAM set aside
+    on a microcontroller, as ``run`` would search."""
+    f = dataset_option()(f)
+    return click.option("--dataset", "dataset_name", default=None,
+                        help="Take the input shape and classes from this dataset (instead of --input-shape and "
+                             "--classes), and on a microcontroller set aside its front end's SRAM as `run` does.")(f)
+
+
+def _space_and_profile(space_name: str, *, input_shape: tuple[int, ...] | None, num_classes: int | None,
+                       dataset_name: str | None, options: tuple[str, ...], profile_id: str | None,
+                       default_shape: tuple[int, ...] | None = None) -> tuple[Any, Any]:
+    """The space for a dataset or for the shape and classes given, and the profile with the budget a run on
+    that dataset would search under (None without ``profile_id``)."""
+    from tinynas.space import get_space
+
+    dataset = None
+    if dataset_name is not None:
+        if input_shape is not None or num_classes is not None:
+            raise click.UsageError("give --dataset or --input-shape/--classes, not both: the dataset sets them")
+        from tinynas.data import load_dataset
+
+        dataset = load_dataset(dataset_name, **typed_options(dataset_name, options))
+        search_space = get_space(space_name, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                                 adjacency=dataset.adjacency, node_task=dataset.node_task)
+    elif options:
+        raise click.UsageError("-o/--dataset-option is an option of --dataset: give the dataset too")
+    else:
+        shape = input_shape or default_shape
+        if shape is None or num_classes is None:
+            raise click.UsageError("give --dataset, or --input-shape and --classes")
+        search_space = get_space(space_name, input_shape=shape, num_classes=num_classes)
+    if profile_id is None:
+        return search_space, None
+    from tinynas.hardware import load_profile
+
+    profile = load_profile(profile_id)
+    if dataset is not None:
+        from tinynas.pipeline.front_end_budget import reserve_front_end
+
+        profile = reserve_front_end(profile, dataset, resized=search_space.resizes_input())
+    return search_space, profile
+
+
+def _reserve_line(profile: Any) -> str | None:
+    reserve = getattr(profile, "front_end_reserve_bytes", None)
+    if not reserve:
+        return None
+    return (f"arena budget {profile.sram_budget_bytes:,} B: {reserve:,} B of the board's set aside for the "
+            "dataset's front end and the arena's margin, as `run` does")
 
 
 def _summary(space: Any, arch: Any) -> str:
@@ -105,27 +158,23 @@ def _cost_json(cost: Any, with_profile: bool) -> dict[str, Any]:
 
 @space.command("sample")
 @click.option("--space", "space_name", required=True, help="Space name (see `tinynas space list`).")
-@click.option("--input-shape", "input_shape", required=True, callback=_shape_option,
-              help="H,W,C for images and spectrograms, L,C for 1-D signals.")
-@click.option("--classes", "num_classes", type=int, required=True, help="Number of classes.")
+@click.option("--input-shape", "input_shape", default=None, callback=_shape_option,
+              help="H,W,C for images and spectrograms, L,C for 1-D signals (or --dataset).")
+@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes (or --dataset).")
+@_dataset_options
 @click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many archs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--profile", "-p", "profile_id", default=None, help="Hardware profile id or .toml path: adds latency and fits.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def sample(space_name: str, input_shape: tuple[int, ...], num_classes: int, n: int, seed: int,
-           profile_id: str | None, as_json: bool) -> None:
+def sample(space_name: str, input_shape: tuple[int, ...] | None, num_classes: int | None, dataset_name: str | None,
+           options: tuple[str, ...], n: int, seed: int, profile_id: str | None, as_json: bool) -> None:
     """Random architectures of a space with their cost (and fit on a profile)."""
     import numpy as np
 
-    from tinynas.space import get_space
-
-    search_space = get_space(space_name, input_shape=input_shape, num_classes=num_classes)
-    profile = None
-    if profile_id is not None:
-        from tinynas.hardware import load_profile
-
-        profile = load_profile(profile_id)
     from tinynas.cost import estimate
+
+    search_space, profile = _space_and_profile(space_name, input_shape=input_shape, num_classes=num_classes,
+                                               dataset_name=dataset_name, options=options, profile_id=profile_id)
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -139,6 +188,9 @@ def sample(space_name: str, input_shape: tuple[int, ...], num_classes: int, n: i
             rows.append((row, _summary(search_space, arch)))
     if not as_json:
         _print_table(rows, with_profile=profile is not None)
+        reserve = _reserve_line(profile)
+        if reserve:
+            click.echo(f"\n{reserve}")
         if search_space.summary_legend:
             click.echo(f"\narch: {search_space.summary_legend}")
 
@@ -162,29 +214,34 @@ def _print_table(rows: list[tuple[dict[str, Any], str]], *, with_profile: bool) 
 @click.option("--space", "space_name", default="mcunet", show_default=True, help="Space name.")
 @click.option("--profile", "-p", "profile_id", required=True, help="Hardware profile id or .toml path.")
 @click.option("--input-shape", "input_shape", callback=_shape_option, default=None,
-              help="H,W,C or L,C (default: the space's own, e.g. 32,32,3).")
-@click.option("--classes", "num_classes", type=int, default=10, show_default=True)
+              help="H,W,C or L,C (default: the space's own, e.g. 32,32,3; or --dataset).")
+@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes (default: 10; or --dataset).")
+@_dataset_options
 @click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Samples per slice.")
 @click.option("--min-fit", "min_fit", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.1,
               show_default=True, help="Least share of a slice's samples that must fit for it to be recommended.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, num_classes: int, samples: int,
-        min_fit: float, seed: int, as_json: bool) -> None:
+def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, num_classes: int | None,
+        dataset_name: str | None, options: tuple[str, ...], samples: int, min_fit: float, seed: int,
+        as_json: bool) -> None:
     """Which width and resolution of a space suit a board: the MACs of the archs that fit (MCUNet's space choice)."""
-    from tinynas.hardware import load_profile
     from tinynas.pipeline.space_fit import fit_space
-    from tinynas.space import get_space
 
-    search_space = get_space(space_name, input_shape=input_shape or _default_shape(space_name),
-                             num_classes=num_classes)
-    result = fit_space(space=search_space, profile=load_profile(profile_id), samples=samples, seed=seed,
-                       min_fit_fraction=min_fit)
+    if dataset_name is None:
+        num_classes = 10 if num_classes is None else num_classes
+    search_space, profile = _space_and_profile(
+        space_name, input_shape=input_shape, num_classes=num_classes, dataset_name=dataset_name, options=options,
+        profile_id=profile_id, default_shape=None if dataset_name else _default_shape(space_name))
+    result = fit_space(space=search_space, profile=profile, samples=samples, seed=seed, min_fit_fraction=min_fit)
     if as_json:
         echo_json(result.to_json())
         return
     names = list(result.decisions) or ["slice"]
     click.echo(f"{search_space.name} on {result.profile}, {samples} samples per slice")
+    reserve = _reserve_line(profile)
+    if reserve:
+        click.echo(reserve)
     click.echo("  ".join(f"{n:>10}" for n in names) + f"  {'fit %':>6}  {'MMACs mean':>10}  {'p10':>7}  {'p50':>7}"
                f"  {'p90':>7}")
     for i, s in enumerate(result.slices):
@@ -208,24 +265,25 @@ def fit(space_name: str, profile_id: str, input_shape: tuple[int, ...] | None, n
 
 @space.command("build")
 @click.argument("arch_file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--input-shape", "input_shape", required=True, callback=_shape_option,
-              help="H,W,C or L,C: the dataset's input shape the arch was sampled for.")
-@click.option("--classes", "num_classes", type=int, required=True)
+@click.option("--input-shape", "input_shape", default=None, callback=_shape_option,
+              help="H,W,C or L,C: the dataset's input shape the arch was sampled for (or --dataset).")
+@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes (or --dataset).")
+@_dataset_options
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the model (.keras).")
 @click.option("--seed", type=int, default=None, help="Seed for the weight initialisation.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def build(arch_file: Path, input_shape: tuple[int, ...], num_classes: int, out: Path, seed: int | None,
-          as_json: bool) -> None:
+def build(arch_file: Path, input_shape: tuple[int, ...] | None, num_classes: int | None, dataset_name: str | None,
+          options: tuple[str, ...], out: Path, seed: int | None, as_json: bool) -> None:
     """Build the Keras model of one arch (ARCH_FILE as printed by `space sample`) and save it."""
-    from tinynas.space import get_space
     from tinynas.space.arch import read_arch_file
     from tinynas.space.keras_builder import build_keras_model
 
     if out.suffix != ".keras":
         raise SpaceError(f"--out {out}: the model file must end in .keras")
     arch = read_arch_file(arch_file)
-    search_space = get_space(arch.space, input_shape=input_shape, num_classes=num_classes)
+    search_space, _ = _space_and_profile(arch.space, input_shape=input_shape, num_classes=num_classes,
+                                         dataset_name=dataset_name, options=options, profile_id=None)
     graph = search_space.graph(arch)
     model = build_keras_model(graph, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
