@@ -275,6 +275,14 @@ def test_csv_windows(tmp_path):
     assert load_dataset(path).input_shape == (15, 1)
 
 
+def test_the_scaling_formula_writes_a_negative_offset_with_one_sign():
+    from tinynas.data.types import InputScaling
+
+    assert InputScaling(scale=0.5, offset=-0.25).formula() == "x = raw * 0.5 - 0.25"
+    assert InputScaling(scale=0.773884, offset=-0.7568781).formula(".3g") == "x = raw * 0.774 - 0.757"
+    assert InputScaling(scale=0.0625).formula() == "x = raw * 0.0625 + 0.0"
+
+
 def test_csv_train_file_takes_its_test_sibling_with_labels(tmp_path, caplog):
     """har_train.csv beside har_test.csv (any case): the fixed test split; Kaggle's test.csv without labels
     is left alone."""

@@ -65,6 +65,7 @@ def list_cmd(as_json: bool) -> None:
 def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json: bool) -> None:
     """Sizes, input shape, classes, counts per class, input scaling and fingerprint of a dataset."""
     from tinynas.data import inspect_dataset
+    from tinynas.data.types import InputScaling
 
     info = inspect_dataset(name_or_path, seed=seed, **typed_options(name_or_path, options))
     if as_json:
@@ -87,8 +88,8 @@ def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json:
         click.echo(f"splits       {info['splits']}")
     if info.get("preprocessing"):
         click.echo(f"preprocess   {info['preprocessing']}")
-    click.echo(f"scaling      {info['input_scaling']['description']} "
-               f"(x = raw * {info['input_scaling']['scale']:.6g} + {info['input_scaling']['offset']:.6g})")
+    scaling = InputScaling.from_json(info["input_scaling"])
+    click.echo(f"scaling      {scaling.description} ({scaling.formula('.6g')})")
     click.echo(f"fingerprint  {info['fingerprint']}")
     click.echo("classes      (train / val / test)")
     for i, name in enumerate(info["class_names"]):

@@ -33,6 +33,14 @@ class InputScaling:
     def apply(self, raw: np.ndarray) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
 
+    def formula(self, spec: str = "") -> str:
+        """``x = raw * scale + offset`` as a reader writes it: a negative offset as ``- 0.75``, not ``+ -0.75``;
+        ``spec`` formats the numbers (default: every digit, as the firmware header needs them)."""
+        def number(value: float) -> str:
+            return format(float(value), spec) if spec else repr(float(value))
+
+        return f"x = raw * {number(self.scale)} {'-' if self.offset < 0 else '+'} {number(abs(self.offset))}"
+
     def to_json(self) -> dict[str, Any]:
         return {"scale": float(self.scale), "offset": float(self.offset), "description": self.description}
 

@@ -559,7 +559,7 @@ def scaling_text(dataset: Any) -> str | None:
     if isinstance(scaling, str):
         return scaling
     try:
-        text = f"x = raw * {scaling.scale!r} + {scaling.offset!r} ({scaling.description})"
+        text = f"{scaling.formula()} ({scaling.description})"
     except AttributeError:
         return str(scaling)
     preprocessing = getattr(dataset, "preprocessing", "")
