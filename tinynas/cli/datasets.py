@@ -47,8 +47,11 @@ def datasets() -> None:
 def list_cmd(as_json: bool) -> None:
     """Every dataset name and the kinds of path --dataset accepts, with their options."""
     from tinynas.data import dataset_sources
+    from tinynas.data.remote import remote_kinds
 
     sources = [s.to_json() for s in dataset_sources()]
+    named = [s for s in sources if s["kind"] != "path"]
+    sources = named + remote_kinds() + [s for s in sources if s["kind"] == "path"]
     if as_json:
         echo_json(sources)
         return

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--profile", "-p", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
 @click.option("--dataset", "dataset_name", required=True,
-              help="The dataset the model was trained on (name or path); its test split measures accuracy.")
+              help="The dataset the model was trained on (name, path or URL); its test split measures accuracy.")
 @dataset_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder. Other files there (the model, notes) are left as they are; an earlier "

@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _common(fn: Callable) -> Callable:
     """The options search, run and sweep share."""
     options = [
-        click.option("--dataset", required=True, help="A dataset name (tinynas datasets list) or a path."),
+        click.option("--dataset", required=True,
+                     help="A dataset name (tinynas datasets list), a path, or an https:// URL (downloaded once)."),
         dataset_option(dest="dataset_options"),
         click.option("--space", default="dscnn", show_default=True, help="Search space (tinynas space list)."),
         click.option("--strategy", default="staged", show_default=True,

@@ -12,7 +12,8 @@ from tinynas.cli.datasets import dataset_option, typed_options
 
 @click.command()
 @click.argument("arch_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dataset", "dataset", required=True, help="A dataset name (tinynas datasets list) or a path.")
+@click.option("--dataset", "dataset", required=True,
+              help="A dataset name (tinynas datasets list), a path, or an https:// URL (downloaded once).")
 @dataset_option(also=("--option",))
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--max-train-samples", type=int, default=None, help="Train on a class-balanced subset of this size.")

@@ -138,29 +138,32 @@ def dataset_sources() -> list[DatasetSource]:
 
 
 def resolve_source(name_or_path: str | Path) -> tuple[DatasetSource, Path | None]:
-    """The source for a registered name, or the path kind that reads an existing path."""
+    """The source for a registered name, or the path kind that reads an existing path (a URL downloaded and
+    an archive unpacked first: ``tinynas.data.remote``)."""
     _load_builtin_sources()
     text = str(name_or_path)
     if text in DATASETS:
         return DATASETS.get(text), None
-    path = Path(text).expanduser()
+    from tinynas.data.remote import local_path
+
+    path = local_path(text)
     if path.exists():
         for kind in PATH_KINDS.names():
             src = PATH_KINDS.get(kind)
             assert src.matches is not None
             if src.matches(path):
                 return src, path
-        packed = next((s for s in (".zip", ".tar.gz", ".tgz", ".tar") if path.name.lower().endswith(s)), None)
+        packed = next((s for s in (".rar", ".7z", ".tar.bz2", ".tar.xz") if path.name.lower().endswith(s)), None)
         raise DatasetError(
             f"{path}: not a dataset tinynas can read; "
             + (f"it is an archive ({packed}): unpack it and pass the folder it holds; " if packed else "")
             + "pass a folder with one sub-folder of images or "
             "WAV files per class, a .npz file with arrays x and y (and adjacency for a graph), a .csv file "
-            "with a label column, or a UCR/UEA .ts file"
+            "with a label column, a UCR/UEA .ts file, or a .zip, .tar or .tar.gz of one of these"
         )
     raise DatasetError(
         f"unknown dataset {text!r} and no such file or folder; known datasets: {', '.join(DATASETS.names())}; "
-        "or pass a path to an image/WAV folder, a .npz or a .csv file"
+        "or pass a path or an https:// URL to an image/WAV folder's archive, a .npz, .csv or .ts file"
     )
 
 

@@ -1,0 +1,343 @@
+"""Datasets named by a URL or packed in an archive: fetched once, unpacked once, then read by the path
+kind that matches what they hold.
+
+A URL (``https://``, ``http://``) is downloaded once into ``$TINYNAS_HOME/downloads/<hash of the URL>/``;
+later loads, resumes and sweep boards read that copy offline, so a run whose config.toml names a URL
+resumes without the network. ``#sha256=HEX`` at the end of the URL pins the bytes: a download that does
+not match is refused and not kept. A ``.zip``, ``.tar``, ``.tar.gz`` or ``.tgz``, downloaded or local,
+is unpacked once into ``$TINYNAS_HOME/unpacked/`` and the dataset is what it holds: the folder (inside
+its one top folder, as most archives are made), or its one ``.npz``/``.csv`` file or ``*_TRAIN.ts``.
+
+Why here and not in each loader: every path kind (image and WAV folders, .npz, .csv, .ts) gets URLs and
+archives at once, and the loaders keep reading plain local paths.
+
+Unpacking refuses members that would land outside the folder (absolute paths, ``..``), links and device
+files, and archives larger than the free disk; macOS's ``__MACOSX/`` and ``._*`` side files are left out.
+A download has one deadline for the whole transfer, not one per read. Nothing half-written is ever left
+where a later load would take it for whole: both write beside the target and rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from tinynas.data.cache import tinynas_home
+from tinynas.errors import DatasetError
+from tinynas.registry import Registry
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_DEADLINE_S = 3600.0  # the whole transfer; tests lower it
+STALL_TIMEOUT_S = 60.0  # no byte for this long: the server is given up
+CHUNK_BYTES = 1 << 20
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+DATA_FILE_SUFFIXES = (".npz", ".csv", ".ts")
+SOURCE_FILE = "source.json"
+
+URL_SCHEMES: Registry[Callable[[str], Path]] = Registry("dataset URL scheme", error=DatasetError)
+
+
+def register_scheme(*schemes: str) -> Callable[[Callable[[str], Path]], Callable[[str], Path]]:
+    """Decorator: ``fetch(url) -> local path`` for URLs of these schemes (cached, so the second call is offline)."""
+
+    def deco(fn: Callable[[str], Path]) -> Callable[[str], Path]:
+        for scheme in schemes:
+            URL_SCHEMES.add(scheme, fn)
+        return fn
+
+    return deco
+
+
+def url_scheme(text: str) -> str | None:
+    """The registered scheme ``text`` is a URL of, or None (a name or a path)."""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    return match.group(1).lower() if match and match.group(1).lower() in URL_SCHEMES.names() else None
+
+
+def local_path(text: str) -> Path:
+    """The local path ``--dataset text`` stands for: a URL fetched, an archive unpacked, a path as it is."""
+    scheme = url_scheme(text)
+    path = URL_SCHEMES.get(scheme)(text) if scheme else Path(text).expanduser()
+    return dataset_in(unpack(path)) if archive_suffix(path) and path.is_file() else path
+
+
+def remote_kinds() -> list[dict[str, Any]]:
+    """What ``tinynas datasets list`` shows for URLs and archives (they have no loader of their own)."""
+    return [
+        {"name": "URL", "kind": "url", "options": {},
+         "description": f"{', '.join(s + '://' for s in URL_SCHEMES.names())} URL of any path kind below or of an "
+                        "archive of one, downloaded once into $TINYNAS_HOME/downloads (end it with #sha256=HEX to "
+                        "pin the bytes); the options are those of the kind it holds"},
+        {"name": "archive", "kind": "path", "options": {},
+         "description": f"a {', '.join(ARCHIVE_SUFFIXES)} of any path kind below, unpacked once into "
+                        "$TINYNAS_HOME/unpacked; the dataset is its one top folder, or its one .npz/.csv or "
+                        "*_TRAIN.ts; the options are those of the kind it holds"},
+    ]
+
+
+# -- downloads ------------------------------------------------------------------------------------
+def _file_name(url: str) -> str:
+    """The URL's last path segment as a safe file name (its suffix tells the path kind)."""
+    name = urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(url).path).name)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+    return name or "download"
+
+
+def _pinned_sha256(url: str) -> tuple[str, str | None]:
+    """``url`` without its fragment, and the SHA-256 its ``#sha256=HEX`` pins (None without one)."""
+    base, _, fragment = url.partition("#")
+    if not fragment:
+        return base, None
+    match = re.fullmatch(r"sha256=([0-9A-Fa-f]{64})", fragment)
+    if match is None:
+        raise DatasetError(f"{url}: the part after '#' must be sha256= and 64 hex digits (the file's SHA-256), "
+                           f"got {fragment!r}; drop it or give the file's hash")
+    return base, match.group(1).lower()
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@register_scheme("https", "http")
+def fetch_http(url: str) -> Path:
+    """The cached copy of ``url``, downloaded now if there is none (or none with the pinned hash)."""
+    base, pinned = _pinned_sha256(url)
+    folder = tinynas_home() / "downloads" / hashlib.sha1(base.encode()).hexdigest()[:16]
+    target = folder / _file_name(base)
+    record = folder / SOURCE_FILE
+    if target.is_file() and record.is_file():
+        kept = json.loads(record.read_text()).get("sha256")
+        if pinned is None or kept == pinned:
+            return target
+        log.warning("%s: the cached copy's SHA-256 is %s, not the pinned %s: downloading it again", base, kept, pinned)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        digest, size = _download(base, target, pinned=pinned)
+    except BaseException:
+        if not any(folder.iterdir()):  # a first download that failed leaves no trace
+            folder.rmdir()
+        raise
+    _write_atomic(record, json.dumps({"url": base, "sha256": digest, "bytes": size,
+                                      "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+    return target
+
+
+def _download(url: str, target: Path, *, pinned: str | None) -> tuple[str, int]:
+    """Stream ``url`` into ``target`` within ``DOWNLOAD_DEADLINE_S`` in all; return its SHA-256 and size."""
+    start = time.monotonic()
+    deadline = DOWNLOAD_DEADLINE_S
+
+    def left() -> float:
+        return deadline - (time.monotonic() - start)
+
+    from tinynas import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"tinynas/{__version__}"})
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(request, timeout=max(0.05, min(STALL_TIMEOUT_S, left())))
+            except urllib.error.HTTPError as exc:
+                raise DatasetError(f"{url}: the server answered {exc.code} {exc.reason}; check the URL") from None
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise DatasetError(f"{url}: cannot download it ({reason}); check the connection, or download the "
+                                   "file yourself and pass its path to --dataset") from None
+            with response:
+                total = response.headers.get("Content-Length")
+                log.info("downloading %s (%s) into %s", url, f"{int(total):,} bytes" if total else "size unknown",
+                         target.parent)
+                while True:
+                    if left() <= 0:
+                        raise DatasetError(f"{url}: the download took longer than {deadline:.0f} s in all "
+                                           f"({size:,} bytes so far); try again on a faster connection, or "
+                                           "download the file yourself and pass its path to --dataset")
+                    _read_timeout(response, max(0.05, min(STALL_TIMEOUT_S, left())))
+                    try:
+                        block = response.read1(CHUNK_BYTES)  # what has arrived, not a full chunk
+                    except (TimeoutError, OSError) as exc:
+                        if left() <= 0:
+                            continue  # the deadline message above
+                        raise DatasetError(f"{url}: the download broke off after {size:,} bytes ({exc}); try "
+                                           "again") from None
+                    if not block:
+                        break
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+        if total is not None and size != int(total):
+            raise DatasetError(f"{url}: the server sent {size:,} of the {int(total):,} bytes it announced; try again")
+        got = digest.hexdigest()
+        if pinned is not None and got != pinned:
+            raise DatasetError(f"{url}: the download's SHA-256 is {got}, not the pinned {pinned}; the file on the "
+                               "server changed or the pin is wrong: nothing was kept")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("downloaded %s: %s bytes, sha256 %s", url, f"{size:,}", got)
+    return got, size
+
+
+def _read_timeout(response: Any, seconds: float) -> None:
+    """Let the next read of ``response`` block ``seconds`` at most, so one slow read cannot outlast the
+    deadline (http.client keeps the socket in its file object; without one, the urlopen timeout holds)."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(seconds)
+        except OSError:  # closed: the body has ended
+            pass
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# -- archives -------------------------------------------------------------------------------------
+def archive_suffix(path: Path) -> str | None:
+    """The archive suffix of ``path`` (``.tar.gz`` before ``.tar``), or None."""
+    name = path.name.lower()
+    return next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+
+
+def _macos_side_file(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1] == ".DS_Store")
+
+
+def _checked_name(archive: Path, name: str) -> str:
+    """``name`` if it stays inside the folder it is unpacked into; DatasetError otherwise."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+        raise DatasetError(f"{archive}: member {name!r} would be written outside the folder it is unpacked into; "
+                           "tinynas does not unpack such an archive: repack it with relative paths")
+    return name
+
+
+def _members(archive: Path) -> tuple[list[tuple[str, int]], Callable[[Path, list[str]], None]]:
+    """The regular files of ``archive`` to unpack (name, size) and a function that unpacks those names."""
+    suffix = archive_suffix(archive)
+    if suffix == ".zip":
+        try:
+            zf = zipfile.ZipFile(archive)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DatasetError(f"{archive}: not a readable .zip ({exc}); download or pack it again") from None
+        files = []
+        with zf:
+            for info in zf.infolist():
+                if _macos_side_file(info.filename):
+                    continue
+                _checked_name(archive, info.filename)
+                kind = stat.S_IFMT(info.external_attr >> 16)
+                if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                    raise DatasetError(f"{archive}: member {info.filename!r} is a link or a special file; tinynas "
+                                       "unpacks only files and folders: repack it without links")
+                if not info.is_dir():
+                    files.append((info.filename, info.file_size))
+
+        def unpack_zip(dest: Path, names: list[str]) -> None:
+            with zipfile.ZipFile(archive) as z:
+                for name in names:
+                    z.extract(name, dest)
+
+        return files, unpack_zip
+    try:
+        tf = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise DatasetError(f"{archive}: not a readable tar archive ({exc}); download or pack it again") from None
+    files = []
+    with tf:
+        for member in tf.getmembers():
+            if _macos_side_file(member.name):
+                continue
+            _checked_name(archive, member.name)
+            if not (member.isfile() or member.isdir()):
+                raise DatasetError(f"{archive}: member {member.name!r} is a link or a special file; tinynas unpacks "
+                                   "only files and folders: repack it without links")
+            if member.isfile():
+                files.append((member.name, member.size))
+
+    def unpack_tar(dest: Path, names: list[str]) -> None:
+        wanted = set(names)
+        with tarfile.open(archive, "r:*") as t:
+            members = [m for m in t.getmembers() if m.name in wanted]
+            if hasattr(tarfile, "data_filter"):
+                t.extractall(dest, members=members, filter="data")
+            else:  # Python without extraction filters: the members were checked above
+                t.extractall(dest, members=members)
+
+    return files, unpack_tar
+
+
+def unpack(archive: Path) -> Path:
+    """The folder ``archive`` is unpacked in, unpacking it the first time (again when the file changed)."""
+    archive = archive.resolve()
+    st = archive.stat()
+    key = hashlib.sha1(f"{archive}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    dest = tinynas_home() / "unpacked" / key
+    if dest.is_dir():
+        return dest
+    files, extract = _members(archive)
+    if not files:
+        raise DatasetError(f"{archive}: the archive holds no files")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    need = sum(size for _, size in files)
+    free = shutil.disk_usage(dest.parent).free
+    if need > free:
+        raise DatasetError(f"{archive}: unpacked it needs {need:,} bytes and {dest.parent} has {free:,} free; free "
+                           "some space or set TINYNAS_HOME to a larger disk")
+    log.info("unpacking %s (%d files, %s bytes) into %s", archive, len(files), f"{need:,}", dest)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{key}-"))
+    try:
+        extract(tmp, [name for name, _ in files])
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another process unpacked it meanwhile
+            if not dest.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+
+
+def dataset_in(folder: Path) -> Path:
+    """The dataset an unpacked archive holds: inside its one top folder (when it holds no data file beside
+    it), its one ``*_TRAIN.ts`` or its one ``.npz``/``.csv`` file, else the folder itself."""
+    entries = [e for e in sorted(folder.iterdir()) if not e.name.startswith(".")]
+    dirs = [e for e in entries if e.is_dir()]
+    data = [e for e in entries if e.is_file() and e.suffix.lower() in DATA_FILE_SUFFIXES]
+    if len(dirs) == 1 and not data:
+        return dataset_in(dirs[0])
+    if not dirs:
+        trains = [e for e in data if e.name.upper().endswith("_TRAIN.TS")]
+        if len(trains) == 1:
+            return trains[0]
+        if len(data) == 1:
+            return data[0]
+    return folder
