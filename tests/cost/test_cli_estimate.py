@@ -16,6 +16,11 @@ def test_estimate_one_model_on_a_board(mlperf_models):
     assert res.exit_code == 0, res.output
     assert "2,656,768" in res.output and "24,272 B" in res.output
     assert "sram" in res.output and "latency" in res.output and "fits nano33ble" in res.output
+    # --model, as firmware generate, emulate and measure name the file, is the same
+    named = CliRunner().invoke(cli, ["estimate", "--model", str(mlperf_models["kws"]), "--profile", "nano33ble"])
+    assert named.exit_code == 0 and named.output == res.output
+    nothing = CliRunner().invoke(cli, ["estimate", "--profile", "nano33ble"])
+    assert nothing.exit_code == 2 and "name a .tflite model" in nothing.output
 
 
 def test_estimate_json(mlperf_models):

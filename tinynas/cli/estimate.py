@@ -24,16 +24,22 @@ def _need(name: str, value: float) -> str:
 
 
 @click.command("estimate")
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "named", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A model file, as the other commands name it (repeatable; the same as MODELS).")
 @click.option("--profile", "-p", "profiles", multiple=True,
               help="Hardware profile id or .toml path (repeat for several boards; see `tinynas profiles list`).")
 @click.option("--latency-ms", "--latency-target-ms", "latency_target_ms", type=float, default=None,
               help="Latency budget in ms (default: the profile's latency_target_ms).")
 @click.option("--json", "as_json", is_flag=True, help="Print the Cost records as JSON.")
-def estimate(models: tuple[Path, ...], profiles: tuple[str, ...], latency_target_ms: float | None,
-             as_json: bool) -> None:
+def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[str, ...],
+             latency_target_ms: float | None, as_json: bool) -> None:
     """Cost of int8 .tflite MODELS: MACs, params, flash, TFLM arena, latency, and the budget checks."""
     from tinynas.cost import estimate_tflite
+
+    models = models + named
+    if not models:
+        raise click.UsageError("name a .tflite model: tinynas estimate MODEL.tflite -p BOARD (or --model MODEL)")
 
     loaded = []
     if profiles:
