@@ -100,6 +100,30 @@ def test_model_bytes_and_protocol_are_in_every_project(tmp_path, kws):
     assert "arduino-cli lib install Chirale_TensorFLowLite" in (esp / "README.md").read_text()
 
 
+def test_the_pico_project_names_the_sdk_path_it_lacks_in_cmake_and_in_flash(tmp_path, kws, monkeypatch):
+    """CMake configures the generated project: without a pico-sdk it stops at once and says which variable to set
+    (not an include of '/external/pico_sdk_import.cmake'), -DPICO_SDK_PATH works as the environment does, and
+    `tinynas flash` lists PICO_SDK_PATH among the variables to set."""
+    from tinynas.measure.flash import flash_project
+
+    cmake = require_tool("cmake")
+    pico = _generate(kws, load_profile("pico"), tmp_path / "p")
+    monkeypatch.delenv("PICO_SDK_PATH", raising=False)
+    monkeypatch.delenv("PICO_TFLMICRO_PATH", raising=False)
+    bare = subprocess.run([cmake, "-S", str(pico), "-B", str(tmp_path / "b1")], capture_output=True, text=True)
+    assert bare.returncode != 0 and "PICO_SDK_PATH ('') is not a pico-sdk checkout" in bare.stderr, bare.stderr
+    sdk = tmp_path / "pico-sdk"  # enough of an SDK for the project to reach its next check
+    (sdk / "external").mkdir(parents=True)
+    (sdk / "external" / "pico_sdk_import.cmake").write_text("macro(pico_sdk_init)\nendmacro()\n")
+    given = subprocess.run([cmake, "-S", str(pico), "-B", str(tmp_path / "b2"), f"-DPICO_SDK_PATH={sdk}"],
+                           capture_output=True, text=True)
+    assert given.returncode != 0 and "set -DPICO_TFLMICRO_PATH" in given.stderr, given.stderr
+    assert "is not a pico-sdk checkout" not in given.stderr
+
+    plan = flash_project(project=pico, port="/dev/ttyACM0")
+    assert not plan.ran and "PICO_SDK_PATH, PICO_TFLMICRO_PATH are not set" in plan.not_run_because
+
+
 def test_ecosystem_specifics(tmp_path, kws):
     zephyr = _generate(kws, load_profile("nrf5340dk"), tmp_path / "z", template="zephyr")
     conf = (zephyr / "prj.conf").read_text()
