@@ -178,6 +178,9 @@ def test_sample_takes_the_shape_and_classes_from_a_dataset_or_says_what_is_missi
     by_dataset = runner.invoke(cli, ["space", "sample", "--space", "dscnn", "--dataset", "digits", "--n", "3",
                                      "--json"])
     assert by_dataset.exit_code == 0 and by_dataset.output == by_shape.output
+    listed = runner.invoke(cli, ["space", "list", "--dataset", "digits", "--json"])
+    assert listed.exit_code == 0 and listed.output == runner.invoke(cli, ["space", "list", "--input-shape", "8,8,1",
+                                                                         "--json"]).output
     for args, says in ((["--space", "dscnn"], "give --dataset, or --input-shape and --classes"),
                        (["--space", "dscnn", "--dataset", "digits", "--classes", "3"], "not both"),
                        (["--space", "dscnn", "--input-shape", "8,8,1", "--classes", "3", "-o", "x=1"],

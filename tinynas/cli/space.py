@@ -40,6 +40,21 @@ def _dataset_options(f: Any) -> Any:
                              "--classes), and on a microcontroller set aside its front end's SRAM as `run` does.")(f)
 
 
+def _dataset(dataset_name: str | None, options: tuple[str, ...], *, input_shape: tuple[int, ...] | None,
+             num_classes: int | None) -> Any:
+    """The dataset ``--dataset`` names (None without one); a usage error when the shape or classes are
+    given too, or ``-o`` without a dataset."""
+    if dataset_name is None:
+        if options:
+            raise click.UsageError("-o/--dataset-option is an option of --dataset: give the dataset too")
+        return None
+    if input_shape is not None or num_classes is not None:
+        raise click.UsageError("give --dataset or --input-shape/--classes, not both: the dataset sets them")
+    from tinynas.data import load_dataset
+
+    return load_dataset(dataset_name, **typed_options(dataset_name, options))
+
+
 def _space_and_profile(space_name: str, *, input_shape: tuple[int, ...] | None, num_classes: int | None,
                        dataset_name: str | None, options: tuple[str, ...], profile_id: str | None,
                        default_shape: tuple[int, ...] | None = None) -> tuple[Any, Any]:
@@ -47,17 +62,10 @@ def _space_and_profile(space_name: str, *, input_shape: tuple[int, ...] | None, 
     that dataset would search under (None without ``profile_id``)."""
     from tinynas.space import get_space
 
-    dataset = None
-    if dataset_name is not None:
-        if input_shape is not None or num_classes is not None:
-            raise click.UsageError("give --dataset or --input-shape/--classes, not both: the dataset sets them")
-        from tinynas.data import load_dataset
-
-        dataset = load_dataset(dataset_name, **typed_options(dataset_name, options))
+    dataset = _dataset(dataset_name, options, input_shape=input_shape, num_classes=num_classes)
+    if dataset is not None:
         search_space = get_space(space_name, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                  adjacency=dataset.adjacency, node_task=dataset.node_task)
-    elif options:
-        raise click.UsageError("-o/--dataset-option is an option of --dataset: give the dataset too")
     else:
         shape = input_shape or default_shape
         if shape is None or num_classes is None:
@@ -96,18 +104,26 @@ def space() -> None:
 @space.command("list")
 @click.option("--input-shape", "input_shape", callback=_shape_option, default=None,
               help="Input shape for the sizes shown (default: each space's own, e.g. 32,32,3).")
-@click.option("--classes", "num_classes", type=int, default=10, show_default=True)
+@click.option("--classes", "num_classes", type=int, default=None, help="Number of classes (default: 10; or --dataset).")
+@_dataset_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int, as_json: bool) -> None:
+def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int | None, dataset_name: str | None,
+                options: tuple[str, ...], as_json: bool) -> None:
     """Every registered space: description, decisions with options, and size."""
     from tinynas.space import get_space, space_names
     from tinynas.space.base import space_class
 
+    dataset = _dataset(dataset_name, options, input_shape=input_shape, num_classes=num_classes)
+    graph: dict[str, Any] = {}
+    if dataset is not None:
+        input_shape, num_classes = tuple(dataset.input_shape), dataset.num_classes
+        graph = {"adjacency": dataset.adjacency, "node_task": dataset.node_task}
     described = []
     for name in space_names():
         shape = input_shape or _default_shape(name)
         try:
-            described.append(get_space(name, input_shape=shape, num_classes=num_classes).describe())
+            described.append(get_space(name, input_shape=shape, num_classes=10 if num_classes is None else num_classes,
+                                       **graph).describe())
         except SpaceError as exc:  # this space cannot take the input: say why, list the others
             described.append({"name": name, "description": space_class(name).description,
                               "input_shape": list(shape), "error": str(exc)})
