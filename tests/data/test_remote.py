@@ -49,8 +49,9 @@ def _zip_folder(folder, archive, *, top, extra=()):
 
 @pytest.fixture
 def server(tmp_path):
-    """An HTTP server on localhost serving ``tmp_path/www``; ``server.stall`` paths send a few bytes and hang,
-    ``server.short`` paths announce more bytes than they send."""
+    """An HTTP server on localhost serving ``tmp_path/www``; ``/stall`` paths send a few bytes and hang,
+    ``/short`` paths announce more bytes than they send, ``/download?file=NAME`` sends www/NAME under the
+    name its Content-Disposition gives (and ``/download?file=NAME&anonymous=1`` under none)."""
     root = tmp_path / "www"
     root.mkdir()
     release = threading.Event()
@@ -76,6 +77,16 @@ def server(tmp_path):
                 self.send_header("Content-Length", "1000")
                 self.end_headers()
                 self.wfile.write(b"y" * 10)
+                return
+            if self.path.startswith("/download?"):
+                query = dict(pair.split("=") for pair in self.path.split("?", 1)[1].split("&"))
+                body = (root / query["file"]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                if "anonymous" not in query:
+                    self.send_header("Content-Disposition", f'attachment; filename="{query["file"]}"')
+                self.end_headers()
+                self.wfile.write(body)
                 return
             super().do_GET()
 
@@ -107,6 +118,16 @@ def test_a_url_is_downloaded_once_and_then_read_offline(server, tmp_path, monkey
     assert load_dataset(url).fingerprint == ds.fingerprint
     server.shutdown()  # nor is there a server
     assert load_dataset(url).fingerprint == ds.fingerprint
+
+
+def test_a_url_that_names_no_file_takes_the_name_the_server_sends(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path / "home"))
+    data = _npz(server.root / "readings.npz")
+    assert load_dataset(f"{server.url}/download?file=readings.npz").fingerprint == load_dataset(data).fingerprint
+    for _ in range(2):  # downloaded, then from the cache: the same answer
+        with pytest.raises(DatasetError, match=r"anonymous=1: the file it gave is named 'download', which says "
+                                               r"nothing of what it holds"):
+            load_dataset(f"{server.url}/download?file=readings.npz&anonymous=1")
 
 
 def test_a_zip_of_an_image_folder_from_a_url_or_a_path_is_the_folder_it_holds(server, tmp_path, monkeypatch):

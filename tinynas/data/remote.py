@@ -118,32 +118,48 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _known_suffix(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES + DATA_FILE_SUFFIXES)
+
+
 @register_scheme("https", "http")
 def fetch_http(url: str) -> Path:
     """The cached copy of ``url``, downloaded now if there is none (or none with the pinned hash)."""
     base, pinned = _pinned_sha256(url)
     folder = tinynas_home() / "downloads" / hashlib.sha1(base.encode()).hexdigest()[:16]
-    target = folder / _file_name(base)
     record = folder / SOURCE_FILE
-    if target.is_file() and record.is_file():
-        kept = json.loads(record.read_text()).get("sha256")
-        if pinned is None or kept == pinned:
-            return target
-        log.warning("%s: the cached copy's SHA-256 is %s, not the pinned %s: downloading it again", base, kept, pinned)
+    kept = json.loads(record.read_text()) if record.is_file() else {}
+    if kept.get("file") and (folder / kept["file"]).is_file():
+        if pinned is None or kept.get("sha256") == pinned:
+            return _readable(url, folder / kept["file"])
+        log.warning("%s: the cached copy's SHA-256 is %s, not the pinned %s: downloading it again", base,
+                    kept.get("sha256"), pinned)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        digest, size = _download(base, target, pinned=pinned)
+        target, digest, size = _download(base, folder, pinned=pinned)
     except BaseException:
         if not any(folder.iterdir()):  # a first download that failed leaves no trace
             folder.rmdir()
         raise
-    _write_atomic(record, json.dumps({"url": base, "sha256": digest, "bytes": size,
+    _write_atomic(record, json.dumps({"url": base, "file": target.name, "sha256": digest, "bytes": size,
                                       "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+    if kept.get("file") and kept["file"] != target.name:  # the copy this one replaces
+        (folder / kept["file"]).unlink(missing_ok=True)
+    return _readable(url, target)
+
+
+def _readable(url: str, target: Path) -> Path:
+    if not _known_suffix(target.name):
+        raise DatasetError(f"{url}: the file it gave is named {target.name!r}, which says nothing of what it holds; "
+                           "tinynas reads .npz, .csv and .ts files and .zip, .tar and .tar.gz archives: use a URL "
+                           "that ends in the file's name, or download it and pass its path")
     return target
 
 
-def _download(url: str, target: Path, *, pinned: str | None) -> tuple[str, int]:
-    """Stream ``url`` into ``target`` within ``DOWNLOAD_DEADLINE_S`` in all; return its SHA-256 and size."""
+def _download(url: str, folder: Path, *, pinned: str | None) -> tuple[Path, str, int]:
+    """Stream ``url`` into ``folder`` within ``DOWNLOAD_DEADLINE_S`` in all; return the file, its SHA-256 and
+    size. The file is named after the URL, or, when that names no file tinynas reads, after the server's
+    Content-Disposition (``.../download?id=7`` that sends ``data.zip``)."""
     start = time.monotonic()
     deadline = DOWNLOAD_DEADLINE_S
 
@@ -153,22 +169,26 @@ def _download(url: str, target: Path, *, pinned: str | None) -> tuple[str, int]:
     from tinynas import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"tinynas/{__version__}"})
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
-    digest, size = hashlib.sha256(), 0
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(request, timeout=max(0.05, min(STALL_TIMEOUT_S, left())))
-            except urllib.error.HTTPError as exc:
-                raise DatasetError(f"{url}: the server answered {exc.code} {exc.reason}; check the URL") from None
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DatasetError(f"{url}: cannot download it ({reason}); check the connection, or download the "
-                                   "file yourself and pass its path to --dataset") from None
-            with response:
-                total = response.headers.get("Content-Length")
-                log.info("downloading %s (%s) into %s", url, f"{int(total):,} bytes" if total else "size unknown",
-                         target.parent)
+        response = urllib.request.urlopen(request, timeout=max(0.05, min(STALL_TIMEOUT_S, left())))
+    except urllib.error.HTTPError as exc:
+        raise DatasetError(f"{url}: the server answered {exc.code} {exc.reason}; check the URL") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DatasetError(f"{url}: cannot download it ({reason}); check the connection, or download the "
+                           "file yourself and pass its path to --dataset") from None
+    with response:
+        name = _file_name(url)
+        sent = response.headers.get_filename()
+        if not _known_suffix(name) and sent:
+            name = _file_name("/" + urllib.parse.quote(sent))
+        target = folder / name
+        total = response.headers.get("Content-Length")
+        log.info("downloading %s (%s) into %s", url, f"{int(total):,} bytes" if total else "size unknown", folder)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}", suffix=".part")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
                 while True:
                     if left() <= 0:
                         raise DatasetError(f"{url}: the download took longer than {deadline:.0f} s in all "
@@ -187,18 +207,19 @@ def _download(url: str, target: Path, *, pinned: str | None) -> tuple[str, int]:
                     out.write(block)
                     digest.update(block)
                     size += len(block)
-        if total is not None and size != int(total):
-            raise DatasetError(f"{url}: the server sent {size:,} of the {int(total):,} bytes it announced; try again")
-        got = digest.hexdigest()
-        if pinned is not None and got != pinned:
-            raise DatasetError(f"{url}: the download's SHA-256 is {got}, not the pinned {pinned}; the file on the "
-                               "server changed or the pin is wrong: nothing was kept")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            if total is not None and size != int(total):
+                raise DatasetError(f"{url}: the server sent {size:,} of the {int(total):,} bytes it announced; "
+                                   "try again")
+            got = digest.hexdigest()
+            if pinned is not None and got != pinned:
+                raise DatasetError(f"{url}: the download's SHA-256 is {got}, not the pinned {pinned}; the file on "
+                                   "the server changed or the pin is wrong: nothing was kept")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     log.info("downloaded %s: %s bytes, sha256 %s", url, f"{size:,}", got)
-    return got, size
+    return target, got, size
 
 
 def _read_timeout(response: Any, seconds: float) -> None:
