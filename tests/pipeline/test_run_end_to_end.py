@@ -11,7 +11,7 @@ from pipeline_helpers import TINY
 
 from tinynas.cli.main import cli
 from tinynas.pipeline.journal import Journal
-from tinynas.pipeline.report import render_markdown
+from tinynas.pipeline.report import cheaper_tie_note, render_markdown
 from tinynas.pipeline.rundir import loads_config
 
 
@@ -64,6 +64,32 @@ def test_run_writes_the_whole_run_directory(finished_run):
     note = "by the accuracy the search ranked them on (validation accuracy at search fidelity"
     assert note in report and note in (out / "report.html").read_text() and "deployment are above." in report
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the finalists the winner was chosen from, in the final stage's ranking, each with its model file
+    ranked = json.loads((out / "stages" / "final" / "done.json").read_text())["ranked"]
+    finalists = summary["finalists"]
+    assert [r["id"] for r in finalists] == ranked and len(ranked) == 2
+    assert [r["winner"] for r in finalists] == [r["id"] == win["id"] for r in finalists] and win["id"] in ranked
+    assert all((out / "stages" / "final" / f"{r['id']}.keras").is_file() for r in finalists)
+    assert "## Finalists" in report and f"| {win['id']} (winner) | {win['val_accuracy']:.4f} |" in report
+    assert "<h2>Finalists</h2>" in (out / "report.html").read_text()
+
+
+def test_the_report_names_a_finalist_that_tied_the_winner_at_a_lower_cost():
+    def row(i, acc, latency, flash, winner=False):
+        return {"id": i, "winner": winner, "arch_summary": "a", "val_accuracy": acc, "val_loss": 0.1,
+                "float_test_accuracy": 0.9, "latency_ms": latency, "arena_bytes": 1000, "flash_bytes": flash,
+                "macs": 1, "model": f"RUN/stages/final/{i}.keras"}
+
+    base = {"board": "pico", "dataset": "wav", "dataset_options": {"resample": True}}
+    tied = {**base, "finalists": [row("big", 1.0, 448.6, 159_324, winner=True), row("small", 1.0, 272.7, 104_092),
+                                  row("worse", 0.9, 10.0, 1_000)]}
+    note = cheaper_tie_note(tied)
+    assert note.startswith("small tied the winner on validation accuracy (1.0000) at 272.70 ms and 104,092 B")
+    assert note.endswith("tinynas deploy RUN/stages/final/small.keras --profile pico --dataset wav -o resample=True "
+                         "--out DIR")
+    # a tie at about the winner's cost, or a cheaper finalist that is less accurate, is no news
+    near = [row("big", 1.0, 448.6, 159_324, winner=True), row("near", 1.0, 400.0, 150_000), row("worse", 0.9, 1.0, 1)]
+    assert cheaper_tie_note({**base, "finalists": near}) is None
 
 
 @pytest.mark.slow

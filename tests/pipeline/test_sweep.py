@@ -41,14 +41,20 @@ def test_sweep_shares_candidates_and_survives_a_failing_board(tmp_path, no_room_
     assert shared and all(e["shared_from"] == "nano33ble" and e["cost"]["fits"] for e in shared)
     assert second["trainings"] < first["trainings"] and report["trainings"] < 2 * first["trainings"]
     md = (out / "sweep.md").read_text()
-    assert "no-room | failed" in md and "nucleo-h743zi | ok" in md
+    assert "no-room | failed" in md and "(nucleo-h743zi/report.md) | ok" in md
     assert "Boards ran tightest-first: no-room, nano33ble, nucleo-h743zi" in md
     assert f"| {first['arena_bytes']:,} | {first['flash_bytes']:,} |" in md  # bytes as every report writes them
+    # each board links to its own report; the failed board has none to link to
+    assert "| [nano33ble](nano33ble/report.md) | ok |" in md and "| no-room | failed" in md
+    page = (out / "sweep.html").read_text()
+    assert "<a href='nano33ble/report.html'>nano33ble</a>" in page and "<td>no-room</td><td>failed" in page
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](sweep.png)" in md
 
     # `tinynas report` rebuilds the sweep, and running the sweep again trains nothing.
-    (out / "sweep.md").unlink()
+    for name in ("sweep.md", "sweep.html", "sweep.png"):
+        (out / name).unlink()
     rebuilt = CliRunner().invoke(cli, ["report", str(out), "--json"], catch_exceptions=False)
-    assert rebuilt.exit_code == 0 and (out / "sweep.md").is_file()
+    assert rebuilt.exit_code == 0 and all((out / name).is_file() for name in ("sweep.md", "sweep.html", "sweep.png"))
     assert json.loads(rebuilt.output)["boards"] == report["boards"]
     again = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert json.loads(again.output)["trainings"] == report["trainings"]

@@ -234,6 +234,6 @@ def report(path: Path, as_json: bool) -> None:
     if as_json:
         echo_json(summary)
     elif "boards" in summary:
-        click.echo(f"rebuilt {path / 'sweep.md'} and {path / 'sweep.json'}")
+        click.echo(f"rebuilt {path / 'sweep.md'}, sweep.html, sweep.png and sweep.json")
     else:
         click.echo(f"rebuilt {path / 'report.md'}, report.html, pareto.png and summary.json")

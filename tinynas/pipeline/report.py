@@ -2,7 +2,8 @@
 
 The last stage of ``tinynas run``/``search``/``sweep`` and all of ``tinynas report``:
 summary.json, report.md, report.html and pareto.png (accuracy against latency and
-against arena, budgets marked, winner highlighted); sweep.json and sweep.md for sweeps.
+against arena, budgets marked, winner highlighted); sweep.json, sweep.md, sweep.html and
+sweep.png (each board's winner: accuracy and its share of each budget) for sweeps.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
             "epoch_passes": (final_done.get("budget") or {}).get("epoch_passes", 1),
             "extension": final_done.get("extension"), "fill": final_done.get("fill")},
+        "finalists": _finalists(run_dir, finals, ranked=final_done.get("ranked") or [], winner=win,
+                                space=_space(config) if finals else None),
         "refinement": _refinement(rd, classes=(config.get("dataset") or {}).get("num_classes")),
         "predictor": _predictor(rd),
         "supernet": _supernet(rd),
@@ -110,6 +113,62 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "pareto": {"latency_ms": [_row(e) for e in pareto_rows(entries, "latency_ms")],
                    "arena_bytes": [_row(e) for e in pareto_rows(entries, "arena_bytes")]},
     }
+
+
+def _finalists(run_dir: str | Path, finals: dict[str, dict[str, Any]], *, ranked: list[str],
+               winner: dict[str, Any] | None, space: Any) -> list[dict[str, Any]]:
+    """The candidates the final stage trained, in its ranking (validation accuracy, then validation loss):
+    what the winner was chosen from, with each model's file, so a reader can deploy another one."""
+    order = [i for i in ranked if i in finals] + [i for i in finals if i not in ranked]
+    rows = []
+    for i in order:
+        e = finals[i]
+        if e.get("accuracy") is None:
+            continue
+        rows.append({"id": i, "winner": winner is not None and winner["id"] == i,
+                     "arch_summary": _arch_summary(space, e["arch"]) or _arch_text(e["arch"]),
+                     "val_accuracy": e["accuracy"], "val_loss": e.get("val_loss"),
+                     "float_test_accuracy": e.get("test_accuracy"),
+                     "latency_ms": e["cost"].get("latency_ms"), "arena_bytes": e["cost"].get("arena_bytes"),
+                     "flash_bytes": e["cost"].get("flash_bytes"), "macs": e["cost"].get("macs"),
+                     "model": str(Path(run_dir) / "stages" / "final" / f"{i}.keras")})
+    return rows
+
+
+def cheaper_tie_note(s: dict[str, Any]) -> str | None:
+    """A finalist that tied the winner on validation accuracy at well under its latency or flash: the
+    validation loss chose between them, which a reader shipping to a board may weigh otherwise."""
+    rows = s.get("finalists") or []
+    win = next((r for r in rows if r["winner"]), None)
+    if win is None or not win.get("latency_ms"):
+        return None
+    cheaper = [r for r in rows if not r["winner"] and r["val_accuracy"] == win["val_accuracy"]
+               and ((r.get("latency_ms") or 0) <= 0.8 * win["latency_ms"]
+                    or (r.get("flash_bytes") or 0) <= 0.8 * (win.get("flash_bytes") or 0))]
+    if not cheaper:
+        return None
+    r = min(cheaper, key=lambda c: c.get("latency_ms") or 0)
+    options = "".join(f" -o {k}={v}" for k, v in (s.get("dataset_options") or {}).items())
+    return (f"{r['id']} tied the winner on validation accuracy ({r['val_accuracy']:.4f}) at "
+            f"{_fmt(r['latency_ms'], '.2f')} ms and {_fmt(r['flash_bytes'], ',')} B of flash against "
+            f"{_fmt(win['latency_ms'], '.2f')} ms and {_fmt(win['flash_bytes'], ',')} B; the validation loss chose "
+            f"the winner. To ship it instead: tinynas deploy {r['model']} --profile {s['board']} --dataset "
+            f"{s['dataset']}{options} --out DIR")
+
+
+FINALIST_COLUMNS = ("id", "val acc", "val loss", "float test acc", "latency (ms)", "arena (bytes)", "flash (bytes)",
+                    "architecture")
+
+
+def _finalist_cells(r: dict[str, Any]) -> list[str]:
+    return [r["id"] + (" (winner)" if r["winner"] else ""), _fmt(r["val_accuracy"], ".4f"), _fmt(r["val_loss"], ".4g"),
+            _fmt(r["float_test_accuracy"], ".4f"), _fmt(r["latency_ms"], ".2f"), _fmt(r["arena_bytes"], ","),
+            _fmt(r["flash_bytes"], ","), r["arch_summary"]]
+
+
+FINALISTS_TEXT = ("The search's best candidates, trained at full fidelity; the winner is the most accurate on the "
+                  "validation split, then the one with the lowest validation loss. Each model is in "
+                  "stages/final/ID.keras.")
 
 
 def _refinement(rd: RunDir, *, classes: int | None) -> dict[str, Any] | None:
@@ -486,6 +545,14 @@ def render_markdown(s: dict[str, Any]) -> str:
         out += ["## Winner", "", "| | |", "|---|---|"]
         out += [f"| {k} | {_cell(v)} |" for k, v in _winner_lines(s)]
         out.append("")
+    if len(s.get("finalists") or []) > 1:
+        out += ["## Finalists", "", FINALISTS_TEXT, "", "| " + " | ".join(FINALIST_COLUMNS) + " |",
+                "|" + "---|" * len(FINALIST_COLUMNS)]
+        out += ["| " + " | ".join(_cell(c) for c in _finalist_cells(r)) + " |" for r in s["finalists"]]
+        out.append("")
+        note = cheaper_tie_note(s)
+        if note:
+            out += [note, ""]
     out += ["## Pareto front", "", _pareto_note(s), "", "![Pareto front](pareto.png)", ""]
     for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
         out += [f"### {title}", "", "| id | accuracy | latency (ms) | arena (bytes) | flash (bytes) | MACs |",
@@ -518,6 +585,14 @@ def render_html(s: dict[str, Any]) -> str:
         parts.append("<h2>Winner</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _winner_lines(s)]
         parts.append("</table>")
+    if len(s.get("finalists") or []) > 1:
+        parts.append(f"<h2>Finalists</h2><p>{e(FINALISTS_TEXT)}</p><table><tr>"
+                     + "".join(f"<th>{e(c)}</th>" for c in FINALIST_COLUMNS) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in _finalist_cells(r)) + "</tr>" for r in s["finalists"]]
+        parts.append("</table>")
+        note = cheaper_tie_note(s)
+        if note:
+            parts.append(f"<p>{e(note)}</p>")
     parts.append(f"<h2>Pareto front</h2><p>{e(_pareto_note(s))}</p>"
                  "<img src='pareto.png' alt='Pareto front' style='max-width:100%'>")
     for cost, title in (("latency_ms", "accuracy against latency"), ("arena_bytes", "accuracy against arena")):
@@ -571,7 +646,9 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
               "trainings": sum(r.get("trainings", 0) for r in boards),
               "failed": [r["board"] for r in boards if r["status"] == "failed"]}
     atomic_write_json(sweep_dir / SWEEP_FILE, result)
+    plot_sweep(result, sweep_dir / "sweep.png")
     atomic_write_text(sweep_dir / "sweep.md", render_sweep_markdown(result))
+    atomic_write_text(sweep_dir / "sweep.html", render_sweep_html(result))
     return result
 
 
@@ -607,37 +684,124 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
             "plus the rest) or pass --order roomiest-first.")
 
 
-def render_sweep_markdown(r: dict[str, Any]) -> str:
+SWEEP_COLUMNS = ("board", "status", "winner", "int8 acc", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
+                 "flash or model file (bytes)", "candidates (shared)", "trainings")
+
+
+def _sweep_paragraphs(r: dict[str, Any]) -> list[str]:
     ofa = any(b.get("supernet") for b in r["boards"])
     options = dataset_options_text(r)
-    out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", "",
-           (f"Dataset options: {options}. " if options else "") +
-           f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
-           f"({'the supernet is' if ofa else 'candidates are'} shared across boards through one cache), "
-           f"{_fmt(r['seconds'], '.0f')} s.", "",
-           f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. "
-           + (_sweep_supernet_text(r["boards"]) if ofa else
-              "Each board was told the earlier boards' results that fit it, counted in its budget (the `shared` "
-              "column)."), "",
-           "| board | status | winner | int8 acc | val acc | latency (ms) | arena or runtime memory (bytes) | "
-           "flash or model file (bytes) | "
-           "candidates (shared) | trainings |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    return [(f"Dataset options: {options}. " if options else "") +
+            f"Space `{r['space']}`, strategy `{r['strategy']}`; {r['trainings']} trainings in all "
+            f"({'the supernet is' if ofa else 'candidates are'} shared across boards through one cache), "
+            f"{_fmt(r['seconds'], '.0f')} s.",
+            f"Boards ran {r.get('order') or 'in order'}: {', '.join(r.get('run_order') or [])}. "
+            + (_sweep_supernet_text(r["boards"]) if ofa else
+               "Each board was told the earlier boards' results that fit it, counted in its budget (the `shared` "
+               "column).")]
+
+
+def _sweep_cells(b: dict[str, Any]) -> list[str]:
+    """One board's row of the sweep table, the board's name first (each renderer links it to its report)."""
+    if b["status"] == "failed":
+        return [b["board"], f"failed: {b.get('error', '')[:300]}"] + [""] * (len(SWEEP_COLUMNS) - 2)
+    early = b.get("search_stop") not in (None, "budget")
+    return [b["board"], f"{b['status']} (search {b['search_stop']})" if early else b["status"],
+            _fmt(b.get("winner")), _fmt(b.get("int8_accuracy"), ".4f"), _fmt(b.get("val_accuracy"), ".4f"),
+            _fmt(b.get("latency_ms"), ".2f"), _fmt(b.get("arena_bytes"), ","), _fmt(b.get("flash_bytes"), ","),
+            f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))})", _fmt(b.get("trainings"))]
+
+
+def _has_report(b: dict[str, Any]) -> bool:
+    return b["status"] != "failed"
+
+
+def render_sweep_markdown(r: dict[str, Any]) -> str:
+    out = [f"# tinynas sweep: {r['dataset']} over {len(r['boards'])} boards", ""]
+    for paragraph in _sweep_paragraphs(r):
+        out += [paragraph, ""]
+    out += ["| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
     for b in r["boards"]:
-        if b["status"] == "failed":
-            out.append(f"| {b['board']} | failed: {b.get('error', '')[:300]} | | | | | | | | |")
-            continue
-        early = b.get("search_stop") not in (None, "budget")
-        status = f"{b['status']} (search {b['search_stop']})" if early else b["status"]
-        out.append(f"| {b['board']} | {status} | {_fmt(b.get('winner'))} | {_fmt(b.get('int8_accuracy'), '.4f')} | "
-                   f"{_fmt(b.get('val_accuracy'), '.4f')} | {_fmt(b.get('latency_ms'), '.2f')} | "
-                   f"{_fmt(b.get('arena_bytes'), ',')} | {_fmt(b.get('flash_bytes'), ',')} | "
-                   f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))}) | {_fmt(b.get('trainings'))} |")
+        cells = _sweep_cells(b)
+        if _has_report(b):
+            cells[0] = f"[{cells[0]}]({cells[0]}/report.md)"
+        out.append("| " + " | ".join(cells) + " |")
     out.append("")
     note = sweep_budget_note(r["boards"])
     if note:
         out += [note, ""]
+    if any(_has_report(b) and b.get("winner") for b in r["boards"]):
+        out += ["![each board's winner against its budgets](sweep.png)", ""]
     return "\n".join(out)
+
+
+def render_sweep_html(r: dict[str, Any]) -> str:
+    e = html.escape
+    title = f"tinynas sweep: {r['dataset']} over {len(r['boards'])} boards"
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>",
+             "</head><body>", f"<h1>{e(title)}</h1>"]
+    parts += [f"<p>{e(paragraph)}</p>" for paragraph in _sweep_paragraphs(r)]
+    parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in SWEEP_COLUMNS) + "</tr>")
+    for b in r["boards"]:
+        cells = [e(c) for c in _sweep_cells(b)]
+        if _has_report(b):
+            cells[0] = f"<a href='{e(b['board'])}/report.html'>{cells[0]}</a>"
+        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append("</table>")
+    note = sweep_budget_note(r["boards"])
+    if note:
+        parts.append(f"<p>{e(note)}</p>")
+    if any(_has_report(b) and b.get("winner") for b in r["boards"]):
+        parts.append("<img src='sweep.png' alt=\"each board's winner against its budgets\" style='max-width:100%'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def plot_sweep(r: dict[str, Any], path: Path) -> bool:
+    """Each board's winner: its int8 accuracy, and how much of the board's arena, flash and latency budget it
+    takes (which budget binds where). False, and no file, when no board has a winner."""
+    rows = [b for b in r["boards"] if _has_report(b) and b.get("winner")]
+    if not rows:
+        path.unlink(missing_ok=True)
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [b["board"] for b in rows]
+    x = np.arange(len(rows))
+    fig, (acc_ax, use_ax) = plt.subplots(1, 2, figsize=(max(9.0, 1.6 * len(rows) + 4), 4.2))
+    accuracy = [b.get("int8_accuracy") if b.get("int8_accuracy") is not None else b.get("val_accuracy") for b in rows]
+    acc_ax.bar(x, [a or 0.0 for a in accuracy], color="tab:blue")
+    for i, a in enumerate(accuracy):
+        if a is not None:
+            acc_ax.text(i, a, f"{a:.3f}", ha="center", va="bottom", fontsize=8)
+    low = min([a for a in accuracy if a is not None] or [0.0])
+    acc_ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    acc_ax.set_ylabel("int8 test accuracy (val. where not deployed)")
+    for k, (key, budget, label) in enumerate((("arena_bytes", "sram_budget_bytes", "arena / memory"),
+                                              ("flash_bytes", "flash_budget_bytes", "flash / model file"),
+                                              ("latency_ms", "latency_target_ms", "latency"))):
+        shares = [100.0 * b[key] / b["budgets"][budget]
+                  if b.get(key) is not None and (b.get("budgets") or {}).get(budget) else 0.0 for b in rows]
+        use_ax.bar(x + (k - 1) * 0.27, shares, width=0.27, label=label)
+    use_ax.axhline(100.0, color="tab:red", lw=1)
+    use_ax.set_ylabel("share of the board's budget (%)")
+    use_ax.legend(fontsize=8)
+    for ax in (acc_ax, use_ax):
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{r['space']} on {r['dataset']} ({r['strategy']}): each board's winner")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
 
 
 def rebuild(path: str | Path) -> dict[str, Any]:
