@@ -95,7 +95,8 @@ def _bytes(value: Any) -> str:
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     from tinynas.measure.flash import STAMP
-    from tinynas.pipeline.report import dataset_options_text, fill_text, refinement_text, scored_text, supernet_text
+    from tinynas.pipeline.report import (cheaper_tie_note, dataset_options_text, fill_text, refinement_text,
+                                         scored_text, supernet_text)
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
@@ -128,6 +129,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         flash = w.get("tflite_flash_bytes") or c.get("flash_bytes")
         click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {_bytes(arena)} B  "
                    f"flash {_bytes(flash)} B")
+        tie = cheaper_tie_note(summary)
+        if tie:
+            click.echo(f"tie        {tie}")
     budgets = summary.get("budgets") or {}
     if budgets.get("front_end_reserve_bytes"):
         arena, reserve = int(budgets["sram_budget_bytes"]), int(budgets["front_end_reserve_bytes"])
