@@ -187,8 +187,13 @@ def _download(url: str, folder: Path, *, pinned: str | None) -> tuple[Path, str,
         log.info("downloading %s (%s) into %s", url, f"{int(total):,} bytes" if total else "size unknown", folder)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}", suffix=".part")
         digest, size = hashlib.sha256(), 0
+        from tqdm import tqdm
+
+        # a bar on a terminal only (disable=None), so that logs and pipes stay clean
+        bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True, desc=f"download {name}",
+                   disable=None, leave=False)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with bar, os.fdopen(fd, "wb") as out:
                 while True:
                     if left() <= 0:
                         raise DatasetError(f"{url}: the download took longer than {deadline:.0f} s in all "
@@ -207,6 +212,7 @@ def _download(url: str, folder: Path, *, pinned: str | None) -> tuple[Path, str,
                     out.write(block)
                     digest.update(block)
                     size += len(block)
+                    bar.update(len(block))
             if total is not None and size != int(total):
                 raise DatasetError(f"{url}: the server sent {size:,} of the {int(total):,} bytes it announced; "
                                    "try again")
