@@ -110,14 +110,6 @@ def _pinned_sha256(url: str) -> tuple[str, str | None]:
     return base, match.group(1).lower()
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _known_suffix(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES + DATA_FILE_SUFFIXES)
 
