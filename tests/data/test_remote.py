@@ -138,7 +138,8 @@ def test_a_zip_of_an_image_folder_from_a_url_or_a_path_is_the_folder_it_holds(se
                           extra=[("__MACOSX/pics/._left", b"\0"), ("pics/.DS_Store", b"\0"),
                                  ("pics/left/._0.png", b"\0")])
     expected = load_dataset(folder).fingerprint
-    assert load_dataset(archive).fingerprint == expected
+    packed = load_dataset(archive)
+    assert packed.fingerprint == expected and packed.name == "pics.zip" and packed.source.endswith(f", from {archive}")
     resized = load_dataset(folder, image_size=8).fingerprint
     assert load_dataset(f"{server.url}/pics.zip", image_size=8).fingerprint == resized
 

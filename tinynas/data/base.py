@@ -13,6 +13,7 @@ import importlib
 import inspect
 import logging
 import typing
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -312,14 +313,18 @@ def load_dataset(
         meta["groups"] = hashlib.sha1(np.asarray(raw.groups).astype(str).astype("U").tobytes()).hexdigest()
         meta["group_split"] = "by class"  # groups are carved by class too: an older run's splits differ
     fingerprint = fingerprint_arrays(arrays, meta=meta)
+    name, where_from = source.name if path is None else path.name, raw.source
+    if path is not None and Path(str(name_or_path)).expanduser() != path:  # a URL or an archive, read from the cache
+        name = Path(urllib.parse.urlsplit(str(name_or_path)).path).name or str(name_or_path)
+        where_from = f"{raw.source}, from {name_or_path}"
     ds = Dataset(
-        name=source.name if path is None else path.name,
+        name=name,
         x_train=raw.x[train_idx], y_train=raw.y[train_idx],
         x_val=x_val, y_val=y_val,
         x_test=x_test, y_test=y_test,
         class_names=tuple(raw.class_names),
         input_scaling=raw.scaling,
-        source=raw.source,
+        source=where_from,
         fingerprint=fingerprint,
         options={k: v for k, v in used.items()},
         adjacency=raw.adjacency,
