@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from tinynas.data.cache import tinynas_home
 from tinynas.errors import DatasetError
+from tinynas.pipeline.rundir import atomic_write_json
 from tinynas.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ def fetch_http(url: str) -> Path:
         if not any(folder.iterdir()):  # a first download that failed leaves no trace
             folder.rmdir()
         raise
-    _write_atomic(record, json.dumps({"url": base, "file": target.name, "sha256": digest, "bytes": size,
-                                      "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+    atomic_write_json(record, {"url": base, "file": target.name, "sha256": digest, "bytes": size,
+                               "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     if kept.get("file") and kept["file"] != target.name:  # the copy this one replaces
         (folder / kept["file"]).unlink(missing_ok=True)
     return _readable(url, target)
@@ -229,12 +230,6 @@ def _read_timeout(response: Any, seconds: float) -> None:
             sock.settimeout(seconds)
         except OSError:  # closed: the body has ended
             pass
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # -- archives -------------------------------------------------------------------------------------
