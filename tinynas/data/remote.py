@@ -244,68 +244,61 @@ def _macos_side_file(name: str) -> bool:
     return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1] == ".DS_Store")
 
 
-def _checked_name(archive: Path, name: str) -> str:
-    """``name`` if it stays inside the folder it is unpacked into; DatasetError otherwise."""
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
-        raise DatasetError(f"{archive}: member {name!r} would be written outside the folder it is unpacked into; "
-                           "tinynas does not unpack such an archive: repack it with relative paths")
-    return name
-
-
-def _members(archive: Path) -> tuple[list[tuple[str, int]], Callable[[Path, list[str]], None]]:
-    """The regular files of ``archive`` to unpack (name, size) and a function that unpacks those names."""
-    suffix = archive_suffix(archive)
-    if suffix == ".zip":
+def _entries(archive: Path) -> list[tuple[str, str, int]]:
+    """Every member of ``archive`` as (name, "file", "dir" or "other", size)."""
+    if archive_suffix(archive) == ".zip":
         try:
-            zf = zipfile.ZipFile(archive)
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise DatasetError(f"{archive}: not a readable .zip ({exc}); download or pack it again") from None
-        files = []
-        with zf:
-            for info in zf.infolist():
-                if _macos_side_file(info.filename):
-                    continue
-                _checked_name(archive, info.filename)
-                kind = stat.S_IFMT(info.external_attr >> 16)
-                if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                    raise DatasetError(f"{archive}: member {info.filename!r} is a link or a special file; tinynas "
-                                       "unpacks only files and folders: repack it without links")
-                if not info.is_dir():
-                    files.append((info.filename, info.file_size))
+        def kind(info: zipfile.ZipInfo) -> str:
+            mode = stat.S_IFMT(info.external_attr >> 16)  # 0: made where file modes are not kept
+            if mode in (0, stat.S_IFREG, stat.S_IFDIR):
+                return "dir" if info.is_dir() else "file"
+            return "other"
 
-        def unpack_zip(dest: Path, names: list[str]) -> None:
-            with zipfile.ZipFile(archive) as z:
-                for name in names:
-                    z.extract(name, dest)
-
-        return files, unpack_zip
+        return [(i.filename, kind(i), i.file_size) for i in infos]
     try:
-        tf = tarfile.open(archive, "r:*")
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()
     except (tarfile.TarError, OSError) as exc:
         raise DatasetError(f"{archive}: not a readable tar archive ({exc}); download or pack it again") from None
+    return [(m.name, "file" if m.isfile() else "dir" if m.isdir() else "other", m.size) for m in members]
+
+
+def _members(archive: Path) -> list[tuple[str, int]]:
+    """The files of ``archive`` to unpack (name, size); DatasetError for a member that would land outside
+    the folder it is unpacked into, a link or a special file. macOS's side files are left out."""
     files = []
-    with tf:
-        for member in tf.getmembers():
-            if _macos_side_file(member.name):
-                continue
-            _checked_name(archive, member.name)
-            if not (member.isfile() or member.isdir()):
-                raise DatasetError(f"{archive}: member {member.name!r} is a link or a special file; tinynas unpacks "
-                                   "only files and folders: repack it without links")
-            if member.isfile():
-                files.append((member.name, member.size))
+    for name, kind, size in _entries(archive):
+        if _macos_side_file(name):
+            continue
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+            raise DatasetError(f"{archive}: member {name!r} would be written outside the folder it is unpacked "
+                               "into; tinynas does not unpack such an archive: repack it with relative paths")
+        if kind == "other":
+            raise DatasetError(f"{archive}: member {name!r} is a link or a special file; tinynas unpacks only "
+                               "files and folders: repack it without links")
+        if kind == "file":
+            files.append((name, size))
+    return files
 
-    def unpack_tar(dest: Path, names: list[str]) -> None:
-        wanted = set(names)
-        with tarfile.open(archive, "r:*") as t:
-            members = [m for m in t.getmembers() if m.name in wanted]
-            if hasattr(tarfile, "data_filter"):
-                t.extractall(dest, members=members, filter="data")
-            else:  # Python without extraction filters: the members were checked above
-                t.extractall(dest, members=members)
 
-    return files, unpack_tar
+def _extract(archive: Path, dest: Path, names: list[str]) -> None:
+    if archive_suffix(archive) == ".zip":
+        with zipfile.ZipFile(archive) as zf:
+            for name in names:
+                zf.extract(name, dest)
+        return
+    wanted = set(names)
+    with tarfile.open(archive, "r:*") as tf:
+        members = [m for m in tf.getmembers() if m.name in wanted]
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, members=members, filter="data")
+        else:  # Python without extraction filters: _members checked every name
+            tf.extractall(dest, members=members)
 
 
 def unpack(archive: Path) -> Path:
@@ -316,7 +309,7 @@ def unpack(archive: Path) -> Path:
     dest = tinynas_home() / "unpacked" / key
     if dest.is_dir():
         return dest
-    files, extract = _members(archive)
+    files = _members(archive)
     if not files:
         raise DatasetError(f"{archive}: the archive holds no files")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -328,7 +321,7 @@ def unpack(archive: Path) -> Path:
     log.info("unpacking %s (%d files, %s bytes) into %s", archive, len(files), f"{need:,}", dest)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{key}-"))
     try:
-        extract(tmp, [name for name, _ in files])
+        _extract(archive, tmp, [name for name, _ in files])
         try:
             os.replace(tmp, dest)
         except OSError:  # another process unpacked it meanwhile
