@@ -54,10 +54,10 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     scored = [e for e in all_candidates if not e.get("cached") and e.get("accuracy") is not None]
     sessions = [e for e in rd.journal.entries() if e.get("type") == "session"]
     win = None
+    space = _space(config) if winner is not None or finals else None
     if winner is not None:
         win_id = deployed["id"] if deployed else winner["id"]
         final = finals.get(win_id, winner)
-        space = _space(config)
         win = {"id": win_id, "arch": final["arch"], "arch_summary": _arch_summary(space, final["arch"]),
                "arch_legend": getattr(space, "summary_legend", ""),
                "cost": final["cost"], "val_accuracy": final.get("accuracy"),
@@ -94,8 +94,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             "planned_epochs": config.get("budget", {}).get("final_epochs"),
             "epoch_passes": (final_done.get("budget") or {}).get("epoch_passes", 1),
             "extension": final_done.get("extension"), "fill": final_done.get("fill")},
-        "finalists": _finalists(run_dir, finals, ranked=final_done.get("ranked") or [], winner=win,
-                                space=_space(config) if finals else None),
+        "finalists": _finalists(run_dir, finals, ranked=final_done.get("ranked") or [], winner=win, space=space),
         "refinement": _refinement(rd, classes=(config.get("dataset") or {}).get("num_classes")),
         "predictor": _predictor(rd),
         "supernet": _supernet(rd),
