@@ -84,12 +84,17 @@ def test_the_report_names_a_finalist_that_tied_the_winner_at_a_lower_cost():
     tied = {**base, "finalists": [row("big", 1.0, 448.6, 159_324, winner=True), row("small", 1.0, 272.7, 104_092),
                                   row("worse", 0.9, 10.0, 1_000)]}
     note = cheaper_tie_note(tied)
-    assert note.startswith("small tied the winner on validation accuracy (1.0000) at 272.70 ms and 104,092 B")
+    assert note.startswith("small tied the winner on validation accuracy (1.0000; the validation loss chose the "
+                           "winner) at 272.70 ms and 104,092 B of flash against 448.60 ms and 159,324 B.")
     assert note.endswith("tinynas deploy RUN/stages/final/small.keras --profile pico --dataset wav -o resample=True "
                          "--out DIR")
     # a tie at about the winner's cost, or a cheaper finalist that is less accurate, is no news
     near = [row("big", 1.0, 448.6, 159_324, winner=True), row("near", 1.0, 400.0, 150_000), row("worse", 0.9, 1.0, 1)]
     assert cheaper_tie_note({**base, "finalists": near}) is None
+    # within a quarter point of validation accuracy (one of 1,500 images) is a tie in all but name
+    close = [row("big", 0.9380, 99.99, 49_065, winner=True), row("small", 0.9373, 73.58, 27_344)]
+    assert cheaper_tie_note({**base, "finalists": close}).startswith(
+        "small came within 0.07 points of the winner's validation accuracy (0.9373 against 0.9380) at 73.58 ms")
 
 
 @pytest.mark.slow
