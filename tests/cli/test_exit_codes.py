@@ -45,6 +45,7 @@ BAD_CALLS: dict[str, list[str]] = {
     "estimate": ["{tmp}/garbage.tflite", "-p", "nano33ble"],
     "datasets list": ["--not-an-option"],
     "datasets inspect": ["no-such-dataset"],
+    "datasets cache": ["--clear", "everything"],
     "train": ["{tmp}/arch.json", "--dataset", "digits", "--out", "{tmp}/m.keras"],
     "deploy": ["{tmp}/missing.keras", "--profile", "nano33ble", "--dataset", "digits", "--out", "{tmp}/dep"],
     "firmware list": ["--not-an-option"],
@@ -63,7 +64,7 @@ BAD_CALLS: dict[str, list[str]] = {
     "calibrate": ["--profile", "nano33ble", "{tmp}/missing.json"],
 }
 # commands whose only bad input is a usage error: click's convention, exit 2
-USAGE = {"profiles list", "space list", "datasets list", "firmware list", "proxies list"}
+USAGE = {"profiles list", "space list", "datasets list", "datasets cache", "firmware list", "proxies list"}
 
 
 def _invoke(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:

@@ -5,6 +5,7 @@ leave nothing half-written behind."""
 from __future__ import annotations
 
 import hashlib
+import json
 import http.server
 import io
 import tarfile
@@ -247,3 +248,35 @@ def test_an_archive_changed_on_disk_is_unpacked_again(tmp_path, monkeypatch):
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("pics/left/extra.png", buffer.getvalue())
     assert load_dataset(archive).fingerprint != first
+
+
+def test_the_cache_command_lists_and_clears_only_what_tinynas_wrote(server, tmp_path, monkeypatch):
+    from tinynas.cli.datasets import cache_cmd
+    from tinynas.data.cache_entries import KINDS
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TINYNAS_HOME", str(home))
+    _npz(server.root / "readings.npz")
+    url = f"{server.url}/readings.npz"
+    load_dataset(url)
+    archive = _zip_folder(_pictures(tmp_path / "pics"), tmp_path / "pics.zip", top="pics")
+    load_dataset(archive)
+    mine = [home / "downloads" / "notes.txt", home / "profiles" / "my-board.toml", home / "unpacked" / "keep"]
+    for path in mine:  # a user's files beside the cache: never listed, never removed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+
+    listed = CliRunner().invoke(cli, ["datasets", "cache", "--json"])
+    assert listed.exit_code == 0, listed.output
+    entries = json.loads(listed.output)["entries"]
+    assert {(e["kind"], e["what"]) for e in entries} >= {("downloads", url), ("unpacked", str(archive.resolve()))}
+    assert {e["kind"] for e in entries} <= set(KINDS) and not any("mine" in e["path"] for e in entries)
+    assert "notes.txt" not in listed.output and "my-board" not in listed.output
+
+    cleared = CliRunner().invoke(cli, ["datasets", "cache", "--clear", "downloads", "--clear", "unpacked"])
+    assert cleared.exit_code == 0 and cleared.output.startswith(f"{home} removed ")
+    assert all(path.read_text() == "mine" for path in mine)
+    left = json.loads(CliRunner().invoke(cli, ["datasets", "cache", "--json"]).output)["entries"]
+    assert not [e for e in left if e["kind"] in ("downloads", "unpacked")]
+    assert load_dataset(url).input_shape == (16, 1)  # downloaded again
+    assert list([c for c in cache_cmd.params if c.name == "clear"][0].type.choices) == ["all", *KINDS]

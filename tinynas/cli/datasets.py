@@ -98,3 +98,27 @@ def inspect_cmd(name_or_path: str, seed: int, options: tuple[str, ...], as_json:
     for i, name in enumerate(info["class_names"]):
         c = info["counts"]
         click.echo(f"  {i:>3} {name:<20} {c['train'][i]:>6} {c['val'][i]:>6} {c['test'][i]:>6}")
+
+
+@datasets.command("cache")
+# the kinds are tinynas.data.cache_entries.KINDS (a test holds them equal), not imported: --help stays instant
+@click.option("--clear", "clear", multiple=True,
+              type=click.Choice(("all", "downloads", "unpacked", "generated", "image-folders")),
+              help="Remove these entries (repeatable; all: every kind). Downloads come back on the next load that "
+                   "needs them, with the network; the rest are rebuilt offline.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_cmd(clear: tuple[str, ...], as_json: bool) -> None:
+    """What the dataset cache ($TINYNAS_HOME, else ~/.cache/tinynas) holds: downloads, unpacked archives,
+    generated sets and image folders' pixels; --clear removes what tinynas wrote there, nothing else."""
+    from tinynas.data.cache import tinynas_home
+    from tinynas.data.cache_entries import KINDS, cache_entries, clear_cache
+
+    kinds = KINDS if "all" in clear else tuple(k for k in KINDS if k in clear)
+    entries = clear_cache(kinds=kinds) if clear else cache_entries()
+    if as_json:
+        echo_json({"root": str(tinynas_home()), "cleared": bool(clear), "entries": [e.to_json() for e in entries]})
+        return
+    verb = "removed" if clear else "holds"
+    click.echo(f"{tinynas_home()} {verb} {sum(e.bytes for e in entries):,} bytes in {len(entries)} entries")
+    for e in entries:
+        click.echo(f"  {e.kind:<14} {e.bytes:>14,}  {e.what}")

@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from tinynas.data.cache import tinynas_home
+from tinynas.data.cache_entries import SOURCE_FILE
 from tinynas.errors import DatasetError
 from tinynas.pipeline.rundir import atomic_write_json
 from tinynas.registry import Registry
@@ -48,7 +49,6 @@ STALL_TIMEOUT_S = 60.0  # no byte for this long: the server is given up
 CHUNK_BYTES = 1 << 20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 DATA_FILE_SUFFIXES = (".npz", ".csv", ".ts")
-SOURCE_FILE = "source.json"
 
 URL_SCHEMES: Registry[Callable[[str], Path]] = Registry("dataset URL scheme", error=DatasetError)
 
@@ -322,6 +322,8 @@ def unpack(archive: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{key}-"))
     try:
         _extract(archive, tmp, [name for name, _ in files])
+        # which archive this is, for `tinynas datasets cache` (hidden: loaders skip dot files)
+        (tmp / f".{SOURCE_FILE}").write_text(json.dumps({"archive": str(archive)}))
         try:
             os.replace(tmp, dest)
         except OSError:  # another process unpacked it meanwhile

@@ -1,0 +1,85 @@
+"""What the dataset cache holds (``tinynas datasets cache``) and clearing it.
+
+Downloads and unpacked archives (``tinynas.data.remote``) can be gigabytes; generated sets (mnist1d,
+glyphs) and image folders' pixels are smaller and rebuilt in seconds. Every entry here is one tinynas
+wrote, recognised by its name: clearing removes those and nothing else that may share
+``$TINYNAS_HOME`` (a user's own profiles and overlays live there when it is set).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinynas.data.cache import tinynas_home
+
+KINDS = ("downloads", "unpacked", "generated", "image-folders")
+_KEY = r"[0-9a-f]{16}"
+_PATTERNS = {
+    "downloads": re.compile(rf"{_KEY}"),
+    "unpacked": re.compile(rf"\.?{_KEY}(-.+)?"),  # an unpacked archive, or one whose unpacking was cut off
+    "generated": re.compile(r"(mnist1d|glyphs)_.+\.npz"),
+    "image-folders": re.compile(r".+-[0-9a-f]{20}\.npz"),
+}
+_FOLDERS = {"downloads": "downloads", "unpacked": "unpacked", "generated": "datasets",
+            "image-folders": "image-folders"}
+SOURCE_FILE = "source.json"  # in a download's folder (remote.py) and, hidden, in an unpacked archive's
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    kind: str
+    path: Path
+    bytes: int
+    what: str  # the URL, the archive, or the file's own name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.path), "bytes": self.bytes, "what": self.what}
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _what(kind: str, path: Path) -> str:
+    record = path / (SOURCE_FILE if kind == "downloads" else f".{SOURCE_FILE}")
+    if kind in ("downloads", "unpacked") and record.is_file():
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return path.name
+        return str(data.get("url") or data.get("archive") or path.name)
+    if kind == "unpacked" and path.name.startswith("."):
+        return "an unpacking that was cut off"
+    return path.name
+
+
+def cache_entries(*, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
+    """Every entry tinynas wrote under the cache root, of ``kinds``, largest first within each kind."""
+    root = tinynas_home()
+    entries = []
+    for kind in kinds:
+        folder = root / _FOLDERS[kind]
+        if not folder.is_dir():
+            continue
+        found = [CacheEntry(kind=kind, path=p, bytes=_size(p), what=_what(kind, p))
+                 for p in folder.iterdir() if _PATTERNS[kind].fullmatch(p.name) and not p.is_symlink()]
+        entries += sorted(found, key=lambda e: -e.bytes)
+    return entries
+
+
+def clear_cache(*, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
+    """Remove the entries of ``kinds`` (only what ``cache_entries`` lists) and return them."""
+    removed = cache_entries(kinds=kinds)
+    for entry in removed:
+        if entry.path.is_dir():
+            shutil.rmtree(entry.path)
+        else:
+            entry.path.unlink(missing_ok=True)
+    return removed
