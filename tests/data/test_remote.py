@@ -28,7 +28,8 @@ def _pictures(root, n=8):
     for c, label in enumerate(("left", "right")):
         (root / label).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray((rng.integers(0, 90, size=(8, 8)) + 150 * c).astype(np.uint8)).save(root / label / f"{i}.png")
+            pixels = (rng.integers(0, 90, size=(8, 8)) + 150 * c).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
     return root
 
 

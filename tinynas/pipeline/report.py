@@ -688,9 +688,9 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
     names = [b["board"] for b in starved]
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (f"{who} evaluated no candidate of {'its' if len(names) == 1 else 'their'} own: the candidates shared "
-            f"from earlier boards filled the search budget, so each winner is the best of what the tighter boards found. For a search "
-            "of each board's own, raise --budget-candidates or --budget-minutes (a board gets the shared ones "
-            "plus the rest) or pass --order roomiest-first.")
+            "from earlier boards filled the search budget, so each winner is the best of what the tighter boards "
+            "found. For a search of each board's own, raise --budget-candidates or --budget-minutes (a board gets "
+            "the shared ones plus the rest) or pass --order roomiest-first.")
 
 
 SWEEP_COLUMNS = ("board", "status", "winner", "int8 acc", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
@@ -722,7 +722,7 @@ def _sweep_cells(b: dict[str, Any]) -> list[str]:
 
 
 def _has_report(b: dict[str, Any]) -> bool:
-    return b["status"] != "failed"
+    return b["status"] in ("ok", "unfinished")  # not "failed", nor "pending" (not started)
 
 
 def render_sweep_markdown(r: dict[str, Any]) -> str:
@@ -731,9 +731,9 @@ def render_sweep_markdown(r: dict[str, Any]) -> str:
         out += [paragraph, ""]
     out += ["| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
     for b in r["boards"]:
-        cells = _sweep_cells(b)
+        cells = [_cell(c) for c in _sweep_cells(b)]
         if _has_report(b):
-            cells[0] = f"[{cells[0]}]({cells[0]}/report.md)"
+            cells[0] = f"[{cells[0]}]({b['board']}/report.md)"
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     note = sweep_budget_note(r["boards"])
