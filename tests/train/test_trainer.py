@@ -86,6 +86,31 @@ def test_same_seed_gives_the_same_training(digits, small_cnn):
     assert a.history == b.history and a.val_loss == b.val_loss and a.key == b.key
 
 
+def test_a_short_training_runs_untraced_and_a_longer_one_traced(digits, small_cnn, monkeypatch):
+    """Tracing costs more than a few steps run op by op (scripts/bench_train_loop.py); both learn alike."""
+    from tinynas.train import loop as loop_module
+
+    loops = []
+    original = loop_module.KerasTrainLoop.fit
+
+    def fit(self, *args, **kwargs):
+        loops.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop_module.KerasTrainLoop, "fit", fit)
+    short = TrainBudget(epochs=1, max_train_samples=128, batch_size=32, evaluate_test=False)  # 4 steps + 1
+    long = TrainBudget(epochs=3, max_train_samples=512, batch_size=32, evaluate_test=False)  # 48 steps + 2
+    results = [train_graph(small_cnn(filters=8), digits, budget=budget, seed=4) for budget in (short, long)]
+    assert [loop.eager for loop in loops] == [True, False]
+    assert loops[0]._traced_step.experimental_get_tracing_count() == 0
+    assert loops[1]._traced_step.experimental_get_tracing_count() == 1
+    monkeypatch.setattr(loop_module, "EAGER_MAX_STEPS", 0)  # the short training, traced: the same maths
+    traced = train_graph(small_cnn(filters=8), digits, budget=short, seed=4)
+    assert loops[2].eager is False
+    assert traced.val_accuracy == pytest.approx(results[0].val_accuracy, abs=0.02)
+    assert traced.history["loss"] == pytest.approx(results[0].history["loss"], rel=1e-3)
+
+
 @pytest.mark.slow
 def test_mcunet_on_mnist1d_sequences():
     ds = load_dataset("mnist1d")

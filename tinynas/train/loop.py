@@ -4,7 +4,8 @@
 function (several seconds of CPU per candidate for an mcunet net); this loop
 traces one small step (forward, gradients, fused Adam per variable) and one
 inference function per model, which is what makes thousands of candidate
-trainings affordable. The maths is standard: Adam (Kingma & Ba 2015) with
+trainings affordable; a training of a few steps (``EAGER_MAX_STEPS``) skips
+even that and runs op by op. The maths is standard: Adam (Kingma & Ba 2015) with
 decoupled weight decay (AdamW, Loshchilov & Hutter 2019) and a cosine learning
 rate decaying to zero (SGDR, Loshchilov & Hutter 2017).
 """
@@ -19,6 +20,11 @@ import numpy as np
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 EVAL_BATCH = 256
+# A training of at most this many steps (recalibration's included) runs op by op: tracing the step and the
+# inference function costs about 2 s of CPU for an mcunet net, a step run eagerly about 0.15 s more than a
+# traced one (scripts/bench_train_loop.py; benchmarks/train/eager_short_trainings.txt: 2 steps take 0.4x the
+# traced time, 10 steps 0.95x, 20 steps 1.3x), so a short search candidate is faster untraced.
+EAGER_MAX_STEPS = 8
 
 
 @dataclass
@@ -67,8 +73,16 @@ class KerasTrainLoop:
         in_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None,), tf.int32)
         lr_spec = tf.TensorSpec((), tf.float32)
-        self._train_step = tf.function(self._step, input_signature=[in_spec, y_spec, lr_spec], autograph=False)
-        self._predict = tf.function(lambda x: model(x, training=False), input_signature=[in_spec], autograph=False)
+        self._traced_step = tf.function(self._step, input_signature=[in_spec, y_spec, lr_spec], autograph=False)
+        self._traced_predict = tf.function(lambda x: model(x, training=False), input_signature=[in_spec],
+                                           autograph=False)
+        self.eager = False  # set by fit for a training of at most EAGER_MAX_STEPS steps
+
+    def _train_step(self, x: Any, y: Any, lr: Any) -> Any:
+        return self._step(x, y, lr) if self.eager else self._traced_step(x, y, lr)
+
+    def _predict(self, x: Any) -> Any:
+        return self.model(x, training=False) if self.eager else self._traced_predict(x)
 
     def _step(self, x: Any, y: Any, lr: Any) -> Any:
         tf = self.tf
@@ -132,6 +146,8 @@ class KerasTrainLoop:
         epoch_samples = len(y) * cfg.epoch_passes
         steps_per_epoch = max(1, math.ceil(epoch_samples / cfg.batch_size))
         total = steps_per_epoch * cfg.epochs
+        recalibration = math.ceil(min(len(y), cfg.recalibration_samples) / EVAL_BATCH) if self.batch_norms else 0
+        self.eager = total + recalibration <= EAGER_MAX_STEPS
         y32 = y.astype(np.int32)
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
         best_loss, best_epoch, best_weights, waited = math.inf, -1, None, 0
