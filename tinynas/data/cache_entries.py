@@ -68,8 +68,10 @@ def cache_entries(*, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
         folder = root / _FOLDERS[kind]
         if not folder.is_dir():
             continue
+        folders = kind in ("downloads", "unpacked")  # the others are single .npz files
         found = [CacheEntry(kind=kind, path=p, bytes=_size(p), what=_what(kind, p))
-                 for p in folder.iterdir() if _PATTERNS[kind].fullmatch(p.name) and not p.is_symlink()]
+                 for p in folder.iterdir() if _PATTERNS[kind].fullmatch(p.name) and not p.is_symlink()
+                 and (p.is_dir() if folders else p.is_file())]
         entries += sorted(found, key=lambda e: -e.bytes)
     return entries
 
