@@ -124,6 +124,17 @@ def test_a_run_model_deploys_on_the_run_split_and_another_seed_is_refused(tmp_pa
     assert result.exit_code == 0, result.output
     used = json.loads((out / "metrics.json").read_text())["dataset"]["fingerprint"]
     assert used == load_dataset("digits", seed=3).fingerprint != load_dataset("digits", seed=0).fingerprint
+    # without --dataset: the run's own dataset (and options), on its split
+    implied = CliRunner().invoke(cli, ["deploy", str(model), "--profile", "nucleo-l4r5zi", "--template",
+                                       "cmake-cortexm", "--out", str(tmp_path / "o1")])
+    assert implied.exit_code == 0, implied.output
+    assert f"dataset: digits (what the run in {model.parent.parent} trained it on)" in implied.output
+    assert json.loads((tmp_path / "o1" / "metrics.json").read_text())["dataset"]["fingerprint"] == used
+    alone = tmp_path / "alone.keras"  # a model from elsewhere: nothing says what it was trained on
+    alone.write_bytes(model.read_bytes())
+    unknown = CliRunner().invoke(cli, ["deploy", str(alone), "--profile", "nucleo-l4r5zi", "--out",
+                                       str(tmp_path / "o4")])
+    assert unknown.exit_code == 2 and "give --dataset: nothing beside" in unknown.output
     refused = CliRunner().invoke(cli, [*args, "--seed", "0", "--out", str(tmp_path / "o2")])
     assert refused.exit_code == 1 and not (tmp_path / "o2").exists()
     assert "trained it with split seed 3; --seed 0 splits the dataset otherwise" in str(refused.exception)

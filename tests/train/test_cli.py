@@ -34,6 +34,10 @@ def test_train_command_saves_the_model_and_prints_json(tmp_path):
     assert deployed.exit_code == 0, deployed.output
     used = json.loads((tmp_path / "d" / "metrics.json").read_text())["dataset"]["fingerprint"]
     assert used == load_dataset("digits", seed=2).fingerprint
+    implied = CliRunner().invoke(cli, ["deploy", str(out), "--profile", "nucleo-l4r5zi", "--no-qat", "--out",
+                                       str(tmp_path / "d1")])  # the record names the dataset too
+    assert implied.exit_code == 0 and "dataset: digits (what tinynas train (model.keras.json)" in implied.output
+    assert json.loads((tmp_path / "d1" / "metrics.json").read_text())["dataset"]["fingerprint"] == used
     refused = CliRunner().invoke(cli, [*deploy, "--seed", "0", "--out", str(tmp_path / "d0")])
     assert refused.exit_code == 1 and "tinynas train (model.keras.json) trained it with split seed 2" in str(
         refused.exception) and not (tmp_path / "d0").exists()

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 @click.command("deploy")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--profile", "-p", "profile_id", required=True, help="Board id (`tinynas profiles list`) or a profile .toml.")
-@click.option("--dataset", "dataset_name", required=True,
-              help="The dataset the model was trained on (name, path or URL); its test split measures accuracy.")
+@click.option("--dataset", "dataset_name", default=None,
+              help="The dataset the model was trained on (name, path or URL); its test split measures accuracy "
+                   "(default: the dataset and -o options of the run or `tinynas train` that saved MODEL).")
 @dataset_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder. Other files there (the model, notes) are left as they are; an earlier "
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
               help="Dataset split seed used in training (default: the seed of the run or `tinynas train` that "
                    "saved MODEL: the run's config.toml, or the MODEL.keras.json train writes; else 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
-def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, ...], out_dir: Path,
+def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tuple[str, ...], out_dir: Path,
            template: str | None, qat: bool | None, seed: int | None, as_json: bool) -> None:
     """Quantize MODEL (.keras, a legacy .h5, or a quantized .tflite) for a board; write all to --out.
 
@@ -50,7 +51,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
     """
     from tinynas.data import load_dataset
     from tinynas.deploy.deployer import DeployResult, deploy as run_deploy
-    from tinynas.errors import DeployError, DoesNotFitError
+    from tinynas.errors import DatasetError, DeployError, DoesNotFitError
     from tinynas.hardware import load_profile
     from tinynas.train.provenance import provenance_of
 
@@ -62,7 +63,23 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
                           f"trained on. Leave --seed out (or give --seed {trained.seed})")
     if seed is None:
         seed = 0 if trained is None else trained.seed
-    dataset = load_dataset(dataset_name, seed=seed, **typed_options(dataset_name, options))
+    defaulted = None  # the dataset the model's run or train record names, when --dataset is left out
+    if dataset_name is not None:
+        dataset = load_dataset(dataset_name, seed=seed, **typed_options(dataset_name, options))
+    elif trained is None or trained.given is None:
+        raise click.UsageError(f"give --dataset: nothing beside {model} says which dataset it was trained on (a run's "
+                               "config.toml or the MODEL.keras.json `tinynas train` writes)")
+    elif options:
+        raise click.UsageError(f"-o goes with --dataset; without it deploy loads {trained.given} with the options "
+                               f"{trained.source} used")
+    else:
+        dataset_name = trained.given
+        try:
+            dataset = load_dataset(dataset_name, seed=seed, **trained.options)
+        except DatasetError as exc:
+            raise DatasetError(f"{model}: {trained.source} trained it on {dataset_name!r}, which does not load from "
+                               f"here ({exc}); give --dataset") from None
+        defaulted = f"{dataset_name}" + "".join(f" -o {k}={v}" for k, v in trained.options.items())
     if trained is not None and trained.fingerprint and dataset.fingerprint != trained.fingerprint:
         log.warning("%s: %s trained it on %s (fingerprint %s); --dataset %s%s gives other data or splits "
                     "(fingerprint %s): the test accuracy may count samples it trained on", model, trained.source,
@@ -86,6 +103,8 @@ def deploy(model: Path, profile_id: str, dataset_name: str, options: tuple[str, 
         return
     float_acc = "n/a (int8 .tflite given)" if m["float_accuracy"] is None else f"{100 * m['float_accuracy']:.2f} %"
     click.echo(f"deployed {model} for {m['profile_id']} into {result.out_dir}")
+    if defaulted:
+        click.echo(f"  dataset: {defaulted} (what {trained.source} trained it on)")
     _echo_adaptation(m["dataset"], front_end="image_frontend.c" in m.get("files", ()))
     removed = m["source"].get("interface_removed")
     if removed:

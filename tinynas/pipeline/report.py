@@ -688,8 +688,8 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
     names = [b["board"] for b in starved]
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (f"{who} evaluated no candidate of {'its' if len(names) == 1 else 'their'} own: the candidates shared "
-            "from earlier boards filled the search budget, so each winner is the best of what the tighter boards "
-            "found. For a search of each board's own, raise --budget-candidates or --budget-minutes (a board gets "
+            f"from earlier boards filled the search budget, so {'its' if len(names) == 1 else 'each'} winner is the "
+            "best of what the tighter boards found. For a search of each board's own, raise --budget-candidates or --budget-minutes (a board gets "
             "the shared ones plus the rest) or pass --order roomiest-first.")
 
 

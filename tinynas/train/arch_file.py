@@ -57,7 +57,7 @@ def train_arch_file(
     model_shape = tuple(graph.input_shape[1:])
     # deploy reads the split seed from it, so the test split it measures on is this one's
     record = write_train_record(out, seed=seed, arch=arch.to_json(), dataset={
-        "name": ds.name, "fingerprint": ds.fingerprint, "options": dataset_options or {}})
+        "name": ds.name, "given": str(dataset), "fingerprint": ds.fingerprint, "options": dataset_options or {}})
     summary = {
         "arch": arch.to_json(),
         "arch_id": arch.id,

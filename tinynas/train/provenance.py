@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,16 @@ TRAIN_TOOL = "tinynas train"
 @dataclass(frozen=True)
 class Provenance:
     """Where a model was trained: by what (``source``, for messages), the split ``seed`` and the dataset's
-    name and fingerprint (which covers its loader options and the seed)."""
+    name and fingerprint (which covers its loader options and the seed); ``given`` and ``options``: the
+    dataset as the command named it (a name, path or URL) and its loader options, which ``deploy`` loads
+    when no ``--dataset`` is given (None where the record predates them)."""
 
     source: str
     seed: int
     dataset: str | None
     fingerprint: str | None
+    given: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def record_path(model: Path) -> Path:
@@ -62,8 +66,10 @@ def provenance_of(model: Path) -> Provenance | None:
     run = config_of_run_model(Path(model))
     if run is not None:
         run_dir, config = run
+        data = config["dataset"]
         return Provenance(source=f"the run in {run_dir}", seed=int(config["seeds"].get("seed", 0)),
-                          dataset=config["dataset"].get("name"), fingerprint=config["dataset"].get("fingerprint"))
+                          dataset=data.get("name"), fingerprint=data.get("fingerprint"), given=data.get("name"),
+                          options=dict(data.get("options") or {}))
     path = record_path(Path(model))
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -73,4 +79,5 @@ def provenance_of(model: Path) -> Provenance | None:
         return None
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     return Provenance(source=f"tinynas train ({path.name})", seed=record["seed"], dataset=dataset.get("name"),
-                      fingerprint=dataset.get("fingerprint"))
+                      fingerprint=dataset.get("fingerprint"), given=dataset.get("given"),
+                      options=dict(dataset.get("options") or {}))
