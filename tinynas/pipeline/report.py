@@ -686,11 +686,12 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
     if not starved:
         return None
     names = [b["board"] for b in starved]
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return (f"{who} evaluated no candidate of {'its' if len(names) == 1 else 'their'} own: the candidates shared "
-            f"from earlier boards filled the search budget, so {'its' if len(names) == 1 else 'each'} winner is the "
-            "best of what the tighter boards found. For a search of each board's own, raise --budget-candidates or --budget-minutes (a board gets "
-            "the shared ones plus the rest) or pass --order roomiest-first.")
+    one = len(names) == 1
+    who = names[0] if one else ", ".join(names[:-1]) + " and " + names[-1]
+    return (f"{who} evaluated no candidate of {'its' if one else 'their'} own: the candidates shared from earlier "
+            f"boards filled the search budget, so {'its' if one else 'each'} winner is the best of what the tighter "
+            "boards found. For a search of each board's own, raise --budget-candidates or --budget-minutes (a "
+            "board gets the shared ones plus the rest) or pass --order roomiest-first.")
 
 
 SWEEP_COLUMNS = ("board", "status", "winner", "int8 acc", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
