@@ -7,6 +7,7 @@ command of the group, so a new command cannot land without its error path being 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -117,3 +118,26 @@ def test_every_profile_option_takes_p_as_run_and_estimate_do() -> None:
     missing = [name for name, command in _commands(cli) for param in command.params
                if isinstance(param, click.Option) and "--profile" in param.opts and "-p" not in param.opts]
     assert missing == [] and len(list(_commands(cli))) > 20
+
+
+@pytest.mark.parametrize("command,module", [("run", "run"), ("search", "run"), ("sweep", "sweep")])
+def test_ctrl_c_exits_130_and_says_the_same_command_resumes(command, module, tmp_path, capsys, monkeypatch) -> None:
+    """The pipeline keeps everything on Ctrl-C (tests/pipeline/test_resume.py); the user is told where and how on."""
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(f"tinynas.pipeline.{module}"), command, interrupted)
+    out = tmp_path / "out"
+    code, text = _invoke([command, "-p", "nano33ble", "--dataset", "digits", "--out", str(out)], capsys, monkeypatch)
+    assert code == 130
+    assert f"interrupted: what the {command} had done is kept in {out}; the same command again resumes it" in text
+
+
+def test_ctrl_c_elsewhere_just_says_interrupted(tmp_path, capsys, monkeypatch) -> None:
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tinynas.cli.space._space_and_profile", interrupted)
+    code, text = _invoke(["space", "sample", "--space", "dscnn", "--input-shape", "8,8,1", "--classes", "10"],
+                         capsys, monkeypatch)
+    assert (code, text.strip().splitlines()[-1]) == (130, "interrupted")

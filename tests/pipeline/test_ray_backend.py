@@ -199,6 +199,7 @@ def test_ctrl_c_stops_a_concurrent_sweep_and_the_same_command_resumes(cluster, t
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130, proc.stderr.read()[-2000:]
+    assert f"kept in {out}; the same command again resumes it" in proc.stderr.read()
     interrupted = [j.parent.name for j in out.glob("*/journal.jsonl")
                    if any(e["event"] == "interrupted" for e in Journal(j).events(stage="search"))]
     assert len(interrupted) == 2, interrupted

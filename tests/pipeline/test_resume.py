@@ -42,6 +42,7 @@ def test_interrupted_search_resumes_without_training_twice(tmp_path, digits):
     assert not (out / "stages" / "search" / "done.json").exists()
     interrupted_wall = json.loads((out / "summary.json").read_text())["wall_seconds"]
     assert interrupted_wall > 0  # the interrupted session's time counts (it once said "wall 0 s")
+    assert "2 trainings, search not finished, wall" in (out / "report.md").read_text()  # not "search - s"
 
     result = search(settings=settings, out=out, dataset=digits)
     assert result.summary["wall_seconds"] > interrupted_wall  # both sessions add up

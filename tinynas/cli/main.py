@@ -88,8 +88,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except click.exceptions.Abort as exc:  # click's form of Ctrl-C; a command may say what was kept
+        said = str(exc.__cause__ or "")
+        click.echo(f"interrupted: {said}" if said else "interrupted", err=True)
         sys.exit(130)
     except TinyNASError as exc:
         click.echo(f"error: {exc}", err=True)

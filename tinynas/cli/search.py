@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -89,6 +90,16 @@ def _settings(profile: str, kw: dict[str, Any]):
     )
 
 
+@contextlib.contextmanager
+def _resumable(out: Path, what: str) -> Iterator[None]:
+    """Ctrl-C says where the work is kept and how to go on: the pipeline saved it and journaled the stop."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"what the {what} had done is kept in {out}; the same command again resumes it") \
+            from None
+
+
 def _bytes(value: Any) -> str:
     return f"{int(value):,}" if isinstance(value, (int, float)) else str(value)
 
@@ -160,7 +171,8 @@ def search(profile: str, as_json: bool, **kw: Any) -> None:
     """Search for the most accurate architecture that fits a board (no deployment)."""
     from tinynas.pipeline.run import search as do_search
 
-    result = do_search(settings=_settings(profile, kw), out=kw["out"])
+    with _resumable(kw["out"], "search"):
+        result = do_search(settings=_settings(profile, kw), out=kw["out"])
     if as_json:
         echo_json(result.to_json())
         return
@@ -182,7 +194,8 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
     """Search, train, quantize to int8, validate in TFLite Micro, write firmware and a report."""
     from tinynas.pipeline.run import run as do_run
 
-    result = do_run(settings=_settings(profile, kw), out=kw["out"])
+    with _resumable(kw["out"], "run"):
+        result = do_run(settings=_settings(profile, kw), out=kw["out"])
     echo_json(result.to_json()) if as_json else _print_summary(result.summary, kw["out"])
 
 
@@ -209,8 +222,9 @@ def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order:
                                "nothing: drop one of them")
     named = [p for value in profiles for p in value.split(",")]  # sweep_profiles drops blanks
     ids = sweep_profiles(profiles=named or None, kind=kind)
-    result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
-                      order=order)
+    with _resumable(kw["out"], "sweep"):
+        result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
+                          order=order)
     if as_json:
         echo_json(result.to_json())
         return

@@ -538,13 +538,18 @@ def dataset_options_text(s: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items())
 
 
+def _search_time(s: dict[str, Any]) -> str:
+    seconds = s.get("search_seconds")
+    return "search not finished" if seconds is None else f"search {seconds:.0f} s"
+
+
 def render_markdown(s: dict[str, Any]) -> str:
     options = dataset_options_text(s)
     out = [f"# tinynas run: {s['dataset']} on {s['board']}", "",
            (f"Dataset options: {options}. " if options else "") +
            f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
-           f"{s['trainings']} trainings{scored_text(s)}, search {_fmt(s['search_seconds'], '.0f')} s, "
+           f"{s['trainings']} trainings{scored_text(s)}, {_search_time(s)}, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
     out += [line + "\n" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
     out += _refinement_lines(s.get("refinement"))
@@ -584,7 +589,7 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>{e(f'Dataset options: {options}. ' if options else '')}"
              f"Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
-             f"search {e(_fmt(s['search_seconds'], '.0f'))} s.</p>"]
+             f"{e(_search_time(s))}.</p>"]
     parts += [f"<p>{e(line)}</p>" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
     refinement = _refinement_lines(s.get("refinement"))
     if refinement:  # a "## title" line, then its paragraphs

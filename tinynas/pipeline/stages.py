@@ -395,7 +395,8 @@ def search_stage(ctx: StageContext) -> dict:
 
     def interrupted() -> dict[str, Any]:
         save()
-        log.warning("search interrupted after %d candidates; run the same command again to resume", len(journaled))
+        log.warning("search interrupted after %d candidate%s, kept in the journal for the resume", len(journaled),
+                    "" if len(journaled) == 1 else "s")
         return {"evaluated": len(journaled)}
 
     repeats = 0  # proposals of archs already evaluated in a row (evolution may repeat, Real et al. 2019)
