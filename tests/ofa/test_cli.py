@@ -126,7 +126,7 @@ def test_an_ofa_sweep_shares_the_supernet_and_each_board_scores_its_own_subnets(
     trainer = next(b for b, d in done.items() if not d["reused"])
     key = done[trainer]["directory"].rsplit("/", 1)[-1]
     assert (f"Once-for-all supernet {key}: trained by {trainer} ({done[trainer]['seconds']:.0f} s), "
-            "reused by 1 board(s)") in (out / "sweep.md").read_text()
+            "reused by 1 board") in (out / "sweep.md").read_text()
     for board in done:  # no board is told another's subnets: each spends its whole budget on its own search
         search = [e for e in _journal(out / board) if e.get("stage") == "search" and "arch" in e]
         assert len(search) == 3 and not any(e.get("shared_from") for e in search), board

@@ -19,6 +19,7 @@ from tinynas.pipeline.constraints import CostCheck
 from tinynas.pipeline.differentiable import pick_base
 from tinynas.space import get_space
 from tinynas.space.arch import Arch
+from tinynas.text import counted
 
 FLAGS = ["--budget-candidates", "2", "--search-epochs", "1", "--search-samples", "64", "--final-epochs", "1",
          "--final-top-k", "1", "--no-progress", "--max-macs", "200k"]
@@ -46,7 +47,7 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
     assert (out / "model" / "model_int8.tflite").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refinement"]["stage"] == "differentiable" and summary["refinement"]["derived"] == derived.id
-    line = f"Search: darts on a layer-wise supernet around {done['base']} ({done['mixed_blocks']} mixed block(s)) in "
+    line = f"Search: darts on a layer-wise supernet around {done['base']} ({counted(done['mixed_blocks'], 'mixed block')}) in "
     assert line in (out / "report.md").read_text() and f"derived {derived.id}. Expected latency" in (
         out / "report.md").read_text()
     from tinynas.cli.search import _print_summary

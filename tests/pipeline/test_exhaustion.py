@@ -150,4 +150,4 @@ def test_the_stop_message_says_what_was_trained_of_what_exists(reason, feasible,
     stop = {"reason": reason, "feasible_archs": feasible, "evaluated": 7 if feasible != 5 else 5,
             "budget_left": {"candidates": 5, "seconds": 90.0}, "unused_fraction": 0.25}
     message = _stop_message(stop, strategy="s", space="dscnn", board="b", note="a local optimum")
-    assert says in message and "5 candidate(s) / 1.5 min of the budget left (25 % unused)" in message
+    assert says in message and "5 candidates / 1.5 min of the budget left (25 % unused)" in message

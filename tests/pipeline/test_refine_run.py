@@ -125,7 +125,7 @@ def test_the_refinement_says_what_became_of_the_derived_arch():
 
     r = {"method": "drnas", "base": "b", "mixed_blocks": 2, "derived": "d", "seconds": 9.4, "handed": True,
          "accuracy": 0.95, "cut_accuracy": 0.93, "feasible": True, "top": 3}
-    head = "drnas on a layer-wise supernet around b (2 mixed block(s)) in 9 s: derived d"
+    head = "drnas on a layer-wise supernet around b (2 mixed blocks) in 9 s: derived d"
     assert refinement_text(r) == head + ", handed to final training (0.9500 at search fidelity)"
     assert refinement_text({**r, "handed": False, "accuracy": 0.91}) == (
         head + ", not handed to final training: it scored 0.9100 at search fidelity, below the 0.9300 of the last "
@@ -138,9 +138,9 @@ def test_the_refinement_says_what_became_of_the_derived_arch():
 
     trained = {**r, "stage": "refine", "expected_latency_ms": 1.0, "latency_ms": 1.1, "epochs_run": 6,
                "epoch_passes": 24, "supernet_val_accuracy": 0.875}
-    assert ("The supernet trained 6 epoch(s), each 24 passes over the small training set; at the epoch whose arch "
+    assert ("The supernet trained 6 epochs, each 24 passes over the small training set; at the epoch whose arch "
             "was taken it scored 0.8750 on the validation split") in "\n".join(_refinement_lines(trained))
-    assert "trained 6 epoch(s); at" in "\n".join(_refinement_lines({**trained, "epoch_passes": 1}))
+    assert "trained 6 epochs; at" in "\n".join(_refinement_lines({**trained, "epoch_passes": 1}))
     assert "chance" not in "\n".join(_refinement_lines({**trained, "classes": 2}))
     assert ("scored 0.5000 on the validation split. That is chance for 2 classes: the supernet did not learn"
             in "\n".join(_refinement_lines({**trained, "supernet_val_accuracy": 0.5, "classes": 2})))
@@ -203,7 +203,7 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert fate in report and fate in html, report
     search = done["search"]
     assert search["config"]["epoch_passes"] == 1  # 64 search samples: one pass draws what an epoch asks
-    assert (f"The supernet trained 1 epoch(s); at the epoch whose arch was taken it scored "
+    assert (f"The supernet trained 1 epoch; at the epoch whose arch was taken it scored "
             f"{search['val_accuracy'][search['arch_epoch']]:.4f} on the validation split") in report
     from tinynas.cli.search import _print_summary
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from tinynas.errors import SearchError
 from tinynas.space.arch import Arch
+from tinynas.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def run_layerwise_search(ctx: Any, data: Any, *, plan: Any, config: Any, epochs:
     notes = []
     if result.derived_infeasible:
         notes.append(f"the derived arch {result.derived_infeasible} did not fit {profile.id}; took the nearest "
-                     f"feasible arch {result.arch.id} ({result.changed_to_fit} block(s) changed)")
+                     f"feasible arch {result.arch.id} ({counted(int(result.changed_to_fit), 'block')} changed)")
     if result.nan_stop:
         notes.append(f"the search diverged (NaN); kept the arch of epoch {result.arch_epoch}")
     if result.stopped_early and not result.nan_stop:

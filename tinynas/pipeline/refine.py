@@ -25,6 +25,7 @@ import numpy as np
 from tinynas.darts.layerwise import RELAXABLE_SPACES, SKIP, option_label, relax, rules_for
 from tinynas.errors import CostError, SearchError, SpaceError
 from tinynas.space.arch import Arch
+from tinynas.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,8 @@ def refine_stage(ctx: Any) -> dict:
             return {"method": method, "base": base.id, "skipped": note, "handed": False}
         mix = "neighbourhood"
         mix_notes.append(
-            f"the top {len(top)} candidate(s) agree on every block of {base.id}; mixed instead its block(s) "
+            f"the top {counted(len(top), 'candidate')} agree on every block of {base.id}; mixed instead its "
+            f"block{'' if len(names) == 1 else 's'} "
             f"{', '.join(names)} (where their choice moves latency most on {ctx.resolved.profile.id}) over "
             f"the options one step around their own: {', '.join(map(option_label, options))}")
         log.info("refine: %s", mix_notes[-1])

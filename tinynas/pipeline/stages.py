@@ -43,6 +43,7 @@ from tinynas.registry import Registry
 from tinynas.space.arch import Arch
 from tinynas.strategies import Observation, Strategy, make_strategy
 from tinynas.strategies.staged import seeds_for_budget
+from tinynas.text import counted
 from tinynas.train.budget import TrainBudget
 
 if TYPE_CHECKING:
@@ -493,7 +494,7 @@ def search_stop(ctx: StageContext, strategy: Strategy, *, evaluated: int, elapse
 def _stop_message(stop: dict[str, Any], *, strategy: str, space: str, board: str, note: str) -> str:
     n, m = stop["evaluated"], stop["feasible_archs"]
     left = stop["budget_left"]
-    parts = ([f"{left['candidates']} candidate(s)"] if left.get("candidates") is not None else []) + \
+    parts = ([counted(int(left['candidates']), 'candidate')] if left.get("candidates") is not None else []) + \
             ([f"{left['seconds'] / 60.0:.1f} min"] if left.get("seconds") is not None else [])
     budget = f"{' / '.join(parts)} of the budget left ({100.0 * stop['unused_fraction']:.0f} % unused)"
     reach = f"all {n} distinct feasible archs the strategy could propose were trained"
@@ -655,7 +656,7 @@ def final_budget(ctx: StageContext, *, n_final: int) -> tuple[TrainBudget, dict[
     if extra < 1:
         return budget, None
     budget = replace(budget, epochs=int(s.final_epochs) + extra)
-    message = (f"{budget.epochs} epochs instead of {s.final_epochs} for the top {n_final} candidate(s): "
+    message = (f"{budget.epochs} epochs instead of {s.final_epochs} for the top {counted(n_final, 'candidate')}: "
                f"the search stopped early ({stop.get('reason')}) and left "
                f"{100.0 * float(stop.get('unused_fraction') or 0.0):.0f} % of its budget")
     return budget, {"planned_epochs": int(s.final_epochs), "epochs": budget.epochs, "extra_epochs": extra,
