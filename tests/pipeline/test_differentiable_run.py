@@ -47,7 +47,8 @@ def test_darts_run_journals_a_valid_feasible_derived_arch_and_trains_it_first(tm
     assert (out / "model" / "model_int8.tflite").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refinement"]["stage"] == "differentiable" and summary["refinement"]["derived"] == derived.id
-    line = f"Search: darts on a layer-wise supernet around {done['base']} ({counted(done['mixed_blocks'], 'mixed block')}) in "
+    mixed = counted(done['mixed_blocks'], 'mixed block')
+    line = f"Search: darts on a layer-wise supernet around {done['base']} ({mixed}) in "
     assert line in (out / "report.md").read_text() and f"derived {derived.id}. Expected latency" in (
         out / "report.md").read_text()
     from tinynas.cli.search import _print_summary

@@ -282,7 +282,8 @@ def refinement_text(r: dict[str, Any]) -> str:
     if r.get("skipped"):
         return f"{r['method']} skipped: {r['skipped']}"
     took = f" in {float(r['seconds']):.0f} s" if r.get("seconds") is not None else ""
-    text = (f"{r['method']} on a layer-wise supernet around {r['base']} ({counted(int(r['mixed_blocks']), 'mixed block')}){took}: "
+    mixed = counted(int(r['mixed_blocks']), 'mixed block')
+    text = (f"{r['method']} on a layer-wise supernet around {r['base']} ({mixed}){took}: "
             f"derived {r['derived']}")
     if r.get("handed") is None:  # --strategy darts|drnas|rdarts: the derived arch is what final training trains
         return text
@@ -313,8 +314,8 @@ def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
         chance = (f" That is chance for {classes} classes: the supernet did not learn, and the mixing weights "
                   f"followed the hardware loss alone; more --search-epochs train it further."
                   if classes and val <= 1.0 / int(classes) + 1e-9 else "")
-        out.append(f"The supernet trained {counted(int(r['epochs_run']), 'epoch')}{each}; at the epoch whose arch was taken it "
-                   f"scored {val:.4f} on the validation split.{chance}")
+        out.append(f"The supernet trained {counted(int(r['epochs_run']), 'epoch')}{each}; at the epoch whose arch "
+                   f"was taken it scored {val:.4f} on the validation split.{chance}")
     out += [f"- {note}" for note in r.get("notes", [])]
     return out + [""]
 
@@ -679,7 +680,8 @@ def _sweep_supernet_text(boards: list[dict[str, Any]]) -> str:
     parts = []
     for key, e in by_key.items():
         trained = ", ".join(f"{board} ({sec:.0f} s)" for board, sec in e["trained"]) or "an earlier run"
-        parts.append(f"Once-for-all supernet {key}: trained by {trained}, reused by {counted(len(e['reused']), 'board')}.")
+        parts.append(f"Once-for-all supernet {key}: trained by {trained}, "
+                     f"reused by {counted(len(e['reused']), 'board')}.")
     return " ".join(parts) + " Each board searched its own subnets on it."
 
 
