@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -108,3 +109,18 @@ def test_train_command_bad_inputs(tmp_path):
     assert isinstance(res.exception, TrainError) and "'space' and 'decisions'" in str(res.exception)
     res = CliRunner().invoke(cli, ["train", str(bad), "--dataset", "digits", "--out", str(tmp_path / "m.h5")])
     assert isinstance(res.exception, TrainError) and ".keras" in str(res.exception)
+
+
+def test_an_arch_sampled_for_another_dataset_says_so_and_how_to_sample_one(tmp_path):
+    """An 8x8 digits arch on mnist1d's (40, 1) sequences: the space's own complaint, and what to run instead."""
+    space = get_space("mcunet", input_shape=(8, 8, 1), num_classes=10)
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps(space.sample(np.random.default_rng(0)).to_json()))
+    out = tmp_path / "m.keras"
+    res = CliRunner().invoke(cli, ["train", str(arch_file), "--dataset", "mnist1d", "--epochs", "1", "--out", str(out)])
+    assert isinstance(res.exception, TrainError), res.output
+    message = str(res.exception)
+    assert message.startswith(f"{arch_file}: arch ") and "for mnist1d (input (40, 1), 10 classes)" in message
+    assert "decision 'resolution'" in message
+    assert message.endswith("tinynas space sample --space mcunet --dataset mnist1d --n 1 --json > arch.json")
+    assert not out.exists()
