@@ -56,6 +56,8 @@ def test_decisions_still_checked_by_name_and_type():
     values["bogus"] = 1
     with pytest.raises(Exception, match=r"unexpected \['bogus'\]"):
         space.validate(Arch.from_dict("mcunet", values))
+    with pytest.raises(Exception, match=r"\(48 decisions\): missing \['resolution', .*'s1_b3_kernel'\] and 39 more$"):
+        space.validate(Arch.from_dict("mcunet", {"width": values["width"]}))  # a partial file: the list is cut
     doubled = Arch(space="mcunet", decisions=arch.decisions + arch.decisions[:1])
     with pytest.raises(Exception, match="given twice"):
         space.validate(doubled)

@@ -95,10 +95,9 @@ class SearchSpace(ABC):
         missing = [n for n in names if n not in given]
         extra = [n for n in given if n not in names]
         if missing or extra or len(given) != len(set(given)):
-            raise SpaceError(
-                f"arch decisions do not match space {self.name!r}: missing {missing}, unexpected {extra}"
-                + ("" if missing or extra else " (a decision is given twice)")
-            )
+            wrong = [f"{what} {_some(found)}" for what, found in (("missing", missing), ("unexpected", extra)) if found]
+            raise SpaceError(f"arch decisions do not match space {self.name!r} ({len(names)} decisions): "
+                             + ("; ".join(wrong) if wrong else "a decision is given twice"))
         for d in self.decisions():
             value = arch[d.name]
             if value not in d.options or type(value) is not type(d.options[d.options.index(value)]):
@@ -173,6 +172,12 @@ class SearchSpace(ABC):
 
 
 SPACES: Registry[type[SearchSpace]] = Registry("search space", error=SpaceError)
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    """The first ``shown`` of ``names`` and how many more: a partial arch file misses dozens of decisions."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{names[:shown]}{more}"
 
 
 def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
