@@ -151,8 +151,8 @@ def refine_stage(ctx: Any) -> dict:
             return {"method": method, "base": base.id, "skipped": note, "handed": False}
         mix = "neighbourhood"
         mix_notes.append(
-            f"the top {counted(len(top), 'candidate')} agree{'s' if len(top) == 1 else ''} on every block of {base.id}; mixed instead its "
-            f"block{'' if len(names) == 1 else 's'} "
+            f"the top {counted(len(top), 'candidate')} agree{'s' if len(top) == 1 else ''} on every block of "
+            f"{base.id}; mixed instead its block{'' if len(names) == 1 else 's'} "
             f"{', '.join(names)} (where their choice moves latency most on {ctx.resolved.profile.id}) over "
             f"the options one step around their own: {', '.join(map(option_label, options))}")
         log.info("refine: %s", mix_notes[-1])
