@@ -45,6 +45,9 @@ def test_list_for_an_input_shape_and_as_text(runner):
     text = runner.invoke(cli, ["space", "list"])
     assert text.exit_code == 0
     assert "mcunet" in text.output and "stem_kernel" in text.output and "architectures" in text.output
+    # numeric options smallest first, though mcunet appended 0.1-0.2 after 1.0 to keep earlier arch ids
+    assert "    width                  0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.5\n" in text.output
+    assert "s*_depth (x5)          0, 1, 2, 3, 4\n" in text.output
 
 
 def test_sample_json_lines(runner, cost_model):

@@ -139,9 +139,17 @@ def list_spaces(input_shape: tuple[int, ...] | None, num_classes: int | None, da
         click.echo(f"{info['name']}  ({info['size']:.3g} architectures for input {shape})")
         click.echo(f"  {info['description']}")
         for label, options in _grouped_decisions(info["decisions"]):
-            text = ", ".join(str(o) for o in options)
+            text = ", ".join(str(o) for o in _in_order(options))
             click.echo(f"    {label:<22} {text if len(text) <= 70 else text[:67] + '...'}")
         click.echo("")
+
+
+def _in_order(options: list) -> list:
+    """Numeric options smallest first: spaces append options at the end to keep earlier arch ids
+    (mcunet's widths 0.1-0.2 came after 1.0), which reads as if the list were unordered."""
+    if all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options):
+        return sorted(options)
+    return options
 
 
 def _grouped_decisions(decisions: list[dict]) -> list[tuple[str, list]]:
