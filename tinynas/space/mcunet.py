@@ -127,8 +127,8 @@ class MCUNetSpace(SearchSpace):
 
     name = "mcunet"
     description = (
-        "MobileNetV2/MCUNet inverted residual blocks: width multiplier, input resolution, "
-        "optional 1x1 head, per-stage depth 0-4 (0 leaves the stage out), per-block kernel 3/5/7 and expand 3/4/6 (ReLU6)"
+        "MobileNetV2/MCUNet inverted residual blocks: width multiplier, input resolution, optional 1x1 head, "
+        "per-stage depth 0-4 (0 leaves the stage out), per-block kernel 3/5/7 and expand 3/4/6 (ReLU6)"
     )
     default_input_shape = (32, 32, 3)
     summary_legend = (
