@@ -12,6 +12,7 @@ import tarfile
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,64 @@ def test_the_cache_command_lists_and_clears_only_what_tinynas_wrote(server, tmp_
     assert not [e for e in left if e["kind"] in ("downloads", "unpacked")]
     assert load_dataset(url).input_shape == (16, 1)  # downloaded again
     assert list([c for c in cache_cmd.params if c.name == "clear"][0].type.choices) == ["all", *KINDS]
+
+
+def test_clearing_keeps_what_a_live_process_is_still_writing(tmp_path, monkeypatch, caplog):
+    """Another run downloading or unpacking while the user clears the cache: its temporaries stay (it would
+    fail on rename otherwise); those of a writer that died are cut-off leftovers, and go."""
+    import os
+    import subprocess
+    import sys
+
+    from tinynas.data.cache_entries import cache_entries, clear_cache
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TINYNAS_HOME", str(home))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its id names no process now
+    live = os.getpid()
+    paths = {}
+    for who, pid in (("live", live), ("dead", dead.pid)):
+        key = ("a" if who == "live" else "b") * 16
+        unpacking = home / "unpacked" / f".{key}-pid{pid}-x1y2"
+        (unpacking / "pics" / "cat").mkdir(parents=True)
+        (unpacking / "pics" / "cat" / "1.png").write_bytes(b"png")
+        download = home / "downloads" / key
+        download.mkdir(parents=True)
+        (download / f".readings.npz.pid{pid}.q9.part").write_bytes(b"half")
+        paths[who] = (unpacking, download)
+    assert len(cache_entries(kinds=("downloads", "unpacked"))) == 4
+    with caplog.at_level("WARNING"):
+        removed = clear_cache(kinds=("downloads", "unpacked"))
+    assert sorted(e.path for e in removed) == sorted(paths["dead"])
+    assert all(p.is_dir() for p in paths["live"]) and not any(p.exists() for p in paths["dead"])
+    assert f"process {live} is still writing it" in caplog.text
+
+
+def test_downloads_and_unpackings_name_their_writer(server, tmp_path, monkeypatch):
+    """The tag busy_writer reads is in the names remote.py really writes (seen mid-write)."""
+    import os
+
+    from tinynas.data.cache_entries import busy_writer
+
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path / "home"))
+    seen = []
+    real_extract = remote._extract
+
+    def extract(archive, into, names):
+        seen.append(("unpack", busy_writer(into)))
+        return real_extract(archive, into, names)
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(".part"):  # the download's last moment as a temporary
+            seen.append(("download", busy_writer(Path(src).parent)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(remote, "_extract", extract)
+    monkeypatch.setattr(remote.os, "replace", replace)
+    _npz(server.root / "readings.npz")
+    load_dataset(f"{server.url}/readings.npz")
+    load_dataset(_zip_folder(_pictures(tmp_path / "pics"), tmp_path / "pics.zip", top="pics"))
+    assert seen == [("download", os.getpid()), ("unpack", os.getpid())]

@@ -9,6 +9,8 @@ wrote, recognised by its name: clearing removes those and nothing else that may 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tinynas.data.cache import tinynas_home
+
+log = logging.getLogger(__name__)
 
 KINDS = ("downloads", "unpacked", "generated", "image-folders")
 _KEY = r"[0-9a-f]{16}"
@@ -28,6 +32,14 @@ _PATTERNS = {
 _FOLDERS = {"downloads": "downloads", "unpacked": "unpacked", "generated": "datasets",
             "image-folders": "image-folders"}
 SOURCE_FILE = "source.json"  # in a download's folder (remote.py) and, hidden, in an unpacked archive's
+#: a download's .part file and an unpacking's temporary folder carry the writer's process id, so that clearing
+#: the cache from another process leaves what a live process is still writing (see ``busy_writer``)
+_WRITER = re.compile(r"(?:\.|-)pid(\d+)[.-]")
+
+
+def writer_tag() -> str:
+    """The tag remote.py puts in its temporary names: ``pid<this process's id>``."""
+    return f"pid{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,27 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def busy_writer(path: Path) -> int | None:
+    """The id of a live process still writing ``path`` (an unpacking's temporary folder, or a download
+    folder whose first file is still a .part), else None: a writer that died left it cut off."""
+    names = [path.name] + ([p.name for p in path.iterdir()] if path.name[:1] != "." and path.is_dir() else [])
+    for name in names:
+        found = _WRITER.search(name) if name.startswith(".") else None
+        if found and _alive(int(found.group(1))):
+            return int(found.group(1))
+    return None
 
 
 def _what(kind: str, path: Path) -> str:
@@ -77,9 +110,15 @@ def cache_entries(*, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
 
 
 def clear_cache(*, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
-    """Remove the entries of ``kinds`` (only what ``cache_entries`` lists) and return them."""
-    removed = cache_entries(kinds=kinds)
-    for entry in removed:
+    """Remove the entries of ``kinds`` (only what ``cache_entries`` lists) and return them; a download or an
+    unpacking that another live process is writing is kept, with a warning."""
+    removed = []
+    for entry in cache_entries(kinds=kinds):
+        writer = busy_writer(entry.path) if entry.kind in ("downloads", "unpacked") else None
+        if writer is not None:
+            log.warning("kept %s: process %d is still writing it", entry.path, writer)
+            continue
+        removed.append(entry)
         if entry.path.is_dir():
             shutil.rmtree(entry.path)
         else:

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from tinynas.data.cache import tinynas_home
-from tinynas.data.cache_entries import SOURCE_FILE
+from tinynas.data.cache_entries import SOURCE_FILE, writer_tag
 from tinynas.errors import DatasetError
 from tinynas.pipeline.rundir import atomic_write_json
 from tinynas.registry import Registry
@@ -178,7 +178,7 @@ def _download(url: str, folder: Path, *, pinned: str | None) -> tuple[Path, str,
         target = folder / name
         total = response.headers.get("Content-Length")
         log.info("downloading %s (%s) into %s", url, f"{int(total):,} bytes" if total else "size unknown", folder)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{writer_tag()}.", suffix=".part")
         digest, size = hashlib.sha256(), 0
         from tqdm import tqdm
 
@@ -319,7 +319,7 @@ def unpack(archive: Path) -> Path:
         raise DatasetError(f"{archive}: unpacked it needs {need:,} bytes and {dest.parent} has {free:,} free; free "
                            "some space or set TINYNAS_HOME to a larger disk")
     log.info("unpacking %s (%d files, %s bytes) into %s", archive, len(files), f"{need:,}", dest)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{key}-"))
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{key}-{writer_tag()}-"))
     try:
         _extract(archive, tmp, [name for name, _ in files])
         # which archive this is, for `tinynas datasets cache` (hidden: loaders skip dot files)
