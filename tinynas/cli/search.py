@@ -65,7 +65,8 @@ def _common(fn: Callable) -> Callable:
                      help="Training result cache (default: <out>/cache)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Run directory; the same command again resumes it."),
-        click.option("--no-progress", is_flag=True, help="No progress bars."),
+        click.option("--no-progress", is_flag=True,
+                     help="No progress bars (for logs: `tinynas -v` logs a line per training and stage)."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for option in reversed(options):

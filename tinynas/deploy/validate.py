@@ -139,8 +139,9 @@ def validate_int8(
         profile_id=profile.id,
         checks=budget_checks(arena_bytes=arena_bytes, flash_bytes=len(model_bytes), profile=profile),
     )
-    log.info("int8 accuracy %.4f (float %s) on %d samples, arena %d B, flash %d B, fits %s",
-             int8_acc, float_accuracy, len(y), arena_bytes, len(model_bytes), report.fits)
+    log.info("int8 accuracy %.4f (float %s) on %d samples, arena %d B, flash %d B, fits %s", int8_acc,
+             "not given" if float_accuracy is None else f"{float_accuracy:.4f}", len(y), arena_bytes,
+             len(model_bytes), report.fits)
     return report
 
 
