@@ -135,7 +135,7 @@ def test_ecosystem_specifics(tmp_path, kws):
 
     esp = _generate(kws, load_profile("esp32s3-devkitc"), tmp_path / "e")
     assert read_project_info(esp)["template"] == "espidf"  # the profile's default
-    assert "espressif/esp-tflite-micro" in (esp / "main" / "idf_component.yml").read_text()
+    assert 'espressif/esp-tflite-micro: "^1.3.0"' in (esp / "main" / "idf_component.yml").read_text()  # not "*"
     assert "esp_timer_get_time()" in (esp / "main" / "main.cc").read_text()
     assert 'CONFIG_IDF_TARGET="esp32s3"' in (esp / "sdkconfig.defaults").read_text()
     assert "idf.py set-target esp32s3" in (esp / "README.md").read_text()
