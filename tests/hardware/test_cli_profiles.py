@@ -52,6 +52,21 @@ def test_validate_ok_and_invalid(tmp_path):
     assert data[0]["ok"] is False and len(data[0]["problems"]) >= 5
 
 
+def test_validate_notes_a_core_no_firmware_template_builds_for(tmp_path):
+    """Valid (search and estimate work with any core), but a misspelt core used to surface only at deploy."""
+    typo = tmp_path / "myboard.toml"
+    typo.write_text((builtin_profile_dir() / "nano33ble.toml").read_text()
+                    .replace('id = "nano33ble"', 'id = "myboard"')
+                    .replace('core = "cortex-m4f"', 'core = "cortex-m4x"'))
+    result = run("validate", str(typo), str(builtin_profile_dir() / "nano33ble.toml"))
+    assert result.exit_code == 0, result.output
+    assert ("  note: firmware template 'arduino' cannot build for profile 'myboard' (core cortex-m4x): it does "
+            "not support core 'cortex-m4x'") in result.output
+    assert result.output.count("note:") == 1  # the real board has none
+    data = json.loads(run("validate", "--json", str(typo)).output)
+    assert data[0]["ok"] is True and "`run` and `deploy` refuse it" in data[0]["notes"][0]
+
+
 def test_entry_point_turns_errors_into_exit_code_1(repo_root):
     out = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "profiles", "show", "nano33"],
                          capture_output=True, text=True, cwd=repo_root)

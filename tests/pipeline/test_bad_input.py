@@ -59,6 +59,19 @@ def test_zero_search_samples_is_refused_before_the_run_directory_exists(tmp_path
            out, "search_samples (--search-samples) must be at least 1, got 0")
 
 
+def test_a_firmware_template_that_cannot_build_is_refused_before_the_search(tmp_path, repo_root):
+    """Both were found by deploy after the whole search and final training (2.5 min on digits)."""
+    out = tmp_path / "run"
+    _fails(["run", "--profile", "nano33ble", "--dataset", "digits", "--template", "esp-idf", "--out", str(out)],
+           out, "unknown firmware template 'esp-idf': did you mean 'espidf'?")
+    typo = tmp_path / "myboard.toml"  # a profile's core misspelt: `profiles validate` takes any core name
+    typo.write_text((repo_root / "hardware_profiles" / "nano33ble.toml").read_text()
+                    .replace('id = "nano33ble"', 'id = "myboard"')
+                    .replace('core = "cortex-m4f"', 'core = "cortex-m4x"'))
+    _fails(["run", "--profile", str(typo), "--dataset", "digits", "--out", str(out)], out,
+           "firmware template 'arduino' cannot build for profile 'myboard' (core cortex-m4x)")
+
+
 def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile):
     out = tmp_path / "run"
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tinynas.cli.common import echo_json
@@ -84,6 +86,19 @@ def show_cmd(profile_id: str, no_overlay: bool, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+def _firmware_notes(profile: Any) -> list[str]:
+    """A valid profile whose firmware template cannot build for it (often a misspelt core): search and
+    estimate work, `run` and `deploy` refuse."""
+    from tinynas.deploy.firmware import check_board_template
+    from tinynas.errors import DeployError
+
+    try:
+        check_board_template(profile)
+    except DeployError as exc:
+        return [f"{exc}; `run` and `deploy` refuse it, `search` and `estimate` work"]
+    return []
+
+
 @profiles.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one result object per file.")
@@ -99,7 +114,7 @@ def validate_cmd(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> N
         try:
             p = validate_profile_file(path)
             results.append({"path": path, "ok": True, "id": p.id, "problems": [], "base": p.base or None,
-                            "inherited": inherited_keys(path) if p.base else []})
+                            "inherited": inherited_keys(path) if p.base else [], "notes": _firmware_notes(p)})
         except ProfileValidationError as exc:
             results.append({"path": path, "ok": False, "id": None, "problems": exc.problems})
         except ProfileError as exc:
@@ -111,6 +126,8 @@ def validate_cmd(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> N
             if r["ok"]:
                 click.echo(f"ok      {r['path']} ({r['id']})" + (
                     f", on base {r['base']}: it keeps the base's {', '.join(r['inherited'])}" if r["base"] else ""))
+                for note in r["notes"]:
+                    click.echo(f"  note: {note}")
             else:
                 click.echo(f"INVALID {r['path']}", err=True)
                 for problem in r["problems"]:

@@ -193,6 +193,16 @@ def check_template(template: FirmwareTemplate, profile: HardwareProfile) -> None
                       f"(core {profile.core}): {reason}; {fix}")
 
 
+def check_board_template(profile: HardwareProfile, template: str | None = None) -> None:
+    """DeployError when ``template`` (else the profile's default) does not exist or cannot build for the
+    board; nothing for a board without firmware (phones, GPUs). ``run`` asks before its search and
+    ``profiles validate`` notes it: otherwise a misspelt --template or core surfaces at deploy."""
+    name = template or profile.ecosystem.default_template
+    if profile.kind != "mcu" or not name or name == "none":
+        return
+    check_template(get_template(name), profile)
+
+
 def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: str, model_bytes: int,
              arena_bytes: int, class_names: Sequence[str], input_scaling: str | None) -> dict[str, Any]:
     cm = cortex_m(profile)

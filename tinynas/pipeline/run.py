@@ -90,6 +90,10 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     # before creating anything: a clear error, no work lost
     require_feasible(check, seed=int(settings.seed), given=settings.constraints(),
                      smaller_input=_smaller_input(resolved.dataset))
+    if deploy:
+        from tinynas.deploy.firmware import check_board_template
+
+        check_board_template(resolved.profile, settings.template)
     out = Path(out)
     spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
                       input_shape=tuple(resolved.dataset.input_shape),
