@@ -64,7 +64,7 @@ def test_a_firmware_template_that_cannot_build_is_refused_before_the_search(tmp_
     out = tmp_path / "run"
     _fails(["run", "--profile", "nano33ble", "--dataset", "digits", "--template", "esp-idf", "--out", str(out)],
            out, "unknown firmware template 'esp-idf': did you mean 'espidf'?")
-    typo = tmp_path / "myboard.toml"  # a profile's core misspelt: `profiles validate` takes any core name
+    typo = tmp_path / "myboard.toml"  # a misspelt core: valid, `profiles validate` only notes it
     typo.write_text((repo_root / "hardware_profiles" / "nano33ble.toml").read_text()
                     .replace('id = "nano33ble"', 'id = "myboard"')
                     .replace('core = "cortex-m4f"', 'core = "cortex-m4x"'))
