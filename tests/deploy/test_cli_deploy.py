@@ -65,6 +65,20 @@ def test_cli_errors_exit_1_with_a_message(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("profile,template,message", [
+    ("nucleo-l4r5zi", "esp-idf", "unknown firmware template 'esp-idf': did you mean 'espidf'?"),
+    ("nucleo-l4r5zi", "pico", "firmware template 'pico' cannot build for profile 'nucleo-l4r5zi' (core cortex-m4f)"),
+    ("rpi4", "arduino", "--template arduino: rpi4 is a mobile board, which gets its runtime's models and runners, "
+                        "not a firmware project; drop --template"),  # it used to be ignored
+])
+def test_a_template_the_board_cannot_take_is_refused_before_anything_is_written(profile, template, message, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(trained_digits_keras()), "--profile", profile, "--dataset",
+                                      "digits", "--template", template, "--out", str(out)])
+    assert result.exit_code != 0 and message in str(result.exception), result.output
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_cli_does_not_fit_on_a_tiny_board(tmp_path):
     """A model whose weights (64 KiB) exceed the L010RB's 48 KiB flash budget: files written, exit 1, budgets listed."""

@@ -311,6 +311,10 @@ def deploy(
     out_dir = Path(out_dir).resolve()
     if qat not in ("auto", True, False):
         raise DeployError(f"qat must be 'auto', True or False, got {qat!r}")
+    if firmware:
+        from tinynas.deploy.firmware import check_board_template
+
+        check_board_template(profile, template)  # before quantizing: a bad --template costs nothing
     dataset.require_splits("test", needed_for="deploy (it measures float and int8 accuracy on it)")
     source = _load_source(model_path)
     kind, keras_model = source.kind, source.keras_model

@@ -197,6 +197,9 @@ def check_board_template(profile: HardwareProfile, template: str | None = None) 
     """DeployError when ``template`` (else the profile's default) does not exist or cannot build for the
     board; nothing for a board without firmware (phones, GPUs). ``run`` asks before its search and
     ``profiles validate`` notes it: otherwise a misspelt --template or core surfaces at deploy."""
+    if template and profile.kind != "mcu":
+        raise DeployError(f"--template {template}: {profile.id} is a {profile.kind} board, which gets its runtime's "
+                          "models and runners, not a firmware project; drop --template")
     name = template or profile.ecosystem.default_template
     if profile.kind != "mcu" or not name or name == "none":
         return
