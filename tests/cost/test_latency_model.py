@@ -174,7 +174,10 @@ def test_estimate_of_a_published_model_matches_its_figure(shared_benchmarks):
 
 
 def test_profile_fields_of_the_fast_path_and_flash_are_validated(repo_root, tmp_path):
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the tomli backport pyproject.toml installs there
+        import tomli as tomllib
 
     from tinynas.errors import ProfileError
     from tinynas.hardware.schema import parse_profile

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -72,3 +74,19 @@ def test_listed_and_inspected_through_the_cli():
     shown = CliRunner().invoke(cli, ["datasets", "inspect", "glyphs", "-o", "num_samples=200"])
     assert shown.exit_code == 0, shown.output
     assert "(28, 28, 1)" in shown.output
+
+
+def test_a_matplotlib_without_every_font_is_refused_not_rendered_with_fewer(tmp_path, monkeypatch):
+    """matplotlib 3.10 (what pip picks on Python 3.10) lacks cmti10.ttf; 20 fonts would be another dataset."""
+    import matplotlib
+
+    fonts = tmp_path / "fonts" / "ttf"
+    fonts.mkdir(parents=True)
+    shipped = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    for name in FONT_FILES:
+        if name != "cmti10.ttf":
+            (fonts / name).symlink_to(shipped / name)
+    monkeypatch.setattr(matplotlib, "get_data_path", lambda: str(tmp_path))
+    with pytest.raises(DatasetError, match=r"lacks cmti10\.ttf \(3\.11\.2 has them all\): pip install -U "
+                                           r"'matplotlib>=3\.11'"):
+        _templates()

@@ -55,6 +55,13 @@ def _templates() -> np.ndarray:
     box = 20 * SUPER  # glyphs fit a 20x20 box in the 28x28 frame, as MNIST's do
     grid = (np.stack(np.meshgrid(np.arange(hi), np.arange(hi)), axis=-1).reshape(-1, 2) + 0.5).astype(np.float64)
     folder = Path(get_data_path()) / "fonts" / "ttf"
+    missing = [name for name in FONT_FILES if not (folder / name).is_file()]
+    if missing:  # rendering the others would give another dataset under the same name and seed
+        import matplotlib
+
+        raise DatasetError(f"glyphs is rendered from {len(FONT_FILES)} fonts that matplotlib ships, and this "
+                           f"matplotlib ({matplotlib.__version__}) lacks {', '.join(missing)} (3.11.2 has them all): "
+                           "pip install -U 'matplotlib>=3.11' (it needs Python 3.11 or later)")
     out = np.zeros((len(FONT_FILES), len(CLASSES), hi, hi), dtype=np.float32)
     for f, name in enumerate(FONT_FILES):
         prop = FontProperties(fname=str(folder / name))
