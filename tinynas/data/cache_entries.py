@@ -72,7 +72,9 @@ def _alive(pid: int) -> bool:
 def busy_writer(path: Path) -> int | None:
     """The id of a live process still writing ``path`` (an unpacking's temporary folder, or a download
     folder whose first file is still a .part), else None: a writer that died left it cut off."""
-    names = [path.name] + ([p.name for p in path.iterdir()] if path.name[:1] != "." and path.is_dir() else [])
+    names = [path.name]
+    if path.is_dir() and not path.name.startswith("."):  # a download folder: its .part
+        names += [p.name for p in path.iterdir()]
     for name in names:
         found = _WRITER.search(name) if name.startswith(".") else None
         if found and _alive(int(found.group(1))):
