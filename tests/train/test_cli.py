@@ -120,7 +120,11 @@ def test_an_arch_sampled_for_another_dataset_says_so_and_how_to_sample_one(tmp_p
     res = CliRunner().invoke(cli, ["train", str(arch_file), "--dataset", "mnist1d", "--epochs", "1", "--out", str(out)])
     assert isinstance(res.exception, TrainError), res.output
     message = str(res.exception)
-    assert message.startswith(f"{arch_file}: arch ") and "for mnist1d (input (40, 1), 10 classes)" in message
+    assert message.startswith(f"{arch_file}: arch ") and "for input (40, 1) and 10 classes" in message
     assert "decision 'resolution'" in message
     assert message.endswith("tinynas space sample --space mcunet --dataset mnist1d --n 1 --json > arch.json")
+    built = CliRunner().invoke(cli, ["space", "build", str(arch_file), "--input-shape", "40,1", "--classes", "10",
+                                     "--out", str(tmp_path / "b.keras")])  # the same for space build
+    assert str(built.exception).endswith(
+        "tinynas space sample --space mcunet --n 1 --json --input-shape 40,1 --classes 10 > arch.json")
     assert not out.exists()

@@ -308,7 +308,10 @@ def build(arch_file: Path, input_shape: tuple[int, ...] | None, num_classes: int
     arch = read_arch_file(arch_file)
     search_space, _ = _space_and_profile(arch.space, input_shape=input_shape, num_classes=num_classes,
                                          dataset_name=dataset_name, options=options, profile_id=None)
-    graph = search_space.graph(arch)
+    resample = ["tinynas", "space", "sample", "--space", arch.space, "--n", "1", "--json", *(
+        ["--dataset", dataset_name, *[w for pair in options for w in ("-o", pair)]] if dataset_name else
+        ["--input-shape", ",".join(map(str, search_space.input_shape)), "--classes", str(search_space.num_classes)])]
+    graph = search_space.graph_from_file(arch, path=arch_file, resample=resample)
     model = build_keras_model(graph, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)

@@ -8,13 +8,14 @@ what its decisions are and how an ``Arch`` becomes a ``Graph``.
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from tinynas.errors import SpaceError
+from tinynas.errors import SpaceError, TinyNASError
 from tinynas.registry import Registry
 from tinynas.space.arch import Arch, Scalar
 from tinynas.space.graph import Graph
@@ -124,6 +125,18 @@ class SearchSpace(ABC):
         """The framework-free Graph of ``arch`` for this input shape and class count."""
         self.validate(arch)
         return self._build(arch)
+
+    def graph_from_file(self, arch: Arch, *, path: Any, resample: Sequence[str],
+                        error: type[TinyNASError] = SpaceError) -> Graph:
+        """``graph(arch)`` for an arch read from the file ``path``. One sampled for another input shape or
+        class count (or a partial file) raises ``error`` naming the file, this space's input and classes, and
+        ``resample``: the command that samples an arch for them."""
+        try:
+            return self.graph(arch)
+        except SpaceError as exc:
+            raise error(f"{path}: arch {arch.id} is not an arch of space {self.name!r} for input "
+                        f"{self.input_shape} and {self.num_classes} classes: {exc}. One that is: "
+                        f"{shlex.join(resample)} > arch.json") from exc
 
     def encode(self, arch: Arch) -> list[int]:
         """The arch as one option index per decision (what strategies work on)."""

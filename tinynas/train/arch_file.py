@@ -7,11 +7,10 @@ the dataset's input shape and class count, trains, and saves ``model.keras``.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
-from tinynas.errors import SpaceError, TrainError
+from tinynas.errors import TrainError
 from tinynas.space.arch import Arch
 from tinynas.space.arch import read_arch_file as _read_arch_file
 from tinynas.train.budget import TrainBudget, TrainResult
@@ -52,15 +51,9 @@ def train_arch_file(
     ds.require_splits("train", "val", needed_for="training (validation accuracy, early stopping)")
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes,
                                  adjacency=ds.adjacency, node_task=ds.node_task)
-    try:
-        graph = space.graph(arch)
-    except SpaceError as exc:  # sampled for another input shape or class count, or a partial file
-        again = shlex.join(["tinynas", "space", "sample", "--space", arch.space, "--dataset", str(dataset),
-                            *[w for k, v in (dataset_options or {}).items() for w in ("-o", f"{k}={v}")],
-                            "--n", "1", "--json"])
-        raise TrainError(f"{arch_path}: arch {arch.id} is not an arch of space {arch.space!r} for {ds.name} "
-                         f"(input {tuple(ds.input_shape)}, {ds.num_classes} classes): {exc}. An arch for this "
-                         f"dataset: {again} > arch.json") from exc
+    resample = ["tinynas", "space", "sample", "--space", arch.space, "--dataset", str(dataset),
+                *[w for k, v in (dataset_options or {}).items() for w in ("-o", f"{k}={v}")], "--n", "1", "--json"]
+    graph = space.graph_from_file(arch, path=arch_path, resample=resample, error=TrainError)
     result = train_graph(graph, ds, budget=budget.on_train_set(len(ds.y_train)), seed=seed, arch_id=arch.id,
                          save_path=out, cache_dir=cache_dir)
     model_shape = tuple(graph.input_shape[1:])
