@@ -60,7 +60,8 @@ def list_proxies(as_json: bool) -> None:
 @click.option("--classes", "num_classes", type=int, default=None, help="Class count (default: the dataset's, else 10).")
 @click.option("--n", "n", type=int, default=10, show_default=True, help="How many archs to sample and score.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--proxies", "proxy_csv", default=None, help="Comma-separated proxies (default: the data-free ones).")
+@click.option("--proxies", "proxy_csv", default=None,
+              help="Comma-separated proxies (default: every one with --dataset, else the data-free ones).")
 @click.option("--dataset", default=None, help="Dataset for data-dependent proxies (a name or path).")
 @dataset_option()
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Examples in the proxies' batch.")
