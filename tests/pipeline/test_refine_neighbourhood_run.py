@@ -30,5 +30,5 @@ def test_staged_refine_with_one_top_candidate_mixes_around_it_instead_of_skippin
     assert not done.get("skipped") and done["mix"] == "neighbourhood", done
     assert 1 <= done["mixed_blocks"] == len(done["mixed"]) <= 4 and len(done["options"]) >= 4
     get_space("dscnn", input_shape=(8, 8, 1), num_classes=10).validate(Arch.from_json(done["arch"]))
-    assert "agree on every block" in done["notes"][0] and "mixed instead" in done["notes"][0]
+    assert "the top 1 candidate agrees on every block" in done["notes"][0] and "mixed instead" in done["notes"][0]
     assert "mixed instead its block" in (out / "report.md").read_text()
