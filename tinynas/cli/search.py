@@ -12,6 +12,7 @@ import click
 
 from tinynas.cli.common import ByteSize, Count, Setting, echo_json, qat_option
 from tinynas.cli.datasets import dataset_option, typed_options
+from tinynas.text import dataset_words
 
 # Commands here train; keep TensorFlow's C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -180,8 +181,8 @@ def search(profile: str, as_json: bool, **kw: Any) -> None:
     _print_summary(result.summary, kw["out"])
     model = kw["out"] / "model" / "model.keras"
     if model.is_file():  # the next step, with the dataset and split this search used
-        words = ["tinynas", "deploy", str(model), "--profile", profile, "--dataset", kw["dataset"],
-                 *[w for pair in kw["dataset_options"] for w in ("-o", pair)],
+        words = ["tinynas", "deploy", str(model), "--profile", profile, *dataset_words(kw["dataset"],
+                                                                                      kw["dataset_options"]),
                  *(["--seed", str(kw["seed"])] if kw["seed"] else []), "--out", "DIR"]
         click.echo(f"next       {shlex.join(words)}")
 

@@ -17,6 +17,7 @@ import click
 from tinynas.cli.common import echo_json, parse_shape
 from tinynas.cli.datasets import dataset_option, typed_options
 from tinynas.errors import SpaceError
+from tinynas.text import dataset_words
 
 FALLBACK_INPUT_SHAPE = (32, 32, 3)
 
@@ -309,7 +310,7 @@ def build(arch_file: Path, input_shape: tuple[int, ...] | None, num_classes: int
     search_space, _ = _space_and_profile(arch.space, input_shape=input_shape, num_classes=num_classes,
                                          dataset_name=dataset_name, options=options, profile_id=None)
     resample = ["tinynas", "space", "sample", "--space", arch.space, "--n", "1", "--json", *(
-        ["--dataset", dataset_name, *[w for pair in options for w in ("-o", pair)]] if dataset_name else
+        dataset_words(dataset_name, options) if dataset_name else
         ["--input-shape", ",".join(map(str, search_space.input_shape)), "--classes", str(search_space.num_classes)])]
     graph = search_space.graph_from_file(arch, path=arch_file, resample=resample)
     model = build_keras_model(graph, seed=seed)

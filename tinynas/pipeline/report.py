@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import html
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
 from tinynas.errors import SearchError
 from tinynas.pipeline.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
 from tinynas.strategies.pareto import pareto_indices
-from tinynas.text import counted
+from tinynas.text import counted, dataset_words
 from tinynas.train.budget import MIN_EPOCH_SAMPLES
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,11 @@ def cheaper_tie_note(s: dict[str, Any]) -> str | None:
     else:
         how = (f"came within {100 * (win['val_accuracy'] - r['val_accuracy']):.2f} points of the winner's "
                f"validation accuracy ({r['val_accuracy']:.4f} against {win['val_accuracy']:.4f})")
-    options = "".join(f" -o {k}={v}" for k, v in (s.get("dataset_options") or {}).items())
+    ship = shlex.join(["tinynas", "deploy", str(r["model"]), "--profile", str(s["board"]),
+                       *dataset_words(s["dataset"], s.get("dataset_options") or {}), "--out", "DIR"])
     return (f"{r['id']} {how} at {_fmt(r['latency_ms'], '.2f')} ms and {_fmt(r['flash_bytes'], ',')} B of flash "
             f"against {_fmt(win['latency_ms'], '.2f')} ms and {_fmt(win['flash_bytes'], ',')} B. To ship it "
-            f"instead: tinynas deploy {r['model']} --profile {s['board']} --dataset {s['dataset']}{options} "
-            "--out DIR")
+            f"instead: {ship}")
 
 
 FINALIST_COLUMNS = ("id", "val acc", "val loss", "float test acc", "latency (ms)", "arena (bytes)", "flash (bytes)",

@@ -13,6 +13,7 @@ from typing import Any
 from tinynas.errors import TrainError
 from tinynas.space.arch import Arch
 from tinynas.space.arch import read_arch_file as _read_arch_file
+from tinynas.text import dataset_words
 from tinynas.train.budget import TrainBudget, TrainResult
 from tinynas.train.inputs import check_input_shape
 
@@ -51,8 +52,8 @@ def train_arch_file(
     ds.require_splits("train", "val", needed_for="training (validation accuracy, early stopping)")
     space = space_base.get_space(arch.space, input_shape=ds.input_shape, num_classes=ds.num_classes,
                                  adjacency=ds.adjacency, node_task=ds.node_task)
-    resample = ["tinynas", "space", "sample", "--space", arch.space, "--dataset", str(dataset),
-                *[w for k, v in (dataset_options or {}).items() for w in ("-o", f"{k}={v}")], "--n", "1", "--json"]
+    resample = ["tinynas", "space", "sample", "--space", arch.space, *dataset_words(dataset, dataset_options or {}),
+                "--n", "1", "--json"]
     graph = space.graph_from_file(arch, path=arch_path, resample=resample, error=TrainError)
     result = train_graph(graph, ds, budget=budget.on_train_set(len(ds.y_train)), seed=seed, arch_id=arch.id,
                          save_path=out, cache_dir=cache_dir)
