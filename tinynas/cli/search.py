@@ -108,6 +108,7 @@ def _bytes(value: Any) -> str:
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     from tinynas.measure.flash import STAMP
+    from tinynas.pipeline.front_end_budget import reserve_text
     from tinynas.pipeline.report import (cheaper_tie_note, dataset_options_text, fill_text, refinement_text,
                                          scored_text, supernet_text)
 
@@ -148,8 +149,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     budgets = summary.get("budgets") or {}
     if budgets.get("front_end_reserve_bytes"):
         arena, reserve = int(budgets["sram_budget_bytes"]), int(budgets["front_end_reserve_bytes"])
-        click.echo(f"budget     arena {arena:,} B: {reserve:,} B of the board's {arena + reserve:,} B set aside for "
-                   "the front end and the arena's margin beside it")
+        click.echo(f"budget     arena {arena:,} B: {reserve_text(arena_budget=arena, reserve=reserve)}")
     if summary.get("constraints"):
         click.echo("constraints " + ", ".join(f"{k} {v}" for k, v in summary["constraints"].items()))
     projects = sorted((out / "firmware").glob("*/" + STAMP))

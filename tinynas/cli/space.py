@@ -88,8 +88,10 @@ def _reserve_line(profile: Any) -> str | None:
     reserve = getattr(profile, "front_end_reserve_bytes", None)
     if not reserve:
         return None
-    return (f"arena budget {profile.sram_budget_bytes:,} B: {reserve:,} B of the board's set aside for the "
-            "dataset's front end and the arena's margin, as `run` does")
+    from tinynas.pipeline.front_end_budget import reserve_text
+
+    arena = int(profile.sram_budget_bytes)
+    return f"arena budget {arena:,} B: {reserve_text(arena_budget=arena, reserve=int(reserve))}, as `run` does"
 
 
 def _summary(space: Any, arch: Any) -> str:

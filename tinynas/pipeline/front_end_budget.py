@@ -75,3 +75,9 @@ def reserve_front_end(profile: Any, dataset: Any, *, resized: bool = False) -> A
              "beside it; the search's arena budget is %s B", profile.id, f"{budget - low:,}", f"{budget:,}", what,
              f"{ram:,}", f"{low:,}")
     return replace(profile, front_end_reserve_bytes=int(profile.front_end_reserve_bytes) + budget - low)
+
+
+def reserve_text(*, arena_budget: int, reserve: int) -> str:
+    """What a reserve leaves the arena, in the words `run` and `space` print beside the arena budget."""
+    return (f"{reserve:,} B of the board's {arena_budget + reserve:,} B set aside for the front end and the arena's "
+            "margin beside it")
