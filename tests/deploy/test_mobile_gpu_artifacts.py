@@ -167,6 +167,31 @@ def test_runtime_threads_come_from_the_profile(tmp_path):
         load_profile(str(tmp_path / "rpi4-bad.toml"))
 
 
+def _run_published_runner(deploy: Path, tmp_path: Path) -> None:
+    """Run the runner of a run's deploy/ folder there, as its instructions say: run_litert.py on the int8 model,
+    or build_trt_engine.sh with a stand-in trtexec that only checks the ONNX file it is given opens."""
+    if (deploy / "run_litert.py").is_file():
+        np.save(tmp_path / "input.npy", digits().x_test[0].astype(np.float32))
+        proc = subprocess.run([sys.executable, "run_litert.py", "model_int8.tflite", str(tmp_path / "input.npy"),
+                               "--json", "--runs", "2"], cwd=deploy, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert 0 <= json.loads(proc.stdout.strip().splitlines()[-1])["class"] < 10
+        return
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "trtexec").write_text(
+        f"#!{sys.executable}\n"
+        "import sys, onnx\n"
+        "path = next(a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--onnx='))\n"
+        "print('inputs', [i.name for i in onnx.load(path).graph.input])\n")
+    (bin_dir / "trtexec").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["sh", str(deploy / "build_trt_engine.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("inputs ['"), proc.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile, models, runners, runtime", [
     ("rpi4", ["model_int8.tflite", "model_fp16.tflite"], ["run_litert.py", "RUN_ANDROID.md"], "LiteRT"),
@@ -186,7 +211,9 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     assert result.exit_code == 0, result.output
     for name in [*models, "model.keras", "metrics.json"]:
         assert (out / "model" / name).is_file(), name
-    assert sorted(p.name for p in (out / "deploy").iterdir()) == sorted(runners)
+    # deploy/ is what goes onto the target: the runners and the models they open beside them
+    assert sorted(p.name for p in (out / "deploy").iterdir()) == sorted([*models, *runners])
+    _run_published_runner(out / "deploy", tmp_path)
     assert not (out / "firmware").exists() and not (out / "model" / "model_data.cc").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["deployed"] and set(summary["winner"]["artifacts"]) == set(models)
@@ -200,7 +227,7 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     capsys.readouterr()
     _print_summary(summary, out)  # what `run` prints without --json: where the runners are, no firmware line
     printed = capsys.readouterr().out
-    assert f"deploy     {out / 'deploy'}   ({', '.join(sorted(runners))})" in printed and "firmware " not in printed
+    assert f"deploy     {out / 'deploy'}   ({', '.join(sorted([*models, *runners]))})" in printed and "firmware " not in printed
 
 
 def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):

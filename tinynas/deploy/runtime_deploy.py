@@ -176,7 +176,8 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
         "primary": primary,
         "artifacts": artifacts,
         "runners": runners,
-        "publish": {"model": list(artifacts), "deploy": runners},
+        # deploy/ is the folder one copies to the target: the runners open the models beside them
+        "publish": {"model": list(artifacts), "deploy": [*artifacts, *runners]},
         **extra,
     })
     result = _install(out_dir=out_dir, files=files, metrics=metrics, keep=keep)

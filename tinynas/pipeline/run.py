@@ -241,7 +241,7 @@ def _publish(run: RunDir, out_dir: Path, arch_id: str) -> None:
 
     MCU: model_int8.tflite to model/, the C sources (``DEPLOY_FILES``) to deploy/, firmware/.
     Mobile and GPU: what metrics.json's ``publish`` lists (the .tflite or .onnx models to
-    model/, the runner files to deploy/).
+    model/; the runner files, with the models they open, to deploy/).
     """
     from tinynas.pipeline.rundir import read_json
 
