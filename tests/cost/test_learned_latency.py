@@ -189,6 +189,9 @@ def test_bad_measure_requests_are_clear(home):
     assert res.exit_code == 1
     assert "nano33ble is a mcu profile" in str(res.exception) and "tinynas measure" in str(res.exception)
     assert "measuring" not in res.output  # refused before any measuring starts
+    res = CliRunner().invoke(cli, ["calibrate", "--profile", "rtx-4090", "--measure", "host", "--n", "5"])
+    assert res.exit_code == 1 and "measuring" not in res.output
+    assert "rtx-4090 is a gpu profile" in str(res.exception) and "this machine's CPU" in str(res.exception)
     res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4"])
     assert res.exit_code == 2 and "--measure host" in res.output
     res = CliRunner().invoke(cli, ["calibrate", "--profile", "rpi4", "--measure", "host", "x.json"])

@@ -94,7 +94,8 @@ def _report(tmp_path, features, **fields) -> Path:
     fields.setdefault("model_sha1", None)
     fields.setdefault("device", {})
     fields.setdefault("profile_id", "testboard")
-    report = LatencyReport(port="p", model_path=str(tmp_path / "m.tflite"),
+    fields.setdefault("model_path", str(tmp_path / "m.tflite"))
+    report = LatencyReport(port="p",
                            windows=(WindowResult(0, 10, 10_000),), inferences_per_window=10, warmup=0,
                            min_window_s=0, upload_retries=0, upload_checked_by_crc=True, arena_used_bytes=None,
                            output_max_diff_int8=0, predicted_latency_ms=None, features=features, **fields)
@@ -186,3 +187,29 @@ def test_cli_exits_1_with_both_errors_when_the_fit_is_worse(profile, profile_env
     err = capsys.readouterr().err
     assert exc.value.code == 1
     assert "leave-one-out, current profile:" in err and "not saved" in err and "Traceback" not in err
+
+
+def test_a_gpu_profile_refuses_host_time_and_onnx_models_it_cannot_read(tmp_path):
+    """`measure --on host -p rtx-4090` times ONNX Runtime on this machine's CPU, not the GPU: calibrate refuses it.
+    A trtexec measurement of an .onnx has no features calibrate can read (its reader is TFLite's): refused naming
+    the file, not as a bare "<model bytes>: not a TFLite flatbuffer"."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tinynas.measure.target import measure_on_target
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = tmp_path / "model_fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    measured = measure_on_target(target="host", model=model, profile="rtx-4090", runs=3, warmup=1, run_dir=tmp_path)
+    assert measured.complete and measured.runtime == "onnxruntime"
+    host = tmp_path / "measure" / "latency.json"
+    with pytest.raises(MeasureError, match=r"latency\.json: was measured with --on host \(onnxruntime on this "
+                                           r"machine's CPU\), not on rtx-4090's GPU"):
+        calibrate(profile="rtx-4090", measurements=[host], save=False)
+    on_gpu = _report(tmp_path, None, profile_id="rtx-4090", target="trtexec", runtime="tensorrt trtexec",
+                     model_path=str(model))
+    with pytest.raises(MeasureError, match=rf"{on_gpu.name}: measured the ONNX model {model}; .*no ONNX reader"):
+        calibrate(profile="rtx-4090", measurements=[on_gpu], save=False)

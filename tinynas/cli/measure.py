@@ -183,7 +183,7 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
 @click.argument("measurements", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--measure", "measure_on", type=click.Choice(["host"]), default=None,
               help="Instead of measurement files: time --n single kernels with LiteRT on this machine and fit the "
-                   "profile's per-kernel latency model (mobile and gpu profiles; nn-Meter's method).")
+                   "profile's per-kernel latency model (mobile profiles, run on the board itself; nn-Meter's method).")
 @click.option("--n", "n_kernels", type=click.IntRange(min=2), default=900, show_default=True,
               help="With --measure host: how many kernels to measure (conversion takes about 1 s a kernel; 300 "
                    "kernels predicted 86 % of held-out models within +-10 %, 900 kernels 94 %).")
@@ -206,7 +206,7 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
               dry_run: bool, as_json: bool) -> None:
     """Fit a board's latency model to measurement files and store it as the profile's user overlay.
 
-    With --measure host (mobile and gpu profiles), measure single kernels with LiteRT on this machine
+    With --measure host (mobile profiles), measure single kernels with LiteRT on this machine
     instead and store a per-kernel-kind latency model beside the overlay.
     """
     if measure_on is not None:

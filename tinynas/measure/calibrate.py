@@ -147,7 +147,7 @@ def _features_of_model(where: str, model_path: str | None, sha1: str | None, why
     if sha1 and hashlib.sha1(data).hexdigest() != sha1:
         raise MeasureError(f"{where}: {why}, and its model {model_path} has changed since it was measured "
                            f"(sha1 {hashlib.sha1(data).hexdigest()[:12]}, measured {sha1[:12]}); measure it again")
-    return model_features(data)
+    return model_features(path)
 
 
 def _sample(item: Any, *, profile: Any) -> Sample:
@@ -160,6 +160,10 @@ def _sample(item: Any, *, profile: Any) -> Sample:
         raise MeasureError(f"{where}: was measured for profile {report.profile_id!r}, not {profile.id!r}; calibrate "
                            f"{report.profile_id} with it, or measure this board "
                            f"(tinynas measure --profile {profile.id})")
+    if report.target == "host" and profile.kind == "gpu":
+        raise MeasureError(f"{where}: was measured with --on host ({report.runtime or 'a runtime'} on this machine's "
+                           f"CPU), not on {profile.id}'s GPU; measure on the GPU: tinynas measure --on ssh:USER@HOST "
+                           f"--model MODEL_int8.tflite --profile {profile.id} (LiteRT's GPU delegate)")
     if report.target is not None and profile.kind == "mcu":
         raise MeasureError(f"{where}: was measured with --on {report.target} ({report.runtime or 'a runtime'} on that "
                            f"machine), not on the {profile.id} board over serial; {profile.id}'s latency model "
@@ -179,6 +183,10 @@ def _sample(item: Any, *, profile: Any) -> Sample:
     if report.latency_ms is None:
         raise MeasureError(f"{where}: holds no finished window; measure again (tinynas measure --run DIR)")
     features = report.features
+    if not features and str(report.model_path or "").lower().endswith(".onnx"):
+        raise MeasureError(f"{where}: measured the ONNX model {report.model_path}; calibrate prices a model by the "
+                           "ops it reads from an int8 .tflite and has no ONNX reader. Measure an int8 .tflite of "
+                           "the same network instead (a mobile profile's deploy writes model_int8.tflite)")
     if not features:
         features = _features_of_model(where, report.model_path, report.model_sha1, "has no per-op features")
     elif FEATURE_WEIGHT_BYTES not in features:

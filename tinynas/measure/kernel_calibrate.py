@@ -159,7 +159,8 @@ def _int8(graph: Graph, *, seed: int) -> bytes:
 
 def host_profile(profile: Any) -> Any:
     """``profile`` (an id, path or HardwareProfile) loaded, if it is one ``--measure host`` can fit:
-    raises MeasureError for a microcontroller, whose latency is measured on the board."""
+    raises MeasureError for a microcontroller, whose latency is measured on the board, and for a GPU,
+    whose kernels LiteRT on this machine would time on the CPU."""
     if isinstance(profile, (str, Path)):
         from tinynas.hardware import load_profile
 
@@ -168,6 +169,11 @@ def host_profile(profile: Any) -> Any:
         raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile and gpu profiles "
                            "(LiteRT on this machine); measure a microcontroller on the board (tinynas measure "
                            f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
+    if profile.kind == "gpu":
+        raise MeasureError(f"{profile.id} is a gpu profile: --measure host times kernels in LiteRT on this "
+                           "machine's CPU, not on its GPU; measure int8 .tflite models on the GPU (tinynas measure "
+                           f"--on ssh:USER@HOST --model M.tflite --profile {profile.id}, LiteRT's GPU delegate) and "
+                           f"run tinynas calibrate --profile {profile.id} with their latency.json files")
     return profile
 
 

@@ -244,6 +244,9 @@ def measure_on_target(*, target: str | TargetSpec, model: str | Path, profile: A
         from tinynas.hardware import load_profile
 
         profile = load_profile(str(profile))
+    if spec.kind == "host" and getattr(profile, "kind", None) == "gpu":
+        log.warning("--on host times %s on this machine's CPU, not on %s's GPU: a figure to compare, not one to "
+                    "calibrate %s with", model.name, profile.id, profile.id)
     data = model.read_bytes()
     if not threads:
         threads = profile.runtime_threads if profile is not None else 1
