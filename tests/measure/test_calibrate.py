@@ -66,6 +66,27 @@ def test_one_measurement_keeps_the_rest_of_the_model(profile, synthetic, tmp_pat
     assert result.latency["cycles_per_element"]["default"] == profile.latency.cycles_per_element["default"]
 
 
+def test_measurements_of_the_same_model_are_held_out_together(profile, synthetic, tmp_path):
+    """Measuring each model three times (to average noise) must not make the held-out error look better:
+    a copy of the held-out model left in the fit predicts it from itself."""
+    import shutil
+
+    distinct = synthetic.write_measurements(tmp_path / "once", synthetic.truth, count=5, seed=4, noise=0.05)
+    repeated = []
+    for i, path in enumerate(distinct):
+        for k in range(3):
+            repeated.append(tmp_path / "thrice" / f"{i}-{k}.json")
+            repeated[-1].parent.mkdir(exist_ok=True)
+            shutil.copyfile(path, repeated[-1])
+    once = calibrate(profile=profile, measurements=distinct, save=False)
+    thrice = calibrate(profile=profile, measurements=repeated, save=False)
+    assert once.held_out == "leave-one-out"
+    assert thrice.held_out == "leave-one-model-out (15 measurements of 5 models)"
+    assert thrice.error_after_pct == pytest.approx(once.error_after_pct, rel=0.05) and once.error_after_pct > 1.0
+    same = calibrate(profile=profile, measurements=repeated[:3], save=False)
+    assert same.error_after_pct is None and same.held_out == "none (3 measurements of one model)"
+
+
 def test_features_price_like_the_cost_model(profile, synthetic, kws_path):
     from tinynas.cost import estimate
     from tinynas.space.tflite_reader import read_tflite

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tinynas.cli.common import echo_json
+from tinynas.text import counted
 
 
 @click.command("measure")
@@ -228,7 +229,7 @@ def calibrate(profile_id: str, measurements: tuple[Path, ...], measure_on: str |
         echo_json(result.to_json())
         return
     after = "-" if result.error_after_pct is None else f"{result.error_after_pct:.1f} %"
-    click.echo(f"profile {result.profile_id}: {result.measurements} measurement(s)")
+    click.echo(f"profile {result.profile_id}: {counted(result.measurements, 'measurement')}")
     click.echo(f"error before {result.error_before_pct:.1f} %, after {after} (held out: {result.held_out})")
     for key, value in sorted(result.coefficients.items()):
         click.echo(f"  {key:<28} {value:.4g}")

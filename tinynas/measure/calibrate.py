@@ -8,7 +8,8 @@ overheads; MicroNets, Banbury et al., MLSys 2021) by non-negative least squares.
 The part's properties (kernel fast path, flash cost per weight byte) stay the
 profile's: they are priced, not fitted. Each measurement is also predicted by a
 fit that did not see it (leave-one-out); a fit that predicts worse than the
-profile it would replace is not saved.
+profile it would replace is not saved. Measurements of the same model are held
+out together.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from tinynas.cost.latency import (FEATURE_INVOKE, FEATURE_OPS, FEATURE_WEIGHT_BYTES, coefficient, graph_features,
                                   predict_cycles, slots, with_coefficients)
 from tinynas.errors import CostError, MeasureError
+from tinynas.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,8 @@ class CalibrationResult:
     """What ``calibrate`` fitted and how well: errors are mean absolute percentage errors.
 
     ``error_before_pct`` is the profile's current model on every measurement;
-    ``error_after_pct`` is leave-one-out (each measurement predicted by a fit
-    that did not see it); None with a single measurement.
+    ``error_after_pct`` is leave-one-out by model (each measurement predicted by a fit
+    that saw no measurement of its model); None when all are of one model.
     """
 
     profile_id: str
@@ -231,28 +233,39 @@ def calibrate(
     truth = [s.latency_ms for s in samples]
 
     n = len(samples)
+    # Held out by model, not by file: the same model measured again predicts itself, which says nothing of
+    # how the fit prices a model it has not seen.
+    models: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samples):
+        models.setdefault(tuple(sorted(s.features.items())), []).append(i)
     after: list[float | None] = [None] * n
-    held_out = "leave-one-out" if n >= 2 else "none (one measurement)"
-    if n >= 2:
-        for i in range(n):
-            train = rows[:i] + rows[i + 1:]
+    if len(models) < 2:
+        held_out = "none (one measurement)" if n == 1 else f"none ({n} measurements of one model)"
+    elif len(models) == n:
+        held_out = "leave-one-out"
+    else:
+        held_out = f"leave-one-model-out ({n} measurements of {len(models)} models)"
+    if len(models) >= 2:
+        for group in models.values():
+            train = [r for i, r in enumerate(rows) if i not in group]
             fitted = with_coefficients(latency, _fit(train, latency, prior_weight=prior_weight), source="held out")
-            after[i] = predict_ms(samples[i].features, fitted, clock_hz=clock)
+            for i in group:
+                after[i] = predict_ms(samples[i].features, fitted, clock_hz=clock)
 
     coefficients = _fit(rows, latency, prior_weight=prior_weight)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    fitted = with_coefficients(latency, coefficients, source=f"calibrated on {n} measurement(s), {stamp}")
+    fitted = with_coefficients(latency, coefficients, source=f"calibrated on {counted(n, 'measurement')}, {stamp}")
     table = tuple(
         {"model": s.name, "measured_ms": s.latency_ms, "before_ms": b, "after_ms": a}
         for s, b, a in zip(samples, before, after)
     )
-    error_after = _mape([a for a in after if a is not None], truth) if n >= 2 else None
+    error_after = _mape([a for a in after if a is not None], truth) if len(models) >= 2 else None
     error_before = _mape(before, truth)
     path = None
     if save:
         if error_after is not None and error_after > error_before:
             raise MeasureError(
-                f"{profile.id}: new fit: {error_after:.1f} % leave-one-out, current profile: {error_before:.1f} % "
+                f"{profile.id}: new fit: {error_after:.1f} % {held_out}, current profile: {error_before:.1f} % "
                 f"on the same {n} measurements; not saved (the profile keeps its latency model; --dry-run shows "
                 "the fit)")
         from tinynas.hardware import clear_cache, save_latency_overlay
