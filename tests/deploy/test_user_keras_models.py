@@ -296,3 +296,38 @@ def test_a_custom_layer_without_a_config_still_quantizes():
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(Doubler()(inp)))
     x = np.random.default_rng(0).uniform(size=(10, 8)).astype("float32")
     assert quantize_int8(model, representative=x, num_samples=10)[4:8] == b"TFL3"
+
+
+@pytest.mark.slow
+def test_an_op_left_in_float_is_said_and_recorded(tmp_path, caplog):
+    """The converter leaves an op without an int8 kernel (SIN here; an unrolled LSTM's SPLIT for some weights) in
+    float between DEQUANTIZE and QUANTIZE. TFLite Micro runs it, so nothing failed; the engineer is now told, as the
+    board runs it with a float kernel and float buffers."""
+    import keras
+
+    @keras.saving.register_keras_serializable("tinynas_mcu_tests")
+    class Sine(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.sin(x)
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = Sine()(keras.layers.Dense(16)(keras.layers.Flatten()(inp)))
+    src = tmp_path / "sine.keras"
+    keras.Model(inp, keras.layers.Dense(10, activation="softmax")(h)).save(src)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="tinynas.deploy.deployer"):
+        result = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nano33ble", "--dataset", "digits",
+                                          "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "float ops: SIN (no int8 kernel: they run in float on the board)" in result.output
+    assert json.loads((out / "metrics.json").read_text())["float_ops"] == ["SIN"]
+    assert "AddSin()" in (out / "op_resolver.h").read_text()
+    assert any("computes SIN in float" in r.getMessage() for r in caplog.records)
+    # A model that is int8 throughout has no such entry
+    plain = tmp_path / "plain.keras"
+    _flat_model(rescale=None).save(plain)
+    result = CliRunner().invoke(cli, ["deploy", str(plain), "--profile", "nano33ble", "--dataset", "digits",
+                                      "--out", str(tmp_path / "plain")])
+    assert result.exit_code == 0 and "float ops" not in result.output
+    assert "float_ops" not in json.loads((tmp_path / "plain" / "metrics.json").read_text())

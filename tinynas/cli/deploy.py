@@ -43,7 +43,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tupl
 
     Microcontrollers: model_int8.tflite, model_data.h, model_data.cc, op_resolver.h,
     firmware/<template>/ and metrics.json (float and int8 accuracy,
-    arena_bytes, flash_bytes, fits). Mobile profiles: int8 and fp16 .tflite checked
+    arena_bytes, flash_bytes, fits, and float_ops: any op the converter left in float). Mobile profiles: int8 and fp16 .tflite checked
     in LiteRT, run_litert.py and RUN_ANDROID.md; GPU profiles: fp32 and fp16 .onnx
     checked in ONNX Runtime and build_trt_engine.sh (both need the .keras model). A model that does not fit the board is
     still written (fits: false) and the command exits 1 listing each budget.
@@ -117,6 +117,8 @@ def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tupl
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget"
                + (f" ({m['tensor_names_stripped_bytes']:,} B of tensor names stripped)"
                   if m.get("tensor_names_stripped_bytes") else ""))
+    if m.get("float_ops"):
+        click.echo(f"  float ops: {', '.join(m['float_ops'])} (no int8 kernel: they run in float on the board)")
     if m.get("template"):
         click.echo(f"  firmware: {result.out_dir / 'firmware' / m['template']}")
     from tinynas.deploy.codegen import FRONT_ENDS, front_end_ram_text

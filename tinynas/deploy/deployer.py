@@ -408,6 +408,7 @@ def deploy(
                                source=str(model_path))
 
     model_id = model_id or hashlib.sha1(model_bytes).hexdigest()[:12]
+    floats = _float_ops_warning(model_bytes, source=model_path)
     metrics = {
         "tool": TOOL_MARK,
         "model_id": model_id,
@@ -429,6 +430,7 @@ def deploy(
         "fits": report.fits,
         "qat": qat_record,
         **({"unrolled": [{"layer": name, "time_steps": steps} for name, steps in unrolled]} if unrolled else {}),
+        **({"float_ops": floats} if floats else {}),
         "validation": report.to_json(),
         "int8_sha256": _sha256(model_bytes),
     }
@@ -441,6 +443,20 @@ def deploy(
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir),
                                                    why=unrolled_hint(unrolled)))
     return result
+
+
+def _float_ops_warning(model_bytes: bytes, *, source: Path) -> list[str]:
+    """The ops the int8 model still computes in float, with a warning: the converter leaves an op it has no int8
+    kernel for in float between DEQUANTIZE and QUANTIZE, which TFLite Micro runs, but with float kernels (slow on a
+    Cortex-M without an FPU) and float buffers in the arena: the engineer should know before flashing it."""
+    from tinynas.deploy.litert import float_ops
+
+    floats = float_ops(model_bytes, source=f"{source} (as int8)")
+    if floats:
+        log.warning("%s: the int8 model computes %s in float (no int8 kernel in the converter): TFLite Micro runs it, "
+                    "slower than int8 kernels and with float buffers in the arena",
+                    source, ", ".join(floats))
+    return floats
 
 
 def _flash_ready(model_bytes: bytes, *, source: Path) -> tuple[bytes, int]:
