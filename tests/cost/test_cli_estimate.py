@@ -15,6 +15,7 @@ def test_estimate_one_model_on_a_board(mlperf_models):
     res = CliRunner().invoke(cli, ["estimate", str(mlperf_models["kws"]), "--profile", "nano33ble"])
     assert res.exit_code == 0, res.output
     assert "2,656,768" in res.output and "24,272 B" in res.output
+    assert "measured in the TFLite Micro interpreter, x86-64; as the cost model predicts" in res.output
     assert "sram" in res.output and "latency" in res.output and "fits nano33ble" in res.output
     # --model, as firmware generate, emulate and measure name the file, is the same
     named = CliRunner().invoke(cli, ["estimate", "--model", str(mlperf_models["kws"]), "--profile", "nano33ble"])
@@ -35,6 +36,8 @@ def test_estimate_json(mlperf_models):
     assert data["flash_bytes"] == len(strip_tensor_names(mlperf_models["ad"].read_bytes())[0]) < data["file_bytes"]
     assert data["profile_id"] == "nano33ble" and [c["name"] for c in data["checks"]] == ["sram", "flash", "latency"]
     assert data["checks"][2]["budget"] == 1000 and data["fits"] is True
+    # the arena TFLite Micro allocates, which the SRAM check uses; the cost model's figure beside it
+    assert data["arena_bytes"] == data["checks"][0]["need"] == 4_632 and data["arena_predicted_bytes"] == 4_636
 
 
 def test_estimate_table_of_models_and_boards(mlperf_models):

@@ -47,6 +47,13 @@ def test_a_trained_lstm_deploys_unrolled_with_its_weights(tmp_path):
     assert "AddTanh()" in resolver and "AddLogistic()" in resolver and "AddWhile()" not in resolver
     assert (src.read_bytes()[:2] == b"PK") and keras.saving.load_model(src).layers[0].unroll is False  # untouched
     assert m["unrolled"] == [{"layer": "LSTM", "time_steps": 8}]
+    # estimate of the deployed file gives deploy's arena: measured in TFLite Micro, where the cost model
+    # prices an unrolled LSTM's SPLIT and UNPACK only roughly
+    est = CliRunner().invoke(cli, ["estimate", str(out / "model_int8.tflite"), "-p", "nano33ble", "--json"])
+    assert est.exit_code == 0, est.output
+    est = json.loads(est.output)
+    assert est["arena_bytes"] == m["arena_bytes"] != est["arena_predicted_bytes"]
+    assert next(c for c in est["checks"] if c["name"] == "sram")["need"] == m["arena_bytes"]
 
     # Where it does not fit, the message says why a small LSTM needs that much, and what helps.
     with pytest.raises(DoesNotFitError) as refused:

@@ -2,7 +2,8 @@
 
 Thin wrapper over ``tinynas.cost.estimate_tflite``: MACs, parameters, flash
 (on a TFLite Micro board the model as deploy writes it, tensor names stripped;
-else the file's size), TFLM arena and predicted latency, and whether each fits
+else the file's size), TFLM arena (on a TFLite Micro board measured in its
+interpreter, the cost model's figure beside it) and predicted latency, and whether each fits
 the board's budget. Several models and ``--profile`` options give one table.
 """
 
@@ -46,7 +47,7 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         from tinynas.hardware import load_profile
 
         loaded = [load_profile(p) for p in profiles]
-    rows, deployed = [], {}
+    rows, deployed, predicted = [], {}, {}
     for model in models:
         data = model.read_bytes() if model.is_file() else b""  # estimate_tflite says what is wrong with it
         written, change = _as_deployed(model, data)
@@ -57,13 +58,17 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
                  for prof in loaded or [None]]
         # once per model, after estimate_tflite has refused a file that is not an int8 model
         refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
-        rows += [(model, prof, cost, refusal if _on_tflm(prof) else None) for prof, cost in costs]
+        measured = _measured_arena(model, data) if refusal is None and any(_on_tflm(p) for p, _ in costs) else None
+        predicted[model] = costs[0][1].arena_bytes
+        rows += [(model, prof, _with_arena(cost, measured) if _on_tflm(prof) else cost,
+                  refusal if _on_tflm(prof) else None) for prof, cost in costs]
         deployed[model] = None
         if change is not None:
             cost = estimate_tflite(written, flash_bytes=len(written))
             deployed[model] = change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
     if as_json:
-        data = [{"model": str(m), **c.to_json(), "file_bytes": m.stat().st_size, "tflm_aborts": why,
+        data = [{"model": str(m), **c.to_json(), "arena_predicted_bytes": int(predicted[m]),
+                 "file_bytes": m.stat().st_size, "tflm_aborts": why,
                  **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
         for record in data:
             if record["tflm_aborts"] and record["fits"] is not None:
@@ -71,7 +76,7 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         echo_json(data[0] if len(data) == 1 else data)
         return
     if len(rows) == 1:
-        _print_one(*rows[0])
+        _print_one(*rows[0], predicted=predicted[rows[0][0]])
     else:
         _print_table(rows)
     for model, found in deployed.items():
@@ -126,7 +131,30 @@ def _tflm_refusal(model: Path, data: bytes) -> str | None:
     return None
 
 
-def _print_one(model: Path, prof, cost, refusal: str | None) -> None:
+def _measured_arena(model: Path, data: bytes) -> int | None:
+    """The arena the real TFLite Micro interpreter needs for the file (its x86-64 wheel), None where it cannot
+    allocate it: a .tflite is at hand, so the cost model's figure (exact for the ops the spaces use, an
+    approximation for others, e.g. an unrolled LSTM's SPLIT and UNPACK) gives way to the interpreter's."""
+    from tinynas.deploy.arena import measure_arena_bytes
+    from tinynas.errors import DeployError
+
+    try:
+        return measure_arena_bytes(data, source=str(model))
+    except DeployError:
+        return None
+
+
+def _with_arena(cost, measured: int | None):
+    """``cost`` with the measured arena in place of the predicted one, its SRAM check included."""
+    from dataclasses import replace
+
+    if measured is None:
+        return cost
+    checks = tuple(replace(c, need=measured) if c.name == "sram" else c for c in cost.checks)
+    return replace(cost, arena_bytes=int(measured), checks=checks)
+
+
+def _print_one(model: Path, prof, cost, refusal: str | None, *, predicted: int) -> None:
     click.echo(f"model     {model}")
     if prof is not None:
         click.echo(f"profile   {prof.id} ({prof.name}, {prof.clock_hz / 1e6:g} MHz, {prof.kernel_library})")
@@ -135,7 +163,13 @@ def _print_one(model: Path, prof, cost, refusal: str | None) -> None:
     size = model.stat().st_size
     click.echo(f"flash     {_fmt_bytes(cost.flash_bytes)} " + ("(the .tflite file)" if cost.flash_bytes == size else
                f"(as deploy writes it, tensor names stripped; the .tflite file is {_fmt_bytes(size)})"))
-    click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, host figure)")
+    if refusal is not None or not _on_tflm(prof):
+        click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, the cost model's figure)")
+    else:
+        agrees = "as the cost model predicts" if cost.arena_bytes == predicted else \
+            f"the cost model predicts {_fmt_bytes(predicted)}"
+        click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, measured in the TFLite Micro "
+                   f"interpreter, x86-64; {agrees})")
     if cost.latency_ms is not None:
         click.echo(f"latency   {cost.latency_ms:,.2f} ms (predicted)")
     if cost.checks:
