@@ -158,3 +158,31 @@ def test_a_run_directory_flashes_its_one_project_and_several_are_refused(tmp_pat
     done = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "flash", str(run), "--dry-run"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "pass the one to flash" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_after_flashing_it_says_how_to_measure_the_model(tmp_path, monkeypatch):
+    """The next step after flashing is measuring: the command names the model the project holds, and in a run
+    folder keeps the measurement in the run (--run), where `tinynas calibrate` and the report find it."""
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    fake_tool(tmp_path / "bin", "arduino-cli")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
+    run = tmp_path / "my run"
+    project = make_project(run / "firmware" / "arduino", template="arduino", build="arduino-cli compile x",
+                           flash="arduino-cli upload --port $PORT x")
+    stamp = json.loads((project / STAMP).read_text())
+    (project / STAMP).write_text(json.dumps({**stamp, "profile": "nano33ble"}))
+    (run / "model").mkdir()
+    (run / "model" / "model_int8.tflite").write_bytes(b"model")
+    res = CliRunner().invoke(cli, ["flash", str(project), "--port", "/dev/ttyACM0"])
+    assert res.exit_code == 0, res.output
+    model = run / "model" / "model_int8.tflite"
+    assert res.output.splitlines()[-1] == (f"measure it: tinynas measure --port /dev/ttyACM0 --profile nano33ble "
+                                           f"--model '{model}' --run '{run}'")
+    # a deploy folder: the model beside firmware/, no run to keep the measurement in
+    (run / "model" / "model_int8.tflite").rename(run / "model_int8.tflite")
+    res = CliRunner().invoke(cli, ["flash", str(project), "--dry-run"])
+    assert res.exit_code == 0 and res.output.splitlines()[-1] == (
+        f"then measure: tinynas measure --port auto --profile nano33ble --model '{run / 'model_int8.tflite'}'")

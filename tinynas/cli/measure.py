@@ -175,8 +175,31 @@ def flash(project: Path, port: str | None, no_build: bool, dry_run: bool, as_jso
             click.echo(f"{result.not_run_because}; run these in {result.project}:")
             for line in result.commands:
                 click.echo(f"  {line}")
+        if result.ran or dry_run:
+            hint = _measure_hint(Path(result.project), port)
+            if hint:
+                click.echo(f"{'then measure' if dry_run else 'measure it'}: {hint}")
     if not result.ran and not dry_run:
         raise MeasureError(f"{result.project}: nothing was flashed: {result.not_run_because}")
+
+
+def _measure_hint(project: Path, port: str | None) -> str | None:
+    """The ``tinynas measure`` command for the model a generated project holds: the project sits at
+    firmware/<template> under a run (its model in model/, its measurement kept in the run) or a deploy folder."""
+    import shlex
+
+    from tinynas.measure.flash import STAMP
+
+    try:
+        profile = json.loads((project / STAMP).read_text()).get("profile")
+    except (OSError, ValueError):
+        return None
+    base = project.parent.parent
+    for model, run in ((base / "model" / "model_int8.tflite", True), (base / "model_int8.tflite", False)):
+        if profile and model.is_file():
+            return shlex.join(["tinynas", "measure", "--port", port or "auto", "--profile", str(profile),
+                               "--model", str(model), *(["--run", str(base)] if run else [])])
+    return None
 
 
 @click.command("calibrate")
