@@ -94,3 +94,22 @@ def test_emulate_needs_a_profile_for_predicted_latency(kws_path):
     result = CliRunner().invoke(cli, ["emulate", "--model", str(kws_path)])
     assert isinstance(result.exception, MeasureError)
     assert "needs a hardware profile" in str(result.exception)
+
+
+def test_emulate_says_the_measure_command_with_its_profile(kws_path):
+    """The line emulate prints is a command to paste: with the profile it was started with, so the measurement
+    is compared with that board's prediction."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tinynas.cli.main", "emulate", "--model", str(kws_path),
+                             "-p", "nano33ble", "--no-realtime"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        port = proc.stdout.readline().strip()
+        said = next(line for line in iter(proc.stderr.readline, "") if line.startswith("emulating"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert f"measure with: tinynas measure --port {port} --model {kws_path} --profile nano33ble;" in said

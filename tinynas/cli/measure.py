@@ -136,8 +136,11 @@ def emulate(model: Path, profile_id: str | None, latency: str, tcp_port: int | N
                                "predicted_latency_us": emu.latency_us}))
     else:
         click.echo(emu.port)
-        click.echo(f"emulating {model.name} ({latency} latency); measure with: tinynas measure --port {emu.port} "
-                   f"--model {model}; stop with Ctrl-C", err=True)
+        import shlex
+
+        command = shlex.join(["tinynas", "measure", "--port", emu.port, "--model", str(model),
+                              *(["--profile", profile_id] if profile_id else [])])
+        click.echo(f"emulating {model.name} ({latency} latency); measure with: {command}; stop with Ctrl-C", err=True)
     import sys
 
     sys.stdout.flush()
