@@ -227,7 +227,8 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     capsys.readouterr()
     _print_summary(summary, out)  # what `run` prints without --json: where the runners are, no firmware line
     printed = capsys.readouterr().out
-    assert f"deploy     {out / 'deploy'}   ({', '.join(sorted([*models, *runners]))})" in printed and "firmware " not in printed
+    listed = ", ".join(sorted([*models, *runners]))
+    assert f"deploy     {out / 'deploy'}   ({listed})" in printed and "firmware " not in printed
 
 
 def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):

@@ -166,8 +166,8 @@ def host_profile(profile: Any) -> Any:
 
         profile = load_profile(str(profile))
     if profile.kind not in ("mobile", "gpu"):
-        raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile and gpu profiles "
-                           "(LiteRT on this machine); measure a microcontroller on the board (tinynas measure "
+        raise MeasureError(f"{profile.id} is a {profile.kind} profile: --measure host fits mobile profiles "
+                           "(LiteRT on the board itself); measure a microcontroller on the board (tinynas measure "
                            f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
     if profile.kind == "gpu":
         raise MeasureError(f"{profile.id} is a gpu profile: --measure host times kernels in LiteRT on this "
