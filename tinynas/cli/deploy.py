@@ -45,8 +45,8 @@ def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tupl
     firmware/<template>/ and metrics.json (float and int8 accuracy,
     arena_bytes, flash_bytes, fits, and float_ops: any op the converter left in float).
     Mobile profiles: int8 and fp16 .tflite checked in LiteRT, run_litert.py and RUN_ANDROID.md;
-    GPU profiles: fp32 and fp16 .onnx checked in ONNX Runtime and build_trt_engine.sh (both need the .keras model). A model that does not fit the board is
-    still written (fits: false) and the command exits 1 listing each budget.
+    GPU profiles: fp32 and fp16 .onnx checked in ONNX Runtime and build_trt_engine.sh (both need the .keras model).
+    A model that does not fit the board is still written (fits: false) and the command exits 1 listing each budget.
     --out may be the model's own folder: files deploy did not write stay untouched.
     """
     from tinynas.data import load_dataset
