@@ -60,3 +60,30 @@ def test_bad_file_is_exit_code_1(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tinynas.cli.main", "estimate", str(bad), "-p", "nano33ble"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "TFL3" in proc.stderr
+
+
+def test_a_front_end_deploy_wrote_beside_the_model_counts_in_the_sram_check(mlperf_models, tmp_path):
+    """A WAV or image folder's model ships with a C front end whose static RAM sits beside the tensor arena
+    (`run` budgets both). estimate of that deployed file counts both, read from the metrics.json deploy wrote
+    for this very file; a metrics.json of another model is not taken."""
+    import hashlib
+    import shutil
+
+    model = tmp_path / "model_int8.tflite"
+    shutil.copyfile(mlperf_models["kws"], model)
+    record = {"static_ram_bytes": 180_000, "file": "audio_frontend.c", "max_source": None}
+    metrics = {"int8_sha256": hashlib.sha256(model.read_bytes()).hexdigest(), "front_end": record}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    args = ["estimate", str(model), "-p", "nano33ble", "--latency-ms", "10000"]
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["arena_bytes"] == 24_272 and data["checks"][0]["need"] == 24_272 + 180_000
+    assert data["front_end"] == record and data["fits"] is False  # 204,272 B against a 196,608 B budget
+    text = CliRunner().invoke(cli, args)
+    assert ("model_int8.tflite: deploy wrote audio_frontend.c beside it, 180,000 B of static RAM beside the tensor "
+            "arena; on a TFLite Micro board the sram check counts both") in text.output
+    assert "fits nano33ble: no" in text.output
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "int8_sha256": "0" * 64}))
+    other = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
+    assert "front_end" not in other and other["checks"][0]["need"] == 24_272 and other["fits"] is True

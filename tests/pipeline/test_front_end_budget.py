@@ -140,3 +140,14 @@ def test_a_run_on_a_tight_board_reports_the_share_and_ships_a_front_end_that_fit
     assert record["room_bytes"] == 14_336 - arena_size_with_margin(metrics["arena_bytes"]) >= 440
     assert "(budget 12,864; 1,472 more set aside for the front end and the arena's margin)" in (
         out / "report.md").read_text()
+    # estimate of the deployed model counts the front end beside its arena, as the run budgeted them
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+
+    est = CliRunner().invoke(cli, ["estimate", str(out / "model" / "model_int8.tflite"), "-p", "nucleo-l010rb",
+                                   "--json"])
+    assert est.exit_code == 0, est.output
+    est = json.loads(est.output)
+    assert est["arena_bytes"] == metrics["arena_bytes"] and est["front_end"]["file"] == "image_frontend.c"
+    assert est["checks"][0]["need"] == metrics["arena_bytes"] + record["static_ram_bytes"]

@@ -47,7 +47,7 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         from tinynas.hardware import load_profile
 
         loaded = [load_profile(p) for p in profiles]
-    rows, deployed, predicted = [], {}, {}
+    rows, deployed, predicted, front_ends = [], {}, {}, {}
     for model in models:
         data = model.read_bytes() if model.is_file() else b""  # estimate_tflite says what is wrong with it
         written, change = _as_deployed(model, data)
@@ -60,7 +60,9 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
         measured = _measured_arena(model, data) if refusal is None and any(_on_tflm(p) for p, _ in costs) else None
         predicted[model] = costs[0][1].arena_bytes
-        rows += [(model, prof, _with_arena(cost, measured) if _on_tflm(prof) else cost,
+        front_ends[model] = _front_end(model, data)
+        beside = int((front_ends[model] or {}).get("static_ram_bytes", 0))
+        rows += [(model, prof, _with_arena(cost, measured, beside=beside) if _on_tflm(prof) else cost,
                   refusal if _on_tflm(prof) else None) for prof, cost in costs]
         deployed[model] = None
         if change is not None:
@@ -68,6 +70,7 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
             deployed[model] = change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
     if as_json:
         data = [{"model": str(m), **c.to_json(), "arena_predicted_bytes": int(predicted[m]),
+                 **({"front_end": front_ends[m]} if front_ends[m] else {}),
                  "file_bytes": m.stat().st_size, "tflm_aborts": why,
                  **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
         for record in data:
@@ -79,6 +82,11 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         _print_one(*rows[0], predicted=predicted[rows[0][0]])
     else:
         _print_table(rows)
+    for model, record in front_ends.items():
+        if record:
+            click.echo(f"\n{model.name}: deploy wrote {record.get('file', 'a front end')} beside it, "
+                       f"{int(record['static_ram_bytes']):,} B of static RAM beside the tensor arena; on a TFLite "
+                       "Micro board the sram check counts both")
     for model, found in deployed.items():
         if found:
             change, cost = found
@@ -144,14 +152,30 @@ def _measured_arena(model: Path, data: bytes) -> int | None:
         return None
 
 
-def _with_arena(cost, measured: int | None):
-    """``cost`` with the measured arena in place of the predicted one, its SRAM check included."""
+def _front_end(model: Path, data: bytes) -> dict | None:
+    """The record of the C front end deploy wrote beside this model (its metrics.json, when that names this
+    very file): its static RAM sits beside the tensor arena on the board, as `run` budgeted it."""
+    import hashlib
+    import json
+
+    try:
+        metrics = json.loads((model.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    record = metrics.get("front_end") if isinstance(metrics, dict) else None
+    if not isinstance(record, dict) or metrics.get("int8_sha256") != hashlib.sha256(data).hexdigest():
+        return None
+    return record if isinstance(record.get("static_ram_bytes"), int) else None
+
+
+def _with_arena(cost, measured: int | None, *, beside: int = 0):
+    """``cost`` with the measured arena in place of the predicted one, and its SRAM check needing that arena plus
+    ``beside`` (a front end's static RAM)."""
     from dataclasses import replace
 
-    if measured is None:
-        return cost
-    checks = tuple(replace(c, need=measured) if c.name == "sram" else c for c in cost.checks)
-    return replace(cost, arena_bytes=int(measured), checks=checks)
+    arena = int(cost.arena_bytes if measured is None else measured)
+    checks = tuple(replace(c, need=arena + beside) if c.name == "sram" else c for c in cost.checks)
+    return replace(cost, arena_bytes=arena, checks=checks)
 
 
 def _print_one(model: Path, prof, cost, refusal: str | None, *, predicted: int) -> None:
