@@ -87,3 +87,24 @@ def test_a_front_end_deploy_wrote_beside_the_model_counts_in_the_sram_check(mlpe
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "int8_sha256": "0" * 64}))
     other = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
     assert "front_end" not in other and other["checks"][0]["need"] == 24_272 and other["fits"] is True
+
+
+def test_a_keras_or_onnx_model_is_refused_with_how_to_get_the_tflite(tmp_path):
+    """The files an engineer hands estimate by mistake: say what each is and the command that makes the .tflite."""
+    import keras
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
+    for name, said in (("m.keras", "it is a zip archive, as a Keras .keras model is: `tinynas deploy MODEL.keras"),
+                       ("m.h5", "it is an HDF5 file, as a legacy Keras .h5 model is: `tinynas deploy MODEL.h5"),
+                       ("m.onnx", "it is an ONNX model, which tinynas writes for GPUs but does not read")):
+        res = CliRunner().invoke(cli, ["estimate", str(tmp_path / name), "-p", "nano33ble"])
+        assert res.exit_code == 1 and said in str(res.exception), (name, res.exception)
+        assert "model_int8.tflite this reads" in str(res.exception)

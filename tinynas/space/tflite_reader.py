@@ -87,11 +87,24 @@ def _load(path_or_bytes: str | Path | bytes | bytearray) -> tuple[bytes, str]:
             raise ModelFileError(f"{label}: no such file (give the path of an int8 .tflite model)")
         data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelFileError(
-            f"{label}: not a TFLite flatbuffer (bytes 4..7 are {data[4:8]!r}, expected b'TFL3'); "
-            "convert the model to .tflite first"
-        )
+        raise ModelFileError(f"{label}: not a TFLite flatbuffer (bytes 4..7 are {data[4:8]!r}, expected b'TFL3'); "
+                             + _convert_hint(data, label))
     return data, label
+
+
+def _convert_hint(data: bytes, label: str) -> str:
+    """How to get an int8 .tflite from what the file is: the formats an engineer hands over by mistake."""
+    deploy = "quantizes {} to the int8 model_int8.tflite this reads"
+    if data[:4] == b"PK\x03\x04":
+        return "it is a zip archive, as a Keras .keras model is: `tinynas deploy MODEL.keras --profile BOARD` " + \
+            deploy.format("it")
+    if data[:4] == b"\x89HDF":
+        return "it is an HDF5 file, as a legacy Keras .h5 model is: `tinynas deploy MODEL.h5 --profile BOARD` " + \
+            deploy.format("it")
+    if label.lower().endswith(".onnx"):
+        return ("it is an ONNX model, which tinynas writes for GPUs but does not read: `tinynas deploy MODEL.keras "
+                "--profile BOARD` " + deploy.format("the network's .keras"))
+    return "convert the model to .tflite first"
 
 
 def _parse(data: bytes, label: str) -> Any:
