@@ -148,6 +148,9 @@ def main() -> None:
                    help="only train the --tau subnets stand-alone into --standalone-cache (no supernet training: "
                         "the subnets are drawn from an untrained supernet's plans, which do not depend on its "
                         "weights), so the reference can run beside the supernet or over several sessions")
+    p.add_argument("--reference-reverse", action="store_true",
+                   help="with --reference-only, train the missing (seed, subnet) pairs last first: a second process "
+                        "on a shard another one is working through meets it in the middle")
     p.add_argument("--tau-shard", default=None, metavar="K/N",
                    help="with --reference-only, train only the subnets whose index is K modulo N (one process per "
                         "core; they share --standalone-cache)")
@@ -246,7 +249,8 @@ def main() -> None:
     if args.reference_only:
         k, n = (int(x) for x in (args.tau_shard or "0/1").split("/"))
         train_reference(space, ds, [a for i, a in enumerate(archs[1:args.tau + 1]) if i % n == k],
-                        epochs=args.tau_epochs, seeds=args.tau_seeds, cache=args.standalone_cache)
+                        epochs=args.tau_epochs, seeds=args.tau_seeds, cache=args.standalone_cache,
+                        reverse=args.reference_reverse)
         return
     inherited = []
     for arch in archs:
@@ -312,24 +316,24 @@ def _store(cache: str, key: str, value: float) -> dict:
     return known
 
 
-def train_reference(space, ds, archs, *, epochs: int, seeds: int, cache: str) -> None:
+def train_reference(space, ds, archs, *, epochs: int, seeds: int, cache: str, reverse: bool = False) -> None:
     """Train each arch stand-alone for every seed not yet in ``cache`` (the reference of --tau), seed 0 of
-    every arch first, so a reference cut short still ranks the most subnets."""
+    every arch first, so a reference cut short still ranks the most subnets (``reverse``: the last pair first)."""
     import json
 
     from tinynas.train import TrainBudget, train_graph
 
-    for seed in range(seeds):
-        for arch in archs:
-            key = _reference_key(arch, epochs, seed)
-            if Path(cache).is_file() and key in json.loads(Path(cache).read_text()):
-                continue
-            t = time.time()
-            result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
-                                 seed=seed)
-            _store(cache, key, float(result.val_accuracy))
-            print(f"{space.summary(arch):80s} seed {seed} stand-alone {result.val_accuracy:.3f}  "
-                  f"{time.time() - t:.1f} s load {os.getloadavg()[0]:.2f}", flush=True)
+    pairs = [(seed, arch) for seed in range(seeds) for arch in archs]
+    for seed, arch in reversed(pairs) if reverse else pairs:
+        key = _reference_key(arch, epochs, seed)
+        if Path(cache).is_file() and key in json.loads(Path(cache).read_text()):
+            continue
+        t = time.time()
+        result = train_graph(space.graph(arch), ds, budget=TrainBudget(epochs=epochs, evaluate_test=False),
+                             seed=seed)
+        _store(cache, key, float(result.val_accuracy))
+        print(f"{space.summary(arch):80s} seed {seed} stand-alone {result.val_accuracy:.3f}  "
+              f"{time.time() - t:.1f} s load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 def kendall_tau(net, ds, space, archs, inherited, epochs: int, dims: list[str], cache: str | None = None,
