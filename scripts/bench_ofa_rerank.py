@@ -44,14 +44,20 @@ def main() -> None:
         print(f"reference against itself: mean of seeds {list(range(0, args.seeds, 2))} vs "
               f"{list(range(1, args.seeds, 2))} {halves:.3f}; single seeds pairwise {np.mean(pairs):.3f} "
               f"({min(pairs):.3f}-{max(pairs):.3f})")
-    print(f"| file | inherited vs mean of {args.seeds} seeds | vs mean of seeds 0, 1 | vs each seed |")
-    print("|---|---|---|---|")
+    dims = {r["id"]: r.get("dim", "?") for r in json.loads(Path(args.tau_json[0]).read_text())["rows"]}
+    names = sorted(set(dims.values()), key=list(dims.values()).index)
+    print(f"| file | inherited vs mean of {args.seeds} seeds | per dimension: {' / '.join(names)} | "
+          "vs mean of seeds 0, 1 | vs each seed |")
+    print("|---|---|---|---|---|")
     for path in args.tau_json:
         rows = {r["id"]: r["inherited"] for r in json.loads(Path(path).read_text())["rows"]}
         have = [k for k, i in enumerate(ids) if i in rows]
         inherited = np.array([rows[ids[k]] for k in have])
         each = " / ".join(f"{kendalltau(inherited, seeds[have, s])[0]:.3f}" for s in range(args.seeds))
-        print(f"| {Path(path).name} ({len(have)}) | {kendalltau(inherited, mean[have])[0]:.3f} | "
+        per_dim = " / ".join(
+            f"{kendalltau(inherited[sel], mean[have][sel])[0]:.2f}"
+            for sel in ([j for j, k in enumerate(have) if dims.get(ids[k]) == name] for name in names))
+        print(f"| {Path(path).name} ({len(have)}) | {kendalltau(inherited, mean[have])[0]:.3f} | {per_dim} | "
               f"{kendalltau(inherited, seeds[have, :2].mean(axis=1))[0]:.3f} | {each} |")
 
 
