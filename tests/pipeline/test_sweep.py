@@ -75,6 +75,12 @@ def test_a_time_budget_counts_the_seconds_of_the_shared_results(tmp_path):
     assert len(first) == 1 and first[0]["seconds"] > 0.06  # any budget buys one candidate
     second = Journal(out / "nucleo-h743zi" / "journal.jsonl").candidates(stage="search")
     assert [(e["id"], e.get("shared_from")) for e in second] == [(first[0]["id"], "nano33ble")]
+    # its search time is what that result cost nano33ble, and its report says so beside a short wall time
+    summary = json.loads((out / "nucleo-h743zi" / "summary.json").read_text())
+    assert summary["shared_seconds"] == pytest.approx(first[0]["seconds"], abs=1e-3)
+    assert summary["search_seconds"] >= summary["shared_seconds"]
+    assert (f"search {summary['search_seconds']:.0f} s ({first[0]['seconds']:.0f} s of it the shared candidates' "
+            "on other boards)") in (out / "nucleo-h743zi" / "report.md").read_text()
     # The report says that nucleo-h743zi's winner is nano33ble's, not a search of its own.
     note = "nucleo-h743zi evaluated no candidate of its own: the candidates shared from earlier boards filled"
     assert note in (out / "sweep.md").read_text()
@@ -207,5 +213,12 @@ def test_a_sweep_over_phones_or_gpus_deploys_each_board_in_its_own_runtime(tmp_p
         winner = json.loads((board / "summary.json").read_text())["winner"]
         assert winner["kind"] == kind and set(winner["artifacts"]) == models
         assert all(a["accuracy"] > 0.3 for a in winner["artifacts"].values()), winner["artifacts"]
+        # the sweep shows the test accuracy of the model the board runs: a GPU gets no int8 model, its fp32
+        # ONNX model's accuracy is shown and named
+        primary = "model_int8.tflite" if kind == "mobile" else "model_fp32.onnx"
+        assert row["deployed_model"] == primary == winner["deployed_model"]
+        assert row["deployed_accuracy"] == winner["artifacts"][primary]["accuracy"]
+        cell = f"| {row['deployed_accuracy']:.4f}{'' if kind == 'mobile' else ' (model_fp32.onnx)'} |"
+        assert cell in (out / "sweep.md").read_text()
     # The boards share one cache: the second board trains nothing the first already trained.
     assert report["boards"][-1]["trainings"] == 0 and report["trainings"] == report["boards"][0]["trainings"]

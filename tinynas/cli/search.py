@@ -214,7 +214,7 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
 @_common
 def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order: str, as_json: bool, **kw: Any) -> None:
     """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json."""
-    from tinynas.pipeline.report import sweep_budget_note
+    from tinynas.pipeline.report import sweep_accuracy_text, sweep_budget_note
     from tinynas.pipeline.sweep import sweep as do_sweep, sweep_profiles
 
     if profiles and kind:
@@ -234,8 +234,7 @@ def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order:
         if b["status"] == "failed":
             click.echo(f"{b['board']:<18} FAILED  {b.get('error', '')}")
         else:
-            acc = b.get("int8_accuracy") if b.get("int8_accuracy") is not None else b.get("val_accuracy")
-            click.echo(f"{b['board']:<18} {b['status']:<10} {b.get('winner') or '-':<13} acc {acc if acc is None else f'{acc:.4f}'}"
+            click.echo(f"{b['board']:<18} {b['status']:<10} {b.get('winner') or '-':<13} {sweep_accuracy_text(b)}"
                        f"  trainings {b.get('trainings')}")
     note = sweep_budget_note(result.report["boards"])
     if note:

@@ -76,6 +76,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                "splits": deployed.get("splits") if deployed else None}
         if deployed and deployed.get("artifacts"):  # mobile and gpu: LiteRT or ONNX models, one row each
             win.update(kind=deployed.get("kind"), artifacts=deployed["artifacts"])
+        win.update(_deployed_accuracy(deployed))
     return {
         "board": config["profile"]["id"],
         "budgets": {k: v for k, v in config["profile"].items() if k != "id"},
@@ -103,6 +104,9 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "wall_seconds": round(sum(float(s.get("seconds", 0.0)) for s in sessions), 3),
         "candidates_evaluated": len(entries),
         "candidates_shared": sum(1 for e in entries if e.get("shared_from")),
+        # what the shared candidates cost the boards that trained them, charged to this search's time
+        "shared_seconds": round(sum(float(e.get("shared_seconds") or 0.0) for e in entries if e.get("shared_from")),
+                                3),
         # a candidate trained on its own; ofa's subnets scored on the supernet (predicted or measured by inherited
         # accuracy) and a differentiable search's derived arch read off its supernet are not trainings
         "trainings": sum(1 for e in scored if e.get("fidelity") not in ("ofa", "supernet")),
@@ -114,6 +118,19 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "pareto": {"latency_ms": [_row(e) for e in pareto_rows(entries, "latency_ms")],
                    "arena_bytes": [_row(e) for e in pareto_rows(entries, "arena_bytes")]},
     }
+
+
+def _deployed_accuracy(deployed: dict[str, Any] | None) -> dict[str, Any]:
+    """The test accuracy of the model the board runs, and which file that is: the int8 model in TFLite Micro
+    or LiteRT, a GPU's fp32 ONNX model in ONNX Runtime (a GPU gets no int8 model)."""
+    if not deployed:
+        return {"deployed_accuracy": None, "deployed_model": None}
+    from tinynas.deploy.runtime_deploy import PRIMARY
+
+    name = PRIMARY.get(deployed.get("kind") or "mcu", "model_int8.tflite")
+    artifact = (deployed.get("artifacts") or {}).get(name) or {}
+    accuracy = deployed.get("int8_accuracy") if name == "model_int8.tflite" else artifact.get("accuracy")
+    return {"deployed_accuracy": accuracy, "deployed_model": name}
 
 
 def _finalists(run_dir: str | Path, finals: dict[str, dict[str, Any]], *, ranked: list[str],
@@ -542,8 +559,13 @@ def dataset_options_text(s: dict[str, Any]) -> str:
 
 
 def _search_time(s: dict[str, Any]) -> str:
-    seconds = s.get("search_seconds")
-    return "search not finished" if seconds is None else f"search {seconds:.0f} s"
+    """"search N s": with shared candidates, how much of N they cost on the boards that trained them (a board
+    charges them to its time budget), which is why N can exceed the run's wall time."""
+    seconds, shared = s.get("search_seconds"), float(s.get("shared_seconds") or 0.0)
+    if seconds is None:
+        return "search not finished"
+    return f"search {seconds:.0f} s" + (f" ({shared:.0f} s of it the shared candidates' on other boards)"
+                                        if shared > 0 else "")
 
 
 def render_markdown(s: dict[str, Any]) -> str:
@@ -648,6 +670,7 @@ def write_sweep_report(sweep_dir: str | Path) -> dict[str, Any]:
                 c = w.get("cost") or {}
                 row.update(status="ok" if s["finished"] else "unfinished", winner=w.get("id"),
                            val_accuracy=w.get("val_accuracy"), int8_accuracy=w.get("int8_accuracy"),
+                           deployed_accuracy=w.get("deployed_accuracy"), deployed_model=w.get("deployed_model"),
                            latency_ms=c.get("latency_ms"), arena_bytes=w.get("tflm_arena_bytes") or c.get("arena_bytes"),
                            flash_bytes=w.get("tflite_flash_bytes") or c.get("flash_bytes"),
                            candidates=s["candidates_evaluated"], shared=s["candidates_shared"],
@@ -703,7 +726,7 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
             "board gets the shared ones plus the rest) or pass --order roomiest-first.")
 
 
-SWEEP_COLUMNS = ("board", "status", "winner", "int8 acc", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
+SWEEP_COLUMNS = ("board", "status", "winner", "test acc (deployed model)", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
                  "flash or model file (bytes)", "candidates (shared)", "trainings")
 
 
@@ -726,9 +749,36 @@ def _sweep_cells(b: dict[str, Any]) -> list[str]:
         return [b["board"], f"failed: {b.get('error', '')[:300]}"] + [""] * (len(SWEEP_COLUMNS) - 2)
     early = b.get("search_stop") not in (None, "budget")
     return [b["board"], f"{b['status']} (search {b['search_stop']})" if early else b["status"],
-            _fmt(b.get("winner")), _fmt(b.get("int8_accuracy"), ".4f"), _fmt(b.get("val_accuracy"), ".4f"),
+            _fmt(b.get("winner")), _deployed_cell(b), _fmt(b.get("val_accuracy"), ".4f"),
             _fmt(b.get("latency_ms"), ".2f"), _fmt(b.get("arena_bytes"), ","), _fmt(b.get("flash_bytes"), ","),
             f"{_fmt(b.get('candidates'))} ({_fmt(b.get('shared'))})", _fmt(b.get("trainings"))]
+
+
+def _deployed_cell(b: dict[str, Any]) -> str:
+    """The deployed model's test accuracy; the file it was measured on where that is not the int8 model."""
+    accuracy = b.get("deployed_accuracy", b.get("int8_accuracy"))  # rows written before deployed_accuracy
+    if accuracy is None:
+        return "-"
+    model = b.get("deployed_model")
+    return f"{accuracy:.4f}" + ("" if model in (None, "model_int8.tflite") else f" ({model})")
+
+
+def sweep_accuracy_text(b: dict[str, Any]) -> str:
+    """A sweep board's accuracy for one line of output: "test acc 0.9777" (int8), "test acc 0.9814
+    (model_fp32.onnx)", or "val acc 0.9963" where nothing was deployed."""
+    cell = _deployed_cell(b)
+    if cell != "-":
+        return f"test acc {cell}"
+    return "val acc " + _fmt(b.get("val_accuracy"), ".4f")
+
+
+def shown_accuracy(b: dict[str, Any]) -> float | None:
+    """A sweep board's accuracy to show: its deployed model's on the test split, else (a search-only sweep) the
+    winner's validation accuracy. Rows written before ``deployed_accuracy`` existed have ``int8_accuracy``."""
+    for key in ("deployed_accuracy", "int8_accuracy", "val_accuracy"):
+        if b.get(key) is not None:
+            return float(b[key])
+    return None
 
 
 def _has_report(b: dict[str, Any]) -> bool:
@@ -794,14 +844,14 @@ def plot_sweep(r: dict[str, Any], path: Path) -> bool:
     names = [b["board"] for b in rows]
     x = np.arange(len(rows))
     fig, (acc_ax, use_ax) = plt.subplots(1, 2, figsize=(max(9.0, 1.6 * len(rows) + 4), 4.2))
-    accuracy = [b.get("int8_accuracy") if b.get("int8_accuracy") is not None else b.get("val_accuracy") for b in rows]
+    accuracy = [shown_accuracy(b) for b in rows]
     acc_ax.bar(x, [a or 0.0 for a in accuracy], color="tab:blue")
     for i, a in enumerate(accuracy):
         if a is not None:
             acc_ax.text(i, a, f"{a:.3f}", ha="center", va="bottom", fontsize=8)
     low = min([a for a in accuracy if a is not None] or [0.0])
     acc_ax.set_ylim(max(0.0, low - 0.1), 1.0)
-    acc_ax.set_ylabel("int8 test accuracy (val. where not deployed)")
+    acc_ax.set_ylabel("deployed model's test accuracy (val. where not deployed)")
     for k, (key, budget, label) in enumerate((("arena_bytes", "sram_budget_bytes", "arena / memory"),
                                               ("flash_bytes", "flash_budget_bytes", "flash / model file"),
                                               ("latency_ms", "latency_target_ms", "latency"))):

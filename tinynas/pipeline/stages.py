@@ -373,7 +373,7 @@ def search_stage(ctx: StageContext) -> dict:
         outcome = {k: entry.get(k) for k in ("accuracy", "val_loss", "test_accuracy", "train_seconds", "params")}
         outcome.update(seconds=0.0, cached=True, worker=None)
         rec = _record(ctx, "search", arch, fidelity=fidelity, outcome=outcome,
-                      extra={"shared_from": entry.get("board")})
+                      extra={"shared_from": entry.get("board"), "shared_seconds": float(entry.get("seconds") or 0.0)})
         journaled[arch.id] = rec
         strategy.tell(arch, observation(rec))
         best = max(best or 0.0, rec["accuracy"])
