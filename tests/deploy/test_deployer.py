@@ -107,6 +107,14 @@ def test_images_are_resized_to_the_model_input(tmp_path):
     m = result.metrics
     assert m["dataset"]["model_input_shape"] == [12, 12, 1] and m["dataset"]["adapted_to_model"]
     assert m["num_test_samples"] == len(digits().y_test)
+    # the header resizes a raw 8x8 sample as training did (tests/deploy/test_codegen.py runs it)
+    assert m["dataset"]["resized_by"] == "ResizeRawInput (model_data.h)"
+    header = (tmp_path / "o" / "model_data.h").read_text()
+    assert "The data gives 8x8x1 samples; this model takes 12x12x1" in header and "ResizeRawInput(" in header
+    same = deploy(model_path=trained_digits_keras(), profile=make_profile(), dataset=digits(),
+                  out_dir=tmp_path / "same", qat=False, firmware=False)
+    assert "resized_by" not in same.metrics["dataset"]
+    assert "ResizeRawInput" not in (tmp_path / "same" / "model_data.h").read_text()
 
 
 def test_existing_output_folder(tmp_path):

@@ -143,10 +143,15 @@ def _echo_adaptation(dataset: dict, *, front_end: bool = False) -> None:
         click.echo(f"  input: {dataset['name']} gives {given}, the model takes {taken}: the same values, "
                    "reshaped as in training")
     else:
+        if front_end:
+            how = "the image front end does the same"
+        elif dataset.get("resized_by"):
+            how = f"{dataset['resized_by']} does the same on the board"
+        else:
+            how = "the firmware must do the same (or deploy with the dataset options the model was trained with, " \
+                  "-o KEY=VALUE)"
         click.echo(f"  input: {dataset['name']} gives {given}, the model takes {taken}: resized (bilinear) as in "
-                   "training; " + ("the image front end does the same" if front_end else
-                                   "the firmware must do the same (or deploy with the dataset options the model was "
-                                   "trained with, -o KEY=VALUE)"))
+                   f"training; {how}")
 
 
 def _echo_runtime(model: Path, out_dir: Path, m: dict) -> None:

@@ -43,7 +43,8 @@ def train(arch_file: Path, dataset: str, options: tuple[str, ...], epochs: int, 
     click.echo(f"arch      {summary['arch_id']}  {summary['arch']['space']}")
     click.echo(f"dataset   {summary['dataset']['name']}  {tuple(summary['dataset']['input_shape'])}")
     if summary["input_adaptation"] == "resize":
-        click.echo(f"input     resized (bilinear) to {tuple(summary['model_input_shape'])}: the firmware must do the same")
+        click.echo(f"input     resized (bilinear) to {tuple(summary['model_input_shape'])}: the firmware must do the "
+                   "same (deploy writes ResizeRawInput into model_data.h for it)")
     click.echo(f"val acc   {result.val_accuracy:.4f}  (loss {result.val_loss:.4f})")
     if result.test_accuracy is not None:
         click.echo(f"test acc  {result.test_accuracy:.4f}  (loss {result.test_loss:.4f})")

@@ -9,7 +9,9 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from tinynas.errors import DeployError
 
@@ -146,18 +148,76 @@ def _shape_array(shape: Sequence[int]) -> str:
 
 
 def _raw_input(raw_scaling: tuple[float, float]) -> str:
-    """kRawScale, kRawOffset and QuantizeRawInput: a raw value as the int8 the model takes, as training scaled it."""
+    """kRawScale, kRawOffset and QuantizeRawInput: a raw value as the int8 the model takes, as training scaled it
+    and as deploy's check quantized it (x / scale in double, rounded half to even: no libm needed)."""
     scale, offset = raw_scaling
     return f"""
 // A raw value (a sensor reading, a pixel) as the model's int8 input: the float training fed,
-// x = raw * kRawScale + kRawOffset, then quantized as above (rounded, saturated to int8).
+// x = raw * kRawScale + kRawOffset, then quantized as above (x / kInputScale in double, rounded half to
+// even as deploy's check in the interpreter did, plus the zero point, saturated to int8).
 constexpr float kRawScale = {_c_float(scale)};
 constexpr float kRawOffset = {_c_float(offset)};
-inline int8_t QuantizeRawInput(float raw) {{
-  const float q = (raw * kRawScale + kRawOffset) / kInputScale + static_cast<float>(kInputZeroPoint);
-  if (!(q > -128.5f)) return -128;  // NaN too
-  if (q >= 127.5f) return 127;
-  return static_cast<int8_t>(q >= 0.0f ? static_cast<int32_t>(q + 0.5f) : -static_cast<int32_t>(0.5f - q));
+inline int8_t QuantizeInputValue(float x) {{
+  double v = static_cast<double>(x) / static_cast<double>(kInputScale);
+  if (!(v > -1e6)) v = -1e6;  // NaN too
+  if (v > 1e6) v = 1e6;
+  int32_t r = static_cast<int32_t>(v);  // toward zero
+  if (static_cast<double>(r) > v) r -= 1;  // floor
+  const double d = v - static_cast<double>(r);
+  if (d > 0.5 || (d == 0.5 && (r & 1))) r += 1;
+  r += kInputZeroPoint;
+  return static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
+}}
+inline int8_t QuantizeRawInput(float raw) {{ return QuantizeInputValue(raw * kRawScale + kRawOffset); }}
+"""
+
+
+def _raw_resize(raw_shape: Sequence[int], model_shape: Sequence[int]) -> str:
+    """ResizeRawInput: one sample of raw values at the data's height and width as the model's int8 input at its
+    own (mcunet's resolution): scaled, then TensorFlow's bilinear resize as ``fit_inputs`` did in training
+    (half-pixel centres, no antialiasing, float32 in TensorFlow's order of operations), then quantized."""
+    from tinynas.deploy.image_frontend import tf_bilinear_axis
+
+    h, w, c = (int(v) for v in raw_shape)
+    mh, mw = (int(v) for v in model_shape[:2])
+    row_lo, row_hi, row_lerp = tf_bilinear_axis(h, mh)
+    col_lo, col_hi, col_lerp = tf_bilinear_axis(w, mw)
+
+    def ints(values: Any) -> str:
+        return "{" + ", ".join(str(int(v)) for v in values) + "}"
+
+    def floats(values: Any) -> str:
+        return "{" + ", ".join(_c_float(float(v)) for v in np.asarray(values, dtype=np.float32)) + "}"
+
+    return f"""
+// The data gives {h}x{w}x{c} samples; this model takes {mh}x{mw}x{c} (its architecture's input resolution).
+// Training resized every sample after the input scaling with TensorFlow's bilinear resize (half-pixel
+// centres, no antialiasing). ResizeRawInput does the same to one sample of raw values, row-major
+// kRawHeight x kRawWidth x kRawChannels, and writes the kInputCount int8 values the model takes.
+constexpr int kRawHeight = {h};
+constexpr int kRawWidth = {w};
+constexpr int kRawChannels = {c};
+constexpr int16_t kResizeRowLo[{mh}] = {ints(row_lo)};
+constexpr int16_t kResizeRowHi[{mh}] = {ints(row_hi)};
+constexpr float kResizeRowLerp[{mh}] = {floats(row_lerp)};
+constexpr int16_t kResizeColLo[{mw}] = {ints(col_lo)};
+constexpr int16_t kResizeColHi[{mw}] = {ints(col_hi)};
+constexpr float kResizeColLerp[{mw}] = {floats(col_lerp)};
+inline void ResizeRawInput(const float* raw, int8_t* input) {{
+  for (int my = 0; my < {mh}; ++my) {{
+    const float* top = raw + kResizeRowLo[my] * kRawWidth * kRawChannels;
+    const float* bottom = raw + kResizeRowHi[my] * kRawWidth * kRawChannels;
+    for (int mx = 0; mx < {mw}; ++mx) {{
+      const int lo = kResizeColLo[mx] * kRawChannels, hi = kResizeColHi[mx] * kRawChannels;
+      for (int ch = 0; ch < kRawChannels; ++ch) {{
+        const float tl = top[lo + ch] * kRawScale + kRawOffset, tr = top[hi + ch] * kRawScale + kRawOffset;
+        const float bl = bottom[lo + ch] * kRawScale + kRawOffset, br = bottom[hi + ch] * kRawScale + kRawOffset;
+        const float t = tl + (tr - tl) * kResizeColLerp[mx];
+        const float b = bl + (br - bl) * kResizeColLerp[mx];
+        input[(my * {mw} + mx) * kRawChannels + ch] = QuantizeInputValue(t + (b - t) * kResizeRowLerp[my]);
+      }}
+    }}
+  }}
 }}
 """
 
@@ -171,6 +231,7 @@ def write_model_sources(
     model_id: str,
     input_scaling: str | None = None,
     raw_scaling: tuple[float, float] | None = None,
+    raw_shape: Sequence[int] | None = None,
     model_name: str = "model",
     arena_margin: float = DEFAULT_ARENA_MARGIN,
 ) -> list[Path]:
@@ -182,7 +243,9 @@ def write_model_sources(
     ``input_scaling`` says how raw input becomes the float the model was trained on (a
     comment for the firmware author); ``raw_scaling`` (scale, offset) is that map in numbers, written as
     ``kRawScale``, ``kRawOffset`` and ``QuantizeRawInput(raw)``, which a sketch reading its own sensor
-    calls for each value it puts in the int8 input tensor. Raises ModelFileError for bytes that are not a
+    calls for each value it puts in the int8 input tensor. ``raw_shape`` (H, W, C), with ``raw_scaling``, is the
+    data's sample shape where the model takes another height and width: ``ResizeRawInput`` then resizes a raw
+    sample as training did. Raises ModelFileError for bytes that are not a
     ``.tflite`` model and DeployError for an op TFLite Micro lacks or bad arguments.
     """
     from tinynas.space.tflite_reader import tflite_info
@@ -216,6 +279,16 @@ def write_model_sources(
             f"{len(class_names)} class names for a model with {output_count} outputs; "
             "give one name per output (or none for a model that does not classify)"
         )
+    raw_helpers = ""
+    if raw_scaling is not None and inp.dtype == "int8":
+        raw_helpers = _raw_input(raw_scaling)
+        model_image = tuple(int(d) for d in inp.shape[1:])
+        if raw_shape is not None and len(raw_shape) == 3 and len(model_image) == 3 and \
+                tuple(raw_shape) != model_image:
+            if int(raw_shape[2]) != model_image[2]:
+                raise DeployError(f"raw_shape {list(raw_shape)} has other channels than the model's input "
+                                  f"{list(inp.shape)}; give the data's sample shape")
+            raw_helpers += _raw_resize(raw_shape, model_image)
     arena_total = arena_size_with_margin(arena_bytes, arena_margin=arena_margin)
     margin_bytes = arena_total - arena_bytes
 
@@ -255,7 +328,7 @@ constexpr int kInputDims = {len(inp.shape)};
 constexpr int kInputShape[] = {_shape_array(inp.shape)};
 constexpr unsigned int kInputCount = {input_count};
 constexpr unsigned int kInputBytes = {input_count * dtype_bytes[inp.dtype]};
-{_raw_input(raw_scaling) if raw_scaling is not None and inp.dtype == "int8" else ""}
+{raw_helpers}
 // Output: {outp.dtype} {list(outp.shape)}; dequantize as kOutputScale * (q - kOutputZeroPoint).
 constexpr float kOutputScale = {_c_float(outp.scale)};
 constexpr int32_t kOutputZeroPoint = {int(outp.zero_point)};

@@ -637,6 +637,17 @@ def _write_front_end(*, out_dir: Path, model_bytes: bytes, dataset: Any, model_i
     return files, record
 
 
+def _resized_from(record: dict[str, Any]) -> tuple[int, ...] | None:
+    """The data's sample shape where training resized it to the model's height and width (mcunet's
+    resolution), from metrics' ``dataset`` record: the header then gets ``ResizeRawInput``."""
+    from tinynas.train.inputs import check_input_shape
+
+    given, taken = tuple(record.get("input_shape") or ()), tuple(record.get("model_input_shape") or ())
+    if not given or not taken or given == taken:
+        return None
+    return given if check_input_shape(given, taken, dataset=str(record.get("name"))) == "resize" else None
+
+
 def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any], profile: HardwareProfile,
                    dataset: Any, template: str | None, firmware: bool, tuned_model: Any = None,
                    tuned_model_file: Path | None = None, keep: tuple[Path, ...] = ()) -> DeployResult:
@@ -669,9 +680,12 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
         if front_end:
             source = front_end[-1].name
             scaling = f"{scaling}; {source} computes this input from {FRONT_ENDS[source][1]}"
+        raw_shape = None if front_end or raw_scaling is None else _resized_from(metrics.get("dataset") or {})
+        if raw_shape is not None:
+            metrics["dataset"]["resized_by"] = "ResizeRawInput (model_data.h)"
         write_model_sources(model_bytes=model_bytes, out_dir=tmp, class_names=class_names,
                             arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                            input_scaling=scaling, raw_scaling=raw_scaling)
+                            input_scaling=scaling, raw_scaling=raw_scaling, raw_shape=raw_shape)
         metrics["template"] = None
         name = template or profile.ecosystem.default_template
         if name == "none":  # mobile and GPU profiles: no firmware ecosystem (tinynas.hardware.schema.NO_TEMPLATE)
@@ -685,7 +699,8 @@ def _write_outputs(*, out_dir: Path, model_bytes: bytes, metrics: dict[str, Any]
             generate_firmware(template=name, model_bytes=model_bytes, profile=profile,
                               out_dir=tmp / "firmware" / name, class_names=class_names,
                               arena_bytes=int(metrics["arena_bytes"]), model_id=str(metrics["model_id"]),
-                              input_scaling=scaling, raw_scaling=raw_scaling, extra_sources=front_end)
+                              input_scaling=scaling, raw_scaling=raw_scaling, raw_shape=raw_shape,
+                              extra_sources=front_end)
             metrics["template"] = name
         metrics["files"] = staged_files(tmp) + [METRICS_FILE]
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

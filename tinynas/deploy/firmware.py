@@ -366,6 +366,7 @@ def generate_firmware(
     model_id: str,
     input_scaling: str | None = None,
     raw_scaling: tuple[float, float] | None = None,
+    raw_shape: Sequence[int] | None = None,
     source: str = "model",
     extra_sources: Sequence[Path] = (),
 ) -> Path:
@@ -408,7 +409,7 @@ def generate_firmware(
         model_dir = tmp / tpl.model_dir
         written = write_model_sources(model_bytes=model_bytes, out_dir=model_dir, class_names=class_names,
                                       arena_bytes=arena_bytes, model_id=model_id, input_scaling=input_scaling,
-                                      raw_scaling=raw_scaling)
+                                      raw_scaling=raw_scaling, raw_shape=raw_shape)
         common = _templates_root() / "common"
         for fname in COMMON_FILES:
             shutil.copyfile(common / fname, model_dir / fname)
