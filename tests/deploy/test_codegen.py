@@ -271,6 +271,17 @@ def test_raw_input_helper_quantizes_a_sensor_value_as_the_host_does(tmp_path, ml
     host = np.clip(np.round(scaling.apply(raw).astype(np.float64) / io.scale) + io.zero_point, -128, 127)
     np.testing.assert_array_equal(got, host)  # x / scale in double, halves to even, as the check quantizes
     assert got[400] == -128 and got[401] == 127  # saturated
+    # inputs exactly halfway between two int8 steps: the check rounds them to even, and so does the header
+    write_model_sources(model_bytes=data, out_dir=tmp_path / "unit", class_names=KWS_LABELS, arena_bytes=24_272,
+                        model_id="kws01", raw_scaling=(1.0, 0.0))
+    (tmp_path / "unit" / "raw.cc").write_text(RAW_CHECK)  # beside its header: "" includes look there first
+    _run([gxx, "-std=c++11", "-I", str(tmp_path / "unit"), str(tmp_path / "unit" / "raw.cc"),
+          str(tmp_path / "unit" / "model_data.cc"), "-o", str(exe)])
+    halves = np.asarray([(k + 0.5) * io.scale for k in range(-6, 6)], dtype=np.float32)
+    halves = halves[[float(h) / io.scale % 1.0 == 0.5 for h in halves]]
+    assert len(halves) >= 2, halves  # +-0.5 steps at least
+    got = np.array(_run([str(exe), *[repr(float(v)) for v in halves]]).stdout.split(), dtype=np.int64)
+    np.testing.assert_array_equal(got, np.round(halves.astype(np.float64) / io.scale) + io.zero_point)
     write_model_sources(model_bytes=data, out_dir=tmp_path, class_names=KWS_LABELS, arena_bytes=24_272,
                         model_id="kws01")
     assert "QuantizeRawInput" not in (tmp_path / "model_data.h").read_text()  # not known: not written
