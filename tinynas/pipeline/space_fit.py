@@ -11,14 +11,6 @@ tinynas's cost model: for every combination of the space's scale decisions
 of samples that fit and the MACs of those that do; the recommended slice is the
 one with the largest mean MACs among those where at least ``min_fit_fraction``
 of the samples fit.
-
-Every slice judges the same sampled archs, with its scale decisions set, so two
-slices differ by their width and resolution, not by which random archs they
-drew: where all fit, a wider slice does more work at every resolution (with
-fresh samples per slice, 20 samples reordered them). MACs need not grow with
-resolution: ``mcunet`` stops downsampling below 4 pixels, so at 24 its last
-stages run on 3x3 maps and at 32 on 2x2. Where the top slices are close, the
-pick can still change with the seed; more ``samples`` narrow that.
 """
 
 from __future__ import annotations
@@ -87,12 +79,12 @@ def fit_space(*, space: Any, profile: Any, samples: int = 100, seed: int = 0,
     grid = sorted(itertools.product(*(options[n] for n in names)))
     check = CostCheck(space=space, profile=profile)
     rng = np.random.default_rng(seed)
-    drawn = [space.sample(rng) for _ in range(samples)]  # the same archs in every slice (see above)
     slices = []
     for combo in grid:
         fixed = dict(zip(names, combo))
         macs = []
-        for arch in drawn:
+        for _ in range(samples):
+            arch = space.sample(rng)
             if fixed:
                 arch = arch.replace(**fixed)
                 arch = space.canonical(arch) if hasattr(space, "canonical") else arch
