@@ -120,6 +120,20 @@ def test_every_profile_option_takes_p_as_run_and_estimate_do() -> None:
     assert missing == [] and len(list(_commands(cli))) > 20
 
 
+def test_every_count_option_takes_n_and_refuses_a_count_it_cannot_use(capsys, monkeypatch) -> None:
+    """`space sample -n 3` answered "No such option '-n'"; `proxies benchmark --n 0` printed an empty table."""
+    missing = [name for name, command in _commands(cli) for param in command.params
+               if "--n" in param.opts and "-n" not in param.opts]
+    assert missing == []
+    sample = ["space", "sample", "--space", "dscnn", "--input-shape", "8,8,1", "--classes", "4", "-n", "2", "--json"]
+    code, text = _invoke(sample, capsys, monkeypatch)
+    assert code == 0 and len(text.strip().splitlines()) == 2
+    for argv in (["proxies", "benchmark", "--space", "nasbench201", "-n", "2"],
+                 ["proxies", "score", "--space", "dscnn", "--n", "0"]):
+        code, text = _invoke(argv, capsys, monkeypatch)
+        assert code == 2 and "Invalid value for '-n' / '--n'" in text, text
+
+
 @pytest.mark.parametrize("command,module", [("run", "run"), ("search", "run"), ("sweep", "sweep")])
 def test_ctrl_c_exits_130_and_says_the_same_command_resumes(command, module, tmp_path, capsys, monkeypatch) -> None:
     """The pipeline keeps everything on Ctrl-C (tests/pipeline/test_resume.py); the user is told where and how on."""

@@ -211,7 +211,7 @@ def _measure_hint(project: Path, port: str | None) -> str | None:
 @click.option("--measure", "measure_on", type=click.Choice(["host"]), default=None,
               help="Instead of measurement files: time --n single kernels with LiteRT on this machine and fit the "
                    "profile's per-kernel latency model (mobile profiles, run on the board itself; nn-Meter's method).")
-@click.option("--n", "n_kernels", type=click.IntRange(min=2), default=900, show_default=True,
+@click.option("-n", "--n", "n_kernels", type=click.IntRange(min=2), default=900, show_default=True,
               help="With --measure host: how many kernels to measure (conversion takes about 1 s a kernel; 300 "
                    "kernels predicted 86 % of held-out models within +-10 %, 900 kernels 94 %).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,

@@ -58,7 +58,8 @@ def list_proxies(as_json: bool) -> None:
 @click.option("--space", "space_name", required=True, help="Search space name (see `tinynas space list`).")
 @click.option("--input-shape", "input_shape", default=None, help="H,W,C or L,C (default: the dataset's, else 32,32,3).")
 @click.option("--classes", "num_classes", type=int, default=None, help="Class count (default: the dataset's, else 10).")
-@click.option("--n", "n", type=int, default=10, show_default=True, help="How many archs to sample and score.")
+@click.option("-n", "--n", "n", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many archs to sample and score.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--proxies", "proxy_csv", default=None,
               help="Comma-separated proxies (default: every one with --dataset, else the data-free ones).")
@@ -80,9 +81,7 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
     data, batch = (_dataset_batch(dataset, seed=seed, n=batch_size, options=typed_options(dataset, options))
                    if dataset else (None, None))
     shape = parse_shape(input_shape) if input_shape else tuple(data.input_shape) if data is not None else (32, 32, 3)
-    classes = num_classes or (len(data.class_names) if data is not None else 10)
-    if n < 1:
-        raise ProxyError(f"--n must be at least 1, got {n}")
+    classes = num_classes if num_classes is not None else len(data.class_names) if data is not None else 10
     space = get_space(space_name, input_shape=shape, num_classes=classes)
     rng = np.random.default_rng(seed)
     rows = []
@@ -109,7 +108,8 @@ def score(space_name: str, input_shape: str | None, num_classes: int | None, n: 
 @click.option("--dataset", default=None, help="Dataset to train on (spaces without a published table).")
 @dataset_option()
 @click.option("--epochs", type=int, default=2, show_default=True, help="Training epochs per arch (with --dataset).")
-@click.option("--n", "n", type=int, default=100, show_default=True, help="How many archs.")
+@click.option("-n", "--n", "n", type=click.IntRange(min=3), default=100, show_default=True,
+              help="How many archs (3 or more: the rank correlation of two is always +-1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--proxies", "proxy_csv", default=None, help="Comma-separated proxies (default: data-free ones).")
 @click.option("--cells", "cells_per_stage", type=int, default=5, show_default=True,

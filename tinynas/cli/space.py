@@ -189,7 +189,7 @@ def _cost_json(cost: Any, with_profile: bool) -> dict[str, Any]:
               help="H,W,C for images and spectrograms, L,C for 1-D signals (or --dataset).")
 @click.option("--classes", "num_classes", type=int, default=None, help="Number of classes (or --dataset).")
 @_dataset_options
-@click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many archs.")
+@click.option("-n", "--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many archs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--profile", "-p", "profile_id", default=None, help="Hardware profile id or .toml path: adds latency and fits.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
