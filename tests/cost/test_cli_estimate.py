@@ -40,6 +40,32 @@ def test_estimate_json(mlperf_models):
     assert data["arena_bytes"] == data["checks"][0]["need"] == 4_632 and data["arena_predicted_bytes"] == 4_636
 
 
+def test_a_phone_class_board_counts_the_memory_deploy_checks_and_a_gpu_says_what_its_figure_is(mlperf_models):
+    """For rpi4 the arena of TFLite Micro is not what deploy checks against the RAM budget: LiteRT's runtime
+    memory is (deploy's metrics.json, runtime_bytes); estimate measures the same in LiteRT. A GPU gets ONNX,
+    so its figure stays the cost model's, and says so."""
+    import numpy as np
+
+    from tinynas.deploy.interpreter import read_model_io
+    from tinynas.deploy.litert import predict_litert
+
+    model = mlperf_models["kws"]
+    data = model.read_bytes()
+    shape = tuple(read_model_io(data).input.shape[1:])
+    _, deployed = predict_litert(data, np.zeros((1, *shape), dtype=np.float32), threads=1, source=str(model))
+    res = CliRunner().invoke(cli, ["estimate", str(model), "-p", "rpi4", "-p", "nano33ble", "-p", "rtx-4090", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["profile_id"]: r for r in json.loads(res.output)}
+    assert rows["rpi4"]["arena_source"] == "litert" and rows["rpi4"]["arena_bytes"] == deployed
+    assert rows["rpi4"]["checks"][0]["need"] == deployed != rows["rpi4"]["arena_predicted_bytes"]
+    assert rows["nano33ble"]["arena_source"] == "tflm" and rows["nano33ble"]["arena_bytes"] == 24_272
+    assert rows["rtx-4090"]["arena_source"] == "cost_model"
+    one = CliRunner().invoke(cli, ["estimate", str(model), "-p", "rpi4"]).output
+    assert f"memory    {deployed:,} B (LiteRT's runtime memory" in one and "TFLite Micro's arena would be" in one
+    gpu = CliRunner().invoke(cli, ["estimate", str(model), "-p", "rtx-4090"]).output
+    assert "rtx-4090 gets ONNX models, whose memory `tinynas deploy` measures" in gpu
+
+
 def test_estimate_table_of_models_and_boards(mlperf_models):
     args = ["estimate", str(mlperf_models["kws"]), str(mlperf_models["vww"]), "-p", "nano33ble", "-p", "nucleo-l432kc"]
     res = CliRunner().invoke(cli, args)

@@ -3,8 +3,10 @@
 Thin wrapper over ``tinynas.cost.estimate_tflite``: MACs, parameters, flash
 (on a TFLite Micro board the model as deploy writes it, tensor names stripped;
 else the file's size), TFLM arena (on a TFLite Micro board measured in its
-interpreter, the cost model's figure beside it) and predicted latency, and whether each fits
-the board's budget. Several models and ``--profile`` options give one table.
+interpreter, the cost model's figure beside it; on a phone-class board LiteRT's
+runtime memory, measured in LiteRT as deploy's budget check counts it) and
+predicted latency, and whether each fits the board's budget. Several models and
+``--profile`` options give one table.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         from tinynas.hardware import load_profile
 
         loaded = [load_profile(p) for p in profiles]
-    rows, deployed, predicted, front_ends = [], {}, {}, {}
+    rows, deployed, predicted, front_ends, sources = [], {}, {}, {}, {}
     for model in models:
         data = model.read_bytes() if model.is_file() else b""  # estimate_tflite says what is wrong with it
         written, change = _as_deployed(model, data)
@@ -59,29 +61,37 @@ def estimate(models: tuple[Path, ...], named: tuple[Path, ...], profiles: tuple[
         # once per model, after estimate_tflite has refused a file that is not an int8 model
         refusal = _tflm_refusal(model, data) if any(_on_tflm(prof) for prof, _ in costs) else None
         measured = _measured_arena(model, data) if refusal is None and any(_on_tflm(p) for p, _ in costs) else None
+        litert = _litert_memory(model, data) if any(_on_litert(p) for p, _ in costs) else None
         predicted[model] = costs[0][1].arena_bytes
         front_ends[model] = _front_end(model, data)
         beside = int((front_ends[model] or {}).get("static_ram_bytes", 0))
-        rows += [(model, prof, _with_arena(cost, measured, beside=beside) if _on_tflm(prof) else cost,
+        rows += [(model, prof, _with_arena(cost, measured, beside=beside) if _on_tflm(prof) else
+                  _with_arena(cost, litert) if _on_litert(prof) else cost,
                   refusal if _on_tflm(prof) else None) for prof, cost in costs]
+        sources.update({(model, prof.id if prof else None): _arena_source(prof, measured, litert, refusal)
+                        for prof, _ in costs})
         deployed[model] = None
         if change is not None:
             cost = estimate_tflite(written, flash_bytes=len(written))
             deployed[model] = change, {"arena_bytes": int(cost.arena_bytes), "flash_bytes": int(cost.flash_bytes)}
     if as_json:
         data = [{"model": str(m), **c.to_json(), "arena_predicted_bytes": int(predicted[m]),
+                 "arena_source": sources[m, p.id if p else None],
                  **({"front_end": front_ends[m]} if front_ends[m] else {}),
                  "file_bytes": m.stat().st_size, "tflm_aborts": why,
-                 **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, _, c, why in rows]
+                 **({"deployed_int8_interface": deployed[m][1]} if deployed[m] else {})} for m, p, c, why in rows]
         for record in data:
             if record["tflm_aborts"] and record["fits"] is not None:
                 record["fits"] = False
         echo_json(data[0] if len(data) == 1 else data)
         return
     if len(rows) == 1:
-        _print_one(*rows[0], predicted=predicted[rows[0][0]])
+        model, prof = rows[0][:2]
+        _print_one(*rows[0], predicted=predicted[model], source=sources[model, prof.id if prof else None])
     else:
         _print_table(rows)
+        if any(source == "litert" for source in sources.values()):
+            click.echo(f"\narena B on a phone-class board: {LITERT_TEXT}")
     for model, record in front_ends.items():
         if record:
             click.echo(f"\n{model.name}: deploy wrote {record.get('file', 'a front end')} beside it, "
@@ -119,6 +129,35 @@ def _as_deployed(model: Path, data: bytes):
 def _on_tflm(prof) -> bool:
     """Whether the board runs TFLite Micro (no board given: the microcontroller case is assumed)."""
     return prof is None or prof.runtime == "tflm"
+
+
+def _on_litert(prof) -> bool:
+    """Whether deploy ships the board this very .tflite, run in LiteRT (a phone-class board; a GPU gets ONNX)."""
+    return prof is not None and prof.kind == "mobile"
+
+
+#: what the memory figure of a phone-class board is
+LITERT_TEXT = "LiteRT's runtime memory, its non-constant tensors once allocated, as deploy's budget check counts them"
+
+
+def _arena_source(prof, measured: int | None, litert: int | None, refusal: str | None) -> str:
+    """Where a row's arena figure comes from: "tflm" (measured in TFLite Micro), "litert" (LiteRT's runtime
+    memory) or "cost_model" (the cost model's TFLM arena)."""
+    if _on_tflm(prof) and refusal is None and measured is not None:
+        return "tflm"
+    return "litert" if _on_litert(prof) and litert is not None else "cost_model"
+
+
+def _litert_memory(model: Path, data: bytes) -> int | None:
+    """The runtime memory deploy's budget check counts for a phone-class board, measured in LiteRT; None where
+    LiteRT cannot load the file (the cost model's figure stands)."""
+    from tinynas.deploy.litert import runtime_bytes
+    from tinynas.errors import ModelFileError
+
+    try:
+        return runtime_bytes(data, source=str(model))
+    except ModelFileError:
+        return None
 
 
 def _tflm_refusal(model: Path, data: bytes) -> str | None:
@@ -178,7 +217,7 @@ def _with_arena(cost, measured: int | None, *, beside: int = 0):
     return replace(cost, arena_bytes=arena, checks=checks)
 
 
-def _print_one(model: Path, prof, cost, refusal: str | None, *, predicted: int) -> None:
+def _print_one(model: Path, prof, cost, refusal: str | None, *, predicted: int, source: str) -> None:
     click.echo(f"model     {model}")
     if prof is not None:
         click.echo(f"profile   {prof.id} ({prof.name}, {prof.clock_hz / 1e6:g} MHz, {prof.kernel_library})")
@@ -187,13 +226,19 @@ def _print_one(model: Path, prof, cost, refusal: str | None, *, predicted: int) 
     size = model.stat().st_size
     click.echo(f"flash     {_fmt_bytes(cost.flash_bytes)} " + ("(the .tflite file)" if cost.flash_bytes == size else
                f"(as deploy writes it, tensor names stripped; the .tflite file is {_fmt_bytes(size)})"))
-    if refusal is not None or not _on_tflm(prof):
-        click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, the cost model's figure)")
-    else:
+    if source == "litert":
+        click.echo(f"memory    {_fmt_bytes(cost.arena_bytes)} ({LITERT_TEXT}, measured in LiteRT here; TFLite "
+                   f"Micro's arena would be {_fmt_bytes(predicted)})")
+    elif source == "tflm":
         agrees = "as the cost model predicts" if cost.arena_bytes == predicted else \
             f"the cost model predicts {_fmt_bytes(predicted)}"
         click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, measured in the TFLite Micro "
                    f"interpreter, x86-64; {agrees})")
+    elif prof is not None and prof.kind == "gpu":
+        click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (activations as TFLite Micro would plan them, the cost "
+                   f"model's figure; {prof.id} gets ONNX models, whose memory `tinynas deploy` measures)")
+    else:
+        click.echo(f"arena     {_fmt_bytes(cost.arena_bytes)} (TFLM tensor arena, the cost model's figure)")
     if cost.latency_ms is not None:
         click.echo(f"latency   {cost.latency_ms:,.2f} ms (predicted)")
     if cost.checks:

@@ -141,6 +141,12 @@ def _non_constant_bytes(interp: Any) -> int:
     return total
 
 
+def runtime_bytes(model_bytes: bytes, *, source: str) -> int:
+    """The model's runtime memory as deploy's budget check counts it (``MEMORY_MEASURE``), from LiteRT with its
+    tensors allocated, without running it. Raises ModelFileError when LiteRT cannot load the model."""
+    return _non_constant_bytes(_interpreter(model_bytes, threads=1, source=source))
+
+
 def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     if not np.issubdtype(dtype, np.integer):
