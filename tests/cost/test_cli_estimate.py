@@ -133,4 +133,5 @@ def test_a_keras_or_onnx_model_is_refused_with_how_to_get_the_tflite(tmp_path):
                        ("m.onnx", "it is an ONNX model, which tinynas writes for GPUs but does not read")):
         res = CliRunner().invoke(cli, ["estimate", str(tmp_path / name), "-p", "nano33ble"])
         assert res.exit_code == 1 and said in str(res.exception), (name, res.exception)
-        assert "model_int8.tflite this reads" in str(res.exception)
+        assert "model_int8.tflite this reads (for a microcontroller or a phone-class BOARD; for a GPU it writes " \
+               "ONNX)" in str(res.exception)

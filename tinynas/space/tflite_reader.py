@@ -94,7 +94,9 @@ def _load(path_or_bytes: str | Path | bytes | bytearray) -> tuple[bytes, str]:
 
 def _convert_hint(data: bytes, label: str) -> str:
     """How to get an int8 .tflite from what the file is: the formats an engineer hands over by mistake."""
-    deploy = "quantizes {} to the int8 model_int8.tflite this reads"
+    # a GPU's deploy writes ONNX: the board named must be a microcontroller or a phone-class one
+    deploy = "quantizes {} to the int8 model_int8.tflite this reads (for a microcontroller or a phone-class BOARD; " \
+             "for a GPU it writes ONNX)"
     if data[:4] == b"PK\x03\x04":
         return "it is a zip archive, as a Keras .keras model is: `tinynas deploy MODEL.keras --profile BOARD` " + \
             deploy.format("it")
