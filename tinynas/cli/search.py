@@ -110,7 +110,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     from tinynas.measure.flash import STAMP
     from tinynas.pipeline.front_end_budget import reserve_text
     from tinynas.pipeline.report import (cheaper_tie_note, dataset_options_text, fill_text, refinement_text,
-                                         scored_text, supernet_text)
+                                         scored_text, search_time_text, supernet_text)
 
     w = summary.get("winner") or {}
     c = w.get("cost") or {}
@@ -121,7 +121,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if summary.get("supernet"):
         click.echo(f"supernet   {supernet_text(summary['supernet'])}")
     click.echo(f"searched   {summary['candidates_evaluated']} candidates, {summary['trainings']} trainings"
-               f"{scored_text(summary)}, {summary['search_seconds'] or 0:.0f} s")
+               f"{scored_text(summary)}, {search_time_text(summary).removeprefix('search ')}")
     refinement = summary.get("refinement")
     if refinement:
         click.echo(f"{'refine' if refinement['stage'] == 'refine' else 'supernet':<10} {refinement_text(refinement)}")

@@ -558,7 +558,7 @@ def dataset_options_text(s: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items())
 
 
-def _search_time(s: dict[str, Any]) -> str:
+def search_time_text(s: dict[str, Any]) -> str:
     """"search N s": with shared candidates, how much of N they cost on the boards that trained them (a board
     charges them to its time budget), which is why N can exceed the run's wall time."""
     seconds, shared = s.get("search_seconds"), float(s.get("shared_seconds") or 0.0)
@@ -574,7 +574,7 @@ def render_markdown(s: dict[str, Any]) -> str:
            (f"Dataset options: {options}. " if options else "") +
            f"Space `{s['space']}`, strategy `{s['strategy']}`, seed {s['seed']}. "
            f"{s['candidates_evaluated']} candidates evaluated ({s['candidates_shared']} shared from other boards), "
-           f"{s['trainings']} trainings{scored_text(s)}, {_search_time(s)}, "
+           f"{s['trainings']} trainings{scored_text(s)}, {search_time_text(s)}, "
            f"wall {_fmt(s['wall_seconds'], '.0f')} s.", ""]
     out += [line + "\n" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
     out += _refinement_lines(s.get("refinement"))
@@ -614,7 +614,7 @@ def render_html(s: dict[str, Any]) -> str:
              f"<p>{e(f'Dataset options: {options}. ' if options else '')}"
              f"Space <code>{e(s['space'])}</code>, strategy <code>{e(s['strategy'])}</code>. "
              f"{s['candidates_evaluated']} candidates evaluated, {s['trainings']} trainings{e(scored_text(s))}, "
-             f"{e(_search_time(s))}.</p>"]
+             f"{e(search_time_text(s))}.</p>"]
     parts += [f"<p>{e(line)}</p>" for line in _supernet_lines(s) + _stop_lines(s) + _predictor_lines(s)]
     refinement = _refinement_lines(s.get("refinement"))
     if refinement:  # a "## title" line, then its paragraphs
