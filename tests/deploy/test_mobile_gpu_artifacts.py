@@ -229,6 +229,13 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     printed = capsys.readouterr().out
     listed = ", ".join(sorted([*models, *runners]))
     assert f"deploy     {out / 'deploy'}   ({listed})" in printed and "firmware " not in printed
+    # the accuracy of the model the target runs (a GPU gets no int8 model: its fp32 ONNX one, named), and the
+    # runtime's memory and model file rather than a microcontroller's arena and flash
+    w = summary["winner"]
+    assert w["deployed_model"] == models[0] and w["deployed_accuracy"] == w["artifacts"][models[0]]["accuracy"]
+    named = "int8" if profile == "rpi4" else "model_fp32.onnx"
+    assert f"  {named} test acc {w['deployed_accuracy']:.4f}" in printed
+    assert f"runtime memory {w['tflm_arena_bytes']:,} B  model file {w['tflite_flash_bytes']:,} B" in printed
 
 
 def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):

@@ -135,14 +135,18 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if fill:
         click.echo(f"final      {fill_text(fill)}")
     if w:
-        acc = w.get("int8_accuracy")
-        click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}"
-                   + (f"  int8 test acc {acc:.4f}" if acc is not None else "")
+        acc, deployed = w.get("int8_accuracy"), w.get("deployed_model")
+        if acc is None and w.get("deployed_accuracy") is not None:  # a GPU: its fp32 ONNX model, named
+            acc_text = f"  {deployed} test acc {w['deployed_accuracy']:.4f}"
+        else:
+            acc_text = f"  int8 test acc {acc:.4f}" if acc is not None else ""
+        click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}{acc_text}"
                    + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
         arena = w.get("tflm_arena_bytes") or c.get("arena_bytes")
         flash = w.get("tflite_flash_bytes") or c.get("flash_bytes")
-        click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  arena {_bytes(arena)} B  "
-                   f"flash {_bytes(flash)} B")
+        runtime = w.get("kind") in ("mobile", "gpu")  # the largest deployed model's runtime memory and file
+        click.echo(f"cost       latency {c.get('latency_ms', 0):.2f} ms  {'runtime memory' if runtime else 'arena'} "
+                   f"{_bytes(arena)} B  {'model file' if runtime else 'flash'} {_bytes(flash)} B")
         tie = cheaper_tie_note(summary)
         if tie:
             click.echo(f"tie        {tie}")
