@@ -42,6 +42,12 @@ float board_output_float(void*, size_t index) {
   return g_interpreter->output(0)->data.f[index];
 }
 
+float output_value(size_t index) {
+  const TfLiteTensor* output = g_interpreter->output(0);
+  if (kOutputIsFloat) return output->data.f[index];
+  return kOutputScale * static_cast<float>(static_cast<int32_t>(output->data.int8[index]) - kOutputZeroPoint);
+}
+
 void fail(const char* what) {
   tinynas_platform_write("e-[");
   tinynas_platform_write(what);
@@ -99,4 +105,22 @@ extern "C" void tinynas_runner_feed(char c) {
   if (g_interpreter != nullptr) {
     tinynas_protocol_feed(&g_protocol, c);
   }
+}
+
+extern "C" int8_t* tinynas_runner_input(void) {
+  return g_interpreter != nullptr ? g_interpreter->input(0)->data.int8 : nullptr;
+}
+
+extern "C" int tinynas_runner_invoke(void) {
+  return g_interpreter != nullptr && g_interpreter->Invoke() == kTfLiteOk ? 0 : 1;
+}
+
+extern "C" int tinynas_runner_top_class(float* score) {
+  if (g_interpreter == nullptr) return -1;
+  size_t best = 0;
+  for (size_t i = 1; i < kOutputCount; ++i) {
+    if (output_value(i) > output_value(best)) best = i;
+  }
+  if (score != nullptr) *score = output_value(best);
+  return static_cast<int>(best);
 }

@@ -29,6 +29,19 @@ int tinynas_runner_setup(void);
 /* Feed one byte received from the host. */
 void tinynas_runner_feed(char c);
 
+/* Your own application, after tinynas_runner_setup(): the model on your data, without the host.
+   tinynas_runner_input(): the model's input tensor (kInputBytes bytes, int8, row-major kInputShape;
+   fill it with QuantizeRawInput or ResizeRawInput from model_data.h), NULL before setup. It is in the
+   arena, which Invoke() may reuse: fill it again before every tinynas_runner_invoke(). */
+int8_t *tinynas_runner_input(void);
+
+/* Run the model on the input: 0 on success. */
+int tinynas_runner_invoke(void);
+
+/* The class the last invoke scored highest (an index of kClassLabels in model_data.h), and its output
+   value dequantized into *score when score is not NULL; -1 before setup. */
+int tinynas_runner_top_class(float *score);
+
 #ifdef __cplusplus
 }
 #endif

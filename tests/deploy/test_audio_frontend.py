@@ -220,6 +220,8 @@ def test_every_firmware_template_builds_the_front_end_in(tmp_path, mlperf_models
         model_dir = project / get_template(name).model_dir
         assert (model_dir / "audio_frontend.c").read_bytes() == (tmp_path / "fe" / "audio_frontend.c").read_bytes()
         assert (model_dir / "audio_frontend.h").is_file(), name
+        # the README's application snippet fills the input from samples through the front end
+        assert "tinynas_fe_clip(samples, tinynas_runner_input());" in (project / "README.md").read_text(), name
         if name in lists:
             assert "audio_frontend.c" in (project / lists[name]).read_text(), name
             assert "audio_frontend.h" not in (project / lists[name]).read_text(), name

@@ -100,6 +100,28 @@ def test_model_bytes_and_protocol_are_in_every_project(tmp_path, kws):
     assert "arduino-cli lib install Chirale_TensorFLowLite" in (esp / "README.md").read_text()
 
 
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_readme_shows_an_application_how_to_run_the_model_on_its_own_input(tmp_path, kws, name):
+    """The project is a measurement harness; its README says how to go past it with tinynas_runner.h's calls
+    and the helpers model_data.h has for this model: none, QuantizeRawInput, or ResizeRawInput."""
+    profile = next(p for p in list_profiles(kind="mcu") if name in templates_for(p))
+    model_dir = get_template(name).model_dir
+    for case, kw, says in (
+            ("plain", {}, "quantized with kInputScale and"),
+            ("scaled", {"raw_scaling": (0.5, 1.0)}, "input[i] = QuantizeRawInput(raw[i]);"),
+            ("resized", {"raw_scaling": (0.5, 1.0), "raw_shape": (98, 20, 1)},
+             "ResizeRawInput(raw, tinynas_runner_input());")):
+        out = _generate(kws, profile, tmp_path / case, template=name, **kw)
+        readme = (out / "README.md").read_text()
+        section = readme[readme.index("## Your own application"):readme.index("## Measure")]
+        assert f"`{model_dir}/tinynas_runner.h`" in section and says in section, (case, section)
+        assert "tinynas_runner_invoke() == 0" in section and "tinynas_runner_top_class(&score)" in section
+        assert ("one 98x20x1 sample" in section) == (case == "resized")
+        header = next(out.rglob("model_data.h")).read_text()
+        assert ("ResizeRawInput(" in header) == (case == "resized")
+        assert ("QuantizeRawInput(" in header) == (case != "plain")
+
+
 def test_the_pico_project_names_the_sdk_path_it_lacks_in_cmake_and_in_flash(tmp_path, kws, monkeypatch):
     """CMake configures the generated project: without a pico-sdk it stops at once and says which variable to set
     (not an include of '/external/pico_sdk_import.cmake'), -DPICO_SDK_PATH works as the environment does, and

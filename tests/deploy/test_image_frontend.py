@@ -247,6 +247,8 @@ def test_a_run_on_an_image_folder_ships_a_front_end_whose_input_tflite_micro_cla
     assert "image_frontend.c computes this input from camera frames" in (out / "deploy" / "model_data.h").read_text()
     sketch = out / "firmware" / "arduino" / "tinynas_bench"
     assert (sketch / "image_frontend.c").read_bytes() == front_end.read_bytes()
+    assert "tinynas_img_frame(pixels, width, height, stride_bytes" in (out / "firmware" / "arduino" / "README.md"
+                                                                       ).read_text()
     raw = load_image_folder(root, image_size=12, color_mode="grayscale")
     order = [i for c in (0, 1) for i in range(len(pictures)) if i % 2 == c]
     q = _run_c(out / "deploy", _frames([pictures[i] for i in order], 1), 12, 1, tmp_path)

@@ -298,6 +298,43 @@ def _kws_outputs(data: bytes, count: int = 12) -> str:
     return "m-results-[" + ",".join(values) + "]"
 
 
+@pytest.mark.parametrize("raw", [[0.25], [3.0, -1.5, 0.5], [40.0, -40.0]])
+def test_the_runner_runs_the_model_on_an_applications_own_input(tmp_path, mlperf_models, raw):
+    """Past measuring: an application fills tinynas_runner_input() with QuantizeRawInput, invokes, and reads
+    the top class and its dequantized score; against fake_tflm's interpreter, whose outputs are known."""
+    import numpy as np
+
+    from tinynas.deploy.codegen import write_model_sources
+    from tinynas.deploy.interpreter import read_model_io
+
+    gxx, gcc = require_tool("g++"), require_tool("gcc")
+    data = mlperf_models["kws"].read_bytes()
+    labels = [f"word{i}" for i in range(12)]
+    src = tmp_path / "src"
+    write_model_sources(model_bytes=data, out_dir=src, class_names=labels, arena_bytes=24_272, model_id="kws01",
+                        raw_scaling=(0.5, 1.0))
+    for name in ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc"):
+        shutil.copy(COMMON / name, src / name)
+    proto_obj = tmp_path / "protocol.o"
+    subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
+                   check=True)
+    exe = tmp_path / "app"
+    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490", "-DFAKE_OUTPUT_BYTES=12",
+                    "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
+                    str(src / "model_data.cc"), str(HERE / "host_app_main.cc"), str(proto_obj), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    done = subprocess.run([str(exe), *map(str, raw)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done
+    io = read_model_io(data).input
+    values = np.resize(np.asarray(raw, dtype=np.float32) * np.float32(0.5) + np.float32(1.0), 490)
+    q = np.clip(np.round(values.astype(np.float64) / io.scale) + io.zero_point, -128, 127).astype(np.int8)
+    total = int(q.view(np.uint8).astype(np.int64).sum())  # the fake Invoke(): output i = (sum + 31 i) mod 256
+    out = np.array([((total + 31 * i) & 0xFF) for i in range(12)], dtype=np.uint8).view(np.int8)
+    scores = (out.astype(np.float32) - KWS_OUT_ZERO_POINT) * np.float32(KWS_OUT_SCALE)
+    best = int(np.argmax(scores))
+    assert done.stdout.split() == [str(best), labels[best], f"{scores[best]:.6f}"]
+
+
 def test_tflm_runner_glue_over_a_pty(tmp_path, mlperf_models):
     """tinynas_runner.cc + generated model sources + protocol, against fake_tflm's interpreter."""
     from tinynas.deploy.codegen import write_model_sources

@@ -223,7 +223,9 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
         "project_name": re.sub(r"[^A-Za-z0-9_]", "_", f"tinynas_{profile.id}"),
         "model": {"id": model_id, "bytes": model_bytes, "measured_arena_bytes": arena_bytes,
                   "arena_bytes": arena_size_with_margin(arena_bytes), "class_names": list(class_names),
-                  "input_scaling": input_scaling or "", "source_ext": template.model_source_ext},
+                  "input_scaling": input_scaling or "", "source_ext": template.model_source_ext,
+                  # what model_data.h offers an application to fill the input with (generate_firmware sets them)
+                  "quantize_raw": False, "resize_from": ""},
         "cortex_m": cm,
         "timer": cm.timer if cm else "",
         "mcpu": cm.mcpu if cm else "",
@@ -294,8 +296,20 @@ def render_commands(template: FirmwareTemplate, profile: HardwareProfile) -> dic
     return dict(ctx["commands"])
 
 
+def _resize_from(model_bytes: bytes, raw_shape: Sequence[int] | None) -> str:
+    """"28x28x1" where model_data.h gets ResizeRawInput (the data's samples are another height and width than
+    the model's input), else ""."""
+    from tinynas.space.tflite_reader import tflite_info
+
+    if raw_shape is None or len(raw_shape) != 3:
+        return ""
+    taken = tuple(int(d) for d in tflite_info(model_bytes).inputs[0].shape[1:])
+    return "x".join(str(int(d)) for d in raw_shape) if len(taken) == 3 and taken != tuple(raw_shape) else ""
+
+
 def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) -> list[Path]:
-    """Copy the template into ``dest``, rendering ``*.j2`` files (suffix dropped); return the rendered paths."""
+    """Copy the template into ``dest``, rendering ``*.j2`` files (suffix dropped); return the rendered paths.
+    A template may ``{% include %}`` the partials of ``common/`` (own_application.md.j2)."""
     import jinja2
 
     rendered = []
@@ -309,7 +323,9 @@ def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) ->
         if src.suffix == ".j2":
             target = target.with_suffix("")
             try:
-                text = _env(target).from_string(src.read_text(encoding="utf-8")).render(ctx)
+                env = _env(target)
+                env.loader = jinja2.FileSystemLoader(str(_templates_root() / "common"))
+                text = env.from_string(src.read_text(encoding="utf-8")).render(ctx)
             except jinja2.TemplateError as exc:
                 raise DeployError(f"{src}: the template does not render ({type(exc).__name__}: {exc}); "
                                   "fix the template") from None
@@ -405,6 +421,8 @@ def generate_firmware(
         ctx = _context(tpl, profile, model_id=model_id, model_bytes=len(model_bytes), arena_bytes=arena_bytes,
                        class_names=class_names, input_scaling=input_scaling)
         ctx["extra_sources"] = [Path(p).name for p in extra_sources if Path(p).suffix == ".c"]
+        ctx["model"].update(quantize_raw=raw_scaling is not None, resize_from=_resize_from(model_bytes, raw_shape)
+                            if raw_scaling is not None else "")
         rendered = _render_tree(tpl, ctx, tmp)
         model_dir = tmp / tpl.model_dir
         written = write_model_sources(model_bytes=model_bytes, out_dir=model_dir, class_names=class_names,
