@@ -36,6 +36,15 @@ def test_show_text_and_json():
     assert "budget 589,824 B" in text and "cmake-cortexm" in text and "cycles/MAC" in text
     data = json.loads(run("show", "pico", "--json").output)
     assert data["id"] == "pico" and data["serial"]["usb_ids"][0] == "2e8a:000a"
+    assert "  serial        115200 baud" in text and "  firmware      template cmake-cortexm" in text
+
+
+def test_show_says_what_a_phone_or_gpu_deploy_writes_instead_of_firmware():
+    gpu = run("show", "rtx-4090").output
+    assert "  deploy        model_fp32.onnx and model_fp16.onnx, checked in ONNX Runtime; build_trt_engine.sh" in gpu
+    assert "firmware  " not in gpu and "serial  " not in gpu and "(ONNX, TensorRT)" in gpu
+    phone = run("show", "rpi4").output
+    assert "  deploy        model_int8.tflite and model_fp16.tflite, checked in LiteRT; run_litert.py" in phone
 
 
 def test_validate_ok_and_invalid(tmp_path):

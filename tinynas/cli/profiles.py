@@ -75,12 +75,17 @@ def show_cmd(profile_id: str, no_overlay: bool, as_json: bool) -> None:
     if "latency_overlay" in p.extra:
         lines.append(f"  overlay       {p.extra['latency_overlay']} (tinynas calibrate's fit, or your own: delete it "
                      "to go back to the profile's latency model)")
-    usb = ", ".join(f"{v:04x}:{d:04x}" for v, d in p.serial.usb_ids) or "-"
-    lines.append(f"  serial        {p.serial.baud} baud, reset {p.serial.reset}, usb {usb}")
-    eco = p.ecosystem
-    ids = {k: getattr(eco, k) for k in ("platformio_board", "arduino_fqbn", "zephyr_board", "espidf_target",
-                                        "pico_board", "cmake_cpu") if getattr(eco, k)}
-    lines.append(f"  firmware      template {eco.default_template}" + "".join(f"; {k} {v}" for k, v in ids.items()))
+    if p.kind == "mcu":
+        usb = ", ".join(f"{v:04x}:{d:04x}" for v, d in p.serial.usb_ids) or "-"
+        lines.append(f"  serial        {p.serial.baud} baud, reset {p.serial.reset}, usb {usb}")
+        eco = p.ecosystem
+        ids = {k: getattr(eco, k) for k in ("platformio_board", "arduino_fqbn", "zephyr_board", "espidf_target",
+                                            "pico_board", "cmake_cpu") if getattr(eco, k)}
+        lines.append(f"  firmware      template {eco.default_template}" + "".join(f"; {k} {v}" for k, v in ids.items()))
+    else:  # a phone or a GPU gets its runtime's models and runners, no firmware; measured over ssh, adb, trtexec
+        from tinynas.deploy.runtime_deploy import WRITES
+
+        lines.append(f"  deploy        {WRITES[p.kind]}")
     if p.notes:
         lines.append(f"  notes         {p.notes}")
     click.echo("\n".join(lines))

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Per kind: the file the run's model/ folder and DeployResult.model_path point at first.
 PRIMARY = {"mobile": "model_int8.tflite", "gpu": "model_fp32.onnx"}
+#: Per kind: what a deploy writes, in words (``profiles show``).
+WRITES = {"mobile": "model_int8.tflite and model_fp16.tflite, checked in LiteRT; run_litert.py, RUN_ANDROID.md",
+          "gpu": "model_fp32.onnx and model_fp16.onnx, checked in ONNX Runtime; build_trt_engine.sh (TensorRT)"}
 
 
 def _budget_checks(artifacts: dict[str, dict[str, Any]], profile: HardwareProfile) -> list[dict[str, Any]]:
