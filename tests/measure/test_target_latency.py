@@ -255,7 +255,32 @@ def test_trtexec_parses_gpu_compute_time(fake_tools, fake_onnx, tmp_path):
     report = measure_on_target(target="trtexec", model=fake_onnx, runs=200, run_dir=tmp_path)
     assert report.latency_ms == pytest.approx(0.399414) and report.p90_ms == pytest.approx(0.406738)
     assert report.min_ms == pytest.approx(0.389648) and report.max_ms == pytest.approx(0.555908)
-    assert fake_tools()[0] == ["trtexec", f"--onnx={fake_onnx}", "--iterations=200", "--warmUp=5"]
+    # trtexec's --warmUp is milliseconds: 5 warm-up runs asked for get its 200 ms, not 5 ms; none gets none
+    assert fake_tools()[0] == ["trtexec", f"--onnx={fake_onnx}", "--iterations=200", "--warmUp=200"]
+    measure_on_target(target="trtexec", model=fake_onnx, runs=10, warmup=0, run_dir=tmp_path)
+    assert fake_tools()[-1] == ["trtexec", f"--onnx={fake_onnx}", "--iterations=10", "--warmUp=0"]
+
+
+def test_trtexec_builds_an_fp16_model_with_fp16_kernels(fake_tools, tmp_path):
+    """deploy's model_fp16.onnx holds float16 weights; build_trt_engine.sh passes --fp16 for it, and so must
+    measure, or TensorRT may time fp32 kernels."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(dtype, name):
+        weight = numpy_helper.from_array(np.ones((1, 4), dtype=dtype), "w")
+        kind = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+        graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", kind, [1, 4])],
+                                  [helper.make_tensor_value_info("y", kind, [1, 4])], initializer=[weight])
+        onnx.save(helper.make_model(graph), tmp_path / name)
+        return tmp_path / name
+
+    for dtype, name, extra in ((np.float16, "model_fp16.onnx", ["--fp16"]), (np.float32, "model_fp32.onnx", [])):
+        measure_on_target(target="trtexec", model=model(dtype, name), runs=50, run_dir=tmp_path)
+        assert fake_tools()[-1] == ["trtexec", f"--onnx={tmp_path / name}", "--iterations=50", "--warmUp=200",
+                                    *extra]
 
 
 def test_trtexec_garbage_and_wrong_model(fake_tools, fake_onnx, fake_tflite, monkeypatch):

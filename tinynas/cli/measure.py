@@ -25,7 +25,8 @@ from tinynas.text import counted
 @click.option("--min-window-s", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Each window runs enough inferences to last at least this long (MLPerf Tiny uses 10 s).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Warm-up inferences before each window (with --on: before the timed runs).")
+              help="Warm-up inferences before each window (with --on: before the timed runs; trtexec warms up "
+                   "for 200 ms instead, or not at all with 0).")
 @click.option("--baud", type=click.IntRange(min=1), default=None, help="Baud rate (default: the profile's, or 115200).")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory: the result goes to RUN/measure/latency.json.")

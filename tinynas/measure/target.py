@@ -207,8 +207,28 @@ def _measure_ssh(s: _Session) -> None:
         s.bench_command = [*ssh, shlex.join(remote)]  # the report names the benchmark, not the cat
 
 
+#: trtexec warms up for a time, not a number of runs: its --warmUp is milliseconds (its default, 200)
+TRTEXEC_WARMUP_MS = 200
+
+
 def _trtexec_args(s: _Session, *, onnx: str) -> list[str]:
-    return [f"--onnx={onnx}", f"--iterations={s.runs}", f"--warmUp={max(0, s.warmup)}"]
+    """``--warmUp`` is trtexec's default 200 ms for any warm-up asked for (passing the run count gave 1-5 ms,
+    too short for the GPU's clocks to rise), 0 for none. An fp16 model (deploy's model_fp16.onnx) gets
+    ``--fp16``, as its build_trt_engine.sh does: without it TensorRT may pick fp32 kernels for it."""
+    return [f"--onnx={onnx}", f"--iterations={s.runs}", f"--warmUp={TRTEXEC_WARMUP_MS if s.warmup > 0 else 0}",
+            *(["--fp16"] if _onnx_has_fp16_weights(s.model) else [])]
+
+
+def _onnx_has_fp16_weights(path: Path) -> bool:
+    """Whether the ONNX model at ``path`` holds float16 initializers; False for a file onnx cannot read (trtexec
+    then says what is wrong with it)."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any unreadable file: trtexec reports it
+        return False
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
 @TARGETS.register("trtexec")
