@@ -197,13 +197,15 @@ def _raw_resize(raw_shape: Sequence[int], model_shape: Sequence[int]) -> str:
 constexpr int kRawHeight = {h};
 constexpr int kRawWidth = {w};
 constexpr int kRawChannels = {c};
-constexpr int16_t kResizeRowLo[{mh}] = {ints(row_lo)};
-constexpr int16_t kResizeRowHi[{mh}] = {ints(row_hi)};
-constexpr float kResizeRowLerp[{mh}] = {floats(row_lerp)};
-constexpr int16_t kResizeColLo[{mw}] = {ints(col_lo)};
-constexpr int16_t kResizeColHi[{mw}] = {ints(col_hi)};
-constexpr float kResizeColLerp[{mw}] = {floats(col_lerp)};
 inline void ResizeRawInput(const float* raw, int8_t* input) {{
+  // Model row (column) i reads sample rows (columns) Lo[i] and Hi[i], Hi weighted Lerp[i]. Tables local to
+  // this inline function: one copy in the program, however many files include the header.
+  static const int16_t kResizeRowLo[{mh}] = {ints(row_lo)};
+  static const int16_t kResizeRowHi[{mh}] = {ints(row_hi)};
+  static const float kResizeRowLerp[{mh}] = {floats(row_lerp)};
+  static const int16_t kResizeColLo[{mw}] = {ints(col_lo)};
+  static const int16_t kResizeColHi[{mw}] = {ints(col_hi)};
+  static const float kResizeColLerp[{mw}] = {floats(col_lerp)};
   for (int my = 0; my < {mh}; ++my) {{
     const float* top = raw + kResizeRowLo[my] * kRawWidth * kRawChannels;
     const float* bottom = raw + kResizeRowHi[my] * kRawWidth * kRawChannels;
