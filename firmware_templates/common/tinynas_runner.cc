@@ -42,7 +42,7 @@ float board_output_float(void*, size_t index) {
   return g_interpreter->output(0)->data.f[index];
 }
 
-float output_value(size_t index) {
+float dequantized_output(size_t index) {
   const TfLiteTensor* output = g_interpreter->output(0);
   if (kOutputIsFloat) return output->data.f[index];
   return kOutputScale * static_cast<float>(static_cast<int32_t>(output->data.int8[index]) - kOutputZeroPoint);
@@ -119,8 +119,8 @@ extern "C" int tinynas_runner_top_class(float* score) {
   if (g_interpreter == nullptr) return -1;
   size_t best = 0;
   for (size_t i = 1; i < kOutputCount; ++i) {
-    if (output_value(i) > output_value(best)) best = i;
+    if (dequantized_output(i) > dequantized_output(best)) best = i;
   }
-  if (score != nullptr) *score = output_value(best);
+  if (score != nullptr) *score = dequantized_output(best);
   return static_cast<int>(best);
 }
