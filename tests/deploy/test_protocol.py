@@ -319,8 +319,8 @@ def test_the_runner_runs_the_model_on_an_applications_own_input(tmp_path, mlperf
     subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
                    check=True)
     exe = tmp_path / "app"
-    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490", "-DFAKE_OUTPUT_BYTES=12",
-                    "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
+    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490",
+                    "-DFAKE_OUTPUT_BYTES=12", "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
                     str(src / "model_data.cc"), str(HERE / "host_app_main.cc"), str(proto_obj), "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     done = subprocess.run([str(exe), *map(str, raw)], capture_output=True, text=True, timeout=30)

@@ -135,11 +135,9 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if fill:
         click.echo(f"final      {fill_text(fill)}")
     if w:
-        acc, deployed = w.get("int8_accuracy"), w.get("deployed_model")
-        if acc is None and w.get("deployed_accuracy") is not None:  # a GPU: its fp32 ONNX model, named
-            acc_text = f"  {deployed} test acc {w['deployed_accuracy']:.4f}"
-        else:
-            acc_text = f"  int8 test acc {acc:.4f}" if acc is not None else ""
+        acc, deployed = w.get("deployed_accuracy"), w.get("deployed_model")  # a GPU's: its fp32 ONNX model's
+        what = "int8" if deployed in (None, "model_int8.tflite") else deployed
+        acc_text = f"  {what} test acc {acc:.4f}" if acc is not None else ""
         click.echo(f"winner     {w['id']}  val acc {w['val_accuracy']:.4f}{acc_text}"
                    + (f"  float test acc {w['float_test_accuracy']:.4f}" if w.get("float_test_accuracy") else ""))
         arena = w.get("tflm_arena_bytes") or c.get("arena_bytes")

@@ -726,8 +726,8 @@ def sweep_budget_note(boards: list[dict[str, Any]]) -> str | None:
             "board gets the shared ones plus the rest) or pass --order roomiest-first.")
 
 
-SWEEP_COLUMNS = ("board", "status", "winner", "test acc (deployed model)", "val acc", "latency (ms)", "arena or runtime memory (bytes)",
-                 "flash or model file (bytes)", "candidates (shared)", "trainings")
+SWEEP_COLUMNS = ("board", "status", "winner", "test acc (deployed model)", "val acc", "latency (ms)",
+                 "arena or runtime memory (bytes)", "flash or model file (bytes)", "candidates (shared)", "trainings")
 
 
 def _sweep_paragraphs(r: dict[str, Any]) -> list[str]:
