@@ -154,7 +154,8 @@ def _raw_input(raw_scaling: tuple[float, float]) -> str:
     return f"""
 // A raw value (a sensor reading, a pixel) as the model's int8 input: the float training fed,
 // x = raw * kRawScale + kRawOffset, then quantized as above (x / kInputScale in double, rounded half to
-// even as deploy's check in the interpreter did, plus the zero point, saturated to int8).
+// even as deploy's check in the interpreter did, plus the zero point, saturated to int8). Double is software
+// floating point on a single-precision FPU: exact to the check, at some hundred cycles a value.
 constexpr float kRawScale = {_c_float(scale)};
 constexpr float kRawOffset = {_c_float(offset)};
 inline int8_t QuantizeInputValue(float x) {{
