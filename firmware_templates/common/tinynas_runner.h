@@ -38,8 +38,8 @@ int8_t *tinynas_runner_input(void);
 /* Run the model on the input: 0 on success. */
 int tinynas_runner_invoke(void);
 
-/* The class the last invoke scored highest (an index of kClassLabels in model_data.h), and its output
-   value dequantized into *score when score is not NULL; -1 before setup. */
+/* The output the last invoke scored highest, and its value dequantized into *score when score is not NULL;
+   -1 before setup. For a classifier (kNumClasses > 0 in model_data.h) it indexes kClassLabels. */
 int tinynas_runner_top_class(float *score);
 
 #ifdef __cplusplus
