@@ -236,6 +236,48 @@ def test_run_end_to_end_publishes_the_kinds_artifacts(tmp_path, capsys, profile,
     named = "int8" if profile == "rpi4" else "model_fp32.onnx"
     assert f"  {named} test acc {w['deployed_accuracy']:.4f}" in printed
     assert f"runtime memory {w['tflm_arena_bytes']:,} B  model file {w['tflite_flash_bytes']:,} B" in printed
+    if profile == "rtx-4090":
+        _calibrate_from_trtexec(out, tmp_path)
+
+
+def _calibrate_from_trtexec(out: Path, tmp_path: Path) -> None:
+    """The GPU loop closes: the deployed ONNX model timed by trtexec (a stand-in that prints trtexec's timing
+    line) calibrates rtx-4090, priced as the run's winner graph, which calibrate cannot read from ONNX; a
+    copy of the file outside the run cannot be priced and is refused."""
+    import shutil
+
+    from tinynas.errors import MeasureError
+    from tinynas.hardware import load_profile
+    from tinynas.measure.calibrate import calibrate, graph_features, predict_ms
+    from tinynas.measure.runner import LatencyReport
+    from tinynas.measure.target import measure_on_target
+    from tinynas.pipeline.report import _space
+    from tinynas.pipeline.rundir import RunDir
+    from tinynas.space.arch import Arch
+
+    tool = tmp_path / "timing" / "trtexec"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho '[I] GPU Compute Time: min = 0.30 ms, max = 0.50 ms, mean = 0.35 ms, "
+                    "median = 0.34 ms, percentile(90%) = 0.40 ms'\n")
+    tool.chmod(0o755)
+    report = measure_on_target(target="trtexec", model=out / "deploy" / "model_fp16.onnx", profile="rtx-4090",
+                               benchmark_binary=str(tool), run_dir=tmp_path / "m1")
+    assert report.latency_ms == pytest.approx(0.34)
+    measured = LatencyReport.load(tmp_path / "m1" / "measure" / "latency.json")
+    result = calibrate(profile="rtx-4090", measurements=[measured], save=False)
+    arch = Arch.from_json(json.loads((out / "model" / "arch.json").read_text()))
+    features = graph_features(_space(RunDir.read(out).config).graph(arch))
+    gpu = load_profile("rtx-4090")
+    assert result.per_measurement[0]["before_ms"] == pytest.approx(
+        predict_ms(features, gpu.latency, clock_hz=gpu.clock_hz))  # priced as the search priced the winner
+    stray = tmp_path / "elsewhere" / "deploy" / "model_fp16.onnx"
+    stray.parent.mkdir(parents=True)
+    shutil.copy(out / "deploy" / "model_fp16.onnx", stray)
+    measure_on_target(target="trtexec", model=stray, profile="rtx-4090", benchmark_binary=str(tool),
+                      run_dir=tmp_path / "m2")
+    with pytest.raises(MeasureError, match="calibrate has no ONNX reader and prices it as the network a tinynas "
+                                           "run deployed"):
+        calibrate(profile="rtx-4090", measurements=[tmp_path / "m2" / "measure" / "latency.json"], save=False)
 
 
 def test_a_model_over_the_ram_budget_is_written_and_reported(tmp_path):

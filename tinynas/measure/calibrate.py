@@ -1,8 +1,9 @@
 """Fit a board's latency model to measured latencies, and store it as a profile overlay.
 
 The last stage of the pipeline: ``tinynas measure`` writes ``latency.json``
-files that carry each model's latency features; this fits the coefficients the
-cost model prices them with (``tinynas.cost.latency``: cycles per MAC per op
+files that carry each model's latency features or name the .tflite they are
+read from (a GPU run's ONNX files are priced as the run's winner graph); this
+fits the coefficients the cost model prices them with (``tinynas.cost.latency``: cycles per MAC per op
 kind or variant, cycles per output element, per-operator and per-invoke
 overheads; MicroNets, Banbury et al., MLSys 2021) by non-negative least squares.
 The part's properties (kernel fast path, flash cost per weight byte) stay the
@@ -40,6 +41,32 @@ def model_features(model: bytes | str | Path) -> dict[str, float]:
     from tinynas.space.tflite_reader import read_tflite
 
     return graph_features(read_tflite(model))
+
+
+def run_model_features(path: Path, data: bytes) -> dict[str, float] | None:
+    """``graph_features`` of a model a tinynas run deployed in a format calibrate has no reader for (a GPU's
+    ONNX files, in RUN/model/ or RUN/deploy/): the run's winner rebuilt from its space, the graph the cost
+    model prices in the search. None unless RUN/model/metrics.json names this very file (its SHA-256) and
+    RUN/model/arch.json and RUN/config.toml are there."""
+    import json
+
+    from tinynas.errors import TinyNASError
+    from tinynas.pipeline.report import _space
+    from tinynas.pipeline.rundir import RunDir
+    from tinynas.space.arch import Arch
+
+    run = path.parent.parent
+    try:
+        metrics = json.loads((run / "model" / "metrics.json").read_text())
+        arch = Arch.from_json(json.loads((run / "model" / "arch.json").read_text()))
+        config = RunDir.read(run).config
+    except (OSError, ValueError, KeyError, TypeError, TinyNASError):
+        return None
+    sha = hashlib.sha256(data).hexdigest()
+    if sha not in {a.get("sha256") for a in (metrics.get("artifacts") or {}).values() if isinstance(a, dict)}:
+        return None
+    space = _space(config)
+    return None if space is None or space.name != arch.space else graph_features(space.graph(arch))
 
 
 def predict_ms(features: Mapping[str, float], latency: Any, *, clock_hz: int) -> float:
@@ -152,6 +179,21 @@ def _features_of_model(where: str, model_path: str | None, sha1: str | None, why
     return model_features(path)
 
 
+def _features_of_run_model(where: str, model_path: str, sha1: str | None) -> dict[str, float]:
+    """Features of a measured ONNX model that a tinynas run deployed (``run_model_features``)."""
+    path = Path(model_path)
+    data = path.read_bytes() if path.is_file() else b""
+    if data and sha1 and hashlib.sha1(data).hexdigest() != sha1:
+        raise MeasureError(f"{where}: its model {model_path} has changed since it was measured; measure it again")
+    features = run_model_features(path, data) if data else None
+    if features is None:
+        raise MeasureError(f"{where}: measured the ONNX model {model_path}; calibrate has no ONNX reader and prices "
+                           "it as the network a tinynas run deployed: from the run's model/ or deploy/ folder, "
+                           "whose model/metrics.json names the file and model/arch.json holds its arch. Measure "
+                           "that file (or an int8 .tflite of the same network)")
+    return features
+
+
 def _sample(item: Any, *, profile: Any) -> Sample:
     """One measurement as a calibration sample, refused when its latency is not ``profile``'s board running it."""
     from tinynas.measure.runner import LatencyReport
@@ -164,8 +206,9 @@ def _sample(item: Any, *, profile: Any) -> Sample:
                            f"(tinynas measure --profile {profile.id})")
     if report.target == "host" and profile.kind == "gpu":
         raise MeasureError(f"{where}: was measured with --on host ({report.runtime or 'a runtime'} on this machine's "
-                           f"CPU), not on {profile.id}'s GPU; measure on the GPU: tinynas measure --on ssh:USER@HOST "
-                           f"--model MODEL_int8.tflite --profile {profile.id} (LiteRT's GPU delegate)")
+                           f"CPU), not on {profile.id}'s GPU; measure on the GPU the ONNX model its run deployed: tinynas "
+                           f"measure --on trtexec (on the GPU's machine) or --on ssh:USER@HOST --model "
+                           f"RUN/deploy/model_fp16.onnx --profile {profile.id}")
     if report.target is not None and profile.kind == "mcu":
         raise MeasureError(f"{where}: was measured with --on {report.target} ({report.runtime or 'a runtime'} on that "
                            f"machine), not on the {profile.id} board over serial; {profile.id}'s latency model "
@@ -186,9 +229,7 @@ def _sample(item: Any, *, profile: Any) -> Sample:
         raise MeasureError(f"{where}: holds no finished window; measure again (tinynas measure --run DIR)")
     features = report.features
     if not features and str(report.model_path or "").lower().endswith(".onnx"):
-        raise MeasureError(f"{where}: measured the ONNX model {report.model_path}; calibrate prices a model by the "
-                           "ops it reads from an int8 .tflite and has no ONNX reader. Measure an int8 .tflite of "
-                           "the same network instead (a mobile profile's deploy writes model_int8.tflite)")
+        features = _features_of_run_model(where, report.model_path, report.model_sha1)
     if not features:
         features = _features_of_model(where, report.model_path, report.model_sha1, "has no per-op features")
     elif FEATURE_WEIGHT_BYTES not in features:

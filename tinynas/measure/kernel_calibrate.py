@@ -171,9 +171,10 @@ def host_profile(profile: Any) -> Any:
                            f"--run DIR) and run tinynas calibrate --profile {profile.id} DIR/measure/latency.json")
     if profile.kind == "gpu":
         raise MeasureError(f"{profile.id} is a gpu profile: --measure host times kernels in LiteRT on this "
-                           "machine's CPU, not on its GPU; measure int8 .tflite models on the GPU (tinynas measure "
-                           f"--on ssh:USER@HOST --model M.tflite --profile {profile.id}, LiteRT's GPU delegate) and "
-                           f"run tinynas calibrate --profile {profile.id} with their latency.json files")
+                           "machine's CPU, not on its GPU; measure the ONNX models runs deployed on the GPU "
+                           f"(tinynas measure --on trtexec, or --on ssh:USER@HOST, --model RUN/deploy/model_fp16.onnx "
+                           f"--profile {profile.id}) and run tinynas calibrate --profile {profile.id} with their "
+                           "latency.json files")
     return profile
 
 
