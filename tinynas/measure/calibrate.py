@@ -206,8 +206,8 @@ def _sample(item: Any, *, profile: Any) -> Sample:
                            f"(tinynas measure --profile {profile.id})")
     if report.target == "host" and profile.kind == "gpu":
         raise MeasureError(f"{where}: was measured with --on host ({report.runtime or 'a runtime'} on this machine's "
-                           f"CPU), not on {profile.id}'s GPU; measure on the GPU the ONNX model its run deployed: tinynas "
-                           f"measure --on trtexec (on the GPU's machine) or --on ssh:USER@HOST --model "
+                           f"CPU), not on {profile.id}'s GPU; measure on the GPU the ONNX model its run deployed: "
+                           f"tinynas measure --on trtexec (on the GPU's machine) or --on ssh:USER@HOST --model "
                            f"RUN/deploy/model_fp16.onnx --profile {profile.id}")
     if report.target is not None and profile.kind == "mcu":
         raise MeasureError(f"{where}: was measured with --on {report.target} ({report.runtime or 'a runtime'} on that "
