@@ -298,6 +298,22 @@ def _kws_outputs(data: bytes, count: int = 12) -> str:
     return "m-results-[" + ",".join(values) + "]"
 
 
+def _build_kws_runner(src: Path, main: Path, exe: Path) -> Path:
+    """tinynas_runner.cc and the protocol beside the KWS model sources in ``src``, linked with the host ``main``
+    against fake_tflm's interpreter (KWS tensors: 490 input bytes, 12 outputs)."""
+    gxx, gcc = require_tool("g++"), require_tool("gcc")
+    for name in ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc"):
+        shutil.copy(COMMON / name, src / name)
+    proto_obj = exe.with_suffix(".protocol.o")
+    subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
+                   check=True)
+    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490",
+                    "-DFAKE_OUTPUT_BYTES=12", "-I", str(src), "-I", str(HERE / "fake_tflm"),
+                    str(src / "tinynas_runner.cc"), str(src / "model_data.cc"), str(main), str(proto_obj),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    return exe
+
+
 @pytest.mark.parametrize("raw", [[0.25], [3.0, -1.5, 0.5], [40.0, -40.0]])
 def test_the_runner_runs_the_model_on_an_applications_own_input(tmp_path, mlperf_models, raw):
     """Past measuring: an application fills tinynas_runner_input() with QuantizeRawInput, invokes, and reads
@@ -307,22 +323,12 @@ def test_the_runner_runs_the_model_on_an_applications_own_input(tmp_path, mlperf
     from tinynas.deploy.codegen import write_model_sources
     from tinynas.deploy.interpreter import read_model_io
 
-    gxx, gcc = require_tool("g++"), require_tool("gcc")
     data = mlperf_models["kws"].read_bytes()
     labels = [f"word{i}" for i in range(12)]
     src = tmp_path / "src"
     write_model_sources(model_bytes=data, out_dir=src, class_names=labels, arena_bytes=24_272, model_id="kws01",
                         raw_scaling=(0.5, 1.0))
-    for name in ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc"):
-        shutil.copy(COMMON / name, src / name)
-    proto_obj = tmp_path / "protocol.o"
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
-                   check=True)
-    exe = tmp_path / "app"
-    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490",
-                    "-DFAKE_OUTPUT_BYTES=12", "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
-                    str(src / "model_data.cc"), str(HERE / "host_app_main.cc"), str(proto_obj), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    exe = _build_kws_runner(src, HERE / "host_app_main.cc", tmp_path / "app")
     done = subprocess.run([str(exe), *map(str, raw)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done
     io = read_model_io(data).input
@@ -340,22 +346,12 @@ def test_tflm_runner_glue_over_a_pty(tmp_path, mlperf_models):
     from tinynas.deploy.codegen import write_model_sources
     from tinynas.space.tflite_reader import tflite_info
 
-    gxx, gcc = require_tool("g++"), require_tool("gcc")
     data = mlperf_models["kws"].read_bytes()
     out = tflite_info(data).outputs[0]
     assert (out.scale, out.zero_point) == (KWS_OUT_SCALE, KWS_OUT_ZERO_POINT)
     src = tmp_path / "src"
     write_model_sources(model_bytes=data, out_dir=src, class_names=[], arena_bytes=24_272, model_id="kws01")
-    for name in ("tinynas_protocol.h", "tinynas_protocol.c", "tinynas_runner.h", "tinynas_runner.cc"):
-        shutil.copy(COMMON / name, src / name)
-    proto_obj = tmp_path / "protocol.o"
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", "-c", str(src / "tinynas_protocol.c"), "-o", str(proto_obj)],
-                   check=True)
-    exe = tmp_path / "runner"
-    subprocess.run([gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-DFAKE_INPUT_BYTES=490", "-DFAKE_OUTPUT_BYTES=12",
-                    "-I", str(src), "-I", str(HERE / "fake_tflm"), str(src / "tinynas_runner.cc"),
-                    str(src / "model_data.cc"), str(HERE / "host_runner_main.cc"), str(proto_obj), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    exe = _build_kws_runner(src, HERE / "host_runner_main.cc", tmp_path / "runner")
     b = Board([str(exe)])
     try:
         boot = b.read_answer()
