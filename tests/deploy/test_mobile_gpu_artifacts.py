@@ -251,7 +251,7 @@ def _calibrate_from_trtexec(out: Path, tmp_path: Path) -> None:
     from tinynas.measure.calibrate import calibrate, graph_features, predict_ms
     from tinynas.measure.runner import LatencyReport
     from tinynas.measure.target import measure_on_target
-    from tinynas.pipeline.report import _space
+    from tinynas.pipeline.report import run_space
     from tinynas.pipeline.rundir import RunDir
     from tinynas.space.arch import Arch
 
@@ -266,7 +266,7 @@ def _calibrate_from_trtexec(out: Path, tmp_path: Path) -> None:
     measured = LatencyReport.load(tmp_path / "m1" / "measure" / "latency.json")
     result = calibrate(profile="rtx-4090", measurements=[measured], save=False)
     arch = Arch.from_json(json.loads((out / "model" / "arch.json").read_text()))
-    features = graph_features(_space(RunDir.read(out).config).graph(arch))
+    features = graph_features(run_space(RunDir.read(out).config).graph(arch))
     gpu = load_profile("rtx-4090")
     assert result.per_measurement[0]["before_ms"] == pytest.approx(
         predict_ms(features, gpu.latency, clock_hz=gpu.clock_hz))  # priced as the search priced the winner

@@ -51,7 +51,7 @@ def run_model_features(path: Path, data: bytes) -> dict[str, float] | None:
     import json
 
     from tinynas.errors import TinyNASError
-    from tinynas.pipeline.report import _space
+    from tinynas.pipeline.report import run_space
     from tinynas.pipeline.rundir import RunDir
     from tinynas.space.arch import Arch
 
@@ -65,7 +65,7 @@ def run_model_features(path: Path, data: bytes) -> dict[str, float] | None:
     sha = hashlib.sha256(data).hexdigest()
     if sha not in {a.get("sha256") for a in (metrics.get("artifacts") or {}).values() if isinstance(a, dict)}:
         return None
-    space = _space(config)
+    space = run_space(config)
     return None if space is None or space.name != arch.space else graph_features(space.graph(arch))
 
 

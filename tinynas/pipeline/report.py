@@ -56,7 +56,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     scored = [e for e in all_candidates if not e.get("cached") and e.get("accuracy") is not None]
     sessions = [e for e in rd.journal.entries() if e.get("type") == "session"]
     win = None
-    space = _space(config) if winner is not None or finals else None
+    space = run_space(config) if winner is not None or finals else None
     if winner is not None:
         win_id = deployed["id"] if deployed else winner["id"]
         final = finals.get(win_id, winner)
@@ -479,7 +479,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _space(config: dict[str, Any]) -> Any:
+def run_space(config: dict[str, Any]) -> Any:
     """The run's search space, or None when it cannot be rebuilt here."""
     from tinynas.errors import TinyNASError
     from tinynas.space import get_space
