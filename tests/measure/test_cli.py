@@ -36,6 +36,10 @@ def test_emulate_then_measure(emulate_cli, kws_path, kws_arena, tmp_path, profil
     assert "latency (median)" in table.output and "window 1:" in table.output
     assert f"arena used         {kws_arena:,} bytes" in table.output
     assert "EMULATED           tinynas's board emulator (predicted latency), not a board" in table.output
+    into_run = CliRunner().invoke(cli, ["measure", "--port", facts["port"], "--model", str(kws_path), "--profile",
+                                        "testboard", "--windows", "2", "--min-window-s", "0.05", "--run",
+                                        str(tmp_path / "run2")])
+    assert "calibrate  not with this measurement: was measured on tinynas's board emulator" in into_run.output
     # the emulator's latencies are the cost model's own: calibrate refuses them and writes no overlay
     measured = tmp_path / "run" / "measure" / "latency.json"
     assert json.loads(measured.read_text())["device"]["extension"]["emulator"] == "predicted"

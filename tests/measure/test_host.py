@@ -48,7 +48,7 @@ def test_time_litert_and_onnx(tiny_models):
 
 
 @pytest.mark.slow
-def test_measure_on_host_writes_latency_json(tiny_models, tmp_path):
+def test_measure_on_host_writes_latency_json(tiny_models, mlperf_models, tmp_path):
     from tinynas.cli.main import cli
     from tinynas.measure.runner import LatencyReport
 
@@ -63,6 +63,13 @@ def test_measure_on_host_writes_latency_json(tiny_models, tmp_path):
         assert saved.complete and saved.latency_ms == pytest.approx(data["latency_ms"]) and saved.target == "host"
     table = CliRunner().invoke(cli, ["measure", "--on", "host", "--model", str(tiny_models["tflite"]), "--runs", "3"])
     assert table.exit_code == 0 and "runtime            litert, 1 thread(s)" in table.output, table.output
+    # with --run it ends with the next step: the calibrate command, or why calibrate would not take it
+    for model, said in ((mlperf_models["kws"], f"calibrate  tinynas calibrate --profile rpi4 {tmp_path / 'kws_ref_model'}"),
+                        (tiny_models["tflite"], "calibrate  not with this measurement: a float model"),
+                        (tiny_models["onnx"], "calibrate  not with this measurement: measured the ONNX model")):
+        shown = CliRunner().invoke(cli, ["measure", "--on", "host", "--model", str(model), "--profile", "rpi4",
+                                         "--runs", "3", "--run", str(tmp_path / model.stem)])
+        assert shown.exit_code == 0 and said in shown.output, shown.output
 
 
 def test_host_rejects_a_model_it_cannot_load(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -103,7 +104,27 @@ def measure(port: str | None, target: str | None, profile_id: str | None, model:
         for w in report.windows:
             click.echo(f"  window {w.index}: {w.latency_ms:.3f} ms ({w.inferences} inferences, {w.elapsed_us} us)")
     if run_dir is not None:
-        click.echo(f"written to {run_dir / 'measure' / 'latency.json'}")
+        written = run_dir / "measure" / "latency.json"
+        click.echo(f"written to {written}")
+        _echo_calibrate_step(report, written)
+
+
+def _echo_calibrate_step(report: Any, written: Path) -> None:
+    """The next step, fitting the board's latency model to this measurement, where calibrate would take it;
+    else why it would not (an emulator's time, a GPU timed on this machine's CPU, a forced measurement)."""
+    import shlex
+
+    from tinynas.hardware import load_profile
+    from tinynas.measure.calibrate import refusal
+
+    if not report.profile_id:
+        return
+    why = refusal(report, profile=load_profile(report.profile_id))
+    if why is None:
+        click.echo(f"calibrate  tinynas calibrate --profile {shlex.quote(report.profile_id)} "
+                   f"{shlex.quote(str(written))}   (measurements of several models fit it better)")
+    else:
+        click.echo(f"calibrate  not with this measurement: {why.split(': ', 1)[-1]}")
 
 
 @click.command("emulate")

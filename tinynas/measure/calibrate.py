@@ -194,6 +194,18 @@ def _features_of_run_model(where: str, model_path: str, sha1: str | None) -> dic
     return features
 
 
+def refusal(report: Any, *, profile: Any) -> str | None:
+    """Why ``calibrate`` would refuse this measurement (a ``LatencyReport``) for ``profile``, None when it would
+    take it: what ``measure`` says after writing one."""
+    from tinynas.errors import TinyNASError
+
+    try:
+        _sample(report, profile=profile)
+    except TinyNASError as exc:  # a MeasureError, or the model file's own (not a model calibrate can read)
+        return str(exc)
+    return None
+
+
 def _sample(item: Any, *, profile: Any) -> Sample:
     """One measurement as a calibration sample, refused when its latency is not ``profile``'s board running it."""
     from tinynas.measure.runner import LatencyReport
