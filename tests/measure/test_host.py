@@ -64,7 +64,8 @@ def test_measure_on_host_writes_latency_json(tiny_models, mlperf_models, tmp_pat
     table = CliRunner().invoke(cli, ["measure", "--on", "host", "--model", str(tiny_models["tflite"]), "--runs", "3"])
     assert table.exit_code == 0 and "runtime            litert, 1 thread(s)" in table.output, table.output
     # with --run it ends with the next step: the calibrate command, or why calibrate would not take it
-    for model, said in ((mlperf_models["kws"], f"calibrate  tinynas calibrate --profile rpi4 {tmp_path / 'kws_ref_model'}"),
+    accepted = f"calibrate  tinynas calibrate --profile rpi4 {tmp_path / 'kws_ref_model'}"
+    for model, said in ((mlperf_models["kws"], accepted),
                         (tiny_models["tflite"], "calibrate  not with this measurement: a float model"),
                         (tiny_models["onnx"], "calibrate  not with this measurement: measured the ONNX model")):
         shown = CliRunner().invoke(cli, ["measure", "--on", "host", "--model", str(model), "--profile", "rpi4",
