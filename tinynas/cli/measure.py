@@ -106,22 +106,23 @@ def measure(port: str | None, target: str | None, profile_id: str | None, model:
     if run_dir is not None:
         written = run_dir / "measure" / "latency.json"
         click.echo(f"written to {written}")
-        _echo_calibrate_step(report, written)
+        _echo_calibrate_step(report, written, profile_id=profile_id)
 
 
-def _echo_calibrate_step(report: Any, written: Path) -> None:
+def _echo_calibrate_step(report: Any, written: Path, *, profile_id: str | None) -> None:
     """The next step, fitting the board's latency model to this measurement, where calibrate would take it;
-    else why it would not (an emulator's time, a GPU timed on this machine's CPU, a forced measurement)."""
+    else why it would not (an emulator's time, a GPU timed on this machine's CPU, a forced measurement).
+    ``profile_id`` is the --profile given (an id or a .toml path), as calibrate takes it too."""
     import shlex
 
     from tinynas.hardware import load_profile
     from tinynas.measure.calibrate import refusal
 
-    if not report.profile_id:
+    if not profile_id:
         return
-    why = refusal(report, profile=load_profile(report.profile_id))
+    why = refusal(report, profile=load_profile(profile_id))  # loaded once already by the measurement
     if why is None:
-        click.echo(f"calibrate  tinynas calibrate --profile {shlex.quote(report.profile_id)} "
+        click.echo(f"calibrate  tinynas calibrate --profile {shlex.quote(profile_id)} "
                    f"{shlex.quote(str(written))}   (measurements of several models fit it better)")
     else:
         click.echo(f"calibrate  not with this measurement: {why.split(': ', 1)[-1]}")
