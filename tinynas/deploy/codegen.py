@@ -173,6 +173,13 @@ inline int8_t QuantizeRawInput(float raw) {{ return QuantizeInputValue(raw * kRa
 """
 
 
+def resizes(raw_shape: Sequence[int] | None, model_image: Sequence[int]) -> bool:
+    """Whether samples of ``raw_shape`` (H, W, C) reach a model taking ``model_image`` (its input without the batch
+    axis) through a resize: both images, of another height or width. Then model_data.h gets ResizeRawInput."""
+    return (raw_shape is not None and len(raw_shape) == 3 and len(model_image) == 3
+            and tuple(int(d) for d in raw_shape) != tuple(int(d) for d in model_image))
+
+
 def _raw_resize(raw_shape: Sequence[int], model_shape: Sequence[int]) -> str:
     """ResizeRawInput: one sample of raw values at the data's height and width as the model's int8 input at its
     own (mcunet's resolution): scaled, then TensorFlow's bilinear resize as ``fit_inputs`` did in training
@@ -286,8 +293,7 @@ def write_model_sources(
     if raw_scaling is not None and inp.dtype == "int8":
         raw_helpers = _raw_input(raw_scaling)
         model_image = tuple(int(d) for d in inp.shape[1:])
-        if raw_shape is not None and len(raw_shape) == 3 and len(model_image) == 3 and \
-                tuple(raw_shape) != model_image:
+        if resizes(raw_shape, model_image):
             if int(raw_shape[2]) != model_image[2]:
                 raise DeployError(f"raw_shape {list(raw_shape)} has other channels than the model's input "
                                   f"{list(inp.shape)}; give the data's sample shape")

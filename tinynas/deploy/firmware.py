@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tinynas.deploy.codegen import arena_size_with_margin, write_model_sources
+from tinynas.deploy.codegen import arena_size_with_margin, resizes, write_model_sources
 from tinynas.deploy.outdir import install_files, interrupted_files
 from tinynas.errors import DeployError
 from tinynas.hardware.profile import HardwareProfile
@@ -301,10 +301,10 @@ def _resize_from(model_bytes: bytes, raw_shape: Sequence[int] | None) -> str:
     the model's input), else ""."""
     from tinynas.space.tflite_reader import tflite_info
 
-    if raw_shape is None or len(raw_shape) != 3:
+    if raw_shape is None:
         return ""
-    taken = tuple(int(d) for d in tflite_info(model_bytes).inputs[0].shape[1:])
-    return "x".join(str(int(d)) for d in raw_shape) if len(taken) == 3 and taken != tuple(raw_shape) else ""
+    taken = tflite_info(model_bytes).inputs[0].shape[1:]
+    return "x".join(str(int(d)) for d in raw_shape) if resizes(raw_shape, taken) else ""
 
 
 def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) -> list[Path]:
