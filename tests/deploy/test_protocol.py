@@ -408,8 +408,8 @@ def test_cmake_cortexm_template_on_qemu(tmp_path, mlperf_models):
     subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
     elf = build / "tinynas_qemu_lm3s6965evb.elf"
     # -S: start paused, so nothing is sent before the port is open; "cont" on the monitor starts it.
-    qemu = subprocess.Popen(["qemu-system-arm", "-M", "lm3s6965evb", "-display", "none", "-S", "-monitor", "stdio",
-                             "-serial", "pty", "-kernel", str(elf)],
+    qemu = subprocess.Popen(["qemu-system-arm", "-M", "lm3s6965evb", "-icount", "shift=4", "-display", "none", "-S",
+                             "-monitor", "stdio", "-serial", "pty", "-kernel", str(elf)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         pty_path = None
