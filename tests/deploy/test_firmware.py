@@ -193,6 +193,50 @@ def test_unsupported_core_is_refused_naming_the_alternatives(tmp_path, kws):
         _generate(kws, load_profile("stm32f746g-disco"), tmp_path / "y", template="espidf")
 
 
+@pytest.fixture(scope="module")
+def attention_int8() -> bytes:
+    """An untrained int8 tinyformer (BATCH_MATMUL in its attention) on 8x8x1 input."""
+    import numpy as np
+
+    from tinynas.deploy.quantize import quantize_int8
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=4)
+    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
+                                             ffn_activation="relu", pooling="mean", positional="none"))
+    model = build_keras_model(space.graph(arch), seed=0)
+    return quantize_int8(model, representative=np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32))
+
+
+def test_a_model_with_an_op_the_templates_library_lacks_is_refused_naming_the_templates_that_have_it(
+        tmp_path, attention_int8):
+    """The Arduino libraries the arduino and platformio projects pin have no BATCH_MATMUL kernel: the
+    project would not compile. The other templates for the board build it."""
+    profile = load_profile("nano33ble")
+    for template in ("arduino", "platformio", None):  # None: the board's default, arduino
+        with pytest.raises(DeployError) as err:
+            _generate(attention_int8, profile, tmp_path / "x", template=template, source="attention.tflite")
+        message = str(err.value)
+        assert f"attention.tflite uses BATCH_MATMUL, which the TFLite Micro library of firmware template " \
+               f"'{template or 'arduino'}'" in message
+        assert message.endswith("pass --template cmake-cortexm or zephyr, whose library has it")
+        assert not (tmp_path / "x").exists()
+    project = _generate(attention_int8, profile, tmp_path / "cm", template="cmake-cortexm")
+    assert "AddBatchMatMul()" in (project / "src" / "op_resolver.h").read_text()
+
+
+def test_the_arduino_libraries_are_pinned_to_the_revision_missing_ops_describes(tmp_path, kws):
+    arduino = _generate(kws, load_profile("nano33ble"), tmp_path / "a", template="arduino")
+    assert ("arduino-cli lib install --git-url https://github.com/tensorflow/tflite-micro-arduino-examples.git"
+            "#7948b85e020470a30a83bf00e10fc43b486bfcba") in (arduino / "README.md").read_text()
+    pio = _generate(kws, load_profile("nucleo-l432kc"), tmp_path / "p", template="platformio")
+    assert "https://github.com/spaziochirale/Chirale_TensorFlowLite.git#v2.0.0" in (pio / "platformio.ini").read_text()
+    assert get_template("arduino").missing_ops == get_template("platformio").missing_ops == (
+        "BATCH_MATMUL", "EMBEDDING_LOOKUP")
+    assert "revision: v4.2.0" in (_generate(kws, load_profile("nrf5340dk"), tmp_path / "z") / "west.yml").read_text()
+
+
 def test_missing_board_id_and_non_mcu_profiles_are_refused(tmp_path, kws):
     profile = load_profile("nrf5340dk")  # no Arduino core for it
     assert not profile.ecosystem.arduino_fqbn
@@ -292,10 +336,11 @@ def test_cli_list(tmp_path):
     assert result.exit_code == 0, result.output
     for name in TEMPLATES:
         assert name in result.output
+    assert result.output.count("no kernel for: BATCH_MATMUL, EMBEDDING_LOOKUP (in the library it pins)") == 2
     result = runner.invoke(cli, ["firmware", "list", "--json"])
     data = json.loads(result.output)
     assert sorted(t["name"] for t in data) == sorted(TEMPLATES)
-    assert all({"cores", "build", "flash", "files"} <= set(t) for t in data)
+    assert all({"cores", "build", "flash", "files", "missing_ops"} <= set(t) for t in data)
     result = runner.invoke(cli, ["firmware", "list", "--json", "--profile", "esp32s3-devkitc"])
     assert sorted(t["name"] for t in json.loads(result.output)) == ["arduino", "espidf", "platformio", "zephyr"]
 

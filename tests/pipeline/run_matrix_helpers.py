@@ -52,6 +52,16 @@ def takes_input(space: str) -> str | None:
     return None
 
 
+def _template_for(space: str) -> str:
+    """nano33ble's own template, arduino, unless its pinned library lacks an op every arch of ``space`` has
+    (tinyformer's BATCH_MATMUL): then the bare-metal one, which builds the board's other TFLite Micro."""
+    from tinynas.deploy.firmware import get_template
+    from tinynas.space.base import space_class
+
+    lacking = set(get_template("arduino").missing_ops) & space_class(space).ops_in_every_arch
+    return "cmake-cortexm" if lacking else "arduino"
+
+
 def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     """Run one cell with the real CLI and check its exit code, summary, report, model and journal."""
     from tinynas.cli.main import main
@@ -63,8 +73,9 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     refused = supported is not None and space not in supported
     out = tmp_path / "run"
     dataset = OWN_DATASET.get(space, (DATASET,))[0]
+    template = _template_for(space)
     monkeypatch.setattr(sys, "argv", ["tinynas", "run", "--profile", "nano33ble", "--dataset", dataset,
-                                      "--space", space, "--strategy", strategy, *FLAGS,
+                                      "--space", space, "--strategy", strategy, "--template", template, *FLAGS,
                                       *STRATEGY_FLAGS.get(strategy, []),
                                       "--max-macs", MAC_BOUND.get(space, "200k"), "--out", str(out)])
     with pytest.raises(SystemExit) as exc:
@@ -84,7 +95,7 @@ def run_cell(space: str, strategy: str, tmp_path, capsys, monkeypatch) -> None:
     assert arch["space"] == space and winner["fits"] is True
     assert (out / "model" / "model_int8.tflite").is_file() and (out / "deploy" / "model_data.cc").is_file()
     # the summary names the firmware project and how to flash it
-    assert f"firmware   {out / 'firmware' / 'arduino'}   (build and flash: tinynas flash " in captured.out
+    assert f"firmware   {out / 'firmware' / template}   (build and flash: tinynas flash " in captured.out
     report = (out / "report.md").read_text()
     assert f"Space `{space}`, strategy `{strategy}`" in report
     assert summary["space"] == space and summary["strategy"] == strategy

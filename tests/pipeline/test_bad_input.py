@@ -72,6 +72,17 @@ def test_a_firmware_template_that_cannot_build_is_refused_before_the_search(tmp_
            "firmware template 'arduino' cannot build for profile 'myboard' (core cortex-m4x)")
 
 
+def test_a_space_whose_every_arch_needs_an_op_the_templates_library_lacks_is_refused_before_the_search(tmp_path):
+    """nano33ble's arduino template pins Arduino_TensorFlowLite, which has no BATCH_MATMUL kernel: every
+    tinyformer winner's project failed to compile there, after the search and the final training."""
+    out = tmp_path / "run"
+    _fails(["run", "--profile", "nano33ble", "--dataset", "digits", "--space", "tinyformer", "--out", str(out)],
+           out, "every arch of space 'tinyformer' uses BATCH_MATMUL, which the TFLite Micro library of firmware "
+           "template 'arduino'", "pass --template cmake-cortexm or zephyr")
+    _fails(["run", "--profile", "nucleo-l432kc", "--dataset", "digits", "--space", "tinyformer", "--template",
+            "platformio", "--out", str(out)], out, "template 'platformio'", "pass --template cmake-cortexm or zephyr")
+
+
 def test_profile_nothing_fits_names_the_smallest_cost(tmp_path, no_room_profile):
     out = tmp_path / "run"
     err = _fails(["run", "--profile", str(no_room_profile), "--dataset", "digits", "--space", "mcunet", *TINY,

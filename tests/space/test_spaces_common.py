@@ -55,6 +55,7 @@ def test_sampled_archs_round_trip_validate_and_build(space, check_graph):
         graph = space.graph(arch)
         check_graph(graph, num_classes=7)
         assert graph.input_shape[-1] == space.input_shape[-1]
+        assert space.ops_in_every_arch <= set(graph.op_kinds()), "run refuses templates on this promise"
 
 
 def test_sampling_is_seeded(space):

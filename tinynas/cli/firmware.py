@@ -39,6 +39,8 @@ def list_cmd(profile_id: str | None, as_json: bool) -> None:
     for t in templates:
         click.echo(f"{t.name:<{width}}  {t.description}")
         click.echo(f"{'':<{width}}  cores: {', '.join(t.cores)}")
+        if t.missing_ops:
+            click.echo(f"{'':<{width}}  no kernel for: {', '.join(t.missing_ops)} (in the library it pins)")
 
 
 def _class_names(text: str | None, labels_file: Path | None) -> list[str]:

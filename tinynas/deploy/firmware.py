@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tinynas.deploy.codegen import arena_size_with_margin, resizes, write_model_sources
+from tinynas.deploy.codegen import TFLM_BUILTIN_OPS, arena_size_with_margin, resizes, write_model_sources
 from tinynas.deploy.outdir import install_files, interrupted_files
 from tinynas.errors import DeployError
 from tinynas.hardware.profile import HardwareProfile
@@ -57,6 +57,15 @@ CORTEX_M: dict[str, CortexM] = {
     "cortex-m55": CortexM("cortex-m55", "-mfloat-abi=hard", "dwt", "cortex-m55"),
     "cortex-m85": CortexM("cortex-m85", "-mfloat-abi=hard", "dwt", "cortex-m85"),
 }
+# The Arduino TFLite Micro libraries at the revision a project installs: name -> (git URL, ref, the
+# library.properties version). Pinned, so a project built a year on gets the kernels that
+# missing_ops in the arduino and platformio manifests was checked against.
+ARDUINO_TFLM_LIBRARIES: dict[str, tuple[str, str, str]] = {
+    # the repository's last sync from tflite-micro (February 2023); it has no release tags
+    "Arduino_TensorFlowLite": ("https://github.com/tensorflow/tflite-micro-arduino-examples.git",
+                               "7948b85e020470a30a83bf00e10fc43b486bfcba", "2.4.0-ALPHA"),
+    "Chirale_TensorFLowLite": ("https://github.com/spaziochirale/Chirale_TensorFlowLite.git", "v2.0.0", "2.0.0"),
+}
 _CORE_ALIASES = {"cortex-m0+": "cortex-m0plus", "cortex-m4+fp": "cortex-m4f", "cortex-m7f": "cortex-m7",
                  "cortex-m33f": "cortex-m33"}
 
@@ -95,12 +104,13 @@ class FirmwareTemplate:
     build: str  # Jinja strings: the commands, filled with the profile's board ids
     flash: str
     path: str
+    missing_ops: tuple[str, ...] = ()  # builtin ops its TFLite Micro library (as the project pins it) has no kernel for
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "ecosystem": self.ecosystem,
                 "kinds": list(self.kinds), "cores": list(self.cores), "requires": list(self.requires),
                 "model_dir": self.model_dir, "model_source_ext": self.model_source_ext, "files": list(self.files),
-                "build": self.build, "flash": self.flash, "path": self.path}
+                "build": self.build, "flash": self.flash, "path": self.path, "missing_ops": list(self.missing_ops)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FirmwareTemplate":
@@ -108,7 +118,7 @@ class FirmwareTemplate:
                    kinds=tuple(data["kinds"]), cores=tuple(data["cores"]), requires=tuple(data["requires"]),
                    model_dir=str(data["model_dir"]), model_source_ext=str(data["model_source_ext"]),
                    files=tuple(data["files"]), build=str(data["build"]), flash=str(data["flash"]),
-                   path=str(data["path"]))
+                   path=str(data["path"]), missing_ops=tuple(data.get("missing_ops", ())))
 
     def unsupported_reason(self, profile: HardwareProfile) -> str | None:
         """Why this template cannot build for ``profile``, or None when it can."""
@@ -142,10 +152,14 @@ def _load_manifest(folder: Path) -> FirmwareTemplate:
     for key in str_fields:
         if not isinstance(data.get(key), str) or not data[key]:
             raise DeployError(f"{path}: field {key!r} must be a non-empty string")
-    for key in (*list_fields, "requires"):
-        value = data.get(key, [] if key == "requires" else None)
+    for key in (*list_fields, "requires", "missing_ops"):
+        value = data.get(key, None if key in list_fields else [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise DeployError(f"{path}: field {key!r} must be a list of strings")
+    unknown = [op for op in data.get("missing_ops", []) if op not in TFLM_BUILTIN_OPS]
+    if unknown:
+        raise DeployError(f"{path}: missing_ops names {', '.join(unknown)}, which TFLite Micro has no kernel for "
+                          "anyway; list builtin op names such as BATCH_MATMUL")
     if data.get("name", folder.name) != folder.name:
         raise DeployError(f"{path}: name {data['name']!r} must equal the folder name {folder.name!r}")
     return FirmwareTemplate(
@@ -153,7 +167,7 @@ def _load_manifest(folder: Path) -> FirmwareTemplate:
         kinds=tuple(data["kinds"]), cores=tuple(normalize_core(c) for c in data["cores"]),
         requires=tuple(data.get("requires", [])), model_dir=data["model_dir"],
         model_source_ext=str(data.get("model_source_ext", ".cc")), files=tuple(data["files"]),
-        build=data["build"], flash=data["flash"], path=str(folder),
+        build=data["build"], flash=data["flash"], path=str(folder), missing_ops=tuple(data.get("missing_ops", [])),
     )
 
 
@@ -193,17 +207,37 @@ def check_template(template: FirmwareTemplate, profile: HardwareProfile) -> None
                       f"(core {profile.core}): {reason}; {fix}")
 
 
-def check_board_template(profile: HardwareProfile, template: str | None = None) -> None:
+def check_template_ops(template: FirmwareTemplate, profile: HardwareProfile, op_kinds: Sequence[str], *,
+                       used_by: str) -> None:
+    """DeployError when ``used_by`` (the model, or every arch of a space) needs an op that the template's
+    TFLite Micro library has no kernel for: the project would not compile. Names the templates for the
+    board whose library has them."""
+    lacking = [op for op in dict.fromkeys(op_kinds) if op in template.missing_ops]
+    if not lacking:
+        return
+    others = [t.name for t in list_templates()
+              if t.unsupported_reason(profile) is None and not set(lacking) & set(t.missing_ops)]
+    fix = (f"pass --template {' or '.join(others)}, whose library has {'them' if len(lacking) > 1 else 'it'}"
+           if others else "no template for this board has it: choose another space or model")
+    raise DeployError(f"{used_by} uses {', '.join(lacking)}, which the TFLite Micro library of firmware template "
+                      f"{template.name!r} (the revision its project pins) has no kernel for; {fix}")
+
+
+def check_board_template(profile: HardwareProfile, template: str | None = None, *, op_kinds: Sequence[str] = (),
+                         used_by: str = "the model") -> None:
     """DeployError when ``template`` (else the profile's default) does not exist or cannot build for the
-    board; nothing for a board without firmware (phones, GPUs). ``run`` asks before its search and
-    ``profiles validate`` notes it: otherwise a misspelt --template or core surfaces at deploy."""
+    board, or lacks a kernel for one of ``op_kinds`` (what ``used_by`` needs); nothing for a board without
+    firmware (phones, GPUs). ``run`` asks before its search and ``profiles validate`` notes it: otherwise a
+    misspelt --template or core surfaces at deploy."""
     if template and profile.kind != "mcu":
         raise DeployError(f"--template {template}: {profile.id} is a {profile.kind} board, which gets its runtime's "
                           "models and runners, not a firmware project; drop --template")
     name = template or profile.ecosystem.default_template
     if profile.kind != "mcu" or not name or name == "none":
         return
-    check_template(get_template(name), profile)
+    chosen = get_template(name)
+    check_template(chosen, profile)
+    check_template_ops(chosen, profile, op_kinds, used_by=used_by)
 
 
 def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: str, model_bytes: int,
@@ -215,6 +249,7 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
     # (REFERENCE.md section 3). Note the capital L in Chirale's library name.
     arduino_lib = ("Arduino_TensorFlowLite" if fqbn.startswith("arduino:mbed_nano:")
                    else "Chirale_TensorFLowLite")
+    lib_url, lib_ref, lib_version = ARDUINO_TFLM_LIBRARIES[arduino_lib]
     ctx: dict[str, Any] = {
         "template": template,
         "profile": profile,
@@ -232,6 +267,8 @@ def _context(template: FirmwareTemplate, profile: HardwareProfile, *, model_id: 
         "fpu_flags": cm.fpu_flags if cm else "",
         "tflm_arch": cm.tflm_target_arch if cm else "",
         "arduino_lib": arduino_lib,
+        "arduino_lib_git": f"{lib_url}#{lib_ref}",
+        "arduino_lib_version": lib_version,
         "arduino_header": "TensorFlowLite.h" if arduino_lib == "Arduino_TensorFlowLite" else "Chirale_TensorFlowLite.h",
         "kernel_library": profile.kernel_library,
         "cmsis_nn": bool(cm) and profile.kernel_library in ("cmsis-nn", "cmsis_nn", "cmsisnn"),
@@ -305,6 +342,12 @@ def _resize_from(model_bytes: bytes, raw_shape: Sequence[int] | None) -> str:
         return ""
     taken = tflite_info(model_bytes).inputs[0].shape[1:]
     return "x".join(str(int(d)) for d in raw_shape) if resizes(raw_shape, taken) else ""
+
+
+def _op_kinds(model_bytes: bytes) -> tuple[str, ...]:
+    from tinynas.space.tflite_reader import tflite_info
+
+    return tflite_info(model_bytes).op_kinds
 
 
 def _render_tree(template: FirmwareTemplate, ctx: dict[str, Any], dest: Path) -> list[Path]:
@@ -412,6 +455,7 @@ def generate_firmware(
                           f"(one of: {', '.join(templates_for(profile)) or 'none fits'})")
     tpl = get_template(name)
     check_template(tpl, profile)
+    check_template_ops(tpl, profile, _op_kinds(model_bytes), used_by=source)
     out_dir = Path(out_dir).resolve()
     replace = _prepare_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,9 @@ def _pipeline(*, settings: RunSettings, out: str | Path, deploy: bool, dataset: 
     if deploy:
         from tinynas.deploy.firmware import check_board_template
 
-        check_board_template(resolved.profile, settings.template)
+        space = resolved.space
+        check_board_template(resolved.profile, settings.template, op_kinds=sorted(space.ops_in_every_arch),
+                             used_by=f"every arch of space {space.name!r}")
     out = Path(out)
     spec = WorkerSpec(dataset=settings.dataset, dataset_seed=int(settings.seed), space=settings.space,
                       input_shape=tuple(resolved.dataset.input_shape),

@@ -45,6 +45,9 @@ class SearchSpace(ABC):
     #: how to read ``summary``'s notation, for a reader of the report ("" when it reads as words)
     summary_legend: ClassVar[str] = ""
     default_input_shape: ClassVar[tuple[int, ...]] = (32, 32, 3)
+    #: builtin ops that every arch of the space has: a firmware template whose TFLite Micro library lacks
+    #: one cannot build any winner, so ``run`` refuses the pair before it searches
+    ops_in_every_arch: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:
         shape = tuple(int(d) for d in input_shape)

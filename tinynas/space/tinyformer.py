@@ -95,6 +95,8 @@ class TinyFormerSpace(SearchSpace):
         "the tokenizer kKsS cuts frames of K samples every S (pP: P x P patches); then depth x [attention, FFN "
         "whose hidden width is the ratio x the embedding width] @ embedding width; pooling and positional "
         "embedding as named")
+    # depth >= 1: every arch has attention, and the ops around it
+    ops_in_every_arch = frozenset({"BATCH_MATMUL", "SOFTMAX", "FULLY_CONNECTED"})
 
     def __init__(self, *, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__(input_shape=input_shape, num_classes=num_classes)
