@@ -166,6 +166,27 @@ def test_failure_while_writing_leaves_nothing(tmp_path):
     assert _listing(tmp_path) == ["m.tflite"]
 
 
+def test_a_kernel_the_templates_library_lacks_is_refused_before_qat(tmp_path, monkeypatch):
+    """A tinyformer for nano33ble: its arduino template's library has no BATCH_MATMUL. Deploy said so only
+    after QAT and validation, when generating the firmware; now right after the first conversion."""
+    import tinynas.deploy.qat as qat
+    from tinynas.hardware import load_profile
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=10)
+    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
+                                             ffn_activation="relu", pooling="mean", positional="none"))
+    path = tmp_path / "former.keras"
+    build_keras_model(space.graph(arch), seed=0).save(path)
+    monkeypatch.setattr(qat, "qat_finetune", lambda *a, **k: pytest.fail("QAT ran before the refusal"))
+    with pytest.raises(DeployError, match=f"{path} uses BATCH_MATMUL, which the TFLite Micro library of firmware "
+                                          "template 'arduino' .* pass --template cmake-cortexm or zephyr"):
+        deploy(model_path=path, profile=load_profile("nano33ble"), dataset=digits(), out_dir=tmp_path / "out",
+               qat=True)
+    assert _listing(tmp_path) == ["former.keras"]
+
+
 def test_invalid_qat_value(tmp_path):
     with pytest.raises(DeployError, match="qat must be"):
         deploy(model_path=tmp_path / "x.keras", profile=make_profile(), dataset=digits(), out_dir=tmp_path / "o",

@@ -215,7 +215,9 @@ def run(profile: str, as_json: bool, **kw: Any) -> None:
                    "its own frontier, about one run per class.")
 @_common
 def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order: str, as_json: bool, **kw: Any) -> None:
-    """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json."""
+    """The whole pipeline over many boards, sharing trained candidates; writes sweep.md/sweep.json.
+
+    A board that fails is reported and the others go on; the command then exits 1, so a script sees it."""
     from tinynas.pipeline.report import sweep_accuracy_text, sweep_budget_note
     from tinynas.pipeline.sweep import sweep as do_sweep, sweep_profiles
 
@@ -229,19 +231,25 @@ def sweep(profiles: tuple[str, ...], kind: str | None, search_only: bool, order:
     with _resumable(kw["out"], "sweep"):
         result = do_sweep(settings=_settings(ids[0], kw), profiles=ids, out=kw["out"], deploy=not search_only,
                           order=order)
+    failed = result.report["failed"]
     if as_json:
         echo_json(result.to_json())
-        return
-    for b in result.report["boards"]:
-        if b["status"] == "failed":
-            click.echo(f"{b['board']:<18} FAILED  {b.get('error', '')}")
-        else:
-            click.echo(f"{b['board']:<18} {b['status']:<10} {b.get('winner') or '-':<13} {sweep_accuracy_text(b)}"
-                       f"  trainings {b.get('trainings')}")
-    note = sweep_budget_note(result.report["boards"])
-    if note:
-        click.echo(f"note       {note}")
-    click.echo(f"report     {kw['out'] / 'sweep.md'}")
+    else:
+        for b in result.report["boards"]:
+            if b["status"] == "failed":
+                click.echo(f"{b['board']:<18} FAILED  {b.get('error', '')}")
+            else:
+                click.echo(f"{b['board']:<18} {b['status']:<10} {b.get('winner') or '-':<13} "
+                           f"{sweep_accuracy_text(b)}  trainings {b.get('trainings')}")
+        note = sweep_budget_note(result.report["boards"])
+        if note:
+            click.echo(f"note       {note}")
+        click.echo(f"report     {kw['out'] / 'sweep.md'}")
+    if failed:
+        boards = len(result.report["boards"])
+        click.echo(f"Error: {len(failed)} of {boards} boards failed ({', '.join(failed)}): each says why above and in "
+                   f"{kw['out'] / 'sweep.md'}", err=True)
+        raise SystemExit(1)
 
 
 @click.command()

@@ -359,6 +359,8 @@ def deploy(
         float_acc = _float_accuracy(keras_model, x_test, y_test)
         model_bytes, names_saved = _flash_ready(
             quantize_int8(keras_model, representative=x_rep, num_samples=representative_samples), source=model_path)
+        if firmware:  # before validation and QAT: fine-tuning changes no op
+            _check_template_kernels(model_bytes, profile=profile, template=template, model_path=model_path)
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=float_acc,
                                source=f"{model_path} (as int8)")
         qat_record["ptq_int8_accuracy"] = report.int8_accuracy
@@ -404,6 +406,8 @@ def deploy(
                 f"{model_path}: --qat needs the float .keras model; an int8 .tflite cannot be fine-tuned"
             )
         model_bytes, names_saved = _flash_ready(source.tflite_bytes, source=model_path)
+        if firmware:
+            _check_template_kernels(model_bytes, profile=profile, template=template, model_path=model_path)
         report = validate_int8(model_bytes, dataset=test_view, profile=profile, float_accuracy=None,
                                source=str(model_path))
 
@@ -548,6 +552,16 @@ def _qat_reason(qat: QATMode, *, drop: float, val_samples: int, attention: list[
                 f"and the validation split ({val_samples} samples) is too small to see a loss of "
                 f"{100 * MAX_INT8_DROP:g} point")
     return None
+
+
+def _check_template_kernels(model_bytes: bytes, *, profile: HardwareProfile, template: str | None,
+                            model_path: Path) -> None:
+    """DeployError, before the costly steps, when the firmware template's TFLite Micro lacks a kernel the
+    int8 model needs (generate_firmware would refuse it at the end)."""
+    from tinynas.deploy.firmware import check_board_template
+    from tinynas.space.tflite_reader import tflite_info
+
+    check_board_template(profile, template, op_kinds=tflite_info(model_bytes).op_kinds, used_by=str(model_path))
 
 
 def _attention_layers(model: Any) -> list[str]:
