@@ -180,6 +180,41 @@ def test_ecosystem_specifics(tmp_path, kws):
     assert "-mcpu=cortex-m0plus -mthumb\"" in (m0 / "cmake" / "arm-none-eabi.cmake").read_text()
 
 
+_FAKE_MICROS = r"""
+#include <cstdint>
+#include <cstdio>
+static const uint32_t kReads[] = {1000u, 5000u, 4100u, 6000u, 0x90000000u, 0xFFFFFF00u, 0x100u, 0x80u, 0x300u};
+static unsigned g_read = 0;
+static uint32_t micros() { return kReads[g_read++]; }
+#include "arduino_micros.cc.j2"
+int main() {
+  for (unsigned i = 0; i < sizeof(kReads) / sizeof(kReads[0]); ++i) {
+    std::printf("%llu\n", static_cast<unsigned long long>(tinynas_platform_micros()));
+  }
+}
+"""
+
+
+def test_the_arduino_clock_reads_a_slip_back_as_no_time_and_a_wrap_as_2_to_the_32(tmp_path, kws):
+    """Arduino cores' micros() can step back up to 1 ms at a SysTick tick (STM32duino with interrupts masked,
+    SAMD from a high-priority ISR): the 64-bit extension counted that as a wrap, 71.6 minutes on one lap."""
+    common = Path(get_template("arduino").path).parent / "common"
+    snippet = (common / "arduino_micros.cc.j2").read_text()
+    sketch = _generate(kws, load_profile("nano33ble"), tmp_path / "a", template="arduino")
+    pio = _generate(kws, load_profile("nucleo-l432kc"), tmp_path / "p", template="platformio")
+    assert snippet in (sketch / "tinynas_bench" / "tinynas_bench.ino").read_text()
+    assert snippet in (pio / "src" / "main.cpp").read_text()
+    harness = tmp_path / "micros_main.cc"
+    harness.write_text(_FAKE_MICROS)
+    exe = tmp_path / "micros"
+    subprocess.run([require_tool("g++"), "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(common),
+                    str(harness), "-o", str(exe)], check=True)
+    reads = [int(line) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                  check=True).stdout.split()]
+    # a slip back reads as the last good time; a long idle (more than half the range) and a wrap count forward
+    assert reads == [1000, 5000, 5000, 6000, 0x90000000, 0xFFFFFF00, 2**32 + 0x100, 2**32 + 0x100, 2**32 + 0x300]
+
+
 def test_unsupported_core_is_refused_naming_the_alternatives(tmp_path, kws):
     profile = load_profile("nucleo-l4r5zi")
     with pytest.raises(DeployError) as err:
