@@ -202,6 +202,17 @@ def test_a_stalled_timer_is_reported_with_the_systick_fix(emulator, kws_path, fa
     assert len(exc2.value.report.windows) == 1
 
 
+def test_a_timer_that_steps_back_is_reported_not_read_as_a_wrap(emulator, kws_path, fast):
+    """A lap 737 us before the one before it (a SysTick clock that missed a tick, seen under QEMU) was
+    read as a 32-bit wrap: a window of 71.6 minutes."""
+    emu = emulator(faults=["step-back-timer:2"])  # in the first window, after a good probe
+    with pytest.raises(MeasurementFailed) as exc:
+        measure_latency(port=emu.port, model=kws_path, **fast)
+    text = str(exc.value)
+    assert "the board's timer went back 737 us within 'infer " in text and "not monotonic" in text
+    assert exc.value.report.windows == ()
+
+
 def test_a_stalled_timer_quotes_the_boot_line_the_firmware_printed(emulator, kws_path, profile_env, fast):
     """After a reset the host reads the banner; the firmware's own timer check is quoted in the
     error, though a dozen lines came between it and the first lap."""

@@ -39,6 +39,8 @@ FAULTS: dict[str, tuple[float, str]] = {
     "disconnect": (3, "close the port in the middle of this infer command"),
     "reboot": (3, "reboot (print the boot banner, forget the input) in the middle of this infer command"),
     "stall-timer": (1, "the board's timer stops advancing from this infer command on (a locked DWT CYCCNT)"),
+    "step-back-timer": (1, "the second lap of this infer command reads 737 us before the first (a SysTick clock "
+                           "that missed a tick)"),
 }
 RATE_FAULTS = ("slow",)
 
@@ -502,14 +504,17 @@ class BoardEmulator:
             self._clock_us += self._elapse(warmup)[0]
         self._send("m-warmup-done")
         self._send(f"m-infer-start-{count}")
-        self._send(f"m-lap-us-{self._clock_us % (1 << 32)}")
+        first = self._clock_us
+        self._send(f"m-lap-us-{first % (1 << 32)}")
         if self._mid_window_fault():
             return False
         elapsed, out = self._elapse(count)
         stall = self.faults.get("stall-timer")
         if stall is None or self._infers_seen < int(stall.value):
             self._clock_us += elapsed
-        self._send(f"m-lap-us-{self._clock_us % (1 << 32)}")
+        back = self.faults.get("step-back-timer")
+        lap = first - 737 if back is not None and self._infers_seen == int(back.value) else self._clock_us
+        self._send(f"m-lap-us-{lap % (1 << 32)}")
         self._send("m-infer-done")
         values = self._interp.dequantize_output(out).reshape(-1)
         self._results = "m-results-[" + ",".join(f"{v:.6f}" for v in values) + "]"

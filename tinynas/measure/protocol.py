@@ -137,6 +137,13 @@ class InferResult:
         return delta + TIMER_WRAP_US if delta < 0 else delta
 
     @property
+    def stepped_back_us(self) -> int:
+        """How far t1 lies before t0 where that is no wrap (under half the 32-bit range), else 0: a
+        clock that is not monotonic, which ``elapsed_us`` would read as a 71.6-minute window."""
+        back = self.t0_us - self.t1_us
+        return back if 0 < back < TIMER_WRAP_US // 2 else 0
+
+    @property
     def latency_us(self) -> float:
         """Microseconds per inference: (t1 - t0) / N, as the MLPerf Tiny runner computes it."""
         return self.elapsed_us / self.count

@@ -338,15 +338,25 @@ def setup_deadline_s(*, timeout_s: float, baud: int, retries: int, boot_s: float
     return boot_s + 4 * timeout_s + upload_s + probe_s
 
 
-def _timer_stalled(client: DeviceClient, result: InferResult) -> MeasureError:
-    said = [line for line in (*client.boot_errors, *client.recent) if "timer" in line and line.startswith("e-")]
-    told = f" (at boot it said {cut(said[0])!r})" if said else ""
-    return MeasureError(
-        f"{client.port_name}: the board's timer did not advance: 'infer {result.count} {result.warmup}%' "
-        f"reported the same time before and after ({result.t0_us} us){told}. Its cycle counter is locked or "
-        "absent (QEMU, some parts); rebuild the firmware with -DTINYNAS_TIMER=systick "
-        "(cmake -DTINYNAS_TIMER=systick for cmake-cortexm)"
-    )
+def _check_timer(client: DeviceClient, result: InferResult) -> None:
+    """MeasureError for a window whose laps cannot be a latency: the same time twice, or time going back."""
+    command = f"'infer {result.count} {result.warmup}%'"
+    if result.elapsed_us == 0:
+        said = [line for line in (*client.boot_errors, *client.recent) if "timer" in line and line.startswith("e-")]
+        told = f" (at boot it said {cut(said[0])!r})" if said else ""
+        raise MeasureError(
+            f"{client.port_name}: the board's timer did not advance: {command} "
+            f"reported the same time before and after ({result.t0_us} us){told}. Its cycle counter is locked or "
+            "absent (QEMU, some parts); rebuild the firmware with -DTINYNAS_TIMER=systick "
+            "(cmake -DTINYNAS_TIMER=systick for cmake-cortexm)"
+        )
+    if result.stepped_back_us:
+        raise MeasureError(
+            f"{client.port_name}: the board's timer went back {result.stepped_back_us} us within {command} "
+            f"(lap {result.t0_us} us, then {result.t1_us} us): its microsecond clock is not monotonic, so the "
+            "window has no latency. A SysTick clock that misses a tick whose interrupt has not run yet does this; "
+            "the firmware tinynas generates counts it: generate the project again, or fix the board's clock"
+        )
 
 
 def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows: int, min_window_s: float,
@@ -408,8 +418,7 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
         # The probe: one inference, to size the windows (the MLPerf runner does the same).
         guess_s = (loaded.predicted_ms / 1000.0) if loaded and loaded.predicted_ms else 1.0
         probe = client.infer(count=1, warmup=warmup, timeout_s=client.timeout_s + 3 * guess_s * (1 + warmup))
-        if probe.elapsed_us == 0:
-            raise _timer_stalled(client, probe)
+        _check_timer(client, probe)
         state["diff"] = _agreement(loaded, data, probe, port=name)
         per_us = max(probe.latency_us, 1.0)
         count = max(1, math.ceil(min_window_s * 1e6 / per_us))
@@ -423,8 +432,7 @@ def _measure(client: DeviceClient, *, prof: Any, loaded: _Model | None, windows:
                  per_us / 1000, windows, count)
         for index in range(windows):
             result = client.infer(count=count, warmup=warmup, timeout_s=window_timeout)
-            if result.elapsed_us == 0:
-                raise _timer_stalled(client, result)
+            _check_timer(client, result)
             state["windows"].append(WindowResult(index=index, inferences=count, elapsed_us=result.elapsed_us))
             if loaded is not None and result.results != probe.results:
                 diff = _agreement(loaded, data, result, port=name)
