@@ -79,3 +79,14 @@ def test_fault_values_that_fire_are_taken():
     assert Fault.parse("hang:2") == Fault(kind="hang", value=2.0)
     assert Fault.parse("slow:1.5") == Fault(kind="slow", value=1.5)
     assert Fault.parse("stall-timer") == Fault(kind="stall-timer", value=1.0)
+
+
+def test_emulate_help_names_every_fault():
+    from click.testing import CliRunner
+
+    from tinynas.cli.main import cli
+    from tinynas.measure.emulator import FAULTS
+
+    text = " ".join(CliRunner().invoke(cli, ["emulate", "--help"]).output.split())
+    for kind in FAULTS:
+        assert kind in text, kind

@@ -137,8 +137,8 @@ def _echo_calibrate_step(report: Any, written: Path, *, profile_id: str | None) 
 @click.option("--tcp", "tcp_port", type=click.IntRange(min=0, max=65535), default=None,
               help="Serve on this TCP port (0: any free one) instead of a pseudo-terminal.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:N]",
-              help="Inject a fault: garble, drop, slow, hang, disconnect, reboot, stall-timer (repeatable; N is a "
-                   "whole count, or bytes per second for slow).")
+              help="Inject a fault: garble, drop, slow, hang, disconnect, reboot, stall-timer, step-back-timer "
+                   "(repeatable; N is a whole count, or bytes per second for slow).")
 @click.option("--no-realtime", is_flag=True, help="Answer at once instead of taking as long as the latency reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the port and board facts as one JSON line.")
 def emulate(model: Path, profile_id: str | None, latency: str, tcp_port: int | None, faults: tuple[str, ...],
