@@ -17,6 +17,7 @@ APT_PACKAGES = {
     "arm-none-eabi-g++": ["gcc-arm-none-eabi", "libstdc++-arm-none-eabi-newlib"],
     "arm-none-eabi-nm": ["binutils-arm-none-eabi"],
     "arm-none-eabi-readelf": ["binutils-arm-none-eabi"],
+    "arm-none-eabi-objdump": ["binutils-arm-none-eabi"],
     "qemu-system-arm": ["qemu-system-arm"],
     "cmake": ["cmake"],
 }
@@ -54,3 +55,15 @@ def require_tool(name: str) -> str:
     if why in ("apt-get is unavailable", "not root and no sudo"):
         pytest.skip(f"{name} is missing and {why}: install {' '.join(packages)}")
     pytest.fail(f"{name} is missing and could not be installed ({why or 'the packages did not provide it'})")
+
+
+#: Cortex-M FPU instructions that multiply and add with one rounding (VFMA/VFMS/VFNMA/VFNMS fuse; GCC emits
+#: them for a product followed by an add). VMLA and its kin round twice, as plain code does.
+FUSED = ("vfma", "vfms", "vfnma", "vfnms")
+
+
+def fused_instructions(obj: str) -> list[str]:
+    """The fused multiply-add instructions in object file ``obj`` (arm-none-eabi-objdump -d)."""
+    listing = subprocess.run([require_tool("arm-none-eabi-objdump"), "-d", obj], capture_output=True, text=True,
+                             check=True).stdout
+    return [line.strip() for line in listing.splitlines() if any(f"\t{op}." in line for op in FUSED)]

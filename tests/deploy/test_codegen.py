@@ -23,7 +23,7 @@ from tinynas.deploy.codegen import (
 from tinynas.errors import DeployError, ModelFileError
 from tinynas.space.tflite_reader import tflite_info
 
-from _firmware_tools import require_tool
+from _firmware_tools import fused_instructions, require_tool
 
 HERE = Path(__file__).resolve().parent
 FAKE_TFLM = HERE / "fake_tflm"
@@ -146,6 +146,26 @@ def test_model_data_compiles_for_cortex_m_into_flash(tmp_path, mlperf_models, cp
     readelf = _run([require_tool("arm-none-eabi-readelf"), "-SW", str(obj)]).stdout
     rodata = next(ln for ln in readelf.splitlines() if "] .rodata" in ln)
     assert int(rodata.split()[-1]) >= 16  # section alignment keeps the 16-byte alignment after linking
+
+
+FPU_CPUS = [("cortex-m4", "fpv4-sp-d16"), ("cortex-m7", "fpv5-d16"), ("cortex-m33", "fpv5-sp-d16")]
+
+
+@pytest.mark.parametrize("cpu, fpu", FPU_CPUS)
+def test_the_input_helpers_round_every_product_where_the_fpu_could_fuse_it(tmp_path, mlperf_models, cpu, fpu):
+    """The host tests run the helpers on x86-64, which has no fused multiply-add without -mfma. GCC fused
+    raw * kRawScale + kRawOffset and each lerp into one VFMA for these cores, one rounding where training
+    had two: the board's int8 input could differ from the deploy check's by a step."""
+    data = mlperf_models["ic"].read_bytes()  # int8 input 1x32x32x3
+    write_model_sources(model_bytes=data, out_dir=tmp_path, class_names=[], arena_bytes=60_000, model_id="ic01",
+                        raw_scaling=(1 / 255, -0.5), raw_shape=(40, 50, 3))
+    (tmp_path / "use.cc").write_text('#include "model_data.h"\n'
+                                     "void Resize(const float* raw, int8_t* input) { ResizeRawInput(raw, input); }\n"
+                                     "int8_t One(float raw) { return QuantizeRawInput(raw); }\n")
+    obj = tmp_path / "use.o"
+    _run([_arm_gxx(), f"-mcpu={cpu}", "-mthumb", f"-mfpu={fpu}", "-mfloat-abi=hard", "-std=c++17", "-O2", "-Wall",
+          "-Werror", "-I", str(tmp_path), "-c", str(tmp_path / "use.cc"), "-o", str(obj)])
+    assert fused_instructions(str(obj)) == []
 
 
 RESOLVER_CHECK = r"""

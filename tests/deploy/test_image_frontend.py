@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from _firmware_tools import require_tool
+from _firmware_tools import fused_instructions, require_tool
 from cli_run import run_cli_output
 from PIL import Image
 
@@ -199,6 +199,21 @@ def test_the_image_front_end_compiles_for_cortex_m_in_the_static_ram_it_says(cpu
     assert int(size[1]) + int(size[2]) == ram  # .data + .bss
     assert f"Static RAM {ram} bytes for frames up to {max_source[0]}x{max_source[1]}." in (
         tmp_path / "c" / "image_frontend.h").read_text()
+
+
+@pytest.mark.parametrize("cpu, fpu", [("cortex-m4", "fpv4-sp-d16"), ("cortex-m7", "fpv5-d16")])
+def test_the_resize_to_the_models_resolution_rounds_every_product_where_the_fpu_could_fuse_it(cpu, fpu, tmp_path):
+    """The host tests run this C on x86-64, which has no fused multiply-add without -mfma; GCC fused each lerp
+    into one VFMA for these cores, one rounding where TensorFlow had two."""
+    pictures = _pictures(np.random.default_rng(2))[:2]
+    raw = load_image_folder(_folder(tmp_path / "pics", pictures), image_size=32, color_mode="rgb")
+    write_image_frontend(out_dir=tmp_path / "c", front_end=raw.image_front_end, scaling=raw.scaling,
+                         input_scale=SCALE, input_zero_point=ZERO_POINT, input_shape=(1, 13, 13, 3), model_id="m")
+    obj = tmp_path / "fe.o"  # gnu99, as CMake's C_STANDARD 99 builds it: ISO -std=c99 would not fuse at all
+    subprocess.run([require_tool("arm-none-eabi-gcc"), "-std=gnu99", "-O2", "-Wall", "-Wextra", "-Werror",
+                    f"-mcpu={cpu}", "-mthumb", f"-mfpu={fpu}", "-mfloat-abi=hard", "-c",
+                    str(tmp_path / "c" / "image_frontend.c"), "-o", str(obj)], check=True)
+    assert fused_instructions(str(obj)) == []
 
 
 def test_a_board_with_little_room_beside_the_arena_gets_the_largest_frame_size_that_fits():

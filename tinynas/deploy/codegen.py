@@ -169,7 +169,14 @@ inline int8_t QuantizeInputValue(float x) {{
   r += kInputZeroPoint;
   return static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
 }}
-inline int8_t QuantizeRawInput(float raw) {{ return QuantizeInputValue(raw * kRawScale + kRawOffset); }}
+// a * b rounded to float before any add: GCC fuses a product and a following add into one VFMA on FPUs that
+// have it (Cortex-M4F/M7/M33, ESP32-S3), which rounds once where training rounded twice.
+inline float RoundedProduct(float a, float b) {{
+  volatile float product = a * b;
+  return product;
+}}
+inline float ScaleRawInput(float raw) {{ return RoundedProduct(raw, kRawScale) + kRawOffset; }}
+inline int8_t QuantizeRawInput(float raw) {{ return QuantizeInputValue(ScaleRawInput(raw)); }}
 """
 
 
@@ -220,11 +227,11 @@ inline void ResizeRawInput(const float* raw, int8_t* input) {{
     for (int mx = 0; mx < {mw}; ++mx) {{
       const int lo = kResizeColLo[mx] * kRawChannels, hi = kResizeColHi[mx] * kRawChannels;
       for (int ch = 0; ch < kRawChannels; ++ch) {{
-        const float tl = top[lo + ch] * kRawScale + kRawOffset, tr = top[hi + ch] * kRawScale + kRawOffset;
-        const float bl = bottom[lo + ch] * kRawScale + kRawOffset, br = bottom[hi + ch] * kRawScale + kRawOffset;
-        const float t = tl + (tr - tl) * kResizeColLerp[mx];
-        const float b = bl + (br - bl) * kResizeColLerp[mx];
-        input[(my * {mw} + mx) * kRawChannels + ch] = QuantizeInputValue(t + (b - t) * kResizeRowLerp[my]);
+        const float tl = ScaleRawInput(top[lo + ch]), tr = ScaleRawInput(top[hi + ch]);
+        const float bl = ScaleRawInput(bottom[lo + ch]), br = ScaleRawInput(bottom[hi + ch]);
+        const float t = tl + RoundedProduct(tr - tl, kResizeColLerp[mx]);
+        const float b = bl + RoundedProduct(br - bl, kResizeColLerp[mx]);
+        input[(my * {mw} + mx) * kRawChannels + ch] = QuantizeInputValue(t + RoundedProduct(b - t, kResizeRowLerp[my]));
       }}
     }}
   }}

@@ -139,6 +139,12 @@ static int8_t quantize(float x) {{
   return (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
 }}
 
+// a * b rounded to float before any add (rounded_product's reason; TensorFlow rounded twice).
+static float rounded_productf(float a, float b) {{
+  volatile float product = a * b;
+  return product;
+}}
+
 // One model row from the picture rows it reads (TensorFlow's compute_lerp, in its order of operations).
 static void model_row(int my, int8_t* input) {{
   const uint8_t* top = g_picture[kRowLo[my] & 1];
@@ -150,9 +156,9 @@ static void model_row(int my, int8_t* input) {{
     for (int c = 0; c < C; ++c) {{
       const float tl = kPixelToFloat[top[lo + c]], tr = kPixelToFloat[top[hi + c]];
       const float bl = kPixelToFloat[bottom[lo + c]], br = kPixelToFloat[bottom[hi + c]];
-      const float t = tl + (tr - tl) * lx;
-      const float b = bl + (br - bl) * lx;
-      input[(my * MW + mx) * C + c] = quantize(t + (b - t) * ly);
+      const float t = tl + rounded_productf(tr - tl, lx);
+      const float b = bl + rounded_productf(br - bl, lx);
+      input[(my * MW + mx) * C + c] = quantize(t + rounded_productf(b - t, ly));
     }}
   }}
 }}
@@ -264,6 +270,14 @@ static uint8_t g_row[TINYNAS_IMG_MAX_SOURCE_WIDTH * C];  // one source row in th
 static uint8_t g_ring[KY][W * C];                        // source rows resized horizontally, by row % KY
 {_model_resize(h=h, w=w, mh=mh, mw=mw, scaling=scaling, input_scale=input_scale,
                input_zero_point=input_zero_point) if resize else ""}
+// a * b rounded before any add: GCC fuses a product and a following add or subtract into one VFMA on FPUs
+// that have it (Cortex-M4F/M7/M33 in float, M7 in double too, ESP32-S3), which rounds once where Pillow and
+// TensorFlow, built without fused instructions, round twice.
+static double rounded_product(double a, double b) {{
+  volatile double product = a * b;
+  return product;
+}}
+
 // Pillow's bilinear_filter: the triangle 1 - |t|.
 static double triangle(double t) {{
   if (t < 0.0) t = -t;
@@ -278,21 +292,21 @@ static void precompute(int in_size, int out_size, int ksize, int32_t* k, int16_t
   const double support = filterscale;  // the triangle's support is 1
   const double ss = 1.0 / filterscale;
   for (int xx = 0; xx < out_size; ++xx) {{
-    const double center = ((double)xx + 0.5) * scale;
+    const double center = rounded_product((double)xx + 0.5, scale);
     int xmin = (int)(center - support + 0.5);
     int xmax = (int)(center + support + 0.5);
     if (xmin < 0) xmin = 0;
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
     double total = 0.0;
-    for (int x = 0; x < xmax; ++x) total += triangle(((double)(x + xmin) - center + 0.5) * ss);
+    for (int x = 0; x < xmax; ++x) total += triangle(rounded_product((double)(x + xmin) - center + 0.5, ss));
     for (int x = 0; x < ksize; ++x) {{
       double weight = 0.0;
       if (x < xmax) {{
-        weight = triangle(((double)(x + xmin) - center + 0.5) * ss);
+        weight = triangle(rounded_product((double)(x + xmin) - center + 0.5, ss));
         if (total != 0.0) weight /= total;
       }}
-      k[xx * ksize + x] = (int32_t)(0.5 + weight * (double)(1 << PRECISION_BITS));
+      k[xx * ksize + x] = (int32_t)(0.5 + rounded_product(weight, (double)(1 << PRECISION_BITS)));
     }}
     first[xx] = (int16_t)xmin;
     count[xx] = (int16_t)xmax;
