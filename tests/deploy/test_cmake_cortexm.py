@@ -117,8 +117,8 @@ class Qemu:
 
     def __init__(self, elf: Path) -> None:
         self.proc = subprocess.Popen(
-            ["qemu-system-arm", "-M", "lm3s6965evb", "-cpu", "cortex-m4", "-icount", "shift=4", "-display", "none", "-S",
-             "-monitor", "stdio", "-serial", "pty", "-kernel", str(elf)],
+            ["qemu-system-arm", "-M", "lm3s6965evb", "-cpu", "cortex-m4", "-icount", "shift=4", "-display", "none",
+             "-S", "-monitor", "stdio", "-serial", "pty", "-kernel", str(elf)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         pty_path = None
         deadline = time.monotonic() + 20
