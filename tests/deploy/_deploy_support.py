@@ -89,3 +89,15 @@ def float_only_tflite() -> bytes:
 
 def float_accuracy(model, x, y) -> float:
     return float(np.mean(np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == y))
+
+
+def untrained_attention_model(num_classes: int = 10):
+    """An untrained one-block tinyformer on digits' 8x8x1 input: a model with BATCH_MATMUL, which the
+    Arduino TFLite Micro libraries have no kernel for."""
+    from tinynas.space import Arch, get_space
+    from tinynas.space.keras_builder import build_keras_model
+
+    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=num_classes)
+    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
+                                             ffn_activation="relu", pooling="mean", positional="none"))
+    return build_keras_model(space.graph(arch), seed=0)

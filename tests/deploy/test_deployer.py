@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from _deploy_support import digits, digits_int8, float_only_tflite, make_profile, small_cnn, trained_digits_keras
+from _deploy_support import (digits, digits_int8, float_only_tflite, make_profile, small_cnn, trained_digits_keras,
+                             untrained_attention_model)
 from tinynas.deploy.arena import measure_arena_bytes
 from tinynas.deploy.deployer import DeployResult, deploy
 from tinynas.deploy.flatbuffer import strip_tensor_names
@@ -171,14 +172,9 @@ def test_a_kernel_the_templates_library_lacks_is_refused_before_qat(tmp_path, mo
     after QAT and validation, when generating the firmware; now right after the first conversion."""
     import tinynas.deploy.qat as qat
     from tinynas.hardware import load_profile
-    from tinynas.space import Arch, get_space
-    from tinynas.space.keras_builder import build_keras_model
 
-    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=10)
-    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
-                                             ffn_activation="relu", pooling="mean", positional="none"))
     path = tmp_path / "former.keras"
-    build_keras_model(space.graph(arch), seed=0).save(path)
+    untrained_attention_model().save(path)
     monkeypatch.setattr(qat, "qat_finetune", lambda *a, **k: pytest.fail("QAT ran before the refusal"))
     with pytest.raises(DeployError, match=f"{path} uses BATCH_MATMUL, which the TFLite Micro library of firmware "
                                           "template 'arduino' .* pass --template cmake-cortexm or zephyr"):

@@ -233,15 +233,11 @@ def attention_int8() -> bytes:
     """An untrained int8 tinyformer (BATCH_MATMUL in its attention) on 8x8x1 input."""
     import numpy as np
 
+    from _deploy_support import untrained_attention_model
     from tinynas.deploy.quantize import quantize_int8
-    from tinynas.space import Arch, get_space
-    from tinynas.space.keras_builder import build_keras_model
 
-    space = get_space("tinyformer", input_shape=(8, 8, 1), num_classes=4)
-    arch = Arch.from_dict("tinyformer", dict(tokenizer="p4", embed_dim=16, depth=1, heads=1, ffn_ratio=1,
-                                             ffn_activation="relu", pooling="mean", positional="none"))
-    model = build_keras_model(space.graph(arch), seed=0)
-    return quantize_int8(model, representative=np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32))
+    return quantize_int8(untrained_attention_model(num_classes=4),
+                         representative=np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32))
 
 
 def test_a_model_with_an_op_the_templates_library_lacks_is_refused_naming_the_templates_that_have_it(
