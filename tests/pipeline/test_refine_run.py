@@ -17,6 +17,7 @@ from tinynas.darts import relax
 from tinynas.darts.layerwise import SKIP
 from tinynas.errors import CostError, SearchError
 from tinynas.pipeline.refine import block_choices, check_refine, mixed_blocks, neighbour_blocks
+from tinynas.pipeline.rundir import loads_config
 from tinynas.pipeline.settings import RunSettings, settings_from_config
 from tinynas.pipeline.stages import stage_plan
 from tinynas.space import get_space
@@ -154,6 +155,8 @@ def test_plan_settings_and_config_carry_the_refine_method():
     config = {"profile": {"id": "nano33ble"}, "dataset": {"name": "digits"}, "space": {"name": "mcunet"},
               "strategy": {"name": "staged"}, "refine": {"method": s.refine}}
     assert settings_from_config(config).refine == "rdarts"
+    config["refine"]["max_mixed_blocks"] = 2  # --refine-option, kept beside the method
+    assert settings_from_config(config).refine_options == {"max_mixed_blocks": 2}
     del config["refine"]
     assert settings_from_config(config).refine == "none"  # a run from before --refine
     with pytest.raises(SearchError, match="--refine 'adam' is unknown"):
@@ -172,11 +175,28 @@ def test_refusals_exit_1_before_anything_is_written(args, message, tmp_path, mon
     assert "Traceback" not in err and not out.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--refine", "none", "--refine-option", "max_mixed_blocks=2"], "runs only with --refine darts|drnas|rdarts"),
+    (["--refine", "drnas", "--refine-option", "max_mixed_block=2"],
+     "--refine drnas has no option 'max_mixed_block'; did you mean 'max_mixed_blocks'?"),
+    # a hyperparameter of --strategy drnas's own search, which the refinement does not use
+    (["--refine", "drnas", "--refine-option", "population_size=4"], "has no option 'population_size'"),
+    (["--refine", "darts", "--refine-option", "max_mixed_blocks=0"], "darts max_mixed_blocks must be at least 1"),
+    (["--refine", "darts", "--refine-option", "alpha_lr=fast"], "--refine darts cannot take alpha_lr='fast'"),
+])
+def test_a_bad_refine_option_exits_1_before_anything_is_written(args, message, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(monkeypatch, capsys, "run", "--profile", "nano33ble", "--dataset", "digits", "--space",
+                        "mcunet", "--strategy", "staged", *args, *FLAGS, "--out", str(out))
+    assert code == 1 and message in err, err[-2000:]
+    assert "Traceback" not in err and not out.exists()
+
+
 @pytest.mark.slow
 def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     args = ["run", "--profile", "nano33ble", "--dataset", "digits", "--space", "mcunet", "--strategy", "staged",
-            "--refine", "drnas", *FLAGS, "--out", str(out)]
+            "--refine", "drnas", "--refine-option", "max_mixed_blocks=2", *FLAGS, "--out", str(out)]
     code, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err[-3000:]
     done = json.loads((out / "stages" / "refine" / "done.json").read_text())
@@ -188,7 +208,9 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     space.validate(derived)
     supernet = [e for e in refined if e["fidelity"] == "supernet"]
     assert len(supernet) == 1 and supernet[0]["id"] == derived.id and supernet[0]["cost"]["fits"] is True
-    assert 1 <= done["mixed_blocks"] <= 4 and (out / "stages" / "refine" / "supernet.npz").is_file()
+    assert 1 <= done["mixed_blocks"] <= 2 and (out / "stages" / "refine" / "supernet.npz").is_file()
+    assert loads_config((out / "config.toml").read_text(), where="config")["refine"] == {
+        "method": "drnas", "max_mixed_blocks": 2}
     assert done["handed"] == (done["feasible"] and done["accuracy"] >= done["cut_accuracy"])
     finals = {e["id"] for e in lines if e.get("stage") == "final" and e.get("type") == "candidate"}
     assert (derived.id in finals) == done["handed"] or derived.id in finals
@@ -208,7 +230,8 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     from tinynas.cli.search import _print_summary
 
     _print_summary(json.loads((out / "summary.json").read_text()), out)
-    assert f"refine     drnas on a layer-wise supernet around {done['base']}" in capsys.readouterr().out
+    assert (f"refine     drnas (max_mixed_blocks=2) on a layer-wise supernet around {done['base']}"
+            in capsys.readouterr().out)
     # killed after the supernet's last epoch, before the stage finished: resume from the checkpoint
     (out / "stages" / "refine" / "done.json").unlink()
     for later in ("final", "winner", "deploy"):
@@ -219,6 +242,10 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     assert again["derived"] == derived.id
     lines = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines() if x.strip()]
     assert len([e for e in lines if e.get("stage") == "refine" and e.get("type") == "candidate"]) == len(refined)
+    # the option binds the run: another value would mix two refinements in one journal
+    other = [a if a != "max_mixed_blocks=2" else "max_mixed_blocks=3" for a in args]
+    code, err = run_cli(monkeypatch, capsys, *other)
+    assert code == 1 and "refine.max_mixed_blocks: 2 -> 3" in err, err[-2000:]
 
 
 @pytest.mark.slow

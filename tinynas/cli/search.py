@@ -31,6 +31,9 @@ def _common(fn: Callable) -> Callable:
                      show_default=True,
                      help="With --strategy staged on mcunet or dscnn: a differentiable refinement stage between "
                           "evolution and final training (layer-wise supernet around the evolution's best arch)."),
+        click.option("--refine-option", "refine_options", type=Setting(), multiple=True, metavar="KEY=VALUE",
+                     help="A hyperparameter of the --refine method's supernet (repeatable): supernet_epochs, "
+                          "supernet_samples, alpha_lr, hw_lambda, max_mixed_blocks; goes into config.toml [refine]."),
         click.option("--strategy-option", "strategy_options", type=Setting(), multiple=True, metavar="KEY=VALUE",
                      help="A hyperparameter of --strategy (repeatable), e.g. --strategy-option max_width=0.35 "
                           "for ofa; goes into config.toml [strategy]."),
@@ -81,7 +84,8 @@ def _settings(profile: str, kw: dict[str, Any]):
     return RunSettings(
         profile=profile, dataset=kw["dataset"], dataset_options=typed_options(kw["dataset"], kw["dataset_options"]),
         space=kw["space"], strategy=kw["strategy"],
-        refine=kw["refine"], strategy_options=dict(kw["strategy_options"]), budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
+        refine=kw["refine"], strategy_options=dict(kw["strategy_options"]), refine_options=dict(kw["refine_options"]),
+        budget_candidates=kw["budget_candidates"], budget_minutes=kw["budget_minutes"], workers=kw["workers"],
         backend=kw["backend"], ray_address=kw["ray_address"],
         seed=kw["seed"], search_epochs=kw["search_epochs"], search_samples=kw["search_samples"],
         final_epochs=kw["final_epochs"], final_top_k=kw["final_top_k"],

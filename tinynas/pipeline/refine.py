@@ -17,6 +17,7 @@ own fidelity ("low") unless the search already did; final training takes it when
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any, Callable
 
@@ -34,6 +35,9 @@ REFINE_METHODS = ("none", "darts", "drnas", "rdarts")
 #: the spaces whose blocks the layer-wise supernet can mix (tinynas.darts.layerwise.relax)
 REFINE_SPACES = RELAXABLE_SPACES
 STAGE = "refine"
+#: the hyperparameters of --strategy darts|drnas|rdarts that size its refinement (``--refine-option``); the others
+#: (the evolution's population, the base samples) belong to that strategy's own search, where nothing uses them here
+REFINE_OPTIONS = ("supernet_epochs", "supernet_samples", "alpha_lr", "hw_lambda", "max_mixed_blocks")
 
 
 def check_refine(*, refine: str, strategy: str, space: str) -> None:
@@ -51,6 +55,28 @@ def check_refine(*, refine: str, strategy: str, space: str) -> None:
                           f"tensor shapes between blocks fixed, so none could be relaxed); the layer-wise supernet "
                           f"works on {', '.join(REFINE_SPACES)}. Use --space {' or '.join(REFINE_SPACES)}, or "
                           f"--refine none")
+
+
+def check_refine_options(*, refine: str, options: dict[str, Any], space: Any, seed: int) -> None:
+    """SearchError (before anything is written) for a ``--refine-option`` without ``--refine``, a key that does
+    not size the refinement, or a value the method's strategy refuses."""
+    if not options:
+        return
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    if refine == "none":
+        raise SearchError(f"--refine-option {given} sets the differentiable refinement, which runs only with "
+                          f"--refine {'|'.join(REFINE_METHODS[1:])}; add --refine, or leave the option out")
+    for key in options:
+        if key not in REFINE_OPTIONS:
+            close = difflib.get_close_matches(key, REFINE_OPTIONS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SearchError(f"--refine {refine} has no option {key!r}; {hint}known: {', '.join(REFINE_OPTIONS)}")
+    from tinynas.strategies import make_strategy
+
+    try:
+        make_strategy(refine, space=space, seed=seed, **options)
+    except (TypeError, ValueError) as exc:
+        raise SearchError(f"--refine {refine} cannot take {given}: {exc}") from None
 
 
 def block_choices(base: Arch, archs: list[Arch], *, space: Any) -> dict[str, set[tuple[Any, ...]]]:
@@ -138,8 +164,8 @@ def refine_stage(ctx: Any) -> dict:
         return {"method": method, "skipped": note, "handed": False}
     archs = [Arch.from_json(e["arch"]) for e in top]
     base = archs[0]
-    # the supernet hyperparameters of --strategy <method> at their defaults (epochs: --search-epochs)
-    strategy = make_strategy(method, space=space, seed=int(s.seed), feasible=ctx.check)
+    # the supernet hyperparameters of --strategy <method>: its defaults (epochs: --search-epochs), or --refine-option
+    strategy = make_strategy(method, space=space, seed=int(s.seed), feasible=ctx.check, **s.refine_options)
     names, options = mixed_blocks(base, archs, space=space, max_blocks=strategy.max_mixed_blocks)
     mix, mix_notes = "disagreement", []
     if not names:
@@ -179,6 +205,7 @@ def refine_stage(ctx: Any) -> dict:
     record.pop("weights")
     return {"method": method, "base": base.id, "top": [a.id for a in archs], "options": [list(o) for o in options],
             "mix": mix, "mixed": names, "mixed_blocks": plan.shape[0], "derived": derived.id,
+            **({"hyperparameters": dict(s.refine_options)} if s.refine_options else {}),
             "arch": derived.to_json(), "notes": notes,
             "accuracy": accuracy, "cut_accuracy": cut, "feasible": feasible, "handed": handed,
             "expected_latency_ms": (result.expected_latency_ms or [None])[-1],

@@ -216,7 +216,7 @@ def _refinement(rd: RunDir, *, classes: int | None) -> dict[str, Any] | None:
                     "seconds": search.get("seconds"), "epochs_run": search.get("epochs_run"),
                     "epoch_passes": (search.get("config") or {}).get("epoch_passes", 1),
                     "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None),
-                    "classes": classes}
+                    "classes": classes, "hyperparameters": done.get("hyperparameters")}
     return None
 
 
@@ -301,8 +301,9 @@ def refinement_text(r: dict[str, Any]) -> str:
         return f"{r['method']} skipped: {r['skipped']}"
     took = f" in {float(r['seconds']):.0f} s" if r.get("seconds") is not None else ""
     mixed = counted(int(r['mixed_blocks']), 'mixed block')
-    text = (f"{r['method']} on a layer-wise supernet around {r['base']} ({mixed}){took}: "
-            f"derived {r['derived']}")
+    given = ", ".join(f"{k}={v}" for k, v in (r.get("hyperparameters") or {}).items())  # --refine-option
+    method = f"{r['method']} ({given})" if given else r["method"]
+    text = f"{method} on a layer-wise supernet around {r['base']} ({mixed}){took}: derived {r['derived']}"
     if r.get("handed") is None:  # --strategy darts|drnas|rdarts: the derived arch is what final training trains
         return text
     scored = "" if r.get("accuracy") is None else f"{float(r['accuracy']):.4f} at search fidelity"

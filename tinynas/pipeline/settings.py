@@ -61,6 +61,8 @@ class RunSettings:
     #: "auto"), True always, False never (the post-training int8 model is deployed as it is)
     qat: bool | None = None
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    #: hyperparameters of the refine stage's method (``--refine-option``; tinynas.pipeline.refine.REFINE_OPTIONS)
+    refine_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None  # default: <out>/cache (a sweep shares <sweep>/cache)
     progress: bool = False
     # Budgets stated on the command line, in place of the profile's (None: the profile's own).
@@ -207,6 +209,9 @@ def resolve(settings: RunSettings, *, dataset: Any = None) -> Resolved:
         from tinynas.pipeline.front_end_budget import reserve_front_end
 
         profile = reserve_front_end(profile, dataset, resized=space.resizes_input())
+    from tinynas.pipeline.refine import check_refine_options
+
+    check_refine_options(refine=settings.refine, options=settings.refine_options, space=space, seed=int(settings.seed))
     if settings.strategy_options:  # the strategy checks its values before anything is written
         from tinynas.strategies import make_strategy
 
@@ -250,7 +255,7 @@ def config_for(resolved: Resolved) -> dict[str, dict[str, Any]]:
                    "prefilter_candidates": s.prefilter_candidates, "prefilter_keep": s.prefilter_keep},
         "seeds": {"seed": int(s.seed)},
         # no section without refinement, so the config.toml of runs from before --refine still resume
-        **({"refine": {"method": s.refine}} if s.refine != "none" else {}),
+        **({"refine": {"method": s.refine, **s.refine_options}} if s.refine != "none" else {}),
         # no section when deploy decides on QAT itself, so the config.toml of runs from before --qat still resume
         **({"deploy": {"qat": bool(s.qat)}} if s.qat is not None else {}),
         # what the command line changed of the profile's budgets (no section when nothing did)
@@ -268,10 +273,12 @@ def settings_from_config(config: Mapping[str, Mapping[str, Any]], *, profile: st
     """Rebuild the settings from a run's ``config.toml`` (used by ``tinynas report`` and sweeps)."""
     b, st, ex = config.get("budget", {}), dict(config.get("strategy", {})), config.get("execution", {})
     name = st.pop("name")
+    refine = dict(config.get("refine", {}))
     return RunSettings(
         profile=profile or config["profile"]["id"], dataset=config["dataset"]["name"],
         dataset_options=dict(config["dataset"].get("options", {})), space=config["space"]["name"],
-        strategy=name, refine=config.get("refine", {}).get("method", "none"), budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
+        strategy=name, refine=refine.pop("method", "none"), refine_options=refine,
+        budget_candidates=b.get("candidates"), budget_minutes=b.get("minutes"),
         search_epochs=b.get("search_epochs", 3), search_samples=b.get("search_samples"),
         final_epochs=b.get("final_epochs", 20), final_samples=b.get("final_samples"),
         final_top_k=b.get("final_top_k", 3), prefilter_candidates=b.get("prefilter_candidates", 150),
