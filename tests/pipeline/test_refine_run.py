@@ -143,8 +143,15 @@ def test_the_refinement_says_what_became_of_the_derived_arch():
             "was taken it scored 0.8750 on the validation split") in "\n".join(_refinement_lines(trained))
     assert "trained 6 epochs; at" in "\n".join(_refinement_lines({**trained, "epoch_passes": 1}))
     assert "chance" not in "\n".join(_refinement_lines({**trained, "classes": 2}))
-    assert ("scored 0.5000 on the validation split. That is chance for 2 classes: the supernet did not learn"
-            in "\n".join(_refinement_lines({**trained, "supernet_val_accuracy": 0.5, "classes": 2})))
+    assert ("scored 0.5000 on the validation split. That is chance for 2 classes (a constant guess scores 0.5000 "
+            "on this split): the supernet did not learn" in "\n".join(
+                _refinement_lines({**trained, "supernet_val_accuracy": 0.5, "classes": 2})))
+    # 27 of 269 on 10 classes is above 1/10, but the split's most common class has 28: still chance
+    lines = "\n".join(_refinement_lines({**trained, "supernet_val_accuracy": 27 / 269, "classes": 10,
+                                         "chance_accuracy": 28 / 269}))
+    assert "(a constant guess scores 0.1041 on this split)" in lines and "--refine-option supernet_epochs=N" in lines
+    assert "chance" not in "\n".join(_refinement_lines({**trained, "supernet_val_accuracy": 0.2, "classes": 10,
+                                                       "chance_accuracy": 28 / 269}))
 
 
 def test_plan_settings_and_config_carry_the_refine_method():
@@ -209,6 +216,7 @@ def test_staged_refine_journals_the_derived_arch_and_resumes_without_retraining(
     supernet = [e for e in refined if e["fidelity"] == "supernet"]
     assert len(supernet) == 1 and supernet[0]["id"] == derived.id and supernet[0]["cost"]["fits"] is True
     assert 1 <= done["mixed_blocks"] <= 2 and (out / "stages" / "refine" / "supernet.npz").is_file()
+    assert 0.1 <= done["chance_accuracy"] < 0.12  # digits' validation split: the most common class's share
     assert loads_config((out / "config.toml").read_text(), where="config")["refine"] == {
         "method": "drnas", "max_mixed_blocks": 2}
     assert done["handed"] == (done["feasible"] and done["accuracy"] >= done["cut_accuracy"])

@@ -77,6 +77,15 @@ def supernet_search_setup(ctx: Any, strategy: Any) -> tuple[Any, Any, int]:
     return data, config, epochs
 
 
+def chance_accuracy(y: Any) -> float:
+    """What a constant guess of the most common class scores on labels ``y``: a supernet at or below it did
+    not learn (1/classes only on a split balanced to the sample)."""
+    import numpy as np
+
+    y = np.asarray(y).reshape(-1)
+    return float(np.bincount(y.astype(np.int64)).max() / len(y)) if len(y) else 0.0
+
+
 def run_layerwise_search(ctx: Any, data: Any, *, plan: Any, config: Any, epochs: int, label: str,
                          state_dir: Any) -> tuple[Any, list[str]]:
     """The layer-wise search with its epoch bar, and what the run must say about it: a derived arch that was
@@ -153,4 +162,4 @@ def differentiable_stage(ctx: Any) -> dict:
     return {"strategy": s.strategy, "base": base.id, "mixed_blocks": plan.shape[0], "derived": result.arch.id,
             "arch": result.arch.to_json(), "notes": notes,
             "expected_latency_ms": (result.expected_latency_ms or [None])[-1],
-            "latency_ms": float(cost.latency_ms), "search": record}
+            "latency_ms": float(cost.latency_ms), "search": record, "chance_accuracy": chance_accuracy(data.y_val)}

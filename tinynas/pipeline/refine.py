@@ -150,7 +150,7 @@ def refine_stage(ctx: Any) -> dict:
     final training takes it (``handed``), and how the mixed blocks were chosen (``mix``: "disagreement" of the
     top candidates, or "neighbourhood" of the best arch when they agree on every block). Only a search with no
     usable candidate, or a best arch with no block that can be mixed, skips the supernet with a note."""
-    from tinynas.pipeline.differentiable import run_layerwise_search, supernet_search_setup
+    from tinynas.pipeline.differentiable import chance_accuracy, run_layerwise_search, supernet_search_setup
     from tinynas.pipeline.stages import cost_fields, top_candidates
     from tinynas.strategies import make_strategy
 
@@ -209,7 +209,8 @@ def refine_stage(ctx: Any) -> dict:
             "arch": derived.to_json(), "notes": notes,
             "accuracy": accuracy, "cut_accuracy": cut, "feasible": feasible, "handed": handed,
             "expected_latency_ms": (result.expected_latency_ms or [None])[-1],
-            "latency_ms": float(ctx.check.cost(derived).latency_ms), "search": record}
+            "latency_ms": float(ctx.check.cost(derived).latency_ms), "search": record,
+            "chance_accuracy": chance_accuracy(data.y_val)}
 
 
 def _search_fidelity_accuracy(ctx: Any, arch: Arch) -> float | None:

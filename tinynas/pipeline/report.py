@@ -216,7 +216,8 @@ def _refinement(rd: RunDir, *, classes: int | None) -> dict[str, Any] | None:
                     "seconds": search.get("seconds"), "epochs_run": search.get("epochs_run"),
                     "epoch_passes": (search.get("config") or {}).get("epoch_passes", 1),
                     "supernet_val_accuracy": (vals[-1 if at is None else at] if vals else None),
-                    "classes": classes, "hyperparameters": done.get("hyperparameters")}
+                    "classes": classes, "chance_accuracy": done.get("chance_accuracy"),
+                    "hyperparameters": done.get("hyperparameters")}
     return None
 
 
@@ -330,9 +331,13 @@ def _refinement_lines(r: dict[str, Any] | None) -> list[str]:
         passes = int(r.get("epoch_passes") or 1)
         each = f", each {passes} passes over the small training set" if passes > 1 else ""
         val, classes = float(r["supernet_val_accuracy"]), r.get("classes")
-        chance = (f" That is chance for {classes} classes: the supernet did not learn, and the mixing weights "
-                  f"followed the hardware loss alone; more --search-epochs train it further."
-                  if classes and val <= 1.0 / int(classes) + 1e-9 else "")
+        # a run from before chance_accuracy was recorded: a balanced split's 1/classes
+        guess = r.get("chance_accuracy") or (1.0 / int(classes) if classes else None)
+        option = "--refine-option" if r["stage"] == "refine" else "--strategy-option"
+        chance = (f" That is chance for {classes} classes (a constant guess scores {guess:.4f} on this split): the "
+                  f"supernet did not learn, and the mixing weights followed the hardware loss alone; more "
+                  f"--search-epochs, or {option} supernet_epochs=N, train it further."
+                  if guess is not None and val <= guess + 1e-9 else "")
         out.append(f"The supernet trained {counted(int(r['epochs_run']), 'epoch')}{each}; at the epoch whose arch "
                    f"was taken it scored {val:.4f} on the validation split.{chance}")
     out += [f"- {note}" for note in r.get("notes", [])]
