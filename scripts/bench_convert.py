@@ -1,11 +1,13 @@
-"""How long an int8 conversion takes, and that ``quantize_int8`` writes what ``from_keras_model`` writes.
+"""How long an int8 conversion takes, and that ``quantize_int8`` writes the network ``from_keras_model`` writes.
 
 Every deployed candidate, QAT retry and sweep board pays one conversion.
-``tinynas.deploy.quantize.keras_converter`` saves a minimal SavedModel instead of
-going through Keras's ExportArchive; this prints, per random arch of each image
-space, both times and how many bytes of the two files differ (1: the conversion
-metadata's "original model type"; anything else would change the flash cost
-model's ground truth). TensorFlow runs on one thread, as in the test suite. Usage:
+``tinynas.deploy.quantize.keras_converter`` converts the traced inference call
+(``from_concrete_functions``) instead of going through Keras's ExportArchive and a
+SavedModel; this prints, per random arch of each image space, both times and
+whether the two files hold the same network: the same ops and their tensors,
+shapes, types, quantization, weights, interface and signature, tensor names and
+the conversion metadata aside (anything else would change the flash cost model's
+ground truth). TensorFlow runs on one thread, as in the test suite. Usage:
 
     .venv/bin/python scripts/bench_convert.py [--archs 2] [--seed 1] [--json]
 """
@@ -51,6 +53,7 @@ def main() -> int:
 
     import numpy as np
 
+    from tinynas.deploy.flatbuffer import network_of
     from tinynas.deploy.quantize import _trained_like_statistics, quantize_int8
     from tinynas.space import get_space
     from tinynas.space.keras_builder import build_keras_model
@@ -69,17 +72,18 @@ def main() -> int:
             mid = time.perf_counter()
             after = quantize_int8(model, representative=rep)
             end = time.perf_counter()
-            differ = sum(a != b for a, b in zip(before, after)) if len(before) == len(after) else None
             rows.append({"space": name, "arch": arch.id, "bytes": len(after), "bytes_before": len(before),
-                         "bytes_differing": differ, "from_keras_model_s": mid - start, "tinynas_s": end - mid})
+                         "same_network": network_of(before) == network_of(after),
+                         "from_keras_model_s": mid - start, "tinynas_s": end - mid})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'space':<12} {'arch':<13} {'file B':>10} {'differ B':>9} {'from_keras_model s':>19} {'tinynas s':>10}")
+    print(f"{'space':<12} {'arch':<13} {'file B':>10} {'before B':>10} {'same network':>12} "
+          f"{'from_keras_model s':>19} {'tinynas s':>10}")
     for r in rows:
-        differ = "size!" if r["bytes_differing"] is None else r["bytes_differing"]
-        print(f"{r['space']:<12} {r['arch']:<13} {r['bytes']:>10,} {differ:>9} {r['from_keras_model_s']:>19.2f} "
-              f"{r['tinynas_s']:>10.2f}")
+        same = "yes" if r["same_network"] else "NO"
+        print(f"{r['space']:<12} {r['arch']:<13} {r['bytes']:>10,} {r['bytes_before']:>10,} {same:>12} "
+              f"{r['from_keras_model_s']:>19.2f} {r['tinynas_s']:>10.2f}")
     before, after = sum(r["from_keras_model_s"] for r in rows), sum(r["tinynas_s"] for r in rows)
     print(f"total {before:.1f} s -> {after:.1f} s ({1 - after / before:.0%} less)")
     return 0

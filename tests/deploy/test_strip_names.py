@@ -12,7 +12,7 @@ from _deploy_support import digits, digits_int8, make_profile, trained_digits_ke
 from tinynas.cli.main import cli
 from tinynas.deploy.arena import measure_arena_bytes
 from tinynas.deploy.deployer import deploy
-from tinynas.deploy.flatbuffer import strip_tensor_names, unpack
+from tinynas.deploy.flatbuffer import network_of, strip_tensor_names, unpack
 from tinynas.deploy.interpreter import MicroInterpreter
 from tinynas.errors import ModelFileError
 
@@ -31,6 +31,7 @@ def test_the_stripped_model_computes_the_same_in_tflite_micro_with_its_weights_a
     want, got = MicroInterpreter(data).predict_int8(x), MicroInterpreter(stripped).predict_int8(x)
     assert np.array_equal(want, got)
     assert measure_arena_bytes(stripped) == measure_arena_bytes(data)
+    assert network_of(stripped) == network_of(data)  # the same network, names aside
 
     graph = unpack(data).subgraphs[0]
     interface = {int(graph.inputs[0]), int(graph.outputs[0])}

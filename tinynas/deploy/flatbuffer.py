@@ -92,3 +92,30 @@ def strip_tensor_names(model_bytes: bytes, *, source: str = "model") -> tuple[by
     if len(stripped) >= len(model_bytes):  # names were already short: rewriting would not pay
         return bytes(model_bytes), 0
     return stripped, len(model_bytes) - len(stripped)
+
+
+def network_of(model_bytes: bytes, *, source: str = "model") -> tuple[Any, ...]:
+    """What an interpreter runs of ``model_bytes``, comparable between files: each subgraph's operators (op
+    code, input and output tensors), tensors (shape, type, buffer, quantization), interface and signatures,
+    and the weight buffers; not the tensor names or the metadata (the converter's version and provenance).
+    Two conversions with equal ``network_of`` compute the same on the board."""
+    model = unpack(model_bytes, source=source)
+    metadata = {m.buffer for m in model.metadata or []}
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes or []]
+
+    def quantization(t: Any) -> Any:
+        q = t.quantization
+        if q is None or q.scale is None:
+            return None
+        return tuple(map(float, q.scale)), tuple(map(int, q.zeroPoint)), int(q.quantizedDimension)
+
+    graphs = tuple(
+        (tuple((codes[o.opcodeIndex], tuple(map(int, o.inputs)), tuple(map(int, o.outputs))) for o in g.operators),
+         tuple((tuple(map(int, t.shape)), int(t.type), int(t.buffer), quantization(t)) for t in g.tensors),
+         tuple(map(int, g.inputs)), tuple(map(int, g.outputs)))
+        for g in model.subgraphs or [])
+    buffers = tuple(None if b.data is None else bytes(bytearray(b.data))
+                    for i, b in enumerate(model.buffers or []) if i not in metadata)
+    signatures = tuple((s.signatureKey, tuple(int(i.tensorIndex) for i in s.inputs or []),
+                        tuple(int(o.tensorIndex) for o in s.outputs or [])) for s in model.signatureDefs or [])
+    return graphs, buffers, signatures
