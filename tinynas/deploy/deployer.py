@@ -249,8 +249,25 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+#: Up to this many samples a single-input, single-output model runs op by op rather than through
+#: ``keras.Model.predict``, which first traces its generic predict function: on digits' 269 test images
+#: an mcunet net took 0.27 s op by op against 1.16 s; at 5,000 images predict wins (1.3 s against 2.2 s).
+EAGER_PREDICT_SAMPLES = 1024
+
+
+def keras_outputs(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The float model's outputs on ``x`` in inference mode, batch by batch."""
+    if len(x) > EAGER_PREDICT_SAMPLES or len(model.inputs) != 1 or len(model.outputs) != 1:
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    import tensorflow as tf
+
+    outs = [np.asarray(model(tf.constant(x[i:i + batch_size]), training=False))
+            for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs) if outs else np.asarray(model.predict(x, verbose=0))
+
+
 def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
+    pred = keras_outputs(model, x)
     return float(np.mean(pred.reshape(len(y), -1).argmax(axis=1) == np.asarray(y).reshape(-1)))
 
 

@@ -92,13 +92,13 @@ def deploy_runtime(*, keras_model: Any, model_path: Path, profile: HardwareProfi
     float-only op in the int8 model), ModelFileError (the runtime cannot load the
     result) before anything is written, and DoesNotFitError after writing.
     """
-    from tinynas.deploy.deployer import scaling_text
+    from tinynas.deploy.deployer import keras_outputs, scaling_text
 
     kind = profile.kind
     if kind not in PRIMARY:
         raise DeployError(f"{profile.source_path or profile.id}: kind {kind!r} has no runtime deploy; "
                           f"expected one of {sorted(PRIMARY)}")
-    keras_probs = np.asarray(keras_model.predict(x_test, batch_size=256, verbose=0), dtype=np.float32)
+    keras_probs = keras_outputs(keras_model, x_test).astype(np.float32)
     keras_probs = keras_probs.reshape(len(y_test), -1)
     float_acc = float(np.mean(keras_probs.argmax(axis=1) == y_test))
     sample_shape = tuple(int(d) for d in x_test.shape[1:])
