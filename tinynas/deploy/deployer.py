@@ -257,13 +257,12 @@ EAGER_PREDICT_SAMPLES = 1024
 
 def keras_outputs(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """The float model's outputs on ``x`` in inference mode, batch by batch."""
-    if len(x) > EAGER_PREDICT_SAMPLES or len(model.inputs) != 1 or len(model.outputs) != 1:
+    if not 0 < len(x) <= EAGER_PREDICT_SAMPLES or len(model.inputs) != 1 or len(model.outputs) != 1:
         return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     import tensorflow as tf
 
-    outs = [np.asarray(model(tf.constant(x[i:i + batch_size]), training=False))
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.asarray(model.predict(x, verbose=0))
+    return np.concatenate([np.asarray(model(tf.constant(x[i:i + batch_size]), training=False))
+                           for i in range(0, len(x), batch_size)])
 
 
 def _float_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:

@@ -168,11 +168,12 @@ def keras_converter(model: Any, *, sample_shape: tuple[int, ...]) -> Iterator[An
     (``from_concrete_functions``) skips the export, the save and both loads: the
     int8 conversion of a small mcunet net took 4.8 s through a SavedModel of the
     call alone and 2.8 s this way; ``scripts/bench_convert.py`` times ten archs
-    against ``from_keras_model`` (41.2 -> 19.4 s). The file has the same ops, tensors,
-    quantization, weights and signature as the SavedModel route; only the output
-    tensor's name (``StatefulPartitionedCall:0``) and the conversion metadata's
-    "original model type" differ, and deploy strips the names the board never
-    reads. The ``tf.Module`` holds the variables while ``convert()`` freezes them.
+    against ``from_keras_model`` (41.2 -> 19.4 s). The file holds the network
+    ``from_keras_model`` writes (``flatbuffer.network_of``: ops, tensors,
+    quantization, weights, signature); only the output tensor's name and the
+    conversion metadata's "original model type" differ, and deploy strips the
+    names the board never reads. The ``tf.Module`` holds the variables while
+    ``convert()`` freezes them.
     """
     from tinynas.tf_runtime import quiet_import
 
