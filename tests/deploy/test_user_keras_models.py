@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from _deploy_support import digits, make_profile
 from tinynas.cli.main import cli
 from tinynas.deploy.deployer import deploy
-from tinynas.errors import DoesNotFitError
+from tinynas.errors import DoesNotFitError, ModelFileError
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -151,13 +151,46 @@ def test_a_subclassed_recurrent_model_is_refused_with_the_fix():
         quantize_int8(model, representative=x, num_samples=2)
 
 
+def test_a_subclassed_model_deploys_at_the_shape_it_was_built_with(tmp_path):
+    """A subclassed model has no ``inputs`` until it is called: deploy stopped on an AttributeError. Keras keeps
+    the shape it was built with, so deploy calls it on a ``keras.Input`` of that shape; one saved before it was
+    ever called is refused with the fix."""
+    import keras
+
+    @keras.saving.register_keras_serializable("tinynas_subclassed_tests")
+    class Classifier(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.flat = keras.layers.Flatten()
+            self.head = keras.layers.Dense(10, activation="softmax")
+
+        def call(self, x):
+            return self.head(self.flat(x))
+
+    keras.utils.set_random_seed(0)
+    model = Classifier()
+    model(np.zeros((1, 8, 8, 1), "float32"))
+    src, out = tmp_path / "classifier.keras", tmp_path / "out"
+    model.save(src)
+    result = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nano33ble", "--dataset", "digits",
+                                      "--no-qat", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fits"] and (out / "model_int8.tflite").is_file() and 0.0 <= m["int8_accuracy"] <= 1.0
+
+    Classifier().save(tmp_path / "unbuilt.keras")
+    result = CliRunner().invoke(cli, ["deploy", str(tmp_path / "unbuilt.keras"), "--profile", "nano33ble",
+                                      "--dataset", "digits", "--out", str(tmp_path / "out2")])
+    assert result.exit_code == 1 and isinstance(result.exception, ModelFileError)
+    assert "(Classifier) that has no input shape: it was saved before it was called on data" in str(result.exception)
+    assert "call the model on one batch of your data before model.save()" in str(result.exception)
+
+
 @pytest.mark.slow
 def test_a_legacy_h5_model_deploys_and_a_savedmodel_folder_is_refused_with_the_recipe(tmp_path):
     """tf.keras 2 saved .h5 files, and older tutorials still do; a SavedModel folder cannot be
     fine-tuned here, and the refusal says what to pass instead."""
     import warnings
-
-    from tinynas.errors import ModelFileError
 
     model = _flat_model(rescale=None)
     h5 = tmp_path / "model.h5"

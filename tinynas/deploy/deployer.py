@@ -173,12 +173,30 @@ def _load_source(model_path: Path) -> _Source:
             raise ModelFileError(
                 f"{model_path}: cannot load this Keras model ({type(exc).__name__}: {str(exc)[:300]}); {fix}"
             ) from None
+        if not hasattr(model, "inputs"):  # subclassed: no graph of layers until it is called on an input
+            model = _functional(keras, model, model_path)
         if isinstance(model.inputs, list) and len(model.inputs) != 1:
             raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
         return _Source(kind="keras", file_bytes=data, keras_model=model)
     raise ModelFileError(
         f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras, .h5 or .tflite file"
     )
+
+
+def _functional(keras: Any, model: Any, model_path: Path) -> Any:
+    """A subclassed Keras model as a functional one: its call on a ``keras.Input`` of the shape it was built
+    with (Keras saves it as the model's build config), so deploy reads its input and output shapes and the
+    converter traces it as any model."""
+    shape = (model.get_build_config() or {}).get("input_shape") if model.built else None
+    if not shape or not all(isinstance(d, int) or d is None for d in shape):
+        what = "has no input shape: it was saved before it was called on data" if not shape else (
+            f"takes more than one input ({shape})")
+        raise ModelFileError(
+            f"{model_path}: a subclassed Keras model ({type(model).__name__}) that {what}; deploy needs one input "
+            "of a known shape: call the model on one batch of your data before model.save(), or build it with "
+            "keras.Input (functional or Sequential)")
+    inp = keras.Input(shape=tuple(shape[1:]))
+    return keras.Model(inp, model(inp), name=model.name)
 
 
 def _calibration_inputs(dataset: Any, *, fit: dict[str, Any], n: int, x_train: np.ndarray | None = None) -> np.ndarray:
