@@ -186,6 +186,24 @@ def test_a_subclassed_model_deploys_at_the_shape_it_was_built_with(tmp_path):
     assert "call the model on one batch of your data before model.save()" in str(result.exception)
 
 
+def test_a_model_with_two_heads_is_refused_naming_them(tmp_path):
+    """Its output shapes are a list, and deploy stopped on a TypeError multiplying None by an int."""
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(inp)
+    two = keras.Model(inp, [keras.layers.Dense(10, activation="softmax", name="digit")(flat),
+                            keras.layers.Dense(2, activation="softmax", name="odd")(flat)])
+    two.save(tmp_path / "two.keras")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(tmp_path / "two.keras"), "--profile", "nano33ble", "--dataset",
+                                      "digits", "--out", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, ModelFileError)
+    assert "one output, the class scores the firmware reads; this one has 2 (digit (None, 10), odd (None, 2))" in str(
+        result.exception) and "keras.Model(model.inputs, model.outputs[i])" in str(result.exception)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_a_legacy_h5_model_deploys_and_a_savedmodel_folder_is_refused_with_the_recipe(tmp_path):
     """tf.keras 2 saved .h5 files, and older tutorials still do; a SavedModel folder cannot be

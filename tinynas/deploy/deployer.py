@@ -177,6 +177,13 @@ def _load_source(model_path: Path) -> _Source:
             model = _functional(keras, model, model_path)
         if isinstance(model.inputs, list) and len(model.inputs) != 1:
             raise ModelFileError(f"{model_path}: deploy needs a model with one input, this one has {len(model.inputs)}")
+        if isinstance(model.outputs, list) and len(model.outputs) != 1:
+            names = list(getattr(model, "output_names", None) or []) or [t.name for t in model.outputs]
+            heads = ", ".join(f"{name} {tuple(t.shape)}" for name, t in zip(names, model.outputs))
+            raise ModelFileError(
+                f"{model_path}: deploy needs a model with one output, the class scores the firmware reads; this one "
+                f"has {len(model.outputs)} ({heads}); save the head to deploy as a model of its own: "
+                "keras.Model(model.inputs, model.outputs[i]).save('head.keras')")
         return _Source(kind="keras", file_bytes=data, keras_model=model)
     raise ModelFileError(
         f"{model_path}: unknown model format {suffix or '(no suffix)'!r}; pass a .keras, .h5 or .tflite file"
