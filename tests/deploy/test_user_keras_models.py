@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from _deploy_support import digits, make_profile
 from tinynas.cli.main import cli
+from tinynas.data import load_dataset
 from tinynas.deploy.deployer import deploy
 from tinynas.errors import DoesNotFitError, ModelFileError
 
@@ -390,3 +392,69 @@ def test_an_op_left_in_float_is_said_and_recorded(tmp_path, caplog):
                                       "--out", str(tmp_path / "plain")])
     assert result.exit_code == 0 and "float ops" not in result.output
     assert "float_ops" not in json.loads((tmp_path / "plain" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_binary_classifier_with_one_score_deploys_as_two_class_scores(tmp_path):
+    """A two-class model often ends in Dense(1, sigmoid), or a logit trained with from_logits=True: deploy refused
+    it ("the model has 1 outputs but dataset ... has 2 classes"). Its Dense(1) now becomes Dense(2) with softmax
+    over (-z/2, z/2), which is (1 - p, p), so the firmware and the int8 checks read the top score as the class,
+    as for any model, and that is Keras's p > 0.5."""
+    import keras
+
+    from tinynas.deploy.deployer import _two_class_scores
+    from tinynas.deploy.interpreter import read_model_io
+    from tinynas.deploy.quantize import quantize_int8
+
+    ds = digits()
+    data = tmp_path / "odd.npz"  # odd digits against even ones
+    np.savez(data, **{f"x_{split}": getattr(ds, f"x_{split}") for split in ("train", "val", "test")},
+             **{f"y_{split}": getattr(ds, f"y_{split}") % 2 for split in ("train", "val", "test")})
+
+    def binary(*head) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(16, activation="relu"), *head])
+        logit = not isinstance(head[-1], keras.layers.Activation) and head[-1].activation.__name__ == "linear"
+        model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=logit))
+        model.fit(ds.x_train, ds.y_train % 2, epochs=15, verbose=0)
+        return model
+
+    # A sigmoid in an Activation layer after the Dense(1): the same scores in Keras, Dense(2) after the change.
+    model = binary(keras.layers.Dense(1, name="score"), keras.layers.Activation("sigmoid"))
+    two, record = _two_class_scores(model, model_path=Path("model.keras"), dataset=load_dataset(data))
+    p = model.predict(ds.x_test, verbose=0)[:, 0]
+    np.testing.assert_allclose(two.predict(ds.x_test, verbose=0), np.stack([1 - p, p], axis=1), atol=1e-6)
+    assert record["layer"] == "score" and record["output"] == "sigmoid probability"
+    assert [type(layer).__name__ for layer in two.layers[-2:]] == ["Dense", "Dense"]
+
+    for activation, said in (("sigmoid", "sigmoid probability"), (None, "logit")):
+        model = binary(keras.layers.Dense(1, activation=activation, name="score"))
+        src, out = tmp_path / f"{activation}.keras", tmp_path / f"out_{activation}"
+        model.save(src)
+        keras_acc = float(np.mean((model.predict(ds.x_test, verbose=0)[:, 0] > (0.5 if activation else 0.0))
+                                  == ds.y_test % 2))
+        result = CliRunner().invoke(cli, ["deploy", str(src), "--profile", "nano33ble", "--dataset", str(data),
+                                          "--no-qat", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert (f"output: one {said} for class '1' from layer 'score', deployed as Dense(2) with "
+                "softmax(-z/2, z/2) = (1 - p, p)") in result.output
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["binary_output"] == {"output": said, "layer": "score", "positive_class": "1",
+                                      "deployed_as": "Dense(2) with softmax(-z/2, z/2) = (1 - p, p)"}
+        assert m["float_accuracy"] == pytest.approx(keras_acc) and keras_acc > 0.8
+        assert abs(m["int8_accuracy"] - keras_acc) <= 0.03
+        assert read_model_io((out / "model_int8.tflite").read_bytes()).output.shape == (1, 2)
+
+    keras.utils.set_random_seed(0)
+    tanh = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(1, activation="tanh", name="score")])
+    tanh.save(tmp_path / "tanh.keras")
+    (tmp_path / "sigmoid.tflite").write_bytes(
+        quantize_int8(keras.saving.load_model(tmp_path / "sigmoid.keras"), representative=ds.x_train[:50]))
+    for name, said in (("tanh.keras", "from layer 'score' (Dense, activation tanh)"),
+                       ("sigmoid.tflite", "pass the Keras model it was converted from")):
+        result = CliRunner().invoke(cli, ["deploy", str(tmp_path / name), "--profile", "nano33ble", "--dataset",
+                                          str(data), "--out", str(tmp_path / "refused")])
+        assert result.exit_code == 1 and said in str(result.exception), result.output
+        assert not (tmp_path / "refused").exists()

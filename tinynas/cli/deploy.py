@@ -106,6 +106,7 @@ def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tupl
     if defaulted:
         click.echo(f"  dataset: {defaulted} (what {trained.source} trained it on)")
     _echo_adaptation(m["dataset"], front_end="image_frontend.c" in m.get("files", ()))
+    _echo_binary(m)
     removed = m["source"].get("interface_removed")
     if removed:
         click.echo(f"  interface: the model's {removed['input_was']} input and {removed['output_was']} output "
@@ -154,9 +155,18 @@ def _echo_adaptation(dataset: dict, *, front_end: bool = False) -> None:
                    f"training; {how}")
 
 
+def _echo_binary(m: dict) -> None:
+    binary = m.get("binary_output")
+    if binary:
+        click.echo(f"  output: one {binary['output']} for class {binary['positive_class']!r} from "
+                   f"layer {binary['layer']!r}, deployed as {binary['deployed_as']}: the top score is the class, "
+                   "as p > 0.5")
+
+
 def _echo_runtime(model: Path, out_dir: Path, m: dict) -> None:
     click.echo(f"deployed {model} for {m['profile_id']} ({m['kind']}) into {out_dir}")
     _echo_adaptation(m["dataset"])
+    _echo_binary(m)
     click.echo(f"  float accuracy (Keras) {100 * m['float_accuracy']:.2f} % ({m['num_test_samples']} test samples)")
     for name, a in m["artifacts"].items():
         click.echo(f"  {name}: {100 * a['accuracy']:.2f} % in {a['runtime']}, max |p - p_keras| "

@@ -303,6 +303,56 @@ def _output_units(kind: str, model: Any, model_bytes: bytes) -> int:
     return int(np.prod(read_model_io(model_bytes).output.shape[1:]))
 
 
+def _two_class_scores(model: Any, *, model_path: Path, dataset: Any) -> tuple[Any, dict[str, str]]:
+    """A binary classifier's one score as two class scores, and what was done, for metrics.json.
+
+    The score comes from a Dense(1) layer: a logit z, or p = sigmoid(z) (in the layer or an Activation after
+    it). That layer becomes Dense(2) with softmax and the weights negated and halved in the first column:
+    softmax(-z/2, z/2) is exactly (1 - p, p), at the cost of one more column of weights and no other op.
+    The firmware, TFLite Micro validation and the phone and GPU runners then take the class as the top score,
+    as for every other model; the top of (1 - p, p) is Keras's ``p > 0.5``.
+    """
+    keep = "end the model in Dense(2) with softmax"
+    if model is None:  # an int8 .tflite: its graph is not rewritten
+        raise DeployError(
+            f"{model_path}: the model has one output score but deploy reads one score per class of "
+            f"{dataset.name!r} (2); pass the Keras model it was converted from (deploy turns a Dense(1) "
+            f"sigmoid or logit output into the two class scores (1 - p, p)), or {keep}")
+    import keras
+
+    def producer(tensor: Any) -> Any:
+        history = getattr(tensor, "_keras_history", None)
+        return history.operation if history is not None else None
+
+    def activation_of(layer: Any) -> str | None:
+        return getattr(getattr(layer, "activation", None), "__name__", None)
+
+    layer = producer(model.outputs[0])
+    output = activation_of(layer)
+    dense = layer
+    if isinstance(layer, keras.layers.Activation) and output == "sigmoid":
+        dense = producer(layer.input)
+        if activation_of(dense) != "linear":
+            dense = None
+    if not isinstance(dense, keras.layers.Dense) or output not in ("sigmoid", "linear"):
+        what = f"layer {layer.name!r} ({type(layer).__name__}, activation {output})" if layer is not None else "?"
+        raise DeployError(
+            f"{model_path}: the model has one output score for the 2 classes of {dataset.name!r}, from {what}; "
+            "deploy widens a binary classifier's Dense(1) with a sigmoid or no activation (a logit) to the two "
+            f"class scores: end the model so, or {keep}")
+    kernel, *bias = dense.get_weights()
+    head = keras.layers.Dense(2, activation="softmax", use_bias=bool(bias), name=f"{dense.name}_two_class")
+    scores = head(dense.input)
+    head.set_weights([np.concatenate([-kernel, kernel], axis=-1) / 2,
+                      *(np.concatenate([-b, b]) / 2 for b in bias)])
+    record = {"output": "sigmoid probability" if output == "sigmoid" else "logit", "layer": dense.name,
+              "deployed_as": "Dense(2) with softmax(-z/2, z/2) = (1 - p, p)",
+              "positive_class": str(dataset.class_names[1])}
+    log.info("%s: one %s output of class %s, deployed as %s", model_path, record["output"],
+             record["positive_class"], record["deployed_as"])
+    return keras.Model(model.inputs, scores, name=model.name), record
+
+
 def deploy(
     *,
     model_path: Path,
@@ -368,6 +418,10 @@ def deploy(
     else:
         model_shape = read_model_io(source.tflite_bytes).input.shape[1:]
     units = _output_units(kind, keras_model, source.tflite_bytes)
+    binary = None
+    if units == 1 and len(dataset.class_names) == 2:
+        keras_model, binary = _two_class_scores(keras_model, model_path=model_path, dataset=dataset)
+        units = 2
     if units != len(dataset.class_names):
         raise DeployError(
             f"{model_path}: the model has {units} outputs but dataset {dataset.name!r} has "
@@ -385,7 +439,8 @@ def deploy(
         return _deploy_runtime(kind=kind, keras_model=keras_model, model_path=model_path, profile=profile,
                                dataset=dataset, out_dir=out_dir, x_test=x_test, y_test=y_test, fit=fit, qat=qat,
                                model_id=model_id, source_sha=source_sha, data_shape=data_shape,
-                               model_shape=model_shape, representative_samples=representative_samples)
+                               model_shape=model_shape, representative_samples=representative_samples,
+                               binary=binary)
 
     qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
     tuned_model = None  # the QAT fine-tuned float model, when it is the one deployed
@@ -474,6 +529,7 @@ def deploy(
         "flash_budget_bytes": profile.flash_budget_bytes,
         "fits": report.fits,
         "qat": qat_record,
+        **({"binary_output": binary} if binary else {}),
         **({"unrolled": [{"layer": name, "time_steps": steps} for name, steps in unrolled]} if unrolled else {}),
         **({"float_ops": floats} if floats else {}),
         "validation": report.to_json(),
@@ -518,7 +574,8 @@ def _flash_ready(model_bytes: bytes, *, source: Path) -> tuple[bytes, int]:
 def _deploy_runtime(*, kind: str, keras_model: Any, model_path: Path, profile: HardwareProfile, dataset: Any,
                     out_dir: Path, x_test: np.ndarray, y_test: np.ndarray, fit: dict[str, Any], qat: QATMode,
                     model_id: str | None, source_sha: str, data_shape: tuple[int, ...],
-                    model_shape: tuple[int, ...], representative_samples: int) -> DeployResult:
+                    model_shape: tuple[int, ...], representative_samples: int,
+                    binary: dict[str, str] | None) -> DeployResult:
     """A ``mobile`` or ``gpu`` profile: LiteRT or ONNX artifacts (``tinynas.deploy.runtime_deploy``)."""
     from tinynas.deploy.runtime_deploy import deploy_runtime
 
@@ -537,6 +594,7 @@ def _deploy_runtime(*, kind: str, keras_model: Any, model_path: Path, profile: H
                     "input_shape": list(data_shape), "model_input_shape": list(model_shape),
                     "adapted_to_model": tuple(model_shape) != tuple(data_shape)},
         "qat": {"requested": qat},
+        **({"binary_output": binary} if binary else {}),
     }
     return deploy_runtime(keras_model=keras_model, model_path=model_path, profile=profile, dataset=dataset,
                           out_dir=out_dir, x_test=x_test, y_test=y_test, x_rep=x_rep, metrics=metrics,
