@@ -239,11 +239,15 @@ def test_an_epoch_of_fine_tuning_draws_at_least_a_thousand_samples():
 
 
 @pytest.mark.slow
-def test_qat_on_a_small_training_set_beats_post_training_quantization(tmp_path):
-    """GunPoint keeps 42 training series. A tinyformer trained 30 epochs (of 24 passes each) lost 2 points to
-    post-training quantization, and 20 QAT epochs of one pass (40 steps at 1e-4) made it worse: 0.933
-    against 0.947, 0.967 float. Epochs of 24 passes at 3e-5 reach 0.960. What a user runs: `tinynas train`,
-    then `tinynas deploy --qat`."""
+def test_qat_on_a_small_training_set_passes_over_it_and_keeps_int8_near_float(tmp_path):
+    """GunPoint keeps 42 training series, so a QAT epoch passes over them 24 times at 3e-5. What a user runs:
+    `tinynas train`, then `tinynas deploy --qat`, for a tinyformer on the bare-metal template.
+
+    Whether QAT beats PTQ on this one model moves with the installed Keras: once (float 0.967) PTQ 0.947, QAT
+    of single passes at 1e-4 0.933 and of 24 passes 0.960; with Keras 3.15.1 PTQ 0.967, single passes 0.960,
+    24 passes 0.953, kept on a tie on 10 validation series. ``scripts/bench_qat_small.py`` compares the
+    schedules over many models; this checks what holds for each: the schedule, the choice on validation,
+    and int8 within 2 points (3 of 150 series) of float."""
     import json
 
     from click.testing import CliRunner
@@ -265,9 +269,10 @@ def test_qat_on_a_small_training_set_beats_post_training_quantization(tmp_path):
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     q = m["qat"]
     assert q["applied"] and q["epoch_passes"] == 24 and q["settings"]["learning_rate"] == 3e-5
-    assert q["qat_int8_accuracy"] > q["ptq_int8_accuracy"]  # 144 of 150 test series against 142
-    assert q["used"] and m["int8_accuracy"] == q["qat_int8_accuracy"] and "after QAT" in res.output
-    assert m["float_accuracy"] - m["int8_accuracy"] <= 0.02
+    assert q["used"] == (q["qat_val_int8_accuracy"] >= q["ptq_val_int8_accuracy"])
+    assert m["int8_accuracy"] == (q["qat_int8_accuracy"] if q["used"] else q["ptq_int8_accuracy"])
+    assert ("after QAT" in res.output) == q["used"]
+    assert m["float_accuracy"] - q["qat_int8_accuracy"] <= 0.02 and m["float_accuracy"] - m["int8_accuracy"] <= 0.02
 
 
 def test_where_an_untrained_net_parts_from_tflm_its_int8_outputs_tie():

@@ -458,3 +458,49 @@ def test_a_binary_classifier_with_one_score_deploys_as_two_class_scores(tmp_path
                                           str(data), "--out", str(tmp_path / "refused")])
         assert result.exit_code == 1 and said in str(result.exception), result.output
         assert not (tmp_path / "refused").exists()
+
+
+def _normalized_motion_model(*, layer_norm: bool, epochs: int = 0):
+    """A 1D CNN on BasicMotions' raw accelerometer and gyroscope series, with or without a LayerNormalization
+    after its first convolution."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    ds = load_dataset("basicmotions")
+    model = keras.Sequential([keras.Input(ds.x_train.shape[1:]), L.Conv1D(8, 5, activation="relu"),
+                              *([L.LayerNormalization()] if layer_norm else []), L.GlobalAveragePooling1D(),
+                              L.Dense(len(ds.class_names), activation="softmax")])
+    if epochs:
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(ds.x_train, ds.y_train, epochs=epochs, verbose=0)
+    return model, ds
+
+
+def test_the_ops_int8_gets_wrong_are_named_and_others_are_not():
+    """LayerNormalization on raw sensor values computes x * scale and subtracts the mean's product after it:
+    two large int8 numbers whose difference is small, hundreds of int8 steps off. Without it no op strays."""
+    from tinynas.deploy.quantize import ERROR_STEPS_FLAG, int8_error_ops
+
+    model, ds = _normalized_motion_model(layer_norm=True)
+    worst = int8_error_ops(model, representative=ds.x_train)
+    assert worst and worst[0]["op"] == "MUL" and worst[0]["tensor"].startswith("layer_normalization")
+    assert worst[0]["error_steps"] > 100 and all(op["error_steps"] > ERROR_STEPS_FLAG for op in worst)
+    assert [op["error_steps"] for op in worst] == sorted((op["error_steps"] for op in worst), reverse=True)
+    model, ds = _normalized_motion_model(layer_norm=False)
+    assert int8_error_ops(model, representative=ds.x_train) == []
+
+
+@pytest.mark.slow
+def test_deploy_names_the_ops_that_lose_accuracy_in_int8(tmp_path):
+    model, _ = _normalized_motion_model(layer_norm=True, epochs=60)
+    model.save(tmp_path / "motion.keras")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["deploy", str(tmp_path / "motion.keras"), "--profile", "nano33ble",
+                                      "--dataset", "basicmotions", "--no-qat", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["float_accuracy"] - m["int8_accuracy"] > 0.01, result.output
+    assert m["int8_error_ops"][0]["tensor"].startswith("layer_normalization"), m["int8_error_ops"]
+    assert "int8 error: the ops furthest from float, in int8 steps (rounding alone: 0.3): MUL 'layer_norm" in (
+        result.output)

@@ -114,6 +114,11 @@ def deploy(model: Path, profile_id: str, dataset_name: str | None, options: tupl
     click.echo(f"  accuracy: float {float_acc}, int8 in TFLite Micro {100 * m['int8_accuracy']:.2f} % "
                f"({m['num_test_samples']} test samples)"
                + (", after QAT" if m["qat"].get("used") else ""))
+    if m.get("int8_error_ops"):
+        ops = ", ".join(f"{op['op']} {op['tensor']!r} {op['error_steps']:g}" for op in m["int8_error_ops"])
+        click.echo(f"  int8 error: the ops furthest from float, in int8 steps (rounding alone: 0.3): {ops}; int8 "
+                   "loses accuracy in the layers they belong to (LayerNormalization on large values, for one: "
+                   "BatchNormalization folds into the convolution before it instead)")
     click.echo(f"  arena {m['arena_bytes']:,} B of {m['sram_budget_bytes']:,} B SRAM budget; "
                f"model {m['flash_bytes']:,} B of {m['flash_budget_bytes']:,} B flash budget"
                + (f" ({m['tensor_names_stripped_bytes']:,} B of tensor names stripped)"

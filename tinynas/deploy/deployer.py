@@ -443,6 +443,7 @@ def deploy(
                                binary=binary)
 
     qat_record: dict[str, Any] = {"requested": qat, "applied": False, "used": False}
+    strays: list[dict[str, Any]] | None = None  # the ops int8 gets most wrong, when it loses accuracy
     tuned_model = None  # the QAT fine-tuned float model, when it is the one deployed
     unrolled: list[tuple[str, int | None]] = []
     if kind == "keras":
@@ -496,6 +497,9 @@ def deploy(
             else:
                 log.warning("QAT did not beat PTQ on validation (%.4f < %.4f): keeping the PTQ model",
                             qat_val, ptq_val)
+        if report.accuracy_drop > MAX_INT8_DROP:
+            strays = _int8_error_ops(tuned_model or keras_model, representative=x_rep,
+                                     num_samples=representative_samples, model_path=model_path)
     else:
         if qat is True:
             raise DeployError(
@@ -530,6 +534,7 @@ def deploy(
         "fits": report.fits,
         "qat": qat_record,
         **({"binary_output": binary} if binary else {}),
+        **({"int8_error_ops": strays} if strays is not None else {}),
         **({"unrolled": [{"layer": name, "time_steps": steps} for name, steps in unrolled]} if unrolled else {}),
         **({"float_ops": floats} if floats else {}),
         "validation": report.to_json(),
@@ -627,6 +632,20 @@ def redeploy(earlier: DeployResult, *, profile: HardwareProfile, dataset: Any, o
     if not report.fits:
         raise DoesNotFitError(does_not_fit_message(report, profile=profile, where=str(out_dir)))
     return result
+
+
+def _int8_error_ops(model: Any, *, representative: np.ndarray, num_samples: int,
+                    model_path: Path) -> list[dict[str, Any]] | None:
+    """``quantize.int8_error_ops`` for the deployed model; None, with a warning, when the debugger fails: it
+    explains a loss, and must not stop a deploy that is otherwise complete."""
+    from tinynas.deploy.quantize import int8_error_ops
+
+    try:
+        return int8_error_ops(model, representative=representative, num_samples=num_samples)
+    except Exception as exc:  # noqa: BLE001 - TensorFlow's debugger raises many kinds
+        log.warning("%s: could not tell which ops lose accuracy in int8 (%s: %s)", model_path,
+                    type(exc).__name__, str(exc)[:200])
+        return None
 
 
 def _qat_reason(qat: QATMode, *, drop: float, val_samples: int, attention: list[str]) -> str | None:

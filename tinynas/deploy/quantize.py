@@ -243,6 +243,59 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
     return bytes(data)
 
 
+#: An op's int8 output error (RMS, against the float model run with the same int8 weights) in steps of its
+#: int8 scale, above which deploy names it: rounding alone gives 1/sqrt(12), about 0.29 steps, and the ops of
+#: models that lose nothing in int8 stay under about 1 (a 1D CNN, a digits CNN, a Dense(1) head measured).
+ERROR_STEPS_FLAG = 2.0
+
+
+def int8_error_ops(model: Any, *, representative: np.ndarray, num_samples: int = 200,
+                   top: int = 3) -> list[dict[str, Any]]:
+    """The ops whose int8 outputs stray most from float, for a model that loses accuracy in int8.
+
+    TensorFlow's QuantizationDebugger runs the int8 model and, op by op, the float computation fed with the
+    same int8 inputs, on the first ``num_samples`` of ``representative`` (which also calibrate it). An op
+    whose error is many int8 steps has a value range that one int8 scale cannot hold (LayerNormalization's
+    products, a long tail of activations): the op to change, where QAT alone did not help. Up to ``top``
+    ops over ERROR_STEPS_FLAG, worst first: ``op`` (the TFLite builtin), ``tensor`` (its output's name,
+    which carries the Keras layer's name scope, without the model's) and ``error_steps``.
+    """
+    import csv
+    import re
+
+    from tinynas.tf_runtime import quiet_import
+
+    quiet_import()
+    import keras
+    import tensorflow as tf
+
+    rep = np.asarray(representative)[:num_samples].astype(np.float32)
+    model = _unroll_recurrent(keras, model)
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for i in range(rep.shape[0]):
+            yield [rep[i : i + 1]]
+
+    stats = io.StringIO()
+    with _quiet_fds(), warnings.catch_warnings(), keras_converter(model, sample_shape=rep.shape[1:]) as converter:
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation, which the debugger uses
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+        debugger.run()
+        debugger.layer_statistics_dump(stats)
+    scope = re.compile(rf"^(?:{re.escape(model.name)}(?:_\d+)?/)+")
+    found = []
+    for row in csv.DictReader(io.StringIO(stats.getvalue())):
+        scale, mse = float(row["scale"]), float(row["mean_squared_error"])
+        steps = float(np.sqrt(mse) / scale) if scale > 0 else 0.0
+        if steps > ERROR_STEPS_FLAG:
+            found.append({"op": row["op_name"], "tensor": scope.sub("", row["tensor_name"].split(";")[0]),
+                          "error_steps": round(steps, 1)})
+    return sorted(found, key=lambda op: -op["error_steps"])[:top]
+
+
 def _trained_like_statistics(model: Any, rng: np.random.Generator) -> None:
     """Nonzero biases and BatchNorm statistics, as training leaves them."""
     for layer in model.layers:
