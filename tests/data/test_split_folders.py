@@ -4,6 +4,7 @@ Keras's tutorials lay image and audio data out: the splits are the folders', not
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from tinynas.data import load_dataset
+from tinynas.data.base import PATH_KINDS
 from tinynas.errors import DatasetError
 
 
@@ -137,10 +139,12 @@ def test_a_folder_holding_the_dataset_in_a_folder_of_its_own_name_points_there(t
     assert load_dataset(tmp_path / "flowers" / "flowers").class_names == ("rose", "tulip")
 
 
-def test_fingerprints_of_datasets_from_before_the_new_options_stay(tmp_path):
-    """A CSV's window/stride/ignore_columns/group_column and a WAV folder's long_clips came after runs were
-    made: at their defaults they leave the fingerprint as it was (values computed with commit 2e59a89),
-    so those runs still resume and their cached trainings still match."""
+def test_fingerprints_of_datasets_from_before_the_new_options_stay(tmp_path, monkeypatch):
+    """A CSV's window/stride/ignore_columns/group_column and a WAV folder's long_clips and group_by came after
+    runs were made: at their defaults they leave the fingerprint as it was, so those runs still resume and their
+    cached trainings still match. The CSV's is pinned (computed with commit 2e59a89). A WAV folder's features
+    are float MFCCs, whose last bits differ between machines (an AMD EPYC without AVX-512 gave another hash
+    for the same code), so there the hash must move when its new options are counted at their defaults."""
     lines = ["a,b,c,label"] + [f"{i % 7},{(3 * i) % 5},{i % 3},{'up' if i % 2 else 'down'}" for i in range(40)]
     (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
     t = np.arange(4000) / 16000
@@ -150,7 +154,11 @@ def test_fingerprints_of_datasets_from_before_the_new_options_stay(tmp_path):
             wavfile.write(tmp_path / "kws" / name / f"{i}.wav", 16000,
                           (0.5 * np.sin(2 * np.pi * (freq + 10 * i) * t) * 32767).astype(np.int16))
     assert load_dataset(tmp_path / "w.csv").fingerprint == "c630effbe15f5f0b56ba592797b4e3ba3266734c"
-    assert load_dataset(tmp_path / "kws", clip_ms=250).fingerprint == "351bda48f1103c62a10b7e7e21a0bb1f091f1a52"
+    kws = load_dataset(tmp_path / "kws", clip_ms=250).fingerprint
+    assert load_dataset(tmp_path / "kws", clip_ms=250, long_clips="first", group_by="none").fingerprint == kws
+    wav = PATH_KINDS.get("wav-folder")
+    monkeypatch.setitem(PATH_KINDS._items, "wav-folder", dataclasses.replace(wav, later_options=()))
+    assert load_dataset(tmp_path / "kws", clip_ms=250).fingerprint != kws
     assert load_dataset(tmp_path / "w.csv", window=1).fingerprint != "c630effbe15f5f0b56ba592797b4e3ba3266734c"
 
 

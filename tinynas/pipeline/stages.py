@@ -289,7 +289,7 @@ def verify_stage(ctx: StageContext) -> dict:
     if not measured:
         raise SearchError(f"none of the {len(picked)} best predicted subnets could be scored; see {run.journal.path}")
     predicted, actual = [e["predicted_accuracy"] for e in measured], [e["accuracy"] for e in measured]
-    best = max(measured, key=lambda e: e["accuracy"])
+    best = min(measured, key=rank_key)  # the final stage ranks them so: a tie goes to the lower loss
     return {"verified": len(measured), "rounds": max(e.get("round", 1) for e in measured),
             "best_id": best["id"], "best_inherited": best["accuracy"], "best_round": best.get("round", 1),
             "predicted_rank_of_best": measured.index(best) + 1,
@@ -452,7 +452,7 @@ def search_stage(ctx: StageContext) -> dict:
         raise SearchError(f"every one of the {len(journaled)} candidates failed to train; see {run.journal.path}")
     return {"strategy": s.strategy, "evaluated": len(journaled), "elapsed_s": round(time.monotonic() - started, 3),
             "trained": sum(1 for e in journaled.values() if not e.get("cached")),
-            "best_id": max(usable, key=lambda e: e["accuracy"])["id"],
+            "best_id": min(usable, key=rank_key)["id"],
             "pareto_latency": front_latency, "pareto_arena": front_arena, "stop": stop}
 
 
