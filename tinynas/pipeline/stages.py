@@ -518,7 +518,8 @@ def rank_key(entry: dict[str, Any]) -> tuple[float, float, float]:
     A small validation split makes ties common (8 samples: accuracy moves in steps of 12.5 points), and
     its loss still tells the candidates apart."""
     loss = entry.get("val_loss")
-    return (-entry["accuracy"], math.inf if loss is None else float(loss), entry["cost"].get("latency_ms") or 0.0)
+    latency = (entry.get("cost") or {}).get("latency_ms") or 0.0
+    return (-entry["accuracy"], math.inf if loss is None else float(loss), latency)
 
 
 def top_candidates(entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
