@@ -143,8 +143,8 @@ def test_fingerprints_of_datasets_from_before_the_new_options_stay(tmp_path, mon
     """A CSV's window/stride/ignore_columns/group_column and a WAV folder's long_clips and group_by came after
     runs were made: at their defaults they leave the fingerprint as it was, so those runs still resume and their
     cached trainings still match. The CSV's is pinned (computed with commit 2e59a89). A WAV folder's features
-    are float MFCCs, whose last bits differ between machines (an AMD EPYC without AVX-512 gave another hash
-    for the same code), so there the hash must move when its new options are counted at their defaults."""
+    are float MFCCs, whose last bits differ between machines and numpy builds (an AMD EPYC without AVX-512
+    and numpy 2.4.6 gave another hash for the same code), so there the hash must move when its new options are counted at their defaults."""
     lines = ["a,b,c,label"] + [f"{i % 7},{(3 * i) % 5},{i % 3},{'up' if i % 2 else 'down'}" for i in range(40)]
     (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
     t = np.arange(4000) / 16000
