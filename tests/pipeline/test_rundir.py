@@ -45,6 +45,19 @@ def test_another_config_is_refused_naming_the_keys(tmp_path):
     assert loads_config((out / "config.toml").read_text(), where="x")["budget"]["candidates"] == 24  # untouched
 
 
+def test_the_same_command_on_other_data_is_refused_saying_the_data_changed(tmp_path):
+    """The same command, so "run the same command as before to resume" would not help: the data differ (files
+    edited, or features computed with other float rounding on another machine), and the message says so."""
+    out = tmp_path / "run"
+    RunDir.open(out, config=CONFIG).close()
+    with pytest.raises(SearchError) as err:
+        RunDir.open(out, config={**CONFIG, "dataset": {**CONFIG["dataset"], "fingerprint": "xyz"}})
+    msg = str(err.value)
+    assert "holds a run of the same command, but dataset 'digits' now reads as other data" in msg
+    assert "dataset.fingerprint: 'abc' -> 'xyz'" in msg and "run the same command" not in msg
+    assert loads_config((out / "config.toml").read_text(), where="x")["dataset"]["fingerprint"] == "abc"
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SearchError, match="not empty .*notes.txt.*--out"):

@@ -189,6 +189,14 @@ class RunDir:
         if file.is_file():
             old = loads_config(file.read_text(), where=str(file))
             diffs = config_differences(old, new)
+            if diffs and all(d.startswith("dataset.fingerprint:") for d in diffs):
+                raise SearchError(
+                    f"{self.path} holds a run of the same command, but dataset {new['dataset'].get('name')!r} now "
+                    f"reads as other data ({diffs[0]}): its files changed since the run began, or its features are "
+                    "computed (a WAV folder's MFCCs, say) on a machine whose float rounding differs; resuming would "
+                    "mix results from both: restore the files or resume on the first machine, or choose another "
+                    "--out for a new run"
+                )
             if diffs:
                 raise SearchError(
                     f"{self.path} holds a run with another configuration ({'; '.join(diffs)}); "
