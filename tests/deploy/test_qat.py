@@ -243,9 +243,10 @@ def test_qat_on_a_small_training_set_passes_over_it_and_keeps_int8_near_float(tm
     """GunPoint keeps 42 training series, so a QAT epoch passes over them 24 times at 3e-5. What a user runs:
     `tinynas train`, then `tinynas deploy --qat`, for a tinyformer on the bare-metal template.
 
-    Whether QAT beats PTQ on this one model moves with the installed Keras: once (float 0.967) PTQ 0.947, QAT
-    of single passes at 1e-4 0.933 and of 24 passes 0.960; with Keras 3.15.1 PTQ 0.967, single passes 0.960,
-    24 passes 0.953, kept on a tie on 10 validation series. ``scripts/bench_qat_small.py`` compares the
+    Whether QAT beats PTQ on this one model moves with the machine and the installed packages: on one (float
+    0.967) PTQ 0.947, QAT of single passes at 1e-4 0.933 and of 24 passes 0.960; on an AMD EPYC without
+    AVX-512 with Keras 3.15.1 PTQ 0.967, single passes 0.960, 24 passes 0.953, kept on a tie on 10 validation
+    series. ``scripts/bench_qat_small.py`` compares the
     schedules over many models; this checks what holds for each: the schedule, the choice on validation,
     and int8 within 2 points (3 of 150 series) of float."""
     import json
