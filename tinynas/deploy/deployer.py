@@ -335,7 +335,8 @@ def _two_class_scores(model: Any, *, model_path: Path, dataset: Any) -> tuple[An
         if activation_of(dense) != "linear":
             dense = None
     if not isinstance(dense, keras.layers.Dense) or output not in ("sigmoid", "linear"):
-        what = f"layer {layer.name!r} ({type(layer).__name__}, activation {output})" if layer is not None else "?"
+        what = (f"layer {layer.name!r} ({type(layer).__name__}, activation {output})" if layer is not None
+                else "a layer deploy cannot trace")
         raise DeployError(
             f"{model_path}: the model has one output score for the 2 classes of {dataset.name!r}, from {what}; "
             "deploy widens a binary classifier's Dense(1) with a sigmoid or no activation (a logit) to the two "

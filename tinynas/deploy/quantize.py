@@ -243,7 +243,7 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
     return bytes(data)
 
 
-#: An op's int8 output error (RMS, against the float model run with the same int8 weights) in steps of its
+#: An op's int8 output error (RMS, against the same op in float fed with the same inputs) in steps of its
 #: int8 scale, above which deploy names it: rounding alone gives 1/sqrt(12), about 0.29 steps, and the ops of
 #: models that lose nothing in int8 stay under about 1 (a 1D CNN, a digits CNN, a Dense(1) head measured).
 ERROR_STEPS_FLAG = 2.0
