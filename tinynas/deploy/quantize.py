@@ -189,6 +189,24 @@ def keras_converter(model: Any, *, sample_shape: tuple[int, ...]) -> Iterator[An
     yield tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], module)
 
 
+@contextlib.contextmanager
+def _calibrated_converter(tf: Any, model: Any, rep: np.ndarray) -> Iterator[Any]:
+    """``keras_converter`` set for full-integer int8 PTQ, its ranges calibrated on ``rep`` one sample at a
+    time, with TensorFlow's output and UserWarnings silenced ("Statistics for quantized inputs were expected":
+    expected with int8 inputs; tf.lite.Interpreter's deprecation, which the QuantizationDebugger uses)."""
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for i in range(rep.shape[0]):
+            yield [rep[i : i + 1]]
+
+    with _quiet_fds(), warnings.catch_warnings(), keras_converter(model, sample_shape=rep.shape[1:]) as converter:
+        warnings.simplefilter("ignore", UserWarning)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        yield converter
+
+
 def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 200) -> bytes:
     """The int8 ``.tflite`` flatbuffer of a float ``keras.Model`` (full-integer PTQ, int8 in/out).
 
@@ -218,18 +236,8 @@ def quantize_int8(model: Any, *, representative: np.ndarray, num_samples: int = 
     import tensorflow as tf
 
     model = _unroll_recurrent(keras, model)
-
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for i in range(rep.shape[0]):
-            yield [rep[i : i + 1]]
-
     try:
-        with _quiet_fds(), warnings.catch_warnings(), keras_converter(model, sample_shape=rep.shape[1:]) as converter:
-            # "Statistics for quantized inputs were expected": expected with int8 inputs.
-            warnings.simplefilter("ignore", UserWarning)
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = dataset
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        with _calibrated_converter(tf, model, rep) as converter:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
             data = converter.convert()
@@ -271,18 +279,10 @@ def int8_error_ops(model: Any, *, representative: np.ndarray, num_samples: int =
 
     rep = np.asarray(representative)[:num_samples].astype(np.float32)
     model = _unroll_recurrent(keras, model)
-
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for i in range(rep.shape[0]):
-            yield [rep[i : i + 1]]
-
     stats = io.StringIO()
-    with _quiet_fds(), warnings.catch_warnings(), keras_converter(model, sample_shape=rep.shape[1:]) as converter:
-        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation, which the debugger uses
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    with _calibrated_converter(tf, model, rep) as converter:
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                             debug_dataset=converter.representative_dataset)
         debugger.run()
         debugger.layer_statistics_dump(stats)
     scope = re.compile(rf"^(?:{re.escape(model.name)}(?:_\d+)?/)+")
